@@ -1,0 +1,1 @@
+//! Message layer (being written).
