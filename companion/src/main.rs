@@ -1,1 +1,272 @@
-fn main() {}
+//! `pinbridge`: the PinBridge command line, over the same core the desktop app uses.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use companion::crypto_tool::{self, Output, ToolError};
+use companion::demo;
+
+#[derive(Debug, Parser)]
+#[command(name = "pinbridge", version, about = "Companion for secure PIN pads", long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Walk the embedded default: the cryptography of a login and a payment, step by step.
+    Demo,
+    /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
+    #[command(subcommand)]
+    Crypto(CryptoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CryptoCommand {
+    /// ISO 9564-1 PIN blocks.
+    #[command(subcommand)]
+    Pinblock(PinblockCommand),
+    /// Compute a MAC.
+    Mac(MacArgs),
+    /// Compute a key check value.
+    Kcv(KcvArgs),
+    /// ANSI X9.143 / TR-31 key blocks.
+    #[command(subcommand)]
+    Tr31(Tr31Command),
+    /// Derive a DUKPT working key from a BDK and a KSN.
+    Dukpt(DukptArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PinblockCommand {
+    /// Build a PIN block; enciphered when --key is given, clear otherwise.
+    Encode {
+        /// ISO 9564-1 format: 0, 1, 3 (TDES) or 4 (AES).
+        #[arg(long)]
+        format: u8,
+        /// The PIN, 4 to 12 digits.
+        #[arg(long)]
+        pin: String,
+        /// The primary account number (not used by format 1).
+        #[arg(long)]
+        pan: Option<String>,
+        /// PIN encryption key (hex; TDES for formats 0/1/3, AES for format 4).
+        #[arg(long)]
+        key: Option<String>,
+        /// Fill bytes (hex) instead of random fill, for reproducible blocks.
+        #[arg(long)]
+        fill: Option<String>,
+    },
+    /// Recover the PIN from a PIN block.
+    Decode {
+        /// ISO 9564-1 format: 0, 1, 3 or 4.
+        #[arg(long)]
+        format: u8,
+        /// The primary account number (not used by format 1).
+        #[arg(long)]
+        pan: Option<String>,
+        /// PIN encryption key (hex) when the block is enciphered.
+        #[arg(long)]
+        key: Option<String>,
+        /// The PIN block in hex.
+        block: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MacAlg {
+    /// ISO 9797-1 MAC algorithm 1 (CBC-MAC).
+    #[value(name = "iso9797-1")]
+    Iso9797Alg1,
+    /// ISO 9797-1 MAC algorithm 3 (retail MAC).
+    #[value(name = "iso9797-3")]
+    Iso9797Alg3,
+    /// AES-CMAC (NIST SP 800-38B).
+    AesCmac,
+    /// TDES-CMAC (NIST SP 800-38B).
+    TdesCmac,
+}
+
+#[derive(Debug, Args)]
+struct MacArgs {
+    #[arg(long, value_enum)]
+    alg: MacAlg,
+    /// ISO 9797-1 padding method (1 or 2); ignored by CMAC.
+    #[arg(long, default_value_t = 1)]
+    padding: u8,
+    /// The key in hex.
+    #[arg(long)]
+    key: String,
+    /// The data in hex.
+    #[arg(long)]
+    data: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyAlg {
+    Aes,
+    Tdes,
+}
+
+#[derive(Debug, Args)]
+struct KcvArgs {
+    /// The key in hex.
+    #[arg(long)]
+    key: String,
+    /// Key algorithm; when absent, 8/24-byte keys are TDES and 32-byte keys AES, and a
+    /// 16-byte key must be named.
+    #[arg(long, value_enum)]
+    alg: Option<KeyAlg>,
+    /// Legacy AES KCV (ECB of zeros, 3 bytes) instead of the X9.24-1:2017 CMAC KCV.
+    #[arg(long)]
+    legacy_ecb: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Tr31Command {
+    /// Wrap a key into a TR-31 key block.
+    Wrap {
+        /// Key-block protection key (hex): TDES for version B, AES for version D.
+        #[arg(long)]
+        kbpk: String,
+        /// The header, e.g. D0000P0AE00E0000 (the length field is filled in).
+        #[arg(long)]
+        header: String,
+        /// The key to wrap (hex).
+        #[arg(long)]
+        key: String,
+        /// Padding bytes (hex) instead of random padding, for reproducible blocks.
+        #[arg(long)]
+        random: Option<String>,
+    },
+    /// Verify and unwrap a TR-31 key block.
+    Unwrap {
+        /// Key-block protection key (hex).
+        #[arg(long)]
+        kbpk: String,
+        /// The key block.
+        block: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DukptScheme {
+    Aes,
+    Tdes,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DukptUsage {
+    Pin,
+    Mac,
+    Data,
+}
+
+#[derive(Debug, Args)]
+struct DukptArgs {
+    /// Base derivation key (hex).
+    #[arg(long)]
+    bdk: String,
+    /// Key serial number (hex): 12 bytes for AES (initial key ID + counter), 10 for TDES.
+    #[arg(long)]
+    ksn: String,
+    #[arg(long, value_enum, default_value_t = DukptScheme::Aes)]
+    scheme: DukptScheme,
+    #[arg(long, value_enum, default_value_t = DukptUsage::Pin)]
+    usage: DukptUsage,
+}
+
+fn run(command: Command) -> Result<Output, ToolError> {
+    match command {
+        Command::Demo => demo::run(),
+        Command::Crypto(crypto) => run_crypto(crypto),
+    }
+}
+
+fn run_crypto(command: CryptoCommand) -> Result<Output, ToolError> {
+    match command {
+        CryptoCommand::Pinblock(PinblockCommand::Encode {
+            format,
+            pin,
+            pan,
+            key,
+            fill,
+        }) => crypto_tool::pinblock_encode(
+            format,
+            &pin,
+            pan.as_deref(),
+            key.as_deref(),
+            fill.as_deref(),
+        ),
+        CryptoCommand::Pinblock(PinblockCommand::Decode {
+            format,
+            pan,
+            key,
+            block,
+        }) => crypto_tool::pinblock_decode(format, pan.as_deref(), key.as_deref(), &block),
+        CryptoCommand::Mac(args) => crypto_tool::mac(
+            match args.alg {
+                MacAlg::Iso9797Alg1 => crypto_tool::MacChoice::Iso9797Alg1,
+                MacAlg::Iso9797Alg3 => crypto_tool::MacChoice::Iso9797Alg3,
+                MacAlg::AesCmac => crypto_tool::MacChoice::AesCmac,
+                MacAlg::TdesCmac => crypto_tool::MacChoice::TdesCmac,
+            },
+            args.padding,
+            &args.key,
+            &args.data,
+        ),
+        CryptoCommand::Kcv(args) => crypto_tool::kcv(
+            &args.key,
+            args.alg.map(|alg| match alg {
+                KeyAlg::Aes => crypto_tool::AlgChoice::Aes,
+                KeyAlg::Tdes => crypto_tool::AlgChoice::Tdes,
+            }),
+            args.legacy_ecb,
+        ),
+        CryptoCommand::Tr31(Tr31Command::Wrap {
+            kbpk,
+            header,
+            key,
+            random,
+        }) => crypto_tool::tr31_wrap(&kbpk, &header, &key, random.as_deref()),
+        CryptoCommand::Tr31(Tr31Command::Unwrap { kbpk, block }) => {
+            crypto_tool::tr31_unwrap(&kbpk, &block)
+        }
+        CryptoCommand::Dukpt(args) => crypto_tool::dukpt(
+            &args.bdk,
+            &args.ksn,
+            match args.scheme {
+                DukptScheme::Aes => crypto_tool::AlgChoice::Aes,
+                DukptScheme::Tdes => crypto_tool::AlgChoice::Tdes,
+            },
+            match args.usage {
+                DukptUsage::Pin => crypto_tool::DukptChoice::Pin,
+                DukptUsage::Mac => crypto_tool::DukptChoice::Mac,
+                DukptUsage::Data => crypto_tool::DukptChoice::Data,
+            },
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli.command) {
+        Ok(output) => {
+            println!("{}", if json { output.to_json() } else { output.to_text() });
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if json {
+                eprintln!("{}", crypto_tool::error_json(&error));
+            } else {
+                eprintln!("pinbridge: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test PinBridge has: formatting, lints, the no_std build, unit, property, vector and
+# end-to-end tests. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/env.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "firmware-protocol builds without std (no_std + alloc)"
+cargo build -p firmware-protocol --no-default-features --locked
+
+step "tests"
+cargo test --workspace --locked
