@@ -257,7 +257,14 @@ fn main() -> ExitCode {
     let json = cli.json;
     match run(cli.command) {
         Ok(output) => {
-            println!("{}", if json { output.to_json() } else { output.to_text() });
+            println!(
+                "{}",
+                if json {
+                    output.to_json()
+                } else {
+                    output.to_text()
+                }
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -160,7 +160,12 @@ impl KeyMaterial {
 
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyMaterial({}-{}, <redacted>)", self.algorithm, self.bytes.len() * 8)
+        write!(
+            f,
+            "KeyMaterial({}-{}, <redacted>)",
+            self.algorithm,
+            self.bytes.len() * 8
+        )
     }
 }
 

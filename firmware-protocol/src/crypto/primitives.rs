@@ -7,8 +7,8 @@
 use aes::{Aes128, Aes192, Aes256};
 use alloc::vec::Vec;
 use cipher::{
-    Array, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt,
-    InnerIvInit, KeyInit,
+    Array, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit,
+    KeyInit,
 };
 use cmac::{Cmac, Mac};
 use des::{Des, TdesEde2, TdesEde3};
@@ -231,7 +231,10 @@ mod tests {
     fn cmac_rfc4493_example_2() {
         let c = cipher(KeyAlgorithm::Aes, "2b7e151628aed2a6abf7158809cf4f3c");
         let msg = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap();
-        assert_eq!(hex::encode(c.cmac(&msg)), "070a16b46b4d4144f79bdd9dd04a287c");
+        assert_eq!(
+            hex::encode(c.cmac(&msg)),
+            "070a16b46b4d4144f79bdd9dd04a287c"
+        );
     }
 
     #[test]
@@ -257,7 +260,10 @@ mod tests {
 
     #[test]
     fn cbc_round_trips() {
-        let c = cipher(KeyAlgorithm::Aes, "000102030405060708090a0b0c0d0e0f1011121314151617");
+        let c = cipher(
+            KeyAlgorithm::Aes,
+            "000102030405060708090a0b0c0d0e0f1011121314151617",
+        );
         let plain: Vec<u8> = (0u8..48).collect();
         let mut data = plain.clone();
         c.cbc_encrypt(&[7; 16], &mut data).unwrap();
