@@ -1,0 +1,5 @@
+//! Everything the PinBridge desktop app does, without a window: the `pinbridge` CLI and the
+//! desktop shell are thin layers over this crate.
+
+pub mod crypto_tool;
+pub mod demo;
