@@ -798,6 +798,18 @@ fn cipher_for(format: PinBlockFormat, key: &PinKey) -> Result<BlockCipher, PinBl
     Ok(BlockCipher::new(key.material()))
 }
 
+/// The PAN field format 4 mixes in between its two encryptions; `None` for other formats.
+fn format4_pan_field(
+    format: PinBlockFormat,
+    pan: Option<&Pan>,
+) -> Result<Option<[u8; 16]>, PinBlockError> {
+    match (format, pan) {
+        (PinBlockFormat::Iso4, Some(pan)) => Ok(Some(pan.format4_field())),
+        (PinBlockFormat::Iso4, None) => Err(PinBlockError::PanRequired { format }),
+        _ => Ok(None),
+    }
+}
+
 /// Enciphers a clear PIN block under `key`: TDES ECB of the block for formats 0, 1 and 3;
 /// for format 4, AES of the PIN field, XOR the PAN field, AES again (so `pan` is required
 /// for format 4 and ignored otherwise: formats 0 and 3 took it at encoding).
@@ -808,12 +820,12 @@ pub fn encipher(
 ) -> Result<EncipheredPinBlock, PinBlockError> {
     let format = block.format;
     let cipher = cipher_for(format, key)?;
+    let pan_field = format4_pan_field(format, pan)?;
     let mut out = Zeroizing::new(block.bytes);
     let len = format.block_len();
     cipher.ecb_encrypt(&mut out[..len])?;
-    if format == PinBlockFormat::Iso4 {
-        let pan = pan.ok_or(PinBlockError::PanRequired { format })?;
-        xor_into(&mut out[..], &pan.format4_field());
+    if let Some(pan_field) = pan_field {
+        xor_into(&mut out[..], &pan_field);
         cipher.ecb_encrypt(&mut out[..])?;
     }
     Ok(EncipheredPinBlock {
@@ -836,11 +848,11 @@ pub fn decipher(
         format,
         bytes: block.bytes,
     };
+    let pan_field = format4_pan_field(format, pan)?;
     let len = format.block_len();
     cipher.ecb_decrypt(&mut clear.bytes[..len])?;
-    if format == PinBlockFormat::Iso4 {
-        let pan = pan.ok_or(PinBlockError::PanRequired { format })?;
-        xor_into(&mut clear.bytes[..], &pan.format4_field());
+    if let Some(pan_field) = pan_field {
+        xor_into(&mut clear.bytes[..], &pan_field);
         cipher.ecb_decrypt(&mut clear.bytes[..])?;
     }
     Ok(clear)
