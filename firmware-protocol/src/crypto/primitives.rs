@@ -139,7 +139,7 @@ fn total_len(parts: &[&[u8]]) -> usize {
     parts.iter().map(|part| part.len()).sum()
 }
 
-/// Why [`retail_mac`] refused its input.
+/// Why [`retail_mac()`] refused its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RetailMacError {
     /// ISO/IEC 9797-1 MAC algorithm 3 over DES takes exactly two DES keys, K || K'.
