@@ -2,16 +2,20 @@
 //!
 //! Every other crypto module (PIN blocks, MACs, KCVs, TR-31, DUKPT) goes through
 //! [`BlockCipher`], so the choice of cipher by key length, and the RustCrypto modes it uses
-//! (CBC from `cbc`, CMAC from `cmac`), live here once.
+//! (CBC from `cbc`, CMAC from `cmac`, CBC-MAC from `cbc-mac`, the retail MAC from
+//! `retail-mac`), live here once.
 
 use aes::{Aes128, Aes192, Aes256};
 use alloc::vec::Vec;
+use cbc_mac::CbcMac;
+use cbc_mac::SmallBlockSizeUser;
 use cipher::{
     Array, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit,
     KeyInit,
 };
 use cmac::{Cmac, Mac};
 use des::{Des, TdesEde2, TdesEde3};
+use retail_mac::RetailMac;
 
 use super::keys::{KeyAlgorithm, KeyMaterial};
 
@@ -117,6 +121,66 @@ fn cmac_with<C: cmac::block_api::CmacCipher + Clone>(cipher: &C, data: &[u8]) ->
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Streams `parts`, taken as one message, through a single CBC-MAC instance: the bytes are
+/// chained block by block into one state block, never copied into a joined buffer.
+fn cbc_mac_with<C: BlockCipherEncrypt + SmallBlockSizeUser + Clone>(
+    cipher: &C,
+    parts: &[&[u8]],
+) -> Vec<u8> {
+    use cbc_mac::digest::InnerInit;
+    let mut mac = <CbcMac<C> as InnerInit>::inner_init(cipher.clone());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn total_len(parts: &[&[u8]]) -> usize {
+    parts.iter().map(|part| part.len()).sum()
+}
+
+/// Why [`retail_mac()`] refused its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RetailMacError {
+    /// ISO/IEC 9797-1 MAC algorithm 3 over DES takes exactly two DES keys, K || K'.
+    #[error("the retail MAC needs a 16-byte TDES key (K || K'), not a {len}-byte {algorithm} key")]
+    KeyNotDoubleLengthTdes {
+        /// Algorithm of the key given.
+        algorithm: KeyAlgorithm,
+        /// Length of the key given.
+        len: usize,
+    },
+    /// The parts do not add up to whole DES blocks.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+/// ISO/IEC 9797-1 MAC algorithm 3 (the ANSI X9.19 retail MAC) over DES, without padding:
+/// single-DES CBC under K over every block, then the last chaining value is decrypted
+/// under K' and encrypted under K. `key` is the 16-byte TDES material K || K'; `parts`, taken
+/// as one message, must add up to whole 8-byte blocks (callers pad per their standard) and
+/// are streamed, not joined.
+pub fn retail_mac(key: &KeyMaterial, parts: &[&[u8]]) -> Result<[u8; 8], RetailMacError> {
+    use retail_mac::KeyInit;
+    let bytes = key.reveal_bytes();
+    let key_error = RetailMacError::KeyNotDoubleLengthTdes {
+        algorithm: key.algorithm(),
+        len: bytes.len(),
+    };
+    if key.algorithm() != KeyAlgorithm::Tdes || bytes.len() != 16 {
+        return Err(key_error);
+    }
+    let len = total_len(parts);
+    if !len.is_multiple_of(8) {
+        return Err(BlockError::NotBlockAligned { len, block_size: 8 }.into());
+    }
+    let mut mac = RetailMac::<Des>::new_from_slice(bytes).map_err(|_| key_error)?;
+    for part in parts {
+        mac.update(part);
+    }
+    Ok(mac.finalize().into_bytes().into())
+}
+
 impl BlockCipher {
     /// Keys the cipher that fits the material.
     pub fn new(key: &KeyMaterial) -> Self {
@@ -197,6 +261,15 @@ impl BlockCipher {
     pub fn cmac(&self, data: &[u8]) -> Vec<u8> {
         with_cipher!(self, c => cmac_with(c, data))
     }
+
+    /// CBC-MAC with a zero IV (ISO/IEC 9797-1 MAC algorithm 1 before truncation, without
+    /// padding): the last block of the CBC encryption of `parts` taken as one message. The
+    /// parts must add up to whole blocks (callers pad per their standard); they are streamed
+    /// block by block through one cipher instance, never joined or copied.
+    pub fn cbc_mac(&self, parts: &[&[u8]]) -> Result<Vec<u8>, BlockError> {
+        self.check_aligned(total_len(parts))?;
+        Ok(with_cipher!(self, c => cbc_mac_with(c, parts)))
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +327,56 @@ mod tests {
             Err(BlockError::InvalidIvLength {
                 len: 16,
                 block_size: 8
+            })
+        );
+    }
+
+    #[test]
+    fn cbc_mac_is_the_last_cbc_block_whatever_the_split() {
+        let c = cipher(KeyAlgorithm::Tdes, "0123456789abcdeffedcba9876543210");
+        let message: Vec<u8> = (0u8..40).collect();
+        let mut encrypted = message.clone();
+        c.cbc_encrypt(&[0; 8], &mut encrypted).unwrap();
+        let last_block = &encrypted[32..];
+        assert_eq!(c.cbc_mac(&[&message]).unwrap(), last_block);
+        assert_eq!(
+            c.cbc_mac(&[&message[..3], &message[3..21], &[], &message[21..]])
+                .unwrap(),
+            last_block
+        );
+        assert_eq!(
+            c.cbc_mac(&[&message[..39]]),
+            Err(BlockError::NotBlockAligned {
+                len: 39,
+                block_size: 8
+            })
+        );
+    }
+
+    #[test]
+    fn retail_mac_iso9797_1_annex_b() {
+        // ISO/IEC 9797-1 Annex B, MAC algorithm 3, padding method 1 (aligned, so no padding).
+        let key = KeyMaterial::new(
+            KeyAlgorithm::Tdes,
+            &hex::decode("0123456789abcdeffedcba9876543210").unwrap(),
+        )
+        .unwrap();
+        let message = b"Now is the time for all ";
+        let mac = retail_mac(&key, &[&message[..5], &message[5..]]).unwrap();
+        assert_eq!(hex::encode(mac), "a1c72e74ea3fa9b6");
+        assert_eq!(
+            retail_mac(&key, &[&message[..23]]),
+            Err(RetailMacError::Block(BlockError::NotBlockAligned {
+                len: 23,
+                block_size: 8
+            }))
+        );
+        let three_key = KeyMaterial::new(KeyAlgorithm::Tdes, &[1; 24]).unwrap();
+        assert_eq!(
+            retail_mac(&three_key, &[message]),
+            Err(RetailMacError::KeyNotDoubleLengthTdes {
+                algorithm: KeyAlgorithm::Tdes,
+                len: 24
             })
         );
     }
