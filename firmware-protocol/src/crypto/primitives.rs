@@ -144,7 +144,7 @@ impl BlockCipher {
 
     fn check_aligned(&self, len: usize) -> Result<(), BlockError> {
         let block_size = self.block_size();
-        if len % block_size == 0 {
+        if len.is_multiple_of(block_size) {
             Ok(())
         } else {
             Err(BlockError::NotBlockAligned { len, block_size })
