@@ -103,7 +103,10 @@ impl Output {
 
     /// The value under `label`, if any.
     pub fn get(&self, label: &str) -> Option<&Value> {
-        self.fields.iter().find(|(l, _)| *l == label).map(|(_, v)| v)
+        self.fields
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, v)| v)
     }
 
     /// Text for a terminal.
@@ -301,7 +304,10 @@ fn kbpk_for_version(version: char, kbpk: &str) -> Result<KeyBlockProtectionKey, 
         'D' => KeyAlgorithm::Aes,
         _ => KeyAlgorithm::Tdes,
     };
-    Ok(KeyBlockProtectionKey::new(algorithm, &parse_hex("kbpk", kbpk)?)?)
+    Ok(KeyBlockProtectionKey::new(
+        algorithm,
+        &parse_hex("kbpk", kbpk)?,
+    )?)
 }
 
 fn wrapped_key_algorithm(header_algorithm: char) -> KeyAlgorithm {
@@ -323,9 +329,14 @@ pub fn tr31_wrap(
     let version = header_text.chars().next().unwrap_or('D');
     let algorithm_code = header_text.chars().nth(7).unwrap_or('A');
     let kbpk = kbpk_for_version(version, kbpk)?;
-    let key = KeyMaterial::new(wrapped_key_algorithm(algorithm_code), &parse_hex("key", key)?)?;
+    let key = KeyMaterial::new(
+        wrapped_key_algorithm(algorithm_code),
+        &parse_hex("key", key)?,
+    )?;
     let block = match random {
-        Some(padding) => tr31::wrap_with_padding(&kbpk, &parsed, &key, &parse_hex("random", padding)?)?,
+        Some(padding) => {
+            tr31::wrap_with_padding(&kbpk, &parsed, &key, &parse_hex("random", padding)?)?
+        }
         None => tr31::wrap(
             &kbpk,
             &parsed,
@@ -351,7 +362,6 @@ pub fn tr31_unwrap(kbpk: &str, block: &str) -> Result<Output, ToolError> {
     Ok(Output::default()
         .with("key", upper_hex(unwrapped.material.reveal_bytes()))
         .with("kcv", upper_hex(kcv.as_bytes()))
-        .with("header", header.to_string())
         .with("version", header.version().to_string())
         .with("key_usage", header.key_usage().to_string())
         .with("algorithm", header.algorithm().to_string())

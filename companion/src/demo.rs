@@ -63,13 +63,11 @@ pub fn run() -> Result<Output, ToolError> {
 
     // Pairing: host and device agree on a host key; a person compares the codes.
     let host = HostPairing::start(&mut rng);
-    let device = DevicePairing::respond(&mut rng, host.public_key().clone(), host.commitment());
-    let device_public = device.public_key().clone();
-    let device_nonce = device.nonce().clone();
-    let host_nonce = host.nonce().clone();
-    let host_outcome = host
-        .finish(&device_public, &device_nonce)
-        .map_err(|_| demo_error("pairing failed on the host side"))?;
+    let device = DevicePairing::respond(&mut rng, *host.public_key(), host.commitment());
+    let device_public = *device.public_key();
+    let device_nonce = *device.nonce();
+    let host_nonce = *host.nonce();
+    let host_outcome = host.finish(&device_public, &device_nonce);
     let device_outcome = device
         .finish(&host_nonce)
         .map_err(|_| demo_error("pairing failed on the device side"))?;
@@ -162,7 +160,9 @@ pub fn run() -> Result<Output, ToolError> {
             hex::encode_upper(pin_kcv.as_bytes())
         ),
     );
-    match tr31::unwrap(&kbpk, &mac_key_block)?.into_key::<firmware_protocol::crypto::keys::PinEncryption>() {
+    match tr31::unwrap(&kbpk, &mac_key_block)?
+        .into_key::<firmware_protocol::crypto::keys::PinEncryption>()
+    {
         Err(error) => t.step(
             "device",
             format!("refused the MAC key block offered as a PIN key: {error}"),
@@ -177,7 +177,8 @@ pub fn run() -> Result<Output, ToolError> {
     t.step("device", "display: PAY 12.34 CNY TO ...3445  [enter PIN]");
     let pin = Pin::new(DEVICE_KEYPAD_PIN)?;
     let pan = Pan::new(DEMO_PAN)?;
-    let pin_block = pinblock::encrypt_pin(PinBlockFormat::Iso4, &pin, Some(&pan), &pin_key, &mut rng)?;
+    let pin_block =
+        pinblock::encrypt_pin(PinBlockFormat::Iso4, &pin, Some(&pan), &pin_key, &mut rng)?;
     drop(pin);
     let mut mac_input = payment.as_bytes().to_vec();
     mac_input.extend_from_slice(pin_block.as_bytes());
@@ -190,7 +191,12 @@ pub fn run() -> Result<Output, ToolError> {
             hex::encode_upper(&payment_mac)
         ),
     );
-    mac::verify(&mac_key_bank, MacAlgorithm::AesCmac, &mac_input, &payment_mac)?;
+    mac::verify(
+        &mac_key_bank,
+        MacAlgorithm::AesCmac,
+        &mac_input,
+        &payment_mac,
+    )?;
     let bank_pin = pinblock::decrypt_pin(&pin_block, Some(&pan), &pin_key_bank)?;
     t.step(
         "bank",
@@ -205,14 +211,22 @@ pub fn run() -> Result<Output, ToolError> {
         .iter()
         .map(|&b| if b == b'1' { b'9' } else { b })
         .collect::<Vec<u8>>();
-    match mac::verify(&mac_key_bank, MacAlgorithm::AesCmac, &tampered, &payment_mac) {
+    match mac::verify(
+        &mac_key_bank,
+        MacAlgorithm::AesCmac,
+        &tampered,
+        &payment_mac,
+    ) {
         Err(_) => t.step(
             "bank",
             "a copy with the amount changed by the PC is rejected: MAC mismatch",
         ),
         Ok(()) => return Err(demo_error("a tampered payment verified")),
     }
-    t.step("device", "bank response MAC verified: indicator steady green, \"Approved\"");
+    t.step(
+        "device",
+        "bank response MAC verified: indicator steady green, \"Approved\"",
+    );
 
     let text = t.lines.join("\n");
     Ok(Output::default()

@@ -1,6 +1,8 @@
 //! Cost of the payment cryptography, against the raw block cipher as the reference.
 //! Figures and ratios: docs/BENCHMARKS.md (`cargo bench -p firmware-protocol --bench crypto`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -52,8 +54,16 @@ fn macs(c: &mut Criterion) {
         for (name, key, alg) in [
             ("aes_cmac", &aes_key, MacAlgorithm::AesCmac),
             ("tdes_cmac", &tdes_key, MacAlgorithm::TdesCmac),
-            ("iso9797_alg1_tdes", &tdes_key, MacAlgorithm::Iso9797Alg1(Padding::Method2)),
-            ("iso9797_alg3", &tdes_key, MacAlgorithm::Iso9797Alg3(Padding::Method2)),
+            (
+                "iso9797_alg1_tdes",
+                &tdes_key,
+                MacAlgorithm::Iso9797Alg1(Padding::Method2),
+            ),
+            (
+                "iso9797_alg3",
+                &tdes_key,
+                MacAlgorithm::Iso9797Alg3(Padding::Method2),
+            ),
         ] {
             group.bench_with_input(BenchmarkId::new(name, size), &data, |b, data| {
                 b.iter(|| mac::compute(key, alg, black_box(data)).unwrap())
@@ -80,8 +90,14 @@ fn tr31_unwrap(c: &mut Criterion) {
     let header = Header::parse("D0000P0AE00E0000").unwrap();
     let key = KeyMaterial::new(KeyAlgorithm::Aes, &[0x66; 16]).unwrap();
     let mut rng = ChaCha20Rng::from_seed([2; 32]);
-    let block = tr31::wrap(&kbpk, &header, &key, KeyLengthMasking::AlgorithmMaximum, &mut rng)
-        .unwrap();
+    let block = tr31::wrap(
+        &kbpk,
+        &header,
+        &key,
+        KeyLengthMasking::AlgorithmMaximum,
+        &mut rng,
+    )
+    .unwrap();
     c.bench_function("tr31/version_d_unwrap", |b| {
         b.iter(|| tr31::unwrap(&kbpk, black_box(&block)).unwrap())
     });
@@ -104,5 +120,12 @@ fn dukpt_derivation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, raw_blocks, macs, pin_block, tr31_unwrap, dukpt_derivation);
+criterion_group!(
+    benches,
+    raw_blocks,
+    macs,
+    pin_block,
+    tr31_unwrap,
+    dukpt_derivation
+);
 criterion_main!(benches);
