@@ -79,3 +79,9 @@ pub const TRANSACTION_IDLE_TIMEOUT_MS: u64 = 3000;
 
 /// Longest PIN a keepalive's digit counter may announce (ISO 9564: 4 to 12 digits).
 pub const MAX_PIN_DIGITS: u8 = 12;
+
+/// A host that sees no answer to `INIT` within this long sends it again ...
+pub const INIT_TIMEOUT_MS: u64 = 1000;
+
+/// ... up to this many times in all, then reports the device unreachable.
+pub const INIT_ATTEMPTS: u8 = 5;

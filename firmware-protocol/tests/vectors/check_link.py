@@ -238,7 +238,9 @@ def build():
                 "PROTOCOL.md independently of the Rust crate, with Python's zlib.crc32 as the "
                 "CRC-32/ISO-HDLC. The Rust tests (tests/link_vectors.rs) check every vector both "
                 "ways against the crate (packetize -> packets, reassemble -> payload, fault -> "
-                "reply). The CRC algorithm itself is pinned by the published check value below. "
+                "reply). The CRC algorithm itself is pinned by the published check value below, and the "
+                "CRCs of the ACK (ed18d4ef) and INIT request (e9841469) frames were also "
+                "recomputed by hand with a bit-by-bit CRC-32 loop (poly 0xEDB88320), not zlib. "
                 "Payload bytes are synthetic: MSG payloads are a sequence byte followed by "
                 "((start + i) * 31 + 7) mod 256.",
         "crc_check": {
