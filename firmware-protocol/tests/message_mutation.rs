@@ -1,6 +1,7 @@
 //! Hostile input: truncation at every position, trailing bytes, corrupted bytes, arbitrary
 //! bytes. The decoder must answer each with a specific typed error and never panic, and any
 //! input it accepts must re-encode to itself (the encoding is canonical).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 mod message_support;
 

@@ -1,6 +1,6 @@
 //! Shared proptest strategies for the message-layer tests: one strategy per message type,
 //! producing values inside every documented field range (PROTOCOL.md §3).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use firmware_protocol::message::*;
 use proptest::collection::vec;
