@@ -1,0 +1,254 @@
+//! The exact bytes every MAC and signature in the protocol covers, so the device, the bank
+//! and the host compute the same input from the same message.
+//!
+//! One rule for all of them (PROTOCOL.md §3.6):
+//!
+//! - An authenticator made by the bank, the operator or the host is the *last* field of its
+//!   request. It covers `tag || 0x00 || request body without the authenticator`.
+//! - An authenticator made by the device is the last field of its response. It covers
+//!   `tag || 0x00 || request body (whole) || response body without the authenticator`, so
+//!   it binds the answer to the exact question.
+//!
+//! `tag` is a domain-separation string from [`domain`], different for every payload, so a
+//! MAC or signature made for one purpose never verifies as another. Bodies are the message
+//! encodings (header excluded); because the encoding is canonical, re-encoding a decoded
+//! message gives the bytes that were received.
+
+use alloc::vec::Vec;
+
+use super::codec::Writer;
+use super::request::{
+    ApprovePayment, BankChallenge, BankCommand, Enrol, GetIntegrityReport, HostVerified,
+    Initialise, OperatorReset, SignConfirmation, VerifyBankResponse,
+};
+use super::response::{ChallengeResponse, IntegrityReport, PaymentApproved};
+use super::types::{EcdsaSignature, HostId, MacTag};
+use super::{Body, MessageError, Request, WireBody, decode};
+
+/// Domain-separation tags: ASCII, followed on the wire of every MAC/signature input by one
+/// `0x00` byte. No tag is a prefix of another once the `0x00` is appended.
+pub mod domain {
+    /// `HostVerified.mac`, by the paired host under its host-verification key.
+    pub const HOST_VERIFIED: &[u8] = b"PinBridge/1/host-verified";
+    /// `Initialise.signature`, by the bank management key.
+    pub const INITIALISE: &[u8] = b"PinBridge/1/initialise";
+    /// `Enrol.signature`, by the bank management key.
+    pub const ENROL: &[u8] = b"PinBridge/1/enrol";
+    /// `OperatorReset.signature`, by the bank operator key.
+    pub const OPERATOR_RESET: &[u8] = b"PinBridge/1/operator-reset";
+    /// `BankCommand.signature`, by the bank management key.
+    pub const BANK_COMMAND: &[u8] = b"PinBridge/1/bank-command";
+    /// `ApprovePayment.bank_mac`, by the bank under the session response key.
+    pub const APPROVE_PAYMENT: &[u8] = b"PinBridge/1/approve-payment";
+    /// `VerifyBankResponse.bank_mac`, by the bank under the session response key.
+    pub const BANK_RESPONSE: &[u8] = b"PinBridge/1/bank-response";
+    /// `ChallengeResponse.mac`, by the device under the session MAC key.
+    pub const CHALLENGE_RESPONSE: &[u8] = b"PinBridge/1/challenge-response";
+    /// `PaymentApproved.mac`, by the device under the session MAC key.
+    pub const PAYMENT_APPROVED: &[u8] = b"PinBridge/1/payment-approved";
+    /// `IntegrityReport.signature`, by the device attestation key.
+    pub const INTEGRITY_REPORT: &[u8] = b"PinBridge/1/integrity-report";
+    /// `ConfirmationSignature.signature`, by the device attestation key.
+    pub const CONFIRMATION: &[u8] = b"PinBridge/1/confirmation";
+
+    /// All tags, for tests that check they are distinct.
+    pub const ALL: &[&[u8]] = &[
+        HOST_VERIFIED,
+        INITIALISE,
+        ENROL,
+        OPERATOR_RESET,
+        BANK_COMMAND,
+        APPROVE_PAYMENT,
+        BANK_RESPONSE,
+        CHALLENGE_RESPONSE,
+        PAYMENT_APPROVED,
+        INTEGRITY_REPORT,
+        CONFIRMATION,
+    ];
+}
+
+fn body_of(body: &impl WireBody) -> Result<Vec<u8>, MessageError> {
+    let mut w = Writer::new();
+    body.write(&mut w)?;
+    Ok(w.into_bytes())
+}
+
+/// `body` without its last `authenticator_len` bytes: every authenticator is a fixed-size
+/// last field.
+fn body_without_authenticator(
+    body: &impl WireBody,
+    authenticator_len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    let mut bytes = body_of(body)?;
+    bytes.truncate(bytes.len().saturating_sub(authenticator_len));
+    Ok(bytes)
+}
+
+fn tagged(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let len = tag.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut input = Vec::with_capacity(len);
+    input.extend_from_slice(tag);
+    input.push(0x00);
+    for part in parts {
+        input.extend_from_slice(part);
+    }
+    input
+}
+
+fn signed_request(
+    tag: &[u8],
+    request: &impl WireBody,
+    authenticator_len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    Ok(tagged(
+        tag,
+        &[&body_without_authenticator(request, authenticator_len)?],
+    ))
+}
+
+fn device_answer(
+    tag: &[u8],
+    request: &impl WireBody,
+    response: &impl WireBody,
+    authenticator_len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    Ok(tagged(
+        tag,
+        &[
+            &body_of(request)?,
+            &body_without_authenticator(response, authenticator_len)?,
+        ],
+    ))
+}
+
+impl HostVerified {
+    /// The bytes the host MACs: `"PinBridge/1/host-verified" 00 || host_id || counter ||
+    /// inner length (u16) || inner`.
+    pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::HOST_VERIFIED, self, MacTag::LEN)
+    }
+
+    /// Wraps `inner` (encoded with `request_id`, which the envelope must carry too) for a
+    /// paired host, computing the MAC with `mac` over [`HostVerified::mac_input`].
+    /// `mac` is the host-verification MAC from `crypto::pairing`.
+    pub fn seal(
+        request_id: u32,
+        host_id: HostId,
+        counter: u64,
+        inner: &Request,
+        mac: impl FnOnce(&[u8]) -> MacTag,
+    ) -> Result<Self, MessageError> {
+        if matches!(inner, Request::HostVerified(_)) {
+            return Err(MessageError::NestedEnvelope);
+        }
+        let mut envelope = Self {
+            host_id,
+            counter,
+            inner: inner.encode(request_id)?,
+            mac: MacTag([0; 16]),
+        };
+        envelope.mac = mac(&envelope.mac_input()?);
+        Ok(envelope)
+    }
+
+    /// Decodes the inner request, for a device that has already checked the host id, the
+    /// counter and the MAC (verify, then parse). Refuses an inner message that is not a
+    /// request, is another envelope, or carries another request id than the envelope's.
+    pub fn open(&self, outer_request_id: u32) -> Result<Request, MessageError> {
+        let message = decode(&self.inner)?;
+        let request = match message.body {
+            Body::Request(request) => request,
+            Body::Response(response) => {
+                return Err(MessageError::ExpectedRequest {
+                    message_type: response.message_type(),
+                });
+            }
+        };
+        if matches!(request, Request::HostVerified(_)) {
+            return Err(MessageError::NestedEnvelope);
+        }
+        if message.request_id != outer_request_id {
+            return Err(MessageError::EnvelopeRequestIdMismatch {
+                outer: outer_request_id,
+                inner: message.request_id,
+            });
+        }
+        Ok(request)
+    }
+}
+
+impl Initialise {
+    /// The bytes the bank management key signs (ECDSA P-256 with SHA-256).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::INITIALISE, self, EcdsaSignature::LEN)
+    }
+}
+
+impl Enrol {
+    /// The bytes the bank management key signs (ECDSA P-256 with SHA-256).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::ENROL, self, EcdsaSignature::LEN)
+    }
+}
+
+impl OperatorReset {
+    /// The bytes the bank operator key signs (ECDSA P-256 with SHA-256).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::OPERATOR_RESET, self, EcdsaSignature::LEN)
+    }
+}
+
+impl BankCommand {
+    /// The bytes the bank management key signs (ECDSA P-256 with SHA-256).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::BANK_COMMAND, self, EcdsaSignature::LEN)
+    }
+}
+
+impl ApprovePayment {
+    /// The bytes the bank MACs under the session response key: the session id, the whole
+    /// canonical payment and the bank counter.
+    pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::APPROVE_PAYMENT, self, MacTag::LEN)
+    }
+}
+
+impl VerifyBankResponse {
+    /// The bytes the bank MACs under the session response key: session id, transaction id,
+    /// device counter and verdict.
+    pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::BANK_RESPONSE, self, MacTag::LEN)
+    }
+}
+
+impl SignConfirmation {
+    /// The bytes the device's attestation key signs (ECDSA P-256 with SHA-256) once the user
+    /// approved: the whole request. The response adds nothing to cover.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::CONFIRMATION, self, 0)
+    }
+}
+
+impl ChallengeResponse {
+    /// The bytes the device MACs under the session MAC key: the challenge (session id, bank
+    /// nonce) and the device nonce.
+    pub fn mac_input(&self, request: &BankChallenge) -> Result<Vec<u8>, MessageError> {
+        device_answer(domain::CHALLENGE_RESPONSE, request, self, MacTag::LEN)
+    }
+}
+
+impl PaymentApproved {
+    /// The bytes the device MACs under the session MAC key: the whole payment request (bank
+    /// MAC included), the PIN block and the device counter.
+    pub fn mac_input(&self, request: &ApprovePayment) -> Result<Vec<u8>, MessageError> {
+        device_answer(domain::PAYMENT_APPROVED, request, self, MacTag::LEN)
+    }
+}
+
+impl IntegrityReport {
+    /// The bytes the attestation key signs (ECDSA P-256 with SHA-256): the bank's nonce,
+    /// serial, firmware version and firmware hash.
+    pub fn signed_bytes(&self, request: &GetIntegrityReport) -> Result<Vec<u8>, MessageError> {
+        device_answer(domain::INTEGRITY_REPORT, request, self, EcdsaSignature::LEN)
+    }
+}

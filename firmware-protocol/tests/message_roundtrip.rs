@@ -1,0 +1,255 @@
+//! Property tests: every message type round-trips, the encoding is canonical, and the
+//! encoder refuses what the decoder would refuse.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
+
+mod message_support;
+
+use firmware_protocol::message::*;
+use message_support::{message, request, response};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_request_round_trips(request_id in any::<u32>(), value in request()) {
+        let bytes = value.encode(request_id).expect("generated values are in range");
+        prop_assert!(bytes.len() <= MAX_MESSAGE_LEN);
+        prop_assert_eq!(bytes[0], PROTOCOL_VERSION);
+        prop_assert_eq!(u16::from_be_bytes([bytes[1], bytes[2]]), value.message_type());
+        prop_assert_eq!(u32::from_be_bytes([bytes[3], bytes[4], bytes[5], bytes[6]]), request_id);
+        prop_assert_eq!(decode_request(&bytes), Ok((request_id, value)));
+    }
+
+    #[test]
+    fn every_response_round_trips(request_id in any::<u32>(), value in response()) {
+        let bytes = value.encode(request_id).expect("generated values are in range");
+        prop_assert!(bytes.len() <= MAX_MESSAGE_LEN);
+        prop_assert_eq!(decode_response(&bytes), Ok((request_id, value)));
+    }
+
+    #[test]
+    fn message_wrapper_round_trips(value in message()) {
+        let bytes = value.encode().expect("in range");
+        prop_assert_eq!(Message::decode(&bytes), Ok(value));
+    }
+
+    /// A request is never mistaken for a response or the other way round.
+    #[test]
+    fn direction_is_checked(request_id in any::<u32>(), req in request(), resp in response()) {
+        let req_bytes = req.encode(request_id).expect("in range");
+        let resp_bytes = resp.encode(request_id).expect("in range");
+        prop_assert_eq!(
+            decode_response(&req_bytes),
+            Err(MessageError::ExpectedResponse { message_type: req.message_type() })
+        );
+        prop_assert_eq!(
+            decode_request(&resp_bytes),
+            Err(MessageError::ExpectedRequest { message_type: resp.message_type() })
+        );
+    }
+
+    /// A host-verified envelope built by `seal` opens to the same request, and its MAC input
+    /// is exactly tag, NUL, then the envelope body without the MAC.
+    #[test]
+    fn sealed_envelopes_open_to_their_request(
+        request_id in any::<u32>(),
+        host in message_support::host_id(),
+        counter in any::<u64>(),
+        inner in request().prop_filter("fits in an envelope, not nested", |r| {
+            !matches!(r, Request::HostVerified(_))
+                && r.encode(0).map(|b| b.len() <= limits::ENVELOPE_INNER.max).unwrap_or(false)
+        }),
+    ) {
+        let mut seen = Vec::new();
+        let envelope = HostVerified::seal(request_id, host, counter, &inner, |input| {
+            seen = input.to_vec();
+            MacTag([0xAB; 16])
+        }).expect("fits");
+        prop_assert_eq!(envelope.mac, MacTag([0xAB; 16]));
+        let mut expected = b"PinBridge/1/host-verified\0".to_vec();
+        expected.extend_from_slice(&host.0);
+        expected.extend_from_slice(&counter.to_be_bytes());
+        expected.extend_from_slice(&(envelope.inner.len() as u16).to_be_bytes());
+        expected.extend_from_slice(&envelope.inner);
+        prop_assert_eq!(&seen, &expected);
+        prop_assert_eq!(envelope.mac_input(), Ok(expected));
+        prop_assert_eq!(envelope.open(request_id), Ok(inner.clone()));
+        let wrapped = Request::HostVerified(envelope).encode(request_id).expect("fits");
+        let (_, decoded) = decode_request(&wrapped).expect("decodes");
+        prop_assert_eq!(
+            match decoded { Request::HostVerified(e) => e.open(request_id), _ => Err(MessageError::NestedEnvelope) },
+            Ok(inner)
+        );
+    }
+}
+
+#[test]
+fn envelope_open_refuses_mismatched_ids_nesting_and_responses() {
+    let inner = Request::GetStatus(GetStatus);
+    let envelope = HostVerified::seal(5, HostId([1; 8]), 9, &inner, |_| MacTag([0; 16])).unwrap();
+    assert_eq!(
+        envelope.open(6),
+        Err(MessageError::EnvelopeRequestIdMismatch { outer: 6, inner: 5 })
+    );
+    assert_eq!(
+        HostVerified::seal(
+            5,
+            HostId([1; 8]),
+            9,
+            &Request::HostVerified(envelope.clone()),
+            |_| { MacTag([0; 16]) }
+        ),
+        Err(MessageError::NestedEnvelope)
+    );
+    let nested = HostVerified {
+        inner: Request::HostVerified(envelope.clone()).encode(5).unwrap(),
+        ..envelope.clone()
+    };
+    assert_eq!(nested.open(5), Err(MessageError::NestedEnvelope));
+    let response_inside = HostVerified {
+        inner: Response::KeysLoaded(KeysLoaded {
+            session_id: SessionId([0; 16]),
+        })
+        .encode(5)
+        .unwrap(),
+        ..envelope
+    };
+    assert_eq!(
+        response_inside.open(5),
+        Err(MessageError::ExpectedRequest {
+            message_type: message_type::KEYS_LOADED
+        })
+    );
+}
+
+#[test]
+fn host_verification_is_required_exactly_for_session_payment_and_unpair() {
+    let required = [
+        message_type::UNPAIR,
+        message_type::LOAD_SESSION_KEYS,
+        message_type::BANK_CHALLENGE,
+        message_type::APPROVE_PAYMENT,
+        message_type::VERIFY_BANK_RESPONSE,
+        message_type::SIGN_CONFIRMATION,
+    ];
+    for code in 0..=message_type::VENDOR_REQUEST_LAST {
+        assert_eq!(
+            requires_host_verification(code),
+            required.contains(&code),
+            "0x{code:04x}"
+        );
+    }
+    assert!(
+        Request::BankChallenge(BankChallenge {
+            session_id: SessionId([0; 16]),
+            bank_nonce: Nonce([0; 16])
+        })
+        .requires_host_verification()
+    );
+    assert!(!Request::GetInfo(GetInfo).requires_host_verification());
+}
+
+#[test]
+fn encoder_refuses_out_of_range_values() {
+    let too_long_name = Request::PairBegin(PairBegin {
+        host_public_key: EcPublicKey::new([4; 65]).unwrap(),
+        host_nonce: Nonce([0; 16]),
+        host_name: "x".repeat(33),
+    });
+    assert_eq!(
+        too_long_name.encode(1),
+        Err(MessageError::LengthOutOfRange {
+            field: "PairBegin.host_name",
+            len: 33,
+            min: 0,
+            max: 32
+        })
+    );
+    let ok_status = Response::Error(ErrorResponse {
+        status: StatusCode::Ok,
+        indicator: Indicator::Off,
+        detail: String::new(),
+    });
+    assert!(matches!(
+        ok_status.encode(1),
+        Err(MessageError::InvalidValue {
+            field: "Error.status",
+            ..
+        })
+    ));
+    let wrong_range = Request::Vendor(Vendor {
+        message_type: 0xF000,
+        body: vec![],
+    });
+    assert!(matches!(
+        wrong_range.encode(1),
+        Err(MessageError::InvalidValue {
+            field: "Vendor.message_type",
+            ..
+        })
+    ));
+    let spoofing = Response::IndicatorSet(IndicatorSet {
+        indicator: Indicator::Safe,
+        result: BankResult::Approved,
+        display_text: "Approved\u{202E}".into(),
+    });
+    assert!(matches!(
+        spoofing.encode(1),
+        Err(MessageError::InvalidValue {
+            field: "IndicatorSet.display_text",
+            ..
+        })
+    ));
+    let oversized = Request::Vendor(Vendor {
+        message_type: 0x7000,
+        body: vec![0; 4090],
+    });
+    assert_eq!(
+        oversized.encode(1),
+        Err(MessageError::LengthOutOfRange {
+            field: "Vendor.body",
+            len: 4090,
+            min: 0,
+            max: 4089
+        })
+    );
+    let bad_pan = Request::Enrol(Enrol {
+        device_serial: "PB1".into(),
+        sequence: 1,
+        customer_id: "C".into(),
+        pin_account_number: "12345678901A".into(),
+        pin_length_min: 4,
+        pin_length_max: 6,
+        pin_key: WrappedKey {
+            key_block: KeyBlock::new("D0000P0AE00E0000").unwrap(),
+            kcv: Kcv::new(&[1, 2, 3]).unwrap(),
+        },
+        signature: EcdsaSignature([0; 64]),
+    });
+    assert!(matches!(
+        bad_pan.encode(1),
+        Err(MessageError::InvalidValue {
+            field: "Enrol.pin_account_number",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn validated_field_types_refuse_bad_values() {
+    let mut compressed = [0u8; 65];
+    compressed[0] = 0x02;
+    assert!(EcPublicKey::new(compressed).is_err());
+    assert!(CurrencyCode::new("eur").is_err());
+    assert!(CurrencyCode::new("EURO").is_err());
+    assert_eq!(CurrencyCode::new("EUR").unwrap().as_str(), "EUR");
+    assert!(Kcv::new(&[1, 2]).is_err());
+    assert!(Kcv::new(&[0; 17]).is_err());
+    assert!(KeyBlock::new("short").is_err());
+    assert!(KeyBlock::new("D0112P0AE00E0000\u{7f}").is_err());
+    assert!(PinBlock::new(PinBlockFormat::Iso4, &[0; 8]).is_err());
+    let iso0 = PinBlock::new(PinBlockFormat::Iso0, &[7; 8]).unwrap();
+    assert_eq!(iso0.enciphered(), &[7; 8]);
+    assert_eq!(&iso0.wire_block()[8..], &[0; 8]);
+}
