@@ -154,7 +154,7 @@ fn host_verification_is_required_exactly_for_session_payment_and_unpair() {
 fn encoder_refuses_out_of_range_values() {
     let too_long_name = Request::PairBegin(PairBegin {
         host_public_key: EcPublicKey::new([4; 65]).unwrap(),
-        host_nonce: Nonce([0; 16]),
+        host_commitment: Sha256Digest([0; 32]),
         host_name: "x".repeat(33),
     });
     assert_eq!(

@@ -121,7 +121,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
             5,
             Request::PairBegin(PairBegin {
                 host_public_key: key(0x20),
-                host_nonce: Nonce(arr(0x70)),
+                host_commitment: Sha256Digest(arr(0x70)),
                 host_name: "LAPTOP-ALICE".into(),
             }),
         ),
@@ -129,7 +129,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
             "PairConfirm",
             6,
             Request::PairConfirm(PairConfirm {
-                host_confirmation: MacTag(arr(0x30)),
+                host_nonce: Nonce(arr(0x30)),
             }),
         ),
         req(
@@ -465,11 +465,11 @@ fn fields(body: &Body) -> Value {
             Request::Cancel(m) => json!({ "target_request_id": m.target_request_id }),
             Request::PairBegin(m) => json!({
                 "host_public_key": hex_of(m.host_public_key.as_bytes()),
-                "host_nonce": hex_of(&m.host_nonce.0),
+                "host_commitment": hex_of(&m.host_commitment.0),
                 "host_name": m.host_name,
             }),
             Request::PairConfirm(m) => {
-                json!({ "host_confirmation": hex_of(&m.host_confirmation.0) })
+                json!({ "host_nonce": hex_of(&m.host_nonce.0) })
             }
             Request::Unpair(m) => json!({ "host_id": hex_of(&m.host_id.0) }),
             Request::HostVerified(m) => json!({

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::codec::{Reader, Writer};
 use super::types::{
     BankCommandKind, BankResult, EcPublicKey, EcdsaSignature, HostId, MacTag, Nonce,
-    PaymentDetails, SessionId, WrappedKey, check_pin_account,
+    PaymentDetails, SessionId, Sha256Digest, WrappedKey, check_pin_account,
 };
 use super::{MessageError, WireBody, limits, message_type};
 
@@ -76,13 +76,15 @@ impl WireBody for Cancel {
     }
 }
 
-/// Starts pairing: the host's ephemeral ECDH key and nonce (answered by `PairChallenge`).
+/// Starts pairing: the host's ephemeral ECDH key and its commitment to its nonce (answered by
+/// `PairChallenge`). The host reveals the nonce only in `PairConfirm`, after it has seen the
+/// device's key and nonce, so a man in the middle cannot search for a matching code (§4.1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PairBegin {
     /// Host's ephemeral P-256 ECDH public key.
     pub host_public_key: EcPublicKey,
-    /// Host's 16 random bytes for the pairing KDF.
-    pub host_nonce: Nonce,
+    /// `crypto::pairing::HostCommitment` over the host public key and host nonce.
+    pub host_commitment: Sha256Digest,
     /// Name the device shows and lists for this host ("LAPTOP-ALICE"), 0..=32 bytes.
     pub host_name: String,
 }
@@ -91,34 +93,34 @@ impl WireBody for PairBegin {
     fn read(r: &mut Reader<'_>) -> Result<Self, MessageError> {
         Ok(Self {
             host_public_key: EcPublicKey::read(r, "PairBegin.host_public_key")?,
-            host_nonce: Nonce::read(r, "PairBegin.host_nonce")?,
+            host_commitment: Sha256Digest::read(r, "PairBegin.host_commitment")?,
             host_name: r.string("PairBegin.host_name", limits::HOST_NAME)?,
         })
     }
     fn write(&self, w: &mut Writer) -> Result<(), MessageError> {
         self.host_public_key.write(w);
-        self.host_nonce.write(w);
+        self.host_commitment.write(w);
         w.string("PairBegin.host_name", &self.host_name, limits::HOST_NAME)
     }
 }
 
-/// Completes pairing once both sides show the 6-digit code: the host's key-confirmation tag.
-/// The device waits for the user to confirm the code on its keypad, checks the tag and
-/// answers `PairResult`.
+/// Reveals the host nonce. The device checks it against `PairBegin.host_commitment`, derives
+/// the comparison code, shows it, waits for the user to confirm it on its keypad and answers
+/// `PairResult` with its key-confirmation tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PairConfirm {
-    /// Host key-confirmation tag, computed as `crypto::pairing` (§4) defines.
-    pub host_confirmation: MacTag,
+    /// The host's 16-byte pairing nonce committed to in `PairBegin`.
+    pub host_nonce: Nonce,
 }
 
 impl WireBody for PairConfirm {
     fn read(r: &mut Reader<'_>) -> Result<Self, MessageError> {
         Ok(Self {
-            host_confirmation: MacTag::read(r, "PairConfirm.host_confirmation")?,
+            host_nonce: Nonce::read(r, "PairConfirm.host_nonce")?,
         })
     }
     fn write(&self, w: &mut Writer) -> Result<(), MessageError> {
-        self.host_confirmation.write(w);
+        self.host_nonce.write(w);
         Ok(())
     }
 }

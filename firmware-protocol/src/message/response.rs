@@ -233,7 +233,7 @@ impl WireBody for PairChallenge {
     }
 }
 
-/// Answer to `PairConfirm`: the user confirmed and the host's tag verified.
+/// Answer to `PairConfirm`: the commitment matched and the user confirmed the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PairResult {
     /// The id this host uses in `HostVerified` envelopes from now on.

@@ -133,16 +133,14 @@ pub fn payment() -> impl Strategy<Value = PaymentDetails> {
 
 pub fn request() -> impl Strategy<Value = Request> {
     let pairing = prop_oneof![
-        (public_key(), nonce(), text(limits::HOST_NAME)).prop_map(|(k, n, name)| {
+        (public_key(), digest(), text(limits::HOST_NAME)).prop_map(|(k, c, name)| {
             Request::PairBegin(PairBegin {
                 host_public_key: k,
-                host_nonce: n,
+                host_commitment: c,
                 host_name: name,
             })
         }),
-        mac().prop_map(|t| Request::PairConfirm(PairConfirm {
-            host_confirmation: t
-        })),
+        nonce().prop_map(|n| Request::PairConfirm(PairConfirm { host_nonce: n })),
         host_id().prop_map(|h| Request::Unpair(Unpair { host_id: h })),
         (
             host_id(),
