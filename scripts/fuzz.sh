@@ -15,6 +15,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 # Sanitizer builds must not share artifacts with the normal build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR%/}-fuzz"
+mkdir -p "$CARGO_TARGET_DIR"
 cd fuzz
 targets=$(cargo fuzz list)
 for target in $targets; do

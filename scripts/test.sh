@@ -19,3 +19,6 @@ cargo build -p firmware-protocol --no-default-features --locked
 
 step "tests"
 cargo test --workspace --locked
+
+step "fuzz smoke run (10 s per target; the long runs: bash scripts/fuzz.sh 600)"
+bash scripts/fuzz.sh 10
