@@ -67,10 +67,10 @@ proptest! {
             MacTag([0xAB; 16])
         }).expect("fits");
         prop_assert_eq!(envelope.mac, MacTag([0xAB; 16]));
-        let mut expected = b"PinBridge/1/host-verified\0".to_vec();
+        let mut expected = b"PinBridge/v1/host-auth/request\0".to_vec();
         expected.extend_from_slice(&host.0);
         expected.extend_from_slice(&counter.to_be_bytes());
-        expected.extend_from_slice(&(envelope.inner.len() as u16).to_be_bytes());
+        expected.extend_from_slice(&(envelope.inner.len() as u64).to_be_bytes());
         expected.extend_from_slice(&envelope.inner);
         prop_assert_eq!(&seen, &expected);
         prop_assert_eq!(envelope.mac_input(), Ok(expected));

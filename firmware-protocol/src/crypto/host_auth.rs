@@ -121,14 +121,10 @@ impl fmt::Debug for HostMacKey {
     }
 }
 
-/// AES-CMAC over [`REQUEST_MAC_TAG`] || 0x00 || host id || counter (u64 BE) || inner length
-/// (u64 BE) || inner.
-pub fn host_request_mac(
-    key: &HostMacKey,
-    host_id: &HostId,
-    counter: u64,
-    inner: &[u8],
-) -> [u8; HOST_MAC_LEN] {
+/// The bytes a host request MAC covers: [`REQUEST_MAC_TAG`] || 0x00 || host id || counter
+/// (u64 BE) || inner length (u64 BE) || inner. The one definition of the HostVerified
+/// envelope's MAC input; `message::HostVerified::mac_input` returns exactly this.
+pub fn host_request_mac_input(host_id: &HostId, counter: u64, inner: &[u8]) -> Vec<u8> {
     let tag = REQUEST_MAC_TAG.as_bytes();
     let mut data = Vec::with_capacity(tag.len() + 1 + HOST_ID_LEN + 16 + inner.len());
     data.extend_from_slice(tag);
@@ -137,7 +133,18 @@ pub fn host_request_mac(
     data.extend_from_slice(&counter.to_be_bytes());
     data.extend_from_slice(&(inner.len() as u64).to_be_bytes());
     data.extend_from_slice(inner);
-    let cmac = BlockCipher::new(key.mac_key().material()).cmac(&data);
+    data
+}
+
+/// AES-CMAC under the host MAC key over [`host_request_mac_input`].
+pub fn host_request_mac(
+    key: &HostMacKey,
+    host_id: &HostId,
+    counter: u64,
+    inner: &[u8],
+) -> [u8; HOST_MAC_LEN] {
+    let cmac = BlockCipher::new(key.mac_key().material())
+        .cmac(&host_request_mac_input(host_id, counter, inner));
     let mut out = [0u8; HOST_MAC_LEN];
     // An AES key gives a 16-byte CMAC.
     if let Some(block) = cmac.get(..HOST_MAC_LEN) {

@@ -29,7 +29,7 @@ use super::{Body, MessageError, Request, WireBody, decode};
 /// `0x00` byte. No tag is a prefix of another once the `0x00` is appended.
 pub mod domain {
     /// `HostVerified.mac`, by the paired host under its host-verification key.
-    pub const HOST_VERIFIED: &[u8] = b"PinBridge/1/host-verified";
+    pub const HOST_VERIFIED: &[u8] = crate::crypto::host_auth::REQUEST_MAC_TAG.as_bytes();
     /// `Initialise.signature`, by the bank management key.
     pub const INITIALISE: &[u8] = b"PinBridge/1/initialise";
     /// `Enrol.signature`, by the bank management key.
@@ -122,10 +122,15 @@ fn device_answer(
 }
 
 impl HostVerified {
-    /// The bytes the host MACs: `"PinBridge/1/host-verified" 00 || host_id || counter ||
-    /// inner length (u16) || inner`.
+    /// The bytes the host MACs, as `crypto::host_auth` defines them (the one definition):
+    /// `"PinBridge/v1/host-auth/request" 00 || host_id || counter (u64) || inner length (u64)
+    /// || inner`.
     pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
-        signed_request(domain::HOST_VERIFIED, self, MacTag::LEN)
+        Ok(crate::crypto::host_auth::host_request_mac_input(
+            &crate::crypto::pairing::HostId::from_array(self.host_id.0),
+            self.counter,
+            &self.inner,
+        ))
     }
 
     /// Wraps `inner` (encoded with `request_id`, which the envelope must carry too) for a
