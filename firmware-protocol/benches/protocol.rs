@@ -69,10 +69,12 @@ fn protocol(c: &mut Criterion) {
                 b.iter(|| {
                     let mut decoded = None;
                     for packet in packets {
-                        if let ReassemblyEvent::Complete(frame) = reassembler.push(packet, 0) {
-                            if let Body::Msg { message, .. } = frame.body {
-                                decoded = Some(Message::decode(&message).unwrap());
-                            }
+                        if let ReassemblyEvent::Complete(Frame {
+                            body: Body::Msg { message, .. },
+                            ..
+                        }) = reassembler.push(packet, 0)
+                        {
+                            decoded = Some(Message::decode(&message).unwrap());
                         }
                     }
                     decoded.expect("a complete message")
