@@ -5,7 +5,7 @@ Recomputes every derived value of the pairing, host-verification, initialisation
 vectors with Python's `cryptography` package (OpenSSL) and, for the deterministic ECDSA
 signatures, also with `pycryptodome`, then compares them with the JSON file that the Rust tests
 read. Nothing here shares code with the Rust implementation: it follows the derivations as
-written in firmware-protocol/docs/pairing.md.
+written in firmware-protocol/PROTOCOL.md section 4.
 
     pip install cryptography pycryptodome
     python3 check_pairing.py           # check the JSON, exit 1 on any difference
