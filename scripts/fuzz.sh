@@ -23,6 +23,6 @@ for target in $targets; do
   if [ -d "seeds/$target" ]; then cp -n seeds/"$target"/* "corpus/$target/" 2>/dev/null || true; fi
   echo "fuzz: $target for ${seconds}s" >&2
   cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -print_final_stats=1 \
-    2> "$CARGO_TARGET_DIR/$target.log" || { tail -40 "$CARGO_TARGET_DIR/$target.log" >&2; exit 1; }
-  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$CARGO_TARGET_DIR/$target.log" | sed "s/^/fuzz: $target: /" >&2
+    2> "$CARGO_TARGET_DIR/$target-${seconds}s.log" || { tail -40 "$CARGO_TARGET_DIR/$target-${seconds}s.log" >&2; exit 1; }
+  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$CARGO_TARGET_DIR/$target-${seconds}s.log" | sed "s/^/fuzz: $target: /" >&2
 done
