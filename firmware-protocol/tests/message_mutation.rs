@@ -185,8 +185,8 @@ fn over_long_input_is_refused_before_parsing() {
     assert_eq!(
         decode(&bytes),
         Err(MessageError::MessageTooLong {
-            len: 4097,
-            max: 4096
+            len: 4096,
+            max: 4095
         })
     );
 }

@@ -203,15 +203,15 @@ fn encoder_refuses_out_of_range_values() {
     ));
     let oversized = Request::Vendor(Vendor {
         message_type: 0x7000,
-        body: vec![0; 4090],
+        body: vec![0; 4089],
     });
     assert_eq!(
         oversized.encode(1),
         Err(MessageError::LengthOutOfRange {
             field: "Vendor.body",
-            len: 4090,
+            len: 4089,
             min: 0,
-            max: 4089
+            max: 4088
         })
     );
     let bad_pan = Request::Enrol(Enrol {

@@ -260,7 +260,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                         | Capabilities::CONFIRMATION_SIGNING
                         | Capabilities::INTEGRITY_REPORT,
                 ),
-                max_message_len: 4096,
+                max_message_len: 4095,
                 link_mtu: 64,
                 serial: "PB-2024-000123".into(),
                 firmware_version: "1.4.2".into(),
@@ -392,9 +392,10 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
 /// The MAC/signature input of an authenticated example, with the key that covers it.
 fn auth_input(body: &Body) -> Option<(Vec<u8>, &'static str)> {
     let result = match body {
-        Body::Request(Request::HostVerified(m)) => {
-            (m.mac_input(), "host-verification key (crypto::pairing)")
-        }
+        Body::Request(Request::HostVerified(m)) => (
+            m.mac_input(),
+            "host request MAC key (crypto::host_auth, PROTOCOL.md 4.2)",
+        ),
         Body::Request(Request::Initialise(m)) => {
             (m.signed_bytes(), "ECDSA P-256/SHA-256, bank management key")
         }

@@ -59,8 +59,9 @@ use codec::{Reader, Writer};
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Header size: version (1) + message type (2) + request id (4).
 pub const HEADER_LEN: usize = 7;
-/// Largest message, header included: the link layer's cap.
-pub const MAX_MESSAGE_LEN: usize = 4096;
+/// Largest message, header included: the link layer's payload cap less the MSG frame's
+/// sequence byte (PROTOCOL.md §2.4), so every message this layer accepts fits in one frame.
+pub const MAX_MESSAGE_LEN: usize = crate::link::MAX_PAYLOAD_LEN - 1;
 
 /// Message type codes (`u16` on the wire).
 pub mod message_type {
@@ -183,8 +184,8 @@ pub mod limits {
     /// Key check value.
     pub const KCV: LengthLimit = LengthLimit::new(3, 16);
     /// `HostVerified.inner`: a whole request, header included, that fits in an envelope
-    /// that fits in [`super::MAX_MESSAGE_LEN`] (4096 - 7 - 8 - 8 - 2 - 16).
-    pub const ENVELOPE_INNER: LengthLimit = LengthLimit::new(super::HEADER_LEN, 4055);
+    /// that fits in [`super::MAX_MESSAGE_LEN`] (4095 - 7 - 8 - 8 - 2 - 16).
+    pub const ENVELOPE_INNER: LengthLimit = LengthLimit::new(super::HEADER_LEN, 4054);
     /// Vendor body: the rest of the message.
     pub const VENDOR_BODY: LengthLimit =
         LengthLimit::new(0, super::MAX_MESSAGE_LEN - super::HEADER_LEN);

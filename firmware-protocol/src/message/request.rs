@@ -155,7 +155,7 @@ pub struct HostVerified {
     /// Strictly greater than the last counter the device accepted from this host.
     pub counter: u64,
     /// The inner request exactly as it would be sent unwrapped: header (same request id as
-    /// the envelope) and body. 7..=4055 bytes.
+    /// the envelope) and body. 7..=4054 bytes.
     pub inner: Vec<u8>,
     /// MAC over [`HostVerified::mac_input`].
     pub mac: MacTag,

@@ -64,7 +64,7 @@ pub struct Info {
     pub protocol_version: u8,
     /// Capability bits.
     pub capabilities: Capabilities,
-    /// Largest message the device accepts, at most 4096.
+    /// Largest message the device accepts, at most 4095 (`MAX_MESSAGE_LEN`).
     pub max_message_len: u16,
     /// Link packet size on the transport this request came over (64 on USB, the ATT MTU
     /// on BLE).

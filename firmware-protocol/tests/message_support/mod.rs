@@ -232,7 +232,7 @@ pub fn request() -> impl Strategy<Value = Request> {
     ];
     let session = prop_oneof![
         nonce().prop_map(|nonce| Request::GetIntegrityReport(GetIntegrityReport { nonce })),
-        // Three maximal blocks (3 x 1026) plus KCVs still fit the 4096-byte cap.
+        // Three maximal blocks (3 x 1026) plus KCVs still fit the 4095-byte cap.
         (
             session_id(),
             wrapped_key(1024),
