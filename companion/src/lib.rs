@@ -3,3 +3,4 @@
 
 pub mod crypto_tool;
 pub mod demo;
+pub mod transport;
