@@ -3,4 +3,5 @@
 
 pub mod crypto_tool;
 pub mod demo;
+pub mod session;
 pub mod transport;
