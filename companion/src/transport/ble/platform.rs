@@ -86,22 +86,6 @@ pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>
     Ok(found)
 }
 
-/// A stream that yields whenever a peripheral appears or goes away, to trigger a rescan.
-pub async fn watch(adapter: &Adapter) -> Result<GattEvents, BleError> {
-    let events = adapter
-        .events()
-        .await
-        .map_err(|e| map_btleplug_error(e, BleOperation::Scan, "Bluetooth"))?;
-    Ok(Box::pin(events.filter_map(|event| async move {
-        match event {
-            CentralEvent::DeviceDiscovered(_) | CentralEvent::DeviceDisconnected(_) => {
-                Some(GattEvent::Disconnected)
-            }
-            _ => None,
-        }
-    })))
-}
-
 /// [`GattLink`] over a btleplug peripheral.
 #[derive(Debug, Clone)]
 pub struct PeripheralLink {
