@@ -6,8 +6,9 @@ set -euo pipefail
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-# Build tools for -sys crates.
-for pkg in build-essential pkg-config; do
+# Build tools for -sys crates; libusb (rusb, the USB transport) and libdbus (btleplug's BlueZ
+# backend, the BLE transport) headers that pkg-config finds for them.
+for pkg in build-essential pkg-config libusb-1.0-0-dev libdbus-1-dev; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 

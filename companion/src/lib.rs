@@ -3,3 +3,6 @@
 
 pub mod crypto_tool;
 pub mod demo;
+pub mod devices;
+pub mod session;
+pub mod transport;
