@@ -287,7 +287,7 @@ export const en = {
   'settings.bankUrlHint': 'Leave empty to use the built-in sandbox bank.',
   'settings.ca': 'Bank certificate authority (PEM)',
   'settings.caHint': 'Only if your bank gave you one. Leave empty to trust the system’s certificates.',
-  'settings.caFile': 'Or load from a file:',
+  'settings.caFile': 'Load the certificate from a file…',
   'settings.appearance': 'Language and look',
   'settings.language': 'Language',
   'settings.theme': 'Theme',

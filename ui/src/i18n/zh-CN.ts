@@ -289,7 +289,7 @@ export const zhCN: Record<keyof typeof en, string> = {
   'settings.bankUrlHint': '留空则使用内置的沙盒银行。',
   'settings.ca': '银行证书颁发机构（PEM）',
   'settings.caHint': '仅当银行提供给您时填写。留空则信任系统证书。',
-  'settings.caFile': '或从文件读取：',
+  'settings.caFile': '从文件读取证书…',
   'settings.appearance': '语言和外观',
   'settings.language': '语言',
   'settings.theme': '主题',
