@@ -229,6 +229,30 @@ describe('accessibility and languages', () => {
       }
     }));
 
+  test('keyboard only: connect, pair and confirm on the mock keypad with Tab and Enter', T, () =>
+    withApp({}, async (page) => {
+      /** Press Tab until the focused element matches, as a keyboard user would. */
+      const tabTo = async (selector) => {
+        for (let i = 0; i < 60; i++) {
+          await page.keyboard.press('Tab');
+          if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return;
+        }
+        throw new Error(`Tab never reached ${selector}`);
+      };
+      await tabTo('[data-testid="connect-PB-SIM-0001"]');
+      await page.keyboard.press('Enter');
+      await page.getByTestId('safety').filter({ hasText: 'PinPad Sim 1' }).waitFor();
+      await tabTo('[data-testid="nav-pairing"]');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.activeElement?.tagName === 'H1' && document.activeElement.textContent === 'Pair a device');
+      await tabTo('[data-testid="pairing-start"]');
+      await page.keyboard.press('Enter');
+      await page.getByTestId('pairing-code').waitFor();
+      await tabTo('[data-key="ok"]');
+      await page.keyboard.press('Enter');
+      await page.getByTestId('pairing-done').waitFor();
+    }));
+
   test('language switches at run time without reload', T, () =>
     withApp({}, async (page) => {
       await page.getByRole('heading', { name: 'Devices' }).waitFor();
@@ -280,7 +304,7 @@ describe('accessibility and languages', () => {
         await go(page, 'confirmations');
         await shot(page, `${lang}-12-confirmations`);
         await page.getByTestId('request-ORD-7731').getByRole('button').click();
-        await page.locator('main').getByTestId('device-display').waitFor();
+        await page.locator('main').getByTestId('device-display').filter({ hasText: 'Confirm payment' }).waitFor();
         await shot(page, `${lang}-13-confirmation-on-device`);
         await press(page, ['ok']);
         await page.getByTestId('decision').waitFor();

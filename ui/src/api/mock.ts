@@ -646,6 +646,7 @@ export class MockBackend implements Backend {
       return { requestId, outcome: 'refused', indicator: 'danger', reason: 'tampered', deviceLines: [...dev.display] };
     }
     this.requireUsable(dev, { paired: true, bound: true });
+    this.setIndicator(dev, 'off', onProgress);
     this.setDisplay(dev, ['Confirm payment', money(req.amountMinor, req.currency), `To ${req.payeeName}`, 'OK = sign  Cancel = no'], onProgress);
     const yes = await this.waitForUser(dev, 'confirm', requestId, onProgress);
     this.confirmations = this.confirmations.filter((r) => r.requestId !== requestId);
