@@ -239,6 +239,7 @@ export const en = {
   'qa.tamper': 'Trip tamper switch',
   'qa.push': 'Push a confirmation request',
   'qa.eventLog': 'Event log',
+  'qa.eventLogHint': 'Newest first. The log never names a digit key.',
   'qa.info.tamperTripped': 'Tamper switch tripped.',
   'qa.info.faultArmed': 'Fault armed.',
   'qa.info.faultsCleared': 'Faults cleared.',

@@ -241,6 +241,7 @@ export const zhCN: Record<keyof typeof en, string> = {
   'qa.tamper': '触发防拆开关',
   'qa.push': '推送一个待确认请求',
   'qa.eventLog': '事件日志',
+  'qa.eventLogHint': '最新的在前。日志从不记录按下的是哪个数字键。',
   'qa.info.tamperTripped': '已触发防拆开关。',
   'qa.info.faultArmed': '故障已设置。',
   'qa.info.faultsCleared': '故障已清除。',

@@ -125,8 +125,9 @@ export function QaScreen() {
 
       <section aria-labelledby="qa-log">
         <h2 id="qa-log">{t('qa.eventLog')}</h2>
+        <p class="muted small">{t('qa.eventLogHint')}</p>
         <ol class="event-log" role="log" aria-live="polite" data-testid="qa-log">
-          {logs.slice(-40).map((e) => (
+          {logs.slice(-40).reverse().map((e) => (
             <li key={e.seq} class={`lvl-${e.level}`}>
               <time dateTime={e.time}>{formatTime(e.time, lang)}</time> <span class="src">{t(`source.${e.source}`)}</span> {e.message}
             </li>
