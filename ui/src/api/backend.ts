@@ -1,0 +1,108 @@
+// The one interface the screens use. Each method is one IPC command (its name is in the comment)
+// and rejects with an AppError `{ kind, message }`.
+import type {
+  AppEvent,
+  AppInfo,
+  ConfirmationRequest,
+  ConfirmationResult,
+  DeviceProgress,
+  DeviceStatus,
+  Fault,
+  Key,
+  LogEntry,
+  LogExport,
+  LoginSession,
+  PairingStart,
+  PaymentRequest,
+  PaymentResult,
+  PreparedPayment,
+  Settings,
+  StaffActionResult,
+  StaffSession,
+} from './types';
+
+export type ProgressSink = (ev: DeviceProgress) => void;
+export type EventSink = (ev: AppEvent) => void;
+export type Unsubscribe = () => void;
+
+export interface Backend {
+  /** app_info */
+  appInfo(): Promise<AppInfo>;
+  /** events_subscribe { onEvent: Channel<AppEvent> } */
+  subscribe(sink: EventSink): Promise<Unsubscribe>;
+
+  /** device_list */
+  listDevices(): Promise<DeviceStatus[]>;
+  /** device_connect { deviceId } */
+  connect(deviceId: string): Promise<DeviceStatus>;
+  /** device_disconnect { deviceId } */
+  disconnect(deviceId: string): Promise<void>;
+  /** device_status { deviceId } */
+  deviceStatus(deviceId: string): Promise<DeviceStatus>;
+
+  /** pairing_begin { deviceId } */
+  pairingBegin(deviceId: string): Promise<PairingStart>;
+  /** pairing_confirm { pairingId, onProgress } — the user confirms on the device */
+  pairingConfirm(pairingId: string, onProgress: ProgressSink): Promise<DeviceStatus>;
+  /** pairing_cancel { pairingId } */
+  pairingCancel(pairingId: string): Promise<void>;
+
+  /** login { deviceId, customerId, onProgress } */
+  login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession>;
+  /** logout { sessionId } */
+  logout(sessionId: string): Promise<void>;
+
+  /** payment_prepare { request } */
+  paymentPrepare(request: PaymentRequest): Promise<PreparedPayment>;
+  /** payment_approve { paymentId, onProgress } — PIN and approval happen on the device */
+  paymentApprove(paymentId: string, onProgress: ProgressSink): Promise<PaymentResult>;
+  /** payment_cancel { paymentId } */
+  paymentCancel(paymentId: string): Promise<void>;
+
+  /** confirmations_list */
+  confirmationsList(): Promise<ConfirmationRequest[]>;
+  /** confirmation_approve { requestId, deviceId, onProgress } */
+  confirmationApprove(requestId: string, deviceId: string, onProgress: ProgressSink): Promise<ConfirmationResult>;
+
+  /** staff_sign_in { staffId, password } */
+  staffSignIn(staffId: string, password: string): Promise<StaffSession>;
+  /** staff_sign_out */
+  staffSignOut(): Promise<void>;
+  /** staff_initialise { deviceId, onProgress } */
+  staffInitialise(deviceId: string, onProgress: ProgressSink): Promise<StaffActionResult>;
+  /** staff_enrol { deviceId, customerId, onProgress } — the customer chooses the PIN on the device, twice */
+  staffEnrol(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<StaffActionResult>;
+  /** staff_bind { deviceId, customerId } */
+  staffBind(deviceId: string, customerId: string): Promise<StaffActionResult>;
+  /** staff_revoke { deviceId } */
+  staffRevoke(deviceId: string): Promise<StaffActionResult>;
+  /** staff_rebind { fromDeviceId, toDeviceId } — move the customer to a new device */
+  staffRebind(fromDeviceId: string, toDeviceId: string): Promise<StaffActionResult>;
+  /** staff_tamper_reset { deviceId } — operator authority; the device must be initialised again */
+  staffTamperReset(deviceId: string): Promise<StaffActionResult>;
+
+  /** qa_mock_start { name } */
+  qaMockStart(name: string): Promise<DeviceStatus>;
+  /** qa_mock_stop { deviceId } */
+  qaMockStop(deviceId: string): Promise<void>;
+  /** qa_key_press { deviceId, key } — goes straight to the mock device */
+  qaKeyPress(deviceId: string, key: Key): Promise<void>;
+  /** qa_trip_tamper { deviceId } */
+  qaTripTamper(deviceId: string): Promise<void>;
+  /** qa_inject_fault { deviceId, fault } */
+  qaInjectFault(deviceId: string, fault: Fault): Promise<void>;
+  /** qa_clear_faults { deviceId } */
+  qaClearFaults(deviceId: string): Promise<void>;
+  /** qa_push_confirmation { deviceId } — the sandbox bank pushes an out-of-band request */
+  qaPushConfirmation(deviceId: string): Promise<ConfirmationRequest>;
+
+  /** logs_list { limit } */
+  logsList(limit: number): Promise<LogEntry[]>;
+  /** logs_export */
+  logsExport(): Promise<LogExport>;
+
+  /** settings_get */
+  settingsGet(): Promise<Settings>;
+  /** settings_set { settings } */
+  settingsSet(settings: Settings): Promise<Settings>;
+}

@@ -1,0 +1,199 @@
+// Application state and the pure functions that change it. No I/O here: controller.ts calls the
+// backend and feeds results through these, so every transition is unit-testable.
+import type { AppError } from './api/errors';
+import type {
+  AppEvent,
+  AppInfo,
+  ConfirmationRequest,
+  ConfirmationResult,
+  DeviceProgress,
+  DeviceStatus,
+  Indicator,
+  Language,
+  LogEntry,
+  LoginSession,
+  PaymentResult,
+  PreparedPayment,
+  Settings,
+  StaffActionResult,
+  StaffSession,
+  Stage,
+  Theme,
+} from './api/types';
+import { parseAmount } from './format';
+import type { MessageKey } from './i18n';
+
+/** What a long device operation has shown so far (fed by progress events). */
+export interface LiveSession {
+  stage: Stage | null;
+  lines: string[];
+  pin: { entered: number; length: number } | null;
+  indicator: Indicator | null;
+}
+
+export const IDLE_LIVE: LiveSession = { stage: null, lines: [], pin: null, indicator: null };
+
+export function applyProgress(s: LiveSession, ev: DeviceProgress): LiveSession {
+  switch (ev.type) {
+    case 'stage':
+      return { ...s, stage: ev.stage };
+    case 'display':
+      return { ...s, lines: [...ev.lines] };
+    case 'pin':
+      return { ...s, pin: { entered: ev.entered, length: ev.length } };
+    case 'indicator':
+      return { ...s, indicator: ev.indicator };
+  }
+}
+
+export type PairingFlow =
+  | { step: 'start'; error: AppError | null; busy: boolean }
+  | { step: 'compare'; pairingId: string; code: string; live: LiveSession }
+  | { step: 'done'; device: DeviceStatus };
+
+export type LoginFlow =
+  | { step: 'form'; customerId: string; error: AppError | null; busy: boolean }
+  | { step: 'device'; customerId: string; live: LiveSession }
+  | { step: 'done' };
+
+export interface PaymentForm {
+  fromAccount: string;
+  payeeName: string;
+  payeeAccount: string;
+  amount: string;
+  currency: string;
+  reference: string;
+}
+
+export type PaymentField = keyof PaymentForm;
+
+export type PaymentFlow =
+  | { step: 'form'; form: PaymentForm; errors: Partial<Record<PaymentField, MessageKey>>; error: AppError | null; busy: boolean }
+  | { step: 'review'; form: PaymentForm; prepared: PreparedPayment; error: AppError | null; busy: boolean }
+  | { step: 'device'; form: PaymentForm; prepared: PreparedPayment; live: LiveSession }
+  | { step: 'result'; form: PaymentForm; prepared: PreparedPayment; live: LiveSession; result: PaymentResult | null; error: AppError | null };
+
+export interface ConfirmFlow {
+  requestId: string | null;
+  live: LiveSession;
+  result: ConfirmationResult | null;
+  error: AppError | null;
+}
+
+export interface StaffFlow {
+  deviceId: string | null;
+  busy: StaffActionResult['action'] | 'signIn' | null;
+  live: LiveSession;
+  result: StaffActionResult | null;
+  error: AppError | null;
+}
+
+export interface State {
+  lang: Language;
+  theme: Theme;
+  info: AppInfo | null;
+  settings: Settings | null;
+  devices: DeviceStatus[];
+  activeDeviceId: string | null;
+  /** Last display text per device (from deviceDisplay events). */
+  displays: Record<string, string[]>;
+  session: LoginSession | null;
+  staff: StaffSession | null;
+  confirmations: ConfirmationRequest[];
+  logs: LogEntry[];
+  /** Errors of one-shot actions outside the flows (connect, QA buttons, settings), per screen. */
+  notice: { screen: string; error: AppError | null; info: MessageKey | null; infoParams?: Record<string, string | number> } | null;
+  pairing: PairingFlow;
+  login: LoginFlow;
+  payment: PaymentFlow;
+  confirm: ConfirmFlow;
+  staffFlow: StaffFlow;
+}
+
+export const LOG_KEEP = 300;
+
+export function emptyPaymentForm(fromAccount = ''): PaymentForm {
+  return { fromAccount, payeeName: '', payeeAccount: '', amount: '', currency: 'CNY', reference: '' };
+}
+
+export function initialState(lang: Language = 'en'): State {
+  return {
+    lang,
+    theme: 'system',
+    info: null,
+    settings: null,
+    devices: [],
+    activeDeviceId: null,
+    displays: {},
+    session: null,
+    staff: null,
+    confirmations: [],
+    logs: [],
+    notice: null,
+    pairing: { step: 'start', error: null, busy: false },
+    login: { step: 'form', customerId: '', error: null, busy: false },
+    payment: { step: 'form', form: emptyPaymentForm(), errors: {}, error: null, busy: false },
+    confirm: { requestId: null, live: IDLE_LIVE, result: null, error: null },
+    staffFlow: { deviceId: null, busy: null, live: IDLE_LIVE, result: null, error: null },
+  };
+}
+
+/** The device the flows use: the chosen one if still present, else the first connected one. */
+export function activeDevice(s: Pick<State, 'devices' | 'activeDeviceId'>): DeviceStatus | null {
+  const chosen = s.devices.find((d) => d.deviceId === s.activeDeviceId);
+  if (chosen) return chosen;
+  return s.devices.find((d) => d.connected) ?? null;
+}
+
+/** Apply an app-wide event from the backend. */
+export function applyEvent(s: State, ev: AppEvent): State {
+  switch (ev.type) {
+    case 'devices': {
+      const stillThere = ev.devices.some((d) => d.deviceId === s.activeDeviceId);
+      return { ...s, devices: ev.devices, activeDeviceId: stillThere ? s.activeDeviceId : null };
+    }
+    case 'deviceDisplay':
+      return { ...s, displays: { ...s.displays, [ev.deviceId]: [...ev.lines] } };
+    case 'confirmationPushed':
+      if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
+      return { ...s, confirmations: [...s.confirmations, ev.request] };
+    case 'log': {
+      const logs = s.logs.length >= LOG_KEEP ? s.logs.slice(s.logs.length - LOG_KEEP + 1) : s.logs.slice();
+      logs.push(ev.entry);
+      return { ...s, logs };
+    }
+  }
+}
+
+/** Replace one device in the list with a fresher status (after connect, staff actions...). */
+export function upsertDevice(devices: DeviceStatus[], d: DeviceStatus): DeviceStatus[] {
+  const i = devices.findIndex((x) => x.deviceId === d.deviceId);
+  if (i < 0) return [...devices, d];
+  const next = devices.slice();
+  next[i] = d;
+  return next;
+}
+
+export type PaymentCheck =
+  | { ok: true; amountMinor: string }
+  | { ok: false; errors: Partial<Record<PaymentField, MessageKey>> };
+
+/** Check the payment form before asking the bank (the bank checks again). */
+export function validatePaymentForm(f: PaymentForm): PaymentCheck {
+  const errors: Partial<Record<PaymentField, MessageKey>> = {};
+  if (!f.fromAccount) errors.fromAccount = 'payment.err.fromAccount';
+  if (!f.payeeName.trim()) errors.payeeName = 'payment.err.payeeName';
+  if (!/^[0-9]{8,34}$/.test(f.payeeAccount.replace(/\s+/g, ''))) errors.payeeAccount = 'payment.err.payeeAccount';
+  const amountMinor = parseAmount(f.amount, f.currency);
+  if (amountMinor === null) errors.amount = 'payment.err.amount';
+  if (f.reference.length > 35) errors.reference = 'payment.err.reference';
+  if (Object.keys(errors).length > 0 || amountMinor === null) return { ok: false, errors };
+  return { ok: true, amountMinor };
+}
+
+/** How the result panel looks: driven only by what the device reported. */
+export function resultTone(r: { indicator: Indicator; outcome: string }): 'safe' | 'danger' | 'neutral' {
+  if (r.indicator === 'danger' || r.outcome === 'refused') return 'danger';
+  if (r.indicator === 'safe') return 'safe';
+  return 'neutral';
+}

@@ -1,0 +1,176 @@
+// The window: skip link, header with the always-visible device safety status, navigation,
+// the current screen, and (when the active device is a mock) its on-screen PIN pad.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Language } from '../api/types';
+import { LANGUAGES, type MessageKey } from '../i18n';
+import { activeDevice } from '../state';
+import { useApp, useController, useT } from './context';
+import { IndicatorLight, MockDevicePanel } from './common';
+import { ConfirmationsScreen } from './screens/Confirmations';
+import { DevicesScreen } from './screens/Devices';
+import { LoginScreen } from './screens/Login';
+import { LogsScreen } from './screens/Logs';
+import { PairingScreen } from './screens/Pairing';
+import { PaymentScreen } from './screens/Payment';
+import { QaScreen } from './screens/Qa';
+import { SettingsScreen } from './screens/Settings';
+import { StaffScreen } from './screens/Staff';
+
+export const ROUTES = ['devices', 'pairing', 'login', 'payment', 'confirmations', 'staff', 'qa', 'logs', 'settings'] as const;
+export type Route = (typeof ROUTES)[number];
+
+export function parseRoute(hash: string): Route {
+  const r = hash.replace(/^#\/?/, '').split(/[?/]/)[0];
+  return (ROUTES as readonly string[]).includes(r) ? (r as Route) : 'devices';
+}
+
+function useRoute(): Route {
+  const [route, setRoute] = useState<Route>(() => parseRoute(window.location.hash));
+  useEffect(() => {
+    const on = () => setRoute(parseRoute(window.location.hash));
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+export function SafetyStatus() {
+  const t = useT();
+  const dev = useApp(activeDevice);
+  if (!dev) {
+    return (
+      <div class="safety safety-none" role="status" aria-live="polite" data-testid="safety">
+        <span class="led" aria-hidden="true" />
+        <span>{t('safety.noDevice')}</span>
+      </div>
+    );
+  }
+  const danger = dev.tamper === 'tampered' || dev.indicator === 'danger';
+  const warn = dev.lock === 'locked' || dev.lifecycle === 'revoked' || !dev.connected;
+  const tone = danger ? 'danger' : warn ? 'warn' : dev.indicator === 'safe' ? 'safe' : 'off';
+  const msg: MessageKey =
+    dev.tamper === 'tampered'
+      ? 'safety.tampered'
+      : dev.indicator === 'danger'
+        ? 'safety.danger'
+        : !dev.connected
+          ? 'safety.disconnected'
+          : dev.lifecycle === 'revoked'
+            ? 'safety.revoked'
+            : dev.lock === 'locked'
+              ? 'safety.locked'
+              : dev.indicator === 'safe'
+                ? 'safety.safe'
+                : 'safety.off';
+  return (
+    <div class={`safety safety-${tone}`} role="status" aria-live="polite" aria-atomic="true" data-testid="safety" data-tone={tone}>
+      <IndicatorLight indicator={dev.indicator} />
+      <span class="safety-text">
+        <strong>{dev.name}</strong> <span class="muted">({t(`transport.${dev.transport}`)})</span> — {t(msg)}
+      </span>
+    </div>
+  );
+}
+
+function LanguageSwitch() {
+  const t = useT();
+  const c = useController();
+  const lang = useApp((s) => s.lang);
+  return (
+    <label class="lang-switch">
+      <span class="sr-only">{t('settings.language')}</span>
+      <select value={lang} onChange={(e) => c.setLanguage((e.target as HTMLSelectElement).value as Language)} data-testid="lang-switch">
+        {LANGUAGES.map((l) => (
+          <option key={l} value={l} lang={l}>
+            {t(`lang.${l}`)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+const SCREENS: Record<Route, () => preact.JSX.Element> = {
+  devices: DevicesScreen,
+  pairing: PairingScreen,
+  login: LoginScreen,
+  payment: PaymentScreen,
+  confirmations: ConfirmationsScreen,
+  staff: StaffScreen,
+  qa: QaScreen,
+  logs: LogsScreen,
+  settings: SettingsScreen,
+};
+
+/** Screens where the customer acts on the device, so its mock keypad sits beside them. */
+const WITH_DEVICE: Route[] = ['devices', 'pairing', 'login', 'payment', 'confirmations', 'staff'];
+
+export function App() {
+  const t = useT();
+  const route = useRoute();
+  const lang = useApp((s) => s.lang);
+  const theme = useApp((s) => s.theme);
+  const dev = useApp(activeDevice);
+  const pending = useApp((s) => s.confirmations.length);
+  const staff = useApp((s) => s.staff);
+  const mainRef = useRef<HTMLElement>(null);
+  const first = useRef(true);
+
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    document.title = t('app.title');
+  }, [lang]);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+  useEffect(() => {
+    // Move focus to the new screen's heading so keyboard and screen-reader users land there.
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    mainRef.current?.querySelector<HTMLElement>('h1')?.focus();
+  }, [route]);
+
+  const Screen = SCREENS[route];
+  const showMock = dev?.mock && WITH_DEVICE.includes(route);
+  return (
+    <div class={`app${showMock ? ' with-mock' : ''}`}>
+      <a class="skip-link" href="#main" onClick={(e) => { e.preventDefault(); mainRef.current?.querySelector<HTMLElement>('h1')?.focus(); }}>
+        {t('app.skip')}
+      </a>
+      <header class="topbar">
+        <span class="brand">
+          <span class="brand-mark" aria-hidden="true">◆</span> PinBridge
+        </span>
+        <SafetyStatus />
+        <LanguageSwitch />
+      </header>
+      <nav class="nav" aria-label={t('nav.label')}>
+        <ul>
+          {ROUTES.map((r) => (
+            <li key={r}>
+              <a href={`#/${r}`} aria-current={r === route ? 'page' : undefined} data-testid={`nav-${r}`}>
+                {t(`nav.${r}`)}
+                {r === 'confirmations' && pending > 0 && (
+                  <span class="badge" aria-label={t('nav.pending', { n: pending })}>
+                    {pending}
+                  </span>
+                )}
+                {r === 'staff' && staff && <span class="badge badge-staff">{t('staff.on')}</span>}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main id="main" ref={mainRef} class={`screen screen-${route}`} data-testid={`screen-${route}`}>
+        <Screen />
+      </main>
+      {showMock && dev && (
+        <aside class="side" aria-label={t('mock.aside')}>
+          <MockDevicePanel device={dev} />
+        </aside>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,217 @@
+// Building blocks shared by the screens.
+import type { ComponentChildren } from 'preact';
+import type { AppError } from '../api/errors';
+import type { DeviceDecision, DeviceStatus, Indicator, Key, Stage } from '../api/types';
+import { formatDots, shortHash } from '../format';
+import { resultTone } from '../state';
+import { useApp, useController, useT } from './context';
+
+export function ErrorBox({ error, onRetry }: { error: AppError | null; onRetry?: () => void }) {
+  const t = useT();
+  if (!error) return null;
+  return (
+    <div class="error-box" role="alert">
+      <p class="error-title">{t(`error.${error.kind}`)}</p>
+      <p class="error-hint">{t(`error.${error.kind}.hint`)}</p>
+      {error.message && (
+        <details>
+          <summary>{t('common.details')}</summary>
+          <code class="error-detail">{error.message}</code>
+        </details>
+      )}
+      {onRetry && (
+        <button type="button" class="btn" onClick={onRetry}>
+          {t('common.tryAgain')}
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Notice({ screen }: { screen: string }) {
+  const t = useT();
+  const n = useApp((s) => s.notice);
+  if (!n || n.screen !== screen) return null;
+  if (n.error) return <ErrorBox error={n.error} />;
+  if (n.info)
+    return (
+      <p class="info-box" role="status">
+        {t(n.info, n.infoParams)}
+      </p>
+    );
+  return null;
+}
+
+/** The device's own display, mirrored line by line. */
+export function DeviceDisplay({ lines, label }: { lines: string[]; label?: string }) {
+  const t = useT();
+  return (
+    <figure class="device-display-wrap">
+      <figcaption>{label ?? t('device.display')}</figcaption>
+      <div class="device-display" role="status" aria-live="polite" aria-atomic="true" data-testid="device-display">
+        {lines.length === 0 ? <span class="muted">{t('device.displayBlank')}</span> : lines.map((l, i) => <div key={i}>{l}</div>)}
+      </div>
+    </figure>
+  );
+}
+
+/** PIN entry progress as dots; screen readers hear the count. */
+export function PinDots({ pin }: { pin: { entered: number; length: number } | null }) {
+  const t = useT();
+  if (!pin) return null;
+  return (
+    <div class="pin-dots-wrap" role="status" aria-live="polite" aria-atomic="true">
+      <span class="pin-dots" aria-hidden="true" data-testid="pin-dots">
+        {formatDots(pin.entered, pin.length)}
+      </span>
+      <span class="sr-only">{t('pin.count', { entered: pin.entered, length: pin.length })}</span>
+      <p class="muted small">{t('pin.onDevice')}</p>
+    </div>
+  );
+}
+
+export function IndicatorLight({ indicator }: { indicator: Indicator }) {
+  const t = useT();
+  return (
+    <span class={`indicator indicator-${indicator}`}>
+      <span class="led" aria-hidden="true" />
+      <span>{t(`indicator.${indicator}`)}</span>
+    </span>
+  );
+}
+
+const STAGES: Stage[] = ['contactingBank', 'sendingToDevice', 'waitingForUser', 'sendingToBank', 'verifyingResponse', 'done'];
+
+export function StageLine({ stage }: { stage: Stage | null }) {
+  const t = useT();
+  if (!stage) return null;
+  const idx = STAGES.indexOf(stage);
+  return (
+    <p class="stage" role="status" aria-live="polite">
+      <span class="spinner" aria-hidden="true" data-done={stage === 'done' ? 'yes' : 'no'} />
+      {t(`stage.${stage}`)}
+      <span class="sr-only"> ({idx + 1}/{STAGES.length})</span>
+    </p>
+  );
+}
+
+/** The result as the device decided it: green safe, red danger, in plain words. */
+export function DecisionPanel({ decision, what, children }: { decision: DeviceDecision; what: 'payment' | 'confirmation'; children?: ComponentChildren }) {
+  const t = useT();
+  const tone = resultTone(decision);
+  return (
+    <section class={`decision decision-${tone}`} role="alert" aria-live="assertive" data-testid="decision" data-tone={tone}>
+      <p class="decision-badge">
+        <span class="led" aria-hidden="true" />
+        {t(`decision.tone.${tone}`)}
+      </p>
+      <h2>{t(`outcome.${what}.${decision.outcome}`)}</h2>
+      <p>{t(`reason.${decision.reason}`)}</p>
+      <DeviceDisplay lines={decision.deviceLines} label={t('device.displayFinal')} />
+      {children}
+    </section>
+  );
+}
+
+const KEYS: Key[] = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'clear', '0', 'ok'];
+const isFn = (k: Key): k is 'ok' | 'clear' | 'cancel' => k === 'ok' || k === 'clear' || k === 'cancel';
+
+/**
+ * The on-screen keypad of a MOCK device. Each press goes straight to the mock device through the
+ * backend; nothing here remembers which keys were pressed.
+ */
+export function Keypad({ device }: { device: DeviceStatus }) {
+  const t = useT();
+  const c = useController();
+  const disabled = !device.connected;
+  const press = (k: Key) => void c.keyPress(device.deviceId, k);
+  return (
+    <div class="keypad" role="group" aria-label={t('keypad.label', { name: device.name })}>
+      {KEYS.map((k) => (
+        <button
+          type="button"
+          key={k}
+          class={`key key-${k}`}
+          disabled={disabled}
+          onClick={() => press(k)}
+          aria-label={isFn(k) ? t(`keypad.${k}`) : undefined}
+          data-key={k}
+        >
+          {isFn(k) ? t(`keypad.${k}.short`) : k}
+        </button>
+      ))}
+      <button type="button" class="key key-cancel" disabled={disabled} onClick={() => press('cancel')} data-key="cancel">
+        {t('keypad.cancel')}
+      </button>
+    </div>
+  );
+}
+
+/** A mock PIN pad on screen: its display, its light, its keypad. */
+export function MockDevicePanel({ device }: { device: DeviceStatus }) {
+  const t = useT();
+  const lines = useApp((s) => s.displays[device.deviceId]) ?? [];
+  return (
+    <section class="mock-device" aria-label={t('mock.panel', { name: device.name })} data-testid="mock-device">
+      <h2 class="mock-title">{t('mock.title')}</h2>
+      <p class="muted small">
+        {device.name} · {device.serial}
+      </p>
+      <div class="mock-body">
+        <DeviceDisplay lines={lines} />
+        <IndicatorLight indicator={device.indicator} />
+        <Keypad device={device} />
+      </div>
+      {!device.connected && <p class="muted small">{t('mock.notConnected')}</p>}
+    </section>
+  );
+}
+
+export function FirmwareLine({ device }: { device: DeviceStatus }) {
+  const t = useT();
+  return (
+    <span>
+      {device.firmware.version} ·{' '}
+      <code title={device.firmware.hash} aria-label={t('device.hashFull', { hash: device.firmware.hash })}>
+        {shortHash(device.firmware.hash)}
+      </code>
+    </span>
+  );
+}
+
+export function Field({
+  id,
+  label,
+  error,
+  hint,
+  children,
+}: {
+  id: string;
+  label: string;
+  error?: string | null;
+  hint?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <div class={`field${error ? ' field-invalid' : ''}`}>
+      <label for={id}>{label}</label>
+      {children}
+      {hint && (
+        <p class="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p class="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** aria attributes for an input inside a Field. */
+export function fieldAria(id: string, error?: string | null, hint?: boolean) {
+  const ids = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  return { id, 'aria-invalid': error ? ('true' as const) : undefined, 'aria-describedby': ids || undefined };
+}

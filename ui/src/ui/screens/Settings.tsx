@@ -1,0 +1,96 @@
+import { useEffect, useState } from 'preact/hooks';
+import type { Language, Settings, Theme } from '../../api/types';
+import { LANGUAGES } from '../../i18n';
+import { Field, fieldAria, Notice } from '../common';
+import { useApp, useController, useT } from '../context';
+
+const THEMES: Theme[] = ['system', 'light', 'dark'];
+
+export function SettingsScreen() {
+  const t = useT();
+  const c = useController();
+  const saved = useApp((s) => s.settings);
+  const info = useApp((s) => s.info);
+  const [draft, setDraft] = useState<Settings | null>(saved);
+  useEffect(() => {
+    if (saved) setDraft((d) => (d ? { ...d, language: saved.language, theme: saved.theme } : saved));
+  }, [saved]);
+  if (!draft) return <h1 tabIndex={-1}>{t('settings.title')}</h1>;
+  const patch = (p: Partial<Settings>) => setDraft({ ...draft, ...p });
+
+  const readCa = (e: Event) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void file.text().then((text) => patch({ bankCaPem: text }));
+  };
+
+  return (
+    <>
+      <h1 tabIndex={-1}>{t('settings.title')}</h1>
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void c.saveSettings(draft);
+        }}
+      >
+        <fieldset>
+          <legend>{t('settings.bank')}</legend>
+          <Field id="set-url" label={t('settings.bankUrl')} hint={t('settings.bankUrlHint')}>
+            <input {...fieldAria('set-url', null, true)} type="url" value={draft.bankUrl} placeholder="https://bank.example/api" onInput={(e) => patch({ bankUrl: (e.target as HTMLInputElement).value })} />
+          </Field>
+          <Field id="set-ca" label={t('settings.ca')} hint={t('settings.caHint')}>
+            <textarea {...fieldAria('set-ca', null, true)} rows={4} value={draft.bankCaPem ?? ''} placeholder="-----BEGIN CERTIFICATE-----" onInput={(e) => patch({ bankCaPem: (e.target as HTMLTextAreaElement).value || null })} />
+          </Field>
+          <label class="btn file-pick">
+            {t('settings.caFile')}
+            <input class="visually-hidden-file" type="file" accept=".pem,.crt,.cer" onChange={readCa} />
+          </label>
+        </fieldset>
+        <fieldset>
+          <legend>{t('settings.appearance')}</legend>
+          <Field id="set-lang" label={t('settings.language')}>
+            <select id="set-lang" value={draft.language} onChange={(e) => patch({ language: (e.target as HTMLSelectElement).value as Language })}>
+              {LANGUAGES.map((l) => (
+                <option key={l} value={l} lang={l}>
+                  {t(`lang.${l}`)}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field id="set-theme" label={t('settings.theme')}>
+            <select id="set-theme" value={draft.theme} onChange={(e) => patch({ theme: (e.target as HTMLSelectElement).value as Theme })}>
+              {THEMES.map((th) => (
+                <option key={th} value={th}>
+                  {t(`theme.${th}`)}
+                </option>
+              ))}
+            </select>
+          </Field>
+        </fieldset>
+        <Notice screen="settings" />
+        <div class="actions">
+          <button type="submit" class="btn btn-primary" data-testid="settings-save">
+            {t('common.save')}
+          </button>
+        </div>
+      </form>
+      {info && (
+        <section aria-labelledby="about-h">
+          <h2 id="about-h">{t('settings.about')}</h2>
+          <dl class="facts">
+            <dt>{t('settings.version')}</dt>
+            <dd>{info.version}</dd>
+            <dt>{t('settings.buildHash')}</dt>
+            <dd>
+              <code>{info.buildHash}</code>
+            </dd>
+            <dt>{t('settings.backend')}</dt>
+            <dd>{t(`settings.backend.${info.backend}`)}</dd>
+            <dt>{t('settings.bankInUse')}</dt>
+            <dd>{info.embedded || !saved?.bankUrl ? t('settings.embedded') : saved.bankUrl}</dd>
+          </dl>
+        </section>
+      )}
+    </>
+  );
+}

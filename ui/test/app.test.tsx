@@ -1,0 +1,91 @@
+// The App rendered in jsdom over the MockBackend: screens, the safety status, the language switch.
+import { render } from 'preact';
+import { act } from 'preact/test-utils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MockBackend } from '../src/api/mock';
+import { createController } from '../src/controller';
+import { initialState } from '../src/state';
+import { createStore } from '../src/store';
+import { App, parseRoute, ROUTES } from '../src/ui/App';
+import { Ctl } from '../src/ui/context';
+
+let root: HTMLElement | null = null;
+
+async function mount(hash = '#/devices') {
+  window.location.hash = hash;
+  const el = document.createElement('div');
+  document.body.appendChild(el);
+  root = el;
+  const c = createController(new MockBackend({ stepMs: 0 }), createStore(initialState('en')));
+  await act(async () => {
+    render(
+      <Ctl.Provider value={c}>
+        <App />
+      </Ctl.Provider>,
+      el,
+    );
+    await c.start();
+  });
+  return { c, root: el };
+}
+
+afterEach(() => {
+  if (!root) return;
+  render(null, root);
+  root.remove();
+  root = null;
+});
+
+const text = () => root?.textContent ?? '';
+
+describe('App', () => {
+  it('routes by hash, defaulting to Devices', () => {
+    expect(parseRoute('#/payment')).toBe('payment');
+    expect(parseRoute('#/qa?x=1')).toBe('qa');
+    expect(parseRoute('')).toBe('devices');
+    expect(parseRoute('#/nowhere')).toBe('devices');
+  });
+
+  it('renders every screen with one h1 and no inline styles', async () => {
+    const { root } = await mount();
+    for (const r of ROUTES) {
+      await act(async () => {
+        window.location.hash = `#/${r}`;
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+      });
+      expect(root.querySelectorAll('h1'), r).toHaveLength(1);
+      expect(root.querySelector('[style]'), r).toBeNull();
+      expect(root.querySelector(`[data-testid="screen-${r}"]`), r).not.toBeNull();
+    }
+  });
+
+  it('always shows the device safety status, as the device reports it', async () => {
+    const { c, root } = await mount();
+    expect(root.querySelector('[data-testid="safety"]')?.textContent).toContain('No device connected');
+    await act(() => c.connect('sim-1'));
+    expect(root.querySelector('[data-testid="safety"]')?.textContent).toContain('PinPad Sim 1');
+    await act(() => c.qaTripTamper('sim-1'));
+    const safety = root.querySelector('[data-testid="safety"]')!;
+    expect(safety.getAttribute('data-tone')).toBe('danger');
+    expect(safety.getAttribute('aria-live')).toBe('polite');
+    expect(safety.textContent).toContain('TAMPERED');
+  });
+
+  it('switches language at run time', async () => {
+    const { c, root } = await mount();
+    expect(root.querySelector('h1')?.textContent).toBe('Devices');
+    await act(() => c.setLanguage('zh-CN'));
+    expect(root.querySelector('h1')?.textContent).toBe('设备');
+    expect(document.documentElement.lang).toBe('zh-CN');
+    expect(text()).toContain('未连接设备');
+  });
+
+  it('shows the mock keypad beside the flows when the active device is a mock', async () => {
+    const { c, root } = await mount('#/payment');
+    expect(root.querySelector('[data-testid="mock-device"]')).toBeNull();
+    await act(() => c.connect('sim-1'));
+    const pad = root.querySelector('[data-testid="mock-device"]');
+    expect(pad).not.toBeNull();
+    expect(pad!.querySelectorAll('button[data-key]')).toHaveLength(13);
+  });
+});

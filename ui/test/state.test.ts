@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import type { DeviceStatus, LogEntry } from '../src/api/types';
+import { activeDevice, applyEvent, applyProgress, emptyPaymentForm, IDLE_LIVE, initialState, LOG_KEEP, resultTone, upsertDevice, validatePaymentForm, type State } from '../src/state';
+
+const dev = (id: string, over: Partial<DeviceStatus> = {}): DeviceStatus => ({
+  deviceId: id,
+  name: id,
+  transport: 'usb',
+  serial: `S-${id}`,
+  connected: false,
+  lifecycle: 'bound',
+  tamper: 'clear',
+  lock: 'unlocked',
+  indicator: 'off',
+  paired: false,
+  customerId: null,
+  firmware: { version: '1', hash: 'ab' },
+  mock: false,
+  ...over,
+});
+
+describe('progress events', () => {
+  it('accumulate into what the device is showing', () => {
+    let s = IDLE_LIVE;
+    s = applyProgress(s, { type: 'stage', stage: 'sendingToDevice' });
+    s = applyProgress(s, { type: 'display', lines: ['Pay CNY 1.00', 'Enter PIN'] });
+    s = applyProgress(s, { type: 'stage', stage: 'waitingForUser' });
+    s = applyProgress(s, { type: 'pin', entered: 0, length: 6 });
+    s = applyProgress(s, { type: 'pin', entered: 4, length: 6 });
+    s = applyProgress(s, { type: 'indicator', indicator: 'safe' });
+    expect(s).toEqual({ stage: 'waitingForUser', lines: ['Pay CNY 1.00', 'Enter PIN'], pin: { entered: 4, length: 6 }, indicator: 'safe' });
+    expect(IDLE_LIVE).toEqual({ stage: null, lines: [], pin: null, indicator: null }); // not mutated
+  });
+});
+
+describe('app events', () => {
+  it('replace the device list and drop a chosen device that went away', () => {
+    let s: State = { ...initialState(), activeDeviceId: 'b' };
+    s = applyEvent(s, { type: 'devices', devices: [dev('a'), dev('b')] });
+    expect(s.activeDeviceId).toBe('b');
+    s = applyEvent(s, { type: 'devices', devices: [dev('a')] });
+    expect(s.activeDeviceId).toBeNull();
+  });
+  it('keep each device display, dedupe pushed requests, cap the log', () => {
+    let s = initialState();
+    s = applyEvent(s, { type: 'deviceDisplay', deviceId: 'a', lines: ['Ready'] });
+    expect(s.displays).toEqual({ a: ['Ready'] });
+    const req = { requestId: 'r1', orderId: 'O', payerAccount: '1', payeeName: 'P', payeeAccount: '2', amountMinor: '1', currency: 'CNY', receivedAt: '' };
+    s = applyEvent(s, { type: 'confirmationPushed', request: req });
+    const again = applyEvent(s, { type: 'confirmationPushed', request: req });
+    expect(again).toBe(s);
+    expect(s.confirmations).toHaveLength(1);
+    for (let i = 0; i < LOG_KEEP + 10; i++) {
+      const entry: LogEntry = { seq: i, time: '', level: 'info', source: 'app', message: `m${i}` };
+      s = applyEvent(s, { type: 'log', entry });
+    }
+    expect(s.logs).toHaveLength(LOG_KEEP);
+    expect(s.logs.at(-1)!.seq).toBe(LOG_KEEP + 9);
+  });
+});
+
+describe('active device', () => {
+  it('is the chosen one, else the first connected one', () => {
+    const devices = [dev('a'), dev('b', { connected: true }), dev('c', { connected: true })];
+    expect(activeDevice({ devices, activeDeviceId: null })?.deviceId).toBe('b');
+    expect(activeDevice({ devices, activeDeviceId: 'a' })?.deviceId).toBe('a');
+    expect(activeDevice({ devices, activeDeviceId: 'zz' })?.deviceId).toBe('b');
+    expect(activeDevice({ devices: [dev('a')], activeDeviceId: null })).toBeNull();
+  });
+  it('is updated in place by a fresher status', () => {
+    const list = [dev('a'), dev('b')];
+    const next = upsertDevice(list, dev('b', { paired: true }));
+    expect(next.map((d) => d.paired)).toEqual([false, true]);
+    expect(list[1].paired).toBe(false);
+    expect(upsertDevice(list, dev('c'))).toHaveLength(3);
+  });
+});
+
+describe('payment form', () => {
+  const ok = { ...emptyPaymentForm('6222'), payeeName: 'Zhang San', payeeAccount: '6222 0800 1234 8888', amount: '120.50' };
+  it('accepts a good form and gives the amount in minor units', () => {
+    expect(validatePaymentForm(ok)).toEqual({ ok: true, amountMinor: '12050' });
+  });
+  it('names each bad field', () => {
+    const r = validatePaymentForm({ ...ok, fromAccount: '', payeeName: ' ', payeeAccount: '12-34', amount: '0', reference: 'x'.repeat(36) });
+    expect(r).toEqual({
+      ok: false,
+      errors: {
+        fromAccount: 'payment.err.fromAccount',
+        payeeName: 'payment.err.payeeName',
+        payeeAccount: 'payment.err.payeeAccount',
+        amount: 'payment.err.amount',
+        reference: 'payment.err.reference',
+      },
+    });
+  });
+});
+
+describe('result tone', () => {
+  it('follows the device: danger indicator or refusal is red, safe is green', () => {
+    expect(resultTone({ indicator: 'safe', outcome: 'approved' })).toBe('safe');
+    expect(resultTone({ indicator: 'safe', outcome: 'declined' })).toBe('safe');
+    expect(resultTone({ indicator: 'danger', outcome: 'refused' })).toBe('danger');
+    expect(resultTone({ indicator: 'off', outcome: 'refused' })).toBe('danger');
+    expect(resultTone({ indicator: 'off', outcome: 'rejected' })).toBe('neutral');
+  });
+});
