@@ -20,5 +20,8 @@ cargo build -p firmware-protocol --no-default-features --locked
 step "tests"
 cargo test --workspace --locked
 
+step "ui: typecheck, Vitest, build, browser end-to-end in Chromium (mocked IPC)"
+bash scripts/ui-test.sh
+
 step "fuzz smoke run (10 s per target; the long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 10
