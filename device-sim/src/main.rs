@@ -1,0 +1,3 @@
+//! `pinpad-sim`: the PinBridge PIN pad simulator.
+
+fn main() {}
