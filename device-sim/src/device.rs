@@ -734,6 +734,15 @@ impl Device {
         Ok(())
     }
 
+    /// Start-up: drives the indicator and display from the restored state (a tampered device
+    /// comes back blinking red) and checks the tamper switch and the T2 lock.
+    pub fn power_on<H: Hardware>(&mut self, hw: &mut H) {
+        let indicator = self.indicator;
+        self.set_indicator(indicator, hw);
+        let _ = self.sense(hw);
+        self.refresh_display(hw);
+    }
+
     /// Sets the MTU reported in `Info.link_mtu` (the adapter's link).
     pub fn set_link_mtu(&mut self, mtu: u16) {
         self.link_mtu = mtu;

@@ -117,8 +117,9 @@ pub enum ConnectionCommand {
 
 impl SimCore {
     /// A simulated device on a link of `mtu`.
-    pub fn new(mut device: Device, hw: VirtualHardware, mtu: Mtu) -> Self {
+    pub fn new(mut device: Device, mut hw: VirtualHardware, mtu: Mtu) -> Self {
         device.set_link_mtu(u16::try_from(mtu.get()).unwrap_or(u16::MAX));
+        device.power_on(&mut hw);
         Self {
             device,
             hw,

@@ -222,3 +222,65 @@ fn ca_init_info_and_serving_three_devices_with_a_scenario() {
     );
     assert_eq!(pressed["pressed"], 1);
 }
+
+fn start_serving(state: &str) -> (Server, String) {
+    let mut child = pinpad_sim()
+        .args([
+            "serve",
+            "--state",
+            state,
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("control http://") {
+            return (server, url.to_string());
+        }
+    }
+    panic!("serve printed no control address");
+}
+
+#[test]
+fn the_tamper_flag_survives_a_restart_of_the_simulator() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = |name: &str| folder.path().join(name).display().to_string();
+    run(&["ca", "new", "--out", &path("ca.json")]);
+    run(&[
+        "init",
+        "--state",
+        &path("pad.json"),
+        "--ca-key",
+        &path("ca.json"),
+    ]);
+
+    let (server, control) = start_serving(&path("pad.json"));
+    let tripped = http(
+        &control,
+        "POST",
+        "/devices/0/tamper",
+        Some(r#"{"open":true}"#),
+    );
+    assert_eq!(tripped["state"]["tampered"], true);
+    drop(server);
+
+    let (_server, control) = start_serving(&path("pad.json"));
+    let device = http(&control, "GET", "/devices/0", None);
+    assert_eq!(device["tampered"], true, "{device}");
+    assert_eq!(device["indicator"], "danger");
+    let indicator = http(&control, "GET", "/devices/0/indicator", None);
+    assert_eq!(
+        indicator["indicator"], "danger",
+        "the LED blinks red again after the restart"
+    );
+    let info: Value = serde_json::from_str(&run(&["info", "--state", &path("pad.json")])).unwrap();
+    assert_eq!(info["state"]["tampered"], true);
+}

@@ -391,3 +391,60 @@ fn channel_rules_unknown_channel_broadcast_misuse_and_ping() {
         assert_eq!(vec![refusal.unwrap()], expected(channel), "{channel:?}");
     }
 }
+
+#[test]
+fn a_scenario_types_the_pin_and_another_tampers_mid_payment() {
+    use device_sim::scenario::Scenario;
+
+    let mut served = Served::ready();
+    let mut client = served.client();
+    let typist =
+        Scenario::parse("[[device]]\n[[device.step]]\non = \"pin\"\npin = \"1234\"\n").unwrap();
+    {
+        let _guard = served.runtime.enter();
+        typist.spawn(vec![served.handle()]).unwrap();
+    }
+    let payment = served.bank.payment(700, "TX-SCRIPTED");
+    let (id, bytes) = served.bytes(Request::ApprovePayment(payment), true);
+    assert!(matches!(
+        answer(&client.request(&bytes).unwrap(), id),
+        Response::PaymentApproved(_)
+    ));
+
+    let mut served = Served::ready();
+    let mut client = served.client();
+    let tamperer = Scenario::parse(
+        "[[device]]\n[[device.step]]\non = \"pin\"\ndigits = \"12\"\n\
+         [[device.step]]\non = \"pin\"\ndigits_entered = 2\nafter_ms = 50\ntamper = true\n",
+    )
+    .unwrap();
+    {
+        let _guard = served.runtime.enter();
+        tamperer.spawn(vec![served.handle()]).unwrap();
+    }
+    let payment = served.bank.payment(700, "TX-TAMPERED");
+    let (id, bytes) = served.bytes(Request::ApprovePayment(payment), true);
+    match answer(&client.request(&bytes).unwrap(), id) {
+        Response::Error(error) => assert_eq!(error.status, StatusCode::Tampered),
+        other => panic!("{other:?}"),
+    }
+    let seen: Vec<u8> = client
+        .keepalives
+        .iter()
+        .filter_map(|k| match k {
+            KeepaliveStatus::PinEntry(p) => Some(p.entered()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        seen.contains(&2),
+        "two digits were typed before the tamper: {seen:?}"
+    );
+    assert!(
+        served
+            .handle()
+            .display()
+            .iter()
+            .any(|l| l.contains("TAMPERED"))
+    );
+}

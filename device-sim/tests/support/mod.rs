@@ -483,7 +483,7 @@ impl Rig {
     pub fn restart(&mut self) {
         let stored = self.hw.stored_state().expect("state persisted").to_vec();
         self.device = Device::restore(&stored).unwrap();
-        self.device.poll(&mut self.hw);
+        self.device.power_on(&mut self.hw);
     }
 
     pub fn initialise(&mut self) -> Response {
