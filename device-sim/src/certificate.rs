@@ -1,17 +1,22 @@
 //! The issuing CA and the device certificate it signs at manufacture.
 //!
 //! PROTOCOL.md says only that `Info.certificate` is "the issuing CA's certificate for the
-//! attestation key". This simulator fixes the bytes (README "Protocol decisions"):
+//! attestation key". The layout is the one the sandbox bank verifies (bank-sandbox README,
+//! "Device certificate"), so a simulated device is accepted by it:
 //!
-//! ```text
-//! certificate = 0x01 (format version)
-//!             | serial length (u16 BE) | serial (UTF-8, 1..=32 bytes)
-//!             | attestation public key (65 bytes, SEC1 uncompressed)
-//!             | signature (64 bytes, r || s)
-//! signature   = ECDSA P-256/SHA-256 by the CA key over
-//!               "PinBridge/v1/sig/device-certificate" 0x00 | every byte before the signature
-//!               (crypto::ecdsa, SignatureDomain::DeviceCertificate)
-//! ```
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `PBDC` |
+//! | 4 | 1 | format version `0x01` |
+//! | 5 | 1 | serial length n, 1..=32 |
+//! | 6 | n | serial, UTF-8 (the device's `Info.serial`) |
+//! | 6+n | 65 | attestation public key, SEC1 uncompressed |
+//! | 71+n | 8 | not before, u64 BE Unix seconds |
+//! | 79+n | 8 | not after, u64 BE Unix seconds |
+//! | 87+n | 8 | issuer key id: first 8 bytes of SHA-256 of the CA public key (SEC1, 65 bytes) |
+//! | 95+n | 64 | signature `r || s` by the CA key, ECDSA P-256/SHA-256 in domain `DeviceCertificate` (`"PinBridge/v1/sig/device-certificate" 00 || bytes 0..95+n`) |
+//!
+//! Total 159 + n bytes; nothing may follow.
 
 use std::fmt;
 use std::path::Path;
@@ -21,14 +26,24 @@ use firmware_protocol::crypto::ecdsa::{
     SignatureDomain,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Version byte of the certificate layout above.
+/// The magic bytes that open a certificate.
+pub const MAGIC: &[u8; 4] = b"PBDC";
+/// Version byte of the layout above.
 pub const CERTIFICATE_FORMAT: u8 = 1;
+/// Longest serial.
+pub const MAX_SERIAL_LEN: usize = 32;
+/// Length of an issuer key id.
+pub const KEY_ID_LEN: usize = 8;
 
 /// Why a certificate or CA file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
+    /// Not a certificate of this format (magic or version).
+    #[error("not a PinBridge device certificate (magic or version)")]
+    NotACertificate,
     /// Shorter or longer than its fields say.
     #[error("certificate is {len} bytes; its fields need {expected}")]
     Length {
@@ -37,12 +52,12 @@ pub enum CertificateError {
         /// Bytes the fields need.
         expected: usize,
     },
-    /// An unknown format version.
-    #[error("certificate format {0} is not supported (this build reads format 1)")]
-    Format(u8),
     /// The serial is not 1..=32 bytes of UTF-8.
     #[error("certificate serial is not 1..=32 bytes of UTF-8")]
     Serial,
+    /// Signed by another CA than the one given.
+    #[error("certificate issuer {0} is not this CA")]
+    UnknownIssuer(String),
     /// A key or the signature is malformed, or the signature does not verify.
     #[error("certificate signature or key: {0}")]
     Ecdsa(#[from] EcdsaError),
@@ -56,106 +71,143 @@ pub enum CertificateError {
     },
 }
 
+/// The key id of a CA public key: first 8 bytes of SHA-256 of its SEC1 encoding.
+pub fn key_id(ca_public_key: &EcdsaVerifyingKey) -> [u8; KEY_ID_LEN] {
+    let digest = Sha256::digest(ca_public_key.to_sec1_bytes());
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
+}
+
 /// A decoded device certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceCertificate {
-    /// Device serial number.
+    /// Device serial.
     pub serial: String,
     /// The device's attestation public key (SEC1 uncompressed).
     pub attestation_public_key: [u8; PUBLIC_KEY_LEN],
+    /// Valid from, Unix seconds.
+    pub not_before: u64,
+    /// Valid until, Unix seconds.
+    pub not_after: u64,
+    /// Which CA signed it.
+    pub issuer_key_id: [u8; KEY_ID_LEN],
     /// The CA's signature.
     pub signature: EcdsaSignature,
 }
 
+fn field<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], CertificateError> {
+    bytes
+        .get(at..at + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or(CertificateError::Length {
+            len: bytes.len(),
+            expected: at + N,
+        })
+}
+
 impl DeviceCertificate {
-    /// Issues a certificate for `serial` and `attestation_public_key`.
+    /// Issues a certificate for `serial` and `attestation_public_key`, valid from
+    /// `not_before` to `not_after` (Unix seconds).
     pub fn issue(
         ca: &CaKey,
         serial: &str,
         attestation_public_key: &EcdsaVerifyingKey,
+        not_before: u64,
+        not_after: u64,
     ) -> Result<Self, CertificateError> {
-        if serial.is_empty() || serial.len() > 32 {
+        if serial.is_empty() || serial.len() > MAX_SERIAL_LEN {
             return Err(CertificateError::Serial);
         }
-        let public = attestation_public_key.to_sec1_bytes();
-        let signature = ca
-            .signing_key
-            .sign(SignatureDomain::DeviceCertificate, &tbs(serial, &public));
-        Ok(Self {
+        let mut certificate = Self {
             serial: serial.into(),
-            attestation_public_key: public,
-            signature,
-        })
+            attestation_public_key: attestation_public_key.to_sec1_bytes(),
+            not_before,
+            not_after,
+            issuer_key_id: key_id(&ca.public_key()),
+            signature: EcdsaSignature::from_array([0; SIGNATURE_LEN]),
+        };
+        certificate.signature = ca
+            .signing_key
+            .sign(SignatureDomain::DeviceCertificate, &certificate.tbs());
+        Ok(certificate)
+    }
+
+    /// Everything the signature covers.
+    fn tbs(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(159 + self.serial.len());
+        out.extend_from_slice(MAGIC);
+        out.push(CERTIFICATE_FORMAT);
+        // Serials are checked to be at most 32 bytes.
+        out.push(u8::try_from(self.serial.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(self.serial.as_bytes());
+        out.extend_from_slice(&self.attestation_public_key);
+        out.extend_from_slice(&self.not_before.to_be_bytes());
+        out.extend_from_slice(&self.not_after.to_be_bytes());
+        out.extend_from_slice(&self.issuer_key_id);
+        out
     }
 
     /// The wire bytes (`Info.certificate`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = tbs(&self.serial, &self.attestation_public_key);
+        let mut out = self.tbs();
         out.extend_from_slice(self.signature.as_bytes());
         out
     }
 
-    /// Decodes the wire bytes without checking the signature.
+    /// Decodes the wire bytes strictly, without checking the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertificateError> {
-        let (&format, rest) = bytes.split_first().ok_or(CertificateError::Length {
-            len: 0,
-            expected: 3,
-        })?;
-        if format != CERTIFICATE_FORMAT {
-            return Err(CertificateError::Format(format));
+        if bytes.get(..4) != Some(MAGIC.as_slice()) || bytes.get(4) != Some(&CERTIFICATE_FORMAT) {
+            return Err(CertificateError::NotACertificate);
         }
-        let (len_bytes, rest) = rest
-            .split_first_chunk::<2>()
-            .ok_or(CertificateError::Length {
-                len: bytes.len(),
-                expected: 3,
-            })?;
-        let serial_len = usize::from(u16::from_be_bytes(*len_bytes));
-        let expected = 3 + serial_len + PUBLIC_KEY_LEN + SIGNATURE_LEN;
+        let n = usize::from(*bytes.get(5).ok_or(CertificateError::NotACertificate)?);
+        if n == 0 || n > MAX_SERIAL_LEN {
+            return Err(CertificateError::Serial);
+        }
+        let expected = 159 + n;
         if bytes.len() != expected {
             return Err(CertificateError::Length {
                 len: bytes.len(),
                 expected,
             });
         }
-        let (serial, rest) = rest.split_at(serial_len);
+        let serial = bytes.get(6..6 + n).ok_or(CertificateError::Serial)?;
         let serial = std::str::from_utf8(serial).map_err(|_| CertificateError::Serial)?;
-        if serial.is_empty() || serial.len() > 32 {
-            return Err(CertificateError::Serial);
-        }
-        let (public, signature) = rest.split_at(PUBLIC_KEY_LEN);
-        let mut attestation_public_key = [0u8; PUBLIC_KEY_LEN];
-        attestation_public_key.copy_from_slice(public);
         Ok(Self {
             serial: serial.into(),
-            attestation_public_key,
-            signature: EcdsaSignature::from_slice(signature)?,
+            attestation_public_key: field(bytes, 6 + n)?,
+            not_before: u64::from_be_bytes(field(bytes, 71 + n)?),
+            not_after: u64::from_be_bytes(field(bytes, 79 + n)?),
+            issuer_key_id: field(bytes, 87 + n)?,
+            signature: EcdsaSignature::from_array(field(bytes, 95 + n)?),
         })
     }
 
-    /// Decodes and checks the CA's signature; returns the certificate.
+    /// Decodes and checks issuer and signature against `ca_public_key` (not the validity
+    /// period: see [`DeviceCertificate::is_valid_at`]).
     pub fn verify(
         bytes: &[u8],
         ca_public_key: &EcdsaVerifyingKey,
     ) -> Result<Self, CertificateError> {
         let certificate = Self::from_bytes(bytes)?;
+        if certificate.issuer_key_id != key_id(ca_public_key) {
+            return Err(CertificateError::UnknownIssuer(hex::encode(
+                certificate.issuer_key_id,
+            )));
+        }
+        EcdsaVerifyingKey::from_sec1_bytes(&certificate.attestation_public_key)?;
         ca_public_key.verify(
             SignatureDomain::DeviceCertificate,
-            &tbs(&certificate.serial, &certificate.attestation_public_key),
+            &certificate.tbs(),
             &certificate.signature,
         )?;
         Ok(certificate)
     }
-}
 
-fn tbs(serial: &str, public: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(3 + serial.len() + PUBLIC_KEY_LEN + SIGNATURE_LEN);
-    out.push(CERTIFICATE_FORMAT);
-    // Callers keep serials within 32 bytes.
-    out.extend_from_slice(&(serial.len() as u16).to_be_bytes());
-    out.extend_from_slice(serial.as_bytes());
-    out.extend_from_slice(public);
-    out
+    /// Whether `now` (Unix seconds) is within the validity period.
+    pub fn is_valid_at(&self, now: u64) -> bool {
+        (self.not_before..=self.not_after).contains(&now)
+    }
 }
 
 /// The issuing CA's key pair.
@@ -269,9 +321,11 @@ mod tests {
         let ca = CaKey::generate(&mut rng);
         let device = EcdsaSigningKey::generate(&mut rng);
         let certificate =
-            DeviceCertificate::issue(&ca, "PP-0001", &device.verifying_key()).unwrap();
+            DeviceCertificate::issue(&ca, "PP-0001", &device.verifying_key(), 100, 200).unwrap();
         let bytes = certificate.to_bytes();
-        assert_eq!(bytes.len(), 3 + 7 + 65 + 64);
+        assert_eq!(bytes.len(), 159 + 7);
+        assert_eq!(&bytes[..6], b"PBDC\x01\x07");
+        assert!(certificate.is_valid_at(150) && !certificate.is_valid_at(201));
         assert_eq!(
             DeviceCertificate::verify(&bytes, &ca.public_key()).unwrap(),
             certificate
@@ -280,7 +334,7 @@ mod tests {
         let other_ca = CaKey::generate(&mut rng);
         assert!(DeviceCertificate::verify(&bytes, &other_ca.public_key()).is_err());
         let mut forged = bytes.clone();
-        forged[4] ^= 1; // the serial
+        forged[6] ^= 1; // the serial
         assert!(DeviceCertificate::verify(&forged, &ca.public_key()).is_err());
         assert!(DeviceCertificate::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(DeviceCertificate::from_bytes(&[]).is_err());

@@ -134,17 +134,31 @@ pub struct Manufacture {
     pub lock_after_seconds: u64,
     /// How long the user has to act on a prompt, seconds.
     pub user_timeout_seconds: u64,
+    /// Certificate validity start, Unix seconds.
+    pub certificate_not_before: u64,
+    /// Certificate validity end, Unix seconds.
+    pub certificate_not_after: u64,
 }
 
+/// How long a certificate issued at manufacture is valid.
+pub const CERTIFICATE_VALIDITY_SECONDS: u64 = 20 * 365 * 24 * 3600;
+
 impl Manufacture {
-    /// Defaults for everything but the serial.
+    /// Defaults for everything but the serial; the certificate is valid from a day before
+    /// now (clock skew between the factory and the bank) for 20 years.
     pub fn new(serial: impl Into<String>) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let not_before = now.saturating_sub(24 * 3600);
         Self {
             serial: serial.into(),
             bank_management_key: None,
             bank_operator_key: None,
             lock_after_seconds: DEFAULT_LOCK_AFTER_SECONDS,
             user_timeout_seconds: DEFAULT_USER_TIMEOUT_SECONDS,
+            certificate_not_before: not_before,
+            certificate_not_after: not_before.saturating_add(CERTIFICATE_VALIDITY_SECONDS),
         }
     }
 }
@@ -555,8 +569,13 @@ impl Device {
         rng: &mut impl rand_core::CryptoRng,
     ) -> Result<Self, DeviceError> {
         let attestation = EcdsaSigningKey::generate(rng);
-        let certificate =
-            DeviceCertificate::issue(ca, &settings.serial, &attestation.verifying_key())?;
+        let certificate = DeviceCertificate::issue(
+            ca,
+            &settings.serial,
+            &attestation.verifying_key(),
+            settings.certificate_not_before,
+            settings.certificate_not_after,
+        )?;
         let reference = firmware_image_hash(FIRMWARE_VERSION);
         Ok(Self {
             serial: settings.serial.clone(),

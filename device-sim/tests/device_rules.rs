@@ -61,6 +61,11 @@ fn manufacture_gives_an_attestation_key_certified_by_the_ca() {
     let certificate =
         DeviceCertificate::verify(&info.certificate, &rig.bank.ca.public_key()).unwrap();
     assert_eq!(certificate.serial, SERIAL);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(certificate.is_valid_at(now));
     assert_eq!(
         &certificate.attestation_public_key,
         info.attestation_public_key.as_bytes()
