@@ -980,7 +980,7 @@ impl Device {
         self.lifecycle = Lifecycle::Manufactured;
         self.lock = LockState::Unlocked;
         self.set_indicator(Indicator::Danger, hw);
-        self.banner = vec!["TAMPERED".into(), "Keys wiped. Service required.".into()];
+        self.banner = vec!["Keys wiped. Service required.".into()];
         hw.record(EventKind::Tamper);
         self.persist(hw);
         self.refresh_display(hw);

@@ -448,3 +448,60 @@ fn a_scenario_types_the_pin_and_another_tampers_mid_payment() {
             .any(|l| l.contains("TAMPERED"))
     );
 }
+
+#[test]
+fn keepalives_repeat_while_waiting_and_init_on_the_channel_resynchronises() {
+    let mut served = Served::ready();
+    let mut client = served.client();
+    let payment = served.bank.payment(100, "TX-RESYNC");
+    let (_, bytes) = served.bytes(Request::ApprovePayment(payment), true);
+    let channel = client.channel();
+    // Send the request, then just listen for 700 ms without typing.
+    let mut sender = firmware_protocol::link::ReliableSender::new(channel, Mtu::SIM);
+    sender.send(bytes).unwrap();
+    if let firmware_protocol::link::SenderAction::Transmit(frame) = sender.poll(0) {
+        client.send_frame(&frame).unwrap();
+    }
+    let started = Instant::now();
+    let mut keepalives = 0;
+    while started.elapsed() < Duration::from_millis(700) {
+        if let Some(Frame {
+            body: Body::Keepalive(KeepaliveStatus::PinEntry(p)),
+            ..
+        }) = client.next_frame().unwrap()
+        {
+            assert_eq!(p.entered(), 0);
+            keepalives += 1;
+        }
+    }
+    assert!(
+        keepalives >= 3,
+        "a keepalive at least every 250 ms, got {keepalives}"
+    );
+    assert!(served.handle().view().state.busy);
+
+    // INIT on the open channel aborts the transaction and keeps the channel.
+    let nonce = [9u8; 8];
+    client
+        .send_frame(&Frame::new(channel, Body::InitRequest { nonce }))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        assert!(Instant::now() < deadline, "no INIT answer on the channel");
+        if let Some(Frame {
+            channel: on,
+            body: Body::InitResponse(answer),
+        }) = client.next_frame().unwrap()
+        {
+            assert_eq!(
+                (on, answer.channel, answer.nonce),
+                (channel, channel, nonce)
+            );
+            break;
+        }
+    }
+    assert!(
+        !served.handle().view().state.busy,
+        "the pending payment was aborted"
+    );
+}
