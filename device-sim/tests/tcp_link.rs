@@ -456,7 +456,7 @@ fn keepalives_repeat_while_waiting_and_init_on_the_channel_resynchronises() {
     let payment = served.bank.payment(100, "TX-RESYNC");
     let (_, bytes) = served.bytes(Request::ApprovePayment(payment), true);
     let channel = client.channel();
-    // Send the request, then just listen for 700 ms without typing.
+    // Send the request, then just listen for a second without typing.
     let mut sender = firmware_protocol::link::ReliableSender::new(channel, Mtu::SIM);
     sender.send(bytes).unwrap();
     if let firmware_protocol::link::SenderAction::Transmit(frame) = sender.poll(0) {
@@ -464,7 +464,7 @@ fn keepalives_repeat_while_waiting_and_init_on_the_channel_resynchronises() {
     }
     let started = Instant::now();
     let mut keepalives = 0;
-    while started.elapsed() < Duration::from_millis(700) {
+    while started.elapsed() < Duration::from_millis(1000) {
         if let Some(Frame {
             body: Body::Keepalive(KeepaliveStatus::PinEntry(p)),
             ..
