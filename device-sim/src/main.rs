@@ -1,0 +1,339 @@
+//! `pinpad-sim`: the PinBridge PIN pad simulator (see README.md).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use device_sim::certificate::CaKey;
+use device_sim::device::{
+    DEFAULT_LOCK_AFTER_SECONDS, DEFAULT_USER_TIMEOUT_SECONDS, Device, FIRMWARE_VERSION,
+    Manufacture, firmware_image_hash,
+};
+use device_sim::hardware::{Clock, SecureStore, VirtualHardware, write_atomically};
+use device_sim::scenario::Scenario;
+use device_sim::server::ServedDevice;
+use device_sim::sim::{SimCore, SimHandle};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
+use firmware_protocol::link::Mtu;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "pinpad-sim",
+    version,
+    about = "The PinBridge PIN pad in software"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The issuing CA that certifies devices at manufacture.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Manufacture a device (or N): attestation key, CA certificate, bank public keys.
+    Init(InitArgs),
+    /// Serve devices' link packets over TCP, with an optional control API and scenario.
+    Serve(ServeArgs),
+    /// Show a device's public identity (serial, keys, certificate, firmware hash, state).
+    Info {
+        /// The device state file.
+        #[arg(long)]
+        state: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a new CA key file (keep it private; give the bank its public key).
+    New {
+        /// Where to write the CA key file (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA public key (SEC1 hex) for the bank's trust store.
+    Show {
+        /// The CA key file.
+        #[arg(long)]
+        ca_key: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The state file to create (with --count: a folder for device-0.json ...).
+    #[arg(long)]
+    state: PathBuf,
+    /// Device serial (with --count: a prefix, "-0000" ... appended).
+    #[arg(long, default_value = "PPSIM")]
+    serial: String,
+    /// The issuing CA key file (from `pinpad-sim ca new`).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// Bank management public key, SEC1 uncompressed hex (verifies Initialise, Enrol,
+    /// BankCommand).
+    #[arg(long)]
+    bank_management_key: Option<String>,
+    /// Bank operator public key, SEC1 uncompressed hex (verifies OperatorReset).
+    #[arg(long)]
+    bank_operator_key: Option<String>,
+    /// JSON file {"management_public_key": hex, "operator_public_key": hex}.
+    #[arg(long)]
+    bank_keys: Option<PathBuf>,
+    /// T2: lock after this many seconds without a successful bank contact.
+    #[arg(long, default_value_t = DEFAULT_LOCK_AFTER_SECONDS)]
+    lock_after_seconds: u64,
+    /// How long the user has to act on a prompt.
+    #[arg(long, default_value_t = DEFAULT_USER_TIMEOUT_SECONDS)]
+    user_timeout_seconds: u64,
+    /// Make N devices in the --state folder.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Overwrite existing state files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The device state file (with --count: the folder of device-0.json ...).
+    #[arg(long)]
+    state: PathBuf,
+    /// Link address of the first device; device k listens on port + k (port 0: any).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Control API address (loopback only).
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// Serve N devices from the --state folder.
+    #[arg(long)]
+    count: Option<usize>,
+    /// A scenario file (TOML) that scripts the devices.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Seed the device RNG (hex, 64 digits) for reproducible runs; default: OS entropy.
+    #[arg(long)]
+    seed: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BankKeysFile {
+    management_public_key: Option<String>,
+    operator_public_key: Option<String>,
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Ca { command } => ca(command),
+        Command::Init(args) => init(args),
+        Command::Serve(args) => serve(args),
+        Command::Info { state } => info(&state),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pinpad-sim: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn os_rng() -> Result<ChaCha20Rng, Failure> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| format!("no OS entropy: {e}"))?;
+    Ok(ChaCha20Rng::from_seed(*seed))
+}
+
+fn ca(command: CaCommand) -> Result<(), Failure> {
+    match command {
+        CaCommand::New { out, force } => {
+            if out.exists() && !force {
+                return Err(format!("{} exists (use --force to overwrite)", out.display()).into());
+            }
+            let ca = CaKey::generate(&mut os_rng()?);
+            write_atomically(&out, ca.to_file_text().as_bytes())?;
+            println!("{}", hex::encode(ca.public_key().to_sec1_bytes()));
+            Ok(())
+        }
+        CaCommand::Show { ca_key } => {
+            let ca = CaKey::load(&ca_key)?;
+            println!("{}", hex::encode(ca.public_key().to_sec1_bytes()));
+            Ok(())
+        }
+    }
+}
+
+fn public_key(hex_text: &str, what: &str) -> Result<EcdsaVerifyingKey, Failure> {
+    let bytes = hex::decode(hex_text.trim()).map_err(|_| format!("{what} is not hex"))?;
+    EcdsaVerifyingKey::from_sec1_bytes(&bytes).map_err(|e| format!("{what}: {e}").into())
+}
+
+fn state_files(state: &Path, count: Option<usize>) -> Vec<PathBuf> {
+    match count {
+        None => vec![state.to_path_buf()],
+        Some(n) => (0..n)
+            .map(|k| state.join(format!("device-{k}.json")))
+            .collect(),
+    }
+}
+
+fn init(args: InitArgs) -> Result<(), Failure> {
+    let ca = CaKey::load(&args.ca_key)?;
+    let (mut management, mut operator) = (
+        args.bank_management_key.clone(),
+        args.bank_operator_key.clone(),
+    );
+    if let Some(path) = &args.bank_keys {
+        let file: BankKeysFile = serde_json::from_str(&std::fs::read_to_string(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        management = management.or(file.management_public_key);
+        operator = operator.or(file.operator_public_key);
+    }
+    let management = management
+        .map(|k| public_key(&k, "bank management key"))
+        .transpose()?;
+    let operator = operator
+        .map(|k| public_key(&k, "bank operator key"))
+        .transpose()?;
+    if let Some(_count) = args.count {
+        std::fs::create_dir_all(&args.state)?;
+    }
+    let mut rng = os_rng()?;
+    for (k, path) in state_files(&args.state, args.count).iter().enumerate() {
+        if path.exists() && !args.force {
+            return Err(format!("{} exists (use --force to overwrite)", path.display()).into());
+        }
+        let serial = match args.count {
+            None => args.serial.clone(),
+            Some(_) => format!("{}-{k:04}", args.serial),
+        };
+        let mut settings = Manufacture::new(serial.clone());
+        settings.bank_management_key = management;
+        settings.bank_operator_key = operator;
+        settings.lock_after_seconds = args.lock_after_seconds;
+        settings.user_timeout_seconds = args.user_timeout_seconds;
+        let device = Device::manufacture(&settings, &ca, &mut rng)?;
+        write_atomically(path, &device.stored_state())?;
+        println!(
+            "{serial} {} attestation {}",
+            path.display(),
+            hex::encode(device.attestation_public_key().to_sec1_bytes())
+        );
+    }
+    if management.is_none() || operator.is_none() {
+        eprintln!(
+            "pinpad-sim: warning: no bank management/operator key installed; signed bank \
+             requests will be refused (BadSignature)"
+        );
+    }
+    Ok(())
+}
+
+fn info(state: &Path) -> Result<(), Failure> {
+    let bytes = Zeroizing::new(std::fs::read(state)?);
+    let device = Device::restore(&bytes)?;
+    let snapshot = device.snapshot();
+    let out = serde_json::json!({
+        "serial": device.serial(),
+        "attestation_public_key": hex::encode(device.attestation_public_key().to_sec1_bytes()),
+        "certificate": hex::encode(device.certificate()),
+        "firmware_version": FIRMWARE_VERSION,
+        "firmware_hash": hex::encode(firmware_image_hash(FIRMWARE_VERSION)),
+        "state": snapshot,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn seed_from(text: Option<&str>) -> Result<[u8; 32], Failure> {
+    match text {
+        Some(text) => {
+            let bytes = hex::decode(text).map_err(|_| "--seed is not hex")?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| "--seed is 32 bytes (64 hex digits)".into())
+        }
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| format!("no OS entropy: {e}"))?;
+            Ok(seed)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    if let Some(control) = args.control
+        && !control.ip().is_loopback()
+    {
+        return Err("the control API listens on loopback only (127.0.0.1 or ::1)".into());
+    }
+    let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
+    let seed = seed_from(args.seed.as_deref())?;
+    let mut cores = Vec::new();
+    for (k, path) in state_files(&args.state, args.count).iter().enumerate() {
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+        let device = Device::restore(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut device_seed = seed;
+        device_seed[31] ^= u8::try_from(k % 256).unwrap_or(0);
+        let hw = VirtualHardware::with(
+            device_seed,
+            Clock::System { offset_ms: 0 },
+            SecureStore::File(path.clone()),
+        );
+        cores.push(SimCore::new(device, hw, Mtu::SIM));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut served = Vec::new();
+        for (k, core) in cores.into_iter().enumerate() {
+            let mut address = args.listen;
+            if address.port() != 0 {
+                let port = u16::try_from(usize::from(address.port()) + k)
+                    .map_err(|_| "port out of range")?;
+                address.set_port(port);
+            }
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            let device = ServedDevice::spawn(SimHandle::new(core), listener)?;
+            let serial = device.handle.lock().device.serial().to_string();
+            println!("device {k} {serial} link {}", device.address);
+            served.push(device);
+        }
+        let handles: Vec<SimHandle> = served.iter().map(|d| d.handle.clone()).collect();
+        if let Some(control) = args.control {
+            let listener = tokio::net::TcpListener::bind(control).await?;
+            let (address, _task) = device_sim::control::spawn(handles.clone(), listener)?;
+            println!("control http://{address}");
+        }
+        if let Some(scenario) = scenario {
+            scenario.spawn(handles)?;
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tokio::signal::ctrl_c().await?;
+        Ok::<(), Failure>(())
+    })
+}

@@ -1,0 +1,123 @@
+//! The TCP adapter: serves simulated devices' link packets over TCP, one listening port per
+//! device, several hosts per device.
+//!
+//! Framing: the TCP stream carries packets back to back, each exactly the link MTU (64)
+//! bytes, with nothing between them: a reader reads 64 bytes, that is one packet. There is
+//! no length prefix because every packet has the same length (PROTOCOL.md §2.1).
+//!
+//! Every packet on the broadcast channel (INIT answers) goes to every connected host, as on a
+//! shared USB HID interface; packets on a channel go to the connection that opened it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::sim::{ConnectionCommand, SimHandle};
+
+/// How often the core is polled (keys, tamper, clock) and link timers run.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// One device being served.
+#[derive(Debug)]
+pub struct ServedDevice {
+    /// Control of the device.
+    pub handle: SimHandle,
+    /// Where hosts connect.
+    pub address: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServedDevice {
+    /// Serves `handle` on `listener`: accepts hosts and ticks the core. Needs a Tokio runtime.
+    pub fn spawn(handle: SimHandle, listener: TcpListener) -> std::io::Result<Self> {
+        let address = listener.local_addr()?;
+        let clock = Instant::now();
+        let ticker = {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(TICK);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    interval.tick().await;
+                    handle.lock().tick(elapsed_ms(clock));
+                }
+            })
+        };
+        let acceptor = {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, peer)) = listener.accept().await {
+                    tracing::info!(%peer, "host connected");
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(handle.clone(), stream, clock));
+                }
+            })
+        };
+        Ok(Self {
+            handle,
+            address,
+            tasks: vec![ticker, acceptor],
+        })
+    }
+
+    /// Stops accepting hosts and ticking (open connections end with their peers).
+    pub fn stop(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for ServedDevice {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn serve_connection(handle: SimHandle, stream: TcpStream, clock: Instant) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (sender, mut commands) = mpsc::unbounded_channel();
+    let (connection, mtu) = {
+        let mut core = handle.lock();
+        (core.connect(sender), core.link.mtu().get())
+    };
+    let mut writer_task = tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            match command {
+                ConnectionCommand::Packet { packet, delay_ms } => {
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    if writer.write_all(&packet).await.is_err() {
+                        break;
+                    }
+                }
+                ConnectionCommand::Close => break,
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut packet = vec![0u8; mtu];
+    loop {
+        tokio::select! {
+            read = reader.read_exact(&mut packet) => {
+                if read.is_err() {
+                    break;
+                }
+                handle.lock().receive(connection, packet.clone(), elapsed_ms(clock));
+            }
+            _ = &mut writer_task => break,
+        }
+    }
+    writer_task.abort();
+    handle.lock().disconnect(connection);
+    tracing::info!(connection, "host disconnected");
+}
