@@ -167,9 +167,12 @@ async fn main() -> anyhow::Result<()> {
                         shutdown_signal().await;
                         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                     });
-                    tracing::info!(%listen, "serving HTTPS");
-                    eprintln!("bank-sandbox: listening on https://{listen}");
-                    serve_tls(listen, bank.clone(), &cert, &key, handle).await?;
+                    let listener = std::net::TcpListener::bind(listen)
+                        .with_context(|| format!("cannot listen on {listen}"))?;
+                    let local = listener.local_addr()?;
+                    tracing::info!(%local, "serving HTTPS");
+                    eprintln!("bank-sandbox: listening on https://{local}");
+                    serve_tls(listener, bank.clone(), &cert, &key, handle).await?;
                 }
                 _ => {
                     let listener = tokio::net::TcpListener::bind(listen)

@@ -1,6 +1,5 @@
 //! Opening a bank from a database URL and a master key, and serving it over HTTP or HTTPS.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,9 +49,10 @@ pub async fn serve_plain(
         .await
 }
 
-/// Serves `bank` over TLS (rustls, ring provider) with a PEM certificate chain and key.
+/// Serves `bank` over TLS (rustls, ring provider) with a PEM certificate chain and key, on
+/// an already bound listener.
 pub async fn serve_tls(
-    address: SocketAddr,
+    listener: std::net::TcpListener,
     bank: Arc<Bank>,
     certificate: &Path,
     key: &Path,
@@ -63,7 +63,10 @@ pub async fn serve_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key)
         .await
         .map_err(|e| BankError::invalid(format!("TLS certificate or key: {e}")))?;
-    axum_server::bind_rustls(address, config)
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| BankError::internal(&e))?;
+    axum_server::from_tcp_rustls(listener, config)
         .handle(handle)
         .serve(crate::api::router(bank).into_make_service())
         .await

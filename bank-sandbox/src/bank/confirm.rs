@@ -269,9 +269,16 @@ impl Bank {
         let payee: String = row.try_get("payee_account")?;
         let currency: String = row.try_get("currency")?;
         let mut tx = self.store.begin().await?;
-        let verdict = self
-            .transfer(&mut tx, transaction_id, &payer, &payee, amount, &currency)
-            .await?;
+        let verdict = super::payments::transfer(
+            &self.store,
+            &mut tx,
+            transaction_id,
+            &payer,
+            &payee,
+            amount,
+            &currency,
+        )
+        .await?;
         let status = if verdict == Verdict::Approved {
             "approved"
         } else {

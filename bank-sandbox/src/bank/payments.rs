@@ -8,10 +8,14 @@ use firmware_protocol::message::{
     Response, VerifyBankResponse,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::{ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request};
 use crate::error::{BankError, BankResult};
+use crate::store::{Store, job};
+
+/// Internal code: a concurrent prepare with the same idempotency key committed first.
+const IDEMPOTENCY_RACE: &str = "idempotency_race";
 use crate::util::{self, now_ms};
 
 /// A payment the app asks the bank to prepare.
@@ -208,61 +212,86 @@ impl Bank {
         }
         let transaction_id = util::random_id("TX-")?;
         let details = Self::payment_details(request, &payer, &transaction_id)?;
-        let now = now_ms();
-        let mut tx = self.store.begin().await?;
-        let counter: i64 = sqlx::query(&self.store.q(
-            "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? AND status = 'active' \
-             RETURNING payment_counter",
-        ))
-        .bind(session.binding_id.clone())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
-        .try_get(0)?;
-        let mut approve = ApprovePayment {
-            session_id: session.session_id,
-            payment: details,
-            counter: counter as u64,
-            bank_mac: MacTag([0; 16]),
-        };
-        let input = approve
-            .mac_input()
-            .map_err(|e| BankError::invalid(e.to_string()))?;
-        approve.bank_mac = cmac(&session.response_key, &input)?;
-        let encoded = encode_request(Request::ApprovePayment(approve))?;
-        let inserted = sqlx::query(&self.store.q(
-            "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, idempotency_key, \
-             payer_account, payee_account, payee_name, amount_minor, currency, exponent, reference, bank_counter, \
-             request, status, created_by, created_at, expires_at) \
-             VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)",
-        ))
-        .bind(transaction_id.clone())
-        .bind(session.customer_id.clone())
-        .bind(session.binding_id.clone())
-        .bind(hex::encode(session.session_id.0))
-        .bind(request.idempotency_key.clone())
-        .bind(payer.account_number.clone())
-        .bind(request.payee_account.clone())
-        .bind(request.payee_name.clone())
-        .bind(request.amount_minor as i64)
-        .bind(request.currency.clone())
-        .bind(i64::from(payer.exponent))
-        .bind(request.reference.clone())
-        .bind(counter)
-        .bind(hex::decode(&encoded).unwrap_or_default())
-        .bind(now)
-        .bind(session.expires_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => tx.commit().await?,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                drop(tx);
-                // A concurrent prepare with the same key won the race: answer with it.
+        let store = self.store.clone();
+        let (binding_id, customer_id) = (session.binding_id.clone(), session.customer_id.clone());
+        let (session_id, response_key, expires_at) = (
+            session.session_id,
+            session.response_key.clone(),
+            session.expires_at,
+        );
+        let (request_copy, tx_id, payer_account, exponent) = (
+            request.clone(),
+            transaction_id.clone(),
+            payer.account_number.clone(),
+            payer.exponent,
+        );
+        let written = self
+            .store
+            .write(job(move |conn| {
+                Box::pin(async move {
+                    let request = request_copy;
+                    let counter: i64 = sqlx::query(&store.q(
+                        "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
+                         AND status = 'active' RETURNING payment_counter",
+                    ))
+                    .bind(binding_id.clone())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
+                    .try_get(0)?;
+                    let mut approve = ApprovePayment {
+                        session_id,
+                        payment: details,
+                        counter: counter as u64,
+                        bank_mac: MacTag([0; 16]),
+                    };
+                    let input = approve
+                        .mac_input()
+                        .map_err(|e| BankError::invalid(e.to_string()))?;
+                    approve.bank_mac = cmac(&response_key, &input)?;
+                    let encoded = encode_request(Request::ApprovePayment(approve))?;
+                    sqlx::query(&store.q(
+                        "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
+                         idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
+                         reference, bank_counter, request, status, created_by, created_at, expires_at) \
+                         VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)",
+                    ))
+                    .bind(tx_id)
+                    .bind(customer_id)
+                    .bind(binding_id)
+                    .bind(hex::encode(session_id.0))
+                    .bind(request.idempotency_key.clone())
+                    .bind(payer_account)
+                    .bind(request.payee_account.clone())
+                    .bind(request.payee_name.clone())
+                    .bind(request.amount_minor as i64)
+                    .bind(request.currency.clone())
+                    .bind(i64::from(exponent))
+                    .bind(request.reference.clone())
+                    .bind(counter)
+                    .bind(hex::decode(&encoded).unwrap_or_default())
+                    .bind(now_ms())
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            BankError::conflict(IDEMPOTENCY_RACE, "prepared concurrently")
+                        }
+                        other => other.into(),
+                    })?;
+                    Ok::<_, BankError>((counter, encoded))
+                })
+            }))
+            .await;
+        let (counter, encoded) = match written {
+            Ok(done) => done,
+            // A concurrent prepare with the same key won the race: answer with it.
+            Err(e) if e.code == IDEMPOTENCY_RACE => {
                 return Box::pin(self.prepare_payment(session, request)).await;
             }
-            Err(e) => return Err(e.into()),
-        }
+            Err(e) => return Err(e),
+        };
         Ok(PreparedPayment {
             transaction_id,
             status: "prepared".into(),
@@ -379,101 +408,98 @@ impl Bank {
         let payee: String = row.try_get("payee_account")?;
         let currency: String = row.try_get("currency")?;
 
-        let mut tx = self.store.begin().await?;
-        let advanced = sqlx::query(&self.store.q(
-            "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ?",
-        ))
-        .bind(device_counter)
-        .bind(session.binding_id.clone())
-        .bind(device_counter)
-        .execute(&mut *tx)
-        .await?;
-        if advanced.rows_affected() != 1 {
-            return Err(BankError::rejected(
-                "replayed_counter",
-                "the device counter is not greater than the last accepted: a replayed approval",
-            ));
-        }
-        let mut pin_tries_left = None;
-        let verdict = if pin_locked {
-            Verdict::AccountBlocked
-        } else if !pin_ok {
-            let wrong: i64 = sqlx::query(&self.store.q(
-                "UPDATE bindings SET wrong_pin_count = wrong_pin_count + 1 WHERE binding_id = ? RETURNING wrong_pin_count",
-            ))
-            .bind(session.binding_id.clone())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            if wrong >= self.config.max_wrong_pins {
-                sqlx::query(
-                    &self
-                        .store
-                        .q("UPDATE bindings SET pin_locked = 1 WHERE binding_id = ?"),
-                )
-                .bind(session.binding_id.clone())
-                .execute(&mut *tx)
-                .await?;
-                tracing::warn!(
-                    serial = session.device_serial,
-                    "binding locked after wrong PINs"
-                );
-            }
-            pin_tries_left = Some((self.config.max_wrong_pins - wrong).max(0));
-            Verdict::PinIncorrect
-        } else {
-            if binding.try_get::<i64, _>("wrong_pin_count")? != 0 {
-                sqlx::query(
-                    &self
-                        .store
-                        .q("UPDATE bindings SET wrong_pin_count = 0 WHERE binding_id = ?"),
-                )
-                .bind(session.binding_id.clone())
-                .execute(&mut *tx)
-                .await?;
-            }
-            self.transfer(&mut tx, transaction_id, &payer, &payee, amount, &currency)
-                .await?
-        };
-        let mut answer = VerifyBankResponse {
-            session_id: session.session_id,
-            bank_transaction_id: transaction_id.to_owned(),
-            device_counter: approved.device_counter,
-            result: verdict,
-            bank_mac: MacTag([0; 16]),
-        };
-        answer.bank_mac = cmac(
-            &session.response_key,
-            &answer
-                .mac_input()
-                .map_err(|e| BankError::invalid(e.to_string()))?,
-        )?;
-        let encoded = encode_request(Request::VerifyBankResponse(answer))?;
-        let status = if verdict == Verdict::Approved {
-            "approved"
-        } else {
-            "declined"
-        };
-        let claimed = sqlx::query(&self.store.q(
-            "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, decided_at = ? \
-             WHERE transaction_id = ? AND status = 'prepared'",
-        ))
-        .bind(status)
-        .bind(i64::from(verdict.to_wire()))
-        .bind(device_counter)
-        .bind(approval_bytes)
-        .bind(hex::decode(&encoded).unwrap_or_default())
-        .bind(now_ms())
-        .bind(transaction_id)
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() != 1 {
-            return Err(BankError::conflict(
-                "payment_already_decided",
-                "the payment was decided concurrently",
-            ));
-        }
-        tx.commit().await?;
+        let store = self.store.clone();
+        let binding_id = session.binding_id.clone();
+        let (session_id, response_key) = (session.session_id, session.response_key.clone());
+        let max_wrong_pins = self.config.max_wrong_pins;
+        let wrong_before: i64 = binding.try_get("wrong_pin_count")?;
+        let tx_id = transaction_id.to_owned();
+        let serial = session.device_serial.clone();
+        let device_counter_wire = approved.device_counter;
+        let (verdict, encoded, pin_tries_left) = self
+            .store
+            .write(job(move |conn| {
+                Box::pin(async move {
+                    let advanced = sqlx::query(&store.q(
+                        "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ?",
+                    ))
+                    .bind(device_counter)
+                    .bind(binding_id.clone())
+                    .bind(device_counter)
+                    .execute(&mut *conn)
+                    .await?;
+                    if advanced.rows_affected() != 1 {
+                        return Err(BankError::rejected(
+                            "replayed_counter",
+                            "the device counter is not greater than the last accepted: a replayed approval",
+                        ));
+                    }
+                    let mut pin_tries_left = None;
+                    let verdict = if pin_locked {
+                        Verdict::AccountBlocked
+                    } else if !pin_ok {
+                        let wrong: i64 = sqlx::query(&store.q(
+                            "UPDATE bindings SET wrong_pin_count = wrong_pin_count + 1 WHERE binding_id = ? \
+                             RETURNING wrong_pin_count",
+                        ))
+                        .bind(binding_id.clone())
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get(0)?;
+                        if wrong >= max_wrong_pins {
+                            sqlx::query(&store.q("UPDATE bindings SET pin_locked = 1 WHERE binding_id = ?"))
+                                .bind(binding_id.clone())
+                                .execute(&mut *conn)
+                                .await?;
+                            tracing::warn!(serial, "binding locked after wrong PINs");
+                        }
+                        pin_tries_left = Some((max_wrong_pins - wrong).max(0));
+                        Verdict::PinIncorrect
+                    } else {
+                        if wrong_before != 0 {
+                            sqlx::query(&store.q("UPDATE bindings SET wrong_pin_count = 0 WHERE binding_id = ?"))
+                                .bind(binding_id.clone())
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        transfer(&store, conn, &tx_id, &payer, &payee, amount, &currency).await?
+                    };
+                    let mut answer = VerifyBankResponse {
+                        session_id,
+                        bank_transaction_id: tx_id.clone(),
+                        device_counter: device_counter_wire,
+                        result: verdict,
+                        bank_mac: MacTag([0; 16]),
+                    };
+                    answer.bank_mac = cmac(
+                        &response_key,
+                        &answer.mac_input().map_err(|e| BankError::invalid(e.to_string()))?,
+                    )?;
+                    let encoded = encode_request(Request::VerifyBankResponse(answer))?;
+                    let status = if verdict == Verdict::Approved { "approved" } else { "declined" };
+                    let claimed = sqlx::query(&store.q(
+                        "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
+                         decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
+                    ))
+                    .bind(status)
+                    .bind(i64::from(verdict.to_wire()))
+                    .bind(device_counter)
+                    .bind(approval_bytes)
+                    .bind(hex::decode(&encoded).unwrap_or_default())
+                    .bind(now_ms())
+                    .bind(tx_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    if claimed.rows_affected() != 1 {
+                        return Err(BankError::conflict(
+                            "payment_already_decided",
+                            "the payment was decided concurrently",
+                        ));
+                    }
+                    Ok((verdict, encoded, pin_tries_left))
+                })
+            }))
+            .await?;
         Ok(PaymentDecision {
             transaction_id: transaction_id.to_owned(),
             result: verdict_name(verdict),
@@ -514,59 +540,6 @@ impl Bank {
                 ),
             )),
         }
-    }
-
-    /// Moves money and writes the journal entry in `tx`: debits the payer if the balance
-    /// covers it, credits the payee if it is an account of this bank. The journal's primary
-    /// key is the transaction id, so a second entry for one payment cannot exist.
-    pub(crate) async fn transfer(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        transaction_id: &str,
-        payer: &str,
-        payee: &str,
-        amount: i64,
-        currency: &str,
-    ) -> BankResult<Verdict> {
-        let debited = sqlx::query(&self.store.q(
-            "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?",
-        ))
-        .bind(amount)
-        .bind(payer)
-        .bind(amount)
-        .execute(&mut **tx)
-        .await?;
-        if debited.rows_affected() != 1 {
-            return Ok(Verdict::InsufficientFunds);
-        }
-        sqlx::query(&self.store.q(
-            "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?",
-        ))
-        .bind(amount)
-        .bind(payee)
-        .bind(currency)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(&self.store.q(
-            "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(transaction_id)
-        .bind(payer)
-        .bind(payee)
-        .bind(amount)
-        .bind(currency)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => BankError::conflict(
-                "payment_already_decided",
-                "the journal already has this transaction",
-            ),
-            other => other.into(),
-        })?;
-        Ok(Verdict::Approved)
     }
 
     /// A payment's state, for its customer.
@@ -624,4 +597,57 @@ impl Bank {
         }
         Ok(serde_json::json!({ "customer_id": customer_id, "accounts": accounts }))
     }
+}
+
+/// Moves money and writes the journal entry in `conn`: debits the payer if the balance
+/// covers it, credits the payee if it is an account of this bank. The journal's primary
+/// key is the transaction id, so a second entry for one payment cannot exist.
+pub(crate) async fn transfer(
+    store: &Store,
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    payer: &str,
+    payee: &str,
+    amount: i64,
+    currency: &str,
+) -> BankResult<Verdict> {
+    let debited = sqlx::query(&store.q(
+        "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?",
+    ))
+    .bind(amount)
+    .bind(payer)
+    .bind(amount)
+    .execute(&mut *conn)
+    .await?;
+    if debited.rows_affected() != 1 {
+        return Ok(Verdict::InsufficientFunds);
+    }
+    sqlx::query(&store.q(
+        "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?",
+    ))
+    .bind(amount)
+    .bind(payee)
+    .bind(currency)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&store.q(
+        "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(transaction_id)
+    .bind(payer)
+    .bind(payee)
+    .bind(amount)
+    .bind(currency)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => BankError::conflict(
+            "payment_already_decided",
+            "the journal already has this transaction",
+        ),
+        other => other.into(),
+    })?;
+    Ok(Verdict::Approved)
 }

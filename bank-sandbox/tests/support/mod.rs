@@ -43,7 +43,7 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// A fresh, empty PostgreSQL database on the server at `base`; returns its URL.
-async fn fresh_postgres_database(base: &str) -> String {
+pub async fn fresh_postgres_database(base: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = format!("pbtest_{}", hex::encode(rand_bytes::<8>()));
     let mut admin = sqlx::AnyConnection::connect(base)
