@@ -1,0 +1,302 @@
+//! The bank's flows, independent of HTTP: device registry and initialisation, enrolment,
+//! login, payments, out-of-band confirmations, bank commands, staff.
+
+mod confirm;
+mod devices;
+mod login;
+mod payments;
+mod staff;
+
+pub use confirm::{ConfirmationRequest, ConfirmationView};
+pub use devices::initialisation_context;
+pub use devices::{CommandKind, DeviceView};
+pub use login::LoginComplete;
+pub use payments::{PaymentDecision, PaymentRequest, PreparedPayment};
+pub use staff::{Role, StaffIdentity};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::http::StatusCode;
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
+use firmware_protocol::crypto::keys::{MacKey, PinKey};
+use firmware_protocol::crypto::mac::{self, MacAlgorithm};
+use firmware_protocol::message::{self, ErrorResponse, MacTag, Response};
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::broadcast;
+
+use crate::error::{BankError, BankResult};
+use crate::hsm::{MasterKey, SealedBankKeys, SealedKey, SoftHsm};
+use crate::store::Store;
+use crate::util::now_ms;
+
+/// Timing and policy knobs.
+#[derive(Clone, Debug)]
+pub struct BankConfig {
+    /// How long a login may take from `login` to the challenge answer.
+    pub login_ttl_ms: i64,
+    /// How long the device has to answer the bank challenge.
+    pub challenge_ttl_ms: i64,
+    /// Session lifetime after a successful login.
+    pub session_ttl_ms: i64,
+    /// How long an out-of-band confirmation waits for the device.
+    pub confirmation_ttl_ms: i64,
+    /// Wrong PINs in a row that lock the binding.
+    pub max_wrong_pins: i64,
+    /// Failed logins in a row that throttle a device.
+    pub throttle_after_failures: i64,
+    /// How long a throttled device must wait.
+    pub throttle_ms: i64,
+    /// Staff token lifetime.
+    pub staff_token_ttl_ms: i64,
+}
+
+impl Default for BankConfig {
+    fn default() -> Self {
+        Self {
+            login_ttl_ms: 120_000,
+            challenge_ttl_ms: 30_000,
+            session_ttl_ms: 30 * 60_000,
+            confirmation_ttl_ms: 5 * 60_000,
+            max_wrong_pins: 3,
+            throttle_after_failures: 5,
+            throttle_ms: 5 * 60_000,
+            staff_token_ttl_ms: 8 * 3_600_000,
+        }
+    }
+}
+
+/// Something pushed to a customer's app over server-sent events.
+#[derive(Clone, Debug, Serialize)]
+pub struct BankEvent {
+    /// SSE event name: `confirmation` or `bank_command`.
+    pub event: &'static str,
+    /// JSON payload.
+    pub data: serde_json::Value,
+}
+
+/// A logged-in device session with its keys opened, cached in memory.
+pub(crate) struct ActiveSession {
+    pub session_id: message::SessionId,
+    pub device_serial: String,
+    pub binding_id: String,
+    pub customer_id: String,
+    pub pin_key: PinKey,
+    pub mac_key: MacKey,
+    pub response_key: MacKey,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for ActiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveSession")
+            .field("session_id", &self.session_id)
+            .field("device_serial", &self.device_serial)
+            .field("customer_id", &self.customer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bank.
+pub struct Bank {
+    pub(crate) store: Store,
+    pub(crate) hsm: SoftHsm,
+    pub(crate) config: BankConfig,
+    sessions: RwLock<HashMap<[u8; 32], Arc<ActiveSession>>>,
+    events: Mutex<HashMap<String, broadcast::Sender<BankEvent>>>,
+}
+
+impl std::fmt::Debug for Bank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bank")
+            .field("store", &self.store.backend())
+            .field("hsm", &self.hsm)
+            .finish_non_exhaustive()
+    }
+}
+
+const KEY_NAMES: [&str; 3] = ["management", "operator", "pin_verification"];
+
+impl Bank {
+    /// Opens the bank over `store`: loads its keys (generating them on first start) with
+    /// `master`.
+    pub async fn open(store: Store, master: MasterKey, config: BankConfig) -> BankResult<Self> {
+        let sealed =
+            match load_bank_keys(&store).await? {
+                Some(sealed) => sealed,
+                None => {
+                    let fresh = SoftHsm::generate_bank_keys(&master)?;
+                    let mut tx = store.begin().await?;
+                    for (name, key) in KEY_NAMES.iter().zip([
+                        &fresh.management,
+                        &fresh.operator,
+                        &fresh.pin_verification,
+                    ]) {
+                        sqlx::query(&store.q(
+                            "INSERT INTO bank_keys (name, key_block, created_at) VALUES (?, ?, ?)",
+                        ))
+                        .bind(*name)
+                        .bind(key.0.clone())
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    fresh
+                }
+            };
+        let hsm = SoftHsm::open_bank_keys(master, &sealed).map_err(|e| {
+            BankError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "master_key_mismatch",
+                format!("the stored bank keys do not open with this master key: {e}"),
+            )
+        })?;
+        Ok(Self {
+            store,
+            hsm,
+            config,
+            sessions: RwLock::new(HashMap::new()),
+            events: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The bank's public keys, which devices get at manufacture.
+    pub fn management_public_key(&self) -> EcdsaVerifyingKey {
+        self.hsm.management_public_key()
+    }
+
+    /// The bank operator public key.
+    pub fn operator_public_key(&self) -> EcdsaVerifyingKey {
+        self.hsm.operator_public_key()
+    }
+
+    /// Subscribes to a customer's events.
+    pub fn subscribe(&self, customer_id: &str) -> broadcast::Receiver<BankEvent> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events
+            .entry(customer_id.to_owned())
+            .or_insert_with(|| broadcast::channel(64).0)
+            .subscribe()
+    }
+
+    pub(crate) fn publish(&self, customer_id: &str, event: BankEvent) {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = events.get(customer_id) {
+            // No subscriber is fine: the app fetches pending items when it connects.
+            let _ = sender.send(event);
+        }
+    }
+
+    pub(crate) fn cache_session(&self, token_hash: [u8; 32], session: Arc<ActiveSession>) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token_hash, session);
+    }
+
+    pub(crate) fn cached_session(&self, token_hash: &[u8; 32]) -> Option<Arc<ActiveSession>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token_hash)
+            .cloned()
+    }
+
+    /// Drops every cached session of a device (revoke, lock, reset).
+    pub(crate) fn forget_device_sessions(&self, serial: &str) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.device_serial != serial);
+    }
+
+    pub(crate) fn open_key<U: firmware_protocol::crypto::keys::Usage>(
+        &self,
+        sealed: Option<String>,
+    ) -> BankResult<firmware_protocol::crypto::keys::Key<U>> {
+        let sealed = sealed.ok_or_else(|| BankError::internal(&"missing stored key"))?;
+        Ok(self.hsm.open(&sealed)?)
+    }
+}
+
+async fn load_bank_keys(store: &Store) -> BankResult<Option<SealedBankKeys>> {
+    let rows = sqlx::query("SELECT name, key_block FROM bank_keys")
+        .fetch_all(store.writer())
+        .await?;
+    let mut found: HashMap<String, String> = HashMap::new();
+    for row in rows {
+        found.insert(row.try_get("name")?, row.try_get("key_block")?);
+    }
+    let mut take = |name: &str| found.remove(name).map(SealedKey);
+    match (
+        take("management"),
+        take("operator"),
+        take("pin_verification"),
+    ) {
+        (Some(management), Some(operator), Some(pin_verification)) => Ok(Some(SealedBankKeys {
+            management,
+            operator,
+            pin_verification,
+        })),
+        (None, None, None) => Ok(None),
+        _ => Err(BankError::internal(&"the bank key table is incomplete")),
+    }
+}
+
+/// Decodes a device response given in hex; a device `Error` becomes a `device_refused`
+/// refusal naming its status.
+pub(crate) fn device_response(hex_text: &str, field: &str) -> BankResult<Response> {
+    let bytes = hex::decode(hex_text.trim())
+        .map_err(|_| BankError::invalid(format!("{field}: not hexadecimal")))?;
+    let (_, response) = message::decode_response(&bytes)
+        .map_err(|e| BankError::invalid(format!("{field}: not a device response: {e}")))?;
+    match response {
+        Response::Error(error) => Err(device_refused(&error)),
+        other => Ok(other),
+    }
+}
+
+pub(crate) fn device_refused(error: &ErrorResponse) -> BankError {
+    BankError::conflict(
+        "device_refused",
+        format!("the device refused: {:?} ({})", error.status, error.detail),
+    )
+    .with("device_status", format!("{:?}", error.status))
+    .with("device_status_code", error.status.code())
+}
+
+/// Encodes a request for the device (request id 0: the app may rewrite the header's request
+/// id, which no MAC or signature covers).
+pub(crate) fn encode_request(request: message::Request) -> BankResult<String> {
+    Ok(hex::encode(
+        request.encode(0).map_err(|e| BankError::internal(&e))?,
+    ))
+}
+
+/// AES-CMAC (16 bytes) of `input` under `key`.
+pub(crate) fn cmac(key: &MacKey, input: &[u8]) -> BankResult<MacTag> {
+    let full =
+        mac::compute(key, MacAlgorithm::AesCmac, input).map_err(|e| BankError::internal(&e))?;
+    let bytes: [u8; 16] = full
+        .as_slice()
+        .try_into()
+        .map_err(|_| BankError::internal(&"CMAC length"))?;
+    Ok(MacTag(bytes))
+}
+
+/// Whether `tag` is the AES-CMAC of `input` under `key` (all 16 bytes, constant time).
+pub(crate) fn cmac_matches(key: &MacKey, input: &[u8], tag: &MacTag) -> BankResult<bool> {
+    Ok(crate::hsm::same_bytes(&cmac(key, input)?.0, &tag.0))
+}
+
+/// Seconds since the epoch, for certificate validity.
+pub(crate) fn now_seconds() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or(0)
+}

@@ -1,0 +1,653 @@
+//! Payments (CN102004977A 107-110, CN103106582A): the bank prepares the canonical message
+//! and MACs it with the session response key; the device's approval is checked (MAC under
+//! the session MAC key over the very request the bank issued, device counter, PIN in the
+//! HSM), journaled exactly once and answered with a MACed verdict.
+
+use firmware_protocol::message::{
+    self, ApprovePayment, BankResult as Verdict, CurrencyCode, MacTag, PaymentDetails, Request,
+    Response, VerifyBankResponse,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use super::{ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request};
+use crate::error::{BankError, BankResult};
+use crate::store::{Store, job};
+
+/// Internal code: a concurrent prepare with the same idempotency key committed first.
+const IDEMPOTENCY_RACE: &str = "idempotency_race";
+use crate::util::{self, now_ms};
+
+/// A payment the app asks the bank to prepare.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct PaymentRequest {
+    /// Payer account (default: the customer's first account in `currency`).
+    #[serde(default)]
+    pub payer_account: Option<String>,
+    /// Payee account.
+    pub payee_account: String,
+    /// Payee name as the device will show it.
+    pub payee_name: String,
+    /// Amount in minor units.
+    pub amount_minor: u64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Reference text.
+    #[serde(default)]
+    pub reference: String,
+    /// Client-chosen key: preparing twice with the same key returns the same payment.
+    pub idempotency_key: String,
+}
+
+/// A prepared payment.
+#[derive(Clone, Debug, Serialize)]
+pub struct PreparedPayment {
+    /// Bank transaction id.
+    pub transaction_id: String,
+    /// `prepared`, `approved`, `declined` or `cancelled`.
+    pub status: String,
+    /// The ApprovePayment request for the device (hex).
+    pub approve_payment: String,
+    /// The bank payment counter in it.
+    pub counter: i64,
+}
+
+/// The bank's verdict on a device approval.
+#[derive(Clone, Debug, Serialize)]
+pub struct PaymentDecision {
+    /// Bank transaction id.
+    pub transaction_id: String,
+    /// `approved`, `pin_incorrect`, `insufficient_funds`, `account_blocked`, ...
+    pub result: &'static str,
+    /// The VerifyBankResponse request for the device (hex).
+    pub verify_bank_response: String,
+    /// Whether this answer repeats an earlier decision (an idempotent retry).
+    pub replayed: bool,
+    /// PIN tries left before the binding locks (after a wrong PIN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_tries_left: Option<i64>,
+}
+
+/// Snake-case name of a verdict.
+pub fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Approved => "approved",
+        Verdict::Declined => "declined",
+        Verdict::PinIncorrect => "pin_incorrect",
+        Verdict::InsufficientFunds => "insufficient_funds",
+        Verdict::LimitExceeded => "limit_exceeded",
+        Verdict::AccountBlocked => "account_blocked",
+        Verdict::Duplicate => "duplicate",
+        Verdict::SystemError => "system_error",
+    }
+}
+
+pub(crate) struct Account {
+    pub account_number: String,
+    pub currency: String,
+    pub exponent: u8,
+}
+
+impl Bank {
+    /// The payer account for a customer: the named one (must be theirs) or their first in
+    /// the currency.
+    pub(crate) async fn payer_account(
+        &self,
+        customer_id: &str,
+        requested: Option<&str>,
+        currency: &str,
+    ) -> BankResult<Account> {
+        let row = match requested {
+            Some(number) => sqlx::query(&self.store.q(
+                "SELECT account_number, currency, exponent FROM accounts WHERE account_number = ? AND customer_id = ?",
+            ))
+            .bind(number)
+            .bind(customer_id)
+            .fetch_optional(self.store.reader())
+            .await?,
+            None => sqlx::query(&self.store.q(
+                "SELECT account_number, currency, exponent FROM accounts WHERE customer_id = ? AND currency = ? \
+                 ORDER BY account_number LIMIT 1",
+            ))
+            .bind(customer_id)
+            .bind(currency)
+            .fetch_optional(self.store.reader())
+            .await?,
+        }
+        .ok_or_else(|| BankError::not_found("unknown_account", "no such payer account for this customer"))?;
+        let account = Account {
+            account_number: row.try_get("account_number")?,
+            currency: row.try_get("currency")?,
+            exponent: u8::try_from(row.try_get::<i64, _>("exponent")?).unwrap_or(2),
+        };
+        if account.currency != currency {
+            return Err(BankError::invalid(format!(
+                "the payer account is in {}, not {currency}",
+                account.currency
+            )));
+        }
+        Ok(account)
+    }
+
+    pub(crate) fn payment_details(
+        request: &PaymentRequest,
+        payer: &Account,
+        transaction_id: &str,
+    ) -> BankResult<PaymentDetails> {
+        if request.amount_minor == 0 || i64::try_from(request.amount_minor).is_err() {
+            return Err(BankError::invalid("amount_minor must be positive"));
+        }
+        if request.idempotency_key.is_empty() || request.idempotency_key.len() > 128 {
+            return Err(BankError::invalid("idempotency_key: 1 to 128 characters"));
+        }
+        Ok(PaymentDetails {
+            payer_account: payer.account_number.clone(),
+            payee_account: request.payee_account.clone(),
+            payee_name: request.payee_name.clone(),
+            amount_minor: request.amount_minor,
+            currency: CurrencyCode::new(&request.currency)
+                .map_err(|e| BankError::invalid(e.to_string()))?,
+            currency_exponent: payer.exponent,
+            reference: request.reference.clone(),
+            bank_transaction_id: transaction_id.to_owned(),
+        })
+    }
+
+    /// Looks up an earlier payment with the same idempotency key: the same payment again
+    /// gives its stored row; a different one is a conflict.
+    pub(crate) async fn idempotent_replay(
+        &self,
+        customer_id: &str,
+        request: &PaymentRequest,
+        payer: &str,
+    ) -> BankResult<Option<sqlx::any::AnyRow>> {
+        let row = sqlx::query(&self.store.q(
+            "SELECT transaction_id, status, request, bank_counter, payer_account, payee_account, payee_name, \
+             amount_minor, currency, reference FROM payments WHERE customer_id = ? AND idempotency_key = ?",
+        ))
+        .bind(customer_id)
+        .bind(request.idempotency_key.clone())
+        .fetch_optional(self.store.writer())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let same = row.try_get::<String, _>("payer_account")? == payer
+            && row.try_get::<String, _>("payee_account")? == request.payee_account
+            && row.try_get::<String, _>("payee_name")? == request.payee_name
+            && row.try_get::<i64, _>("amount_minor")? == request.amount_minor as i64
+            && row.try_get::<String, _>("currency")? == request.currency
+            && row.try_get::<String, _>("reference")? == request.reference;
+        if !same {
+            return Err(BankError::conflict(
+                "idempotency_conflict",
+                "this idempotency key was used for a different payment",
+            ));
+        }
+        Ok(Some(row))
+    }
+
+    /// Prepares a payment for the logged-in device: the ApprovePayment request, MACed under
+    /// the session response key with the next bank payment counter.
+    pub(crate) async fn prepare_payment(
+        &self,
+        session: &ActiveSession,
+        request: &PaymentRequest,
+    ) -> BankResult<PreparedPayment> {
+        let payer = self
+            .payer_account(
+                &session.customer_id,
+                request.payer_account.as_deref(),
+                &request.currency,
+            )
+            .await?;
+        if let Some(row) = self
+            .idempotent_replay(&session.customer_id, request, &payer.account_number)
+            .await?
+        {
+            return Ok(PreparedPayment {
+                transaction_id: row.try_get("transaction_id")?,
+                status: row.try_get("status")?,
+                approve_payment: hex::encode(row.try_get::<Vec<u8>, _>("request")?),
+                counter: row.try_get::<Option<i64>, _>("bank_counter")?.unwrap_or(0),
+            });
+        }
+        let transaction_id = util::random_id("TX-")?;
+        let details = Self::payment_details(request, &payer, &transaction_id)?;
+        let store = self.store.clone();
+        let (binding_id, customer_id) = (session.binding_id.clone(), session.customer_id.clone());
+        let (session_id, response_key, expires_at) = (
+            session.session_id,
+            session.response_key.clone(),
+            session.expires_at,
+        );
+        let (request_copy, tx_id, payer_account, exponent) = (
+            request.clone(),
+            transaction_id.clone(),
+            payer.account_number.clone(),
+            payer.exponent,
+        );
+        let written = self
+            .store
+            .write(job(move |conn| {
+                Box::pin(async move {
+                    let request = request_copy;
+                    let counter: i64 = sqlx::query(&store.q(
+                        "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
+                         AND status = 'active' RETURNING payment_counter",
+                    ))
+                    .bind(binding_id.clone())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
+                    .try_get(0)?;
+                    let mut approve = ApprovePayment {
+                        session_id,
+                        payment: details,
+                        counter: counter as u64,
+                        bank_mac: MacTag([0; 16]),
+                    };
+                    let input = approve
+                        .mac_input()
+                        .map_err(|e| BankError::invalid(e.to_string()))?;
+                    approve.bank_mac = cmac(&response_key, &input)?;
+                    let encoded = encode_request(Request::ApprovePayment(approve))?;
+                    sqlx::query(&store.q(
+                        "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
+                         idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
+                         reference, bank_counter, request, status, created_by, created_at, expires_at) \
+                         VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)",
+                    ))
+                    .bind(tx_id)
+                    .bind(customer_id)
+                    .bind(binding_id)
+                    .bind(hex::encode(session_id.0))
+                    .bind(request.idempotency_key.clone())
+                    .bind(payer_account)
+                    .bind(request.payee_account.clone())
+                    .bind(request.payee_name.clone())
+                    .bind(request.amount_minor as i64)
+                    .bind(request.currency.clone())
+                    .bind(i64::from(exponent))
+                    .bind(request.reference.clone())
+                    .bind(counter)
+                    .bind(hex::decode(&encoded).unwrap_or_default())
+                    .bind(now_ms())
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            BankError::conflict(IDEMPOTENCY_RACE, "prepared concurrently")
+                        }
+                        other => other.into(),
+                    })?;
+                    Ok::<_, BankError>((counter, encoded))
+                })
+            }))
+            .await;
+        let (counter, encoded) = match written {
+            Ok(done) => done,
+            // A concurrent prepare with the same key won the race: answer with it.
+            Err(e) if e.code == IDEMPOTENCY_RACE => {
+                return Box::pin(self.prepare_payment(session, request)).await;
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(PreparedPayment {
+            transaction_id,
+            status: "prepared".into(),
+            approve_payment: encoded,
+            counter,
+        })
+    }
+
+    /// Checks the device's approval and decides the payment, journaling it exactly once.
+    pub(crate) async fn approve_payment(
+        &self,
+        session: &ActiveSession,
+        transaction_id: &str,
+        approval_hex: &str,
+    ) -> BankResult<PaymentDecision> {
+        let approval_bytes = hex::decode(approval_hex.trim())
+            .map_err(|_| BankError::invalid("payment_approved: not hexadecimal"))?;
+        let row = sqlx::query(&self.store.q(
+            "SELECT kind, customer_id, session_id, status, request, approval, response, result, payer_account, \
+             payee_account, amount_minor, currency FROM payments WHERE transaction_id = ?",
+        ))
+        .bind(transaction_id)
+        .fetch_optional(self.store.writer())
+        .await?
+        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
+        if row.try_get::<String, _>("customer_id")? != session.customer_id
+            || row.try_get::<String, _>("kind")? != "device"
+        {
+            return Err(BankError::not_found("unknown_payment", "no such payment"));
+        }
+        if row.try_get::<Option<String>, _>("session_id")?.as_deref()
+            != Some(hex::encode(session.session_id.0).as_str())
+        {
+            return Err(BankError::conflict(
+                "session_mismatch",
+                "the payment was prepared in another session",
+            ));
+        }
+        let status: String = row.try_get("status")?;
+        if status != "prepared" {
+            return self.replay_decision(transaction_id, &row, &approval_bytes);
+        }
+        let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
+            BankError::invalid(format!("payment_approved: not a device response: {e}"))
+        })?;
+        let approved = match response {
+            Response::PaymentApproved(approved) => approved,
+            Response::Error(e) => {
+                sqlx::query(&self.store.q(
+                    "UPDATE payments SET status = 'cancelled', decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
+                ))
+                .bind(now_ms())
+                .bind(transaction_id)
+                .execute(self.store.writer())
+                .await?;
+                return Err(device_refused(&e));
+            }
+            other => {
+                return Err(BankError::invalid(format!(
+                    "payment_approved: expected PaymentApproved, got {}",
+                    other.name()
+                )));
+            }
+        };
+        let request: Vec<u8> = row.try_get("request")?;
+        let approve = match message::decode_request(&request) {
+            Ok((_, Request::ApprovePayment(a))) => a,
+            _ => return Err(BankError::internal(&"stored ApprovePayment")),
+        };
+        let input = approved
+            .mac_input(&approve)
+            .map_err(|e| BankError::invalid(e.to_string()))?;
+        if !cmac_matches(&session.mac_key, &input, &approved.mac)? {
+            tracing::warn!(
+                transaction_id,
+                serial = session.device_serial,
+                "payment approval MAC rejected"
+            );
+            return Err(BankError::rejected(
+                "bad_mac",
+                "the approval's MAC does not verify over the payment the bank prepared \
+                 (tampered payee, amount or currency, or another key)",
+            ));
+        }
+        let binding = sqlx::query(&self.store.q(
+            "SELECT pin_account_number, pvv, pin_locked, wrong_pin_count, device_counter FROM bindings WHERE binding_id = ?",
+        ))
+        .bind(session.binding_id.clone())
+        .fetch_one(self.store.writer())
+        .await?;
+        let device_counter = i64::try_from(approved.device_counter)
+            .map_err(|_| BankError::rejected("replayed_counter", "device counter out of range"))?;
+        if device_counter <= binding.try_get::<i64, _>("device_counter")? {
+            return Err(BankError::rejected(
+                "replayed_counter",
+                "the device counter is not greater than the last accepted: a replayed approval",
+            ));
+        }
+        let pin_locked = binding.try_get::<i64, _>("pin_locked")? != 0;
+        let pvv: Vec<u8> = binding
+            .try_get::<Option<Vec<u8>>, _>("pvv")?
+            .unwrap_or_default();
+        let pan: String = binding.try_get("pin_account_number")?;
+        let pin_ok = !pin_locked
+            && self.hsm.verify_pin(
+                &session.pin_key,
+                &approved.pin_block,
+                &pan,
+                session.binding_id.as_bytes(),
+                &pvv,
+            );
+        let amount: i64 = row.try_get("amount_minor")?;
+        let payer: String = row.try_get("payer_account")?;
+        let payee: String = row.try_get("payee_account")?;
+        let currency: String = row.try_get("currency")?;
+
+        let store = self.store.clone();
+        let binding_id = session.binding_id.clone();
+        let (session_id, response_key) = (session.session_id, session.response_key.clone());
+        let max_wrong_pins = self.config.max_wrong_pins;
+        let wrong_before: i64 = binding.try_get("wrong_pin_count")?;
+        let tx_id = transaction_id.to_owned();
+        let serial = session.device_serial.clone();
+        let device_counter_wire = approved.device_counter;
+        let (verdict, encoded, pin_tries_left) = self
+            .store
+            .write(job(move |conn| {
+                Box::pin(async move {
+                    let advanced = sqlx::query(&store.q(
+                        "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ?",
+                    ))
+                    .bind(device_counter)
+                    .bind(binding_id.clone())
+                    .bind(device_counter)
+                    .execute(&mut *conn)
+                    .await?;
+                    if advanced.rows_affected() != 1 {
+                        return Err(BankError::rejected(
+                            "replayed_counter",
+                            "the device counter is not greater than the last accepted: a replayed approval",
+                        ));
+                    }
+                    let mut pin_tries_left = None;
+                    let verdict = if pin_locked {
+                        Verdict::AccountBlocked
+                    } else if !pin_ok {
+                        let wrong: i64 = sqlx::query(&store.q(
+                            "UPDATE bindings SET wrong_pin_count = wrong_pin_count + 1 WHERE binding_id = ? \
+                             RETURNING wrong_pin_count",
+                        ))
+                        .bind(binding_id.clone())
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get(0)?;
+                        if wrong >= max_wrong_pins {
+                            sqlx::query(&store.q("UPDATE bindings SET pin_locked = 1 WHERE binding_id = ?"))
+                                .bind(binding_id.clone())
+                                .execute(&mut *conn)
+                                .await?;
+                            tracing::warn!(serial, "binding locked after wrong PINs");
+                        }
+                        pin_tries_left = Some((max_wrong_pins - wrong).max(0));
+                        Verdict::PinIncorrect
+                    } else {
+                        if wrong_before != 0 {
+                            sqlx::query(&store.q("UPDATE bindings SET wrong_pin_count = 0 WHERE binding_id = ?"))
+                                .bind(binding_id.clone())
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        transfer(&store, conn, &tx_id, &payer, &payee, amount, &currency).await?
+                    };
+                    let mut answer = VerifyBankResponse {
+                        session_id,
+                        bank_transaction_id: tx_id.clone(),
+                        device_counter: device_counter_wire,
+                        result: verdict,
+                        bank_mac: MacTag([0; 16]),
+                    };
+                    answer.bank_mac = cmac(
+                        &response_key,
+                        &answer.mac_input().map_err(|e| BankError::invalid(e.to_string()))?,
+                    )?;
+                    let encoded = encode_request(Request::VerifyBankResponse(answer))?;
+                    let status = if verdict == Verdict::Approved { "approved" } else { "declined" };
+                    let claimed = sqlx::query(&store.q(
+                        "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
+                         decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
+                    ))
+                    .bind(status)
+                    .bind(i64::from(verdict.to_wire()))
+                    .bind(device_counter)
+                    .bind(approval_bytes)
+                    .bind(hex::decode(&encoded).unwrap_or_default())
+                    .bind(now_ms())
+                    .bind(tx_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    if claimed.rows_affected() != 1 {
+                        return Err(BankError::conflict(
+                            "payment_already_decided",
+                            "the payment was decided concurrently",
+                        ));
+                    }
+                    Ok((verdict, encoded, pin_tries_left))
+                })
+            }))
+            .await?;
+        Ok(PaymentDecision {
+            transaction_id: transaction_id.to_owned(),
+            result: verdict_name(verdict),
+            verify_bank_response: encoded,
+            replayed: false,
+            pin_tries_left,
+        })
+    }
+
+    fn replay_decision(
+        &self,
+        transaction_id: &str,
+        row: &sqlx::any::AnyRow,
+        approval_bytes: &[u8],
+    ) -> BankResult<PaymentDecision> {
+        let stored: Option<Vec<u8>> = row.try_get("approval")?;
+        let response: Option<Vec<u8>> = row.try_get("response")?;
+        let result: Option<i64> = row.try_get("result")?;
+        match (stored, response, result) {
+            (Some(stored), Some(response), Some(result)) if stored == approval_bytes => {
+                let verdict = u8::try_from(result)
+                    .ok()
+                    .and_then(Verdict::from_wire)
+                    .ok_or_else(|| BankError::internal(&"stored verdict"))?;
+                Ok(PaymentDecision {
+                    transaction_id: transaction_id.to_owned(),
+                    result: verdict_name(verdict),
+                    verify_bank_response: hex::encode(response),
+                    replayed: true,
+                    pin_tries_left: None,
+                })
+            }
+            _ => Err(BankError::conflict(
+                "payment_already_decided",
+                format!(
+                    "the payment is already {}",
+                    row.try_get::<String, _>("status").unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    /// A payment's state, for its customer.
+    pub(crate) async fn payment_status(
+        &self,
+        customer_id: &str,
+        transaction_id: &str,
+    ) -> BankResult<serde_json::Value> {
+        let row = sqlx::query(&self.store.q(
+            "SELECT kind, status, result, payer_account, payee_account, payee_name, amount_minor, currency, reference \
+             FROM payments WHERE transaction_id = ? AND customer_id = ?",
+        ))
+        .bind(transaction_id)
+        .bind(customer_id)
+        .fetch_optional(self.store.reader())
+        .await?
+        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
+        let result = row
+            .try_get::<Option<i64>, _>("result")?
+            .and_then(|r| u8::try_from(r).ok())
+            .and_then(Verdict::from_wire)
+            .map(verdict_name);
+        Ok(serde_json::json!({
+            "transaction_id": transaction_id,
+            "kind": row.try_get::<String, _>("kind")?,
+            "status": row.try_get::<String, _>("status")?,
+            "result": result,
+            "payer_account": row.try_get::<String, _>("payer_account")?,
+            "payee_account": row.try_get::<String, _>("payee_account")?,
+            "payee_name": row.try_get::<String, _>("payee_name")?,
+            "amount_minor": row.try_get::<i64, _>("amount_minor")?,
+            "currency": row.try_get::<String, _>("currency")?,
+            "reference": row.try_get::<String, _>("reference")?,
+        }))
+    }
+
+    /// The customer's accounts and balances.
+    pub(crate) async fn accounts_of(&self, customer_id: &str) -> BankResult<serde_json::Value> {
+        let rows = sqlx::query(&self.store.q(
+            "SELECT account_number, name, currency, exponent, balance_minor FROM accounts WHERE customer_id = ? \
+             ORDER BY account_number",
+        ))
+        .bind(customer_id)
+        .fetch_all(self.store.reader())
+        .await?;
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in rows {
+            accounts.push(serde_json::json!({
+                "account_number": row.try_get::<String, _>("account_number")?,
+                "name": row.try_get::<String, _>("name")?,
+                "currency": row.try_get::<String, _>("currency")?,
+                "exponent": row.try_get::<i64, _>("exponent")?,
+                "balance_minor": row.try_get::<i64, _>("balance_minor")?,
+            }));
+        }
+        Ok(serde_json::json!({ "customer_id": customer_id, "accounts": accounts }))
+    }
+}
+
+/// Moves money and writes the journal entry in `conn`: debits the payer if the balance
+/// covers it, credits the payee if it is an account of this bank. The journal's primary
+/// key is the transaction id, so a second entry for one payment cannot exist.
+pub(crate) async fn transfer(
+    store: &Store,
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    payer: &str,
+    payee: &str,
+    amount: i64,
+    currency: &str,
+) -> BankResult<Verdict> {
+    let debited = sqlx::query(&store.q(
+        "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?",
+    ))
+    .bind(amount)
+    .bind(payer)
+    .bind(amount)
+    .execute(&mut *conn)
+    .await?;
+    if debited.rows_affected() != 1 {
+        return Ok(Verdict::InsufficientFunds);
+    }
+    sqlx::query(&store.q(
+        "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?",
+    ))
+    .bind(amount)
+    .bind(payee)
+    .bind(currency)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&store.q(
+        "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(transaction_id)
+    .bind(payer)
+    .bind(payee)
+    .bind(amount)
+    .bind(currency)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => BankError::conflict(
+            "payment_already_decided",
+            "the journal already has this transaction",
+        ),
+        other => other.into(),
+    })?;
+    Ok(Verdict::Approved)
+}

@@ -1,0 +1,599 @@
+//! Load generator: N concurrent device sessions, each provisioned through the teller API,
+//! logged in, then paying in a loop (prepare + device approval + bank verdict check), with a
+//! protocol-level soft device built on firmware-protocol's crypto. Reports payments per
+//! second and latency percentiles. Used by `bank-sandbox load` and the crash test.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
+use firmware_protocol::crypto::kcv::{self, KcvMethod};
+use firmware_protocol::crypto::keys::{Key, KeyBlockProtectionKey, MacKey, PinKey, Usage};
+use firmware_protocol::crypto::pairing::derive_initialisation_kek;
+use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
+use firmware_protocol::crypto::tr31;
+use firmware_protocol::message::{
+    self, BankResult as Verdict, Capabilities, ChallengeResponse, EcPublicKey, EcdsaSignature,
+    Enrolled, Info, Initialised, IntegrityReport, Kcv, KeysLoaded, MacTag, Nonce, PaymentApproved,
+    PinBlock, PinBlockFormat, Request, Response, SessionId, Sha256Digest, WrappedKey,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bank::initialisation_context;
+use crate::certificate;
+use crate::util;
+
+/// Firmware hash the load devices report (allowed by the generator through the admin API).
+pub const LOAD_FIRMWARE_HASH: [u8; 32] = [0x4C; 32];
+/// App build hash the load generator reports.
+pub const LOAD_APP_HASH: [u8; 32] = [0x41; 32];
+const PIN: &str = "2580";
+
+/// Load generator arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Bank base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8443")]
+    pub url: String,
+    /// Concurrent device sessions.
+    #[arg(long, default_value_t = 50)]
+    pub sessions: usize,
+    /// Payments per session.
+    #[arg(long, default_value_t = 20)]
+    pub payments: usize,
+    /// Stop after this many seconds of payments, whatever is left.
+    #[arg(long, default_value_t = 120)]
+    pub max_seconds: u64,
+    /// Admin user (trusts the generator's CA, allows its hashes).
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+    /// Admin password.
+    #[arg(long, default_value = "admin-password")]
+    pub admin_password: String,
+    /// Teller user (creates customers, initialises and enrols devices).
+    #[arg(long, default_value = "teller")]
+    pub teller: String,
+    /// Teller password.
+    #[arg(long, default_value = "teller-password")]
+    pub teller_password: String,
+    /// Prefix of the customers and device serials this run creates (default: random).
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadReport {
+    /// Sessions that logged in.
+    pub sessions: usize,
+    /// Payments the bank approved (acknowledged).
+    pub payments: usize,
+    /// Requests that failed (HTTP or protocol errors).
+    pub errors: usize,
+    /// Seconds of the payment phase.
+    pub seconds: f64,
+    /// Approved payments per second in the payment phase.
+    pub payments_per_second: f64,
+    /// Median payment latency (prepare + approval), milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile payment latency, milliseconds.
+    pub p99_ms: f64,
+    /// Seconds spent provisioning and logging in.
+    pub setup_seconds: f64,
+}
+
+/// An acknowledged payment: the bank answered `approved` with a verified MAC.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ack {
+    /// Transaction id.
+    pub transaction_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// Amount.
+    pub amount_minor: i64,
+}
+
+/// Acknowledged payments, shared with the caller while the run goes on.
+pub type Acks = Arc<Mutex<Vec<Ack>>>;
+
+struct Session {
+    id: SessionId,
+    pin_key: PinKey,
+    mac_key: MacKey,
+    response_key: MacKey,
+}
+
+/// A soft device speaking the bank-protected payloads (PROTOCOL.md §3.6).
+struct SoftDevice {
+    serial: String,
+    attestation: EcdsaSigningKey,
+    certificate: Vec<u8>,
+    kbpk: Option<KeyBlockProtectionKey>,
+    pan: String,
+    session: Option<Session>,
+    counter: u64,
+}
+
+fn decode_request(text: &str) -> anyhow::Result<Request> {
+    let bytes = hex::decode(text).context("hex")?;
+    Ok(message::decode_request(&bytes)?.1)
+}
+
+fn encode(response: Response) -> anyhow::Result<String> {
+    Ok(hex::encode(response.encode(0)?))
+}
+
+fn open<U: Usage>(kbpk: &KeyBlockProtectionKey, wrapped: &WrappedKey) -> anyhow::Result<Key<U>> {
+    let key = tr31::unwrap(kbpk, wrapped.key_block.as_str())?.into_key::<U>()?;
+    kcv::verify(key.material(), KcvMethod::Cmac, wrapped.kcv.as_bytes())?;
+    Ok(key)
+}
+
+fn cmac(key: &MacKey, data: &[u8]) -> anyhow::Result<MacTag> {
+    let full = firmware_protocol::crypto::mac::compute(
+        key,
+        firmware_protocol::crypto::mac::MacAlgorithm::AesCmac,
+        data,
+    )?;
+    Ok(MacTag(full.try_into().map_err(|_| anyhow!("CMAC length"))?))
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> anyhow::Result<&'a str> {
+    body[name]
+        .as_str()
+        .ok_or_else(|| anyhow!("answer without {name}: {body}"))
+}
+
+impl SoftDevice {
+    fn new(serial: String, ca: &EcdsaSigningKey) -> anyhow::Result<Self> {
+        let attestation = util::with_rng(EcdsaSigningKey::generate)?;
+        let certificate =
+            certificate::issue(ca, &serial, &attestation.verifying_key(), 0, u64::MAX)?;
+        Ok(Self {
+            serial,
+            attestation,
+            certificate,
+            kbpk: None,
+            pan: String::new(),
+            session: None,
+            counter: 0,
+        })
+    }
+
+    fn info(&self) -> anyhow::Result<String> {
+        encode(Response::Info(Info {
+            protocol_version: 1,
+            capabilities: Capabilities(0x3FF),
+            max_message_len: 4096,
+            link_mtu: 64,
+            serial: self.serial.clone(),
+            firmware_version: "load-1".into(),
+            firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
+            attestation_public_key: EcPublicKey::new(
+                self.attestation.verifying_key().to_sec1_bytes(),
+            )?,
+            certificate: self.certificate.clone(),
+        }))
+    }
+
+    fn initialise(&mut self, text: &str) -> anyhow::Result<String> {
+        let Request::Initialise(init) = decode_request(text)? else {
+            bail!("not Initialise")
+        };
+        let bank = EcdsaVerifyingKey::from_sec1_bytes(init.bank_public_key.as_bytes())?;
+        let kek = derive_initialisation_kek(
+            &self.attestation,
+            &bank,
+            &initialisation_context(&self.serial, init.sequence),
+        );
+        let kbpk: KeyBlockProtectionKey = open(&kek, &init.kbpk)?;
+        let kcv = kcv::compute(kbpk.material(), KcvMethod::Cmac);
+        self.kbpk = Some(kbpk);
+        encode(Response::Initialised(Initialised {
+            kcv: Kcv::new(kcv.as_bytes())?,
+        }))
+    }
+
+    fn pin_block(&self, key: &PinKey) -> anyhow::Result<PinBlock> {
+        let pan = Pan::new(&self.pan)?;
+        let block = util::with_rng(|rng| {
+            pinblock::encrypt_pin(
+                pinblock::PinBlockFormat::Iso4,
+                &Pin::new(PIN)?,
+                Some(&pan),
+                key,
+                rng,
+            )
+        })??;
+        Ok(PinBlock::new(PinBlockFormat::Iso4, block.as_bytes())?)
+    }
+
+    fn enrol(&mut self, text: &str) -> anyhow::Result<String> {
+        let Request::Enrol(enrol) = decode_request(text)? else {
+            bail!("not Enrol")
+        };
+        let kbpk = self.kbpk.as_ref().context("not initialised")?;
+        let pin_key: PinKey = open(kbpk, &enrol.pin_key)?;
+        self.pan = enrol.pin_account_number.clone();
+        let pin_block = self.pin_block(&pin_key)?;
+        encode(Response::Enrolled(Enrolled { pin_block }))
+    }
+
+    fn integrity(&self, text: &str) -> anyhow::Result<String> {
+        let Request::GetIntegrityReport(get) = decode_request(text)? else {
+            bail!("not GetIntegrityReport")
+        };
+        let mut report = IntegrityReport {
+            device_serial: self.serial.clone(),
+            firmware_version: "load-1".into(),
+            firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
+            signature: EcdsaSignature([0; 64]),
+        };
+        let signed = report.signed_bytes(&get)?;
+        report.signature = EcdsaSignature(
+            self.attestation
+                .sign(SignatureDomain::DeviceAttestation, &signed)
+                .to_bytes(),
+        );
+        encode(Response::IntegrityReport(report))
+    }
+
+    fn load_keys(&mut self, text: &str) -> anyhow::Result<String> {
+        let Request::LoadSessionKeys(load) = decode_request(text)? else {
+            bail!("not LoadSessionKeys")
+        };
+        let kbpk = self.kbpk.as_ref().context("not initialised")?;
+        self.session = Some(Session {
+            id: load.session_id,
+            pin_key: open(kbpk, &load.pin_key)?,
+            mac_key: open(kbpk, &load.mac_key)?,
+            response_key: open(kbpk, &load.response_key)?,
+        });
+        encode(Response::KeysLoaded(KeysLoaded {
+            session_id: load.session_id,
+        }))
+    }
+
+    fn challenge(&self, text: &str) -> anyhow::Result<String> {
+        let Request::BankChallenge(challenge) = decode_request(text)? else {
+            bail!("not BankChallenge")
+        };
+        let session = self.session.as_ref().context("no session")?;
+        let mut answer = ChallengeResponse {
+            device_nonce: Nonce(util::random_bytes::<16>()?),
+            mac: MacTag([0; 16]),
+        };
+        answer.mac = cmac(&session.mac_key, &answer.mac_input(&challenge)?)?;
+        encode(Response::ChallengeResponse(answer))
+    }
+
+    fn approve(&mut self, text: &str) -> anyhow::Result<String> {
+        let Request::ApprovePayment(approve) = decode_request(text)? else {
+            bail!("not ApprovePayment")
+        };
+        let session = self.session.as_ref().context("no session")?;
+        if cmac(&session.response_key, &approve.mac_input()?)? != approve.bank_mac {
+            bail!("bad bank MAC on ApprovePayment");
+        }
+        self.counter += 1;
+        let mut approved = PaymentApproved {
+            pin_block: self.pin_block(&session.pin_key)?,
+            device_counter: self.counter,
+            mac: MacTag([0; 16]),
+        };
+        approved.mac = cmac(&session.mac_key, &approved.mac_input(&approve)?)?;
+        encode(Response::PaymentApproved(approved))
+    }
+
+    fn verdict(&self, text: &str) -> anyhow::Result<Verdict> {
+        let Request::VerifyBankResponse(answer) = decode_request(text)? else {
+            bail!("not VerifyBankResponse")
+        };
+        let session = self.session.as_ref().context("no session")?;
+        if answer.session_id != session.id
+            || cmac(&session.response_key, &answer.mac_input()?)? != answer.bank_mac
+        {
+            bail!("bad bank MAC on VerifyBankResponse");
+        }
+        Ok(answer.result)
+    }
+}
+
+/// An HTTP client for the bank API.
+#[derive(Clone)]
+struct Api {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+        let mut request = self.client.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    async fn staff_token(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        let body = self
+            .post(
+                "/v1/staff/login",
+                None,
+                json!({"username": user, "password": password}),
+            )
+            .await?;
+        Ok(field(&body, "token")?.to_owned())
+    }
+}
+
+struct Provisioned {
+    device: SoftDevice,
+    customer: String,
+    token: String,
+}
+
+async fn provision(
+    api: &Api,
+    teller: &str,
+    ca: &EcdsaSigningKey,
+    prefix: &str,
+    index: usize,
+) -> anyhow::Result<Provisioned> {
+    let customer = format!("{prefix}-c{index}");
+    // A 16-digit PAN per customer.
+    let pan = format!("49{:014}", index);
+    api.post(
+        "/v1/customers",
+        Some(teller),
+        json!({"customer_id": customer, "name": format!("Load {index}"), "pin_account_number": pan}),
+    )
+    .await?;
+    api.post(
+        &format!("/v1/customers/{customer}/accounts"),
+        Some(teller),
+        json!({"account_number": format!("{prefix}A{index}"), "name": "load", "currency": "EUR",
+               "balance_minor": 1_000_000_000_000i64}),
+    )
+    .await?;
+    let mut device = SoftDevice::new(format!("{prefix}-d{index}"), ca)?;
+    let body = api
+        .post(
+            "/v1/devices/initialise",
+            Some(teller),
+            json!({"info": device.info()?}),
+        )
+        .await?;
+    let initialised = device.initialise(field(&body, "initialise")?)?;
+    api.post(
+        &format!("/v1/devices/{}/initialise/complete", device.serial),
+        Some(teller),
+        json!({"initialised": initialised}),
+    )
+    .await?;
+    let body = api
+        .post(
+            &format!("/v1/devices/{}/enrol", device.serial),
+            Some(teller),
+            json!({"customer_id": customer}),
+        )
+        .await?;
+    let enrolled = device.enrol(field(&body, "enrol")?)?;
+    api.post(
+        &format!("/v1/devices/{}/enrol/complete", device.serial),
+        Some(teller),
+        json!({"enrolled": enrolled}),
+    )
+    .await?;
+    let token = login(api, &mut device).await?;
+    Ok(Provisioned {
+        device,
+        customer,
+        token,
+    })
+}
+
+async fn login(api: &Api, device: &mut SoftDevice) -> anyhow::Result<String> {
+    let body = api
+        .post("/v1/login", None, json!({"info": device.info()?}))
+        .await?;
+    let login = field(&body, "login_id")?.to_owned();
+    let report = device.integrity(field(&body, "get_integrity_report")?)?;
+    let body = api
+        .post(
+            &format!("/v1/login/{login}/integrity"),
+            None,
+            json!({"integrity_report": report, "app_hash": hex::encode(LOAD_APP_HASH)}),
+        )
+        .await?;
+    let loaded = device.load_keys(field(&body, "load_session_keys")?)?;
+    let body = api
+        .post(
+            &format!("/v1/login/{login}/keys"),
+            None,
+            json!({"keys_loaded": loaded}),
+        )
+        .await?;
+    let answer = device.challenge(field(&body, "bank_challenge")?)?;
+    let body = api
+        .post(
+            &format!("/v1/login/{login}/challenge"),
+            None,
+            json!({"challenge_response": answer}),
+        )
+        .await?;
+    Ok(field(&body, "session_token")?.to_owned())
+}
+
+async fn pay(api: &Api, session: &mut Provisioned, index: usize) -> anyhow::Result<Ack> {
+    let amount = 1 + (index % 97) as i64;
+    let body = api
+        .post(
+            "/v1/payments",
+            Some(&session.token),
+            json!({"payee_account": "FR7630006000011234567890189", "payee_name": "Load Shop",
+                   "amount_minor": amount, "currency": "EUR", "reference": format!("load {index}"),
+                   "idempotency_key": format!("{}-{index}", session.device.serial)}),
+        )
+        .await?;
+    let transaction = field(&body, "transaction_id")?.to_owned();
+    let approval = session.device.approve(field(&body, "approve_payment")?)?;
+    let body = api
+        .post(
+            &format!("/v1/payments/{transaction}/approval"),
+            Some(&session.token),
+            json!({"payment_approved": approval}),
+        )
+        .await?;
+    let verdict = session
+        .device
+        .verdict(field(&body, "verify_bank_response")?)?;
+    if verdict != Verdict::Approved {
+        bail!("payment {transaction} not approved: {verdict:?}");
+    }
+    Ok(Ack {
+        transaction_id: transaction,
+        customer_id: session.customer.clone(),
+        amount_minor: amount,
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted
+        .get(rank.min(sorted.len() - 1))
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// Runs the load; acknowledged payments are appended to `acks` as they happen.
+pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> {
+    let api = Api {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.sessions.max(1))
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        url: args.url.trim_end_matches('/').to_owned(),
+    };
+    let prefix = args.prefix.clone().unwrap_or_else(|| {
+        format!(
+            "L{}",
+            hex::encode(util::random_bytes::<3>().unwrap_or_default())
+        )
+    });
+    let admin = api.staff_token(&args.admin, &args.admin_password).await?;
+    let teller = api.staff_token(&args.teller, &args.teller_password).await?;
+    let ca = util::with_rng(EcdsaSigningKey::generate)?;
+    api.post(
+        "/v1/admin/trusted-cas",
+        Some(&admin),
+        json!({"public_key": hex::encode(ca.verifying_key().to_sec1_bytes()), "label": "load generator"}),
+    )
+    .await?;
+    for (kind, hash) in [("firmware", LOAD_FIRMWARE_HASH), ("app", LOAD_APP_HASH)] {
+        api.post(
+            "/v1/admin/allowed-hashes",
+            Some(&admin),
+            json!({"kind": kind, "hash": hex::encode(hash)}),
+        )
+        .await?;
+    }
+
+    let setup_started = Instant::now();
+    let ca = Arc::new(ca);
+    let mut provisioning = Vec::with_capacity(args.sessions);
+    // Provision with bounded parallelism: it is setup, not what is measured.
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
+    for index in 0..args.sessions {
+        let (api, teller, ca, prefix, gate) = (
+            api.clone(),
+            teller.clone(),
+            ca.clone(),
+            prefix.clone(),
+            gate.clone(),
+        );
+        provisioning.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            provision(&api, &teller, &ca, &prefix, index).await
+        }));
+    }
+    let mut sessions = Vec::with_capacity(args.sessions);
+    for task in provisioning {
+        sessions.push(task.await??);
+    }
+    let setup_seconds = setup_started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.max_seconds);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
+        args.sessions * args.payments,
+    )));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::with_capacity(sessions.len());
+    for mut session in sessions {
+        let (api, acks, latencies, errors) =
+            (api.clone(), acks.clone(), latencies.clone(), errors.clone());
+        let payments = args.payments;
+        workers.push(tokio::spawn(async move {
+            for index in 0..payments {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let begun = Instant::now();
+                match pay(&api, &mut session, index).await {
+                    Ok(ack) => {
+                        let took = begun.elapsed();
+                        latencies
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(took);
+                        acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // A dead server or a refused session ends this session's run.
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    latencies.sort();
+    let payments = latencies.len();
+    Ok(LoadReport {
+        sessions: args.sessions,
+        payments,
+        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+        seconds,
+        payments_per_second: if seconds > 0.0 {
+            payments as f64 / seconds
+        } else {
+            0.0
+        },
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        setup_seconds,
+    })
+}
+
+/// Runs the load and returns the report.
+pub async fn run(args: LoadArgs) -> anyhow::Result<Value> {
+    let report = run_with(args, Arc::new(Mutex::new(Vec::new()))).await?;
+    Ok(serde_json::to_value(report)?)
+}

@@ -1,0 +1,94 @@
+//! Store tests on SQLite and PostgreSQL: migrations on first open (and idempotent reopen),
+//! and `Store::write`: a failing write rolls back alone while concurrent ones commit (the
+//! SQLite group commit runs them in one transaction, each in its own savepoint).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use bank_sandbox::error::BankError;
+use bank_sandbox::store::{Store, job};
+use sqlx::Row;
+use support::Db;
+
+async fn url(db: Db, dir: &tempfile::TempDir) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!("sqlite://{}", dir.path().join("s.db").display())),
+        Db::Postgres => Some(support::fresh_postgres_database(&support::postgres_url()?).await),
+    }
+}
+
+async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = url(db, &dir).await else {
+        return;
+    };
+    let store = Store::open(&url, 4).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = store.clone();
+            store
+                .write(job(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(&s.q(
+                            "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+                             VALUES (?, 'a', 'b', ?, 'EUR', 0)",
+                        ))
+                        .bind(format!("T{i}"))
+                        .bind(i)
+                        .execute(&mut *conn)
+                        .await?;
+                        if i % 3 == 0 {
+                            return Err(BankError::conflict("test", "rolled back on purpose"));
+                        }
+                        Ok::<_, BankError>(i)
+                    })
+                }))
+                .await
+        }));
+    }
+    let mut committed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(i) => committed.push(i),
+            Err(e) => assert_eq!(e.code, "test"),
+        }
+    }
+    assert_eq!(committed.len(), 26);
+    let rows = sqlx::query("SELECT amount_minor FROM journal ORDER BY amount_minor")
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+    let mut stored: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get("amount_minor").unwrap())
+        .collect();
+    stored.sort();
+    committed.sort();
+    assert_eq!(
+        stored, committed,
+        "exactly the successful writes are stored"
+    );
+    store.close().await;
+    // Reopening runs the migrations again without harm and sees the data.
+    let store = Store::open(&url, 2).await.unwrap();
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM journal")
+        .fetch_one(store.reader())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(n, 26);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes() {
+    concurrent_writes_commit_or_roll_back_alone(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_writes() {
+    concurrent_writes_commit_or_roll_back_alone(Db::Postgres).await;
+}
