@@ -17,7 +17,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "firmware-protocol builds without std (no_std + alloc)"
 cargo build -p firmware-protocol --no-default-features --locked
 
-step "tests"
+step "PostgreSQL for the store tests (a throwaway local cluster)"
+eval "$(bash scripts/postgres.sh)"
+
+step "tests (store tests run on SQLite files and on PostgreSQL)"
 cargo test --workspace --locked
 
 step "ui: typecheck, Vitest, build, browser end-to-end in Chromium (mocked IPC)"
