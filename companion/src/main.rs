@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use companion::crypto_tool::{self, Output, ToolError};
-use companion::demo;
+
+#[cfg(feature = "embedded")]
+mod demo;
 
 #[derive(Debug, Parser)]
 #[command(name = "pinbridge", version, about = "Companion for secure PIN pads", long_about = None)]
@@ -18,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Walk the embedded default: the cryptography of a login and a payment, step by step.
+    /// The embedded default: a sandbox bank and a mock PIN pad in this process; initialise,
+    /// enrol, pair, log in and pay, step by step.
     Demo,
     /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
     #[command(subcommand)]
@@ -180,13 +183,6 @@ struct DukptArgs {
     usage: DukptUsage,
 }
 
-fn run(command: Command) -> Result<Output, ToolError> {
-    match command {
-        Command::Demo => demo::run(),
-        Command::Crypto(crypto) => run_crypto(crypto),
-    }
-}
-
 fn run_crypto(command: CryptoCommand) -> Result<Output, ToolError> {
     match command {
         CryptoCommand::Pinblock(PinblockCommand::Encode {
@@ -252,10 +248,50 @@ fn run_crypto(command: CryptoCommand) -> Result<Output, ToolError> {
     }
 }
 
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+#[cfg(feature = "embedded")]
+fn run_demo(json: bool) -> ExitCode {
+    let result = runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(demo::run(json)).map_err(|e| e.to_string()));
+    match result {
+        Ok(summary) => {
+            if json {
+                println!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if json {
+                eprintln!("{}", serde_json::json!({"error": error}));
+            } else {
+                eprintln!("pinbridge demo: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "embedded"))]
+fn run_demo(_json: bool) -> ExitCode {
+    eprintln!("pinbridge demo: this build has no embedded bank and device (feature `embedded`)");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    match run(cli.command) {
+    let crypto = match cli.command {
+        Command::Demo => return run_demo(json),
+        Command::Crypto(crypto) => crypto,
+    };
+    match run_crypto(crypto) {
         Ok(output) => {
             println!(
                 "{}",
