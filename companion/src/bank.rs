@@ -1,4 +1,4 @@
-//! HTTP client for the bank's API (bank-sandbox/README.md "The API the companion calls").
+//! HTTP client for the bank's API (the sandbox bank README, "The API the companion calls").
 //!
 //! HTTPS uses rustls with the bank's CA pinned from configuration: only that CA is trusted,
 //! not the system's roots. Plain HTTP is accepted for loopback addresses only (the embedded

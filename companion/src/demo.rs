@@ -214,6 +214,11 @@ pub fn script_keypad(
         let digits: Vec<u8> = pin.bytes().map(|b| b.wrapping_sub(b'0')).collect();
         loop {
             tokio::time::sleep(key_delay).await;
+            // Keys are consumed on the device's next link tick: wait until the last ones were,
+            // so the digit count read below is current.
+            if handle.lock().hw.queued_keys() > 0 {
+                continue;
+            }
             let view = handle.view();
             match view.state.waiting_for {
                 Some("pin") => {
