@@ -235,53 +235,6 @@ pub fn script_keypad(
     })
 }
 
-/// Text line for an event (the CLI's progress display).
-pub fn describe(event: &FlowEvent) -> String {
-    match event {
-        FlowEvent::Step { step } => format!("  - {}", step.describe()),
-        FlowEvent::WaitingForUser => "    waiting for the user on the PIN pad".into(),
-        FlowEvent::PinEntry { dots, .. } => format!("    PIN {dots}"),
-        FlowEvent::DeviceBusy { retry } => format!("    PIN pad busy, retry {retry}"),
-        FlowEvent::Cancelling => "    cancelling".into(),
-        FlowEvent::ComparisonCode { code } => {
-            format!("    pairing code {code}: check the PIN pad shows the same")
-        }
-        FlowEvent::Paired { serial, host_id } => {
-            format!("    paired with {serial} (host id {host_id})")
-        }
-        FlowEvent::LoggedIn {
-            customer_id,
-            serial,
-        } => format!("    logged in: customer {customer_id} on {serial}"),
-        FlowEvent::PaymentShown {
-            payee_name,
-            payee_account,
-            amount,
-            currency,
-            ..
-        } => format!(
-            "    the PIN pad shows: pay {amount} {currency} to {payee_name} ({payee_account})"
-        ),
-        FlowEvent::BankVerdict {
-            result, replayed, ..
-        } => format!(
-            "    bank verdict: {result}{}",
-            if *replayed { " (replayed)" } else { "" }
-        ),
-        FlowEvent::DeviceDecision {
-            result,
-            indicator,
-            display_text,
-        } => format!(
-            "    PIN pad decided: {result}, indicator {indicator}, display \"{display_text}\""
-        ),
-        FlowEvent::ConfirmationDecided {
-            transaction_id,
-            status,
-        } => format!("    confirmation {transaction_id}: {status}"),
-    }
-}
-
 /// Runs the demo. In text mode each line is printed as it happens; the returned JSON is the
 /// summary (`--json` prints it alone).
 pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
@@ -316,7 +269,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
 
     let mut on_event = |event: FlowEvent| {
         if !json_mode {
-            println!("{}", describe(&event));
+            println!("{event}");
         }
         events_log.push(serde_json::to_value(&event).unwrap_or(Value::Null));
     };

@@ -2,6 +2,8 @@
 //! desktop app. By construction no variant holds a PIN, a PIN digit, a key or a token: PIN
 //! entry is a count.
 
+use std::fmt;
+
 use serde::Serialize;
 
 /// A step of a flow, about to start.
@@ -171,6 +173,56 @@ pub enum FlowEvent {
         /// `approved` / `declined`.
         status: String,
     },
+}
+
+/// One line for people (the CLI's progress display).
+impl fmt::Display for FlowEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line: String = match self {
+            FlowEvent::Step { step } => format!("  - {}", step.describe()),
+            FlowEvent::WaitingForUser => "    waiting for the user on the PIN pad".into(),
+            FlowEvent::PinEntry { dots, .. } => format!("    PIN {dots}"),
+            FlowEvent::DeviceBusy { retry } => format!("    PIN pad busy, retry {retry}"),
+            FlowEvent::Cancelling => "    cancelling".into(),
+            FlowEvent::ComparisonCode { code } => {
+                format!("    pairing code {code}: check the PIN pad shows the same")
+            }
+            FlowEvent::Paired { serial, host_id } => {
+                format!("    paired with {serial} (host id {host_id})")
+            }
+            FlowEvent::LoggedIn {
+                customer_id,
+                serial,
+            } => format!("    logged in: customer {customer_id} on {serial}"),
+            FlowEvent::PaymentShown {
+                payee_name,
+                payee_account,
+                amount,
+                currency,
+                ..
+            } => format!(
+                "    the PIN pad shows: pay {amount} {currency} to {payee_name} ({payee_account})"
+            ),
+            FlowEvent::BankVerdict {
+                result, replayed, ..
+            } => format!(
+                "    bank verdict: {result}{}",
+                if *replayed { " (replayed)" } else { "" }
+            ),
+            FlowEvent::DeviceDecision {
+                result,
+                indicator,
+                display_text,
+            } => format!(
+                "    PIN pad decided: {result}, indicator {indicator}, display \"{display_text}\""
+            ),
+            FlowEvent::ConfirmationDecided {
+                transaction_id,
+                status,
+            } => format!("    confirmation {transaction_id}: {status}"),
+        };
+        f.write_str(&line)
+    }
 }
 
 /// `PinIncorrect` -> `pin_incorrect`.

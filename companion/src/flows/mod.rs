@@ -340,6 +340,13 @@ async fn device_info(
     Ok((serial, hex_info))
 }
 
+/// The connected device's serial (from its Info).
+pub async fn device_serial(session: &mut Session) -> Result<String, FlowError> {
+    device_info(session, &mut |_| {})
+        .await
+        .map(|(serial, _)| serial)
+}
+
 /// If a bank refusal carries a signed `bank_command` (revoked or locked device at login),
 /// relays it to the device so a lost device wipes itself.
 async fn relay_refusal_command(
