@@ -28,6 +28,8 @@ pub const PIN: &str = "583920";
 pub const WRONG_PIN: &str = "111111";
 
 pub struct World {
+    pub url: String,
+    pub device_address: std::net::SocketAddr,
     pub bank: Arc<Bank>,
     pub client: BankClient,
     pub teller: BearerToken,
@@ -120,6 +122,8 @@ impl World {
             .await
             .unwrap();
         Self {
+            url: client.url().to_owned(),
+            device_address: served.address,
             bank,
             client,
             teller,
