@@ -408,7 +408,10 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         })
     };
     while let Some(event) = rx.recv().await {
-        if event.event != "confirmation" || event.data["status"] != "pending" {
+        let pending = event.data["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("pending"));
+        if event.event != "confirmation" || !pending {
             continue;
         }
         let result = flows::confirm_one(
