@@ -147,3 +147,16 @@ async fn an_operator_reset_recovers_a_tampered_device_for_re_provisioning() {
     .unwrap();
     assert!(outcome.approved(), "{outcome:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_locked_for_inactivity_is_unlocked_by_the_bank_at_login() {
+    let mut world = World::start().await;
+    let mut host = world.provision_and_pair().await;
+    // 31 days without bank contact: the device locks itself (T2, 30 days by default).
+    world.device.advance_clock(31 * 24 * 3600 * 1000);
+    let _ = flows::device_serial(&mut world.session).await.unwrap();
+    assert_ne!(world.device.view().state.lock, "unlocked");
+    let login = world.login(&mut host).await;
+    assert_eq!(login.customer_id, "alice");
+    assert_eq!(world.device.view().state.lock, "unlocked");
+}

@@ -575,14 +575,32 @@ pub async fn login(
     events(FlowEvent::Step {
         step: Step::LoadSessionKeys,
     });
-    let loaded = relay_field(session, Some(host), &keys, "load_session_keys", events).await?;
-    let challenge = bank
-        .post(
-            &format!("/v1/login/{login_id}/keys"),
-            None,
-            &json!({"keys_loaded": loaded.to_hex()?}),
-        )
+    let mut loaded = relay_field(session, Some(host), &keys, "load_session_keys", events).await?;
+    let keys_path = format!("/v1/login/{login_id}/keys");
+    let mut challenge = bank
+        .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
         .await;
+    // Locked after T2 without bank contact: the bank, having just verified a fresh integrity
+    // report, answers with a signed Unlock and the same keys to relay again.
+    if let Err(BankError::Refused { code, details, .. }) = &challenge
+        && code == "device_locked_inactivity"
+        && matches!(loaded, DeviceAnswer::Refused { .. })
+    {
+        let details = details.clone();
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        relay_field(session, None, &details, "bank_command", events)
+            .await?
+            .into_answer()?;
+        events(FlowEvent::Step {
+            step: Step::LoadSessionKeys,
+        });
+        loaded = relay_field(session, Some(host), &details, "load_session_keys", events).await?;
+        challenge = bank
+            .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
+            .await;
+    }
     // A device refusal is relayed first (the bank records the intrusion), then reported.
     let challenge = match (challenge, loaded) {
         (_, DeviceAnswer::Refused { cause, .. }) => return Err(device_error(cause)),
