@@ -97,3 +97,24 @@ async fn plain_http_to_a_remote_bank_is_refused() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("plain http"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_lists_the_sim_pin_pad() {
+    let world = World::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let output = pinbridge(&world, state.path(), &["--json", "devices"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let address = world.device_address.to_string();
+    let devices = listed["devices"].as_array().unwrap();
+    assert!(
+        devices
+            .iter()
+            .any(|d| d["transport"] == "sim" && d["address"] == address.as_str()),
+        "{listed}"
+    );
+}
