@@ -154,3 +154,16 @@ async fn three_wrong_pins_block_the_account() {
         other => panic!("expected pin_locked, got {other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_restored_with_an_old_counter_resumes_above_the_device_s() {
+    let mut world = World::start().await;
+    let mut host = world.provision_and_pair().await;
+    let _ = world.login(&mut host).await;
+    let used = host.next_counter;
+    // The pairing file restored from a backup taken right after pairing.
+    host.next_counter = 1;
+    let login = world.login(&mut host).await;
+    assert_eq!(login.customer_id, "alice");
+    assert!(host.next_counter > used, "{} <= {used}", host.next_counter);
+}

@@ -230,6 +230,34 @@ pub async fn send_to_device(
     request: &Request,
     events: EventSink<'_>,
 ) -> Result<DeviceAnswer, FlowError> {
+    let mut host = host;
+    let first = send_once(session, host.as_deref_mut(), request, events).await?;
+    // A host restored from an old backup (or that crashed before persisting its counter)
+    // learns from the device where to resume, once (PROTOCOL.md §4.2).
+    if let (DeviceAnswer::Refused { error, .. }, Some(host)) = (&first, host)
+        && error.status == StatusCode::ReplayedCounter
+        && let Some(last) = last_number(&error.detail)
+        && last >= host.next_counter
+    {
+        host.next_counter = last.saturating_add(1);
+        return send_once(session, Some(host), request, events).await;
+    }
+    Ok(first)
+}
+
+/// The last decimal number in a text (the device's "... last accepted N").
+fn last_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .rfind(|part| !part.is_empty())
+        .and_then(|part| part.parse().ok())
+}
+
+async fn send_once(
+    session: &mut Session,
+    host: Option<&mut PairedHost>,
+    request: &Request,
+    events: EventSink<'_>,
+) -> Result<DeviceAnswer, FlowError> {
     let name = request.name();
     let mut on_progress = |p: Progress| forward_progress(events, p);
     let result = if request.requires_host_verification() {
@@ -907,5 +935,14 @@ mod tests {
         assert_eq!(format_amount(5, 2), "0.05");
         assert_eq!(format_amount(7, 0), "7");
         assert_eq!(format_amount(1_000, 3), "1.000");
+    }
+
+    #[test]
+    fn the_last_accepted_counter_is_read_from_the_detail() {
+        assert_eq!(
+            last_number("counter 3 is not above the last accepted 17"),
+            Some(17)
+        );
+        assert_eq!(last_number("no numbers"), None);
     }
 }
