@@ -150,7 +150,17 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
             .map_err(|e| e.to_string())?;
         manager.open(info.id()).await.map_err(|e| e.to_string())?
     };
-    Session::open(transport).await.map_err(|e| e.to_string())
+    let session = Session::open(transport).await.map_err(|e| e.to_string())?;
+    // Ctrl-C while the PIN pad waits for the user cancels the request on the device too, so
+    // it does not stay on a PIN prompt nobody will answer.
+    let cancel = session.cancel_handle();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("pinbridge: cancelling on the PIN pad");
+            cancel.cancel();
+        }
+    });
+    Ok(session)
 }
 
 /// Prints events as they come (text mode) and keeps them (JSON result, event log).
