@@ -158,6 +158,10 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("pinbridge: cancelling on the PIN pad");
             cancel.cancel();
+            // A second Ctrl-C quits at once, as without this handler.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
         }
     });
     Ok(session)
