@@ -343,6 +343,29 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_private_and_a_readable_one_is_refused() -> Result<(), KeyStoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().map_err(|source| KeyStoreError::Io {
+            path: PathBuf::new(),
+            source,
+        })?;
+        let store = KeyStore::new(dir.path());
+        store.save(&host("PP-1", 0x11))?;
+        let key_file = dir.path().join(KEY_FILE);
+        let mode = std::fs::metadata(&key_file)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).ok();
+        assert!(matches!(
+            store.load(),
+            Err(KeyStoreError::KeyFilePermissions(_))
+        ));
+        Ok(())
+    }
+
     #[test]
     fn debug_redacts_the_pairing_key() {
         let text = format!("{:?}", host("PP-1", 0x11));
