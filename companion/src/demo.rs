@@ -1,236 +1,372 @@
-//! `pinbridge demo`: the embedded default.
+//! `pinbridge demo`: the embedded default, the whole chain in one process.
 //!
-//! Until the mock device (device-sim) and the sandbox bank (bank-sandbox) exist as processes,
-//! the demo plays both ends in-process with fixed example keys and walks the cryptography a
-//! pairing, a login and a payment use, printing what each side does and what crosses the PC.
-//! Every check it prints is a real check that can fail: the run stops with an error if one
-//! does not come out as the protocol requires.
+//! This is a composition root (with `main.rs`), the only place besides tests that names the
+//! mock device and the sandbox bank: it starts a sandbox bank (its HTTP API on 127.0.0.1:0
+//! over a temporary SQLite file, seeded with the demo staff, customers and accounts) and one
+//! mock PIN pad served over the sim link on 127.0.0.1:0, with a scripted keypad that types the
+//! demo PIN and confirms prompts. Then it runs the library's flows exactly as against real
+//! ones: initialise -> enrol -> pair -> login -> payment, and asks the bank how many journal
+//! entries the payment has. The PIN is typed on the simulated keypad and never printed.
 
-use firmware_protocol::crypto::host_auth::{HostAuthError, HostSigner, HostVerifier};
-use firmware_protocol::crypto::kcv::{self, KcvMethod};
-use firmware_protocol::crypto::keys::{KeyAlgorithm, KeyBlockProtectionKey, MacKey, PinKey};
-use firmware_protocol::crypto::mac::{self, MacAlgorithm};
-use firmware_protocol::crypto::pairing::{DevicePairing, HostPairing};
-use firmware_protocol::crypto::pinblock::{self, Pan, Pin, PinBlockFormat};
-use firmware_protocol::crypto::tr31::{self, Header};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bank_sandbox::bank::{Bank, BankConfig};
+use companion::bank::{BankClient, BankError, BankSettings};
+use companion::flows::{self, FlowError, FlowEvent, PaymentOrder};
+use companion::keystore::{KeyStore, KeyStoreError};
+use companion::session::{Session, SessionError};
+use companion::transport::sim::SimTransport;
+use device_sim::certificate::CaKey;
+use device_sim::device::{Device, FIRMWARE_VERSION, Manufacture, firmware_image_hash};
+use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
+use device_sim::server::ServedDevice;
+use device_sim::sim::{SimCore, SimHandle};
+use firmware_protocol::link::Mtu;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
-use crate::crypto_tool::{Output, ToolError};
+/// The PIN the demo customer types on the simulated keypad. It stays on the device side.
+pub const DEMO_PIN: &str = "271828";
+/// The demo device's serial.
+pub const DEMO_SERIAL: &str = "PB-DEMO-0001";
+/// The seeded customer the demo binds.
+pub const DEMO_CUSTOMER: &str = "alice";
 
-/// Demo keys and data: fixed so the transcript is the same on every run.
-const KBPK: &str = "88e1ab2a2e3dd38c1fa039a536500cc8a87ab9d62dc92c01058fa79f44657de6";
-const SESSION_PIN_KEY: &str = "1273671ea26ac29afa4d1084127652a1";
-const SESSION_MAC_KEY: &str = "4a8b2f0c6d91e3a7b5c2d8f01e6a9b37";
-const DEMO_PAN: &str = "4111111111111111";
-/// The PIN the "customer" types on the simulated device keypad. It stays on the device side
-/// of this program and is never printed.
-const DEVICE_KEYPAD_PIN: &str = "271828";
-
-struct Transcript {
-    lines: Vec<String>,
-    steps: Vec<serde_json::Value>,
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Starting the embedded bank or device failed.
+    #[error("cannot start the embedded {what}: {reason}")]
+    Setup {
+        /// Which part.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A flow failed.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// The bank client failed.
+    #[error(transparent)]
+    Bank(#[from] BankError),
+    /// The device session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The key store failed.
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
+    /// The payment did not end approved.
+    #[error("the payment was not approved: bank {bank}, device {device}")]
+    NotApproved {
+        /// The bank's verdict.
+        bank: String,
+        /// The device's decision.
+        device: String,
+    },
 }
 
-impl Transcript {
-    fn step(&mut self, actor: &str, what: impl Into<String>) {
-        let what = what.into();
-        self.lines
-            .push(format!("[{:>2}] {actor:<7} {what}", self.steps.len() + 1));
-        self.steps.push(json!({ "actor": actor, "what": what }));
+fn setup(what: &'static str) -> impl FnOnce(String) -> DemoError {
+    move |reason| DemoError::Setup { what, reason }
+}
+
+/// The embedded sandbox bank, served on loopback until dropped.
+pub struct EmbeddedBank {
+    /// Base URL.
+    pub url: String,
+    /// The bank itself (journal queries).
+    pub bank: Arc<Bank>,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EmbeddedBank {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
-fn demo_error(message: &'static str) -> ToolError {
-    ToolError::Missing(message)
+impl EmbeddedBank {
+    /// Starts a seeded bank trusting `ca`, the sim firmware and this companion build.
+    pub async fn start(ca: &CaKey) -> Result<Self, DemoError> {
+        let dir = tempfile::tempdir().map_err(|e| setup("bank")(e.to_string()))?;
+        let database = format!("sqlite://{}", dir.path().join("bank.db").display());
+        let bank = bank_sandbox::server::open_bank(
+            &database,
+            &dir.path().join("bank.master-key"),
+            BankConfig::default(),
+        )
+        .await
+        .map_err(|e| setup("bank")(e.to_string()))?;
+        bank_sandbox::seed::seed(&bank)
+            .await
+            .map_err(|e| setup("bank")(e.to_string()))?;
+        bank.trust_ca(&ca.public_key().to_sec1_bytes(), "demo device CA")
+            .await
+            .map_err(|e| setup("bank")(e.to_string()))?;
+        bank.allow_hash(
+            "firmware",
+            &firmware_image_hash(FIRMWARE_VERSION),
+            "pinpad-sim",
+        )
+        .await
+        .map_err(|e| setup("bank")(e.to_string()))?;
+        bank.allow_hash("app", &flows::app_build_hash(), "pinbridge")
+            .await
+            .map_err(|e| setup("bank")(e.to_string()))?;
+        let bank = Arc::new(bank);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| setup("bank")(e.to_string()))?;
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| setup("bank")(e.to_string()))?
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = bank.clone();
+        tokio::spawn(async move {
+            let _ = bank_sandbox::server::serve_plain(listener, served, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Ok(Self {
+            url,
+            bank,
+            stop: Some(stop),
+            _dir: dir,
+        })
+    }
+
+    /// Journal entries for a transaction, read from the bank's store.
+    pub async fn journal_entries(&self, transaction_id: &str) -> Result<i64, DemoError> {
+        let store = self.bank.store();
+        let row =
+            sqlx::query(&store.q("SELECT COUNT(*) AS n FROM journal WHERE transaction_id = ?"))
+                .bind(transaction_id.to_owned())
+                .fetch_one(store.reader())
+                .await
+                .map_err(|e| setup("bank journal query")(e.to_string()))?;
+        sqlx::Row::try_get::<i64, _>(&row, "n")
+            .map_err(|e| setup("bank journal query")(e.to_string()))
+    }
 }
 
-fn hex_key(hex_text: &str) -> Result<Vec<u8>, ToolError> {
-    hex::decode(hex_text).map_err(|reason| ToolError::Hex {
-        field: "demo key",
-        reason,
+/// One mock PIN pad served over the sim link on loopback.
+pub struct EmbeddedDevice {
+    /// The link address (`sim:ADDRESS` for the CLI).
+    pub address: std::net::SocketAddr,
+    /// In-process control (keypad, tamper switch, display).
+    pub handle: SimHandle,
+    served: ServedDevice,
+}
+
+impl Drop for EmbeddedDevice {
+    fn drop(&mut self) {
+        self.served.stop();
+    }
+}
+
+impl EmbeddedDevice {
+    /// Manufactures a device certified by `ca` that trusts `bank`'s keys, and serves it.
+    pub async fn start(ca: &CaKey, bank: &Bank, serial: &str) -> Result<Self, DemoError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| setup("device")(e.to_string()))?;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut settings = Manufacture::new(serial);
+        settings.bank_management_key = Some(bank.management_public_key());
+        settings.bank_operator_key = Some(bank.operator_public_key());
+        let device = Device::manufacture(&settings, ca, &mut rng)
+            .map_err(|e| setup("device")(e.to_string()))?;
+        let hw = VirtualHardware::with(
+            seed,
+            Clock::System { offset_ms: 0 },
+            SecureStore::Memory(None),
+        );
+        let handle = SimHandle::new(SimCore::new(device, hw, Mtu::SIM));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| setup("device")(e.to_string()))?;
+        let served = ServedDevice::spawn(handle.clone(), listener)
+            .map_err(|e| setup("device")(e.to_string()))?;
+        Ok(Self {
+            address: served.address,
+            handle,
+            served,
+        })
+    }
+}
+
+/// A scripted keypad: at every PIN prompt types `pin` one digit at a time (so the host sees
+/// the digit count grow) and presses Enter; confirms every other prompt. Runs until aborted.
+pub fn script_keypad(
+    handle: SimHandle,
+    pin: &'static str,
+    key_delay: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let digits: Vec<u8> = pin.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+        loop {
+            tokio::time::sleep(key_delay).await;
+            // Keys are consumed on the device's next link tick: wait until the last ones were,
+            // so the digit count read below is current.
+            if handle.lock().hw.queued_keys() > 0 {
+                continue;
+            }
+            let view = handle.view();
+            match view.state.waiting_for {
+                Some("pin") => {
+                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
+                    match digits.get(entered) {
+                        Some(digit) => handle.press(&[KeyPress::Digit(*digit)]),
+                        None => handle.press(&[KeyPress::Enter]),
+                    }
+                }
+                Some(_) => handle.press(&[KeyPress::Enter]),
+                None => {}
+            }
+        }
     })
 }
 
-/// Runs the walk-through.
-pub fn run() -> Result<Output, ToolError> {
-    let mut rng = ChaCha20Rng::from_seed([7; 32]);
-    let mut t = Transcript {
-        lines: vec!["PinBridge demo: sandbox bank and mock device in-process, no hardware".into()],
-        steps: Vec::new(),
+/// Runs the demo. In text mode each line is printed as it happens; the returned JSON is the
+/// summary (`--json` prints it alone).
+pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
+    let mut events_log: Vec<Value> = Vec::new();
+    let say = |line: &str| {
+        if !json_mode {
+            println!("{line}");
+        }
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| setup("CA")(e.to_string()))?;
+    let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(seed));
+    let bank = EmbeddedBank::start(&ca).await?;
+    say(&format!("PinBridge demo: sandbox bank on {}", bank.url));
+    let device = EmbeddedDevice::start(&ca, &bank.bank, DEMO_SERIAL).await?;
+    say(&format!(
+        "PinBridge demo: mock PIN pad {DEMO_SERIAL} on sim:{} (keypad scripted)",
+        device.address
+    ));
+    let keypad = script_keypad(device.handle.clone(), DEMO_PIN, Duration::from_millis(40));
+    let state = tempfile::tempdir().map_err(|e| setup("state dir")(e.to_string()))?;
+    let keystore = KeyStore::new(state.path());
+
+    let client = BankClient::new(&BankSettings {
+        url: bank.url.clone(),
+        ca_pem: None,
+    })?;
+    let transport = SimTransport::connect(device.address)
+        .await
+        .map_err(SessionError::from)?;
+    let mut session = Session::open(Box::new(transport)).await?;
+
+    let mut on_event = |event: FlowEvent| {
+        if !json_mode {
+            println!("{event}");
+        }
+        events_log.push(serde_json::to_value(&event).unwrap_or(Value::Null));
     };
 
-    // Pairing: host and device agree on a host key; a person compares the codes.
-    let host = HostPairing::start(&mut rng);
-    let device = DevicePairing::respond(&mut rng, *host.public_key(), host.commitment());
-    let device_public = *device.public_key();
-    let device_nonce = *device.nonce();
-    let host_nonce = *host.nonce();
-    let host_outcome = host.finish(&device_public, &device_nonce);
-    let device_outcome = device
-        .finish(&host_nonce)
-        .map_err(|_| demo_error("pairing failed on the device side"))?;
-    t.step(
-        "pair",
-        format!(
-            "ECDH P-256: app shows {}, device shows {}: the customer confirms on the device",
-            host_outcome.comparison_code(),
-            device_outcome.comparison_code()
-        ),
-    );
-    host_outcome
-        .check_device_confirmation(device_outcome.device_confirmation())
-        .map_err(|_| demo_error("device confirmation did not verify"))?;
-    t.step(
-        "pair",
-        format!(
-            "paired as host {}; the host key is stored by the app, never in plaintext",
-            hex::encode(host_outcome.host_id().as_bytes())
-        ),
-    );
-
-    // Host verification: every request carries a MAC and a counter; replays are refused.
-    let mut signer = HostSigner::new(host_outcome.host_id(), host_outcome.host_pairing_key());
-    let mut verifier = HostVerifier::new();
-    verifier
-        .add_host(
-            device_outcome.host_id(),
-            device_outcome.host_pairing_key().clone(),
+    if !json_mode {
+        println!("\n1. Initialise (branch teller)");
+    }
+    let teller = client.staff_login("teller", "teller-password").await?;
+    let serial = flows::initialise(&mut session, &client, &teller, &mut on_event).await?;
+    if !json_mode {
+        println!("\n2. Enrol and bind customer {DEMO_CUSTOMER} (PIN chosen on the keypad)");
+    }
+    flows::enrol(
+        &mut session,
+        &client,
+        &teller,
+        &serial,
+        DEMO_CUSTOMER,
+        &mut on_event,
+    )
+    .await?;
+    if !json_mode {
+        println!("\n3. Pair this computer with the PIN pad");
+    }
+    let mut host = flows::pair(&mut session, "PINBRIDGE-DEMO", &mut on_event).await?;
+    keystore.save(&host)?;
+    if !json_mode {
+        println!(
+            "    host pairing key stored encrypted (AES-256-GCM) in {}",
+            state.path().display()
+        );
+        println!("\n4. Log in at the bank through the PIN pad");
+    }
+    let login = flows::login(&mut session, &client, &mut host, &mut on_event).await?;
+    keystore.save(&host)?;
+    if !json_mode {
+        println!("\n5. Pay 12.34 EUR to Shop SARL (PIN on the PIN pad)");
+    }
+    let mut key = [0u8; 8];
+    getrandom::fill(&mut key).map_err(|e| setup("idempotency key")(e.to_string()))?;
+    let order = PaymentOrder {
+        payee_account: "FR7630006000011234567890189".into(),
+        payee_name: "Shop SARL".into(),
+        amount_minor: 1234,
+        currency: "EUR".into(),
+        reference: "pinbridge demo".into(),
+        idempotency_key: hex::encode(key),
+    };
+    let outcome = flows::pay(
+        &mut session,
+        &client,
+        &login,
+        &mut host,
+        &order,
+        &mut on_event,
+    )
+    .await?;
+    keystore.save(&host)?;
+    keypad.abort();
+    let status = client
+        .get(
+            &format!("/v1/payments/{}", outcome.transaction_id),
+            Some(&login.token),
         )
-        .map_err(|_| demo_error("device could not record the paired host"))?;
-    let request = b"GetStatus";
-    let auth = signer
-        .sign(request)
-        .map_err(|_| demo_error("host could not sign"))?;
-    verifier
-        .verify(&auth.host_id, auth.counter, request, &auth.mac)
-        .map_err(|_| demo_error("device refused a genuine request"))?;
-    t.step(
-        "device",
-        format!("accepted host request #{} (MAC verified)", auth.counter),
-    );
-    match verifier.verify(&auth.host_id, auth.counter, request, &auth.mac) {
-        Err(HostAuthError::Replay { last, got }) => t.step(
-            "device",
-            format!("refused the same request replayed (counter {got} <= last {last})"),
-        ),
-        _ => return Err(demo_error("device accepted a replayed request")),
+        .await?;
+    let journal = bank.journal_entries(&outcome.transaction_id).await?;
+    let accounts = client.get("/v1/accounts", Some(&login.token)).await?;
+    let balance = accounts["accounts"][0]["balance_minor"].as_i64();
+    if !outcome.approved() {
+        return Err(DemoError::NotApproved {
+            bank: outcome.bank_result,
+            device: outcome.device_result,
+        });
     }
-
-    // Login: the bank sends session keys as TR-31 blocks under the device's KBPK.
-    let kbpk = KeyBlockProtectionKey::new(KeyAlgorithm::Aes, &hex_key(KBPK)?)?;
-    let pin_key_bank = PinKey::new(KeyAlgorithm::Aes, &hex_key(SESSION_PIN_KEY)?)?;
-    let mac_key_bank = MacKey::new(KeyAlgorithm::Aes, &hex_key(SESSION_MAC_KEY)?)?;
-    let pin_block_header = Header::parse("D0000P0AE00E0000")?;
-    let mac_block_header = Header::parse("D0000M6AC00E0000")?;
-    let pin_key_block = tr31::wrap(
-        &kbpk,
-        &pin_block_header,
-        pin_key_bank.material(),
-        tr31::KeyLengthMasking::AlgorithmMaximum,
-        &mut rng,
-    )?;
-    let mac_key_block = tr31::wrap(
-        &kbpk,
-        &mac_block_header,
-        mac_key_bank.material(),
-        tr31::KeyLengthMasking::AlgorithmMaximum,
-        &mut rng,
-    )?;
-    t.step(
-        "bank",
-        format!("session PIN key as TR-31 block {}…", &pin_key_block[..24]),
-    );
-    t.step(
-        "bank",
-        format!("session MAC key as TR-31 block {}…", &mac_key_block[..24]),
-    );
-    let pin_key: PinKey = tr31::unwrap(&kbpk, &pin_key_block)?.into_key()?;
-    let mac_key: MacKey = tr31::unwrap(&kbpk, &mac_key_block)?.into_key()?;
-    let pin_kcv = kcv::compute(pin_key.material(), KcvMethod::Cmac);
-    let bank_pin_kcv = kcv::compute(pin_key_bank.material(), KcvMethod::Cmac);
-    if pin_kcv != bank_pin_kcv {
-        return Err(demo_error("PIN key KCV mismatch"));
+    if !json_mode {
+        println!(
+            "\n6. The bank's books: payment {} is {} ({}), {} journal entr{}; {}'s balance now {}",
+            outcome.transaction_id,
+            status["status"].as_str().unwrap_or("?"),
+            status["result"].as_str().unwrap_or("?"),
+            journal,
+            if journal == 1 { "y" } else { "ies" },
+            DEMO_CUSTOMER,
+            balance.map_or("?".into(), |b| flows::format_amount(b.unsigned_abs(), 2)),
+        );
+        println!("\nApproved: the PIN pad verified the bank's answer (indicator safe).");
     }
-    t.step(
-        "device",
-        format!(
-            "unwrapped both keys; PIN key KCV {} matches the bank's",
-            hex::encode_upper(pin_kcv.as_bytes())
-        ),
-    );
-    match tr31::unwrap(&kbpk, &mac_key_block)?
-        .into_key::<firmware_protocol::crypto::keys::PinEncryption>()
-    {
-        Err(error) => t.step(
-            "device",
-            format!("refused the MAC key block offered as a PIN key: {error}"),
-        ),
-        Ok(_) => return Err(demo_error("a MAC key block was accepted as a PIN key")),
-    }
-
-    // Payment: the device shows the payment, takes the PIN on its keypad, and returns only
-    // a format 4 PIN block and a MAC.
-    let payment = "payee=6222020200112233445|amount=12.34|currency=CNY|ref=INV-2026-1124";
-    t.step("bank", format!("payment to approve: {payment}"));
-    t.step("device", "display: PAY 12.34 CNY TO ...3445  [enter PIN]");
-    let pin = Pin::new(DEVICE_KEYPAD_PIN)?;
-    let pan = Pan::new(DEMO_PAN)?;
-    let pin_block =
-        pinblock::encrypt_pin(PinBlockFormat::Iso4, &pin, Some(&pan), &pin_key, &mut rng)?;
-    drop(pin);
-    let mut mac_input = payment.as_bytes().to_vec();
-    mac_input.extend_from_slice(pin_block.as_bytes());
-    let payment_mac = mac::compute(&mac_key, MacAlgorithm::AesCmac, &mac_input)?;
-    t.step(
-        "pc",
-        format!(
-            "relays PIN block {} and MAC {} (ciphertext only)",
-            hex::encode_upper(pin_block.as_bytes()),
-            hex::encode_upper(&payment_mac)
-        ),
-    );
-    mac::verify(
-        &mac_key_bank,
-        MacAlgorithm::AesCmac,
-        &mac_input,
-        &payment_mac,
-    )?;
-    let bank_pin = pinblock::decrypt_pin(&pin_block, Some(&pan), &pin_key_bank)?;
-    t.step(
-        "bank",
-        format!(
-            "MAC verified; HSM recovered a {}-digit PIN and checks it against its PIN verification value",
-            bank_pin.digit_count()
-        ),
-    );
-    drop(bank_pin);
-
-    let tampered = mac_input
-        .iter()
-        .map(|&b| if b == b'1' { b'9' } else { b })
-        .collect::<Vec<u8>>();
-    match mac::verify(
-        &mac_key_bank,
-        MacAlgorithm::AesCmac,
-        &tampered,
-        &payment_mac,
-    ) {
-        Err(_) => t.step(
-            "bank",
-            "a copy with the amount changed by the PC is rejected: MAC mismatch",
-        ),
-        Ok(()) => return Err(demo_error("a tampered payment verified")),
-    }
-    t.step(
-        "device",
-        "bank response MAC verified: indicator steady green, \"Approved\"",
-    );
-
-    let text = t.lines.join("\n");
-    Ok(Output::default()
-        .with("steps", serde_json::Value::Array(t.steps))
-        .with("result", "approved")
-        .with_text(text))
+    Ok(json!({
+        "result": "approved",
+        "transactionId": outcome.transaction_id,
+        "bankResult": outcome.bank_result,
+        "deviceResult": outcome.device_result,
+        "indicator": outcome.indicator,
+        "journalEntries": journal,
+        "paymentStatus": status["status"],
+        "balanceMinor": balance,
+        "serial": serial,
+        "events": events_log,
+    }))
 }

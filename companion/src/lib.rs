@@ -1,8 +1,11 @@
 //! Everything the PinBridge desktop app does, without a window: the `pinbridge` CLI and the
-//! desktop shell are thin layers over this crate.
+//! desktop shell are thin layers over this crate. It never imports the mock device or the
+//! sandbox bank: only the binary's demo (feature `embedded`) wires them in.
 
+pub mod bank;
 pub mod crypto_tool;
-pub mod demo;
 pub mod devices;
+pub mod flows;
+pub mod keystore;
 pub mod session;
 pub mod transport;

@@ -4,7 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use companion::crypto_tool::{self, Output, ToolError};
-use companion::demo;
+
+mod commands;
+#[cfg(feature = "embedded")]
+mod demo;
+
+use commands::{Connection, LogsCommand, StaffCommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "pinbridge", version, about = "Companion for secure PIN pads", long_about = None)]
@@ -12,14 +17,57 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Walk the embedded default: the cryptography of a login and a payment, step by step.
+    /// The embedded default: a sandbox bank and a mock PIN pad in this process; initialise,
+    /// enrol, pair, log in and pay, step by step.
     Demo,
+    /// List PIN pads on USB, BLE and the sim link (--device sim:HOST:PORT).
+    Devices,
+    /// Pair this computer with the PIN pad (compare the code, confirm on the keypad).
+    Pair {
+        /// The name the PIN pad shows for this computer.
+        #[arg(long, default_value = "PINBRIDGE")]
+        name: String,
+    },
+    /// Log in at the bank through the PIN pad.
+    Login,
+    /// Pay: the PIN pad shows the payment, the PIN is entered on its keypad.
+    Pay {
+        /// Payee account.
+        #[arg(long)]
+        to: String,
+        /// Amount, e.g. 12.34.
+        #[arg(long)]
+        amount: String,
+        /// ISO 4217 currency code.
+        #[arg(long)]
+        currency: String,
+        /// Payee name shown on the PIN pad.
+        #[arg(long, default_value = "Payee")]
+        payee_name: String,
+        /// Reference.
+        #[arg(long, default_value = "")]
+        reference: String,
+    },
+    /// Confirm payments started elsewhere (pushed by the bank) on the PIN pad.
+    Confirm {
+        /// Keep watching for new confirmations.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Branch staff: initialise, enrol/bind, revoke, operator tamper reset.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// The companion's event log.
+    #[command(subcommand)]
+    Logs(LogsCommand),
     /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
     #[command(subcommand)]
     Crypto(CryptoCommand),
@@ -180,13 +228,6 @@ struct DukptArgs {
     usage: DukptUsage,
 }
 
-fn run(command: Command) -> Result<Output, ToolError> {
-    match command {
-        Command::Demo => demo::run(),
-        Command::Crypto(crypto) => run_crypto(crypto),
-    }
-}
-
 fn run_crypto(command: CryptoCommand) -> Result<Output, ToolError> {
     match command {
         CryptoCommand::Pinblock(PinblockCommand::Encode {
@@ -252,10 +293,123 @@ fn run_crypto(command: CryptoCommand) -> Result<Output, ToolError> {
     }
 }
 
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+#[cfg(feature = "embedded")]
+fn run_demo(json: bool) -> ExitCode {
+    let result = runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(demo::run(json)).map_err(|e| e.to_string()));
+    match result {
+        Ok(summary) => {
+            if json {
+                println!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if json {
+                eprintln!("{}", serde_json::json!({"error": error}));
+            } else {
+                eprintln!("pinbridge demo: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "embedded"))]
+fn run_demo(_json: bool) -> ExitCode {
+    eprintln!("pinbridge demo: this build has no embedded bank and device (feature `embedded`)");
+    ExitCode::FAILURE
+}
+
+fn run_flow_command(command: Command, connection: &Connection, json: bool) -> ExitCode {
+    let result = match runtime() {
+        Err(e) => Err(e.to_string()),
+        Ok(rt) => rt.block_on(async {
+            match command {
+                Command::Devices => commands::devices(connection).await,
+                Command::Pair { name } => commands::pair(connection, json, &name).await,
+                Command::Login => commands::login(connection, json).await,
+                Command::Pay {
+                    to,
+                    amount,
+                    currency,
+                    payee_name,
+                    reference,
+                } => {
+                    commands::pay(
+                        connection,
+                        json,
+                        &to,
+                        &payee_name,
+                        &amount,
+                        &currency,
+                        &reference,
+                    )
+                    .await
+                }
+                Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
+                Command::Staff(staff) => commands::staff(connection, json, staff).await,
+                Command::Logs(LogsCommand::Export { out }) => {
+                    commands::logs_export(connection, out.as_deref())
+                }
+                Command::Demo | Command::Crypto(_) => Err("not a flow command".into()),
+            }
+        }),
+    };
+    match result {
+        Ok(value) => {
+            if json {
+                println!("{value}");
+            } else {
+                print_summary(&value);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if json {
+                eprintln!("{}", serde_json::json!({ "error": error }));
+            } else {
+                eprintln!("pinbridge: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Text mode: the result without the event list (already printed live).
+fn print_summary(value: &serde_json::Value) {
+    let mut summary = value.clone();
+    if let Some(map) = summary.as_object_mut() {
+        map.remove("events");
+        if let Some(lines) = map.remove("lines") {
+            for line in lines.as_array().into_iter().flatten() {
+                println!("{}", line.as_str().unwrap_or_default());
+            }
+        }
+        for (key, item) in map.iter() {
+            println!("{key}: {item}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    match run(cli.command) {
+    let connection = cli.connection;
+    let crypto = match cli.command {
+        Command::Demo => return run_demo(json),
+        Command::Crypto(crypto) => crypto,
+        other => return run_flow_command(other, &connection, json),
+    };
+    match run_crypto(crypto) {
         Ok(output) => {
             println!(
                 "{}",

@@ -24,7 +24,7 @@ use firmware_protocol::link::{
     ReliableReceiver, ReliableSender, RetransmitPolicy, Role, SenderAction,
     TRANSACTION_IDLE_TIMEOUT_MS,
 };
-use firmware_protocol::message::{Request, Response, StatusCode, decode_response};
+use firmware_protocol::message::{MessageError, Request, Response, StatusCode, decode_response};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -248,6 +248,23 @@ impl Session {
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Response, SessionError> {
         let name = request.name();
+        self.request_built_with_progress(
+            name,
+            &mut |request_id| request.encode(request_id),
+            on_progress,
+        )
+        .await
+    }
+
+    /// As [`Session::request_with_progress`] for a request whose bytes depend on the request
+    /// id: a `HostVerified` envelope MACs an inner request that must carry the envelope's id,
+    /// so the caller encodes (and signs) afresh for every attempt, with the id given.
+    pub async fn request_built_with_progress(
+        &mut self,
+        name: &'static str,
+        build: &mut (dyn FnMut(u32) -> Result<Vec<u8>, MessageError> + Send),
+        on_progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Response, SessionError> {
         if self.needs_resync {
             self.resync().await?;
         }
@@ -266,12 +283,10 @@ impl Session {
         loop {
             let request_id = self.next_request_id;
             self.next_request_id = self.next_request_id.wrapping_add(1);
-            let bytes = request
-                .encode(request_id)
-                .map_err(|source| SessionError::Encode {
-                    request: name,
-                    source,
-                })?;
+            let bytes = build(request_id).map_err(|source| SessionError::Encode {
+                request: name,
+                source,
+            })?;
             // The MSG payload is a sequence byte and the message.
             let max = self.mtu.max_payload_len().saturating_sub(1);
             if bytes.len() > max {

@@ -1,0 +1,451 @@
+//! HTTP client for the bank's API (the sandbox bank README, "The API the companion calls").
+//!
+//! HTTPS uses rustls with the bank's CA pinned from configuration: only that CA is trusted,
+//! not the system's roots. Plain HTTP is accepted for loopback addresses only (the embedded
+//! sandbox bank and tests). Refusals keep the bank's code and message.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+/// Where the bank is and which CA signs its certificate.
+#[derive(Clone, Debug, Default)]
+pub struct BankSettings {
+    /// Base URL, `https://bank.example:8443` (or `http://127.0.0.1:PORT` on loopback).
+    pub url: String,
+    /// PEM of the CA that issued the bank's TLS certificate (required for https).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// A bearer token (staff or customer session): secret, zeroized, never printed.
+#[derive(Clone)]
+pub struct BearerToken(Zeroizing<String>);
+
+impl BearerToken {
+    /// Wraps a token the bank issued.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(Zeroizing::new(token.into()))
+    }
+
+    /// The token for the `Authorization` header.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// Why a call to the bank failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BankError {
+    /// The URL does not parse or has no host.
+    #[error("bank URL {url:?} is not valid: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Plain HTTP to a non-loopback host: tokens and device messages would travel unprotected.
+    #[error(
+        "bank URL {url} uses plain http to a non-loopback host; use https with --bank-ca (plain http is allowed on 127.0.0.1 only)"
+    )]
+    InsecureUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// https without a CA to pin.
+    #[error("bank URL {url} is https but no bank CA certificate was configured (--bank-ca)")]
+    MissingCa {
+        /// The URL given.
+        url: String,
+    },
+    /// The CA file is not a PEM certificate.
+    #[error("the bank CA certificate is not valid PEM: {0}")]
+    BadCa(String),
+    /// Building the HTTP client failed.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// Network, TLS or HTTP failure before an answer arrived.
+    #[error("cannot reach the bank at {url}: {source}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// What reqwest saw.
+        source: reqwest::Error,
+    },
+    /// The bank refused the request with its error code and message.
+    #[error("the bank refused ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The bank's refusal code (`device_revoked`, `bad_mac`, ...).
+        code: String,
+        /// The bank's words.
+        message: String,
+        /// The whole refusal body (e.g. `bank_command` to relay, `retry_after_ms`).
+        details: Value,
+    },
+    /// The answer was not the JSON the API promises.
+    #[error("the bank's answer to {what} is not what the API specifies: {reason}")]
+    BadAnswer {
+        /// The call.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl BankError {
+    /// The bank's refusal code, if the bank refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            BankError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// One server-sent event from `GET /v1/events`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BankEvent {
+    /// The event name (`confirmation`, `bank_command`).
+    pub event: String,
+    /// Its JSON data.
+    pub data: Value,
+}
+
+/// The bank's API over HTTP(S).
+#[derive(Clone, Debug)]
+pub struct BankClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// Whether `url` names a loopback host (plain HTTP allowed).
+fn is_loopback_url(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+impl BankClient {
+    /// A client for `settings`: pins the CA for https, refuses http beyond loopback.
+    pub fn new(settings: &BankSettings) -> Result<Self, BankError> {
+        let parsed = reqwest::Url::parse(&settings.url).map_err(|e| BankError::BadUrl {
+            url: settings.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut builder = reqwest::Client::builder().user_agent("pinbridge-companion");
+        match parsed.scheme() {
+            "https" => {
+                let pem = settings
+                    .ca_pem
+                    .as_ref()
+                    .ok_or_else(|| BankError::MissingCa {
+                        url: settings.url.clone(),
+                    })?;
+                let cas = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| BankError::BadCa(e.to_string()))?;
+                if cas.is_empty() {
+                    return Err(BankError::BadCa("no CERTIFICATE block in the file".into()));
+                }
+                // Only the configured CA: the system's roots are not trusted for the bank.
+                builder = builder
+                    .use_rustls_tls()
+                    .tls_built_in_root_certs(false)
+                    .https_only(true);
+                for ca in cas {
+                    builder = builder.add_root_certificate(ca);
+                }
+            }
+            "http" if is_loopback_url(&parsed) => {}
+            "http" => {
+                return Err(BankError::InsecureUrl {
+                    url: settings.url.clone(),
+                });
+            }
+            other => {
+                return Err(BankError::BadUrl {
+                    url: settings.url.clone(),
+                    reason: format!("scheme {other} is neither https nor http"),
+                });
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| BankError::Client(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: settings.url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+        token: Option<&BearerToken>,
+    ) -> Result<Value, BankError> {
+        let request = match token {
+            Some(token) => request.bearer_auth(token.reveal()),
+            None => request,
+        };
+        let url = format!("{}{}", self.base, what);
+        let response = request
+            .send()
+            .await
+            .map_err(|source| BankError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| BankError::Unreachable { url, source })?;
+        let value: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).map_err(|e| BankError::BadAnswer {
+                what: what.to_owned(),
+                reason: format!("HTTP {status}, not JSON: {e}"),
+            })?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(BankError::Refused {
+            status: status.as_u16(),
+            code: value["error"].as_str().unwrap_or("unknown").to_owned(),
+            message: value["message"].as_str().unwrap_or("no message").to_owned(),
+            details: value,
+        })
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&BearerToken>,
+        body: &Value,
+    ) -> Result<Value, BankError> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.send(path, request, token).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: Option<&BearerToken>) -> Result<Value, BankError> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(path, request, token).await
+    }
+
+    /// `POST path` and read the answer as `T`.
+    pub async fn post_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&BearerToken>,
+        body: &Value,
+    ) -> Result<T, BankError> {
+        let value = self.post(path, token, body).await?;
+        serde_json::from_value(value).map_err(|e| BankError::BadAnswer {
+            what: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Staff login: a bearer token for the teller, operator, terminal or admin APIs.
+    pub async fn staff_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<BearerToken, BankError> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let token: Token = self
+            .post_as(
+                "/v1/staff/login",
+                None,
+                &json!({"username": username, "password": password}),
+            )
+            .await?;
+        Ok(BearerToken::new(token.token))
+    }
+
+    /// Opens `GET /v1/events` and calls `on_event` for each event until the stream ends or
+    /// `on_event` returns `false`.
+    pub async fn watch_events(
+        &self,
+        token: &BearerToken,
+        on_event: &mut (dyn FnMut(BankEvent) -> bool + Send),
+    ) -> Result<(), BankError> {
+        let url = format!("{}/v1/events", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .bearer_auth(token.reveal())
+            .send()
+            .await
+            .map_err(|source| BankError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let value: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(BankError::Refused {
+                status,
+                code: value["error"].as_str().unwrap_or("unknown").to_owned(),
+                message: value["message"].as_str().unwrap_or("no message").to_owned(),
+                details: value,
+            });
+        }
+        let mut parser = SseParser::default();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| BankError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+            for event in parser.push(&chunk) {
+                if !on_event(event) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Incremental `text/event-stream` parser (WHATWG HTML "server-sent events"): `event:` and
+/// `data:` fields, events ended by a blank line, comments (`:`) ignored.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buffer: Vec<u8>,
+    event: String,
+    data: String,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events completed by them. Data that is not JSON is carried
+    /// as a JSON string.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<BankEvent> {
+        self.buffer.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() || !self.event.is_empty() {
+                    let data = serde_json::from_str(&self.data)
+                        .unwrap_or_else(|_| Value::String(self.data.clone()));
+                    let event = if self.event.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        std::mem::take(&mut self.event)
+                    };
+                    events.push(BankEvent { event, data });
+                }
+                self.event.clear();
+                self.data.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line, ""),
+            };
+            match field {
+                "event" => self.event = value.to_owned(),
+                "data" => {
+                    if !self.data.is_empty() {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_beyond_loopback() {
+        let remote = BankSettings {
+            url: "http://bank.example:8443".into(),
+            ca_pem: None,
+        };
+        assert!(matches!(
+            BankClient::new(&remote),
+            Err(BankError::InsecureUrl { .. })
+        ));
+        let local = BankSettings {
+            url: "http://127.0.0.1:8443".into(),
+            ca_pem: None,
+        };
+        assert!(BankClient::new(&local).is_ok());
+    }
+
+    #[test]
+    fn https_needs_a_pinned_ca() {
+        let settings = BankSettings {
+            url: "https://bank.example".into(),
+            ca_pem: None,
+        };
+        assert!(matches!(
+            BankClient::new(&settings),
+            Err(BankError::MissingCa { .. })
+        ));
+        let settings = BankSettings {
+            url: "https://bank.example".into(),
+            ca_pem: Some(b"not a certificate".to_vec()),
+        };
+        assert!(BankClient::new(&settings).is_err());
+    }
+
+    #[test]
+    fn sse_events_are_split_on_blank_lines_across_chunks() {
+        let mut parser = SseParser::default();
+        assert!(parser.push(b": keepalive\n\nevent: confirm").is_empty());
+        let events = parser.push(b"ation\ndata: {\"transaction_id\":\"T1\"}\n\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, "confirmation");
+        assert_eq!(events[0].data["transaction_id"], "T1");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug() {
+        let token = BearerToken::new("s3cr3t-token");
+        assert!(!format!("{token:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,948 @@
+//! The flows of DESIGN.md §3 over a device [`Session`] and a [`BankClient`]: staff
+//! provisioning (initialise + enrol/bind), pairing, login, payment, out-of-band confirmation,
+//! revoke and operator tamper reset.
+//!
+//! The companion is a relay: bank requests go to the device byte for byte (inside a
+//! `HostVerified` envelope where PROTOCOL.md §3.7 requires one), device answers go back to the
+//! bank. It never sees the PIN: the device enciphers it. Each flow reports [`FlowEvent`]s, which
+//! serialise to camelCase JSON for the desktop app and never carry a PIN, a key or a token.
+
+mod events;
+
+pub use events::{FlowEvent, Step};
+
+use firmware_protocol::crypto::host_auth::HostSigner;
+use firmware_protocol::crypto::pairing::{HostPairing, PairingNonce, PairingPublicKey};
+use firmware_protocol::message::{EcPublicKey, MacTag, Nonce, Sha256Digest};
+use firmware_protocol::message::{
+    ErrorResponse, GetInfo, HostVerified, MessageError, PairBegin, PairConfirm, Request, Response,
+    StatusCode, decode_request,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::bank::{BankClient, BankError, BearerToken};
+use crate::keystore::PairedHost;
+use crate::session::{Progress, Session, SessionError};
+
+/// Where flow events go.
+pub type EventSink<'a> = &'a mut (dyn FnMut(FlowEvent) + Send);
+
+/// Why a flow stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The bank refused or could not be reached.
+    #[error(transparent)]
+    Bank(#[from] BankError),
+    /// The device refused or the link failed.
+    #[error(transparent)]
+    Device(#[from] SessionError),
+    /// The device is tampered: it refuses everything until an operator reset.
+    #[error(
+        "the PIN pad reports it was TAMPERED (opened or attacked) and refuses to work; bring it to the branch for an operator reset and re-initialisation"
+    )]
+    Tampered,
+    /// The bank sent bytes that are not a device request.
+    #[error("the bank's {what} is not a valid device message: {reason}")]
+    BadBankMessage {
+        /// Which field.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The device answered with another message than the step expects.
+    #[error("the PIN pad answered {request} with {got}, not {expected}")]
+    UnexpectedAnswer {
+        /// The request.
+        request: &'static str,
+        /// What it should be.
+        expected: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// A host-verified request without a pairing.
+    #[error("this computer is not paired with the PIN pad; run `pinbridge pair` first")]
+    NotPaired,
+    /// Pairing failed its cryptographic checks (man in the middle, or a faulty device).
+    #[error("pairing failed: {0}; nothing was stored")]
+    Pairing(String),
+    /// A message could not be encoded.
+    #[error("cannot build {what}: {source}")]
+    Encode {
+        /// What.
+        what: &'static str,
+        /// Why.
+        source: MessageError,
+    },
+    /// The bank's answer lacks a field the API promises.
+    #[error("the bank's answer has no {0}")]
+    MissingField(&'static str),
+}
+
+/// Staff and customer identities the bank gave at the end of a login.
+#[derive(Debug, Clone)]
+pub struct BankSession {
+    /// Customer session token (secret; redacted in Debug).
+    pub token: BearerToken,
+    /// The session id (hex).
+    pub session_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The device serial.
+    pub serial: String,
+}
+
+/// A payment order as the user typed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentOrder {
+    /// Payee account number.
+    pub payee_account: String,
+    /// Payee name.
+    pub payee_name: String,
+    /// Amount in minor units.
+    pub amount_minor: u64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Free text.
+    pub reference: String,
+    /// Makes a retried prepare return the same payment.
+    pub idempotency_key: String,
+}
+
+/// A payment the bank prepared: the ApprovePayment to relay to the device.
+#[derive(Debug, Clone)]
+pub struct PreparedPayment {
+    /// The bank's transaction id.
+    pub transaction_id: String,
+    /// The encoded ApprovePayment, as the bank sent it.
+    pub approve_payment: Vec<u8>,
+}
+
+/// How a payment ended.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentOutcome {
+    /// The bank's transaction id.
+    pub transaction_id: String,
+    /// The bank's verdict (`approved`, `pin_incorrect`, `account_blocked`, ...).
+    pub bank_result: String,
+    /// PIN tries left, when the bank says.
+    pub pin_tries_left: Option<i64>,
+    /// What the device decided after checking the bank's MAC: `approved` only when the
+    /// device verified a genuine approval.
+    pub device_result: String,
+    /// The device's indicator (`safe` or `danger`).
+    pub indicator: String,
+    /// The device's display text.
+    pub display_text: String,
+}
+
+impl PaymentOutcome {
+    /// Approved by the bank and confirmed genuine by the device.
+    pub fn approved(&self) -> bool {
+        self.device_result == "approved" && self.indicator == "safe"
+    }
+}
+
+/// The build identity the companion reports at login (the bank's app allow-list): SHA-256 of
+/// `"PinBridge companion build <version>"`.
+pub fn app_build_hash() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!(
+        "PinBridge companion build {}",
+        env!("CARGO_PKG_VERSION")
+    ))
+    .into()
+}
+
+fn forward_progress(events: &mut (dyn FnMut(FlowEvent) + Send), progress: Progress) {
+    let event = match progress {
+        Progress::Processing => return,
+        Progress::WaitingForUser => FlowEvent::WaitingForUser,
+        Progress::PinEntry { entered, max } => FlowEvent::PinEntry {
+            entered,
+            max,
+            dots: crate::session::pin_dots(entered, max),
+        },
+        Progress::DeviceBusy { retry, .. } => FlowEvent::DeviceBusy { retry },
+        Progress::Cancelling => FlowEvent::Cancelling,
+    };
+    events(event);
+}
+
+/// What the device said to a relayed request: its answer, or its Error (which some steps
+/// relay to the bank too).
+#[derive(Debug)]
+pub enum DeviceAnswer {
+    /// A success response.
+    Answer(Response),
+    /// The device refused with an Error message.
+    Refused {
+        /// The Error message to relay.
+        error: ErrorResponse,
+        /// The session's error, for the user.
+        cause: SessionError,
+    },
+}
+
+impl DeviceAnswer {
+    /// Hex of the encoded answer (request id 0), for the bank.
+    pub fn to_hex(&self) -> Result<String, FlowError> {
+        let response = match self {
+            DeviceAnswer::Answer(r) => r.clone(),
+            DeviceAnswer::Refused { error, .. } => Response::Error(error.clone()),
+        };
+        response
+            .encode(0)
+            .map(hex::encode)
+            .map_err(|source| FlowError::Encode {
+                what: "the answer for the bank",
+                source,
+            })
+    }
+
+    /// The answer, or the device's refusal as an error.
+    pub fn into_answer(self) -> Result<Response, FlowError> {
+        match self {
+            DeviceAnswer::Answer(r) => Ok(r),
+            DeviceAnswer::Refused { cause, .. } => Err(device_error(cause)),
+        }
+    }
+}
+
+fn device_error(error: SessionError) -> FlowError {
+    if error.status() == Some(StatusCode::Tampered) {
+        FlowError::Tampered
+    } else {
+        FlowError::Device(error)
+    }
+}
+
+/// Sends `request` to the device, wrapped in a `HostVerified` envelope when §3.7 requires it
+/// (then `host` must be given; its counter advances and the caller persists it). Progress
+/// (PIN digits, waiting for the user) goes to `events`.
+pub async fn send_to_device(
+    session: &mut Session,
+    host: Option<&mut PairedHost>,
+    request: &Request,
+    events: EventSink<'_>,
+) -> Result<DeviceAnswer, FlowError> {
+    let mut host = host;
+    let first = send_once(session, host.as_deref_mut(), request, events).await?;
+    // A host restored from an old backup (or that crashed before persisting its counter)
+    // learns from the device where to resume, once (PROTOCOL.md §4.2).
+    if let (DeviceAnswer::Refused { error, .. }, Some(host)) = (&first, host)
+        && error.status == StatusCode::ReplayedCounter
+        && let Some(last) = last_number(&error.detail)
+        && last >= host.next_counter
+    {
+        host.next_counter = last.saturating_add(1);
+        return send_once(session, Some(host), request, events).await;
+    }
+    Ok(first)
+}
+
+/// The last decimal number in a text (the device's "... last accepted N").
+fn last_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .rfind(|part| !part.is_empty())
+        .and_then(|part| part.parse().ok())
+}
+
+async fn send_once(
+    session: &mut Session,
+    host: Option<&mut PairedHost>,
+    request: &Request,
+    events: EventSink<'_>,
+) -> Result<DeviceAnswer, FlowError> {
+    let name = request.name();
+    let mut on_progress = |p: Progress| forward_progress(events, p);
+    let result = if request.requires_host_verification() {
+        let host = host.ok_or(FlowError::NotPaired)?;
+        let mut signer = HostSigner::resume(host.host_id, &host.pairing_key, host.next_counter);
+        let host_id = firmware_protocol::message::HostId(*host.host_id.as_bytes());
+        let mut build = |request_id: u32| -> Result<Vec<u8>, MessageError> {
+            let inner = request.encode(request_id)?;
+            let auth = signer
+                .sign(&inner)
+                .map_err(|_| MessageError::InvalidValue {
+                    field: "HostVerified.counter",
+                    reason: "the host counter is exhausted; pair again",
+                })?;
+            Request::HostVerified(HostVerified {
+                host_id,
+                counter: auth.counter,
+                inner,
+                mac: MacTag(auth.mac),
+            })
+            .encode(request_id)
+        };
+        let result = session
+            .request_built_with_progress(name, &mut build, &mut on_progress)
+            .await;
+        // Counters the device may have consumed are never reused, whatever the outcome.
+        host.next_counter = signer.next_counter().unwrap_or(u64::MAX);
+        result
+    } else {
+        session
+            .request_with_progress(request, &mut on_progress)
+            .await
+    };
+    match result {
+        Ok(response) => Ok(DeviceAnswer::Answer(response)),
+        Err(SessionError::Refused {
+            request,
+            status,
+            indicator,
+            detail,
+        }) => Ok(DeviceAnswer::Refused {
+            error: ErrorResponse {
+                status,
+                indicator,
+                detail: detail.clone(),
+            },
+            cause: SessionError::Refused {
+                request,
+                status,
+                indicator,
+                detail,
+            },
+        }),
+        Err(other) => Err(device_error(other)),
+    }
+}
+
+/// Decodes a device request the bank sent as hex.
+pub fn bank_request(what: &'static str, hex_text: &str) -> Result<Request, FlowError> {
+    let bytes = hex::decode(hex_text).map_err(|e| FlowError::BadBankMessage {
+        what,
+        reason: e.to_string(),
+    })?;
+    decode_request(&bytes)
+        .map(|(_, request)| request)
+        .map_err(|e| FlowError::BadBankMessage {
+            what,
+            reason: e.to_string(),
+        })
+}
+
+fn field<'v>(value: &'v Value, name: &'static str) -> Result<&'v str, FlowError> {
+    value[name].as_str().ok_or(FlowError::MissingField(name))
+}
+
+/// Relays the bank's request in field `name` of `value` to the device.
+async fn relay_field(
+    session: &mut Session,
+    host: Option<&mut PairedHost>,
+    value: &Value,
+    name: &'static str,
+    events: EventSink<'_>,
+) -> Result<DeviceAnswer, FlowError> {
+    let request = bank_request(name, field(value, name)?)?;
+    send_to_device(session, host, &request, events).await
+}
+
+/// Reads the device's Info (encoded, hex) and serial.
+async fn device_info(
+    session: &mut Session,
+    events: EventSink<'_>,
+) -> Result<(String, String), FlowError> {
+    events(FlowEvent::Step {
+        step: Step::ReadDeviceInfo,
+    });
+    let answer = send_to_device(session, None, &Request::GetInfo(GetInfo), events)
+        .await?
+        .into_answer()?;
+    let Response::Info(info) = &answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "GetInfo",
+            expected: "Info",
+            got: answer.name(),
+        });
+    };
+    let serial = info.serial.clone();
+    let hex_info = DeviceAnswer::Answer(answer.clone()).to_hex()?;
+    Ok((serial, hex_info))
+}
+
+/// The connected device's serial (from its Info).
+pub async fn device_serial(session: &mut Session) -> Result<String, FlowError> {
+    device_info(session, &mut |_| {})
+        .await
+        .map(|(serial, _)| serial)
+}
+
+/// If a bank refusal carries a signed `bank_command` (revoked or locked device at login),
+/// relays it to the device so a lost device wipes itself.
+async fn relay_refusal_command(
+    session: &mut Session,
+    error: &BankError,
+    events: EventSink<'_>,
+) -> Result<(), FlowError> {
+    if let BankError::Refused { details, .. } = error
+        && let Some(command) = details["bank_command"].as_str()
+    {
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        let request = bank_request("bank_command", command)?;
+        // The device's answer changes nothing for the user: the bank already refused.
+        let _ = send_to_device(session, None, &request, events).await?;
+    }
+    Ok(())
+}
+
+/// Staff: initialise the device at the bank (installs the key-block protection key).
+/// Returns the device serial.
+pub async fn initialise(
+    session: &mut Session,
+    bank: &BankClient,
+    teller: &BearerToken,
+    events: EventSink<'_>,
+) -> Result<String, FlowError> {
+    let (serial, info) = device_info(session, events).await?;
+    events(FlowEvent::Step {
+        step: Step::BankInitialise,
+    });
+    let begun = bank
+        .post(
+            "/v1/devices/initialise",
+            Some(teller),
+            &json!({"info": info}),
+        )
+        .await?;
+    events(FlowEvent::Step {
+        step: Step::DeviceInitialise,
+    });
+    let answer = relay_field(session, None, &begun, "initialise", events)
+        .await?
+        .into_answer()?;
+    events(FlowEvent::Step {
+        step: Step::BankCompleteInitialise,
+    });
+    let initialised = DeviceAnswer::Answer(answer).to_hex()?;
+    bank.post(
+        &format!("/v1/devices/{serial}/initialise/complete"),
+        Some(teller),
+        &json!({"initialised": initialised}),
+    )
+    .await?;
+    Ok(serial)
+}
+
+/// Staff: enrol the customer on the device and bind them (the customer chooses the PIN on the
+/// device keypad, twice).
+pub async fn enrol(
+    session: &mut Session,
+    bank: &BankClient,
+    teller: &BearerToken,
+    serial: &str,
+    customer_id: &str,
+    events: EventSink<'_>,
+) -> Result<(), FlowError> {
+    events(FlowEvent::Step {
+        step: Step::BankEnrol,
+    });
+    let begun = bank
+        .post(
+            &format!("/v1/devices/{serial}/enrol"),
+            Some(teller),
+            &json!({"customer_id": customer_id}),
+        )
+        .await?;
+    events(FlowEvent::Step {
+        step: Step::DeviceEnrol,
+    });
+    let answer = relay_field(session, None, &begun, "enrol", events)
+        .await?
+        .into_answer()?;
+    events(FlowEvent::Step {
+        step: Step::BankCompleteEnrol,
+    });
+    let enrolled = DeviceAnswer::Answer(answer).to_hex()?;
+    bank.post(
+        &format!("/v1/devices/{serial}/enrol/complete"),
+        Some(teller),
+        &json!({"enrolled": enrolled}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Staff: initialise, then enrol and bind `customer_id`. Returns the serial.
+pub async fn provision(
+    session: &mut Session,
+    bank: &BankClient,
+    teller: &BearerToken,
+    customer_id: &str,
+    events: EventSink<'_>,
+) -> Result<String, FlowError> {
+    let serial = initialise(session, bank, teller, events).await?;
+    enrol(session, bank, teller, &serial, customer_id, events).await?;
+    Ok(serial)
+}
+
+/// Pairs this computer with the device (PROTOCOL.md §4.1): shows the comparison code, waits
+/// for the user to confirm it on the device, checks the device's confirmation. The caller
+/// stores the returned pairing (encrypted, [`crate::keystore::KeyStore`]).
+pub async fn pair(
+    session: &mut Session,
+    host_name: &str,
+    events: EventSink<'_>,
+) -> Result<PairedHost, FlowError> {
+    let (serial, _) = device_info(session, events).await?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| FlowError::Pairing(format!("no randomness: {e}")))?;
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let pairing = HostPairing::start(&mut rng);
+    let host_nonce = *pairing.nonce();
+    events(FlowEvent::Step {
+        step: Step::PairBegin,
+    });
+    let begin = Request::PairBegin(PairBegin {
+        host_public_key: EcPublicKey::new(*pairing.public_key().as_bytes()).map_err(|source| {
+            FlowError::Encode {
+                what: "PairBegin",
+                source,
+            }
+        })?,
+        host_commitment: Sha256Digest(*pairing.commitment().as_bytes()),
+        host_name: host_name.chars().take(32).collect(),
+    });
+    let answer = send_to_device(session, None, &begin, events)
+        .await?
+        .into_answer()?;
+    let Response::PairChallenge(challenge) = &answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "PairBegin",
+            expected: "PairChallenge",
+            got: answer.name(),
+        });
+    };
+    let device_public = PairingPublicKey::from_sec1_bytes(challenge.device_public_key.as_bytes())
+        .map_err(|e| FlowError::Pairing(e.to_string()))?;
+    let device_nonce = PairingNonce::from_slice(&challenge.device_nonce.0)
+        .map_err(|e| FlowError::Pairing(e.to_string()))?;
+    let outcome = pairing.finish(&device_public, &device_nonce);
+    events(FlowEvent::ComparisonCode {
+        code: outcome.comparison_code().to_string(),
+    });
+    events(FlowEvent::Step {
+        step: Step::PairConfirm,
+    });
+    let confirm = Request::PairConfirm(PairConfirm {
+        host_nonce: Nonce(*host_nonce.as_bytes()),
+    });
+    let answer = send_to_device(session, None, &confirm, events)
+        .await?
+        .into_answer()?;
+    let Response::PairResult(result) = &answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "PairConfirm",
+            expected: "PairResult",
+            got: answer.name(),
+        });
+    };
+    outcome
+        .check_device_confirmation(&result.device_confirmation.0)
+        .map_err(|e| FlowError::Pairing(e.to_string()))?;
+    if result.host_id.0 != *outcome.host_id().as_bytes() {
+        return Err(FlowError::Pairing(
+            "the device named another host id than the pairing derives".into(),
+        ));
+    }
+    events(FlowEvent::Paired {
+        serial: serial.clone(),
+        host_id: hex::encode(outcome.host_id().as_bytes()),
+    });
+    Ok(PairedHost {
+        serial,
+        host_id: outcome.host_id(),
+        pairing_key: outcome.host_pairing_key().clone(),
+        next_counter: 1,
+    })
+}
+
+/// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
+/// `host.next_counter` advances; persist it afterwards.
+pub async fn login(
+    session: &mut Session,
+    bank: &BankClient,
+    host: &mut PairedHost,
+    events: EventSink<'_>,
+) -> Result<BankSession, FlowError> {
+    let (_, info) = device_info(session, events).await?;
+    events(FlowEvent::Step {
+        step: Step::LoginBegin,
+    });
+    let begun = match bank.post("/v1/login", None, &json!({"info": info})).await {
+        Ok(v) => v,
+        Err(e) => {
+            relay_refusal_command(session, &e, events).await?;
+            return Err(e.into());
+        }
+    };
+    let login_id = field(&begun, "login_id")?.to_owned();
+    events(FlowEvent::Step {
+        step: Step::IntegrityReport,
+    });
+    let report = relay_field(session, None, &begun, "get_integrity_report", events)
+        .await?
+        .into_answer()?;
+    let report = DeviceAnswer::Answer(report).to_hex()?;
+    let keys = bank
+        .post(
+            &format!("/v1/login/{login_id}/integrity"),
+            None,
+            &json!({"integrity_report": report, "app_hash": hex::encode(app_build_hash())}),
+        )
+        .await?;
+    events(FlowEvent::Step {
+        step: Step::LoadSessionKeys,
+    });
+    let mut loaded = relay_field(session, Some(host), &keys, "load_session_keys", events).await?;
+    let keys_path = format!("/v1/login/{login_id}/keys");
+    let mut challenge = bank
+        .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
+        .await;
+    // Locked after T2 without bank contact: the bank, having just verified a fresh integrity
+    // report, answers with a signed Unlock and the same keys to relay again.
+    if let Err(BankError::Refused { code, details, .. }) = &challenge
+        && code == "device_locked_inactivity"
+        && matches!(loaded, DeviceAnswer::Refused { .. })
+    {
+        let details = details.clone();
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        relay_field(session, None, &details, "bank_command", events)
+            .await?
+            .into_answer()?;
+        events(FlowEvent::Step {
+            step: Step::LoadSessionKeys,
+        });
+        loaded = relay_field(session, Some(host), &details, "load_session_keys", events).await?;
+        challenge = bank
+            .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
+            .await;
+    }
+    // A device refusal is relayed first (the bank records the intrusion), then reported.
+    let challenge = match (challenge, loaded) {
+        (_, DeviceAnswer::Refused { cause, .. }) => return Err(device_error(cause)),
+        (c, _) => c?,
+    };
+    events(FlowEvent::Step {
+        step: Step::BankChallenge,
+    });
+    let answer = relay_field(session, Some(host), &challenge, "bank_challenge", events)
+        .await?
+        .into_answer()?;
+    let answer = DeviceAnswer::Answer(answer).to_hex()?;
+    let done = bank
+        .post(
+            &format!("/v1/login/{login_id}/challenge"),
+            None,
+            &json!({"challenge_response": answer}),
+        )
+        .await?;
+    let result = BankSession {
+        token: BearerToken::new(field(&done, "session_token")?),
+        session_id: field(&done, "session_id")?.to_owned(),
+        customer_id: field(&done, "customer_id")?.to_owned(),
+        serial: field(&done, "serial")?.to_owned(),
+    };
+    events(FlowEvent::LoggedIn {
+        customer_id: result.customer_id.clone(),
+        serial: result.serial.clone(),
+    });
+    Ok(result)
+}
+
+/// Payment step 1: the bank prepares the payment and MACs it for the device.
+pub async fn prepare_payment(
+    bank: &BankClient,
+    login: &BankSession,
+    order: &PaymentOrder,
+    events: EventSink<'_>,
+) -> Result<PreparedPayment, FlowError> {
+    events(FlowEvent::Step {
+        step: Step::PreparePayment,
+    });
+    let prepared = bank
+        .post(
+            "/v1/payments",
+            Some(&login.token),
+            &json!({
+                "payee_account": order.payee_account,
+                "payee_name": order.payee_name,
+                "amount_minor": order.amount_minor,
+                "currency": order.currency,
+                "reference": order.reference,
+                "idempotency_key": order.idempotency_key,
+            }),
+        )
+        .await?;
+    let approve = field(&prepared, "approve_payment")?;
+    Ok(PreparedPayment {
+        transaction_id: field(&prepared, "transaction_id")?.to_owned(),
+        approve_payment: hex::decode(approve).map_err(|e| FlowError::BadBankMessage {
+            what: "approve_payment",
+            reason: e.to_string(),
+        })?,
+    })
+}
+
+/// Formats minor units with the currency exponent (`1234`, 2 -> `12.34`).
+pub fn format_amount(amount_minor: u64, exponent: u8) -> String {
+    if exponent == 0 {
+        return amount_minor.to_string();
+    }
+    let scale = 10u64.saturating_pow(u32::from(exponent));
+    format!(
+        "{}.{:0width$}",
+        amount_minor / scale,
+        amount_minor % scale,
+        width = usize::from(exponent)
+    )
+}
+
+/// Payment steps 2-4: the device shows the payment and takes the PIN, the bank verifies and
+/// journals, the device checks the bank's answer. The result is what the device decided.
+pub async fn approve_and_submit(
+    session: &mut Session,
+    bank: &BankClient,
+    login: &BankSession,
+    host: &mut PairedHost,
+    prepared: &PreparedPayment,
+    events: EventSink<'_>,
+) -> Result<PaymentOutcome, FlowError> {
+    let request = decode_request(&prepared.approve_payment)
+        .map(|(_, r)| r)
+        .map_err(|e| FlowError::BadBankMessage {
+            what: "approve_payment",
+            reason: e.to_string(),
+        })?;
+    if let Request::ApprovePayment(approve) = &request {
+        let p = &approve.payment;
+        events(FlowEvent::PaymentShown {
+            transaction_id: p.bank_transaction_id.clone(),
+            payee_name: p.payee_name.clone(),
+            payee_account: p.payee_account.clone(),
+            amount: format_amount(p.amount_minor, p.currency_exponent),
+            currency: p.currency.as_str().to_owned(),
+        });
+    }
+    events(FlowEvent::Step {
+        step: Step::DeviceApprove,
+    });
+    let approved = send_to_device(session, Some(host), &request, events).await?;
+    events(FlowEvent::Step {
+        step: Step::BankApproval,
+    });
+    let verdict = bank
+        .post(
+            &format!("/v1/payments/{}/approval", prepared.transaction_id),
+            Some(&login.token),
+            &json!({"payment_approved": approved.to_hex()?}),
+        )
+        .await;
+    let verdict = match (verdict, approved) {
+        (_, DeviceAnswer::Refused { cause, .. }) => return Err(device_error(cause)),
+        (v, _) => v?,
+    };
+    let bank_result = field(&verdict, "result")?.to_owned();
+    let pin_tries_left = verdict["pin_tries_left"].as_i64();
+    events(FlowEvent::BankVerdict {
+        transaction_id: prepared.transaction_id.clone(),
+        result: bank_result.clone(),
+        replayed: verdict["replayed"].as_bool().unwrap_or(false),
+        pin_tries_left,
+    });
+    events(FlowEvent::Step {
+        step: Step::DeviceVerify,
+    });
+    let answer = relay_field(
+        session,
+        Some(host),
+        &verdict,
+        "verify_bank_response",
+        events,
+    )
+    .await?
+    .into_answer()?;
+    let Response::IndicatorSet(set) = &answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "VerifyBankResponse",
+            expected: "IndicatorSet",
+            got: answer.name(),
+        });
+    };
+    let outcome = PaymentOutcome {
+        transaction_id: prepared.transaction_id.clone(),
+        bank_result,
+        pin_tries_left,
+        device_result: events::snake(&format!("{:?}", set.result)),
+        indicator: format!("{:?}", set.indicator).to_lowercase(),
+        display_text: set.display_text.clone(),
+    };
+    events(FlowEvent::DeviceDecision {
+        result: outcome.device_result.clone(),
+        indicator: outcome.indicator.clone(),
+        display_text: outcome.display_text.clone(),
+    });
+    Ok(outcome)
+}
+
+/// A whole payment: prepare, approve with the PIN on the device, bank verdict, device check.
+pub async fn pay(
+    session: &mut Session,
+    bank: &BankClient,
+    login: &BankSession,
+    host: &mut PairedHost,
+    order: &PaymentOrder,
+    events: EventSink<'_>,
+) -> Result<PaymentOutcome, FlowError> {
+    let prepared = prepare_payment(bank, login, order, events).await?;
+    approve_and_submit(session, bank, login, host, &prepared, events).await
+}
+
+/// Out-of-band confirmation (DESIGN.md §3): the pending confirmations the bank pushed to this
+/// session, each shown on the device, approved there and signed with the device key.
+/// Returns the bank's answer per confirmation.
+pub async fn confirm_pending(
+    session: &mut Session,
+    bank: &BankClient,
+    login: &BankSession,
+    host: &mut PairedHost,
+    events: EventSink<'_>,
+) -> Result<Vec<Value>, FlowError> {
+    let pending = bank
+        .get("/v1/session/confirmations", Some(&login.token))
+        .await?;
+    let items = pending["confirmations"]
+        .as_array()
+        .cloned()
+        .or_else(|| pending.as_array().cloned())
+        .unwrap_or_default();
+    let mut results = Vec::new();
+    for item in items {
+        results.push(confirm_one(session, bank, login, host, &item, events).await?);
+    }
+    Ok(results)
+}
+
+/// Confirms one confirmation the bank pushed (an SSE `confirmation` event's data).
+pub async fn confirm_one(
+    session: &mut Session,
+    bank: &BankClient,
+    login: &BankSession,
+    host: &mut PairedHost,
+    confirmation: &Value,
+    events: EventSink<'_>,
+) -> Result<Value, FlowError> {
+    let transaction_id = field(confirmation, "transaction_id")?.to_owned();
+    events(FlowEvent::Step {
+        step: Step::SignConfirmation,
+    });
+    let signature = relay_field(
+        session,
+        Some(host),
+        confirmation,
+        "sign_confirmation",
+        events,
+    )
+    .await?
+    .into_answer()?;
+    let signature = DeviceAnswer::Answer(signature).to_hex()?;
+    let answer = bank
+        .post(
+            &format!("/v1/confirmations/{transaction_id}/signature"),
+            Some(&login.token),
+            &json!({"confirmation_signature": signature}),
+        )
+        .await?;
+    events(FlowEvent::ConfirmationDecided {
+        transaction_id,
+        status: answer["status"].as_str().unwrap_or("unknown").to_owned(),
+    });
+    Ok(answer)
+}
+
+/// Staff: revoke a device (lost or stolen). The bank ends the binding and signs a wipe; when
+/// the device is connected (`session`), the wipe is relayed to it now.
+pub async fn revoke(
+    session: Option<&mut Session>,
+    bank: &BankClient,
+    teller: &BearerToken,
+    serial: &str,
+    reason: &str,
+    events: EventSink<'_>,
+) -> Result<(), FlowError> {
+    events(FlowEvent::Step { step: Step::Revoke });
+    let answer = bank
+        .post(
+            &format!("/v1/devices/{serial}/revoke"),
+            Some(teller),
+            &json!({"reason": reason}),
+        )
+        .await?;
+    if let Some(session) = session {
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        relay_field(session, None, &answer, "bank_command", events)
+            .await?
+            .into_answer()?;
+    }
+    Ok(())
+}
+
+/// Operator: reset a tampered (or revoked) device with an operator-signed token. The device
+/// returns to Manufactured and must be initialised and enrolled again (use [`provision`]).
+pub async fn operator_reset(
+    session: &mut Session,
+    bank: &BankClient,
+    operator: &BearerToken,
+    serial: &str,
+    events: EventSink<'_>,
+) -> Result<(), FlowError> {
+    events(FlowEvent::Step {
+        step: Step::OperatorReset,
+    });
+    let answer = bank
+        .post(
+            &format!("/v1/devices/{serial}/operator-reset"),
+            Some(operator),
+            &json!({}),
+        )
+        .await?;
+    relay_field(session, None, &answer, "operator_reset", events)
+        .await?
+        .into_answer()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_placed_by_the_exponent() {
+        assert_eq!(format_amount(1234, 2), "12.34");
+        assert_eq!(format_amount(5, 2), "0.05");
+        assert_eq!(format_amount(7, 0), "7");
+        assert_eq!(format_amount(1_000, 3), "1.000");
+    }
+
+    #[test]
+    fn the_last_accepted_counter_is_read_from_the_detail() {
+        assert_eq!(
+            last_number("counter 3 is not above the last accepted 17"),
+            Some(17)
+        );
+        assert_eq!(last_number("no numbers"), None);
+    }
+}
