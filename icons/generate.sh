@@ -11,7 +11,7 @@ fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo tauri icon pinbridge.svg --output "$out" >/dev/null 2>&1
-for f in 32x32.png 64x64.png 128x128.png 128x128@2x.png icon.png icon.ico icon.icns; do
+for f in 32x32.png 64x64.png 128x128.png icon.png icon.ico icon.icns; do
   cp "$out/$f" "$f"
 done
-ls -l 32x32.png 64x64.png 128x128.png 128x128@2x.png icon.png icon.ico icon.icns
+ls -l 32x32.png 64x64.png 128x128.png icon.png icon.ico icon.icns
