@@ -94,7 +94,10 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
                 Some(dir) => dir,
                 None => app.path().app_config_dir()?,
             };
-            let settings = SettingsStore::load(&config_dir)?;
+            let (settings, recovered) = SettingsStore::load_or_recover(&config_dir)?;
+            if let Some(words) = recovered {
+                tracing::warn!("{words}");
+            }
             let discovery = settings.discovery();
             tracing::info!(
                 "PinBridge {} started; settings in {}",

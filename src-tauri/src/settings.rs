@@ -225,6 +225,29 @@ impl SettingsStore {
         })
     }
 
+    /// Like [`SettingsStore::load`], but a malformed file does not stop the app: it is moved
+    /// aside to `settings.json.bad` (kept for the user or support to look at) and the app
+    /// starts with first-run settings. Returns the store and, if that happened, what to log.
+    pub fn load_or_recover(config_dir: &Path) -> Result<(Self, Option<String>), SettingsError> {
+        match Self::load(config_dir) {
+            Err(SettingsError::Malformed { path, source }) => {
+                let aside = path.with_extension("json.bad");
+                fs::rename(&path, &aside).map_err(|source| SettingsError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let store = Self::load(config_dir)?;
+                let words = format!(
+                    "{} was not valid ({source}); moved to {} and started with default settings",
+                    path.display(),
+                    aside.display()
+                );
+                Ok((store, Some(words)))
+            }
+            other => other.map(|store| (store, None)),
+        }
+    }
+
     /// Where the settings live.
     pub fn path(&self) -> &Path {
         &self.path
@@ -387,6 +410,23 @@ mod tests {
             SettingsStore::load(dir.path()),
             Err(SettingsError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_malformed_file_is_moved_aside_and_the_app_starts_with_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(SettingsStore::FILE_NAME);
+        std::fs::write(&file, b"{\"bankUrl\": 42}").expect("seed");
+        let (store, warning) = SettingsStore::load_or_recover(dir.path()).expect("recover");
+        assert!(warning.is_some_and(|w| w.contains("settings.json.bad")));
+        assert_eq!(store.settings().bank_url, "");
+        assert!(!file.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("settings.json.bad")).expect("kept"),
+            b"{\"bankUrl\": 42}"
+        );
+        let (_, again) = SettingsStore::load_or_recover(dir.path()).expect("second start");
+        assert!(again.is_none());
     }
 
     #[test]
