@@ -12,6 +12,15 @@ for pkg in build-essential pkg-config libusb-1.0-0-dev libdbus-1-dev; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 
+# The desktop app (src-tauri, Tauri 2 on Linux): WebKitGTK 4.1, whose -dev package brings the
+# GTK 3, libsoup 3 and JavaScriptCore headers with it. No tray (appindicator), no AppImage
+# (patchelf), no SVG at run time (librsvg): the app uses none of them.
+# Its real-window end-to-end test and footprint script: a virtual X server and WebKit's own
+# WebDriver (WebKitWebDriver), which tauri-driver fronts.
+for pkg in libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the desktop app's Linux bundle: the UI (npm ci + vite build into ui/dist), then the app
+# in release with that UI embedded, packed as a .deb by the Tauri CLI. Prints the .deb's path
+# and size. Installs what a fresh Debian 12 machine lacks (scripts/setup.sh; the Tauri CLI with
+# cargo if it is missing). Incremental: a second run rebuilds only what changed.
+#   bash scripts/app-build.sh            # ui + release build + .deb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+bash scripts/setup.sh
+source scripts/env.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- Node: Vite 7 needs 20.19+ (the same check as scripts/ui-test.sh).
+if ! command -v node >/dev/null 2>&1 || ! node -e '
+  const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "app-build: Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+# --- the UI: npm ci when package-lock.json changed (the stamp scripts/ui-test.sh keeps too).
+cd "$root/ui"
+stamp=node_modules/.ui-test-lock.sha256
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "npm ci (ui)"
+  npm ci --no-audit --no-fund
+  echo "$want" >"$stamp"
+fi
+step "vite build (ui/dist)"
+npm run build --silent
+
+# --- the Tauri CLI (cargo tauri), version 2.
+cd "$root"
+if ! cargo tauri --version 2>/dev/null | grep -q '^tauri-cli 2\.'; then
+  step "cargo install tauri-cli 2"
+  cargo install tauri-cli --version "^2" --locked
+fi
+
+# --- release build + .deb. The CLI turns on tauri/custom-protocol, which embeds ui/dist;
+# a plain `cargo build` would load the Vite dev server instead.
+step "cargo tauri build --bundles deb"
+cd "$root/src-tauri"
+cargo tauri build --ci --bundles deb
+
+deb_dir="$CARGO_TARGET_DIR/release/bundle/deb"
+deb="$(ls -t "$deb_dir"/*.deb 2>/dev/null | head -1)"
+if [ -z "$deb" ]; then
+  echo "app-build: no .deb in $deb_dir" >&2
+  exit 1
+fi
+size="$(stat -c %s "$deb")"
+echo
+echo "binary: $CARGO_TARGET_DIR/release/pinbridge-app ($(stat -c %s "$CARGO_TARGET_DIR/release/pinbridge-app") bytes)"
+echo "deb: $deb ($size bytes, $(awk -v s="$size" 'BEGIN { printf "%.1f MiB", s / 1048576 }'))"

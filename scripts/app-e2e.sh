@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The real desktop app end to end: the release build (UI embedded) in a real WebKitGTK window
+# under Xvfb, driven over W3C WebDriver by tauri-driver + WebKitWebDriver (Debian's
+# webkit2gtk-driver). src-tauri/e2e/app.e2e.mjs checks the header, the Devices and Settings
+# screens, a setting saved and read back, the ACL, and screenshots every screen into
+# src-tauri/e2e/screenshots/. Builds first (scripts/app-build.sh) unless APP_E2E_NO_BUILD=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+source scripts/env.sh
+source scripts/app-xvfb.sh
+
+if [ "${APP_E2E_NO_BUILD:-0}" != 1 ]; then
+  bash scripts/app-build.sh
+else
+  bash scripts/setup.sh
+fi
+app="$CARGO_TARGET_DIR/release/pinbridge-app"
+[ -x "$app" ] || { echo "app-e2e: $app is missing; run scripts/app-build.sh" >&2; exit 1; }
+ensure_tauri_driver
+
+results="$root/src-tauri/e2e/results"
+shots="$root/src-tauri/e2e/screenshots"
+rm -rf "$results" "$shots"
+mkdir -p "$results" "$shots"
+# A scratch home: the app's settings file starts empty and is thrown away.
+scratch="$(mktemp -d)"
+trap 'cleanup_started; rm -rf "$scratch"' EXIT
+export HOME="$scratch/home" XDG_CONFIG_HOME="$scratch/config" XDG_DATA_HOME="$scratch/data" \
+  XDG_CACHE_HOME="$scratch/cache" XDG_RUNTIME_DIR="$scratch/run"
+mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+
+start_xvfb
+port="$(free_port)"
+native_port="$(free_port)"
+while [ "$native_port" = "$port" ]; do native_port="$(free_port)"; done
+PINBRIDGE_LOG_STDERR=1 tauri-driver --port "$port" --native-port "$native_port" \
+  --native-driver /usr/bin/WebKitWebDriver >"$results/driver.log" 2>&1 &
+started_pids+=("$!")
+wait_for_port "$port"
+
+echo "==> real app end to end (Xvfb $DISPLAY, tauri-driver :$port)" >&2
+set +e
+PINBRIDGE_APP="$app" SCREENSHOTS="$shots" WEBDRIVER="http://127.0.0.1:$port" \
+  node --test --test-concurrency=1 --test-reporter=spec src-tauri/e2e/app.e2e.mjs 2>&1 | tee "$results/e2e.log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "screenshots: $(ls "$shots"/*.png 2>/dev/null | wc -l) in src-tauri/e2e/screenshots/"
+if [ "$rc" -ne 0 ]; then
+  echo "app-e2e: failed; the driver's and the app's log: src-tauri/e2e/results/driver.log" >&2
+fi
+exit "$rc"

@@ -1,0 +1,8 @@
+//! The PinBridge desktop app.
+
+// No console window next to the app on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+fn main() -> std::process::ExitCode {
+    pinbridge_app::run()
+}
