@@ -1,0 +1,106 @@
+//! End-to-end, real processes: `bank-sandbox serve`, `pinpad-sim serve` with a scripted
+//! keypad, and the `pinbridge` command line talking to both through recording proxies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use pinbridge_e2e::{PAY, World, files_under, pin_encodings, pin_leaks};
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn staff_enrol_pair_login_and_pay_approved_and_journaled_once() {
+    let world = World::start();
+    world.provision();
+    let login = world.pinbridge_ok(&["--json", "login"]);
+    let login: serde_json::Value = serde_json::from_slice(&login.stdout).unwrap();
+    assert_eq!(login["loggedIn"], true, "{login}");
+    assert_eq!(login["serial"], pinbridge_e2e::SERIAL, "{login}");
+
+    let paid = world.pinbridge_ok(PAY);
+    let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    assert_eq!(paid["payment"]["indicator"], "safe", "{paid}");
+    let transaction = paid["payment"]["transactionId"].as_str().unwrap();
+    assert_eq!(world.journal_entries(transaction), 1, "{paid}");
+}
+
+#[test]
+fn the_pin_appears_nowhere_on_the_pc_side() {
+    let world = World::start();
+    let mut outputs = world.provision();
+    outputs.push(world.pinbridge_ok(&["login"]));
+    outputs.push(world.pinbridge_ok(PAY));
+    let paid: serde_json::Value = serde_json::from_slice(&outputs[4].stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    let export = world.state.path().join("exported-events.txt");
+    outputs.push(world.pinbridge_ok(&["logs", "export", "--out", export.to_str().unwrap()]));
+    assert!(export.is_file(), "logs export wrote nothing");
+
+    let link = world.link_proxy.bytes();
+    let bank = world.bank_proxy.bytes();
+    // The proxies saw the real traffic (else an empty scan would prove nothing).
+    assert!(link.len() > 64 * 20, "sim link: {} bytes", link.len());
+    let bank_text = String::from_utf8_lossy(&bank);
+    assert!(
+        bank_text.contains("/v1/payments"),
+        "bank traffic: {bank_text}"
+    );
+
+    let mut sources: Vec<(String, Vec<u8>)> = vec![
+        ("sim link bytes".into(), link.clone()),
+        ("bank HTTP traffic".into(), bank),
+    ];
+    for (n, output) in outputs.iter().enumerate() {
+        sources.push((format!("command {n} stdout"), output.stdout.clone()));
+        sources.push((format!("command {n} stderr"), output.stderr.clone()));
+    }
+    let files = files_under(world.state.path());
+    assert!(files.len() >= 3, "state dir: {files:?}");
+    for (path, bytes) in files {
+        sources.push((path.display().to_string(), bytes));
+    }
+    for (name, bytes) in &sources {
+        let leaks = pin_leaks(bytes);
+        assert!(leaks.is_empty(), "the PIN leaked into {name} as {leaks:?}");
+    }
+
+    // The scan can fail: every encoding planted into a copy of the link bytes is found.
+    for (encoding, needle) in pin_encodings() {
+        let mut planted = link.clone();
+        let at = planted.len() / 2;
+        planted.splice(at..at, needle);
+        assert!(
+            pin_leaks(&planted).contains(&encoding),
+            "{encoding} not found"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_pin_pad_is_refused_at_login() {
+    let world = World::start();
+    world.provision();
+    let (status, body) = world.control_post("/devices/0/tamper", r#"{"open":true}"#);
+    assert_eq!(status, 200, "{body}");
+    let output = world.pinbridge(&["login"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output).to_lowercase();
+    assert!(message.contains("tamper"), "{message}");
+}
+
+#[test]
+fn a_revoked_pin_pad_is_refused_at_login() {
+    let world = World::start();
+    world.provision();
+    world.pinbridge_ok(&["staff", "revoke", "--serial", pinbridge_e2e::SERIAL]);
+    let output = world.pinbridge(&["login"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output).to_lowercase();
+    assert!(message.contains("revoked"), "{message}");
+}
