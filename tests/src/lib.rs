@@ -85,15 +85,23 @@ pub fn binaries() -> &'static Binaries {
 /// A child process killed (by its own PID, through its handle) and reaped on drop.
 #[derive(Debug)]
 pub struct Running {
-    child: Child,
+    child: Mutex<Child>,
     /// Everything it printed on stderr so far (drained by a thread so the pipe never fills).
     pub stderr: Arc<Mutex<Vec<u8>>>,
 }
 
+impl Running {
+    /// Kills the process (SIGKILL, by its own PID) and reaps it.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -139,7 +147,10 @@ fn spawn_server(command: &mut Command, prefixes: &[&str]) -> (Running, Vec<Strin
             let _ = lines_tx.send(line);
         }
     });
-    let running = Running { child, stderr };
+    let running = Running {
+        child: Mutex::new(child),
+        stderr,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut found = vec![None; prefixes.len()];
     while found.iter().any(Option::is_none) {
@@ -298,9 +309,19 @@ pub struct World {
     pub sim: Running,
 }
 
-/// The scenario: the keypad types [`PIN`] twice at enrolment, confirms the pairing code, and
-/// types it at the payment. Keys typed ahead wait for the next prompt.
-fn scenario() -> String {
+/// The keypad's script at payments: types [`PIN`] at the first payment prompt.
+pub fn pay_with_pin() -> String {
+    payment_step(&format!("pin = \"{PIN}\""))
+}
+
+/// One scenario step run at the next payment PIN prompt, with `action` (TOML lines).
+pub fn payment_step(action: &str) -> String {
+    format!("[[device.step]]\non = \"pin\"\nafter_ms = 50\n{action}\n")
+}
+
+/// The scenario: the keypad types [`PIN`] twice at enrolment, confirms the pairing code, then
+/// runs `payment_steps`. Keys typed ahead wait for the next prompt.
+fn scenario(payment_steps: &str) -> String {
     let keys = |pin: &str| -> String {
         pin.chars()
             .map(|c| format!("\"{c}\", "))
@@ -318,19 +339,21 @@ keys = [{k}"enter", {k}"enter"]
 on = "confirm"
 after_ms = 50
 confirm = true
-[[device.step]]
-on = "pin"
-after_ms = 50
-pin = "{PIN}"
-"#,
+{payment_steps}"#,
         k = keys(PIN)
     )
 }
 
 impl World {
-    /// Manufactures the device, seeds and starts the bank, serves the device, starts the
-    /// proxies.
+    /// [`World::start_with`] a keypad that types the right PIN at the payment.
     pub fn start() -> Self {
+        Self::start_with(&pay_with_pin())
+    }
+
+    /// Manufactures the device, seeds and starts the bank, serves the device (its keypad
+    /// scripted to enrol [`PIN`], confirm pairing, then run `payment_steps`), starts the
+    /// proxies.
+    pub fn start_with(payment_steps: &str) -> Self {
         let bins = binaries();
         let dir = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
@@ -374,7 +397,7 @@ impl World {
         let bank_address: SocketAddr = bank_lines[0].parse().unwrap();
 
         let scenario_file = dir.path().join("scenario.toml");
-        std::fs::write(&scenario_file, scenario()).unwrap();
+        std::fs::write(&scenario_file, scenario(payment_steps)).unwrap();
         let (sim, sim_lines) = spawn_server(
             Command::new(&bins.sim)
                 .args(["serve", "--state"])
@@ -488,14 +511,37 @@ impl World {
         out.trim().parse().unwrap()
     }
 
-    /// POSTs JSON to the PIN pad's control API (loopback HTTP/1.1, one request per
-    /// connection) and returns the status code and body.
+    /// Journal entries of every transaction.
+    pub fn journal_total(&self) -> i64 {
+        let out = run_ok(
+            Command::new("sqlite3")
+                .arg("-readonly")
+                .arg(&self.database)
+                .arg("SELECT COUNT(*) FROM journal;"),
+        );
+        out.trim().parse().unwrap()
+    }
+
+    /// The PIN pad's state from the control API (`GET /devices/0`).
+    pub fn device_state(&self) -> serde_json::Value {
+        let (status, body) = self.control("GET", "/devices/0", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// POSTs JSON to the PIN pad's control API.
     pub fn control_post(&self, path: &str, body: &str) -> (u16, String) {
+        self.control("POST", path, body)
+    }
+
+    /// Sends one request to the PIN pad's control API (loopback HTTP/1.1, one request per
+    /// connection) and returns the status code and body.
+    fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let address = self.control.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
         write!(
             stream,
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )

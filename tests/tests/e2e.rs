@@ -91,6 +91,7 @@ fn a_tampered_pin_pad_is_refused_at_login() {
     let output = world.pinbridge(&["login"]);
     assert!(!output.status.success(), "{}", text(&output));
     let message = text(&output).to_lowercase();
+    eprintln!("tampered login refused: {message}");
     assert!(message.contains("tamper"), "{message}");
 }
 
@@ -102,5 +103,56 @@ fn a_revoked_pin_pad_is_refused_at_login() {
     let output = world.pinbridge(&["login"]);
     assert!(!output.status.success(), "{}", text(&output));
     let message = text(&output).to_lowercase();
+    eprintln!("revoked login refused: {message}");
     assert!(message.contains("revoked"), "{message}");
+}
+
+/// A PIN other than the enrolled one.
+const WRONG_PIN: &str = "482605";
+
+#[test]
+fn three_wrong_pins_block_the_customer_and_nothing_is_paid() {
+    let wrong = pinbridge_e2e::payment_step(&format!("pin = \"{WRONG_PIN}\""));
+    let world = World::start_with(&wrong.repeat(3));
+    world.provision();
+    let journal_before = world.journal_total();
+    let mut refusals = Vec::new();
+    for _ in 0..3 {
+        let output = world.pinbridge(PAY);
+        assert!(!output.status.success(), "{}", text(&output));
+        refusals.push(text(&output));
+    }
+    eprintln!("wrong PIN refusals: {refusals:#?}");
+    for refusal in &refusals {
+        assert!(refusal.contains("bank pin_incorrect"), "{refusal}");
+    }
+    let output = world.pinbridge(&["login"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output);
+    eprintln!("login after three wrong PINs: {message}");
+    assert!(message.contains("pin_locked"), "{message}");
+    assert_eq!(world.journal_total(), journal_before);
+}
+
+#[test]
+fn the_pin_pad_disconnecting_mid_pin_fails_clearly_and_pays_nothing() {
+    // Two digits typed, no Enter: the PIN pad then goes away mid-entry.
+    let world = World::start_with(&pinbridge_e2e::payment_step("digits = \"73\""));
+    world.provision();
+    let journal_before = world.journal_total();
+    let output = std::thread::scope(|scope| {
+        let pay = scope.spawn(|| world.pinbridge(PAY));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while world.device_state()["pin_digits_entered"] != 2 {
+            assert!(std::time::Instant::now() < deadline, "no PIN entry started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        world.sim.kill();
+        pay.join().unwrap()
+    });
+    let message = text(&output);
+    eprintln!("PIN pad gone mid-PIN: {message}");
+    assert!(!output.status.success(), "{message}");
+    assert!(message.contains("PIN pad was disconnected"), "{message}");
+    assert_eq!(world.journal_total(), journal_before);
 }
