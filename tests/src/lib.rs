@@ -189,6 +189,13 @@ pub struct Recorder {
 impl Recorder {
     /// Forwards every connection to `target`.
     pub fn start(target: SocketAddr) -> Self {
+        Self::start_rewriting(target, None)
+    }
+
+    /// Forwards every connection to `target`, replacing `(from, to)` (same length) in what
+    /// the server sends: a compromised PC changing a message in transit. Records the bytes
+    /// as the server sent them.
+    pub fn start_rewriting(target: SocketAddr, rewrite: Option<(Vec<u8>, Vec<u8>)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let recorded = Arc::new(Mutex::new(Recorded::default()));
@@ -208,6 +215,7 @@ impl Recorder {
                     (server, client, false),
                 ] {
                     let shared = shared.clone();
+                    let rewrite = rewrite.clone().filter(|_| !up);
                     std::thread::spawn(move || {
                         let mut buffer = [0u8; 4096];
                         loop {
@@ -224,7 +232,11 @@ impl Recorder {
                                 };
                                 sink.extend_from_slice(&buffer[..n]);
                             }
-                            if to.write_all(&buffer[..n]).is_err() {
+                            let mut chunk = buffer[..n].to_vec();
+                            if let Some((old, new)) = &rewrite {
+                                replace_all(&mut chunk, old, new);
+                            }
+                            if to.write_all(&chunk).is_err() {
                                 break;
                             }
                         }
@@ -240,6 +252,20 @@ impl Recorder {
     pub fn bytes(&self) -> Vec<u8> {
         let recorded = self.recorded.lock().unwrap();
         [recorded.upstream.as_slice(), recorded.downstream.as_slice()].concat()
+    }
+}
+
+/// Replaces every `from` in `bytes` by `to` (same length).
+fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut at = 0;
+    while at + from.len() <= bytes.len() {
+        if &bytes[at..at + from.len()] == from {
+            bytes[at..at + from.len()].copy_from_slice(to);
+            at += from.len();
+        } else {
+            at += 1;
+        }
     }
 }
 
@@ -354,6 +380,12 @@ impl World {
     /// scripted to enrol [`PIN`], confirm pairing, then run `payment_steps`), starts the
     /// proxies.
     pub fn start_with(payment_steps: &str) -> Self {
+        Self::start_full(payment_steps, None)
+    }
+
+    /// [`World::start_with`], the bank proxy rewriting what the bank sends as `bank_rewrite`
+    /// says.
+    pub fn start_full(payment_steps: &str, bank_rewrite: Option<(Vec<u8>, Vec<u8>)>) -> Self {
         let bins = binaries();
         let dir = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
@@ -410,7 +442,7 @@ impl World {
         let link: SocketAddr = sim_lines[0].rsplit(' ').next().unwrap().parse().unwrap();
         let control = sim_lines[1].clone();
         Self {
-            bank_proxy: Recorder::start(bank_address),
+            bank_proxy: Recorder::start_rewriting(bank_address, bank_rewrite),
             link_proxy: Recorder::start(link),
             dir,
             state,

@@ -156,3 +156,28 @@ fn the_pin_pad_disconnecting_mid_pin_fails_clearly_and_pays_nothing() {
     assert!(message.contains("PIN pad was disconnected"), "{message}");
     assert_eq!(world.journal_total(), journal_before);
 }
+
+#[test]
+fn an_amount_changed_in_transit_is_refused_and_nothing_is_paid() {
+    // ApprovePayment (hex in the bank's answer) holds amount_minor (u64 BE) then the currency
+    // and its exponent: 12.34 EUR becomes 99.99 EUR on its way to the PIN pad.
+    let genuine = format!("{:016x}{}02", 1234, hex::encode("EUR"));
+    let forged = format!("{:016x}{}02", 9999, hex::encode("EUR"));
+    let world = World::start_full(
+        &pinbridge_e2e::pay_with_pin(),
+        Some((genuine.clone().into_bytes(), forged.into_bytes())),
+    );
+    world.provision();
+    let journal_before = world.journal_total();
+    let output = world.pinbridge(PAY);
+    let message = text(&output);
+    eprintln!("amount changed in transit: {message}");
+    assert!(!output.status.success(), "{message}");
+    assert!(message.contains("bank MAC"), "{message}");
+    // The rewrite did happen (the bank sent the genuine amount).
+    let sent =
+        String::from_utf8_lossy(&world.bank_proxy.recorded.lock().unwrap().downstream).into_owned();
+    assert!(sent.contains(&genuine), "the bank never sent {genuine}");
+    assert_eq!(world.journal_total(), journal_before);
+    assert_eq!(world.device_state()["indicator"], "danger");
+}
