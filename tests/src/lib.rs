@@ -255,6 +255,58 @@ impl Recorder {
     }
 }
 
+/// The last HTTP/1.1 request in `stream` whose request line starts with `method_and_path`
+/// and ends its path with `suffix`, rebuilt with `Connection: close`.
+pub fn last_request(stream: &[u8], method_and_path: &str, suffix: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(stream);
+    let mut found = None;
+    let mut from = 0;
+    while let Some(at) = text[from..].find(method_and_path) {
+        let start = from + at;
+        from = start + 1;
+        let line_end = start + text[start..].find("\r\n")?;
+        let path = text[start..line_end].split(' ').nth(1)?;
+        if !path.ends_with(suffix) {
+            continue;
+        }
+        let head_end = start + text[start..].find("\r\n\r\n")?;
+        let mut length = 0usize;
+        let mut head = String::new();
+        for line in text[start..head_end].split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().ok()?;
+            }
+            if !lower.starts_with("connection:") {
+                head.push_str(line);
+                head.push_str("\r\n");
+            }
+        }
+        head.push_str("connection: close\r\n\r\n");
+        let body = text.get(head_end + 4..head_end + 4 + length)?;
+        found = Some([head.as_bytes(), body.as_bytes()].concat());
+    }
+    found
+}
+
+/// Sends raw HTTP/1.1 `request` (with `Connection: close`) and returns the status and body.
+pub fn send_raw(address: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// Replaces every `from` in `bytes` by `to` (same length).
 fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
     assert_eq!(from.len(), to.len());
@@ -328,6 +380,8 @@ pub struct World {
     pub state: tempfile::TempDir,
     pub database: PathBuf,
     pub control: String,
+    /// The bank itself (not the proxy).
+    pub bank_address: SocketAddr,
     pub bank_proxy: Recorder,
     pub link_proxy: Recorder,
     /// The servers, killed on drop.
@@ -444,6 +498,7 @@ impl World {
         Self {
             bank_proxy: Recorder::start_rewriting(bank_address, bank_rewrite),
             link_proxy: Recorder::start(link),
+            bank_address,
             dir,
             state,
             database,

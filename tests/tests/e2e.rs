@@ -181,3 +181,28 @@ fn an_amount_changed_in_transit_is_refused_and_nothing_is_paid() {
     assert_eq!(world.journal_total(), journal_before);
     assert_eq!(world.device_state()["indicator"], "danger");
 }
+
+#[test]
+fn a_replayed_approval_pays_nothing_twice() {
+    let world = World::start();
+    world.provision();
+    let paid = world.pinbridge_ok(PAY);
+    let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    let transaction = paid["payment"]["transactionId"].as_str().unwrap();
+    let journal_before = world.journal_total();
+    // The PC (or anyone on the path) sends the recorded approval again, byte for byte.
+    let upstream = world.bank_proxy.recorded.lock().unwrap().upstream.clone();
+    let approval = pinbridge_e2e::last_request(&upstream, "POST /v1/payments/", "/approval")
+        .expect("no approval request recorded");
+    for _ in 0..2 {
+        let (status, body) = pinbridge_e2e::send_raw(world.bank_address, &approval);
+        eprintln!("replayed approval: {status} {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(answer["replayed"], true, "{body}");
+        assert_eq!(answer["transaction_id"], transaction, "{body}");
+    }
+    assert_eq!(world.journal_entries(transaction), 1);
+    assert_eq!(world.journal_total(), journal_before);
+}
