@@ -606,26 +606,34 @@ impl World {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
             "{transaction_id}"
         );
-        let out = run_ok(
-            Command::new("sqlite3")
-                .arg("-readonly")
-                .arg(&self.database)
-                .arg(format!(
-                    "SELECT COUNT(*) FROM journal WHERE transaction_id = '{transaction_id}';"
-                )),
-        );
-        out.trim().parse().unwrap()
+        self.journal_query(&format!(
+            "SELECT COUNT(*) FROM journal WHERE transaction_id = '{transaction_id}';"
+        ))
     }
 
     /// Journal entries of every transaction.
     pub fn journal_total(&self) -> i64 {
-        let out = run_ok(
-            Command::new("sqlite3")
-                .arg("-readonly")
-                .arg(&self.database)
-                .arg("SELECT COUNT(*) FROM journal;"),
+        self.journal_query("SELECT COUNT(*) FROM journal;")
+    }
+
+    /// A count from the bank's SQLite file, read with the `sqlite3` command line tool (the
+    /// bank serves no journal API, and linking sqlx here would rebuild it for one query).
+    fn journal_query(&self, sql: &str) -> i64 {
+        let output = Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&self.database)
+            .arg(sql)
+            .output()
+            .expect("the `sqlite3` tool reads the bank's journal: apt-get install sqlite3");
+        assert!(
+            output.status.success(),
+            "sqlite3 {sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
-        out.trim().parse().unwrap()
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// The PIN pad's state from the control API (`GET /devices/0`).
