@@ -21,6 +21,12 @@ for pkg in libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 
+# The multi-process end-to-end tests read the bank's journal with the sqlite3 shell, and the
+# TLS tests make their certificates with openssl.
+for pkg in sqlite3 openssl; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
