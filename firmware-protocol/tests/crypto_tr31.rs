@@ -123,11 +123,15 @@ impl TryRng for ReplayRng {
     type Error = Infallible;
 
     fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        unimplemented!("wrap only fills bytes")
+        let mut word = [0u8; 4];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u32::from_be_bytes(word))
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        unimplemented!("wrap only fills bytes")
+        let mut word = [0u8; 8];
+        self.try_fill_bytes(&mut word)?;
+        Ok(u64::from_be_bytes(word))
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
