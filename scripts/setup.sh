@@ -21,9 +21,8 @@ for pkg in libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 
-# The multi-process end-to-end tests read the bank's journal with the sqlite3 shell, and the
-# TLS tests make their certificates with openssl.
-for pkg in sqlite3 openssl; do
+# The multi-process end-to-end tests read the bank's journal with the sqlite3 shell.
+for pkg in sqlite3; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 

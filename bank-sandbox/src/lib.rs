@@ -15,3 +15,4 @@ pub use error::{BankError, BankResult};
 pub mod load;
 pub mod seed;
 pub mod server;
+pub mod tls;

@@ -92,6 +92,19 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Make a sandbox TLS CA and a server certificate it signs: writes ca.pem (what the app
+    /// pins), server.pem and server.key (for `serve --tls-cert/--tls-key`) into --out.
+    TlsInit {
+        /// Directory for the three files (created if missing; existing files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Host name or IP address the server certificate is for. Repeatable.
+        #[arg(long = "host", default_values_t = ["127.0.0.1".to_owned(), "localhost".to_owned()])]
+        hosts: Vec<String>,
+        /// Days the certificates are valid.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
     /// Run the load generator against a running bank.
     Load(bank_sandbox::load::LoadArgs),
 }
@@ -213,6 +226,10 @@ async fn main() -> anyhow::Result<()> {
                 })
             );
             bank.store().close().await;
+        }
+        Command::TlsInit { out, hosts, days } => {
+            let files = bank_sandbox::tls::SandboxTls::generate(&hosts, days)?.write_to(&out)?;
+            println!("{}", serde_json::to_string_pretty(&files)?);
         }
         Command::Load(args) => {
             let report = bank_sandbox::load::run(args).await?;

@@ -1,6 +1,6 @@
 //! `serve --tls-cert --tls-key`: HTTPS with rustls, and a client that pins the bank's CA
-//! (and trusts nothing else) reaches it, while one without that CA is refused. Certificates
-//! are made at test time with the `openssl` command.
+//! (and trusts nothing else) reaches it, while one without that CA is refused. The CA and the
+//! server certificate come from `bank-sandbox tls-init`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,85 +9,22 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bank-sandbox");
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_pinned_ca() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=PinBridge Test Bank CA",
-        ],
+    let made = Command::new(BIN)
+        .args(["tls-init", "--days", "2", "--out"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "tls-init: {}",
+        String::from_utf8_lossy(&made.stderr)
     );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
+    let files: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(files["key"], d.join("server.key").display().to_string());
 
     let database = format!("sqlite://{}", d.join("bank.db").display());
     let mut child = Command::new(BIN)

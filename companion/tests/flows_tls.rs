@@ -1,100 +1,26 @@
 //! The bank client over HTTPS: with the bank's CA pinned it reaches the bank; pinned to
-//! another CA it is refused (the system's roots are not consulted). Certificates are made at
-//! test time with the `openssl` command, as bank-sandbox's own TLS test does.
+//! another CA it is refused (the system's roots are not consulted). The certificates are the
+//! sandbox bank's own (`bank_sandbox::tls`, what `bank-sandbox tls-init` writes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use bank_sandbox::bank::BankConfig;
+use bank_sandbox::tls::SandboxTls;
 use companion::bank::{BankClient, BankError, BankSettings};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn new_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_reaches_the_bank_only_with_its_ca_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    new_ca(d, "bank-ca");
-    new_ca(d, "other-ca");
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "bank-ca.pem",
-            "-CAkey",
-            "bank-ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
+    let hosts = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let files = SandboxTls::generate(&hosts, 2)
+        .unwrap()
+        .write_to(&d.join("tls"))
+        .unwrap();
+    // Another CA that signs a certificate for the same names: pinning it must not reach the bank.
+    let other_ca = SandboxTls::generate(&hosts, 2).unwrap().ca_pem;
     let database = format!("sqlite://{}", d.join("bank.db").display());
     let bank =
         bank_sandbox::server::open_bank(&database, &d.join("master.key"), BankConfig::default())
@@ -105,7 +31,7 @@ async fn https_reaches_the_bank_only_with_its_ca_pinned() {
     let url = format!("https://{}", listener.local_addr().unwrap());
     let handle = axum_server::Handle::new();
     let server = {
-        let (cert, key, handle) = (d.join("server.pem"), d.join("server.key"), handle.clone());
+        let (cert, key, handle) = (files.certificate.clone(), files.key.clone(), handle.clone());
         tokio::spawn(async move {
             bank_sandbox::server::serve_tls(listener, Arc::new(bank), &cert, &key, handle).await
         })
@@ -113,7 +39,7 @@ async fn https_reaches_the_bank_only_with_its_ca_pinned() {
 
     let pinned = BankClient::new(&BankSettings {
         url: url.clone(),
-        ca_pem: Some(std::fs::read(d.join("bank-ca.pem")).unwrap()),
+        ca_pem: Some(std::fs::read(&files.ca).unwrap()),
     })
     .unwrap();
     let mut token = None;
@@ -130,7 +56,7 @@ async fn https_reaches_the_bank_only_with_its_ca_pinned() {
 
     let wrong = BankClient::new(&BankSettings {
         url,
-        ca_pem: Some(std::fs::read(d.join("other-ca.pem")).unwrap()),
+        ca_pem: Some(other_ca.into_bytes()),
     })
     .unwrap();
     let error = wrong
