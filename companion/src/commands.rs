@@ -8,6 +8,7 @@ use companion::bank::{BankClient, BankSettings, BearerToken};
 use companion::devices::{DeviceManager, DiscoveryConfig};
 use companion::flows::{self, FlowEvent, PaymentOrder};
 use companion::keystore::{KeyStore, PairedHost};
+use companion::redaction;
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
@@ -515,47 +516,18 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
     }
 }
 
-/// Masks anything in a log line that could be secret: long hex runs (keys, MACs, tokens,
-/// PIN blocks) and any run of 4 or more digits (PINs, account numbers).
-pub fn redact(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        let digits = run.bytes().all(|b| b.is_ascii_digit());
-        if (digits && run.len() >= 4) || run.len() >= 16 {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in line.chars() {
-        if c.is_ascii_hexdigit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
 /// `pinbridge logs export`.
 pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult {
     let path = state_dir(connection).join("events.log");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let redacted: Vec<String> = text
         .lines()
-        .map(|line| {
-            // Timestamps are not secret; keep them readable.
-            match serde_json::from_str::<Value>(line) {
-                Ok(value) => {
-                    json!({"at": value["at"], "event": redact(&value["event"].to_string())})
-                        .to_string()
-                }
-                Err(_) => redact(line),
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(mut value) => {
+                redaction::redact_json(&mut value);
+                value.to_string()
             }
+            Err(_) => redaction::redact_hex_runs(line).0,
         })
         .collect();
     let body = redacted.join("\n");
@@ -583,14 +555,5 @@ mod tests {
         assert!(parse_amount("1e3", 2).is_err());
         assert!(parse_amount("0.00", 2).is_err());
         assert!(parse_amount("12.", 2).is_err());
-    }
-
-    #[test]
-    fn redaction_masks_hex_runs_and_digit_runs() {
-        let line = r#"{"type":"paired","hostId":"2a5e4cbc828ab81a","pin":"271828","n":12}"#;
-        let out = redact(line);
-        assert!(!out.contains("2a5e4cbc828ab81a"), "{out}");
-        assert!(!out.contains("271828"), "{out}");
-        assert!(out.contains("\"n\":12"), "{out}");
     }
 }

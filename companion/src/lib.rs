@@ -7,5 +7,6 @@ pub mod crypto_tool;
 pub mod devices;
 pub mod flows;
 pub mod keystore;
+pub mod redaction;
 pub mod session;
 pub mod transport;

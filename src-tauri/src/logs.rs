@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use companion::redaction::{REDACTED, is_secret_field, redact_hex_runs};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::field::{Field, Visit};
@@ -69,67 +70,6 @@ pub struct LogExport {
     pub redactions: usize,
     /// Where the shell saved the file itself; `None`: the page offers the download.
     pub saved_to: Option<String>,
-}
-
-/// Stands in for a secret.
-pub const REDACTED: &str = "[redacted]";
-
-/// Hex runs this long or longer are treated as key material (a 64-bit key is 16 digits).
-const MIN_SECRET_HEX_RUN: usize = 16;
-
-/// Field-name words that mark a field's value as secret (`pin`, `session_key`, `apiToken`).
-const SECRET_FIELD_WORDS: [&str; 5] = ["pin", "key", "secret", "token", "password"];
-
-/// Replaces every run of 16 or more hex digits with [`REDACTED`]; returns the text and how
-/// many runs were replaced. A run is delimited by non-hex characters, so a 16-digit run
-/// inside a longer alphanumeric word is still cut.
-pub fn redact_hex_runs(text: &str) -> (String, usize) {
-    let mut out = String::with_capacity(text.len());
-    let mut count = 0;
-    let mut run = String::new();
-    let mut flush = |run: &mut String, out: &mut String| {
-        if run.len() >= MIN_SECRET_HEX_RUN {
-            out.push_str(REDACTED);
-            count += 1;
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_hexdigit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    (out, count)
-}
-
-/// Whether a field of this name holds a secret: one of its words (split at `_`, `.`, `-` and
-/// lower-to-upper case changes) is pin, key, secret, token or password.
-pub fn is_secret_field(name: &str) -> bool {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut previous_lower = false;
-    for c in name.chars() {
-        if matches!(c, '_' | '.' | '-') {
-            words.push(std::mem::take(&mut word));
-            previous_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && previous_lower {
-            words.push(std::mem::take(&mut word));
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-        word.extend(c.to_lowercase());
-    }
-    words.push(word);
-    words
-        .iter()
-        .any(|w| SECRET_FIELD_WORDS.contains(&w.as_str()))
 }
 
 /// Collects an event's message and fields into one line, secret fields already replaced.
@@ -352,45 +292,6 @@ impl<S: Subscriber> Layer<S> for RingLayer {
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
-
-    #[test]
-    fn hex_runs_of_sixteen_or_more_are_cut_and_shorter_ones_kept() {
-        let (text, n) = redact_hex_runs(
-            "kcv 1A2B3C ok; key 0123456789abcdef0123456789ABCDEF; fifteen 0123456789abcde",
-        );
-        assert_eq!(
-            text,
-            "kcv 1A2B3C ok; key [redacted]; fifteen 0123456789abcde"
-        );
-        assert_eq!(n, 1);
-        assert_eq!(redact_hex_runs("0123456789abcdef").0, REDACTED);
-        assert_eq!(redact_hex_runs("x0123456789abcdefx").0, "x[redacted]x");
-    }
-
-    #[test]
-    fn secret_field_names_are_recognised_by_word() {
-        for secret in [
-            "pin",
-            "key",
-            "session_key",
-            "pinBlock",
-            "api.token",
-            "SECRET",
-            "password",
-        ] {
-            assert!(is_secret_field(secret), "{secret}");
-        }
-        for plain in [
-            "device",
-            "keyboard_layout",
-            "spinner",
-            "monkey",
-            "message",
-            "tokens_left",
-        ] {
-            assert!(!is_secret_field(plain), "{plain}");
-        }
-    }
 
     #[test]
     fn the_layer_records_app_events_with_secret_fields_redacted() {
