@@ -13,8 +13,7 @@ use device_sim::sim::{Faults, SimCore, SimHandle};
 use firmware_protocol::crypto::host_auth::HostSigner;
 use firmware_protocol::link::{Body, ChannelId, ErrorCode, Frame, KeepaliveStatus, Mtu};
 use firmware_protocol::message::{
-    GetInfo, GetStatus, HostId, HostVerified, MacTag, Request, Response, StatusCode,
-    decode_response,
+    GetInfo, GetStatus, HostVerified, Request, Response, StatusCode, decode_response,
 };
 use support::{Bank, PIN, Rig};
 
@@ -70,14 +69,7 @@ impl Served {
         self.next_id += 1;
         let id = self.next_id;
         let request = if verified {
-            let inner = request.encode(id).unwrap();
-            let auth = self.host.sign(&inner).unwrap();
-            Request::HostVerified(HostVerified {
-                host_id: HostId(*auth.host_id.as_bytes()),
-                counter: auth.counter,
-                inner,
-                mac: MacTag(auth.mac),
-            })
+            Request::HostVerified(HostVerified::sign(id, &request, &mut self.host).unwrap())
         } else {
             request
         };

@@ -4,6 +4,8 @@
 
 mod message_support;
 
+use firmware_protocol::crypto::host_auth::{HostMacKey, HostSigner, host_request_mac};
+use firmware_protocol::crypto::pairing::{HostId as CryptoHostId, HostPairingKey};
 use firmware_protocol::message::*;
 use message_support::{message, request, response};
 use proptest::prelude::*;
@@ -49,31 +51,34 @@ proptest! {
         );
     }
 
-    /// A host-verified envelope built by `seal` opens to the same request, and its MAC input
-    /// is exactly tag, NUL, then the envelope body without the MAC.
+    /// A host-verified envelope built by `sign` carries the signer's counter and its MAC over
+    /// exactly tag, NUL, host id, counter, inner length, inner; and opens to the same request.
     #[test]
-    fn sealed_envelopes_open_to_their_request(
+    fn signed_envelopes_open_to_their_request(
         request_id in any::<u32>(),
         host in message_support::host_id(),
-        counter in any::<u64>(),
+        counter in 1..u64::MAX,
+        key_bytes in any::<[u8; 32]>(),
         inner in request().prop_filter("fits in an envelope, not nested", |r| {
             !matches!(r, Request::HostVerified(_))
                 && r.encode(0).map(|b| b.len() <= limits::ENVELOPE_INNER.max).unwrap_or(false)
         }),
     ) {
-        let mut seen = Vec::new();
-        let envelope = HostVerified::seal(request_id, host, counter, &inner, |input| {
-            seen = input.to_vec();
-            MacTag([0xAB; 16])
-        }).expect("fits");
-        prop_assert_eq!(envelope.mac, MacTag([0xAB; 16]));
+        let pairing_key = HostPairingKey::from_bytes(&key_bytes).expect("32 bytes");
+        let crypto_host = CryptoHostId::from_array(host.0);
+        let mut signer = HostSigner::resume(crypto_host, &pairing_key, counter);
+        let envelope = HostVerified::sign(request_id, &inner, &mut signer).expect("fits");
+        prop_assert_eq!(envelope.host_id, host);
+        prop_assert_eq!(envelope.counter, counter);
+        prop_assert_eq!(signer.next_counter(), Some(counter + 1));
         let mut expected = b"PinBridge/v1/host-auth/request\0".to_vec();
         expected.extend_from_slice(&host.0);
         expected.extend_from_slice(&counter.to_be_bytes());
         expected.extend_from_slice(&(envelope.inner.len() as u64).to_be_bytes());
         expected.extend_from_slice(&envelope.inner);
-        prop_assert_eq!(&seen, &expected);
         prop_assert_eq!(envelope.mac_input(), Ok(expected));
+        let mac = host_request_mac(&HostMacKey::derive(&pairing_key), &crypto_host, counter, &envelope.inner);
+        prop_assert_eq!(envelope.mac, MacTag(mac));
         prop_assert_eq!(envelope.open(request_id), Ok(inner.clone()));
         let wrapped = Request::HostVerified(envelope).encode(request_id).expect("fits");
         let (_, decoded) = decode_request(&wrapped).expect("decodes");
@@ -84,23 +89,34 @@ proptest! {
     }
 }
 
+fn test_signer(next_counter: u64) -> HostSigner {
+    let pairing_key = HostPairingKey::from_bytes(&[7; 32]).unwrap();
+    HostSigner::resume(CryptoHostId::from_array([1; 8]), &pairing_key, next_counter)
+}
+
 #[test]
 fn envelope_open_refuses_mismatched_ids_nesting_and_responses() {
     let inner = Request::GetStatus(GetStatus);
-    let envelope = HostVerified::seal(5, HostId([1; 8]), 9, &inner, |_| MacTag([0; 16])).unwrap();
+    let mut signer = test_signer(9);
+    let envelope = HostVerified::sign(5, &inner, &mut signer).unwrap();
     assert_eq!(
         envelope.open(6),
         Err(MessageError::EnvelopeRequestIdMismatch { outer: 6, inner: 5 })
     );
     assert_eq!(
-        HostVerified::seal(
-            5,
-            HostId([1; 8]),
-            9,
-            &Request::HostVerified(envelope.clone()),
-            |_| { MacTag([0; 16]) }
-        ),
+        HostVerified::sign(5, &Request::HostVerified(envelope.clone()), &mut signer),
         Err(MessageError::NestedEnvelope)
+    );
+    assert_eq!(
+        HostVerified::sign(5, &inner, &mut test_signer(u64::MAX)).map(|e| e.counter),
+        Ok(u64::MAX),
+        "the last counter is still usable"
+    );
+    let mut spent = test_signer(u64::MAX);
+    HostVerified::sign(5, &inner, &mut spent).unwrap();
+    assert_eq!(
+        HostVerified::sign(5, &inner, &mut spent),
+        Err(MessageError::HostCounterExhausted)
     );
     let nested = HostVerified {
         inner: Request::HostVerified(envelope.clone()).encode(5).unwrap(),

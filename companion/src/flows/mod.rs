@@ -13,7 +13,7 @@ pub use events::{FlowEvent, Step};
 
 use firmware_protocol::crypto::host_auth::HostSigner;
 use firmware_protocol::crypto::pairing::{HostPairing, PairingNonce, PairingPublicKey};
-use firmware_protocol::message::{EcPublicKey, MacTag, Nonce, Sha256Digest};
+use firmware_protocol::message::{EcPublicKey, Nonce, Sha256Digest};
 use firmware_protocol::message::{
     ErrorResponse, GetInfo, HostVerified, MessageError, PairBegin, PairConfirm, Request, Response,
     StatusCode, decode_request,
@@ -263,22 +263,9 @@ async fn send_once(
     let result = if request.requires_host_verification() {
         let host = host.ok_or(FlowError::NotPaired)?;
         let mut signer = HostSigner::resume(host.host_id, &host.pairing_key, host.next_counter);
-        let host_id = firmware_protocol::message::HostId(*host.host_id.as_bytes());
         let mut build = |request_id: u32| -> Result<Vec<u8>, MessageError> {
-            let inner = request.encode(request_id)?;
-            let auth = signer
-                .sign(&inner)
-                .map_err(|_| MessageError::InvalidValue {
-                    field: "HostVerified.counter",
-                    reason: "the host counter is exhausted; pair again",
-                })?;
-            Request::HostVerified(HostVerified {
-                host_id,
-                counter: auth.counter,
-                inner,
-                mac: MacTag(auth.mac),
-            })
-            .encode(request_id)
+            Request::HostVerified(HostVerified::sign(request_id, request, &mut signer)?)
+                .encode(request_id)
         };
         let result = session
             .request_built_with_progress(name, &mut build, &mut on_progress)

@@ -28,10 +28,10 @@ use firmware_protocol::crypto::tr31::{
 };
 use firmware_protocol::message::{
     ApprovePayment, BankChallenge, BankCommand, BankCommandKind, BankResult, CurrencyCode,
-    EcPublicKey, EcdsaSignature, Enrol, HostId, HostVerified, Initialise, Kcv, KeyBlock,
-    LoadSessionKeys, MacTag, Nonce, OperatorReset, PairBegin, PairConfirm, PaymentApproved,
-    PaymentDetails, PinBlock, Request, Response, SessionId, Sha256Digest, StatusCode,
-    VerifyBankResponse, WrappedKey, decode_response,
+    EcPublicKey, EcdsaSignature, Enrol, HostVerified, Initialise, Kcv, KeyBlock, LoadSessionKeys,
+    MacTag, Nonce, OperatorReset, PairBegin, PairConfirm, PaymentApproved, PaymentDetails,
+    PinBlock, Request, Response, SessionId, Sha256Digest, StatusCode, VerifyBankResponse,
+    WrappedKey, decode_response,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -424,15 +424,8 @@ impl Rig {
     }
 
     pub fn envelope(&mut self, request_id: u32, request: &Request) -> Request {
-        let inner = request.encode(request_id).unwrap();
         let signer = self.host.as_mut().expect("paired first");
-        let auth = signer.sign(&inner).unwrap();
-        Request::HostVerified(HostVerified {
-            host_id: HostId(*auth.host_id.as_bytes()),
-            counter: auth.counter,
-            inner,
-            mac: MacTag(auth.mac),
-        })
+        Request::HostVerified(HostVerified::sign(request_id, request, signer).unwrap())
     }
 
     /// Sends `request` (bare) and returns the outcome.

@@ -133,27 +133,28 @@ impl HostVerified {
         ))
     }
 
-    /// Wraps `inner` (encoded with `request_id`, which the envelope must carry too) for a
-    /// paired host, computing the MAC with `mac` over [`HostVerified::mac_input`].
-    /// `mac` is the host-verification MAC from `crypto::pairing`.
-    pub fn seal(
+    /// Wraps `inner` (encoded with `request_id`, which the envelope must carry too) for the
+    /// paired host `signer`: its next counter and its MAC over [`HostVerified::mac_input`].
+    /// The counter advances even if the caller then drops the envelope, so a counter is never
+    /// offered twice.
+    pub fn sign(
         request_id: u32,
-        host_id: HostId,
-        counter: u64,
         inner: &Request,
-        mac: impl FnOnce(&[u8]) -> MacTag,
+        signer: &mut crate::crypto::host_auth::HostSigner,
     ) -> Result<Self, MessageError> {
         if matches!(inner, Request::HostVerified(_)) {
             return Err(MessageError::NestedEnvelope);
         }
-        let mut envelope = Self {
-            host_id,
-            counter,
-            inner: inner.encode(request_id)?,
-            mac: MacTag([0; 16]),
-        };
-        envelope.mac = mac(&envelope.mac_input()?);
-        Ok(envelope)
+        let inner = inner.encode(request_id)?;
+        let auth = signer
+            .sign(&inner)
+            .map_err(|_| MessageError::HostCounterExhausted)?;
+        Ok(Self {
+            host_id: HostId(*auth.host_id.as_bytes()),
+            counter: auth.counter,
+            inner,
+            mac: MacTag(auth.mac),
+        })
     }
 
     /// Decodes the inner request, for a device that has already checked the host id, the

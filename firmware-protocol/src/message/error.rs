@@ -102,6 +102,9 @@ pub enum MessageError {
     /// A host-verified envelope contains another host-verified envelope.
     #[error("a host-verified envelope may not contain another host-verified envelope")]
     NestedEnvelope,
+    /// The host has used every counter of its pairing; it must pair again.
+    #[error("the host's request counter is exhausted; pair the host again")]
+    HostCounterExhausted,
 }
 
 impl MessageError {
