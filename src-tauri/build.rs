@@ -39,6 +39,8 @@ fn main() {
         "qa_trip_tamper",
         "qa_inject_fault",
         "qa_clear_faults",
+        "qa_push_confirmation",
+        "confirmation_approve",
     ]);
     if let Err(error) = tauri_build::try_build(Attributes::new().app_manifest(manifest)) {
         // A build script reports failure by exiting non-zero; the message says which file.

@@ -253,7 +253,7 @@ test('an invalid setting is refused with a plain-words notice', async () => {
 
 test('commands the window is not granted are refused by the ACL', async () => {
   await assert.rejects(
-    session.execAsync(`return window.__TAURI_INTERNALS__.invoke('confirmation_approve', { requestId: 'x', deviceId: 'x' });`),
+    session.execAsync(`return window.__TAURI_INTERNALS__.invoke('plugin:shell|execute', { program: 'sh', args: ['-c', 'true'] });`),
     /not allowed/,
   );
 });

@@ -103,6 +103,9 @@ pub const SANDBOX_STAFF: &[SandboxStaff] = &[
     },
 ];
 
+/// The web shop's terminal that pushes confirmation requests in QA (not a staff screen login).
+pub const SANDBOX_TERMINAL: (&str, &str) = ("shop-terminal", "terminal-pass");
+
 /// The sandbox customers' opening balance: 10 000.00 CNY.
 const OPENING_BALANCE_MINOR: i64 = 1_000_000;
 /// The PIN the start-up enrolment chooses for `C-1001` on the mock keypad (public: sandbox).
@@ -419,6 +422,10 @@ async fn seed(bank: &Bank) -> Result<(), String> {
             .await
             .map_err(|e| format!("staff {}: {e}", staff.staff_id))?;
     }
+    let (terminal, password) = SANDBOX_TERMINAL;
+    bank.create_staff(terminal, password, Role::Terminal)
+        .await
+        .map_err(|e| format!("staff {terminal}: {e}"))?;
     for customer in SANDBOX_CUSTOMERS {
         bank.create_customer(customer.customer_id, customer.name, customer.account)
             .await

@@ -23,6 +23,7 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::AppState;
+use crate::confirmations::ConfirmationRequest;
 use crate::devices::{self, DeviceStatus, Firmware, Indicator, Lifecycle, LockState, TamperState};
 use crate::embedded::{self, Embedded, Key, MockDevice, MockDevices};
 use crate::error::AppError;
@@ -1758,4 +1759,187 @@ pub async fn qa_clear_faults(
     embedded::clear_faults(&device);
     tracing::info!(target: "pinbridge_app::qa", "{}: faults cleared", device.serial);
     Ok(())
+}
+
+// ------------------------------------------------------------------------- confirmations
+
+/// `confirmation_approve`'s result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmationResult {
+    /// The request.
+    pub request_id: String,
+    /// As the device decided.
+    pub outcome: Outcome,
+    /// As the device reports it.
+    pub indicator: Indicator,
+    /// Why.
+    pub reason: OutcomeReason,
+    /// The device's display at the end.
+    pub device_lines: Vec<String>,
+}
+
+/// QA: the sandbox bank pushes a confirmation request for the customer the mock device is
+/// bound to (as a web shop's terminal would).
+#[tauri::command]
+pub async fn qa_push_confirmation(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<ConfirmationRequest, AppError> {
+    let device = mock(&state, &device_id)?;
+    let embedded = state.flows.embedded().await?;
+    let customer_id = state
+        .flows
+        .tables()
+        .customers
+        .get(&device_id)
+        .cloned()
+        .ok_or_else(|| AppError::NotBound(format!("{} has no customer", device.serial)))?;
+    let account = embedded::SANDBOX_CUSTOMERS
+        .iter()
+        .find(|c| c.customer_id == customer_id)
+        .map(|c| c.account)
+        .ok_or_else(|| AppError::NotFound(format!("no sandbox account for {customer_id}")))?;
+    let client = embedded.client()?;
+    let (terminal, password) = embedded::SANDBOX_TERMINAL;
+    let token = client.staff_login(terminal, password).await?;
+    let n = state.flows.next_id.fetch_add(1, Ordering::Relaxed);
+    let order_id = format!("ORD-{}", 7800 + n);
+    let amount_minor = 1000 + (n % 9) * 1150;
+    let (payee_name, payee_account) = ("JD.com", "6222080011223344");
+    let mut key = [0u8; 8];
+    getrandom::fill(&mut key).map_err(|e| AppError::Internal(e.to_string()))?;
+    let view = client
+        .post(
+            "/v1/confirmations",
+            Some(&token),
+            &json!({
+                "customer_id": customer_id,
+                "payer_account": account,
+                "payee_account": payee_account,
+                "payee_name": payee_name,
+                "amount_minor": amount_minor,
+                "currency": "CNY",
+                "reference": order_id,
+                "idempotency_key": hex::encode(key),
+            }),
+        )
+        .await?;
+    let request_id = view["transaction_id"]
+        .as_str()
+        .ok_or_else(|| AppError::BankRejected("the bank's answer has no transaction_id".into()))?
+        .to_owned();
+    let received_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let request = ConfirmationRequest {
+        request_id,
+        order_id,
+        payer_account: account.to_owned(),
+        payee_name: payee_name.to_owned(),
+        payee_account: payee_account.to_owned(),
+        amount_minor: amount_minor.to_string(),
+        currency: "CNY".into(),
+        received_at,
+    };
+    state.confirmations.push_from_bank(request.clone(), view);
+    tracing::info!(
+        target: "companion::bank",
+        "request {} pushed to the app",
+        request.order_id
+    );
+    state.subscribers.emit(&AppEvent::ConfirmationPushed {
+        request: request.clone(),
+    });
+    Ok(request)
+}
+
+/// A pushed request, shown on the device, approved (or not) there and signed with the device
+/// key; the bank checks the signature.
+#[tauri::command]
+pub async fn confirmation_approve(
+    state: State<'_, AppState>,
+    request_id: String,
+    device_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<ConfirmationResult, AppError> {
+    let flows = &state.flows;
+    let raw = state
+        .confirmations
+        .bank_view(&request_id)
+        .ok_or_else(|| AppError::NotFound(format!("no pending request {request_id}")))?;
+    let (login, bank) = flows
+        .tables()
+        .logins
+        .values()
+        .find(|l| l.device_id == device_id)
+        .map(|l| (l.login.clone(), l.bank.clone()))
+        .ok_or_else(|| {
+            AppError::NotLoggedIn("log in with this device first, then confirm".into())
+        })?;
+    let slot = flows.slot(&device_id)?;
+    let keys = flows.keystore_for(&device_id).await?;
+    let mut host = keys.find(&slot.serial)?.ok_or_else(|| {
+        AppError::NotPaired(format!("{} is not paired with this computer", slot.serial))
+    })?;
+    let _op = Operation::begin(&slot, on_progress.clone());
+    let mut sink = sink_for(&slot);
+    let result = {
+        let mut session = slot.session.lock().await;
+        core::confirm_one(&mut session, &bank, &login, &mut host, &raw, &mut sink).await
+    };
+    keys.save(&host)?;
+    let mock = flows.mocks.by_id(&device_id);
+    let lines = |fallback: Vec<String>| match &mock {
+        Some(mock) => embedded::mock_state(mock).display,
+        None => fallback,
+    };
+    let (outcome, indicator, reason, fallback) = match result {
+        Ok(answer) => {
+            let status = answer["status"].as_str().unwrap_or("unknown").to_owned();
+            if status == "approved" {
+                (
+                    Outcome::Signed,
+                    Indicator::Safe,
+                    OutcomeReason::None,
+                    status,
+                )
+            } else {
+                (
+                    Outcome::Declined,
+                    Indicator::Safe,
+                    OutcomeReason::None,
+                    status,
+                )
+            }
+        }
+        Err(FlowError::Tampered) => (
+            Outcome::Refused,
+            Indicator::Danger,
+            OutcomeReason::Tampered,
+            "TAMPERED".to_owned(),
+        ),
+        Err(FlowError::Device(SessionError::Refused {
+            status: firmware_protocol::message::StatusCode::UserCancelled,
+            detail,
+            ..
+        })) => (
+            Outcome::Rejected,
+            Indicator::Off,
+            OutcomeReason::UserRejected,
+            detail,
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    state.confirmations.remove(&request_id);
+    tracing::info!(target: "companion::bank", "request {request_id}: {outcome:?}");
+    let _ = on_progress.send(DeviceProgress::Stage { stage: Stage::Done });
+    push_devices(&state);
+    Ok(ConfirmationResult {
+        request_id,
+        outcome,
+        indicator,
+        reason,
+        device_lines: lines(vec![fallback]),
+    })
 }

@@ -126,6 +126,8 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             flows::qa_trip_tamper,
             flows::qa_inject_fault,
             flows::qa_clear_faults,
+            flows::qa_push_confirmation,
+            flows::confirmation_approve,
         ])
         .setup(move |app| {
             let config_dir = match options.config_dir {

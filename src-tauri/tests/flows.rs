@@ -395,3 +395,42 @@ fn login_needs_a_pairing_and_qa_keys_are_checked() {
     .unwrap_err();
     assert_eq!(missing["kind"], "deviceNotFound");
 }
+
+#[test]
+fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
+    let h = start();
+    invoke(
+        &h.main,
+        "events_subscribe",
+        json!({"onEvent": "__CHANNEL__:70"}),
+    )
+    .unwrap();
+    let session = h.connect_pair_login();
+    assert_eq!(session["customerId"], "C-1001");
+    let pushed = invoke(&h.main, "qa_push_confirmation", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(pushed["payerAccount"], "6222021000001234");
+    assert_eq!(pushed["currency"], "CNY");
+    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    eventually(
+        "the confirmationPushed event",
+        Duration::from_secs(10),
+        || {
+            h.on(70)
+                .iter()
+                .any(|m| m["type"] == "confirmationPushed" && m["request"] == pushed)
+        },
+    );
+    let keys = h.keypad(71, &["ok"]);
+    let result = invoke(
+        &h.main,
+        "confirmation_approve",
+        json!({"requestId": pushed["requestId"], "deviceId": DEVICE, "onProgress": "__CHANNEL__:71"}),
+    )
+    .unwrap();
+    keys.join().unwrap();
+    assert_eq!(result["outcome"], "signed", "{result}");
+    assert_eq!(result["indicator"], "safe");
+    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
+    assert_eq!(listed, json!([]));
+}

@@ -307,10 +307,10 @@ fn the_acl_refuses_commands_the_capability_does_not_grant() {
     // Granted to `main`: works.
     assert!(invoke(&h.main, "settings_get", json!({})).is_ok());
 
-    // A contract command the shell does not have yet, plugin commands: refused before any
-    // handler runs.
+    // Plugin commands (no plugin is granted) and a name outside the app manifest: refused
+    // before any handler runs.
     for cmd in [
-        "confirmation_approve",
+        "app_shutdown",
         "plugin:fs|read_text_file",
         "plugin:shell|execute",
     ] {
