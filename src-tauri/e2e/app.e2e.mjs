@@ -203,6 +203,89 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
   assert.ok(!JSON.stringify(logs).includes('123456'));
 });
 
+async function decision() {
+  await session.waitFor('the device decision', async () => (await session.findAll('[data-testid="decision"]')).length > 0, { timeoutMs: 60000 });
+  return session.exec(`const d = document.querySelector('[data-testid="decision"]'); return { tone: d.dataset.tone, text: d.textContent };`);
+}
+
+async function pay({ payee, amount, shown, keys }) {
+  await go('payment');
+  const again = await session.findAll('[data-testid="payment-new"]');
+  if (again.length) await session.click(again[0]);
+  await session.type(await session.find('#pay-payee'), payee);
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), amount);
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+  await session.click(await session.find('[data-testid="payment-send"]'));
+  if (shown) {
+    await session.waitFor('the device to show the payment', async () => {
+      const lines = await textOf('[data-testid="mock-device"] [data-testid="device-display"]');
+      return lines && lines.includes(shown) ? lines : null;
+    }, { timeoutMs: 30000 });
+  }
+  await press(keys);
+  return decision();
+}
+
+test('a wrong PIN is declined by the bank; the device stays safe', async () => {
+  const result = await pay({ payee: 'Wang Wu', amount: '5.00', shown: 'CNY 5.00', keys: ['9', '9', '9', '9', '9', '9', 'ok'] });
+  assert.equal(result.tone, 'safe');
+  assert.match(result.text, /declined/i);
+  await shot('payment-result-declined');
+});
+
+test('a confirmation pushed by the bank is signed on the device after OK on its keypad', async () => {
+  await go('qa');
+  await session.click(await session.find('[data-testid="qa-push"]'));
+  await go('confirmations');
+  const button = await session.waitFor('the pushed request', async () => {
+    const found = await session.findAll('[data-testid^="request-ORD-"] button.btn-primary');
+    return found.length ? found[0] : null;
+  }, { timeoutMs: 30000 });
+  await shot('confirmations');
+  await session.click(button);
+  await session.waitFor('the device to show the request', async () => {
+    const lines = await textOf('[data-testid="mock-device"] [data-testid="device-display"]');
+    return lines && lines.includes('JD.com') ? lines : null;
+  }, { timeoutMs: 30000 });
+  await shot('confirmation-on-device');
+  await press(['ok']);
+  const result = await decision();
+  assert.equal(result.tone, 'safe');
+  await shot('confirmation-signed');
+});
+
+test('staff sign-in (operator)', async () => {
+  await go('staff');
+  await shot('staff-sign-in');
+  await session.type(await session.find('#staff-id'), 'op-01');
+  await session.type(await session.find('#staff-pw'), 'operator-pass');
+  await session.click(await session.find('[data-testid="staff-signin"]'));
+  await session.waitFor('the staff actions', async () => (await session.findAll('[data-testid="staff-initialise"]')).length > 0, { timeoutMs: 30000 });
+  await shot('staff');
+});
+
+test('QA tamper: the header says DANGER, a payment is refused in danger, the operator resets the device', async () => {
+  await go('qa');
+  await session.click(await session.find('[data-testid="qa-tamper"]'));
+  await session.waitFor('the danger header', () => session.exec(`return document.querySelector('[data-testid="safety"]').dataset.tone === 'danger' || null;`));
+  await shot('qa-tampered');
+  const result = await pay({ payee: 'Mallory', amount: '9.99', keys: [] });
+  assert.equal(result.tone, 'danger');
+  await shot('payment-result-danger');
+  await go('staff');
+  const reset = await session.find('[data-testid="staff-tamper-reset"]');
+  await session.waitFor('the reset button enabled', () => session.exec(`return !document.querySelector('[data-testid="staff-tamper-reset"]').disabled || null;`));
+  await session.click(reset);
+  const done = await session.waitFor('the reset result', () => textOf('[data-testid="staff-result"]'), { timeoutMs: 30000 });
+  assert.ok(done.length > 0);
+  const status = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_status', { deviceId: 'in-process:PB-SIM-0001' });`);
+  assert.equal(status.tamper, 'clear');
+  assert.equal(status.lifecycle, 'manufactured');
+  await shot('staff-tamper-reset');
+});
+
 test('every screen renders in both languages (screenshots)', async () => {
   for (const lang of ['en', 'zh-CN']) {
     await setLanguage(lang);

@@ -187,7 +187,8 @@ fn device_list_and_status_show_the_configured_simulator_that_answers() {
     assert_eq!(devices[0]["deviceId"], id);
     assert_eq!(devices[0]["transport"], "sim");
     assert_eq!(devices[0]["connected"], false);
-    assert_eq!(devices[0]["mock"], true);
+    // A pinpad-sim process is not a mock the app can press keys on (only in-process ones are).
+    assert_eq!(devices[0]["mock"], false);
 
     let status = invoke(&h.main, "device_status", json!({ "deviceId": id })).unwrap();
     assert_eq!(status, devices[0]);
