@@ -1,22 +1,47 @@
 #!/usr/bin/env bash
 # The real desktop app end to end: the release build (UI embedded) in a real WebKitGTK window
 # under Xvfb, driven over W3C WebDriver by tauri-driver + WebKitWebDriver (Debian's
-# webkit2gtk-driver). src-tauri/e2e/app.e2e.mjs checks the header, the Devices and Settings
-# screens, a setting saved and read back, the ACL, and screenshots every screen into
-# src-tauri/e2e/screenshots/. Builds first (scripts/app-build.sh) unless APP_E2E_NO_BUILD=1.
+# webkit2gtk-driver). src-tauri/e2e/app.e2e.mjs runs against the app's embedded default (the
+# in-process sandbox bank and mock PIN pad PB-SIM-0001): pairing, login and a payment through
+# the screens with the PIN typed on the on-screen keypad, the Settings screen, the ACL, and
+# screenshots of every screen in both languages into src-tauri/e2e/screenshots/.
+#
+# Builds first without the Tauri CLI (the test path: `npm run build` in ui/, then
+# `cargo build --release -p pinbridge-app --features custom-protocol`, which is what
+# `cargo tauri build` compiles); APP_E2E_NO_BUILD=1 uses the existing build. tauri-driver is
+# installed with cargo into ~/.cache/pinbridge/tools only when missing. This is part of
+# scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 source scripts/env.sh
 source scripts/app-xvfb.sh
 
+bash scripts/setup.sh
 if [ "${APP_E2E_NO_BUILD:-0}" != 1 ]; then
-  bash scripts/app-build.sh
-else
-  bash scripts/setup.sh
+  if ! command -v node >/dev/null 2>&1 || ! node -e '
+    const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "app-e2e: Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
+  fi
+  (
+    cd ui
+    stamp=node_modules/.ui-test-lock.sha256
+    want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      echo "==> npm ci (ui)" >&2
+      npm ci --no-audit --no-fund
+      echo "$want" >"$stamp"
+    fi
+    echo "==> vite build (ui/dist)" >&2
+    npm run build --silent
+  )
+  echo "==> cargo build --release -p pinbridge-app --features custom-protocol" >&2
+  cargo build --release --locked -p pinbridge-app --features custom-protocol
 fi
 app="$CARGO_TARGET_DIR/release/pinbridge-app"
-[ -x "$app" ] || { echo "app-e2e: $app is missing; run scripts/app-build.sh" >&2; exit 1; }
+[ -x "$app" ] || { echo "app-e2e: $app is missing; run without APP_E2E_NO_BUILD" >&2; exit 1; }
 ensure_tauri_driver
 
 results="$root/src-tauri/e2e/results"

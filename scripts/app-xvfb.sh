@@ -42,10 +42,13 @@ wait_for_port() {
   done
 }
 
-# tauri-driver 2 (the WebDriver front for Tauri apps), installed with cargo if missing.
+# tauri-driver 2 (the WebDriver front for Tauri apps), installed with cargo into a cache
+# outside the checkout (~/.cache/pinbridge/tools, like the build cache) only when missing.
 ensure_tauri_driver() {
+  local tools="${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}"
+  export PATH="$tools/bin:$PATH"
   if ! command -v tauri-driver >/dev/null 2>&1; then
-    echo "==> cargo install tauri-driver 2" >&2
-    cargo install tauri-driver --version "^2" --locked
+    echo "==> cargo install tauri-driver 2 (into $tools)" >&2
+    cargo install tauri-driver --version "^2" --locked --root "$tools"
   fi
 }

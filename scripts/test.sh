@@ -26,5 +26,8 @@ cargo test --workspace --locked
 step "ui: typecheck, Vitest, build, browser end-to-end in Chromium (mocked IPC)"
 bash scripts/ui-test.sh
 
+step "desktop app: the release build under Xvfb, pairing, login and a payment on the embedded mock device"
+bash scripts/app-e2e.sh
+
 step "fuzz smoke run (10 s per target; the long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 10

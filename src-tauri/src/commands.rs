@@ -9,7 +9,7 @@ use tauri::{Runtime, State, Webview};
 
 use crate::AppState;
 use crate::confirmations::ConfirmationRequest;
-use crate::devices::{self, DeviceStatus};
+use crate::devices::DeviceStatus;
 use crate::error::AppError;
 use crate::events::AppEvent;
 use crate::logs::{LogEntry, LogExport};
@@ -66,8 +66,11 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, AppError> {
         version: state.version.clone(),
         build_hash,
         backend: "tauri",
-        // The in-process sandbox bank and mock device are not part of the shell yet.
-        embedded: false,
+        embedded: state.settings.settings().bank_url.is_empty()
+            && !matches!(
+                state.flows.embedded_status(),
+                crate::flows::EmbeddedStatus::Off
+            ),
     })
 }
 
@@ -79,7 +82,7 @@ pub async fn events_subscribe<R: Runtime>(
     state: State<'_, AppState>,
     on_event: Channel<AppEvent>,
 ) -> Result<(), AppError> {
-    let devices = devices::statuses(&state.devices.devices());
+    let devices = crate::flows::list_now(&state);
     on_event
         .send(AppEvent::Devices { devices })
         .map_err(|error| AppError::Internal(format!("cannot reach the page: {error}")))?;
@@ -91,7 +94,7 @@ pub async fn events_subscribe<R: Runtime>(
 /// Every PIN pad on the enabled transports, rescanned now.
 #[tauri::command]
 pub async fn device_list(state: State<'_, AppState>) -> Result<Vec<DeviceStatus>, AppError> {
-    Ok(devices::list(&state.devices).await)
+    Ok(crate::flows::list(&state).await)
 }
 
 /// One PIN pad's status, rescanned now.
@@ -100,7 +103,11 @@ pub async fn device_status(
     state: State<'_, AppState>,
     device_id: String,
 ) -> Result<DeviceStatus, AppError> {
-    devices::status(&state.devices, &device_id).await
+    crate::flows::list(&state)
+        .await
+        .into_iter()
+        .find(|d| d.device_id == device_id)
+        .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))
 }
 
 /// Confirmation requests the bank pushed and the customer has not answered yet.

@@ -1,10 +1,12 @@
 //! Out-of-band confirmation requests the bank pushed to this app, waiting for the customer to
 //! approve them on the device.
 //!
-//! The bank link (server-sent events) is part of the flows still to come, so nothing is pushed
-//! yet and the inbox is empty; the screens read it at start-up either way.
+//! Requests arrive when the sandbox bank pushes one (QA, `qa_push_confirmation`); a listener on
+//! a configured bank's event stream is still to come.
 
 use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
 
 use serde::Serialize;
 
@@ -30,14 +32,15 @@ pub struct ConfirmationRequest {
     pub received_at: String,
 }
 
-/// The pending requests, oldest first.
+/// The pending requests, oldest first, each with the bank's own view of it (the
+/// SignConfirmation to relay to the device).
 #[derive(Debug, Default)]
 pub struct ConfirmationInbox {
-    pending: Mutex<Vec<ConfirmationRequest>>,
+    pending: Mutex<Vec<(ConfirmationRequest, Value)>>,
 }
 
 impl ConfirmationInbox {
-    fn lock(&self) -> MutexGuard<'_, Vec<ConfirmationRequest>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(ConfirmationRequest, Value)>> {
         // Requests are added and removed whole; a poisoned list is still a valid list.
         self.pending
             .lock()
@@ -46,11 +49,24 @@ impl ConfirmationInbox {
 
     /// The pending requests.
     pub fn list(&self) -> Vec<ConfirmationRequest> {
-        self.lock().clone()
+        self.lock().iter().map(|(r, _)| r.clone()).collect()
     }
 
-    /// Adds a request the bank pushed.
-    pub fn push(&self, request: ConfirmationRequest) {
-        self.lock().push(request);
+    /// Adds a request the bank pushed, with the bank's view of it.
+    pub fn push_from_bank(&self, request: ConfirmationRequest, bank_view: Value) {
+        self.lock().push((request, bank_view));
+    }
+
+    /// The bank's view of a pending request.
+    pub fn bank_view(&self, request_id: &str) -> Option<Value> {
+        self.lock()
+            .iter()
+            .find(|(r, _)| r.request_id == request_id)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Removes a request once answered.
+    pub fn remove(&self, request_id: &str) {
+        self.lock().retain(|(r, _)| r.request_id != request_id);
     }
 }

@@ -122,7 +122,9 @@ impl DeviceStatus {
             TransportKind::Ble => TransportName::Ble,
             TransportKind::Sim | TransportKind::InProcess => TransportName::Sim,
         };
-        let mock = transport == TransportName::Sim;
+        // Only a PIN pad running inside the app has a keypad the app can press: a `pinpad-sim`
+        // process is driven through its own control API, not from here.
+        let mock = id.kind == TransportKind::InProcess;
         let name = device.identity.name.clone().unwrap_or_else(|| {
             let what = match transport {
                 TransportName::Usb => "USB PIN pad",
@@ -215,7 +217,7 @@ mod tests {
                 "paired": false,
                 "customerId": null,
                 "firmware": {"version": "", "hash": ""},
-                "mock": true,
+                "mock": false,
             })
         );
     }

@@ -124,6 +124,128 @@ impl AppError {
     }
 }
 
+impl From<companion::session::SessionError> for AppError {
+    fn from(error: companion::session::SessionError) -> Self {
+        use companion::session::SessionError as E;
+        use firmware_protocol::message::StatusCode as S;
+        let words = error.to_string();
+        match &error {
+            _ if error.is_disconnect() => AppError::DeviceDisconnected(words),
+            E::NoAnswer { .. } | E::DeviceSilent { .. } | E::RequestTimeout { .. } => {
+                AppError::Timeout(words)
+            }
+            E::DeliveryFailed { .. } => AppError::DeviceDisconnected(words),
+            E::Cancelled { .. } => AppError::UserCancelled(words),
+            E::DeviceBusy { .. } => AppError::DeviceBusy(words),
+            E::LinkRefused { .. } | E::MalformedAnswer { .. } | E::ChannelLost => {
+                AppError::CorruptFrame(words)
+            }
+            E::Refused { status, .. } => match status {
+                S::Busy => AppError::DeviceBusy(words),
+                S::HostCancelled | S::UserCancelled => AppError::UserCancelled(words),
+                S::UserTimeout => AppError::UserTooSlow(words),
+                S::Tampered => AppError::Tampered(words),
+                S::Locked | S::LockedByBank => AppError::Locked(words),
+                S::NotInitialised => AppError::NotInitialised(words),
+                S::NotBound => AppError::NotBound(words),
+                S::Revoked => AppError::Revoked(words),
+                S::IntegrityFailure => AppError::IntegrityFailed(words),
+                S::NotPaired | S::UnknownHost | S::BadHostMac => AppError::NotPaired(words),
+                S::PairingCodeMismatch | S::PairingConfirmationFailed | S::PairingTableFull => {
+                    AppError::PairingFailed(words)
+                }
+                S::KeyBlockRejected
+                | S::WrongKeyUsage
+                | S::KcvMismatch
+                | S::KeysNotDistinct
+                | S::UnsupportedKeyAlgorithm => AppError::KeyCheckFailed(words),
+                S::MalformedMessage | S::BadEnvelope => AppError::CorruptFrame(words),
+                S::PinMismatch | S::PinPolicy | S::WrongState => AppError::InvalidInput(words),
+                S::BadBankMac
+                | S::BadSignature
+                | S::StaleBankCounter
+                | S::SessionMismatch
+                | S::TransactionMismatch
+                | S::NoSession
+                | S::WrongDevice => AppError::BankRejected(words),
+                _ => AppError::Internal(words),
+            },
+            _ => AppError::Internal(words),
+        }
+    }
+}
+
+impl From<companion::bank::BankError> for AppError {
+    fn from(error: companion::bank::BankError) -> Self {
+        use companion::bank::BankError as E;
+        let words = error.to_string();
+        match &error {
+            E::BadUrl { .. }
+            | E::InsecureUrl { .. }
+            | E::MissingCa { .. }
+            | E::BadCa(_)
+            | E::Client(_)
+            | E::Unreachable { .. } => AppError::BankUnreachable(words),
+            E::Refused { status, code, .. } => match (status, code.as_str()) {
+                (_, "device_revoked") => AppError::Revoked(words),
+                (_, "device_locked" | "device_locked_inactivity" | "pin_locked") => {
+                    AppError::Locked(words)
+                }
+                (_, "device_not_bound") => AppError::NotBound(words),
+                (
+                    _,
+                    "device_not_trusted"
+                    | "integrity_report_invalid"
+                    | "firmware_hash_not_allowed"
+                    | "app_hash_not_allowed"
+                    | "firmware_and_app_hash_not_allowed",
+                ) => AppError::IntegrityFailed(words),
+                (_, "kcv_mismatch") => AppError::KeyCheckFailed(words),
+                (_, "invalid_request") => AppError::InvalidInput(words),
+                (401, _) => AppError::NotLoggedIn(words),
+                (403, _) => AppError::StaffNotAllowed(words),
+                (404, _) => AppError::NotFound(words),
+                _ => AppError::BankRejected(words),
+            },
+            E::BadAnswer { .. } => AppError::BankRejected(words),
+        }
+    }
+}
+
+impl From<companion::flows::FlowError> for AppError {
+    fn from(error: companion::flows::FlowError) -> Self {
+        use companion::flows::FlowError as E;
+        match error {
+            E::Bank(error) => error.into(),
+            E::Device(error) => error.into(),
+            E::Tampered => AppError::Tampered(E::Tampered.to_string()),
+            E::NotPaired => AppError::NotPaired(E::NotPaired.to_string()),
+            error @ E::Pairing(_) => AppError::PairingFailed(error.to_string()),
+            error @ (E::BadBankMessage { .. } | E::MissingField(_)) => {
+                AppError::BankRejected(error.to_string())
+            }
+            error @ E::UnexpectedAnswer { .. } => AppError::CorruptFrame(error.to_string()),
+            error @ E::Encode { .. } => AppError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<companion::keystore::KeyStoreError> for AppError {
+    fn from(error: companion::keystore::KeyStoreError) -> Self {
+        AppError::Internal(format!("pairing key store: {error}"))
+    }
+}
+
+impl From<companion::devices::DeviceError> for AppError {
+    fn from(error: companion::devices::DeviceError) -> Self {
+        use companion::devices::DeviceError as E;
+        match &error {
+            E::NotFound { .. } => AppError::DeviceNotFound(error.to_string()),
+            _ => AppError::DeviceDisconnected(error.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,6 @@ use crate::logs::LogEntry;
 
 /// What the `events_subscribe` channel carries (`AppEvent` in ui/src/api/types.ts).
 ///
-/// Only the events this shell produces today; `deviceDisplay` and `confirmationPushed` come
-/// with the device sessions and the bank.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum AppEvent {
@@ -21,6 +19,19 @@ pub enum AppEvent {
     Devices {
         /// The list.
         devices: Vec<DeviceStatus>,
+    },
+    /// What a device's own display shows now (mock devices: read from the device itself).
+    #[serde(rename_all = "camelCase")]
+    DeviceDisplay {
+        /// The device.
+        device_id: String,
+        /// Its display, line by line.
+        lines: Vec<String>,
+    },
+    /// The bank pushed a confirmation request.
+    ConfirmationPushed {
+        /// The request.
+        request: crate::confirmations::ConfirmationRequest,
     },
     /// A new log line.
     Log {

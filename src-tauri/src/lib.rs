@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use companion::devices::{DeviceEvent, DeviceManager};
@@ -16,13 +17,16 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub mod commands;
 pub mod confirmations;
 pub mod devices;
+pub mod embedded;
 pub mod error;
 pub mod events;
+pub mod flows;
 pub mod logs;
 pub mod settings;
 
 use crate::confirmations::ConfirmationInbox;
 use crate::events::{AppEvent, Subscribers};
+use crate::flows::{EmbeddedStatus, Flows};
 use crate::logs::LogRing;
 use crate::settings::SettingsStore;
 
@@ -36,6 +40,12 @@ pub struct ShellOptions {
     pub logs: LogRing,
     /// How often transports without hotplug notifications (simulators, BLE) are rescanned.
     pub device_poll_interval: Duration,
+    /// Where the app keeps its data (pairing keys, the embedded bank's per-run files);
+    /// `None`: the platform's data directory for the app (`~/.local/share/<identifier>`).
+    pub data_dir: Option<PathBuf>,
+    /// Start the embedded default (sandbox bank and mock PIN pad) when no bank URL is
+    /// configured. On in the app; tests of other parts turn it off.
+    pub embedded_default: bool,
 }
 
 impl ShellOptions {
@@ -45,6 +55,8 @@ impl ShellOptions {
             config_dir: None,
             logs,
             device_poll_interval: Duration::from_secs(2),
+            data_dir: None,
+            embedded_default: true,
         }
     }
 }
@@ -66,6 +78,8 @@ pub struct AppState {
     pub build_hash: tokio::sync::OnceCell<String>,
     /// Confirmation requests the bank pushed.
     pub confirmations: ConfirmationInbox,
+    /// Device sessions, pairings, logins, payments, staff, the embedded default.
+    pub flows: Arc<Flows>,
 }
 
 /// The app's context (configuration, capabilities, assets) for any runtime: the real one
@@ -88,6 +102,32 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             commands::logs_export,
             commands::settings_get,
             commands::settings_set,
+            flows::device_connect,
+            flows::device_disconnect,
+            flows::pairing_begin,
+            flows::pairing_confirm,
+            flows::pairing_cancel,
+            flows::login,
+            flows::logout,
+            flows::payment_prepare,
+            flows::payment_approve,
+            flows::payment_cancel,
+            flows::staff_sign_in,
+            flows::staff_sign_out,
+            flows::staff_initialise,
+            flows::staff_enrol,
+            flows::staff_bind,
+            flows::staff_revoke,
+            flows::staff_rebind,
+            flows::staff_tamper_reset,
+            flows::qa_mock_start,
+            flows::qa_mock_stop,
+            flows::qa_key_press,
+            flows::qa_trip_tamper,
+            flows::qa_inject_fault,
+            flows::qa_clear_faults,
+            flows::qa_push_confirmation,
+            flows::confirmation_approve,
         ])
         .setup(move |app| {
             let config_dir = match options.config_dir {
@@ -99,6 +139,21 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
                 tracing::warn!("{words}");
             }
             let discovery = settings.discovery();
+            let data_dir = match options.data_dir {
+                Some(dir) => dir,
+                None => app.path().app_data_dir()?,
+            };
+            let embedded = options.embedded_default && settings.settings().bank_url.is_empty();
+            let flows = Arc::new(Flows::new(
+                data_dir.join("pairings"),
+                if embedded {
+                    EmbeddedStatus::Starting
+                } else {
+                    EmbeddedStatus::Off
+                },
+            ));
+            let manager = DeviceManager::with_platform_sources(&discovery.to_config())
+                .with_source(Arc::new(flows.mocks.clone()));
             tracing::info!(
                 "PinBridge {} started; settings in {}",
                 app.package_info().version,
@@ -109,12 +164,21 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
                 settings,
                 logs: options.logs,
                 subscribers: Subscribers::default(),
-                devices: DeviceManager::with_platform_sources(&discovery.to_config()),
+                devices: manager,
                 build_hash: tokio::sync::OnceCell::new(),
                 confirmations: ConfirmationInbox::default(),
+                flows,
             };
             forward_logs(&state);
             watch_devices(&state, options.device_poll_interval);
+            tauri::async_runtime::spawn(flows::watch_mock_devices(&state));
+            if embedded {
+                tauri::async_runtime::spawn(flows::start_embedded(
+                    state.flows.clone(),
+                    state.devices.clone(),
+                    data_dir.join("embedded"),
+                ));
+            }
             app.manage(state);
             Ok(())
         })
@@ -140,6 +204,7 @@ fn forward_logs(state: &AppState) {
 fn watch_devices(state: &AppState, poll_interval: Duration) {
     let manager = state.devices.clone();
     let subscribers = state.subscribers.clone();
+    let flows = state.flows.clone();
     tauri::async_runtime::spawn(async move {
         let mut changes = manager.subscribe();
         let _watch = manager.watch(poll_interval).await;
@@ -157,7 +222,7 @@ fn watch_devices(state: &AppState, poll_interval: Duration) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
             subscribers.emit(&AppEvent::Devices {
-                devices: devices::statuses(&manager.devices()),
+                devices: flows.describe(devices::statuses(&manager.devices())),
             });
         }
     });

@@ -57,6 +57,8 @@ fn start(sim_devices: &[SocketAddr]) -> Harness {
         config_dir: Some(config_dir.path().to_owned()),
         logs: LogRing::new(100),
         device_poll_interval: Duration::from_millis(100),
+        data_dir: Some(config_dir.path().join("data")),
+        embedded_default: false,
     };
     let mut app = pinbridge_app::build(builder, options)
         .build(pinbridge_app::context())
@@ -185,7 +187,8 @@ fn device_list_and_status_show_the_configured_simulator_that_answers() {
     assert_eq!(devices[0]["deviceId"], id);
     assert_eq!(devices[0]["transport"], "sim");
     assert_eq!(devices[0]["connected"], false);
-    assert_eq!(devices[0]["mock"], true);
+    // A pinpad-sim process is not a mock the app can press keys on (only in-process ones are).
+    assert_eq!(devices[0]["mock"], false);
 
     let status = invoke(&h.main, "device_status", json!({ "deviceId": id })).unwrap();
     assert_eq!(status, devices[0]);
@@ -305,10 +308,10 @@ fn the_acl_refuses_commands_the_capability_does_not_grant() {
     // Granted to `main`: works.
     assert!(invoke(&h.main, "settings_get", json!({})).is_ok());
 
-    // A flow command that does not exist yet, a plugin command and an internal name: refused
+    // Plugin commands (no plugin is granted) and a name outside the app manifest: refused
     // before any handler runs.
     for cmd in [
-        "device_connect",
+        "app_shutdown",
         "plugin:fs|read_text_file",
         "plugin:shell|execute",
     ] {
@@ -321,11 +324,19 @@ fn the_acl_refuses_commands_the_capability_does_not_grant() {
     let other = tauri::WebviewWindowBuilder::new(&h.app, "other", Default::default())
         .build()
         .unwrap();
-    let refused = invoke(&other, "settings_get", json!({})).unwrap_err();
-    assert!(
-        refused.as_str().unwrap_or_default().contains("not allowed"),
-        "{refused}"
-    );
+    for (cmd, args) in [
+        ("settings_get", json!({})),
+        (
+            "qa_key_press",
+            json!({"deviceId": "in-process:PB-SIM-0001", "key": "ok"}),
+        ),
+    ] {
+        let refused = invoke(&other, cmd, args).unwrap_err();
+        assert!(
+            refused.as_str().unwrap_or_default().contains("not allowed"),
+            "{cmd}: {refused}"
+        );
+    }
 }
 
 #[test]

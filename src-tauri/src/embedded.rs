@@ -1,0 +1,610 @@
+//! The embedded default and QA mode: an in-process sandbox bank and mock PIN pads.
+//!
+//! This module is the only place in the app that names `bank-sandbox` and `device-sim` (a
+//! composition root, like the CLI's `pinbridge demo`). With no bank configured
+//! (`settings.bankUrl` empty) the shell starts, at setup:
+//!
+//! - a sandbox bank serving its HTTP API on 127.0.0.1 (an ephemeral port) over a SQLite file in
+//!   a per-run directory under the app's data directory, seeded like the UI's MockBackend
+//!   sandbox: customers `C-1001` Li Wei and `C-1002` Wang Fang, staff `op-01` (operator) and
+//!   `clerk-01` (the bank's teller role, the contract's `clerk`);
+//! - one mock PIN pad `PB-SIM-0001`, manufactured for that bank, served over the sim link on
+//!   127.0.0.1, then initialised and enrolled for `C-1001` by the shell itself. The sandbox
+//!   PIN `123456` is chosen on the mock device by a scripted keypad during that start-up
+//!   enrolment only (the PIN is typed on the device side and never leaves it); afterwards the
+//!   keypad is the user's (the on-screen keypad, `qa_key_press`). The device is not paired.
+//!
+//! The PIN pads are listed by the companion's [`DeviceManager`](companion::devices::DeviceManager)
+//! through [`MockDevices`], a device source of kind in-process (`in-process:PB-SIM-0001`), and
+//! opened over the same sim link as a `pinpad-sim` process, so every flow runs exactly as it
+//! would against a real device.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bank_sandbox::bank::{Bank, BankConfig, Role};
+use companion::bank::{BankClient, BankSettings};
+use companion::devices::{DeviceInfo, DeviceSource, DeviceState};
+use companion::flows::{self, FlowEvent};
+use companion::session::Session;
+use companion::transport::sim::SimTransport;
+use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
+use device_sim::certificate::CaKey;
+use device_sim::device::{Device, FIRMWARE_VERSION, Manufacture, firmware_image_hash};
+use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
+use device_sim::server::ServedDevice;
+use device_sim::sim::{Faults, SimCore, SimHandle};
+use firmware_protocol::link::Mtu;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::oneshot;
+
+/// The serial of the mock PIN pad the embedded default starts with.
+pub const SANDBOX_SERIAL: &str = "PB-SIM-0001";
+/// Its display name (the MockBackend's name for it).
+pub const SANDBOX_DEVICE_NAME: &str = "PinPad Sim 1";
+/// The customer it is bound to.
+pub const SANDBOX_CUSTOMER: &str = "C-1001";
+
+/// A sandbox customer: id, name, account (also the PIN account number).
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxCustomer {
+    /// Customer id at the bank.
+    pub customer_id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// The one current account (CNY).
+    pub account: &'static str,
+}
+
+/// The sandbox customers (ui/src/api/mock.ts `SANDBOX.customers`, accounts without spaces).
+pub const SANDBOX_CUSTOMERS: &[SandboxCustomer] = &[
+    SandboxCustomer {
+        customer_id: "C-1001",
+        name: "Li Wei",
+        account: "6222021000001234",
+    },
+    SandboxCustomer {
+        customer_id: "C-1002",
+        name: "Wang Fang",
+        account: "6222021000005678",
+    },
+];
+
+/// A sandbox staff account: id, password (public: sandbox only), display name, bank role.
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxStaff {
+    /// Sign-in name.
+    pub staff_id: &'static str,
+    /// Password (sandbox only; public in ui/README.md).
+    pub password: &'static str,
+    /// Display name.
+    pub display_name: &'static str,
+    /// The bank's role.
+    pub role: Role,
+}
+
+/// The sandbox staff (mock.ts `SANDBOX.staff`); `clerk-01` is a teller at the bank.
+pub const SANDBOX_STAFF: &[SandboxStaff] = &[
+    SandboxStaff {
+        staff_id: "op-01",
+        password: "operator-pass",
+        display_name: "Zhang Min",
+        role: Role::Operator,
+    },
+    SandboxStaff {
+        staff_id: "clerk-01",
+        password: "clerk-pass",
+        display_name: "Chen Jie",
+        role: Role::Teller,
+    },
+];
+
+/// The web shop's terminal that pushes confirmation requests in QA (not a staff screen login).
+pub const SANDBOX_TERMINAL: (&str, &str) = ("shop-terminal", "terminal-pass");
+
+/// The sandbox customers' opening balance: 10 000.00 CNY.
+const OPENING_BALANCE_MINOR: i64 = 1_000_000;
+/// The PIN the start-up enrolment chooses for `C-1001` on the mock keypad (public: sandbox).
+const SANDBOX_PIN: &str = "123456";
+
+/// Why the embedded default could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// A part would not start.
+    #[error("the embedded {what} did not start: {reason}")]
+    Start {
+        /// Which part.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The start-up provisioning of the sandbox device failed.
+    #[error("the sandbox PIN pad could not be provisioned: {0}")]
+    Provision(String),
+}
+
+fn start_error(what: &'static str) -> impl Fn(String) -> EmbeddedError {
+    move |reason| EmbeddedError::Start { what, reason }
+}
+
+/// One in-process mock PIN pad, served over the sim link on loopback.
+pub struct MockDevice {
+    /// Serial (also its address in the device id).
+    pub serial: String,
+    /// Display name.
+    pub name: String,
+    /// The sim link address.
+    pub address: SocketAddr,
+    /// Keypad, tamper switch, faults, display.
+    pub handle: SimHandle,
+    _served: ServedDevice,
+}
+
+impl std::fmt::Debug for MockDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockDevice")
+            .field("serial", &self.serial)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockDevice {
+    /// The companion's device id for it (`in-process:PB-SIM-0001`).
+    pub fn device_id(&self) -> String {
+        format!("{}:{}", TransportKind::InProcess.short_name(), self.serial)
+    }
+}
+
+/// The mock PIN pads running in this process: a device source for the companion's manager
+/// (kind in-process) and the QA controls. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct MockDevices {
+    devices: Arc<Mutex<Vec<Arc<MockDevice>>>>,
+}
+
+impl MockDevices {
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<MockDevice>>> {
+        // Devices are added and removed whole; a poisoned list is still a valid list.
+        self.devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every running mock device.
+    pub fn all(&self) -> Vec<Arc<MockDevice>> {
+        self.lock().clone()
+    }
+
+    /// The mock device with this device id.
+    pub fn by_id(&self, device_id: &str) -> Option<Arc<MockDevice>> {
+        self.lock()
+            .iter()
+            .find(|d| d.device_id() == device_id)
+            .cloned()
+    }
+
+    fn add(&self, device: MockDevice) -> Arc<MockDevice> {
+        let device = Arc::new(device);
+        self.lock().push(device.clone());
+        device
+    }
+
+    /// Stops and removes a mock device; `false` if there is none with that id.
+    pub fn remove(&self, device_id: &str) -> bool {
+        let mut devices = self.lock();
+        let before = devices.len();
+        devices.retain(|d| d.device_id() != device_id);
+        devices.len() != before
+    }
+
+    /// The next free `PB-SIM-NNNN` serial.
+    pub fn next_serial(&self) -> (String, usize) {
+        let devices = self.lock();
+        let taken = |n: usize| {
+            let serial = format!("PB-SIM-{n:04}");
+            devices.iter().any(|d| d.serial == serial)
+        };
+        let n = (1..).find(|&n| !taken(n)).unwrap_or(1);
+        (format!("PB-SIM-{n:04}"), n)
+    }
+}
+
+#[async_trait]
+impl DeviceSource for MockDevices {
+    fn kind(&self) -> TransportKind {
+        TransportKind::InProcess
+    }
+
+    async fn scan(&self) -> Result<Vec<DeviceInfo>, TransportError> {
+        Ok(self
+            .all()
+            .iter()
+            .map(|d| {
+                let mut identity = DeviceIdentity::new(TransportKind::InProcess, d.serial.clone());
+                identity.serial = Some(d.serial.clone());
+                identity.name = Some(d.name.clone());
+                DeviceInfo::new(identity, DeviceState::Available)
+            })
+            .collect())
+    }
+
+    async fn open(&self, device: &DeviceInfo) -> Result<Box<dyn Transport>, TransportError> {
+        let found = self
+            .all()
+            .into_iter()
+            .find(|d| d.serial == device.id().address)
+            .ok_or_else(|| TransportError::Disconnected {
+                device: device.id().to_string(),
+            })?;
+        Ok(Box::new(SimTransport::connect(found.address).await?))
+    }
+}
+
+/// The running sandbox bank and the CA its mock devices are certified by.
+pub struct Embedded {
+    /// The bank's base URL on loopback.
+    pub bank_url: String,
+    /// The bank (for QA: pushing confirmation requests).
+    pub bank: Arc<Bank>,
+    ca: CaKey,
+    stop: Option<oneshot::Sender<()>>,
+    /// The per-run directory (bank database, master key, mock pairings); removed on drop.
+    run_dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedded")
+            .field("bank_url", &self.bank_url)
+            .field("run_dir", &self.run_dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Embedded {
+    /// Where this run keeps its files.
+    pub fn run_dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
+    /// A bank client for the embedded bank (plain http on loopback).
+    pub fn client(&self) -> Result<BankClient, companion::bank::BankError> {
+        BankClient::new(&BankSettings {
+            url: self.bank_url.clone(),
+            ca_pem: None,
+        })
+    }
+
+    /// Starts the sandbox bank in a new run directory under `runs_dir` (older runs' files
+    /// are removed first: each run has its own bank and devices, nothing carries over).
+    pub async fn start_bank(runs_dir: &Path) -> Result<Self, EmbeddedError> {
+        let io = start_error("bank");
+        sweep_old_runs(runs_dir);
+        std::fs::create_dir_all(runs_dir).map_err(|e| io(e.to_string()))?;
+        let run_dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(runs_dir)
+            .map_err(|e| io(e.to_string()))?;
+        let database = format!("sqlite://{}", run_dir.path().join("bank.db").display());
+        let bank = bank_sandbox::server::open_bank(
+            &database,
+            &run_dir.path().join("bank.master-key"),
+            BankConfig::default(),
+        )
+        .await
+        .map_err(|e| io(e.to_string()))?;
+        seed(&bank).await.map_err(&io)?;
+        let mut seed_bytes = [0u8; 32];
+        getrandom::fill(&mut seed_bytes).map_err(|e| io(e.to_string()))?;
+        let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(seed_bytes));
+        bank.trust_ca(&ca.public_key().to_sec1_bytes(), "embedded mock device CA")
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        bank.allow_hash(
+            "firmware",
+            &firmware_image_hash(FIRMWARE_VERSION),
+            "pinpad-sim",
+        )
+        .await
+        .map_err(|e| io(e.to_string()))?;
+        bank.allow_hash("app", &flows::app_build_hash(), "pinbridge app")
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let bank = Arc::new(bank);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let address = listener.local_addr().map_err(|e| io(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = bank.clone();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = bank_sandbox::server::serve_plain(listener, served, shutdown).await
+            {
+                tracing::error!("the embedded sandbox bank stopped: {error}");
+            }
+        });
+        Ok(Embedded {
+            bank_url: format!("http://{address}"),
+            bank,
+            ca,
+            stop: Some(stop),
+            run_dir,
+        })
+    }
+
+    /// Manufactures a mock PIN pad for this bank (certified by its CA, trusting its
+    /// management and operator keys), serves it on loopback and adds it to `devices`.
+    pub async fn start_device(
+        &self,
+        devices: &MockDevices,
+        serial: &str,
+        name: &str,
+    ) -> Result<Arc<MockDevice>, EmbeddedError> {
+        let fail = start_error("mock PIN pad");
+        let mut seed_bytes = [0u8; 32];
+        getrandom::fill(&mut seed_bytes).map_err(|e| fail(e.to_string()))?;
+        let mut rng = ChaCha20Rng::from_seed(seed_bytes);
+        let mut settings = Manufacture::new(serial);
+        settings.bank_management_key = Some(self.bank.management_public_key());
+        settings.bank_operator_key = Some(self.bank.operator_public_key());
+        let device =
+            Device::manufacture(&settings, &self.ca, &mut rng).map_err(|e| fail(e.to_string()))?;
+        let hardware = VirtualHardware::with(
+            seed_bytes,
+            Clock::System { offset_ms: 0 },
+            SecureStore::Memory(None),
+        );
+        let handle = SimHandle::new(SimCore::new(device, hardware, Mtu::SIM));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let served =
+            ServedDevice::spawn(handle.clone(), listener).map_err(|e| fail(e.to_string()))?;
+        Ok(devices.add(MockDevice {
+            serial: serial.to_owned(),
+            name: name.to_owned(),
+            address: served.address,
+            handle,
+            _served: served,
+        }))
+    }
+
+    /// Initialises `device` at the bank and enrols [`SANDBOX_CUSTOMER`] on it, as the branch
+    /// clerk `clerk-01` would; the sandbox PIN is chosen on the mock keypad by a script that
+    /// runs only for this enrolment.
+    pub async fn provision_sandbox_device(&self, device: &MockDevice) -> Result<(), EmbeddedError> {
+        let fail = |e: &dyn std::fmt::Display| EmbeddedError::Provision(e.to_string());
+        let client = self.client().map_err(|e| fail(&e))?;
+        let clerk = SANDBOX_STAFF
+            .iter()
+            .find(|s| s.role == Role::Teller)
+            .ok_or_else(|| EmbeddedError::Provision("no sandbox clerk".into()))?;
+        let token = client
+            .staff_login(clerk.staff_id, clerk.password)
+            .await
+            .map_err(|e| fail(&e))?;
+        let transport = SimTransport::connect(device.address)
+            .await
+            .map_err(|e| fail(&e))?;
+        let mut session = Session::open(Box::new(transport))
+            .await
+            .map_err(|e| fail(&e))?;
+        let keypad = script_keypad(device.handle.clone());
+        let mut quiet = |_: FlowEvent| {};
+        let provisioned =
+            flows::provision(&mut session, &client, &token, SANDBOX_CUSTOMER, &mut quiet).await;
+        keypad.abort();
+        let _ = session.close().await;
+        provisioned.map(|_| ()).map_err(|e| fail(&e))
+    }
+}
+
+/// Creates the sandbox staff, customers and accounts.
+async fn seed(bank: &Bank) -> Result<(), String> {
+    for staff in SANDBOX_STAFF {
+        bank.create_staff(staff.staff_id, staff.password, staff.role)
+            .await
+            .map_err(|e| format!("staff {}: {e}", staff.staff_id))?;
+    }
+    let (terminal, password) = SANDBOX_TERMINAL;
+    bank.create_staff(terminal, password, Role::Terminal)
+        .await
+        .map_err(|e| format!("staff {terminal}: {e}"))?;
+    for customer in SANDBOX_CUSTOMERS {
+        bank.create_customer(customer.customer_id, customer.name, customer.account)
+            .await
+            .map_err(|e| format!("customer {}: {e}", customer.customer_id))?;
+        bank.create_account(
+            customer.account,
+            Some(customer.customer_id),
+            customer.name,
+            "CNY",
+            2,
+            OPENING_BALANCE_MINOR,
+        )
+        .await
+        .map_err(|e| format!("account of {}: {e}", customer.customer_id))?;
+    }
+    Ok(())
+}
+
+/// Removes the files of earlier runs (the app does not always get to clean up on exit).
+fn sweep_old_runs(runs_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return;
+    };
+    let old: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("run-"))
+        })
+        .collect();
+    for path in old {
+        if let Err(error) = std::fs::remove_dir_all(&path) {
+            tracing::warn!("could not remove {}: {error}", path.display());
+        }
+    }
+}
+
+/// Types the sandbox PIN at every PIN prompt of the mock device (one digit at a time, then
+/// OK) and confirms any other prompt, until aborted. Used only while the shell enrols the
+/// sandbox customer at start-up.
+fn script_keypad(handle: SimHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let digits: zeroize::Zeroizing<Vec<u8>> =
+            zeroize::Zeroizing::new(SANDBOX_PIN.bytes().map(|b| b - b'0').collect());
+        loop {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            if handle.lock().hw.queued_keys() > 0 {
+                continue;
+            }
+            let view = handle.view();
+            match view.state.waiting_for {
+                Some("pin") => {
+                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
+                    match digits.get(entered) {
+                        Some(digit) => handle.press(&[KeyPress::Digit(*digit)]),
+                        None => handle.press(&[KeyPress::Enter]),
+                    }
+                }
+                Some(_) => handle.press(&[KeyPress::Enter]),
+                None => {}
+            }
+        }
+    })
+}
+
+/// The QA faults of the contract on the simulator's fault settings: one-shot on the next
+/// exchange, except `delay`, which stays until cleared.
+pub fn apply_fault(device: &MockDevice, fault: &crate::flows::Fault) {
+    use crate::flows::Fault;
+    let handle = &device.handle;
+    let mut faults: Faults = handle.view().faults;
+    match fault {
+        Fault::Delay { ms } => faults.delay_ms = (*ms).min(30_000),
+        Fault::Drop => faults.drop_nth = Some(1),
+        Fault::Corrupt => faults.corrupt_nth = Some(1),
+        Fault::Disconnect => faults.disconnect_after = Some(1),
+        Fault::Busy => faults.busy_next = faults.busy_next.saturating_add(1),
+        Fault::UserTooSlow => faults.user_too_slow = true,
+    }
+    handle.set_faults(faults);
+}
+
+/// Clears every fault.
+pub fn clear_faults(device: &MockDevice) {
+    device.handle.set_faults(Faults::default());
+}
+
+/// What a mock device reports about itself, read in process (its display included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MockState {
+    /// `manufactured`, `initialised`, `bound`, `revoked`.
+    pub lifecycle: &'static str,
+    /// The sticky tamper flag.
+    pub tampered: bool,
+    /// Any lock.
+    pub locked: bool,
+    /// `off`, `safe`, `danger`.
+    pub indicator: &'static str,
+    /// Firmware version.
+    pub firmware_version: String,
+    /// Firmware hash as measured, hex.
+    pub firmware_hash: String,
+    /// The display.
+    pub display: Vec<String>,
+}
+
+/// Reads a mock device's state.
+pub fn mock_state(device: &MockDevice) -> MockState {
+    let view = device.handle.view();
+    MockState {
+        lifecycle: view.state.lifecycle,
+        tampered: view.state.tampered,
+        locked: view.state.lock != "unlocked",
+        indicator: view.state.indicator,
+        firmware_version: FIRMWARE_VERSION.to_owned(),
+        firmware_hash: view.state.firmware_hash,
+        display: view.display,
+    }
+}
+
+/// One key of the contract's keypad (`0`..`9`, `ok`, `cancel`, `clear`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A digit.
+    Digit(u8),
+    /// OK (the device's Enter).
+    Ok,
+    /// Cancel.
+    Cancel,
+    /// Clear.
+    Clear,
+}
+
+impl std::fmt::Debug for Key {
+    /// Never which digit: a log of key presses during PIN entry is the PIN.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.public_name())
+    }
+}
+
+impl Key {
+    /// Parses the contract's key name.
+    pub fn parse(name: &str) -> Option<Key> {
+        match name {
+            "ok" => Some(Key::Ok),
+            "cancel" => Some(Key::Cancel),
+            "clear" => Some(Key::Clear),
+            _ => match name.as_bytes() {
+                [digit @ b'0'..=b'9'] => Some(Key::Digit(digit - b'0')),
+                _ => None,
+            },
+        }
+    }
+
+    /// What a log may say about the key: never which digit.
+    pub fn public_name(self) -> &'static str {
+        match self {
+            Key::Digit(_) => "a digit",
+            Key::Ok => "OK",
+            Key::Cancel => "CANCEL",
+            Key::Clear => "CLEAR",
+        }
+    }
+}
+
+/// Presses a key on a mock device's keypad.
+pub fn press(device: &MockDevice, key: Key) {
+    let press = match key {
+        Key::Digit(d) => KeyPress::Digit(d),
+        Key::Ok => KeyPress::Enter,
+        Key::Cancel => KeyPress::Cancel,
+        Key::Clear => KeyPress::Clear,
+    };
+    device.handle.press(&[press]);
+}
+
+/// Opens the mock device's tamper switch: the device wipes its keys at once.
+pub fn trip_tamper(device: &MockDevice) {
+    device.handle.set_tamper(true);
+}

@@ -1,0 +1,436 @@
+//! The device flows through Tauri's real IPC path (mock runtime) against the embedded default:
+//! the in-process sandbox bank and the mock PIN pad PB-SIM-0001, whose keypad the test drives
+//! with `qa_key_press` as the on-screen keypad does.
+
+// Test harness helpers: a broken fixture or an impossible state should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use pinbridge_app::ShellOptions;
+use pinbridge_app::logs::LogRing;
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Manager, WebviewWindow};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+type Captured = Arc<Mutex<Vec<(u32, Value)>>>;
+
+const DEVICE: &str = "in-process:PB-SIM-0001";
+
+struct Harness {
+    _app: App<MockRuntime>,
+    main: WebviewWindow<MockRuntime>,
+    captured: Captured,
+    logs: LogRing,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = json!({
+        "bankUrl": "", "bankCaPem": null, "language": "en", "theme": "system",
+        "discovery": {"usb": false, "ble": false, "simDevices": []},
+    });
+    std::fs::write(dir.path().join("settings.json"), settings.to_string()).unwrap();
+    let captured: Captured = Arc::default();
+    let sink = captured.clone();
+    let builder = mock_builder().channel_interceptor(move |_webview, channel, _index, body| {
+        let message = match body {
+            InvokeResponseBody::Json(text) => serde_json::from_str(text).unwrap(),
+            InvokeResponseBody::Raw(bytes) => json!({ "raw": bytes.len() }),
+        };
+        sink.lock().unwrap().push((channel.0, message));
+        true
+    });
+    let logs = shared_log();
+    let options = ShellOptions {
+        config_dir: Some(dir.path().to_owned()),
+        logs: logs.clone(),
+        device_poll_interval: Duration::from_millis(200),
+        data_dir: Some(dir.path().join("data")),
+        embedded_default: true,
+    };
+    let mut app = pinbridge_app::build(builder, options)
+        .build(pinbridge_app::context())
+        .unwrap();
+    #[allow(deprecated)]
+    app.run_iteration(|_, _| {});
+    let main = app.get_webview_window("main").unwrap();
+    let h = Harness {
+        _app: app,
+        main,
+        captured,
+        logs,
+        _dir: dir,
+    };
+    // The shell provisions PB-SIM-0001 (initialise + enrol C-1001) in the background.
+    eventually(
+        "the sandbox device, bound to C-1001",
+        Duration::from_secs(120),
+        || {
+            invoke(&h.main, "device_list", json!({}))
+                .ok()
+                .and_then(|list| {
+                    list.as_array()?
+                        .iter()
+                        .find(|d| {
+                            d["deviceId"] == DEVICE
+                                && d["lifecycle"] == "bound"
+                                && d["customerId"] == "C-1001"
+                        })
+                        .cloned()
+                })
+                .is_some()
+        },
+    );
+    h
+}
+
+/// The process-wide log ring (tracing has one global subscriber, as in the app).
+fn shared_log() -> LogRing {
+    static RING: OnceLock<LogRing> = OnceLock::new();
+    RING.get_or_init(|| {
+        let ring = LogRing::new(LogRing::DEFAULT_CAPACITY);
+        let _ = tracing_subscriber::registry().with(ring.layer()).try_init();
+        ring
+    })
+    .clone()
+}
+
+fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "tauri://localhost".parse().unwrap(),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(webview, request).map(|body| body.deserialize::<Value>().unwrap())
+}
+
+fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Harness {
+    fn on(&self, channel: u32) -> Vec<Value> {
+        self.captured
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| *id == channel)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// Presses `keys` on the mock keypad once the operation on `channel` waits for the user,
+    /// from another thread (the command blocks until the device answers).
+    fn keypad(&self, channel: u32, keys: &'static [&'static str]) -> std::thread::JoinHandle<()> {
+        let main = self.main.clone();
+        let captured = self.captured.clone();
+        std::thread::spawn(move || {
+            eventually(
+                "the device to wait for the user",
+                Duration::from_secs(60),
+                || {
+                    captured.lock().unwrap().iter().any(|(id, m)| {
+                        *id == channel && m["type"] == "stage" && m["stage"] == "waitingForUser"
+                    })
+                },
+            );
+            for key in keys {
+                std::thread::sleep(Duration::from_millis(60));
+                invoke(
+                    &main,
+                    "qa_key_press",
+                    json!({"deviceId": DEVICE, "key": key}),
+                )
+                .unwrap();
+            }
+        })
+    }
+
+    fn connect_pair_login(&self) -> Value {
+        let status = invoke(&self.main, "device_connect", json!({"deviceId": DEVICE})).unwrap();
+        assert_eq!(status["connected"], true);
+        assert_eq!(status["serial"], "PB-SIM-0001");
+        assert_eq!(status["mock"], true);
+        assert_eq!(status["paired"], false);
+        assert_eq!(status["customerId"], "C-1001");
+
+        let start = invoke(&self.main, "pairing_begin", json!({"deviceId": DEVICE})).unwrap();
+        let code = start["code"].as_str().unwrap();
+        assert!(
+            code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
+            "{code}"
+        );
+        let keys = self.keypad(10, &["ok"]);
+        let paired = invoke(
+            &self.main,
+            "pairing_confirm",
+            json!({"pairingId": start["pairingId"], "onProgress": "__CHANNEL__:10"}),
+        )
+        .unwrap();
+        keys.join().unwrap();
+        assert_eq!(paired["paired"], true);
+        // The device's own display was forwarded on the channel, and it showed the code.
+        let shown: Vec<String> = self
+            .on(10)
+            .iter()
+            .filter(|m| m["type"] == "display")
+            .map(|m| m["lines"].to_string())
+            .collect();
+        assert!(
+            shown.iter().any(|l| l.contains(&code[..3])),
+            "no display with the code {code}: {shown:?}"
+        );
+
+        let session = invoke(
+            &self.main,
+            "login",
+            json!({"deviceId": DEVICE, "customerId": "C-1001", "onProgress": "__CHANNEL__:11"}),
+        )
+        .unwrap();
+        assert_eq!(session["customerId"], "C-1001");
+        assert_eq!(session["customerName"], "Li Wei");
+        assert_eq!(session["accounts"], json!(["6222021000001234"]));
+        let stages: Vec<Value> = self
+            .on(11)
+            .into_iter()
+            .filter(|m| m["type"] == "stage")
+            .map(|m| m["stage"].clone())
+            .collect();
+        assert!(stages.contains(&json!("contactingBank")), "{stages:?}");
+        assert_eq!(stages.last(), Some(&json!("done")));
+        session
+    }
+
+    fn prepare(&self, session: &Value, amount: &str) -> Value {
+        invoke(
+            &self.main,
+            "payment_prepare",
+            json!({"request": {
+                "sessionId": session["sessionId"],
+                "fromAccount": "6222021000001234",
+                "payeeName": "Zhang San",
+                "payeeAccount": "6222 0800 1234 8888",
+                "amountMinor": amount,
+                "currency": "CNY",
+                "reference": "Rent March",
+            }}),
+        )
+        .unwrap()
+    }
+
+    fn assert_no_pin_anywhere(&self) {
+        // The PIN's digits never travel as a string: not in a channel message, not in a log.
+        for (_, message) in self.captured.lock().unwrap().iter() {
+            assert!(!message.to_string().contains("123456"), "{message}");
+        }
+        let log = self.logs.export().content;
+        assert!(!log.contains("123456"));
+        assert!(log.contains("key pressed (a digit)"), "{log}");
+    }
+}
+
+#[test]
+fn pair_login_and_pay_approved_with_the_pin_typed_on_the_mock_keypad() {
+    let h = start();
+    let info = invoke(&h.main, "app_info", json!({})).unwrap();
+    assert_eq!(info["embedded"], true);
+    let session = h.connect_pair_login();
+    let prepared = h.prepare(&session, "12050");
+    assert_eq!(prepared["amountMinor"], "12050");
+    assert_eq!(prepared["payeeName"], "Zhang San");
+    let payment_id = prepared["paymentId"].clone();
+
+    let keys = h.keypad(20, &["1", "2", "3", "4", "5", "6", "ok"]);
+    let result = invoke(
+        &h.main,
+        "payment_approve",
+        json!({"paymentId": payment_id, "onProgress": "__CHANNEL__:20"}),
+    )
+    .unwrap();
+    keys.join().unwrap();
+    assert_eq!(result["outcome"], "approved", "{result}");
+    assert_eq!(result["indicator"], "safe");
+    assert_eq!(result["reason"], "none");
+    assert_eq!(result["bankReference"], payment_id);
+    // PIN entry was reported as a growing count of digits, never the digits.
+    let counts: Vec<u64> = h
+        .on(20)
+        .iter()
+        .filter(|m| m["type"] == "pin")
+        .map(|m| m["entered"].as_u64().unwrap())
+        .collect();
+    assert!(counts.contains(&6), "{counts:?}");
+    assert!(
+        h.on(20)
+            .iter()
+            .any(|m| m["type"] == "indicator" && m["indicator"] == "safe")
+    );
+    // A payment is sent once.
+    let again = invoke(
+        &h.main,
+        "payment_approve",
+        json!({"paymentId": payment_id, "onProgress": "__CHANNEL__:21"}),
+    )
+    .unwrap_err();
+    assert_eq!(again["kind"], "invalidInput");
+    h.assert_no_pin_anywhere();
+}
+
+#[test]
+fn a_wrong_pin_is_declined_by_the_bank_and_the_device_stays_safe() {
+    let h = start();
+    let session = h.connect_pair_login();
+    let prepared = h.prepare(&session, "500");
+    let keys = h.keypad(30, &["6", "5", "4", "3", "2", "1", "ok"]);
+    let result = invoke(
+        &h.main,
+        "payment_approve",
+        json!({"paymentId": prepared["paymentId"], "onProgress": "__CHANNEL__:30"}),
+    )
+    .unwrap();
+    keys.join().unwrap();
+    assert_eq!(result["outcome"], "declined", "{result}");
+    assert_eq!(result["reason"], "wrongPin");
+    assert_eq!(result["indicator"], "safe");
+    assert_eq!(result["bankReference"], Value::Null);
+}
+
+#[test]
+fn a_tampered_device_refuses_the_payment_in_danger() {
+    let h = start();
+    let session = h.connect_pair_login();
+    let prepared = h.prepare(&session, "700");
+    invoke(&h.main, "qa_trip_tamper", json!({"deviceId": DEVICE})).unwrap();
+    let result = invoke(
+        &h.main,
+        "payment_approve",
+        json!({"paymentId": prepared["paymentId"], "onProgress": "__CHANNEL__:40"}),
+    )
+    .unwrap();
+    assert_eq!(result["outcome"], "refused", "{result}");
+    assert_eq!(result["reason"], "tampered");
+    assert_eq!(result["indicator"], "danger");
+    let status = invoke(&h.main, "device_status", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(status["tamper"], "tampered");
+    // A new login is refused too, as tampered.
+    let refused = invoke(
+        &h.main,
+        "login",
+        json!({"deviceId": DEVICE, "customerId": "C-1001", "onProgress": "__CHANNEL__:41"}),
+    )
+    .unwrap_err();
+    assert_eq!(refused["kind"], "tampered", "{refused}");
+}
+
+#[test]
+fn staff_sign_in_maps_the_banks_roles_and_refuses_bad_passwords() {
+    let h = start();
+    let clerk = invoke(
+        &h.main,
+        "staff_sign_in",
+        json!({"staffId": "clerk-01", "password": "clerk-pass"}),
+    )
+    .unwrap();
+    assert_eq!(clerk["role"], "clerk");
+    assert_eq!(clerk["displayName"], "Chen Jie");
+    // A clerk may not reset a tampered device.
+    invoke(&h.main, "device_connect", json!({"deviceId": DEVICE})).unwrap();
+    let refused = invoke(&h.main, "staff_tamper_reset", json!({"deviceId": DEVICE})).unwrap_err();
+    assert_eq!(refused["kind"], "staffNotAllowed");
+    let wrong = invoke(
+        &h.main,
+        "staff_sign_in",
+        json!({"staffId": "op-01", "password": "not-the-password"}),
+    )
+    .unwrap_err();
+    assert_eq!(wrong["kind"], "staffAuthFailed");
+    invoke(&h.main, "staff_sign_out", json!({})).unwrap();
+    let none = invoke(
+        &h.main,
+        "staff_initialise",
+        json!({"deviceId": DEVICE, "onProgress": "__CHANNEL__:50"}),
+    )
+    .unwrap_err();
+    assert_eq!(none["kind"], "staffAuthRequired");
+}
+
+#[test]
+fn login_needs_a_pairing_and_qa_keys_are_checked() {
+    let h = start();
+    invoke(&h.main, "device_connect", json!({"deviceId": DEVICE})).unwrap();
+    let refused = invoke(
+        &h.main,
+        "login",
+        json!({"deviceId": DEVICE, "customerId": "C-1001", "onProgress": "__CHANNEL__:60"}),
+    )
+    .unwrap_err();
+    assert_eq!(refused["kind"], "notPaired");
+    let bad = invoke(
+        &h.main,
+        "qa_key_press",
+        json!({"deviceId": DEVICE, "key": "12"}),
+    )
+    .unwrap_err();
+    assert_eq!(bad["kind"], "invalidInput");
+    let missing = invoke(
+        &h.main,
+        "qa_key_press",
+        json!({"deviceId": "in-process:nope", "key": "1"}),
+    )
+    .unwrap_err();
+    assert_eq!(missing["kind"], "deviceNotFound");
+}
+
+#[test]
+fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
+    let h = start();
+    invoke(
+        &h.main,
+        "events_subscribe",
+        json!({"onEvent": "__CHANNEL__:70"}),
+    )
+    .unwrap();
+    let session = h.connect_pair_login();
+    assert_eq!(session["customerId"], "C-1001");
+    let pushed = invoke(&h.main, "qa_push_confirmation", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(pushed["payerAccount"], "6222021000001234");
+    assert_eq!(pushed["currency"], "CNY");
+    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    eventually(
+        "the confirmationPushed event",
+        Duration::from_secs(10),
+        || {
+            h.on(70)
+                .iter()
+                .any(|m| m["type"] == "confirmationPushed" && m["request"] == pushed)
+        },
+    );
+    let keys = h.keypad(71, &["ok"]);
+    let result = invoke(
+        &h.main,
+        "confirmation_approve",
+        json!({"requestId": pushed["requestId"], "deviceId": DEVICE, "onProgress": "__CHANNEL__:71"}),
+    )
+    .unwrap();
+    keys.join().unwrap();
+    assert_eq!(result["outcome"], "signed", "{result}");
+    assert_eq!(result["indicator"], "safe");
+    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
+    assert_eq!(listed, json!([]));
+}
