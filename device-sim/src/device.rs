@@ -43,7 +43,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 pub use stored::{STATE_FORMAT, StoredBinding, StoredHostName, StoredState};
 
-use crate::certificate::{CaKey, CertificateError, DeviceCertificate};
+use crate::certificate::{CaKey, CertificateError};
 use crate::hardware::{EventKind, Hardware, KeyPress};
 
 /// Firmware version this build reports.
@@ -569,8 +569,7 @@ impl Device {
         rng: &mut impl rand_core::CryptoRng,
     ) -> Result<Self, DeviceError> {
         let attestation = EcdsaSigningKey::generate(rng);
-        let certificate = DeviceCertificate::issue(
-            ca,
+        let certificate = ca.issue(
             &settings.serial,
             &attestation.verifying_key(),
             settings.certificate_not_before,

@@ -58,8 +58,10 @@ fn manufacture_gives_an_attestation_key_certified_by_the_ca() {
         info.firmware_hash.0,
         firmware_image_hash(&info.firmware_version)
     );
-    let certificate =
-        DeviceCertificate::verify(&info.certificate, &rig.bank.ca.public_key()).unwrap();
+    let certificate = DeviceCertificate::decode(&info.certificate).unwrap();
+    certificate
+        .verify_signature(&rig.bank.ca.public_key())
+        .unwrap();
     assert_eq!(certificate.serial, SERIAL);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -67,7 +69,7 @@ fn manufacture_gives_an_attestation_key_certified_by_the_ca() {
         .as_secs();
     assert!(certificate.is_valid_at(now));
     assert_eq!(
-        &certificate.attestation_public_key,
+        &certificate.attestation_public_key.to_sec1_bytes(),
         info.attestation_public_key.as_bytes()
     );
     let fresh = status(&mut rig);

@@ -249,7 +249,7 @@ impl Bank {
             .try_get("device_serial")?;
         let device = self.device(&serial).await?;
         let key = DeviceCertificate::decode(&device.certificate)
-            .and_then(|c| c.attestation_key())
+            .map(|c| c.attestation_public_key)
             .map_err(|e| BankError::internal(&e))?;
         key.verify(
             SignatureDomain::OutOfBandConfirmation,

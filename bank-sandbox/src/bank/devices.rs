@@ -285,9 +285,7 @@ impl Bank {
             }
         };
         let certificate = self.check_certificate(&info).await?;
-        let attestation = certificate
-            .attestation_key()
-            .map_err(|e| BankError::rejected("device_not_trusted", e.to_string()))?;
+        let attestation = certificate.attestation_public_key;
         let serial = info.serial.clone();
         let now = now_ms();
         let mut tx = self.store.begin().await?;

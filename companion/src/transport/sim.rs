@@ -1,5 +1,11 @@
 //! The simulator link: TCP to `pinpad-sim`, link packets of [`Mtu::SIM`] (64) bytes back to
 //! back with no extra framing, exactly as they would travel as USB transfers.
+//!
+//! Unlike USB and BLE, whose libraries deliver packets from a thread or a notification
+//! stream, a TCP socket can be read in the caller's task: `receive_packet` reads the socket
+//! itself (no background reader, no channel), so a packet reaches the session without a task
+//! switch. Reading stays cancel-safe, which the session relies on: bytes read before a
+//! cancelled wait are kept in the transport and complete the packet on the next call.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,15 +15,16 @@ use firmware_protocol::link::Mtu;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::backoff::{ReconnectPolicy, retry};
-use super::queue::{Incoming, PacketQueue};
 use super::{DeviceIdentity, Transport, TransportError, TransportKind, check_packet_size};
 
 /// Default time to wait for the simulator to accept a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bytes asked of the socket per read: a whole multi-packet answer (an ACK and a MSG of a
+/// few packets) usually arrives in one read.
+const READ_CHUNK: usize = 16 * 64;
 
 /// Simulator-link failures.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,35 @@ pub enum SimError {
     },
 }
 
+/// The receiving half of the socket and the bytes read but not yet returned as packets.
+#[derive(Debug)]
+struct PacketReader {
+    socket: OwnedReadHalf,
+    /// Bytes read from the socket, oldest first; whole packets are taken from the front.
+    buffered: Vec<u8>,
+    /// Set once the socket ended or failed, so later calls keep failing the same way.
+    ended: bool,
+}
+
+impl PacketReader {
+    fn new(socket: OwnedReadHalf) -> Self {
+        Self {
+            socket,
+            buffered: Vec::with_capacity(READ_CHUNK),
+            ended: false,
+        }
+    }
+
+    fn take_packet(&mut self) -> Option<Vec<u8>> {
+        let size = Mtu::SIM.get();
+        if self.buffered.len() < size {
+            return None;
+        }
+        let rest = self.buffered.split_off(size);
+        Some(std::mem::replace(&mut self.buffered, rest))
+    }
+}
+
 /// A TCP connection to one simulated PIN pad.
 #[derive(Debug)]
 pub struct SimTransport {
@@ -59,8 +95,7 @@ pub struct SimTransport {
     reconnect_policy: ReconnectPolicy,
     /// `None` after close.
     writer: Option<OwnedWriteHalf>,
-    queue: PacketQueue,
-    reader: JoinHandle<()>,
+    reader: PacketReader,
 }
 
 impl SimTransport {
@@ -84,15 +119,14 @@ impl SimTransport {
     /// link with the same type). `addr` names the peer for display.
     pub fn from_stream(stream: TcpStream, addr: SocketAddr) -> Self {
         let identity = DeviceIdentity::new(TransportKind::Sim, addr.to_string());
-        let (writer, queue, reader) = start(stream, addr, identity.to_string());
+        let (read_half, write_half) = stream.into_split();
         SimTransport {
             identity,
             addr,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect_policy: ReconnectPolicy::default(),
-            writer: Some(writer),
-            queue,
-            reader,
+            writer: Some(write_half),
+            reader: PacketReader::new(read_half),
         }
     }
 
@@ -105,11 +139,23 @@ impl SimTransport {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-}
 
-impl Drop for SimTransport {
-    fn drop(&mut self) {
-        self.reader.abort();
+    fn disconnected(&self) -> TransportError {
+        TransportError::Disconnected {
+            device: self.identity.to_string(),
+        }
+    }
+
+    fn io_error(&self, source: std::io::Error) -> TransportError {
+        if is_disconnect(&source) {
+            self.disconnected()
+        } else {
+            SimError::Io {
+                addr: self.addr,
+                source,
+            }
+            .into()
+        }
     }
 }
 
@@ -126,40 +172,6 @@ async fn open_stream(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, S
         .set_nodelay(true)
         .map_err(|source| SimError::Io { addr, source })?;
     Ok(stream)
-}
-
-fn start(
-    stream: TcpStream,
-    addr: SocketAddr,
-    device: String,
-) -> (OwnedWriteHalf, PacketQueue, JoinHandle<()>) {
-    let (read_half, write_half) = stream.into_split();
-    let (sender, queue) = PacketQueue::new(Mtu::SIM, device.clone());
-    let reader = tokio::spawn(read_packets(read_half, addr, device, sender));
-    (write_half, queue, reader)
-}
-
-/// Reads 64-byte packets until the socket ends or the queue is dropped.
-async fn read_packets(
-    mut socket: OwnedReadHalf,
-    addr: SocketAddr,
-    device: String,
-    sender: mpsc::Sender<Incoming>,
-) {
-    loop {
-        let mut packet = vec![0u8; Mtu::SIM.get()];
-        let outcome = match socket.read_exact(&mut packet).await {
-            Ok(_) => Ok(packet),
-            Err(error) if is_disconnect(&error) => Err(TransportError::Disconnected {
-                device: device.clone(),
-            }),
-            Err(source) => Err(SimError::Io { addr, source }.into()),
-        };
-        let last = outcome.is_err();
-        if sender.send(outcome).await.is_err() || last {
-            return;
-        }
-    }
 }
 
 fn is_disconnect(error: &std::io::Error) -> bool {
@@ -190,19 +202,10 @@ impl Transport for SimTransport {
                 device: self.identity.to_string(),
             });
         };
-        writer.write_all(packet).await.map_err(|source| {
-            if is_disconnect(&source) {
-                TransportError::Disconnected {
-                    device: self.identity.to_string(),
-                }
-            } else {
-                SimError::Io {
-                    addr: self.addr,
-                    source,
-                }
-                .into()
-            }
-        })
+        match writer.write_all(packet).await {
+            Ok(()) => Ok(()),
+            Err(source) => Err(self.io_error(source)),
+        }
     }
 
     async fn receive_packet(
@@ -214,11 +217,42 @@ impl Transport for SimTransport {
                 device: self.identity.to_string(),
             });
         }
-        self.queue.next(timeout).await
+        // Packets already read go first, even after the socket ended.
+        if let Some(packet) = self.reader.take_packet() {
+            return Ok(Some(packet));
+        }
+        if self.reader.ended {
+            return Err(self.disconnected());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            // `read` is cancel-safe: if this wait is dropped, no byte has been taken from the
+            // socket that is not already in `buffered`.
+            let read = tokio::time::timeout_at(deadline, self.reader.socket.read(&mut chunk)).await;
+            match read {
+                Err(_elapsed) => return Ok(None),
+                Ok(Ok(0)) => {
+                    self.reader.ended = true;
+                    return Err(self.disconnected());
+                }
+                Ok(Ok(n)) => {
+                    self.reader
+                        .buffered
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    if let Some(packet) = self.reader.take_packet() {
+                        return Ok(Some(packet));
+                    }
+                }
+                Ok(Err(source)) => {
+                    self.reader.ended = true;
+                    return Err(self.io_error(source));
+                }
+            }
+        }
     }
 
     async fn reconnect(&mut self) -> Result<(), TransportError> {
-        self.reader.abort();
         self.writer = None;
         let (addr, timeout) = (self.addr, self.connect_timeout);
         let stream = retry(
@@ -227,15 +261,13 @@ impl Transport for SimTransport {
             |_| false,
         )
         .await?;
-        let (writer, queue, reader) = start(stream, addr, self.identity.to_string());
-        self.writer = Some(writer);
-        self.queue = queue;
-        self.reader = reader;
+        let (read_half, write_half) = stream.into_split();
+        self.writer = Some(write_half);
+        self.reader = PacketReader::new(read_half);
         Ok(())
     }
 
     async fn close(&mut self) -> Result<(), TransportError> {
-        self.reader.abort();
         if let Some(mut writer) = self.writer.take() {
             // The peer sees end-of-stream; failing to say goodbye politely changes nothing.
             let _ = writer.shutdown().await;
@@ -286,6 +318,52 @@ mod tests {
         assert_eq!(&received[..64], &[1; 64]);
         assert_eq!(&received[64..], &[2; 64]);
         assert_eq!(transport.identity().id.to_string(), format!("sim:{addr}"));
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ends_mid_packet_keeps_the_bytes_read() {
+        let (listener, addr) = listener().await;
+        let (half_sent, send_rest) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(&[0xC1; 40]).await.unwrap();
+            send_rest.await.unwrap();
+            let mut rest = vec![0xC1; 24];
+            rest.extend_from_slice(&[0xC2; 64]);
+            socket.write_all(&rest).await.unwrap();
+            socket
+        });
+        let mut transport = SimTransport::connect(addr).await.unwrap();
+        // The first 40 bytes arrive, then the wait times out: no packet, nothing lost.
+        assert_eq!(
+            transport
+                .receive_packet(Duration::from_millis(50))
+                .await
+                .unwrap(),
+            None
+        );
+        // A wait dropped by the caller (the session's select!) loses nothing either.
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(20), transport.receive_packet(WAIT)).await;
+        assert!(dropped.is_err());
+        half_sent.send(()).unwrap();
+        assert_eq!(
+            transport.receive_packet(WAIT).await.unwrap(),
+            Some(vec![0xC1; 64])
+        );
+        assert_eq!(
+            transport.receive_packet(WAIT).await.unwrap(),
+            Some(vec![0xC2; 64])
+        );
+        let socket = server.await.unwrap();
+        drop(socket);
+        assert!(
+            transport
+                .receive_packet(WAIT)
+                .await
+                .unwrap_err()
+                .is_disconnect()
+        );
     }
 
     #[tokio::test]

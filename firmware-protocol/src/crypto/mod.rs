@@ -2,6 +2,7 @@
 //! values, TR-31 key blocks, DUKPT, P-256 pairing and host verification, and ECDSA signatures.
 //! Pure functions over caller-supplied keys and RNGs.
 
+pub mod certificate;
 pub mod dukpt;
 pub mod ecdsa;
 pub mod host_auth;
