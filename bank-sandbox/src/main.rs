@@ -121,8 +121,28 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The load generator gets a runtime of its own size so it does not take the server's
+    // cores; everything else runs on the default multi-threaded runtime.
+    let runtime = match &cli.command {
+        Command::Load(args) if args.client_threads <= 1 => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        }
+        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -130,7 +150,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve {
             store,
@@ -183,6 +202,16 @@ async fn main() -> anyhow::Result<()> {
                     eprintln!("bank-sandbox: listening on http://{local}");
                     serve_plain(listener, bank.clone(), shutdown_signal()).await?;
                 }
+            }
+            let stats = bank.store().group_commit_stats();
+            if stats.commits() > 0 {
+                eprintln!(
+                    "bank-sandbox: group commit: {} write jobs in {} commits ({:.1} per commit, largest {})",
+                    stats.jobs(),
+                    stats.commits(),
+                    stats.jobs() as f64 / stats.commits() as f64,
+                    stats.largest()
+                );
             }
             bank.store().close().await;
         }

@@ -86,6 +86,15 @@ pub(crate) struct ActiveSession {
     pub mac_key: MacKey,
     pub response_key: MacKey,
     pub expires_at: i64,
+    /// The binding's PIN account number and verification value, read on the first payment:
+    /// both are fixed once a binding is active (a rebind is a new binding).
+    pub binding_pin: std::sync::OnceLock<BindingPin>,
+}
+
+/// What PIN verification needs from the binding.
+pub(crate) struct BindingPin {
+    pub pin_account_number: String,
+    pub pvv: Vec<u8>,
 }
 
 impl std::fmt::Debug for ActiveSession {
