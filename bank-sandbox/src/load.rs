@@ -141,6 +141,10 @@ pub struct LoadReport {
     /// Server CPU microseconds per acknowledged payment (with `--server-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_payment: Option<f64>,
+    /// CPU seconds the whole machine was busy in the payment phase (all processes; more
+    /// than client + server means something else ran too). Linux `/proc/stat`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_cpu_seconds: Option<f64>,
     /// Load generator CPU microseconds per acknowledged payment.
     pub client_cpu_us_per_payment: f64,
     /// Seconds spent provisioning and logging in.
@@ -598,6 +602,7 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
     let setup_seconds = setup_started.elapsed().as_secs_f64();
 
     let client_cpu_before = cpu_seconds("self");
+    let machine_cpu_before = machine_busy_seconds();
     let server_cpu_before = args
         .server_pid
         .and_then(|pid| cpu_seconds(&pid.to_string()));
@@ -643,6 +648,7 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let client_cpu = cpu_used(client_cpu_before, cpu_seconds("self"));
+    let machine_cpu = cpu_used(machine_cpu_before, machine_busy_seconds());
     let server_cpu = args
         .server_pid
         .and_then(|pid| cpu_used(server_cpu_before, cpu_seconds(&pid.to_string())));
@@ -683,6 +689,7 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
         client_cpu_seconds: client_cpu.unwrap_or(0.0),
         server_cpu_seconds: server_cpu,
         server_cpu_us_per_payment: server_cpu.map(per_payment),
+        machine_cpu_seconds: machine_cpu,
         client_cpu_us_per_payment: per_payment(client_cpu.unwrap_or(0.0)),
         setup_seconds,
     })
@@ -818,6 +825,23 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Busy CPU seconds of the whole machine since boot: the `cpu` line of `/proc/stat` but
+/// idle and iowait (clock ticks of 1/100 s).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        // user nice system idle iowait irq softirq steal; guest time is counted in user.
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle) / 100.0)
 }
 
 fn cpu_used(before: Option<f64>, after: Option<f64>) -> Option<f64> {

@@ -597,6 +597,7 @@ impl Bank {
             response_key: self.open_key(login.response_key.clone())?,
             expires_at,
             binding_pin: std::sync::OnceLock::new(),
+            last_prepared: std::sync::Mutex::new(None),
         })
     }
 

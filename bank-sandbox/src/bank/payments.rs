@@ -10,7 +10,10 @@ use firmware_protocol::message::{
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use super::{ActiveSession, Bank, BindingPin, cmac, cmac_matches, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, BindingPin, PreparedFacts, cmac, cmac_matches, device_refused,
+    encode_request,
+};
 use crate::error::{BankError, BankResult};
 use crate::store::{Backend, Store, job};
 
@@ -241,7 +244,7 @@ impl Bank {
                         .mac_input()
                         .map_err(|e| BankError::invalid(e.to_string()))?;
                     approve.bank_mac = cmac(&response_key, &input)?;
-                    let encoded = encode_request(Request::ApprovePayment(approve))?;
+                    let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
                     sqlx::query(&store.q(
                         "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
                          idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
@@ -272,11 +275,11 @@ impl Bank {
                         }
                         other => other.into(),
                     })?;
-                    Ok::<_, BankError>((counter, encoded))
+                    Ok::<_, BankError>((counter, encoded, approve))
                 })
             }))
             .await;
-        let (counter, encoded) = match written {
+        let (counter, encoded, approve) = match written {
             Ok(done) => done,
             // The key was used before (or by a concurrent prepare, committed by the time
             // the failed insert is answered): the same payment again gets the stored one.
@@ -294,6 +297,14 @@ impl Bank {
             }
             Err(e) => return Err(e),
         };
+        session.remember_prepared(PreparedFacts {
+            transaction_id: transaction_id.clone(),
+            approve,
+            payer: payer.account_number,
+            payee: request.payee_account.clone(),
+            amount: request.amount_minor as i64,
+            currency: request.currency.clone(),
+        });
         Ok(PreparedPayment {
             transaction_id,
             status: "prepared".into(),
@@ -311,33 +322,18 @@ impl Bank {
     ) -> BankResult<PaymentDecision> {
         let approval_bytes = hex::decode(approval_hex.trim())
             .map_err(|_| BankError::invalid("payment_approved: not hexadecimal"))?;
-        let row = sqlx::query(&self.store.q(
-            "SELECT kind, customer_id, session_id, status, request, approval, response, result, payer_account, \
-             payee_account, amount_minor, currency FROM payments WHERE transaction_id = ?",
-        ))
-        .bind(transaction_id)
-        // A prepared payment was committed before it was answered, so a reader sees it; the
-        // decision below re-checks its state inside the write transaction.
-        .fetch_optional(self.store.reader())
-        .await?
-        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
-        if row.try_get::<String, _>("customer_id")? != session.customer_id
-            || row.try_get::<String, _>("kind")? != "device"
-        {
-            return Err(BankError::not_found("unknown_payment", "no such payment"));
-        }
-        if row.try_get::<Option<String>, _>("session_id")?.as_deref()
-            != Some(hex::encode(session.session_id.0).as_str())
-        {
-            return Err(BankError::conflict(
-                "session_mismatch",
-                "the payment was prepared in another session",
-            ));
-        }
-        let status: String = row.try_get("status")?;
-        if status != "prepared" {
-            return self.replay_decision(transaction_id, &row, &approval_bytes);
-        }
+        // The payment this session prepared last is known without a query (the usual case);
+        // any other is read, and a decided one answered from the store.
+        let facts = match session.take_prepared(transaction_id) {
+            Some(facts) => facts,
+            None => match self
+                .prepared_facts(session, transaction_id, &approval_bytes)
+                .await?
+            {
+                Ok(facts) => facts,
+                Err(replayed) => return Ok(replayed),
+            },
+        };
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
@@ -360,13 +356,8 @@ impl Bank {
                 )));
             }
         };
-        let request: Vec<u8> = row.try_get("request")?;
-        let approve = match message::decode_request(&request) {
-            Ok((_, Request::ApprovePayment(a))) => a,
-            _ => return Err(BankError::internal(&"stored ApprovePayment")),
-        };
         let input = approved
-            .mac_input(&approve)
+            .mac_input(&facts.approve)
             .map_err(|e| BankError::invalid(e.to_string()))?;
         if !cmac_matches(&session.mac_key, &input, &approved.mac)? {
             tracing::warn!(
@@ -391,10 +382,13 @@ impl Bank {
         );
         let device_counter = i64::try_from(approved.device_counter)
             .map_err(|_| BankError::rejected("replayed_counter", "device counter out of range"))?;
-        let amount: i64 = row.try_get("amount_minor")?;
-        let payer: String = row.try_get("payer_account")?;
-        let payee: String = row.try_get("payee_account")?;
-        let currency: String = row.try_get("currency")?;
+        let PreparedFacts {
+            amount,
+            payer,
+            payee,
+            currency,
+            ..
+        } = facts;
 
         let store = self.store.clone();
         let binding_id = session.binding_id.clone();
@@ -498,6 +492,58 @@ impl Bank {
             replayed: false,
             pin_tries_left,
         })
+    }
+
+    /// A prepared payment of this session from the store: `Err` carries the stored decision
+    /// when it is decided already (an idempotent retry of the same approval).
+    async fn prepared_facts(
+        &self,
+        session: &ActiveSession,
+        transaction_id: &str,
+        approval_bytes: &[u8],
+    ) -> BankResult<Result<PreparedFacts, PaymentDecision>> {
+        let row = sqlx::query(&self.store.q(
+            "SELECT kind, customer_id, session_id, status, request, approval, response, result, payer_account, \
+             payee_account, amount_minor, currency FROM payments WHERE transaction_id = ?",
+        ))
+        .bind(transaction_id)
+        // A prepared payment was committed before it was answered, so a reader sees it; the
+        // decision re-checks its state inside the write transaction.
+        .fetch_optional(self.store.reader())
+        .await?
+        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
+        if row.try_get::<String, _>("customer_id")? != session.customer_id
+            || row.try_get::<String, _>("kind")? != "device"
+        {
+            return Err(BankError::not_found("unknown_payment", "no such payment"));
+        }
+        if row.try_get::<Option<String>, _>("session_id")?.as_deref()
+            != Some(hex::encode(session.session_id.0).as_str())
+        {
+            return Err(BankError::conflict(
+                "session_mismatch",
+                "the payment was prepared in another session",
+            ));
+        }
+        let status: String = row.try_get("status")?;
+        if status != "prepared" {
+            return self
+                .replay_decision(transaction_id, &row, approval_bytes)
+                .map(Err);
+        }
+        let request: Vec<u8> = row.try_get("request")?;
+        let approve = match message::decode_request(&request) {
+            Ok((_, Request::ApprovePayment(a))) => a,
+            _ => return Err(BankError::internal(&"stored ApprovePayment")),
+        };
+        Ok(Ok(PreparedFacts {
+            transaction_id: transaction_id.to_owned(),
+            approve,
+            payer: row.try_get("payer_account")?,
+            payee: row.try_get("payee_account")?,
+            amount: row.try_get("amount_minor")?,
+            currency: row.try_get("currency")?,
+        }))
     }
 
     /// The binding's PIN account number and PVV, from the session once read.
