@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bank_sandbox::bank::{BankConfig, Role};
-use bank_sandbox::server::{default_master_key_file, open_bank, serve_plain, serve_tls};
+use bank_sandbox::server::{
+    DEFAULT_MAX_CONNECTIONS, default_master_key_file, open_bank_with, serve_plain, serve_tls,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,6 +34,9 @@ struct StoreArgs {
     /// Master key file (64 hex digits; created if missing). PINBRIDGE_BANK_MASTER_KEY overrides it.
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// Most database connections (the PostgreSQL pool; SQLite readers are capped at 4).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, env = "PINBRIDGE_BANK_MAX_CONNECTIONS")]
+    max_connections: u32,
 }
 
 impl StoreArgs {
@@ -40,7 +45,13 @@ impl StoreArgs {
             .master_key_file
             .clone()
             .unwrap_or_else(|| default_master_key_file(&self.database));
-        open_bank(&self.database, &key, BankConfig::default()).await
+        open_bank_with(
+            &self.database,
+            &key,
+            BankConfig::default(),
+            self.max_connections,
+        )
+        .await
     }
 }
 
