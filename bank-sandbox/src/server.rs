@@ -58,6 +58,13 @@ pub async fn serve_plain(
     bank: Arc<Bank>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers are small and written once; no Nagle delay waiting for the client's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, crate::api::router(bank))
         .with_graceful_shutdown(shutdown)
         .await
