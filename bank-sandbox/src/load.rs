@@ -61,25 +61,92 @@ pub struct LoadArgs {
     /// Prefix of the customers and device serials this run creates (default: random).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Open loop: offered payments per second over all sessions, each session paying on its
+    /// own fixed schedule whatever the answers take (latency counts from the scheduled
+    /// start). Without it, closed loop: each session pays `--payments` times back to back.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: seconds of offered load.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Process id of the server, to report its CPU time during the payment phase
+    /// (Linux `/proc`; the server must run on this machine).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Worker threads of the load generator's runtime (`bank-sandbox load` only): 1 keeps it
+    /// on one core, leaving the other to the server on a 2-core machine.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+}
+
+impl LoadArgs {
+    /// Closed-loop arguments with the default staff credentials.
+    pub fn closed_loop(url: &str, sessions: usize, payments: usize) -> Self {
+        Self {
+            url: url.to_owned(),
+            sessions,
+            payments,
+            max_seconds: 120,
+            admin: "admin".into(),
+            admin_password: "admin-password".into(),
+            teller: "teller".into(),
+            teller_password: "teller-password".into(),
+            prefix: None,
+            rate: None,
+            duration: 10.0,
+            server_pid: None,
+            client_threads: 1,
+        }
+    }
 }
 
 /// What a run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadReport {
+    /// `closed` (each session pays back to back) or `open` (scheduled arrivals at `--rate`).
+    pub mode: &'static str,
     /// Sessions that logged in.
     pub sessions: usize,
+    /// Open loop: payments per second offered (scheduled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_per_second: Option<f64>,
+    /// Open loop: payments scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<usize>,
     /// Payments the bank approved (acknowledged).
     pub payments: usize,
     /// Requests that failed (HTTP or protocol errors).
     pub errors: usize,
-    /// Seconds of the payment phase.
+    /// The first failure, to tell a refused session from a dead server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// Seconds of the payment phase, until the last answer.
     pub seconds: f64,
-    /// Approved payments per second in the payment phase.
+    /// Approved payments per second in the payment phase (achieved rate).
     pub payments_per_second: f64,
-    /// Median payment latency (prepare + approval), milliseconds.
+    /// Median payment latency (prepare + approval), milliseconds; in open loop counted from
+    /// the scheduled start, so time spent waiting behind a slow earlier payment is included.
     pub p50_ms: f64,
+    /// 90th percentile payment latency, milliseconds.
+    pub p90_ms: f64,
     /// 99th percentile payment latency, milliseconds.
     pub p99_ms: f64,
+    /// Slowest payment, milliseconds.
+    pub max_ms: f64,
+    /// CPU seconds (user + system) the load generator used in the payment phase.
+    pub client_cpu_seconds: f64,
+    /// CPU seconds the server used in the payment phase (with `--server-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_seconds: Option<f64>,
+    /// Server CPU microseconds per acknowledged payment (with `--server-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_payment: Option<f64>,
+    /// CPU seconds the whole machine was busy in the payment phase (all processes; more
+    /// than client + server means something else ran too). Linux `/proc/stat`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_cpu_seconds: Option<f64>,
+    /// Load generator CPU microseconds per acknowledged payment.
+    pub client_cpu_us_per_payment: f64,
     /// Seconds spent provisioning and logging in.
     pub setup_seconds: f64,
 }
@@ -534,52 +601,78 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
     }
     let setup_seconds = setup_started.elapsed().as_secs_f64();
 
+    let client_cpu_before = cpu_seconds("self");
+    let machine_cpu_before = machine_busy_seconds();
+    let server_cpu_before = args
+        .server_pid
+        .and_then(|pid| cpu_seconds(&pid.to_string()));
+    let errors = Arc::new(Failures::default());
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.max_seconds);
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
-        args.sessions * args.payments,
-    )));
-    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::with_capacity(sessions.len());
-    for mut session in sessions {
-        let (api, acks, latencies, errors) =
-            (api.clone(), acks.clone(), latencies.clone(), errors.clone());
-        let payments = args.payments;
-        workers.push(tokio::spawn(async move {
-            for index in 0..payments {
-                if Instant::now() > deadline {
-                    break;
-                }
-                let begun = Instant::now();
-                match pay(&api, &mut session, index).await {
-                    Ok(ack) => {
-                        let took = begun.elapsed();
-                        latencies
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(took);
-                        acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        // A dead server or a refused session ends this session's run.
-                        break;
-                    }
-                }
-            }
-        }));
-    }
+    let (mode, offered, scheduled, workers) = match args.rate {
+        Some(rate) => {
+            let plan = OpenLoopPlan::new(rate, args.duration, sessions.len())?;
+            let workers = sessions
+                .into_iter()
+                .enumerate()
+                .map(|(index, session)| {
+                    let (api, acks, errors) = (api.clone(), acks.clone(), errors.clone());
+                    let plan = plan.clone();
+                    tokio::spawn(async move {
+                        open_loop_session(&api, session, index, &plan, started, &acks, &errors)
+                            .await
+                    })
+                })
+                .collect::<Vec<_>>();
+            ("open", Some(rate), Some(plan.total()), workers)
+        }
+        None => {
+            let deadline = started + Duration::from_secs(args.max_seconds);
+            let payments = args.payments;
+            let workers = sessions
+                .into_iter()
+                .map(|session| {
+                    let (api, acks, errors) = (api.clone(), acks.clone(), errors.clone());
+                    tokio::spawn(async move {
+                        closed_loop_session(&api, session, payments, deadline, &acks, &errors).await
+                    })
+                })
+                .collect::<Vec<_>>();
+            ("closed", None, None, workers)
+        }
+    };
+    let mut latencies = Vec::new();
     for worker in workers {
-        let _ = worker.await;
+        if let Ok(mut measured) = worker.await {
+            latencies.append(&mut measured);
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let client_cpu = cpu_used(client_cpu_before, cpu_seconds("self"));
+    let machine_cpu = cpu_used(machine_cpu_before, machine_busy_seconds());
+    let server_cpu = args
+        .server_pid
+        .and_then(|pid| cpu_used(server_cpu_before, cpu_seconds(&pid.to_string())));
     latencies.sort();
     let payments = latencies.len();
+    let per_payment = |cpu: f64| {
+        if payments > 0 {
+            cpu * 1e6 / payments as f64
+        } else {
+            0.0
+        }
+    };
     Ok(LoadReport {
+        mode,
         sessions: args.sessions,
+        offered_per_second: offered,
+        scheduled,
         payments,
-        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+        errors: errors.count.load(std::sync::atomic::Ordering::Relaxed),
+        first_error: errors
+            .first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
         seconds,
         payments_per_second: if seconds > 0.0 {
             payments as f64 / seconds
@@ -587,9 +680,172 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
             0.0
         },
         p50_ms: percentile(&latencies, 50.0),
+        p90_ms: percentile(&latencies, 90.0),
         p99_ms: percentile(&latencies, 99.0),
+        max_ms: latencies
+            .last()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0),
+        client_cpu_seconds: client_cpu.unwrap_or(0.0),
+        server_cpu_seconds: server_cpu,
+        server_cpu_us_per_payment: server_cpu.map(per_payment),
+        machine_cpu_seconds: machine_cpu,
+        client_cpu_us_per_payment: per_payment(client_cpu.unwrap_or(0.0)),
         setup_seconds,
     })
+}
+
+/// One session paying back to back until `payments` are done or the deadline passes; a
+/// failed payment (dead server, refused session) ends the session. Returns the latencies.
+async fn closed_loop_session(
+    api: &Api,
+    mut session: Provisioned,
+    payments: usize,
+    deadline: Instant,
+    acks: &Acks,
+    errors: &Failures,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(payments);
+    for index in 0..payments {
+        if Instant::now() > deadline {
+            break;
+        }
+        let begun = Instant::now();
+        match pay(api, &mut session, index).await {
+            Ok(ack) => {
+                latencies.push(begun.elapsed());
+                acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
+            }
+            Err(e) => {
+                errors.record(&e);
+                break;
+            }
+        }
+    }
+    latencies
+}
+
+/// Failed payments: how many, and the first one's error.
+#[derive(Default)]
+struct Failures {
+    count: std::sync::atomic::AtomicUsize,
+    first: Mutex<Option<String>>,
+}
+
+impl Failures {
+    fn record(&self, error: &anyhow::Error) {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(format!("{error:#}"));
+        }
+    }
+}
+
+/// The open-loop schedule: every session pays once per `period`, session `i` shifted by
+/// `i / sessions` of a period, so the arrivals over all sessions are evenly spaced at `rate`.
+#[derive(Clone, Debug)]
+struct OpenLoopPlan {
+    period: Duration,
+    per_session: usize,
+    sessions: usize,
+    /// Time to let every session task start before the first arrival.
+    lead_in: Duration,
+}
+
+impl OpenLoopPlan {
+    fn new(rate: f64, duration: f64, sessions: usize) -> anyhow::Result<Self> {
+        if !(rate.is_finite() && rate > 0.0 && duration.is_finite() && duration > 0.0) {
+            bail!("--rate and --duration must be positive");
+        }
+        if sessions == 0 {
+            bail!("--sessions must be at least 1");
+        }
+        let period = Duration::from_secs_f64(sessions as f64 / rate);
+        let per_session = ((duration * rate) / sessions as f64).round().max(1.0) as usize;
+        Ok(Self {
+            period,
+            per_session,
+            sessions,
+            lead_in: Duration::from_millis(200),
+        })
+    }
+
+    fn total(&self) -> usize {
+        self.per_session * self.sessions
+    }
+
+    /// When session `index` starts its `n`th payment.
+    fn arrival(&self, started: Instant, index: usize, n: usize) -> Instant {
+        let phase = self.period.mul_f64(index as f64 / self.sessions as f64);
+        started + self.lead_in + phase + self.period.mul_f64(n as f64)
+    }
+}
+
+/// One session paying on its schedule. A device approves one payment at a time (its counter
+/// must increase), so a payment due while the previous one is still running starts when it
+/// ends, and its latency still counts from when it was due (no coordinated omission). A
+/// failed payment ends the session.
+async fn open_loop_session(
+    api: &Api,
+    mut session: Provisioned,
+    index: usize,
+    plan: &OpenLoopPlan,
+    started: Instant,
+    acks: &Acks,
+    errors: &Failures,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(plan.per_session);
+    for n in 0..plan.per_session {
+        let due = plan.arrival(started, index, n);
+        tokio::time::sleep_until(due.into()).await;
+        match pay(api, &mut session, n).await {
+            Ok(ack) => {
+                latencies.push(due.elapsed());
+                acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
+            }
+            Err(e) => {
+                errors.record(&e);
+                break;
+            }
+        }
+    }
+    latencies
+}
+
+/// User + system CPU seconds of a process (`self` or a pid) from `/proc/PID/stat`, whose
+/// times are in clock ticks of 1/100 s (USER_HZ on Linux). `None` where there is no `/proc`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 0-based 11 and 12 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Busy CPU seconds of the whole machine since boot: the `cpu` line of `/proc/stat` but
+/// idle and iowait (clock ticks of 1/100 s).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        // user nice system idle iowait irq softirq steal; guest time is counted in user.
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle) / 100.0)
+}
+
+fn cpu_used(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(after? - before?)
 }
 
 /// Runs the load and returns the report.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bank_sandbox::bank::{BankConfig, Role};
-use bank_sandbox::server::{default_master_key_file, open_bank, serve_plain, serve_tls};
+use bank_sandbox::server::{
+    DEFAULT_MAX_CONNECTIONS, default_master_key_file, open_bank_with, serve_plain, serve_tls,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,6 +34,9 @@ struct StoreArgs {
     /// Master key file (64 hex digits; created if missing). PINBRIDGE_BANK_MASTER_KEY overrides it.
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// Most database connections (the PostgreSQL pool; SQLite readers are capped at 4).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, env = "PINBRIDGE_BANK_MAX_CONNECTIONS")]
+    max_connections: u32,
 }
 
 impl StoreArgs {
@@ -40,7 +45,13 @@ impl StoreArgs {
             .master_key_file
             .clone()
             .unwrap_or_else(|| default_master_key_file(&self.database));
-        open_bank(&self.database, &key, BankConfig::default()).await
+        open_bank_with(
+            &self.database,
+            &key,
+            BankConfig::default(),
+            self.max_connections,
+        )
+        .await
     }
 }
 
@@ -134,8 +145,28 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The load generator gets a runtime of its own size so it does not take the server's
+    // cores; everything else runs on the default multi-threaded runtime.
+    let runtime = match &cli.command {
+        Command::Load(args) if args.client_threads <= 1 => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        }
+        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -143,7 +174,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve {
             store,
@@ -196,6 +226,16 @@ async fn main() -> anyhow::Result<()> {
                     eprintln!("bank-sandbox: listening on http://{local}");
                     serve_plain(listener, bank.clone(), shutdown_signal()).await?;
                 }
+            }
+            let stats = bank.store().group_commit_stats();
+            if stats.commits() > 0 {
+                eprintln!(
+                    "bank-sandbox: group commit: {} write jobs in {} commits ({:.1} per commit, largest {})",
+                    stats.jobs(),
+                    stats.commits(),
+                    stats.jobs() as f64 / stats.commits() as f64,
+                    stats.largest()
+                );
             }
             bank.store().close().await;
         }

@@ -18,7 +18,21 @@ pub async fn open_bank(
     master_key_file: &Path,
     config: BankConfig,
 ) -> anyhow::Result<Bank> {
-    let store = Store::open(database, 16).await?;
+    open_bank_with(database, master_key_file, config, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// Database connections [`open_bank`] allows (PostgreSQL pool; SQLite readers are capped
+/// lower, see [`crate::store`]).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// [`open_bank`] with a given connection limit.
+pub async fn open_bank_with(
+    database: &str,
+    master_key_file: &Path,
+    config: BankConfig,
+    max_connections: u32,
+) -> anyhow::Result<Bank> {
+    let store = Store::open(database, max_connections).await?;
     let master = MasterKey::load(master_key_file, true)?;
     Ok(Bank::open(store, master, config).await?)
 }
@@ -44,6 +58,13 @@ pub async fn serve_plain(
     bank: Arc<Bank>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers are small and written once; no Nagle delay waiting for the client's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, crate::api::router(bank))
         .with_graceful_shutdown(shutdown)
         .await

@@ -14,6 +14,8 @@ use std::pin::Pin;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Which database is behind the store.
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// A group commit failed: the write was not made.
     #[error("the write transaction did not commit")]
     CommitFailed,
+    /// The group-commit writer thread could not start.
+    #[error("cannot start the group-commit writer: {0}")]
+    WriterThread(std::io::Error),
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -53,6 +58,42 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, (bool
 /// Most jobs one group commit takes.
 const MAX_BATCH: usize = 256;
 
+/// Most reader connections on SQLite: each is a thread of its own in sqlx, and on a small
+/// machine more threads than cores only add context switches.
+const SQLITE_MAX_READERS: u32 = 4;
+
+/// How the group commit has batched so far (SQLite).
+#[derive(Debug, Default)]
+pub struct GroupCommitStats {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl GroupCommitStats {
+    fn record(&self, jobs: usize) {
+        let jobs = jobs as u64;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(jobs, Ordering::Relaxed);
+        self.largest.fetch_max(jobs, Ordering::Relaxed);
+    }
+
+    /// Transactions committed.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Write jobs they carried.
+    pub fn jobs(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// Most jobs in one commit.
+    pub fn largest(&self) -> u64 {
+        self.largest.load(Ordering::Relaxed)
+    }
+}
+
 /// Connection pools and the SQL dialect.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -60,6 +101,7 @@ pub struct Store {
     write: AnyPool,
     read: AnyPool,
     batcher: Option<mpsc::UnboundedSender<Job>>,
+    stats: Arc<GroupCommitStats>,
 }
 
 /// Helps type inference of [`Store::write`] closures (higher-ranked over the connection).
@@ -70,10 +112,15 @@ where
     f
 }
 
-/// The group-commit writer (SQLite): takes every job waiting, runs each in its own savepoint
-/// inside one transaction, commits once, then answers them all. One fsync serves the batch,
-/// and no job is answered before its writes are durable.
-async fn group_commit(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
+/// The group-commit writer (SQLite): takes every job waiting, runs each after a savepoint
+/// (a failing job is rolled back to it alone) inside one transaction, commits once, then
+/// answers them all. One fsync serves the batch, and no job is answered before its writes
+/// are durable.
+async fn group_commit(
+    pool: AnyPool,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    stats: Arc<GroupCommitStats>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -82,18 +129,23 @@ async fn group_commit(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut replies = Vec::with_capacity(batch.len());
+        let size = batch.len();
+        let mut replies = Vec::with_capacity(size);
         let committed = async {
             let mut conn = pool.acquire().await?;
             let mut tx = conn.begin().await?;
+            // One savepoint marks where the current job started. Each statement is a round
+            // trip to the connection's thread, so moving the mark past a finished job
+            // (release, set again) is one multi-statement call, not two.
+            tx.execute("SAVEPOINT job").await?;
             for job in batch {
-                let mut savepoint = tx.begin().await?;
-                let (ok, reply) = job(&mut savepoint).await;
+                let (ok, reply) = job(&mut tx).await;
                 replies.push(reply);
                 if ok {
-                    savepoint.commit().await?;
+                    tx.execute("RELEASE job; SAVEPOINT job").await?;
                 } else {
-                    savepoint.rollback().await?;
+                    // Undoes this job's writes; the mark stays for the next job.
+                    tx.execute("ROLLBACK TO job").await?;
                 }
             }
             tx.commit().await?;
@@ -104,10 +156,34 @@ async fn group_commit(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
             tracing::error!(error = %e, "group commit failed; its jobs are answered with an error");
         }
         let ok = committed.is_ok();
+        if ok {
+            stats.record(size);
+        }
         for reply in replies {
             reply(ok);
         }
     }
+}
+
+/// Runs the group commit on a thread of its own with a single-threaded runtime. The writer
+/// is the one serial part of the store: each of its statements is a round trip to the
+/// connection's thread, and on the server's runtime every one of those waits behind the
+/// HTTP tasks ready at the time, which under load makes each batch several times longer.
+fn spawn_group_commit(
+    pool: AnyPool,
+    jobs: mpsc::UnboundedReceiver<Job>,
+    stats: Arc<GroupCommitStats>,
+) -> Result<(), StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StoreError::WriterThread)?;
+    std::thread::Builder::new()
+        .name("group-commit".into())
+        // Ends when every sender (every clone of the store) is gone.
+        .spawn(move || runtime.block_on(group_commit(pool, jobs, stats)))
+        .map_err(StoreError::WriterThread)?;
+    Ok(())
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -151,6 +227,9 @@ impl Store {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(Duration::from_secs(30))
+                        // No ping on every acquire: it is one more round trip to the
+                        // connection's thread per query, and a local file does not drop.
+                        .test_before_acquire(false)
                         .after_connect({
                             let pragmas = pragmas.clone();
                             move |conn, _meta| {
@@ -163,14 +242,18 @@ impl Store {
                         })
                 };
                 let write = pool(1).connect_with(options.clone()).await?;
-                let read = pool(max_connections.max(1)).connect_with(options).await?;
+                let read = pool(max_connections.clamp(1, SQLITE_MAX_READERS))
+                    .connect_with(options)
+                    .await?;
                 let (sender, receiver) = mpsc::unbounded_channel();
-                tokio::spawn(group_commit(write.clone(), receiver));
+                let stats = Arc::new(GroupCommitStats::default());
+                spawn_group_commit(write.clone(), receiver, stats.clone())?;
                 Self {
                     backend,
                     write,
                     read,
                     batcher: Some(sender),
+                    stats,
                 }
             }
             Backend::Postgres => {
@@ -178,6 +261,9 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(30))
+                    // A dropped connection fails its query and leaves the pool; a ping
+                    // before every query would double the round trips to the server.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Self {
@@ -185,6 +271,7 @@ impl Store {
                     write: pool.clone(),
                     read: pool,
                     batcher: None,
+                    stats: Arc::default(),
                 }
             }
         };
@@ -198,6 +285,11 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How the SQLite group commit has batched (all zero on PostgreSQL).
+    pub fn group_commit_stats(&self) -> &GroupCommitStats {
+        &self.stats
     }
 
     /// The pool for writes (and reads that must see the latest writes in a transaction).

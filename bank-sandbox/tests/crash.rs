@@ -46,15 +46,8 @@ fn start_server(database: &str, key: &std::path::Path) -> (Child, String) {
 
 fn load_args(url: &str, prefix: &str, sessions: usize, payments: usize) -> LoadArgs {
     LoadArgs {
-        url: url.to_owned(),
-        sessions,
-        payments,
-        max_seconds: 120,
-        admin: "admin".into(),
-        admin_password: "admin-password".into(),
-        teller: "teller".into(),
-        teller_password: "teller-password".into(),
         prefix: Some(prefix.into()),
+        ..LoadArgs::closed_loop(url, sessions, payments)
     }
 }
 

@@ -596,6 +596,8 @@ impl Bank {
             mac_key: self.open_key(login.mac_key.clone())?,
             response_key: self.open_key(login.response_key.clone())?,
             expires_at,
+            binding_pin: std::sync::OnceLock::new(),
+            last_prepared: std::sync::Mutex::new(None),
         })
     }
 

@@ -86,6 +86,47 @@ pub(crate) struct ActiveSession {
     pub mac_key: MacKey,
     pub response_key: MacKey,
     pub expires_at: i64,
+    /// The binding's PIN account number and verification value, read on the first payment:
+    /// both are fixed once a binding is active (a rebind is a new binding).
+    pub binding_pin: std::sync::OnceLock<BindingPin>,
+    /// The payment this session prepared last, until its approval comes: what deciding it
+    /// needs, so the approval does not read it back. Its state is checked again when the
+    /// decision is written.
+    pub last_prepared: Mutex<Option<PreparedFacts>>,
+}
+
+/// A prepared device payment as the decision needs it.
+pub(crate) struct PreparedFacts {
+    pub transaction_id: String,
+    /// The request the bank MACed and the device approves.
+    pub approve: message::ApprovePayment,
+    pub payer: String,
+    pub payee: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+impl ActiveSession {
+    pub(crate) fn remember_prepared(&self, facts: PreparedFacts) {
+        *self.last_prepared.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+    }
+
+    /// The remembered payment if it is `transaction_id` (taken: an approval is decided once;
+    /// a retry reads the store and gets the stored decision).
+    pub(crate) fn take_prepared(&self, transaction_id: &str) -> Option<PreparedFacts> {
+        let mut last = self.last_prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref()?.transaction_id == transaction_id {
+            last.take()
+        } else {
+            None
+        }
+    }
+}
+
+/// What PIN verification needs from the binding.
+pub(crate) struct BindingPin {
+    pub pin_account_number: String,
+    pub pvv: Vec<u8>,
 }
 
 impl std::fmt::Debug for ActiveSession {

@@ -10,9 +10,12 @@ use firmware_protocol::message::{
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use super::{ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, BindingPin, PreparedFacts, cmac, cmac_matches, device_refused,
+    encode_request,
+};
 use crate::error::{BankError, BankResult};
-use crate::store::{Store, job};
+use crate::store::{Backend, Store, job};
 
 /// Internal code: a concurrent prepare with the same idempotency key committed first.
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
@@ -167,7 +170,7 @@ impl Bank {
         ))
         .bind(customer_id)
         .bind(request.idempotency_key.clone())
-        .fetch_optional(self.store.writer())
+        .fetch_optional(self.store.reader())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let same = row.try_get::<String, _>("payer_account")? == payer
@@ -199,17 +202,9 @@ impl Bank {
                 &request.currency,
             )
             .await?;
-        if let Some(row) = self
-            .idempotent_replay(&session.customer_id, request, &payer.account_number)
-            .await?
-        {
-            return Ok(PreparedPayment {
-                transaction_id: row.try_get("transaction_id")?,
-                status: row.try_get("status")?,
-                approve_payment: hex::encode(row.try_get::<Vec<u8>, _>("request")?),
-                counter: row.try_get::<Option<i64>, _>("bank_counter")?.unwrap_or(0),
-            });
-        }
+        // No lookup of the idempotency key first: the insert below fails on the unique
+        // (customer, key) index when it was used before, and only then is the stored payment
+        // read. A new payment (the usual case) costs no extra query.
         let transaction_id = util::random_id("TX-")?;
         let details = Self::payment_details(request, &payer, &transaction_id)?;
         let store = self.store.clone();
@@ -249,7 +244,7 @@ impl Bank {
                         .mac_input()
                         .map_err(|e| BankError::invalid(e.to_string()))?;
                     approve.bank_mac = cmac(&response_key, &input)?;
-                    let encoded = encode_request(Request::ApprovePayment(approve))?;
+                    let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
                     sqlx::query(&store.q(
                         "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
                          idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
@@ -280,18 +275,36 @@ impl Bank {
                         }
                         other => other.into(),
                     })?;
-                    Ok::<_, BankError>((counter, encoded))
+                    Ok::<_, BankError>((counter, encoded, approve))
                 })
             }))
             .await;
-        let (counter, encoded) = match written {
+        let (counter, encoded, approve) = match written {
             Ok(done) => done,
-            // A concurrent prepare with the same key won the race: answer with it.
+            // The key was used before (or by a concurrent prepare, committed by the time
+            // the failed insert is answered): the same payment again gets the stored one.
             Err(e) if e.code == IDEMPOTENCY_RACE => {
-                return Box::pin(self.prepare_payment(session, request)).await;
+                let row = self
+                    .idempotent_replay(&session.customer_id, request, &payer.account_number)
+                    .await?
+                    .ok_or_else(|| BankError::internal(&"idempotency key taken, no payment"))?;
+                return Ok(PreparedPayment {
+                    transaction_id: row.try_get("transaction_id")?,
+                    status: row.try_get("status")?,
+                    approve_payment: hex::encode(row.try_get::<Vec<u8>, _>("request")?),
+                    counter: row.try_get::<Option<i64>, _>("bank_counter")?.unwrap_or(0),
+                });
             }
             Err(e) => return Err(e),
         };
+        session.remember_prepared(PreparedFacts {
+            transaction_id: transaction_id.clone(),
+            approve,
+            payer: payer.account_number,
+            payee: request.payee_account.clone(),
+            amount: request.amount_minor as i64,
+            currency: request.currency.clone(),
+        });
         Ok(PreparedPayment {
             transaction_id,
             status: "prepared".into(),
@@ -309,31 +322,18 @@ impl Bank {
     ) -> BankResult<PaymentDecision> {
         let approval_bytes = hex::decode(approval_hex.trim())
             .map_err(|_| BankError::invalid("payment_approved: not hexadecimal"))?;
-        let row = sqlx::query(&self.store.q(
-            "SELECT kind, customer_id, session_id, status, request, approval, response, result, payer_account, \
-             payee_account, amount_minor, currency FROM payments WHERE transaction_id = ?",
-        ))
-        .bind(transaction_id)
-        .fetch_optional(self.store.writer())
-        .await?
-        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
-        if row.try_get::<String, _>("customer_id")? != session.customer_id
-            || row.try_get::<String, _>("kind")? != "device"
-        {
-            return Err(BankError::not_found("unknown_payment", "no such payment"));
-        }
-        if row.try_get::<Option<String>, _>("session_id")?.as_deref()
-            != Some(hex::encode(session.session_id.0).as_str())
-        {
-            return Err(BankError::conflict(
-                "session_mismatch",
-                "the payment was prepared in another session",
-            ));
-        }
-        let status: String = row.try_get("status")?;
-        if status != "prepared" {
-            return self.replay_decision(transaction_id, &row, &approval_bytes);
-        }
+        // The payment this session prepared last is known without a query (the usual case);
+        // any other is read, and a decided one answered from the store.
+        let facts = match session.take_prepared(transaction_id) {
+            Some(facts) => facts,
+            None => match self
+                .prepared_facts(session, transaction_id, &approval_bytes)
+                .await?
+            {
+                Ok(facts) => facts,
+                Err(replayed) => return Ok(replayed),
+            },
+        };
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
@@ -356,13 +356,8 @@ impl Bank {
                 )));
             }
         };
-        let request: Vec<u8> = row.try_get("request")?;
-        let approve = match message::decode_request(&request) {
-            Ok((_, Request::ApprovePayment(a))) => a,
-            _ => return Err(BankError::internal(&"stored ApprovePayment")),
-        };
         let input = approved
-            .mac_input(&approve)
+            .mac_input(&facts.approve)
             .map_err(|e| BankError::invalid(e.to_string()))?;
         if !cmac_matches(&session.mac_key, &input, &approved.mac)? {
             tracing::warn!(
@@ -376,43 +371,29 @@ impl Bank {
                  (tampered payee, amount or currency, or another key)",
             ));
         }
-        let binding = sqlx::query(&self.store.q(
-            "SELECT pin_account_number, pvv, pin_locked, wrong_pin_count, device_counter FROM bindings WHERE binding_id = ?",
-        ))
-        .bind(session.binding_id.clone())
-        .fetch_one(self.store.writer())
-        .await?;
+        let pin = self.binding_pin(session).await?;
+        // Checked now, used only if the binding is not PIN-locked (read in the transaction).
+        let pin_matches = self.hsm.verify_pin(
+            &session.pin_key,
+            &approved.pin_block,
+            &pin.pin_account_number,
+            session.binding_id.as_bytes(),
+            &pin.pvv,
+        );
         let device_counter = i64::try_from(approved.device_counter)
             .map_err(|_| BankError::rejected("replayed_counter", "device counter out of range"))?;
-        if device_counter <= binding.try_get::<i64, _>("device_counter")? {
-            return Err(BankError::rejected(
-                "replayed_counter",
-                "the device counter is not greater than the last accepted: a replayed approval",
-            ));
-        }
-        let pin_locked = binding.try_get::<i64, _>("pin_locked")? != 0;
-        let pvv: Vec<u8> = binding
-            .try_get::<Option<Vec<u8>>, _>("pvv")?
-            .unwrap_or_default();
-        let pan: String = binding.try_get("pin_account_number")?;
-        let pin_ok = !pin_locked
-            && self.hsm.verify_pin(
-                &session.pin_key,
-                &approved.pin_block,
-                &pan,
-                session.binding_id.as_bytes(),
-                &pvv,
-            );
-        let amount: i64 = row.try_get("amount_minor")?;
-        let payer: String = row.try_get("payer_account")?;
-        let payee: String = row.try_get("payee_account")?;
-        let currency: String = row.try_get("currency")?;
+        let PreparedFacts {
+            amount,
+            payer,
+            payee,
+            currency,
+            ..
+        } = facts;
 
         let store = self.store.clone();
         let binding_id = session.binding_id.clone();
         let (session_id, response_key) = (session.session_id, session.response_key.clone());
         let max_wrong_pins = self.config.max_wrong_pins;
-        let wrong_before: i64 = binding.try_get("wrong_pin_count")?;
         let tx_id = transaction_id.to_owned();
         let serial = session.device_serial.clone();
         let device_counter_wire = approved.device_counter;
@@ -420,20 +401,25 @@ impl Bank {
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
+                    // Advancing the counter and reading the PIN state is one statement.
                     let advanced = sqlx::query(&store.q(
-                        "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ?",
+                        "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
+                         RETURNING pin_locked, wrong_pin_count",
                     ))
                     .bind(device_counter)
                     .bind(binding_id.clone())
                     .bind(device_counter)
-                    .execute(&mut *conn)
-                    .await?;
-                    if advanced.rows_affected() != 1 {
-                        return Err(BankError::rejected(
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| {
+                        BankError::rejected(
                             "replayed_counter",
                             "the device counter is not greater than the last accepted: a replayed approval",
-                        ));
-                    }
+                        )
+                    })?;
+                    let pin_locked = advanced.try_get::<i64, _>("pin_locked")? != 0;
+                    let wrong_before: i64 = advanced.try_get("wrong_pin_count")?;
+                    let pin_ok = !pin_locked && pin_matches;
                     let mut pin_tries_left = None;
                     let verdict = if pin_locked {
                         Verdict::AccountBlocked
@@ -462,7 +448,11 @@ impl Bank {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        transfer(&store, conn, &tx_id, &payer, &payee, amount, &currency).await?
+                        if debit(&store, conn, &payer, amount).await? {
+                            Verdict::Approved
+                        } else {
+                            Verdict::InsufficientFunds
+                        }
                     };
                     let mut answer = VerifyBankResponse {
                         session_id,
@@ -476,27 +466,22 @@ impl Bank {
                         &answer.mac_input().map_err(|e| BankError::invalid(e.to_string()))?,
                     )?;
                     let encoded = encode_request(Request::VerifyBankResponse(answer))?;
-                    let status = if verdict == Verdict::Approved { "approved" } else { "declined" };
-                    let claimed = sqlx::query(&store.q(
-                        "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
-                         decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
-                    ))
-                    .bind(status)
-                    .bind(i64::from(verdict.to_wire()))
-                    .bind(device_counter)
-                    .bind(approval_bytes)
-                    .bind(hex::decode(&encoded).unwrap_or_default())
-                    .bind(now_ms())
-                    .bind(tx_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    if claimed.rows_affected() != 1 {
-                        return Err(BankError::conflict(
-                            "payment_already_decided",
-                            "the payment was decided concurrently",
-                        ));
-                    }
-                    Ok((verdict, encoded, pin_tries_left))
+                    let decision = Decision {
+                        transaction_id: &tx_id,
+                        verdict,
+                        device_counter,
+                        approval: approval_bytes,
+                        response: hex::decode(&encoded).unwrap_or_default(),
+                    };
+                    let transfer = Transfer {
+                        transaction_id: &tx_id,
+                        payer: &payer,
+                        payee: &payee,
+                        amount,
+                        currency: &currency,
+                    };
+                    record_decision(&store, conn, decision, &transfer).await?;
+                    Ok::<_, BankError>((verdict, encoded, pin_tries_left))
                 })
             }))
             .await?;
@@ -507,6 +492,80 @@ impl Bank {
             replayed: false,
             pin_tries_left,
         })
+    }
+
+    /// A prepared payment of this session from the store: `Err` carries the stored decision
+    /// when it is decided already (an idempotent retry of the same approval).
+    async fn prepared_facts(
+        &self,
+        session: &ActiveSession,
+        transaction_id: &str,
+        approval_bytes: &[u8],
+    ) -> BankResult<Result<PreparedFacts, PaymentDecision>> {
+        let row = sqlx::query(&self.store.q(
+            "SELECT kind, customer_id, session_id, status, request, approval, response, result, payer_account, \
+             payee_account, amount_minor, currency FROM payments WHERE transaction_id = ?",
+        ))
+        .bind(transaction_id)
+        // A prepared payment was committed before it was answered, so a reader sees it; the
+        // decision re-checks its state inside the write transaction.
+        .fetch_optional(self.store.reader())
+        .await?
+        .ok_or_else(|| BankError::not_found("unknown_payment", "no such payment"))?;
+        if row.try_get::<String, _>("customer_id")? != session.customer_id
+            || row.try_get::<String, _>("kind")? != "device"
+        {
+            return Err(BankError::not_found("unknown_payment", "no such payment"));
+        }
+        if row.try_get::<Option<String>, _>("session_id")?.as_deref()
+            != Some(hex::encode(session.session_id.0).as_str())
+        {
+            return Err(BankError::conflict(
+                "session_mismatch",
+                "the payment was prepared in another session",
+            ));
+        }
+        let status: String = row.try_get("status")?;
+        if status != "prepared" {
+            return self
+                .replay_decision(transaction_id, &row, approval_bytes)
+                .map(Err);
+        }
+        let request: Vec<u8> = row.try_get("request")?;
+        let approve = match message::decode_request(&request) {
+            Ok((_, Request::ApprovePayment(a))) => a,
+            _ => return Err(BankError::internal(&"stored ApprovePayment")),
+        };
+        Ok(Ok(PreparedFacts {
+            transaction_id: transaction_id.to_owned(),
+            approve,
+            payer: row.try_get("payer_account")?,
+            payee: row.try_get("payee_account")?,
+            amount: row.try_get("amount_minor")?,
+            currency: row.try_get("currency")?,
+        }))
+    }
+
+    /// The binding's PIN account number and PVV, from the session once read.
+    async fn binding_pin<'s>(&self, session: &'s ActiveSession) -> BankResult<&'s BindingPin> {
+        if let Some(pin) = session.binding_pin.get() {
+            return Ok(pin);
+        }
+        let binding = sqlx::query(
+            &self
+                .store
+                .q("SELECT pin_account_number, pvv FROM bindings WHERE binding_id = ?"),
+        )
+        .bind(session.binding_id.clone())
+        .fetch_one(self.store.reader())
+        .await?;
+        let pin = BindingPin {
+            pin_account_number: binding.try_get("pin_account_number")?,
+            pvv: binding
+                .try_get::<Option<Vec<u8>>, _>("pvv")?
+                .unwrap_or_default(),
+        };
+        Ok(session.binding_pin.get_or_init(|| pin))
     }
 
     fn replay_decision(
@@ -599,6 +658,24 @@ impl Bank {
     }
 }
 
+/// The money side of a payment.
+pub(crate) struct Transfer<'a> {
+    pub transaction_id: &'a str,
+    pub payer: &'a str,
+    pub payee: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+}
+
+/// A device payment's decision, as stored.
+struct Decision<'a> {
+    transaction_id: &'a str,
+    verdict: Verdict,
+    device_counter: i64,
+    approval: Vec<u8>,
+    response: Vec<u8>,
+}
+
 /// Moves money and writes the journal entry in `conn`: debits the payer if the balance
 /// covers it, credits the payee if it is an account of this bank. The journal's primary
 /// key is the transaction id, so a second entry for one payment cannot exist.
@@ -611,6 +688,36 @@ pub(crate) async fn transfer(
     amount: i64,
     currency: &str,
 ) -> BankResult<Verdict> {
+    if !debit(store, conn, payer, amount).await? {
+        return Ok(Verdict::InsufficientFunds);
+    }
+    let transfer = Transfer {
+        transaction_id,
+        payer,
+        payee,
+        amount,
+        currency,
+    };
+    sqlx::query(&store.q(CREDIT))
+        .bind(amount)
+        .bind(payee)
+        .bind(currency)
+        .execute(&mut *conn)
+        .await?;
+    bind_journal(sqlx::query(&store.q(JOURNAL)), &transfer)
+        .execute(&mut *conn)
+        .await
+        .map_err(journal_error)?;
+    Ok(Verdict::Approved)
+}
+
+/// Debits `amount` from `payer` if the balance covers it; whether it did.
+async fn debit(
+    store: &Store,
+    conn: &mut AnyConnection,
+    payer: &str,
+    amount: i64,
+) -> BankResult<bool> {
     let debited = sqlx::query(&store.q(
         "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?",
     ))
@@ -619,35 +726,105 @@ pub(crate) async fn transfer(
     .bind(amount)
     .execute(&mut *conn)
     .await?;
-    if debited.rows_affected() != 1 {
-        return Ok(Verdict::InsufficientFunds);
-    }
-    sqlx::query(&store.q(
-        "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?",
-    ))
-    .bind(amount)
-    .bind(payee)
-    .bind(currency)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&store.q(
-        "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(transaction_id)
-    .bind(payer)
-    .bind(payee)
-    .bind(amount)
-    .bind(currency)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match e {
+    Ok(debited.rows_affected() == 1)
+}
+
+const CREDIT: &str = "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?";
+const JOURNAL: &str = "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     VALUES (?, ?, ?, ?, ?, ?)";
+/// Claims a prepared payment for its decision; no row back means it was decided already.
+const DECIDE: &str = "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
+     decided_at = ? WHERE transaction_id = ? AND status = 'prepared' RETURNING transaction_id";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_journal<'q>(query: AnyQuery<'q>, transfer: &Transfer<'_>) -> AnyQuery<'q> {
+    query
+        .bind(transfer.transaction_id.to_owned())
+        .bind(transfer.payer.to_owned())
+        .bind(transfer.payee.to_owned())
+        .bind(transfer.amount)
+        .bind(transfer.currency.to_owned())
+        .bind(now_ms())
+}
+
+fn bind_decision<'q>(query: AnyQuery<'q>, decision: Decision<'_>) -> AnyQuery<'q> {
+    let status = if decision.verdict == Verdict::Approved {
+        "approved"
+    } else {
+        "declined"
+    };
+    query
+        .bind(status)
+        .bind(i64::from(decision.verdict.to_wire()))
+        .bind(decision.device_counter)
+        .bind(decision.approval)
+        .bind(decision.response)
+        .bind(now_ms())
+        .bind(decision.transaction_id.to_owned())
+}
+
+fn journal_error(e: sqlx::Error) -> BankError {
+    match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => BankError::conflict(
             "payment_already_decided",
             "the journal already has this transaction",
         ),
         other => other.into(),
-    })?;
-    Ok(Verdict::Approved)
+    }
+}
+
+/// Stores a device payment's decision; for an approved one (payer already debited) also
+/// credits the payee and writes the journal entry. On SQLite these are one call to the
+/// connection's thread (several statements, parameters bound in order), since the group
+/// commit runs them one after another and each call costs two thread switches; PostgreSQL
+/// takes no parameters in a multi-statement query, so there they are separate.
+async fn record_decision(
+    store: &Store,
+    conn: &mut AnyConnection,
+    decision: Decision<'_>,
+    transfer: &Transfer<'_>,
+) -> BankResult<()> {
+    let approved = decision.verdict == Verdict::Approved;
+    let claimed = match (store.backend(), approved) {
+        (Backend::Sqlite, true) => {
+            let sql = format!("{CREDIT}; {JOURNAL}; {DECIDE}");
+            let query = sqlx::query(&sql)
+                .bind(transfer.amount)
+                .bind(transfer.payee.to_owned())
+                .bind(transfer.currency.to_owned());
+            // `fetch_all`, not `fetch_optional`: sqlx stops a multi-statement query at the
+            // first result when asked for one row, leaving the later statements unrun.
+            bind_decision(bind_journal(query, transfer), decision)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(journal_error)?
+                .len()
+        }
+        _ => {
+            if approved {
+                sqlx::query(&store.q(CREDIT))
+                    .bind(transfer.amount)
+                    .bind(transfer.payee.to_owned())
+                    .bind(transfer.currency.to_owned())
+                    .execute(&mut *conn)
+                    .await?;
+                bind_journal(sqlx::query(&store.q(JOURNAL)), transfer)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(journal_error)?;
+            }
+            bind_decision(sqlx::query(&store.q(DECIDE)), decision)
+                .fetch_all(&mut *conn)
+                .await?
+                .len()
+        }
+    };
+    if claimed != 1 {
+        return Err(BankError::conflict(
+            "payment_already_decided",
+            "the payment was decided concurrently",
+        ));
+    }
+    Ok(())
 }
