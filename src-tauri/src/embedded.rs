@@ -604,7 +604,10 @@ pub fn press(device: &MockDevice, key: Key) {
     device.handle.press(&[press]);
 }
 
-/// Opens the mock device's tamper switch: the device wipes its keys at once.
+/// Opens the mock device's case and closes it again, as someone who got into the device would
+/// leave it: the device latches tampered and wipes its keys at once. The tamper state stays
+/// (sticky) until an operator reset, which the device only accepts with the case closed.
 pub fn trip_tamper(device: &MockDevice) {
     device.handle.set_tamper(true);
+    device.handle.set_tamper(false);
 }

@@ -335,6 +335,19 @@ fn a_tampered_device_refuses_the_payment_in_danger() {
     )
     .unwrap_err();
     assert_eq!(refused["kind"], "tampered", "{refused}");
+
+    // An operator clears it with a bank-signed reset token; the device starts over, unkeyed.
+    invoke(
+        &h.main,
+        "staff_sign_in",
+        json!({"staffId": "op-01", "password": "operator-pass"}),
+    )
+    .unwrap();
+    let reset = invoke(&h.main, "staff_tamper_reset", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(reset["action"], "tamperReset", "{reset}");
+    let status = invoke(&h.main, "device_status", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(status["tamper"], "clear");
+    assert_eq!(status["lifecycle"], "manufactured");
 }
 
 #[test]

@@ -88,4 +88,17 @@ describe('App', () => {
     expect(pad).not.toBeNull();
     expect(pad!.querySelectorAll('button[data-key]')).toHaveLength(13);
   });
+
+  it('staff act on the device the rest of the app is using until they pick another', async () => {
+    const { c, root } = await mount('#/staff');
+    await act(() => c.qaStart('PinPad Sim 2'));
+    await act(() => c.connect('sim-2'));
+    await act(() => c.staffSignIn('op-01', 'operator-pass'));
+    const select = root.querySelector<HTMLSelectElement>('[data-testid="staff-device"]')!;
+    expect(select.options.length).toBeGreaterThan(1);
+    expect(select.options[0].value).not.toBe('sim-2');
+    expect(select.value).toBe('sim-2');
+    await act(() => c.staffSelectDevice(select.options[0].value));
+    expect(root.querySelector<HTMLSelectElement>('[data-testid="staff-device"]')!.value).toBe(select.options[0].value);
+  });
 });

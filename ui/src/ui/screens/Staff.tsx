@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { DeviceDisplay, ErrorBox, Field, fieldAria, IndicatorLight, PinDots, StageLine } from '../common';
+import { activeDevice } from '../../state';
 import { useApp, useController, useT } from '../context';
 
 function SignIn() {
@@ -39,6 +40,8 @@ export function StaffScreen() {
   const staff = useApp((s) => s.staff);
   const devices = useApp((s) => s.devices);
   const flow = useApp((s) => s.staffFlow);
+  // Until staff pick one, act on the device the rest of the app is using (the header's device).
+  const active = useApp(activeDevice);
   const [customer, setCustomer] = useState('');
   const [target, setTarget] = useState('');
   const [sure, setSure] = useState(false);
@@ -52,7 +55,7 @@ export function StaffScreen() {
     );
   }
 
-  const dev = devices.find((d) => d.deviceId === flow.deviceId) ?? devices[0];
+  const dev = devices.find((d) => d.deviceId === flow.deviceId) ?? active ?? devices[0];
   const busy = flow.busy !== null;
   const act = (action: Parameters<typeof c.staffAction>[0], extra: { customerId?: string; toDeviceId?: string } = {}) => {
     if (dev) void c.staffAction(action, { deviceId: dev.deviceId, ...extra });
