@@ -1,14 +1,21 @@
 //! Out-of-band confirmation requests the bank pushed to this app, waiting for the customer to
 //! approve them on the device.
 //!
-//! Requests arrive when the sandbox bank pushes one (QA, `qa_push_confirmation`); a listener on
-//! a configured bank's event stream is still to come.
+//! Requests arrive on the bank's event stream (`GET /v1/events`, server-sent events), which
+//! [`watch_bank`] listens to for as long as a customer is logged in: the pending ones first,
+//! then each new one as a second terminal (a web shop, `qa_push_confirmation` in QA) creates it.
+//! What the list shows is decoded from the very request the device will show and sign.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use companion::bank::{BankClient, BankError, BankEvent, BearerToken};
+use firmware_protocol::message::Request;
+use serde::Serialize;
 use serde_json::Value;
 
-use serde::Serialize;
+use crate::error::AppError;
+use crate::events::{AppEvent, Subscribers};
 
 /// One pushed request (`ConfirmationRequest` in ui/src/api/types.ts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,9 +41,10 @@ pub struct ConfirmationRequest {
 
 /// The pending requests, oldest first, each with the bank's own view of it (the
 /// SignConfirmation to relay to the device).
-#[derive(Debug, Default)]
+/// Cheap to clone: clones share one inbox.
+#[derive(Clone, Debug, Default)]
 pub struct ConfirmationInbox {
-    pending: Mutex<Vec<(ConfirmationRequest, Value)>>,
+    pending: Arc<Mutex<Vec<(ConfirmationRequest, Value)>>>,
 }
 
 impl ConfirmationInbox {
@@ -52,9 +60,18 @@ impl ConfirmationInbox {
         self.lock().iter().map(|(r, _)| r.clone()).collect()
     }
 
-    /// Adds a request the bank pushed, with the bank's view of it.
-    pub fn push_from_bank(&self, request: ConfirmationRequest, bank_view: Value) {
-        self.lock().push((request, bank_view));
+    /// Adds a request the bank pushed, with the bank's view of it; `false` when it is already
+    /// there (the stream repeats the pending ones after a reconnect).
+    pub fn push_from_bank(&self, request: ConfirmationRequest, bank_view: Value) -> bool {
+        let mut pending = self.lock();
+        if pending
+            .iter()
+            .any(|(r, _)| r.request_id == request.request_id)
+        {
+            return false;
+        }
+        pending.push((request, bank_view));
+        true
     }
 
     /// The bank's view of a pending request.
@@ -68,5 +85,241 @@ impl ConfirmationInbox {
     /// Removes a request once answered.
     pub fn remove(&self, request_id: &str) {
         self.lock().retain(|(r, _)| r.request_id != request_id);
+    }
+}
+
+/// Reads a confirmation as the bank sends it (`ConfirmationView`: an SSE `confirmation` event's
+/// data, or the answer to `POST /v1/confirmations`). Payer, payee, amount and order id come from
+/// the SignConfirmation request in it, the bytes the device will show and sign, so the list
+/// cannot say something the device will not.
+pub fn request_from_bank(
+    view: &Value,
+    received_at: String,
+) -> Result<ConfirmationRequest, AppError> {
+    let request_id = view["transaction_id"]
+        .as_str()
+        .ok_or_else(|| AppError::BankRejected("a confirmation without transaction_id".into()))?;
+    let hex_request = view["sign_confirmation"]
+        .as_str()
+        .ok_or_else(|| AppError::BankRejected("a confirmation without sign_confirmation".into()))?;
+    let Request::SignConfirmation(sign) =
+        companion::flows::bank_request("sign_confirmation", hex_request)?
+    else {
+        return Err(AppError::BankRejected(
+            "sign_confirmation holds another kind of request".into(),
+        ));
+    };
+    let payment = sign.payment;
+    Ok(ConfirmationRequest {
+        request_id: request_id.to_owned(),
+        order_id: payment.reference,
+        payer_account: payment.payer_account,
+        payee_name: payment.payee_name,
+        payee_account: payment.payee_account,
+        amount_minor: payment.amount_minor.to_string(),
+        currency: payment.currency.as_str().to_owned(),
+        received_at,
+    })
+}
+
+/// Now, as RFC 3339 (when a request reached this app).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Files one event from the bank's stream: a pending confirmation goes into the inbox (once)
+/// and to the windows; a decided or expired one leaves it.
+fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, subscribers: &Subscribers) {
+    if event.event != "confirmation" {
+        return;
+    }
+    let pending = event.data["status"]
+        .as_str()
+        .is_some_and(|status| status.starts_with("pending"));
+    if !pending {
+        if let Some(id) = event.data["transaction_id"].as_str() {
+            inbox.remove(id);
+        }
+        return;
+    }
+    match request_from_bank(&event.data, now_rfc3339()) {
+        Ok(request) => {
+            if inbox.push_from_bank(request.clone(), event.data.clone()) {
+                tracing::info!(
+                    target: "companion::bank",
+                    "request {} pushed to the app",
+                    request.order_id
+                );
+                subscribers.emit(&AppEvent::ConfirmationPushed { request });
+            }
+        }
+        Err(error) => {
+            tracing::warn!(target: "companion::bank", "a pushed confirmation was not readable: {error}");
+        }
+    }
+}
+
+/// Listens to the bank's event stream with a customer's session token until the task is dropped
+/// (logout, another login) or the bank refuses the token. A dropped stream is opened again after
+/// a pause that grows to 30 s; the bank repeats the pending requests, which the inbox files once.
+pub async fn watch_bank(
+    bank: BankClient,
+    token: BearerToken,
+    inbox: ConfirmationInbox,
+    subscribers: Subscribers,
+) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let mut on_event = |event: BankEvent| {
+            file_event(&event, &inbox, &subscribers);
+            true
+        };
+        match bank.watch_events(&token, &mut on_event).await {
+            Err(BankError::Refused { status, .. }) if status == 401 || status == 403 => {
+                tracing::info!(target: "companion::bank", "the bank ended the session's event stream");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(target: "companion::bank", "the bank's event stream dropped: {error}");
+            }
+            Ok(()) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The running [`watch_bank`] task of one login; dropping it stops the task.
+#[derive(Debug)]
+pub struct BankWatch(tauri::async_runtime::JoinHandle<()>);
+
+impl BankWatch {
+    /// Starts listening.
+    pub fn start(
+        bank: BankClient,
+        token: BearerToken,
+        inbox: ConfirmationInbox,
+        subscribers: Subscribers,
+    ) -> Self {
+        Self(tauri::async_runtime::spawn(watch_bank(
+            bank,
+            token,
+            inbox,
+            subscribers,
+        )))
+    }
+}
+
+impl Drop for BankWatch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use firmware_protocol::message::{
+        CurrencyCode, GetStatus, Nonce, PaymentDetails, SignConfirmation,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn view(transaction_id: &str, status: &str, request: &Request) -> Value {
+        json!({
+            "transaction_id": transaction_id,
+            "status": status,
+            "sign_confirmation": hex::encode(request.encode(1).unwrap()),
+            // The bank's own summary; the app reads the request instead.
+            "payee_name": "Somebody Else",
+            "amount_minor": 1,
+            "currency": "EUR",
+        })
+    }
+
+    fn sign_confirmation() -> Request {
+        Request::SignConfirmation(SignConfirmation {
+            payment: PaymentDetails {
+                payer_account: "6222021000001234".into(),
+                payee_account: "6222080011223344".into(),
+                payee_name: "JD.com".into(),
+                amount_minor: 12_345,
+                currency: CurrencyCode::new("CNY").unwrap(),
+                currency_exponent: 2,
+                reference: "ORD-7801".into(),
+                bank_transaction_id: "TX-1".into(),
+            },
+            nonce: Nonce([7; 16]),
+        })
+    }
+
+    #[test]
+    fn the_list_shows_what_the_device_will_show() {
+        let request = request_from_bank(
+            &view("TX-1", "pending_confirmation", &sign_confirmation()),
+            "2026-11-24T12:00:00Z".into(),
+        )
+        .unwrap();
+        assert_eq!(request.request_id, "TX-1");
+        assert_eq!(request.order_id, "ORD-7801");
+        assert_eq!(request.payee_name, "JD.com");
+        assert_eq!(request.payee_account, "6222080011223344");
+        assert_eq!(request.payer_account, "6222021000001234");
+        assert_eq!(request.amount_minor, "12345");
+        assert_eq!(request.currency, "CNY");
+    }
+
+    #[test]
+    fn unreadable_confirmations_are_refused_with_the_reason() {
+        let mut missing = view("TX-1", "pending_confirmation", &sign_confirmation());
+        missing.as_object_mut().unwrap().remove("transaction_id");
+        let error = request_from_bank(&missing, String::new()).unwrap_err();
+        assert!(error.to_string().contains("transaction_id"), "{error}");
+
+        let mut not_hex = view("TX-1", "pending_confirmation", &sign_confirmation());
+        not_hex["sign_confirmation"] = json!("zz");
+        assert!(request_from_bank(&not_hex, String::new()).is_err());
+
+        let other = view(
+            "TX-1",
+            "pending_confirmation",
+            &Request::GetStatus(GetStatus),
+        );
+        let error = request_from_bank(&other, String::new()).unwrap_err();
+        assert!(
+            error.to_string().contains("another kind of request"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn pending_requests_are_filed_once_and_decided_ones_leave() {
+        let inbox = ConfirmationInbox::default();
+        let subscribers = Subscribers::default();
+        let pending = BankEvent {
+            event: "confirmation".into(),
+            data: view("TX-1", "pending_confirmation", &sign_confirmation()),
+        };
+        file_event(&pending, &inbox, &subscribers);
+        // A reconnected stream repeats the pending ones.
+        file_event(&pending, &inbox, &subscribers);
+        assert_eq!(inbox.list().len(), 1);
+        assert!(inbox.bank_view("TX-1").is_some());
+
+        let other_event = BankEvent {
+            event: "bank_command".into(),
+            data: view("TX-1", "approved", &sign_confirmation()),
+        };
+        file_event(&other_event, &inbox, &subscribers);
+        assert_eq!(inbox.list().len(), 1);
+
+        let decided = BankEvent {
+            event: "confirmation".into(),
+            data: view("TX-1", "approved", &sign_confirmation()),
+        };
+        file_event(&decided, &inbox, &subscribers);
+        assert!(inbox.list().is_empty());
     }
 }

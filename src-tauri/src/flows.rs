@@ -23,7 +23,7 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::AppState;
-use crate::confirmations::ConfirmationRequest;
+use crate::confirmations::{BankWatch, ConfirmationRequest, now_rfc3339, request_from_bank};
 use crate::devices::{self, DeviceStatus, Firmware, Indicator, Lifecycle, LockState, TamperState};
 use crate::embedded::{self, Embedded, Key, MockDevice, MockDevices};
 use crate::error::AppError;
@@ -418,6 +418,9 @@ struct LoginEntry {
     bank: BankClient,
     device_id: String,
     accounts: Vec<String>,
+    /// The session's listener on the bank's event stream (pushed confirmations); stops when
+    /// the entry goes (logout).
+    _confirmations: BankWatch,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1051,6 +1054,12 @@ pub async fn login(
     };
     flows.set_customer(&device_id, Some(&login.customer_id));
     tracing::info!(target: "companion::bank", "session opened for {}", login.customer_id);
+    let watch = BankWatch::start(
+        bank.clone(),
+        login.token.clone(),
+        state.confirmations.clone(),
+        state.subscribers.clone(),
+    );
     flows.tables().logins.insert(
         login.session_id.clone(),
         LoginEntry {
@@ -1058,6 +1067,7 @@ pub async fn login(
             bank,
             device_id,
             accounts: account_numbers,
+            _confirmations: watch,
         },
     );
     let _ = on_progress.send(DeviceProgress::Stage { stage: Stage::Done });
@@ -1779,8 +1789,9 @@ pub struct ConfirmationResult {
     pub device_lines: Vec<String>,
 }
 
-/// QA: the sandbox bank pushes a confirmation request for the customer the mock device is
-/// bound to (as a web shop's terminal would).
+/// QA: the sandbox's web-shop terminal creates a payment that needs confirmation on the device,
+/// for the customer the mock device is bound to. The bank pushes it on the customer's event
+/// stream; a logged-in app receives it from there (at the next login otherwise).
 #[tauri::command]
 pub async fn qa_push_confirmation(
     state: State<'_, AppState>,
@@ -1825,32 +1836,15 @@ pub async fn qa_push_confirmation(
             }),
         )
         .await?;
-    let request_id = view["transaction_id"]
-        .as_str()
-        .ok_or_else(|| AppError::BankRejected("the bank's answer has no transaction_id".into()))?
-        .to_owned();
-    let received_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let request = ConfirmationRequest {
-        request_id,
-        order_id,
-        payer_account: account.to_owned(),
-        payee_name: payee_name.to_owned(),
-        payee_account: payee_account.to_owned(),
-        amount_minor: amount_minor.to_string(),
-        currency: "CNY".into(),
-        received_at,
-    };
-    state.confirmations.push_from_bank(request.clone(), view);
+    // The bank sends it to the customer's event stream, which the logged-in app listens to
+    // (crate::confirmations::watch_bank): no shortcut into the inbox here.
+    let request = request_from_bank(&view, now_rfc3339())?;
     tracing::info!(
-        target: "companion::bank",
-        "request {} pushed to the app",
+        target: "pinbridge_app::qa",
+        "{}: the sandbox's web-shop terminal created request {}",
+        device.serial,
         request.order_id
     );
-    state.subscribers.emit(&AppEvent::ConfirmationPushed {
-        request: request.clone(),
-    });
     Ok(request)
 }
 

@@ -423,15 +423,23 @@ fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
     let pushed = invoke(&h.main, "qa_push_confirmation", json!({"deviceId": DEVICE})).unwrap();
     assert_eq!(pushed["payerAccount"], "6222021000001234");
     assert_eq!(pushed["currency"], "CNY");
+    // It reaches the app over the bank's event stream, not from the QA command.
+    eventually("the request in the inbox", Duration::from_secs(10), || {
+        invoke(&h.main, "confirmations_list", json!({}))
+            .is_ok_and(|listed| listed.as_array().is_some_and(|l| l.len() == 1))
+    });
     let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["requestId"], pushed["requestId"]);
+    assert_eq!(listed[0]["payeeName"], "JD.com");
     eventually(
         "the confirmationPushed event",
         Duration::from_secs(10),
         || {
-            h.on(70)
-                .iter()
-                .any(|m| m["type"] == "confirmationPushed" && m["request"] == pushed)
+            h.on(70).iter().any(|m| {
+                m["type"] == "confirmationPushed"
+                    && m["request"]["requestId"] == pushed["requestId"]
+                    && m["request"]["amountMinor"] == pushed["amountMinor"]
+            })
         },
     );
     let keys = h.keypad(71, &["ok"]);
