@@ -12,28 +12,11 @@ source scripts/env.sh
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# --- Node: Vite 7 needs 20.19+ (the same check as scripts/ui-test.sh).
-if ! command -v node >/dev/null 2>&1 || ! node -e '
-  const [a, b] = process.versions.node.split(".").map(Number);
-  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
-  echo "app-build: Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
-
-# --- the UI: npm ci when package-lock.json changed (the stamp scripts/ui-test.sh keeps too).
-cd "$root/ui"
-stamp=node_modules/.ui-test-lock.sha256
-want="$(sha256sum package-lock.json | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "npm ci (ui)"
-  npm ci --no-audit --no-fund
-  echo "$want" >"$stamp"
-fi
-step "vite build (ui/dist)"
-npm run build --silent
+# --- the UI (ui/dist).
+source scripts/ui-deps.sh
+ui_build "$root/ui" app-build
 
 # --- the Tauri CLI (cargo tauri), version 2.
-cd "$root"
 if ! cargo tauri --version 2>/dev/null | grep -q '^tauri-cli 2\.'; then
   step "cargo install tauri-cli 2"
   cargo install tauri-cli --version "^2" --locked

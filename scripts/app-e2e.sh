@@ -19,24 +19,8 @@ source scripts/app-xvfb.sh
 
 bash scripts/setup.sh
 if [ "${APP_E2E_NO_BUILD:-0}" != 1 ]; then
-  if ! command -v node >/dev/null 2>&1 || ! node -e '
-    const [a, b] = process.versions.node.split(".").map(Number);
-    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
-    echo "app-e2e: Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
-    exit 1
-  fi
-  (
-    cd ui
-    stamp=node_modules/.ui-test-lock.sha256
-    want="$(sha256sum package-lock.json | cut -d' ' -f1)"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-      echo "==> npm ci (ui)" >&2
-      npm ci --no-audit --no-fund
-      echo "$want" >"$stamp"
-    fi
-    echo "==> vite build (ui/dist)" >&2
-    npm run build --silent
-  )
+  source scripts/ui-deps.sh
+  ui_build "$root/ui" app-e2e
   echo "==> cargo build --release -p pinbridge-app --features custom-protocol" >&2
   cargo build --release --locked -p pinbridge-app --features custom-protocol
 fi

@@ -14,22 +14,11 @@ bash scripts/setup.sh
 source scripts/env.sh
 
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "${PINBRIDGE_DEMO:-app}" != cli ]; then
-  if ! command -v node >/dev/null 2>&1 || ! node -e '
-    const [a, b] = process.versions.node.split(".").map(Number);
-    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
-    echo "demo: the desktop app's UI needs Node.js 20.19 or newer to build (found: $(node --version 2>/dev/null || echo none)); PINBRIDGE_DEMO=cli runs the terminal demo" >&2
+  source scripts/ui-deps.sh
+  if ! ui_build "$PWD/ui" demo >/dev/null; then
+    echo "demo: the desktop app's UI did not build; PINBRIDGE_DEMO=cli runs the terminal demo" >&2
     exit 1
   fi
-  (
-    cd ui
-    stamp=node_modules/.ui-test-lock.sha256
-    want="$(sha256sum package-lock.json | cut -d' ' -f1)"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-      npm ci --no-audit --no-fund --silent
-      echo "$want" >"$stamp"
-    fi
-    npm run build --silent >/dev/null
-  )
   cargo build --release --locked -p pinbridge-app --features custom-protocol -q
   config="$(mktemp -d)"
   trap 'rm -rf "$config"' EXIT

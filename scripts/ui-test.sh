@@ -23,22 +23,10 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# --- Node: Vite 7 needs 20.19+ (Debian 12's own nodejs is 18).
-if ! command -v node >/dev/null 2>&1 || ! node -e '
-  const [a, b] = process.versions.node.split(".").map(Number);
-  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
-  echo "ui-test: Node.js 20.19 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
-
-# --- npm ci, skipped when node_modules already matches package-lock.json.
-stamp=node_modules/.ui-test-lock.sha256
-want="$(sha256sum package-lock.json | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "npm ci"
-  npm ci --no-audit --no-fund
-  echo "$want" >"$stamp"
-fi
+# --- Node 20.19+, npm ci when package-lock.json changed.
+source ../scripts/ui-deps.sh
+require_node ui-test
+ui_npm_ci "$PWD"
 
 mkdir -p test-results
 step "typecheck"
