@@ -21,7 +21,7 @@ use firmware_protocol::crypto::keys::{
 };
 use firmware_protocol::crypto::mac::{self, MacAlgorithm};
 use firmware_protocol::crypto::pairing::{
-    self, DevicePairing, HostCommitment, PairingNonce, PairingOutcome, PairingPublicKey,
+    DevicePairing, HostCommitment, PairingNonce, PairingOutcome, PairingPublicKey,
     derive_initialisation_kek,
 };
 use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
@@ -556,10 +556,6 @@ fn to_crypto_signature(
     firmware_protocol::crypto::ecdsa::EcdsaSignature::from_array(signature.0)
 }
 
-fn crypto_host_id(id: &HostId) -> pairing::HostId {
-    pairing::HostId::from_array(id.0)
-}
-
 impl Device {
     /// Manufactures a device: a fresh attestation key, a certificate from `ca`, the bank's
     /// public keys, lifecycle Manufactured.
@@ -652,7 +648,7 @@ impl Device {
         for entry in &stored.host_names {
             let id = hex::decode(&entry.host_id).map_err(|_| bad("host_names"))?;
             let id: [u8; 8] = id.as_slice().try_into().map_err(|_| bad("host_names"))?;
-            host_names.push((HostId(id), entry.name.clone()));
+            host_names.push((HostId::from_array(id), entry.name.clone()));
         }
         let lifecycle = Lifecycle::from_wire(stored.lifecycle).ok_or_else(|| bad("lifecycle"))?;
         let lock = LockState::from_wire(stored.lock).ok_or_else(|| bad("lock"))?;
@@ -735,7 +731,7 @@ impl Device {
                 .host_names
                 .iter()
                 .map(|(id, name)| StoredHostName {
-                    host_id: hex::encode(id.0),
+                    host_id: hex::encode(id.as_bytes()),
                     name: name.clone(),
                 })
                 .collect(),
@@ -1292,7 +1288,7 @@ impl Device {
         envelope: &HostVerified,
         hw: &mut H,
     ) -> Result<Request, Refusal> {
-        let host_id = crypto_host_id(&envelope.host_id);
+        let host_id = envelope.host_id;
         match self
             .hosts
             .verify(&host_id, envelope.counter, &envelope.inner, &envelope.mac.0)
@@ -1685,12 +1681,12 @@ impl Device {
     }
 
     fn unpair<H: Hardware>(&mut self, host_id: HostId, hw: &mut H) -> Result<Step, Refusal> {
-        if !self.hosts.remove_host(&crypto_host_id(&host_id)) {
+        if !self.hosts.remove_host(&host_id) {
             return Err(refuse(StatusCode::UnknownHost, "that host is not paired"));
         }
         self.host_names.retain(|(id, _)| *id != host_id);
         hw.record(EventKind::State {
-            change: format!("host {} unpaired", hex::encode(host_id.0)),
+            change: format!("host {} unpaired", hex::encode(host_id.as_bytes())),
         });
         self.persist_or_refuse(hw)?;
         Ok(Step::Respond(Response::Status(self.status(hw.now_ms()))))
@@ -2106,11 +2102,11 @@ impl Device {
                 }
                 other => refuse(StatusCode::WrongState, other.to_string()),
             })?;
-        let host_id = HostId(*outcome.host_id().as_bytes());
+        let host_id = outcome.host_id();
         self.host_names.push((host_id, host_name.to_string()));
         self.banner = vec![format!("Paired with {host_name}")];
         hw.record(EventKind::State {
-            change: format!("host {} paired", hex::encode(host_id.0)),
+            change: format!("host {} paired", hex::encode(host_id.as_bytes())),
         });
         self.persist_or_refuse(hw)?;
         Ok(Response::PairResult(PairResult {

@@ -327,7 +327,7 @@ fn session_requests_from_an_unpaired_host_are_refused() {
     // An envelope from a host id the device never paired.
     let inner = Request::LoadSessionKeys(keys).encode(7).unwrap();
     let envelope = HostVerified {
-        host_id: HostId([9; 8]),
+        host_id: HostId::from_array([9; 8]),
         counter: 1,
         inner,
         mac: MacTag([0; 16]),
@@ -391,10 +391,10 @@ fn host_verification_refuses_a_bad_mac_with_danger_and_a_replayed_counter() {
 #[test]
 fn unpair_forgets_a_host() {
     let mut rig = Rig::ready();
-    let host_id = HostId(*rig.pairing.as_ref().unwrap().host_id().as_bytes());
+    let host_id = rig.pairing.as_ref().unwrap().host_id();
     assert_eq!(
         status_of(&rig.request_hv(Request::Unpair(Unpair {
-            host_id: HostId([1; 8])
+            host_id: HostId::from_array([1; 8])
         }))),
         StatusCode::UnknownHost
     );

@@ -65,7 +65,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         assert_canonical(&bytes)?;
-        let envelope = HostVerified { host_id: HostId([0; 8]), counter: 0, inner: bytes, mac: MacTag([0; 16]) };
+        let envelope = HostVerified { host_id: HostId::from_array([0; 8]), counter: 0, inner: bytes, mac: MacTag([0; 16]) };
         let _ = envelope.open(0);
     }
 

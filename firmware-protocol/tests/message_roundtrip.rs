@@ -65,14 +65,14 @@ proptest! {
         }),
     ) {
         let pairing_key = HostPairingKey::from_bytes(&key_bytes).expect("32 bytes");
-        let crypto_host = CryptoHostId::from_array(host.0);
+        let crypto_host = host;
         let mut signer = HostSigner::resume(crypto_host, &pairing_key, counter);
         let envelope = HostVerified::sign(request_id, &inner, &mut signer).expect("fits");
         prop_assert_eq!(envelope.host_id, host);
         prop_assert_eq!(envelope.counter, counter);
         prop_assert_eq!(signer.next_counter(), Some(counter + 1));
         let mut expected = b"PinBridge/v1/host-auth/request\0".to_vec();
-        expected.extend_from_slice(&host.0);
+        expected.extend_from_slice(host.as_bytes());
         expected.extend_from_slice(&counter.to_be_bytes());
         expected.extend_from_slice(&(envelope.inner.len() as u64).to_be_bytes());
         expected.extend_from_slice(&envelope.inner);

@@ -94,7 +94,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
     let resp = |name, id, r: Response| (name, id, Body::Response(r));
     let inner = Request::BankChallenge(bank_challenge());
     let envelope = HostVerified {
-        host_id: HostId(arr(0x11)),
+        host_id: HostId::from_array(arr(0x11)),
         counter: 42,
         inner: inner.encode(0x0000_0101).unwrap(),
         mac: MacTag(arr(0xE0)),
@@ -136,7 +136,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
             "Unpair",
             7,
             Request::Unpair(Unpair {
-                host_id: HostId(arr(0x11)),
+                host_id: HostId::from_array(arr(0x11)),
             }),
         ),
         req("HostVerified", 0x0101, Request::HostVerified(envelope)),
@@ -310,7 +310,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
             "PairResult",
             6,
             Response::PairResult(PairResult {
-                host_id: HostId(arr(0x11)),
+                host_id: HostId::from_array(arr(0x11)),
                 device_confirmation: MacTag(arr(0x31)),
             }),
         ),
@@ -472,9 +472,9 @@ fn fields(body: &Body) -> Value {
             Request::PairConfirm(m) => {
                 json!({ "host_nonce": hex_of(&m.host_nonce.0) })
             }
-            Request::Unpair(m) => json!({ "host_id": hex_of(&m.host_id.0) }),
+            Request::Unpair(m) => json!({ "host_id": hex_of(m.host_id.as_bytes()) }),
             Request::HostVerified(m) => json!({
-                "host_id": hex_of(&m.host_id.0),
+                "host_id": hex_of(m.host_id.as_bytes()),
                 "counter": m.counter,
                 "inner": hex_of(&m.inner),
                 "mac": hex_of(&m.mac.0),
@@ -576,7 +576,7 @@ fn fields(body: &Body) -> Value {
                 "device_nonce": hex_of(&m.device_nonce.0),
             }),
             Response::PairResult(m) => json!({
-                "host_id": hex_of(&m.host_id.0),
+                "host_id": hex_of(m.host_id.as_bytes()),
                 "device_confirmation": hex_of(&m.device_confirmation.0),
             }),
             Response::Initialised(m) => json!({ "kcv": hex_of(m.kcv.as_bytes()) }),

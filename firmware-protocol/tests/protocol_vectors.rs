@@ -97,7 +97,7 @@ fn host_verified_envelope_is_checked_with_the_pairing_keys() {
     use firmware_protocol::crypto::host_auth::{HostAuthError, HostSigner, HostVerifier};
     use firmware_protocol::crypto::pairing::{DevicePairing, HostPairing};
     use firmware_protocol::message::{
-        BankChallenge, HostId, HostVerified, MacTag, Nonce, Request, SessionId,
+        BankChallenge, HostVerified, MacTag, Nonce, Request, SessionId,
     };
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -126,7 +126,7 @@ fn host_verified_envelope_is_checked_with_the_pairing_keys() {
     let inner_bytes = inner.encode(7).unwrap();
     let auth = signer.sign(&inner_bytes).unwrap();
     let envelope = HostVerified {
-        host_id: HostId(*auth.host_id.as_bytes()),
+        host_id: auth.host_id,
         counter: auth.counter,
         inner: inner_bytes.clone(),
         mac: MacTag(auth.mac),

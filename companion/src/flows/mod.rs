@@ -536,7 +536,7 @@ pub async fn pair(
     outcome
         .check_device_confirmation(&result.device_confirmation.0)
         .map_err(|e| FlowError::Pairing(e.to_string()))?;
-    if result.host_id.0 != *outcome.host_id().as_bytes() {
+    if result.host_id != outcome.host_id() {
         return Err(FlowError::Pairing(
             "the device named another host id than the pairing derives".into(),
         ));

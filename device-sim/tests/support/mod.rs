@@ -529,7 +529,7 @@ impl Rig {
             outcome
                 .check_device_confirmation(&result.device_confirmation.0)
                 .unwrap();
-            assert_eq!(result.host_id.0, *outcome.host_id().as_bytes());
+            assert_eq!(result.host_id, outcome.host_id());
             self.host = Some(HostSigner::new(
                 outcome.host_id(),
                 outcome.host_pairing_key(),

@@ -22,7 +22,7 @@ use super::request::{
     Initialise, OperatorReset, SignConfirmation, VerifyBankResponse,
 };
 use super::response::{ChallengeResponse, IntegrityReport, PaymentApproved};
-use super::types::{EcdsaSignature, HostId, MacTag};
+use super::types::{EcdsaSignature, MacTag};
 use super::{Body, MessageError, Request, WireBody, decode};
 
 /// Domain-separation tags: ASCII, followed on the wire of every MAC/signature input by one
@@ -127,7 +127,7 @@ impl HostVerified {
     /// || inner`.
     pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
         Ok(crate::crypto::host_auth::host_request_mac_input(
-            &crate::crypto::pairing::HostId::from_array(self.host_id.0),
+            &self.host_id,
             self.counter,
             &self.inner,
         ))
@@ -150,7 +150,7 @@ impl HostVerified {
             .sign(&inner)
             .map_err(|_| MessageError::HostCounterExhausted)?;
         Ok(Self {
-            host_id: HostId(*auth.host_id.as_bytes()),
+            host_id: auth.host_id,
             counter: auth.counter,
             inner,
             mac: MacTag(auth.mac),

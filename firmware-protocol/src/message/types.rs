@@ -51,10 +51,19 @@ macro_rules! fixed_bytes {
     };
 }
 
-fixed_bytes!(
-    /// The 8-byte id the device gives a paired host (`PairResult.host_id`).
-    HostId, 8
-);
+/// The 8-byte id the device gives a paired host (`PairResult.host_id`): the pairing's own type,
+/// so the envelope and the MAC over it name a host the same way.
+pub use crate::crypto::pairing::HostId;
+
+impl HostId {
+    pub(crate) fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, MessageError> {
+        Ok(Self::from_array(r.array(field)?))
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.raw(self.as_bytes());
+    }
+}
 fixed_bytes!(
     /// A 16-byte random value from a CSPRNG, used once.
     Nonce, 16

@@ -47,7 +47,7 @@ fn array<const N: usize>() -> impl Strategy<Value = [u8; N]> {
 }
 
 pub fn host_id() -> impl Strategy<Value = HostId> {
-    array::<8>().prop_map(HostId)
+    array::<8>().prop_map(HostId::from_array)
 }
 pub fn nonce() -> impl Strategy<Value = Nonce> {
     array::<16>().prop_map(Nonce)
