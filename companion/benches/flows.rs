@@ -25,8 +25,6 @@ use companion::session::Session;
 use companion::transport::sim::SimTransport;
 use criterion::{Criterion, criterion_group, criterion_main};
 use device_sim::certificate::CaKey;
-use device_sim::hardware::KeyPress;
-use device_sim::sim::SimHandle;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::runtime::Runtime;
@@ -48,8 +46,7 @@ struct World {
     payments: u64,
     /// When each step of the current flow began (filled by the event sink).
     steps: Arc<Mutex<Vec<(Instant, String)>>>,
-    handle: SimHandle,
-    keypad: KeypadTask,
+    _keypad: KeypadTask,
     _device: EmbeddedDevice,
     _bank: EmbeddedBank,
 }
@@ -111,8 +108,7 @@ async fn world() -> World {
         login,
         payments: 0,
         steps: Arc::new(Mutex::new(Vec::new())),
-        handle: device.handle.clone(),
-        keypad,
+        _keypad: keypad,
         _device: device,
         _bank: bank,
     }
@@ -204,17 +200,10 @@ fn flows(c: &mut Criterion) {
     group.finish();
 
     const SAMPLES: usize = 200;
-    measure(&rt, &mut world, SAMPLES, "");
-
-    // What-if, not the goal's measurement: a device that reads keys the moment they are
-    // pressed (as a keypad interrupt would) instead of at its next 10 ms link tick. The
-    // scripted keypad is replaced by one that runs the device's tick right after pressing.
-    world.keypad.0.abort();
-    world.keypad = KeypadTask(rt.spawn(interrupt_keypad(world.handle.clone())));
-    measure(&rt, &mut world, SAMPLES, " (what-if: keys read at once)");
+    measure(&rt, &mut world, SAMPLES);
 }
 
-fn measure(rt: &Runtime, world: &mut World, samples: usize, label: &str) {
+fn measure(rt: &Runtime, world: &mut World, samples: usize) {
     let (logins, payments, login_steps, payment_steps) = rt.block_on(async {
         let mut logins = Vec::with_capacity(samples);
         let mut payments = Vec::with_capacity(samples);
@@ -239,43 +228,13 @@ fn measure(rt: &Runtime, world: &mut World, samples: usize, label: &str) {
         }
         (logins, payments, login_steps, payment_steps)
     });
-    report(&format!("login{label}"), logins);
+    report("login", logins);
     for (step, took) in login_steps {
         report(&format!("  login step {step}"), took);
     }
-    report(&format!("payment{label}"), payments);
+    report("payment", payments);
     for (step, took) in payment_steps {
         report(&format!("  payment step {step}"), took);
-    }
-}
-
-/// The scripted keypad's behaviour with zero delay, plus the device's tick right after the
-/// keys, so they are read at once. The tick's link time is this task's own clock, started
-/// after the device's: slightly behind it, so no link timer fires early.
-async fn interrupt_keypad(handle: SimHandle) {
-    let epoch = Instant::now();
-    let digits: Vec<u8> = DEMO_PIN.bytes().map(|b| b.wrapping_sub(b'0')).collect();
-    loop {
-        tokio::time::sleep(Duration::ZERO).await;
-        let view = handle.view();
-        let keys = match view.state.waiting_for {
-            Some("pin") => {
-                let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
-                let mut keys: Vec<KeyPress> = digits
-                    .get(entered..)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|d| KeyPress::Digit(*d))
-                    .collect();
-                keys.push(KeyPress::Enter);
-                keys
-            }
-            Some(_) => vec![KeyPress::Enter],
-            None => continue,
-        };
-        handle.press(&keys);
-        let now_ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        handle.lock().tick(now_ms);
     }
 }
 

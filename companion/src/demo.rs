@@ -207,8 +207,9 @@ impl EmbeddedDevice {
 /// the digit count grow) and presses Enter; confirms every other prompt. Runs until aborted.
 ///
 /// With a zero `key_delay` (benchmarks) nobody could watch the digits grow: the rest of the
-/// PIN and Enter are pressed together, so they land before the device's next keypad scan
-/// instead of one scan per key.
+/// PIN and Enter are pressed together, and the script reacts to the device's activity as
+/// soon as it happens instead of looking on a timer (even a zero-length Tokio sleep lasts
+/// until the timer's next millisecond).
 pub fn script_keypad(
     handle: SimHandle,
     pin: &'static str,
@@ -216,10 +217,17 @@ pub fn script_keypad(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let digits: Vec<u8> = pin.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+        let mut activity = handle.activity();
         loop {
-            tokio::time::sleep(key_delay).await;
-            // Keys are consumed on the device's next link tick: wait until the last ones were,
-            // so the digit count read below is current.
+            if key_delay.is_zero() {
+                if activity.changed().await.is_err() {
+                    return;
+                }
+            } else {
+                tokio::time::sleep(key_delay).await;
+            }
+            // Keys are consumed on the device's next poll: wait until the last ones were, so
+            // the digit count read below is current.
             if handle.lock().hw.queued_keys() > 0 {
                 continue;
             }

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::sim::{ConnectionCommand, SimHandle};
 
-/// How often the core is polled (keys, tamper, clock) and link timers run.
+/// How often the core is polled (keys, tamper, clock) and link timers run. Key presses
+/// also poll it at once (the keypad interrupt, [`SimHandle::keys_pressed`]).
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// One device being served.
@@ -42,8 +43,11 @@ impl ServedDevice {
                 let mut interval = tokio::time::interval(TICK);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
-                    interval.tick().await;
-                    handle.lock().tick(elapsed_ms(clock));
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        () = handle.keys_pressed() => {}
+                    }
+                    handle.tick(elapsed_ms(clock));
                 }
             })
         };
@@ -112,7 +116,7 @@ async fn serve_connection(handle: SimHandle, stream: TcpStream, clock: Instant) 
                 if read.is_err() {
                     break;
                 }
-                handle.lock().receive(connection, packet.clone(), elapsed_ms(clock));
+                handle.receive(connection, packet.clone(), elapsed_ms(clock));
             }
             _ = &mut writer_task => break,
         }

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::{Notify, watch};
+
 use firmware_protocol::link::Mtu;
 use firmware_protocol::message::Indicator;
 use serde::{Deserialize, Serialize};
@@ -288,6 +290,12 @@ pub struct DeviceView {
 #[derive(Clone, Debug)]
 pub struct SimHandle {
     core: Arc<Mutex<SimCore>>,
+    /// The keypad interrupt: raised by every key press so the adapter runs the device's poll
+    /// at once, as a real keypad's interrupt wakes the firmware, instead of at its next tick.
+    keypad_interrupt: Arc<Notify>,
+    /// Bumped whenever the adapter let the core run (a packet, a tick), so a scripted user can
+    /// wait for the device to change instead of polling it on a timer.
+    activity: Arc<watch::Sender<()>>,
 }
 
 impl SimHandle {
@@ -295,7 +303,35 @@ impl SimHandle {
     pub fn new(core: SimCore) -> Self {
         Self {
             core: Arc::new(Mutex::new(core)),
+            keypad_interrupt: Arc::new(Notify::new()),
+            activity: Arc::new(watch::channel(()).0),
         }
+    }
+
+    /// A packet from a host (see [`SimCore::receive`]); wakes [`SimHandle::activity`] waiters.
+    pub fn receive(&self, connection: ConnectionId, packet: Vec<u8>, now_ms: u64) {
+        self.lock().receive(connection, packet, now_ms);
+        self.activity.send_replace(());
+    }
+
+    /// Time passes (see [`SimCore::tick`]); wakes [`SimHandle::activity`] waiters.
+    pub fn tick(&self, now_ms: u64) {
+        self.lock().tick(now_ms);
+        self.activity.send_replace(());
+    }
+
+    /// Changes each time the core ran through [`SimHandle::receive`] or [`SimHandle::tick`]
+    /// (it may have shown a prompt, consumed keys or answered): `changed().await` instead of
+    /// polling [`SimHandle::view`] on a timer. Changes since the receiver was made count.
+    pub fn activity(&self) -> watch::Receiver<()> {
+        self.activity.subscribe()
+    }
+
+    /// Resolves when keys were pressed since the adapter last waited here (a press while
+    /// nobody waits is kept, not lost). The adapter then ticks the core so the device reads
+    /// the keys at once; without it they wait for the next periodic tick.
+    pub async fn keys_pressed(&self) {
+        self.keypad_interrupt.notified().await;
     }
 
     /// The locked core (adapters and tests that need the device itself).
@@ -306,11 +342,15 @@ impl SimHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Presses keys; the device reads them at its next poll.
+    /// Presses keys; the device reads them at its next poll, which the keypad interrupt
+    /// ([`SimHandle::keys_pressed`]) lets the adapter run at once.
     pub fn press(&self, keys: &[KeyPress]) {
-        let mut core = self.lock();
-        core.hw.press(keys.iter().copied());
-        core.tick_without_link();
+        {
+            let mut core = self.lock();
+            core.hw.press(keys.iter().copied());
+            core.tick_without_link();
+        }
+        self.keypad_interrupt.notify_one();
     }
 
     /// Types `pin` and presses Enter.

@@ -1,12 +1,16 @@
 //! The control API in process (axum router, no socket): keys, PIN, display, indicator,
-//! tamper, clock, faults, event log; and nothing secret in any answer.
+//! tamper, clock, faults, event log; and nothing secret in any answer. Also the signals the
+//! adapters wait on: the keypad interrupt and the core's activity.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Method, Request as HttpRequest, StatusCode as HttpStatus};
 use device_sim::control::router;
+use device_sim::hardware::KeyPress;
 use device_sim::sim::{SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
 use firmware_protocol::message::{Request, Response, decode_response};
@@ -224,4 +228,35 @@ fn tamper_clock_faults_and_errors() {
 
     let modified = api.post("/devices/0/firmware", json!({ "modified": true }));
     assert_eq!(modified["state"]["integrity_ok"], false);
+}
+
+#[test]
+fn a_key_press_raises_the_keypad_interrupt_once_even_when_nobody_waits() {
+    let (api, _rig) = api();
+    let handle = api.handle.clone();
+    api.runtime.block_on(async {
+        let quiet = tokio::time::timeout(Duration::from_millis(20), handle.keys_pressed()).await;
+        assert!(quiet.is_err(), "no key was pressed yet");
+        handle.press(&[KeyPress::Digit(1), KeyPress::Enter]);
+        tokio::time::timeout(Duration::from_secs(5), handle.keys_pressed())
+            .await
+            .expect("the press made before anyone waited is kept");
+        let again = tokio::time::timeout(Duration::from_millis(20), handle.keys_pressed()).await;
+        assert!(again.is_err(), "one press wakes the adapter once");
+    });
+}
+
+#[test]
+fn activity_changes_each_time_the_adapter_runs_the_core() {
+    let (api, _rig) = api();
+    let mut activity = api.handle.activity();
+    assert!(!activity.has_changed().unwrap());
+    api.handle.tick(1);
+    assert!(activity.has_changed().unwrap());
+    activity.mark_unchanged();
+    // A control action alone does not run the link: no activity until the adapter ticks.
+    api.handle.press(&[KeyPress::Enter]);
+    assert!(!activity.has_changed().unwrap());
+    api.handle.tick(2);
+    assert!(activity.has_changed().unwrap());
 }
