@@ -15,14 +15,15 @@
 # whole run, then one summary line per backend with the highest offered rate it sustained
 # (no errors, at least 97% of the offered rate achieved) with p99 under 20 ms.
 #
-# Knobs (environment): BANK_SANDBOX_BIN (a binary to measure instead of building), BACKENDS, RATES_SQLITE, RATES_POSTGRES (offered payments/s), DURATION
+# Knobs (environment): BANK_SANDBOX_BIN (a binary to measure instead of building), PG_POOL
+# (PostgreSQL connections of the server, default 64), BACKENDS, RATES_SQLITE, RATES_POSTGRES (offered payments/s), DURATION
 # (seconds of open-loop load), OUT (directory for databases and logs). About 5 minutes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BACKENDS="${BACKENDS:-full normal postgres}"
-RATES_SQLITE="${RATES_SQLITE:-3000 4000 5000 6000}"
-RATES_POSTGRES="${RATES_POSTGRES:-500 1000 2000}"
+RATES_SQLITE="${RATES_SQLITE:-2000 3000 4000 5000}"
+RATES_POSTGRES="${RATES_POSTGRES:-250 500 1000}"
 DURATION="${DURATION:-8}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bank-load.XXXXXX")}"
 mkdir -p "$OUT"
@@ -38,7 +39,8 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/bank-sandbox"
 fi
 
-# CPU seconds used so far by the PostgreSQL cluster's processes (postmaster and backends).
+# CPU seconds used so far by the PostgreSQL cluster's processes: the postmaster, the backends
+# it has reaped (its children's time) and those still running.
 postgres_cpu() {
   [ -n "$PG_URL" ] || { echo 0; return; }
   python3 - "$PG_DATA/postmaster.pid" <<'PY'
@@ -54,7 +56,9 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         continue
-    if int(pid) == root or int(fields[1]) == root:
+    if int(pid) == root:
+        total += sum(int(f) for f in fields[11:15])
+    elif int(fields[1]) == root:
         total += int(fields[11]) + int(fields[12])
 print(total / tick)
 PY
@@ -95,7 +99,7 @@ run_case() {
   [ "$backend" = normal ] && synchronous=NORMAL
   export PINBRIDGE_SQLITE_SYNCHRONOUS="$synchronous"
   # The PostgreSQL pool: enough connections for the group of requests in flight.
-  export PINBRIDGE_BANK_MAX_CONNECTIONS=64
+  export PINBRIDGE_BANK_MAX_CONNECTIONS="${PG_POOL:-64}"
   "$BIN" seed --database "$database" --master-key-file "$dir/master-key" >/dev/null 2>"$dir/seed.log"
   local port
   port="$(free_port)"
