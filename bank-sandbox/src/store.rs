@@ -79,9 +79,6 @@ const SQLITE_WRITER_STATEMENTS: usize = 64;
 /// B-trees; with the default cache most of them are read back from the file on every batch.
 const SQLITE_WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-/// How often the checkpointer copies the write-ahead log into the database file.
-const SQLITE_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-
 /// How the group commit has batched so far (SQLite).
 #[derive(Debug, Default)]
 pub struct GroupCommitStats {
@@ -379,7 +376,12 @@ fn group_commit(
 }
 
 /// Opens the writer's own connection to the SQLite file and starts the group commit on a
-/// thread of its own, and the checkpointer on another.
+/// thread of its own.
+///
+/// Checkpoints stay SQLite's automatic ones, run by the writer after a commit once the log
+/// passes a thousand pages. (A passive checkpoint on another thread was tried: under a
+/// steady stream of commits it never finds the log fully copied, so the log is never
+/// restarted and grew past a gigabyte in a ten-second run.)
 fn spawn_group_commit(
     path: &std::path::Path,
     pragmas: &str,
@@ -388,45 +390,20 @@ fn spawn_group_commit(
 ) -> Result<(), StoreError> {
     let connection = rusqlite::Connection::open(path)?;
     connection.execute_batch(pragmas)?;
-    connection.execute_batch(&format!(
-        "PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}; \
-         PRAGMA wal_autocheckpoint = 0;"
-    ))?;
+    connection.execute_batch(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))?;
     connection.set_prepared_statement_cache_capacity(SQLITE_WRITER_STATEMENTS);
-    let checkpointer = rusqlite::Connection::open(path)?;
-    checkpointer.execute_batch(pragmas)?;
     // No I/O driver: its wake-ups go through an eventfd and epoll, a condition variable is
     // cheaper, and the writer waits on nothing but its queue and its jobs.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(StoreError::WriterThread)?;
-    let alive = Arc::downgrade(&stats);
     std::thread::Builder::new()
         .name("group-commit".into())
         // Ends when every sender (every clone of the store) is gone.
         .spawn(move || group_commit(connection, jobs, stats, runtime))
         .map_err(StoreError::WriterThread)?;
-    std::thread::Builder::new()
-        .name("wal-checkpoint".into())
-        .spawn(move || checkpoint_loop(&checkpointer, &alive))
-        .map_err(StoreError::WriterThread)?;
     Ok(())
-}
-
-/// Copies the write-ahead log into the database file every little while, off the writer's
-/// thread: left to the writer (SQLite's automatic checkpoint), a commit now and then also
-/// copies and fsyncs a thousand pages, and every payment in that batch waits for it. A
-/// passive checkpoint takes no lock that stops the writer. Durability does not depend on it:
-/// a commit is durable once the log is synced; the checkpoint only bounds the log's size.
-/// Ends once the group commit has ended (its statistics are gone).
-fn checkpoint_loop(connection: &rusqlite::Connection, alive: &std::sync::Weak<GroupCommitStats>) {
-    while alive.strong_count() > 0 {
-        std::thread::sleep(SQLITE_CHECKPOINT_INTERVAL);
-        if let Err(e) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
-        }
-    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
