@@ -2,8 +2,11 @@
 //! sqlx's `Any` driver so one set of queries serves both.
 //!
 //! Queries are written with `?` placeholders and translated to `$1, $2, …` for PostgreSQL.
-//! SQLite allows one writer at a time, so writes go through a pool of one connection (no
-//! `SQLITE_BUSY` under load) while reads use several; PostgreSQL uses one pool for both.
+//! SQLite allows one writer at a time. The hot writes ([`Store::write`]: payments) go
+//! through a group-commit writer with a connection of its own (rusqlite, in-process on the
+//! writer's thread); the other writes through a pool of one connection whose transactions
+//! begin IMMEDIATE, so the two writers wait for each other through the busy timeout instead
+//! of failing. Reads use several connections. PostgreSQL uses one pool for everything.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -13,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +39,12 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite group-commit writer's connection failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A returned column did not have the type asked for.
+    #[error("column {0} of a returned row has another type")]
+    ColumnType(usize),
     /// A group commit failed: the write was not made.
     #[error("the write transaction did not commit")]
     CommitFailed,
@@ -47,13 +56,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A future borrowing a connection, as [`Store::write`] jobs return.
+/// A future borrowing a write transaction, as [`Store::write`] jobs return.
 pub type ConnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// What the group-commit writer calls once the batch's commit is known: `true` if committed.
 type Reply = Box<dyn FnOnce(bool) + Send>;
 /// A job for the group-commit writer: runs in a savepoint, says whether it succeeded.
-type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, (bool, Reply)> + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, (bool, Reply)> + Send>;
 
 /// Most jobs one group commit takes.
 const MAX_BATCH: usize = 256;
@@ -61,6 +70,14 @@ const MAX_BATCH: usize = 256;
 /// Most reader connections on SQLite: each is a thread of its own in sqlx, and on a small
 /// machine more threads than cores only add context switches.
 const SQLITE_MAX_READERS: u32 = 4;
+
+/// Prepared statements the SQLite writer keeps (the write jobs use a dozen).
+const SQLITE_WRITER_STATEMENTS: usize = 64;
+
+/// Page cache of the SQLite writer, KiB (SQLite's default is 2 MiB). Payments and journal
+/// entries are keyed by random transaction ids, so each batch touches pages all over those
+/// B-trees; with the default cache most of them are read back from the file on every batch.
+const SQLITE_WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 /// How the group commit has batched so far (SQLite).
 #[derive(Debug, Default)]
@@ -104,24 +121,213 @@ pub struct Store {
     stats: Arc<GroupCommitStats>,
 }
 
-/// Helps type inference of [`Store::write`] closures (higher-ranked over the connection).
+/// Helps type inference of [`Store::write`] closures (higher-ranked over the transaction).
 pub fn job<T, F>(f: F) -> F
 where
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, T>,
+    F: for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, T>,
 {
     f
+}
+
+/// A parameter or column value of a [`WriteTx`] statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlValue {
+    /// INTEGER / BIGINT.
+    Int(i64),
+    /// TEXT.
+    Text(String),
+    /// BLOB / BYTEA.
+    Blob(Vec<u8>),
+    /// NULL.
+    Null,
+}
+
+impl From<i64> for SqlValue {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(value: Vec<u8>) -> Self {
+        Self::Blob(value)
+    }
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Self::Int(v) => ValueRef::Integer(*v),
+            Self::Text(v) => ValueRef::Text(v.as_bytes()),
+            Self::Blob(v) => ValueRef::Blob(v),
+            Self::Null => ValueRef::Null,
+        }))
+    }
+}
+
+/// A row a [`WriteTx`] statement returned.
+pub enum WriteRow {
+    /// Read from SQLite.
+    Sqlite(Vec<SqlValue>),
+    /// Read from PostgreSQL.
+    Any(sqlx::any::AnyRow),
+}
+
+impl std::fmt::Debug for WriteRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(values) => f.debug_tuple("WriteRow").field(values).finish(),
+            Self::Any(_) => f.write_str("WriteRow(..)"),
+        }
+    }
+}
+
+impl WriteRow {
+    /// The integer in column `index`.
+    pub fn int(&self, index: usize) -> Result<i64, StoreError> {
+        match self {
+            Self::Sqlite(values) => match values.get(index) {
+                Some(SqlValue::Int(v)) => Ok(*v),
+                _ => Err(StoreError::ColumnType(index)),
+            },
+            Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
+        }
+    }
+}
+
+/// The transaction a [`Store::write`] job runs in. On SQLite it is the group-commit
+/// writer's own connection, used in-process on the writer's thread (each statement is a
+/// call, not a message to a connection thread); on PostgreSQL a transaction of the pool.
+/// Statements use `?` placeholders on both.
+pub struct WriteTx {
+    inner: WriteInner,
+}
+
+enum WriteInner {
+    Sqlite(rusqlite::Connection),
+    Postgres(Transaction<'static, Any>),
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.inner {
+            WriteInner::Sqlite(_) => "WriteTx(SQLite)",
+            WriteInner::Postgres(_) => "WriteTx(PostgreSQL)",
+        })
+    }
+}
+
+fn bind_all<'q>(
+    sql: &'q str,
+    params: Vec<SqlValue>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql);
+    for param in params {
+        query = match param {
+            SqlValue::Int(v) => query.bind(v),
+            SqlValue::Text(v) => query.bind(v),
+            SqlValue::Blob(v) => query.bind(v),
+            SqlValue::Null => query.bind(None::<i64>),
+        };
+    }
+    query
+}
+
+impl WriteTx {
+    /// Runs a statement; the number of rows it changed.
+    pub async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        match &mut self.inner {
+            WriteInner::Sqlite(conn) => {
+                let changed = conn
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(params.iter()))?;
+                Ok(changed as u64)
+            }
+            WriteInner::Postgres(tx) => {
+                let sql = numbered_placeholders(sql);
+                Ok(bind_all(&sql, params)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected())
+            }
+        }
+    }
+
+    /// Runs a statement that returns at most one row (`... RETURNING`); the row, if any.
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Option<WriteRow>, StoreError> {
+        match &mut self.inner {
+            WriteInner::Sqlite(conn) => {
+                let mut statement = conn.prepare_cached(sql)?;
+                let columns = statement.column_count();
+                let mut rows = statement.query(rusqlite::params_from_iter(params.iter()))?;
+                let Some(row) = rows.next()? else {
+                    return Ok(None);
+                };
+                let mut values = Vec::with_capacity(columns);
+                for index in 0..columns {
+                    use rusqlite::types::ValueRef;
+                    values.push(match row.get_ref(index)? {
+                        ValueRef::Integer(v) => SqlValue::Int(v),
+                        ValueRef::Text(v) => {
+                            SqlValue::Text(String::from_utf8_lossy(v).into_owned())
+                        }
+                        ValueRef::Blob(v) => SqlValue::Blob(v.to_vec()),
+                        ValueRef::Null | ValueRef::Real(_) => SqlValue::Null,
+                    });
+                }
+                // Runs the statement to its end (a RETURNING statement's changes are
+                // complete only then).
+                while rows.next()?.is_some() {}
+                Ok(Some(WriteRow::Sqlite(values)))
+            }
+            WriteInner::Postgres(tx) => {
+                let sql = numbered_placeholders(sql);
+                Ok(bind_all(&sql, params)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(WriteRow::Any))
+            }
+        }
+    }
 }
 
 /// The group-commit writer (SQLite): takes every job waiting, runs each after a savepoint
 /// (a failing job is rolled back to it alone) inside one transaction, commits once, then
 /// answers them all. One fsync serves the batch, and no job is answered before its writes
-/// are durable.
-async fn group_commit(
-    pool: AnyPool,
+/// are durable. Runs on a thread of its own: the jobs' statements are plain calls into
+/// SQLite there, and the thread's small runtime only drives the jobs' futures (which do
+/// not wait on anything else) and the queue.
+fn group_commit(
+    connection: rusqlite::Connection,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     stats: Arc<GroupCommitStats>,
+    runtime: tokio::runtime::Runtime,
 ) {
-    while let Some(first) = jobs.recv().await {
+    let mut tx = WriteTx {
+        inner: WriteInner::Sqlite(connection),
+    };
+    let batch_sql = |tx: &WriteTx, sql: &str| match &tx.inner {
+        WriteInner::Sqlite(conn) => conn.execute_batch(sql).map_err(StoreError::from),
+        WriteInner::Postgres(_) => Err(StoreError::CommitFailed),
+    };
+    while let Some(first) = runtime.block_on(jobs.recv()) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -131,29 +337,33 @@ async fn group_commit(
         }
         let size = batch.len();
         let mut replies = Vec::with_capacity(size);
-        let committed = async {
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin().await?;
-            // One savepoint marks where the current job started. Each statement is a round
-            // trip to the connection's thread, so moving the mark past a finished job
-            // (release, set again) is one multi-statement call, not two.
-            tx.execute("SAVEPOINT job").await?;
+        // IMMEDIATE: the write lock is taken now (waiting out other writers through the busy
+        // timeout), not on the first write, where a stale snapshot could not be upgraded.
+        let mut committed = batch_sql(&tx, "BEGIN IMMEDIATE; SAVEPOINT job");
+        if committed.is_ok() {
             for job in batch {
-                let (ok, reply) = job(&mut tx).await;
+                let (ok, reply) = runtime.block_on(job(&mut tx));
                 replies.push(reply);
-                if ok {
-                    tx.execute("RELEASE job; SAVEPOINT job").await?;
+                // Moves the mark past a finished job, or undoes a failed job's writes
+                // (the mark stays for the next job).
+                let step = if ok {
+                    "RELEASE job; SAVEPOINT job"
                 } else {
-                    // Undoes this job's writes; the mark stays for the next job.
-                    tx.execute("ROLLBACK TO job").await?;
+                    "ROLLBACK TO job"
+                };
+                if let Err(e) = batch_sql(&tx, step) {
+                    committed = Err(e);
+                    break;
                 }
             }
-            tx.commit().await?;
-            Ok::<(), sqlx::Error>(())
         }
-        .await;
+        if committed.is_ok() {
+            committed = batch_sql(&tx, "COMMIT");
+        }
         if let Err(e) = &committed {
             tracing::error!(error = %e, "group commit failed; its jobs are answered with an error");
+            // Leaves no transaction open for the next batch (none may be open: ignored).
+            let _ = batch_sql(&tx, "ROLLBACK");
         }
         let ok = committed.is_ok();
         if ok {
@@ -165,23 +375,33 @@ async fn group_commit(
     }
 }
 
-/// Runs the group commit on a thread of its own with a single-threaded runtime. The writer
-/// is the one serial part of the store: each of its statements is a round trip to the
-/// connection's thread, and on the server's runtime every one of those waits behind the
-/// HTTP tasks ready at the time, which under load makes each batch several times longer.
+/// Opens the writer's own connection to the SQLite file and starts the group commit on a
+/// thread of its own.
+///
+/// Checkpoints stay SQLite's automatic ones, run by the writer after a commit once the log
+/// passes a thousand pages. (A passive checkpoint on another thread was tried: under a
+/// steady stream of commits it never finds the log fully copied, so the log is never
+/// restarted and grew past a gigabyte in a ten-second run.)
 fn spawn_group_commit(
-    pool: AnyPool,
+    path: &std::path::Path,
+    pragmas: &str,
     jobs: mpsc::UnboundedReceiver<Job>,
     stats: Arc<GroupCommitStats>,
 ) -> Result<(), StoreError> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.execute_batch(pragmas)?;
+    connection.execute_batch(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))?;
+    connection.set_prepared_statement_cache_capacity(SQLITE_WRITER_STATEMENTS);
+    // No I/O driver: its wake-ups go through an eventfd and epoll, a condition variable is
+    // cheaper, and the writer waits on nothing but its queue and its jobs.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
         .map_err(StoreError::WriterThread)?;
     std::thread::Builder::new()
         .name("group-commit".into())
         // Ends when every sender (every clone of the store) is gone.
-        .spawn(move || runtime.block_on(group_commit(pool, jobs, stats)))
+        .spawn(move || group_commit(connection, jobs, stats, runtime))
         .map_err(StoreError::WriterThread)?;
     Ok(())
 }
@@ -205,6 +425,21 @@ fn sqlite_pragmas() -> String {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
          PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
     )
+}
+
+impl StoreError {
+    /// Whether a unique index or primary key refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -247,7 +482,10 @@ impl Store {
                     .await?;
                 let (sender, receiver) = mpsc::unbounded_channel();
                 let stats = Arc::new(GroupCommitStats::default());
-                spawn_group_commit(write.clone(), receiver, stats.clone())?;
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_owned();
+                spawn_group_commit(&path, &pragmas, receiver, stats.clone())?;
                 Self {
                     backend,
                     write,
@@ -304,7 +542,13 @@ impl Store {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.write.begin().await?)
+        match self.backend {
+            // The group-commit writer has a connection of its own: taking the write lock at
+            // the start waits for it through the busy timeout, where a deferred transaction
+            // that read first could not upgrade its stale snapshot (SQLITE_BUSY at once).
+            Backend::Sqlite => Ok(self.write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.write.begin().await?),
+        }
     }
 
     /// Runs `f` in a write transaction and returns its result once committed. An `Err` from
@@ -314,12 +558,16 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, Result<T, E>> + Send + 'static,
     {
         let Some(batcher) = &self.batcher else {
-            let mut tx = self.write.begin().await.map_err(StoreError::from)?;
+            let mut tx = WriteTx {
+                inner: WriteInner::Postgres(self.write.begin().await.map_err(StoreError::from)?),
+            };
             let value = f(&mut tx).await?;
-            tx.commit().await.map_err(StoreError::from)?;
+            if let WriteInner::Postgres(tx) = tx.inner {
+                tx.commit().await.map_err(StoreError::from)?;
+            }
             return Ok(value);
         };
         let (sender, receiver) = oneshot::channel::<Result<T, E>>();

@@ -18,6 +18,9 @@ async fn url(db: Db, dir: &tempfile::TempDir) -> Option<String> {
     }
 }
 
+const INSERT: &str = "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     VALUES (?, 'a', 'b', ?, 'EUR', 0)";
+
 async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let Some(url) = url(db, &dir).await else {
@@ -28,18 +31,11 @@ async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
     for i in 0..40i64 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let s = store.clone();
             store
                 .write(job(move |conn| {
                     Box::pin(async move {
-                        sqlx::query(&s.q(
-                            "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
-                             VALUES (?, 'a', 'b', ?, 'EUR', 0)",
-                        ))
-                        .bind(format!("T{i}"))
-                        .bind(i)
-                        .execute(&mut *conn)
-                        .await?;
+                        conn.execute(INSERT, vec![format!("T{i}").into(), i.into()])
+                            .await?;
                         if i % 3 == 0 {
                             return Err(BankError::conflict("test", "rolled back on purpose"));
                         }
@@ -71,6 +67,24 @@ async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
         stored, committed,
         "exactly the successful writes are stored"
     );
+    // A second entry under a stored key is told apart from other failures (the payments'
+    // idempotency and exactly-once journal rely on it), and leaves nothing behind.
+    let duplicate = store
+        .write(job(|conn| {
+            Box::pin(async move {
+                conn.execute(INSERT, vec!["T1".into(), 1000i64.into()])
+                    .await
+                    .map_err(|e| {
+                        if e.is_unique_violation() {
+                            BankError::conflict("duplicate", "the key is taken")
+                        } else {
+                            e.into()
+                        }
+                    })
+            })
+        }))
+        .await;
+    assert_eq!(duplicate.map_err(|e| e.code), Err("duplicate"));
     store.close().await;
     // Reopening runs the migrations again without harm and sees the data.
     let store = Store::open(&url, 2).await.unwrap();

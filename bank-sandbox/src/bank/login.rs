@@ -598,6 +598,7 @@ impl Bank {
             expires_at,
             binding_pin: std::sync::OnceLock::new(),
             last_prepared: std::sync::Mutex::new(None),
+            payer_accounts: std::sync::Mutex::new(Vec::new()),
         })
     }
 

@@ -93,6 +93,11 @@ pub(crate) struct ActiveSession {
     /// needs, so the approval does not read it back. Its state is checked again when the
     /// decision is written.
     pub last_prepared: Mutex<Option<PreparedFacts>>,
+    /// Payer accounts this session has paid from, by (account asked for, currency): an
+    /// account's owner, currency and exponent never change (only its balance, which the
+    /// debit checks in the write), so the lookup is made once per session. The default
+    /// account of a currency stays the one found first for the session's lifetime.
+    pub payer_accounts: Mutex<Vec<(Option<String>, String, payments::Account)>>,
 }
 
 /// A prepared device payment as the decision needs it.

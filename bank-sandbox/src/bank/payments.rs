@@ -15,7 +15,7 @@ use super::{
     encode_request,
 };
 use crate::error::{BankError, BankResult};
-use crate::store::{Backend, Store, job};
+use crate::store::{SqlValue, Store, WriteTx, job};
 
 /// Internal code: a concurrent prepare with the same idempotency key committed first.
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
@@ -85,6 +85,7 @@ pub fn verdict_name(verdict: Verdict) -> &'static str {
     }
 }
 
+#[derive(Clone, Debug)]
 pub(crate) struct Account {
     pub account_number: String,
     pub currency: String,
@@ -128,6 +129,48 @@ impl Bank {
                 "the payer account is in {}, not {currency}",
                 account.currency
             )));
+        }
+        Ok(account)
+    }
+
+    /// [`Self::payer_account`] through the session's cache.
+    async fn session_payer_account(
+        &self,
+        session: &ActiveSession,
+        request: &PaymentRequest,
+    ) -> BankResult<Account> {
+        let cached = |accounts: &Vec<(Option<String>, String, Account)>| {
+            accounts
+                .iter()
+                .find(|(asked, currency, _)| {
+                    *asked == request.payer_account && *currency == request.currency
+                })
+                .map(|(_, _, account)| account.clone())
+        };
+        let lock = || {
+            session
+                .payer_accounts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some(account) = cached(&lock()) {
+            return Ok(account);
+        }
+        let account = self
+            .payer_account(
+                &session.customer_id,
+                request.payer_account.as_deref(),
+                &request.currency,
+            )
+            .await?;
+        let mut accounts = lock();
+        // A session asks for a handful of accounts; the cap only bounds a misbehaving one.
+        if cached(&accounts).is_none() && accounts.len() < 16 {
+            accounts.push((
+                request.payer_account.clone(),
+                request.currency.clone(),
+                account.clone(),
+            ));
         }
         Ok(account)
     }
@@ -195,19 +238,12 @@ impl Bank {
         session: &ActiveSession,
         request: &PaymentRequest,
     ) -> BankResult<PreparedPayment> {
-        let payer = self
-            .payer_account(
-                &session.customer_id,
-                request.payer_account.as_deref(),
-                &request.currency,
-            )
-            .await?;
+        let payer = self.session_payer_account(session, request).await?;
         // No lookup of the idempotency key first: the insert below fails on the unique
         // (customer, key) index when it was used before, and only then is the stored payment
         // read. A new payment (the usual case) costs no extra query.
         let transaction_id = util::random_id("TX-")?;
         let details = Self::payment_details(request, &payer, &transaction_id)?;
-        let store = self.store.clone();
         let (binding_id, customer_id) = (session.binding_id.clone(), session.customer_id.clone());
         let (session_id, response_key, expires_at) = (
             session.session_id,
@@ -225,15 +261,15 @@ impl Bank {
             .write(job(move |conn| {
                 Box::pin(async move {
                     let request = request_copy;
-                    let counter: i64 = sqlx::query(&store.q(
-                        "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
-                         AND status = 'active' RETURNING payment_counter",
-                    ))
-                    .bind(binding_id.clone())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
-                    .try_get(0)?;
+                    let counter = conn
+                        .fetch_optional(
+                            "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
+                             AND status = 'active' RETURNING payment_counter",
+                            vec![binding_id.as_str().into()],
+                        )
+                        .await?
+                        .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
+                        .int(0)?;
                     let mut approve = ApprovePayment {
                         session_id,
                         payment: details,
@@ -245,35 +281,37 @@ impl Bank {
                         .map_err(|e| BankError::invalid(e.to_string()))?;
                     approve.bank_mac = cmac(&response_key, &input)?;
                     let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
-                    sqlx::query(&store.q(
+                    conn.execute(
                         "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
                          idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
                          reference, bank_counter, request, status, created_by, created_at, expires_at) \
                          VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)",
-                    ))
-                    .bind(tx_id)
-                    .bind(customer_id)
-                    .bind(binding_id)
-                    .bind(hex::encode(session_id.0))
-                    .bind(request.idempotency_key.clone())
-                    .bind(payer_account)
-                    .bind(request.payee_account.clone())
-                    .bind(request.payee_name.clone())
-                    .bind(request.amount_minor as i64)
-                    .bind(request.currency.clone())
-                    .bind(i64::from(exponent))
-                    .bind(request.reference.clone())
-                    .bind(counter)
-                    .bind(hex::decode(&encoded).unwrap_or_default())
-                    .bind(now_ms())
-                    .bind(expires_at)
-                    .execute(&mut *conn)
+                        vec![
+                            tx_id.into(),
+                            customer_id.into(),
+                            binding_id.into(),
+                            hex::encode(session_id.0).into(),
+                            request.idempotency_key.into(),
+                            payer_account.into(),
+                            request.payee_account.into(),
+                            request.payee_name.into(),
+                            (request.amount_minor as i64).into(),
+                            request.currency.into(),
+                            i64::from(exponent).into(),
+                            request.reference.into(),
+                            counter.into(),
+                            hex::decode(&encoded).unwrap_or_default().into(),
+                            now_ms().into(),
+                            expires_at.into(),
+                        ],
+                    )
                     .await
-                    .map_err(|e| match e {
-                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    .map_err(|e| {
+                        if e.is_unique_violation() {
                             BankError::conflict(IDEMPOTENCY_RACE, "prepared concurrently")
+                        } else {
+                            e.into()
                         }
-                        other => other.into(),
                     })?;
                     Ok::<_, BankError>((counter, encoded, approve))
                 })
@@ -390,7 +428,6 @@ impl Bank {
             ..
         } = facts;
 
-        let store = self.store.clone();
         let binding_id = session.binding_id.clone();
         let (session_id, response_key) = (session.session_id, session.response_key.clone());
         let max_wrong_pins = self.config.max_wrong_pins;
@@ -402,53 +439,54 @@ impl Bank {
             .write(job(move |conn| {
                 Box::pin(async move {
                     // Advancing the counter and reading the PIN state is one statement.
-                    let advanced = sqlx::query(&store.q(
-                        "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
-                         RETURNING pin_locked, wrong_pin_count",
-                    ))
-                    .bind(device_counter)
-                    .bind(binding_id.clone())
-                    .bind(device_counter)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or_else(|| {
-                        BankError::rejected(
-                            "replayed_counter",
-                            "the device counter is not greater than the last accepted: a replayed approval",
+                    let advanced = conn
+                        .fetch_optional(
+                            "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
+                             RETURNING pin_locked, wrong_pin_count",
+                            vec![device_counter.into(), binding_id.as_str().into(), device_counter.into()],
                         )
-                    })?;
-                    let pin_locked = advanced.try_get::<i64, _>("pin_locked")? != 0;
-                    let wrong_before: i64 = advanced.try_get("wrong_pin_count")?;
+                        .await?
+                        .ok_or_else(|| {
+                            BankError::rejected(
+                                "replayed_counter",
+                                "the device counter is not greater than the last accepted: a replayed approval",
+                            )
+                        })?;
+                    let pin_locked = advanced.int(0)? != 0;
+                    let wrong_before = advanced.int(1)?;
                     let pin_ok = !pin_locked && pin_matches;
                     let mut pin_tries_left = None;
                     let verdict = if pin_locked {
                         Verdict::AccountBlocked
                     } else if !pin_ok {
-                        let wrong: i64 = sqlx::query(&store.q(
-                            "UPDATE bindings SET wrong_pin_count = wrong_pin_count + 1 WHERE binding_id = ? \
-                             RETURNING wrong_pin_count",
-                        ))
-                        .bind(binding_id.clone())
-                        .fetch_one(&mut *conn)
-                        .await?
-                        .try_get(0)?;
+                        let wrong = conn
+                            .fetch_optional(
+                                "UPDATE bindings SET wrong_pin_count = wrong_pin_count + 1 WHERE binding_id = ? \
+                                 RETURNING wrong_pin_count",
+                                vec![binding_id.as_str().into()],
+                            )
+                            .await?
+                            .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
+                            .int(0)?;
                         if wrong >= max_wrong_pins {
-                            sqlx::query(&store.q("UPDATE bindings SET pin_locked = 1 WHERE binding_id = ?"))
-                                .bind(binding_id.clone())
-                                .execute(&mut *conn)
-                                .await?;
+                            conn.execute(
+                                "UPDATE bindings SET pin_locked = 1 WHERE binding_id = ?",
+                                vec![binding_id.as_str().into()],
+                            )
+                            .await?;
                             tracing::warn!(serial, "binding locked after wrong PINs");
                         }
                         pin_tries_left = Some((max_wrong_pins - wrong).max(0));
                         Verdict::PinIncorrect
                     } else {
                         if wrong_before != 0 {
-                            sqlx::query(&store.q("UPDATE bindings SET wrong_pin_count = 0 WHERE binding_id = ?"))
-                                .bind(binding_id.clone())
-                                .execute(&mut *conn)
-                                .await?;
+                            conn.execute(
+                                "UPDATE bindings SET wrong_pin_count = 0 WHERE binding_id = ?",
+                                vec![binding_id.as_str().into()],
+                            )
+                            .await?;
                         }
-                        if debit(&store, conn, &payer, amount).await? {
+                        if conn.execute(DEBIT, vec![amount.into(), payer.as_str().into(), amount.into()]).await? == 1 {
                             Verdict::Approved
                         } else {
                             Verdict::InsufficientFunds
@@ -480,7 +518,7 @@ impl Bank {
                         amount,
                         currency: &currency,
                     };
-                    record_decision(&store, conn, decision, &transfer).await?;
+                    record_decision(conn, decision, &transfer).await?;
                     Ok::<_, BankError>((verdict, encoded, pin_tries_left))
                 })
             }))
@@ -718,23 +756,22 @@ async fn debit(
     payer: &str,
     amount: i64,
 ) -> BankResult<bool> {
-    let debited = sqlx::query(&store.q(
-        "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?",
-    ))
-    .bind(amount)
-    .bind(payer)
-    .bind(amount)
-    .execute(&mut *conn)
-    .await?;
+    let debited = sqlx::query(&store.q(DEBIT))
+        .bind(amount)
+        .bind(payer)
+        .bind(amount)
+        .execute(&mut *conn)
+        .await?;
     Ok(debited.rows_affected() == 1)
 }
 
+const DEBIT: &str = "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?";
 const CREDIT: &str = "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?";
 const JOURNAL: &str = "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
      VALUES (?, ?, ?, ?, ?, ?)";
-/// Claims a prepared payment for its decision; no row back means it was decided already.
+/// Claims a prepared payment for its decision; no row changed means it was decided already.
 const DECIDE: &str = "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
-     decided_at = ? WHERE transaction_id = ? AND status = 'prepared' RETURNING transaction_id";
+     decided_at = ? WHERE transaction_id = ? AND status = 'prepared'";
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
@@ -748,79 +785,76 @@ fn bind_journal<'q>(query: AnyQuery<'q>, transfer: &Transfer<'_>) -> AnyQuery<'q
         .bind(now_ms())
 }
 
-fn bind_decision<'q>(query: AnyQuery<'q>, decision: Decision<'_>) -> AnyQuery<'q> {
+fn journal_values(transfer: &Transfer<'_>) -> Vec<SqlValue> {
+    vec![
+        transfer.transaction_id.into(),
+        transfer.payer.into(),
+        transfer.payee.into(),
+        transfer.amount.into(),
+        transfer.currency.into(),
+        now_ms().into(),
+    ]
+}
+
+fn decision_values(decision: Decision<'_>) -> Vec<SqlValue> {
     let status = if decision.verdict == Verdict::Approved {
         "approved"
     } else {
         "declined"
     };
-    query
-        .bind(status)
-        .bind(i64::from(decision.verdict.to_wire()))
-        .bind(decision.device_counter)
-        .bind(decision.approval)
-        .bind(decision.response)
-        .bind(now_ms())
-        .bind(decision.transaction_id.to_owned())
+    vec![
+        status.into(),
+        i64::from(decision.verdict.to_wire()).into(),
+        decision.device_counter.into(),
+        decision.approval.into(),
+        decision.response.into(),
+        now_ms().into(),
+        decision.transaction_id.into(),
+    ]
 }
 
 fn journal_error(e: sqlx::Error) -> BankError {
     match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => BankError::conflict(
-            "payment_already_decided",
-            "the journal already has this transaction",
-        ),
+        sqlx::Error::Database(db) if db.is_unique_violation() => already_journaled(),
         other => other.into(),
     }
 }
 
+fn already_journaled() -> BankError {
+    BankError::conflict(
+        "payment_already_decided",
+        "the journal already has this transaction",
+    )
+}
+
 /// Stores a device payment's decision; for an approved one (payer already debited) also
-/// credits the payee and writes the journal entry. On SQLite these are one call to the
-/// connection's thread (several statements, parameters bound in order), since the group
-/// commit runs them one after another and each call costs two thread switches; PostgreSQL
-/// takes no parameters in a multi-statement query, so there they are separate.
+/// credits the payee and writes the journal entry.
 async fn record_decision(
-    store: &Store,
-    conn: &mut AnyConnection,
+    conn: &mut WriteTx,
     decision: Decision<'_>,
     transfer: &Transfer<'_>,
 ) -> BankResult<()> {
-    let approved = decision.verdict == Verdict::Approved;
-    let claimed = match (store.backend(), approved) {
-        (Backend::Sqlite, true) => {
-            let sql = format!("{CREDIT}; {JOURNAL}; {DECIDE}");
-            let query = sqlx::query(&sql)
-                .bind(transfer.amount)
-                .bind(transfer.payee.to_owned())
-                .bind(transfer.currency.to_owned());
-            // `fetch_all`, not `fetch_optional`: sqlx stops a multi-statement query at the
-            // first result when asked for one row, leaving the later statements unrun.
-            bind_decision(bind_journal(query, transfer), decision)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(journal_error)?
-                .len()
-        }
-        _ => {
-            if approved {
-                sqlx::query(&store.q(CREDIT))
-                    .bind(transfer.amount)
-                    .bind(transfer.payee.to_owned())
-                    .bind(transfer.currency.to_owned())
-                    .execute(&mut *conn)
-                    .await?;
-                bind_journal(sqlx::query(&store.q(JOURNAL)), transfer)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(journal_error)?;
-            }
-            bind_decision(sqlx::query(&store.q(DECIDE)), decision)
-                .fetch_all(&mut *conn)
-                .await?
-                .len()
-        }
-    };
-    if claimed != 1 {
+    if decision.verdict == Verdict::Approved {
+        conn.execute(
+            CREDIT,
+            vec![
+                transfer.amount.into(),
+                transfer.payee.into(),
+                transfer.currency.into(),
+            ],
+        )
+        .await?;
+        conn.execute(JOURNAL, journal_values(transfer))
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    already_journaled()
+                } else {
+                    e.into()
+                }
+            })?;
+    }
+    if conn.execute(DECIDE, decision_values(decision)).await? != 1 {
         return Err(BankError::conflict(
             "payment_already_decided",
             "the payment was decided concurrently",
