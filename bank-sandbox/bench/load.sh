@@ -31,12 +31,13 @@ P99_GOAL_MS=20
 log() { printf 'load.sh: %s\n' "$*" >&2; }
 
 cd "$ROOT"
+source scripts/env.sh
 if [ -n "${BANK_SANDBOX_BIN:-}" ]; then
   BIN="$BANK_SANDBOX_BIN" # a given build, e.g. to compare two versions
 else
   log "building (release)"
   cargo build --release -q -p bank-sandbox >&2
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/bank-sandbox"
+  BIN="$CARGO_TARGET_DIR/release/bank-sandbox"
 fi
 
 # CPU seconds used so far by the PostgreSQL cluster's processes: the postmaster, the backends
