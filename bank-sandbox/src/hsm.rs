@@ -17,9 +17,7 @@
 use std::fmt;
 use std::path::Path;
 
-use firmware_protocol::crypto::ecdsa::{
-    EcdsaSignature as CryptoSignature, EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain,
-};
+use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::kcv::{self, KcvMethod};
 use firmware_protocol::crypto::keys::{
     Key, KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial, PinKey, PinVerificationKey, Usage,
@@ -318,19 +316,15 @@ impl SoftHsm {
     /// Signs a bank-signed request's `signed_bytes()` (Initialise, Enrol, BankCommand) with
     /// the management key, in the `BankCommand` signature domain.
     pub fn sign_management(&self, signed_bytes: &[u8]) -> message::EcdsaSignature {
-        to_wire(
-            self.management
-                .sign(SignatureDomain::BankCommand, signed_bytes),
-        )
+        self.management
+            .sign(SignatureDomain::BankCommand, signed_bytes)
     }
 
     /// Signs an OperatorReset's `signed_bytes()` with the operator key, in the
     /// `OperatorReset` signature domain.
     pub fn sign_operator(&self, signed_bytes: &[u8]) -> message::EcdsaSignature {
-        to_wire(
-            self.operator
-                .sign(SignatureDomain::OperatorReset, signed_bytes),
-        )
+        self.operator
+            .sign(SignatureDomain::OperatorReset, signed_bytes)
     }
 
     /// Seals a key for storage, labelled with its usage.
@@ -417,10 +411,6 @@ impl SoftHsm {
             Err(_) => false,
         }
     }
-}
-
-fn to_wire(signature: CryptoSignature) -> message::EcdsaSignature {
-    message::EcdsaSignature(signature.to_bytes())
 }
 
 fn seal_with<U: Usage>(

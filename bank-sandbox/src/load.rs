@@ -296,14 +296,12 @@ impl SoftDevice {
             device_serial: self.serial.clone(),
             firmware_version: "load-1".into(),
             firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         let signed = report.signed_bytes(&get)?;
-        report.signature = EcdsaSignature(
-            self.attestation
-                .sign(SignatureDomain::DeviceAttestation, &signed)
-                .to_bytes(),
-        );
+        report.signature = self
+            .attestation
+            .sign(SignatureDomain::DeviceAttestation, &signed);
         encode(Response::IntegrityReport(report))
     }
 

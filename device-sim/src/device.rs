@@ -544,18 +544,6 @@ fn verify_bank_mac(key: &MacKey, input: &[u8], tag: &MacTag) -> bool {
     mac::verify(key, MacAlgorithm::AesCmac, input, &tag.0).is_ok()
 }
 
-fn to_message_signature(
-    signature: firmware_protocol::crypto::ecdsa::EcdsaSignature,
-) -> EcdsaSignature {
-    EcdsaSignature(signature.to_bytes())
-}
-
-fn to_crypto_signature(
-    signature: &EcdsaSignature,
-) -> firmware_protocol::crypto::ecdsa::EcdsaSignature {
-    firmware_protocol::crypto::ecdsa::EcdsaSignature::from_array(signature.0)
-}
-
 impl Device {
     /// Manufactures a device: a fresh attestation key, a certificate from `ca`, the bank's
     /// public keys, lifecycle Manufactured.
@@ -1384,7 +1372,7 @@ impl Device {
             )
         })?;
         let signed = signed.map_err(internal)?;
-        key.verify(domain, &signed, &to_crypto_signature(signature))
+        key.verify(domain, &signed, signature)
             .map_err(|e| refuse(StatusCode::BadSignature, e.to_string()))
     }
 
@@ -1598,13 +1586,12 @@ impl Device {
             device_serial: self.serial.clone(),
             firmware_version: self.firmware_version.clone(),
             firmware_hash: Sha256Digest(self.measured_firmware_hash),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         let signed = report.signed_bytes(&request).map_err(internal)?;
-        report.signature = to_message_signature(
-            self.attestation
-                .sign(SignatureDomain::DeviceAttestation, &signed),
-        );
+        report.signature = self
+            .attestation
+            .sign(SignatureDomain::DeviceAttestation, &signed);
         Ok(Step::Respond(Response::IntegrityReport(report)))
     }
 
@@ -1999,7 +1986,7 @@ impl Device {
                     .sign(SignatureDomain::OutOfBandConfirmation, &signed);
                 self.banner = vec!["Payment confirmed".into()];
                 Some(Ok(Response::ConfirmationSignature(ConfirmationSignature {
-                    signature: to_message_signature(signature),
+                    signature,
                 })))
             }
         }

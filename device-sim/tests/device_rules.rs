@@ -7,7 +7,7 @@ mod support;
 use device_sim::certificate::DeviceCertificate;
 use device_sim::device::{Progress, firmware_image_hash};
 use device_sim::hardware::{EventKind, KeyPress};
-use firmware_protocol::crypto::ecdsa::{self, SignatureDomain};
+use firmware_protocol::crypto::ecdsa::{EcdsaSignature, SignatureDomain};
 use firmware_protocol::crypto::pairing::HostPairing;
 use firmware_protocol::crypto::tr31::{KeyUsageCode, ModeOfUse};
 use firmware_protocol::message::{
@@ -118,7 +118,9 @@ fn initialise_refuses_wrong_device_bad_signature_stale_sequence_bad_kcv_and_wron
     );
 
     let mut forged = rig.bank.initialise(SERIAL, &key);
-    forged.signature.0[10] ^= 1;
+    let mut bytes = forged.signature.to_bytes();
+    bytes[10] ^= 1;
+    forged.signature = EcdsaSignature::from_array(bytes);
     assert_eq!(
         status_of(&rig.request(Request::Initialise(forged))),
         StatusCode::BadSignature
@@ -702,7 +704,7 @@ fn out_of_band_confirmation_is_signed_with_the_attestation_key_after_the_user_ap
         .verify(
             SignatureDomain::OutOfBandConfirmation,
             &request.signed_bytes().unwrap(),
-            &ecdsa::EcdsaSignature::from_array(signature.0),
+            &signature,
         )
         .unwrap();
 
@@ -928,7 +930,7 @@ fn the_integrity_report_is_signed_by_the_attestation_key_over_the_bank_nonce() {
         firmware_image_hash(&report.firmware_version)
     );
     let key = rig.device.attestation_public_key();
-    let signature = ecdsa::EcdsaSignature::from_array(report.signature.0);
+    let signature = report.signature;
     key.verify(
         SignatureDomain::DeviceAttestation,
         &report.signed_bytes(&request).unwrap(),

@@ -162,7 +162,7 @@ fn domain_tags_are_distinct_ascii_and_prefix_free() {
 /// reset token cannot pass as a bank command and so on.
 #[test]
 fn same_fields_under_different_purposes_give_different_inputs() {
-    let sig = EcdsaSignature([0; 64]);
+    let sig = EcdsaSignature::from_array([0; 64]);
     let reset = OperatorReset {
         device_serial: "PB1".into(),
         sequence: 9,
@@ -189,7 +189,7 @@ fn integrity_signature_covers_the_bank_nonce() {
         device_serial: "PB1".into(),
         firmware_version: "1.0".into(),
         firmware_hash: Sha256Digest([7; 32]),
-        signature: EcdsaSignature([0; 64]),
+        signature: EcdsaSignature::from_array([0; 64]),
     };
     let a = report
         .signed_bytes(&GetIntegrityReport {

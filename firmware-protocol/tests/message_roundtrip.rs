@@ -241,7 +241,7 @@ fn encoder_refuses_out_of_range_values() {
             key_block: KeyBlock::new("D0000P0AE00E0000").unwrap(),
             kcv: Kcv::new(&[1, 2, 3]).unwrap(),
         },
-        signature: EcdsaSignature([0; 64]),
+        signature: EcdsaSignature::from_array([0; 64]),
     });
     assert!(matches!(
         bad_pan.encode(1),

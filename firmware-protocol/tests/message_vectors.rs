@@ -148,7 +148,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 sequence: 1,
                 bank_public_key: key(0x40),
                 kbpk: wrapped(KBPK_BLOCK, [0x1A, 0x2B, 0x3C, 0x4D, 0x5E]),
-                signature: EcdsaSignature(arr(0xA0)),
+                signature: EcdsaSignature::from_array(arr(0xA0)),
             }),
         ),
         req(
@@ -162,7 +162,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 pin_length_min: 4,
                 pin_length_max: 6,
                 pin_key: wrapped(PIN_KEY_BLOCK, [0x08, 0x79, 0x0C, 0x9E, 0x1F]),
-                signature: EcdsaSignature(arr(0xA1)),
+                signature: EcdsaSignature::from_array(arr(0xA1)),
             }),
         ),
         req(
@@ -172,7 +172,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 device_serial: "PB-2024-000123".into(),
                 sequence: 5,
                 operator_id: "op-jmartin".into(),
-                signature: EcdsaSignature(arr(0xA2)),
+                signature: EcdsaSignature::from_array(arr(0xA2)),
             }),
         ),
         req(
@@ -183,7 +183,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 sequence: 6,
                 command: BankCommandKind::Lock,
                 reason: "Reported lost".into(),
-                signature: EcdsaSignature(arr(0xA3)),
+                signature: EcdsaSignature::from_array(arr(0xA3)),
             }),
         ),
         req(
@@ -335,7 +335,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 device_serial: "PB-2024-000123".into(),
                 firmware_version: "1.4.2".into(),
                 firmware_hash: Sha256Digest(arr(0x10)),
-                signature: EcdsaSignature(arr(0xA4)),
+                signature: EcdsaSignature::from_array(arr(0xA4)),
             }),
         ),
         resp(
@@ -375,7 +375,7 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
             "ConfirmationSignature",
             17,
             Response::ConfirmationSignature(ConfirmationSignature {
-                signature: EcdsaSignature(arr(0xA5)),
+                signature: EcdsaSignature::from_array(arr(0xA5)),
             }),
         ),
         resp(
@@ -484,7 +484,7 @@ fn fields(body: &Body) -> Value {
                 "sequence": m.sequence,
                 "bank_public_key": hex_of(m.bank_public_key.as_bytes()),
                 "kbpk": wrapped_fields(&m.kbpk),
-                "signature": hex_of(&m.signature.0),
+                "signature": hex_of(m.signature.as_bytes()),
             }),
             Request::Enrol(m) => json!({
                 "device_serial": m.device_serial,
@@ -494,20 +494,20 @@ fn fields(body: &Body) -> Value {
                 "pin_length_min": m.pin_length_min,
                 "pin_length_max": m.pin_length_max,
                 "pin_key": wrapped_fields(&m.pin_key),
-                "signature": hex_of(&m.signature.0),
+                "signature": hex_of(m.signature.as_bytes()),
             }),
             Request::OperatorReset(m) => json!({
                 "device_serial": m.device_serial,
                 "sequence": m.sequence,
                 "operator_id": m.operator_id,
-                "signature": hex_of(&m.signature.0),
+                "signature": hex_of(m.signature.as_bytes()),
             }),
             Request::BankCommand(m) => json!({
                 "device_serial": m.device_serial,
                 "sequence": m.sequence,
                 "command": m.command.to_wire(),
                 "reason": m.reason,
-                "signature": hex_of(&m.signature.0),
+                "signature": hex_of(m.signature.as_bytes()),
             }),
             Request::GetIntegrityReport(m) => json!({ "nonce": hex_of(&m.nonce.0) }),
             Request::LoadSessionKeys(m) => json!({
@@ -585,7 +585,7 @@ fn fields(body: &Body) -> Value {
                 "device_serial": m.device_serial,
                 "firmware_version": m.firmware_version,
                 "firmware_hash": hex_of(&m.firmware_hash.0),
-                "signature": hex_of(&m.signature.0),
+                "signature": hex_of(m.signature.as_bytes()),
             }),
             Response::KeysLoaded(m) => json!({ "session_id": hex_of(&m.session_id.0) }),
             Response::ChallengeResponse(m) => json!({
@@ -602,7 +602,9 @@ fn fields(body: &Body) -> Value {
                 "result": m.result.to_wire(),
                 "display_text": m.display_text,
             }),
-            Response::ConfirmationSignature(m) => json!({ "signature": hex_of(&m.signature.0) }),
+            Response::ConfirmationSignature(m) => {
+                json!({ "signature": hex_of(m.signature.as_bytes()) })
+            }
             Response::Vendor(m) => json!({ "body": hex_of(&m.body) }),
         },
     }

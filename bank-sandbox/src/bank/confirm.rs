@@ -3,7 +3,7 @@
 //! attestation key, and the bank verifies the signature against the device certificate
 //! before paying.
 
-use firmware_protocol::crypto::ecdsa::{EcdsaSignature as CryptoSignature, SignatureDomain};
+use firmware_protocol::crypto::ecdsa::SignatureDomain;
 use firmware_protocol::message::{
     self, BankResult as Verdict, Nonce, Request, Response, SignConfirmation,
 };
@@ -256,7 +256,7 @@ impl Bank {
             &sign
                 .signed_bytes()
                 .map_err(|e| BankError::invalid(e.to_string()))?,
-            &CryptoSignature::from_array(signature.0),
+            &signature,
         )
         .map_err(|_| {
             BankError::rejected(

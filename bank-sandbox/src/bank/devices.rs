@@ -352,7 +352,7 @@ impl Bank {
             bank_public_key: EcPublicKey::new(bank_ephemeral.verifying_key().to_sec1_bytes())
                 .map_err(|e| BankError::internal(&e))?,
             kbpk: wrapped,
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
             &request
@@ -610,7 +610,7 @@ impl Bank {
             pin_length_min,
             pin_length_max,
             pin_key: wrapped,
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
             &request
@@ -732,7 +732,7 @@ impl Bank {
             sequence,
             command: kind.wire(),
             reason: reason.to_owned(),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         command.signature = self.hsm.sign_management(
             &command
@@ -882,7 +882,7 @@ impl Bank {
             device_serial: serial.to_owned(),
             sequence,
             operator_id: operator.to_owned(),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         reset.signature = self.hsm.sign_operator(
             &reset

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use firmware_protocol::crypto::ecdsa::{
-    EcdsaSignature as CryptoSignature, EcdsaVerifyingKey, SignatureDomain,
-};
+use firmware_protocol::crypto::ecdsa::{EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
@@ -357,7 +355,7 @@ impl Bank {
             .verify(
                 SignatureDomain::DeviceAttestation,
                 &signed,
-                &CryptoSignature::from_array(report.signature.0),
+                &report.signature,
             )
             .map_err(|_| {
                 BankError::rejected(

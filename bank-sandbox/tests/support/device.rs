@@ -6,9 +6,7 @@
 
 use bank_sandbox::bank::initialisation_context;
 use bank_sandbox::certificate;
-use firmware_protocol::crypto::ecdsa::{
-    EcdsaSignature as Sig, EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain,
-};
+use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::kcv::{self, KcvMethod};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
 use firmware_protocol::crypto::mac::{self, MacAlgorithm};
@@ -150,7 +148,7 @@ impl TestDevice {
         if serial != self.serial {
             return Err(StatusCode::WrongDevice);
         }
-        key.verify(domain, signed, &Sig::from_array(signature.0))
+        key.verify(domain, signed, signature)
             .map_err(|_| StatusCode::BadSignature)?;
         if sequence <= self.last_sequence {
             return Err(StatusCode::StaleBankCounter);
@@ -238,13 +236,10 @@ impl TestDevice {
             device_serial: self.serial.clone(),
             firmware_version: "1.0.0".into(),
             firmware_hash: Sha256Digest(self.firmware_hash),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         let signed = report.signed_bytes(get).unwrap();
-        report.signature = EcdsaSignature(
-            key.sign(SignatureDomain::DeviceAttestation, &signed)
-                .to_bytes(),
-        );
+        report.signature = key.sign(SignatureDomain::DeviceAttestation, &signed);
         encode(Response::IntegrityReport(report))
     }
 
@@ -361,7 +356,7 @@ impl TestDevice {
             &sign.signed_bytes().unwrap(),
         );
         encode(Response::ConfirmationSignature(ConfirmationSignature {
-            signature: EcdsaSignature(signature.to_bytes()),
+            signature: EcdsaSignature::from_array(signature.to_bytes()),
         }))
     }
 

@@ -144,7 +144,7 @@ impl Bank {
         domain: SignatureDomain,
         bytes: &[u8],
     ) -> EcdsaSignature {
-        EcdsaSignature(key.sign(domain, bytes).to_bytes())
+        EcdsaSignature::from_array(key.sign(domain, bytes).to_bytes())
     }
 
     pub fn resign_initialise(&self, request: &mut Initialise) {
@@ -202,7 +202,7 @@ impl Bank {
                 key_block: block,
                 kcv: kcv_of(&kbpk_material),
             },
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         self.resign_initialise(&mut request);
         request
@@ -225,7 +225,7 @@ impl Bank {
                 key_block: block,
                 kcv: kcv_of(&pin_key),
             },
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         self.resign_enrol(&mut request);
         request
@@ -237,7 +237,7 @@ impl Bank {
             sequence: self.next_sequence(),
             command,
             reason: reason.into(),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         self.resign_command(&mut request);
         request
@@ -248,7 +248,7 @@ impl Bank {
             device_serial: serial.into(),
             sequence: self.next_sequence(),
             operator_id: "op-7".into(),
-            signature: EcdsaSignature([0; 64]),
+            signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.sign(
             &self.operator,

@@ -273,7 +273,7 @@ impl fmt::Debug for EcdsaVerifyingKey {
 
 /// A raw `r || s` ECDSA P-256 signature. Construction checks only the length; the scalar
 /// ranges are checked when it is verified (so any 64 bytes off the wire can be carried).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EcdsaSignature([u8; SIGNATURE_LEN]);
 
 impl EcdsaSignature {

@@ -77,10 +77,22 @@ fixed_bytes!(
     /// occupies the first 8 bytes and the last 8 are zero, and the verifier compares all 16.
     MacTag, 16
 );
-fixed_bytes!(
-    /// An ECDSA P-256 signature as raw `r || s`, 32 bytes each, big-endian.
-    EcdsaSignature, 64
-);
+/// An ECDSA P-256 signature as raw `r || s`, 32 bytes each, big-endian: the crypto module's
+/// own type, so what a message carries is what `crypto::ecdsa` verifies.
+pub use crate::crypto::ecdsa::EcdsaSignature;
+
+impl EcdsaSignature {
+    /// Size on the wire.
+    pub const LEN: usize = crate::crypto::ecdsa::SIGNATURE_LEN;
+
+    pub(crate) fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, MessageError> {
+        Ok(Self::from_array(r.array(field)?))
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.raw(self.as_bytes());
+    }
+}
 fixed_bytes!(
     /// A SHA-256 digest.
     Sha256Digest, 32

@@ -59,7 +59,7 @@ pub fn mac() -> impl Strategy<Value = MacTag> {
     array::<16>().prop_map(MacTag)
 }
 pub fn signature() -> impl Strategy<Value = EcdsaSignature> {
-    array::<64>().prop_map(EcdsaSignature)
+    array::<64>().prop_map(EcdsaSignature::from_array)
 }
 pub fn digest() -> impl Strategy<Value = Sha256Digest> {
     array::<32>().prop_map(Sha256Digest)
