@@ -14,6 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/percentiles.rs"]
+mod percentiles;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -238,15 +241,15 @@ fn measure(rt: &Runtime, world: &mut World, samples: usize) {
     }
 }
 
-fn report(what: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{what}: p50 {:.2} ms, p99 {:.2} ms over {} runs",
-        at(0.50).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        samples.len()
-    );
+fn report(what: &str, samples: Vec<Duration>) {
+    let runs = samples.len();
+    if let Some((p50, p99)) = percentiles::p50_p99(samples) {
+        println!(
+            "{what}: p50 {:.2} ms, p99 {:.2} ms over {runs} runs",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+        );
+    }
 }
 
 criterion_group!(benches, flows);

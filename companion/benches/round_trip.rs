@@ -29,6 +29,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/percentiles.rs"]
+mod percentiles;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -473,16 +476,15 @@ fn round_trip(c: &mut Criterion) {
 }
 
 /// Prints p50 and p99; returns p50.
-fn report(what: &str, mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+fn report(what: &str, samples: Vec<Duration>) -> Duration {
+    let trips = samples.len();
+    let (p50, p99) = percentiles::p50_p99(samples).unwrap_or_default();
     println!(
-        "{what}: p50 {:.1} µs, p99 {:.1} µs over {} round trips",
-        at(0.50).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
-        samples.len()
+        "{what}: p50 {:.1} µs, p99 {:.1} µs over {trips} round trips",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
     );
-    at(0.50)
+    p50
 }
 
 criterion_group!(benches, round_trip);
