@@ -5,20 +5,20 @@
 // Test harness helpers: a broken fixture or an impossible state should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use pinbridge_app::ShellOptions;
 use pinbridge_app::logs::LogRing;
 use serde_json::{Value, json};
-use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
-use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
-use tauri::webview::InvokeRequest;
-use tauri::{App, Manager, WebviewWindow};
+use tauri::test::MockRuntime;
+use tauri::{App, WebviewWindow};
+
+use support::{Captured, eventually, invoke, seed_settings, start_app};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-type Captured = Arc<Mutex<Vec<(u32, Value)>>>;
 
 const DEVICE: &str = "in-process:PB-SIM-0001";
 
@@ -32,21 +32,7 @@ struct Harness {
 
 fn start() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let settings = json!({
-        "bankUrl": "", "bankCaPem": null, "language": "en", "theme": "system",
-        "discovery": {"usb": false, "ble": false, "simDevices": []},
-    });
-    std::fs::write(dir.path().join("settings.json"), settings.to_string()).unwrap();
-    let captured: Captured = Arc::default();
-    let sink = captured.clone();
-    let builder = mock_builder().channel_interceptor(move |_webview, channel, _index, body| {
-        let message = match body {
-            InvokeResponseBody::Json(text) => serde_json::from_str(text).unwrap(),
-            InvokeResponseBody::Raw(bytes) => json!({ "raw": bytes.len() }),
-        };
-        sink.lock().unwrap().push((channel.0, message));
-        true
-    });
+    seed_settings(dir.path(), &[]);
     let logs = shared_log();
     let options = ShellOptions {
         config_dir: Some(dir.path().to_owned()),
@@ -55,12 +41,7 @@ fn start() -> Harness {
         data_dir: Some(dir.path().join("data")),
         embedded_default: true,
     };
-    let mut app = pinbridge_app::build(builder, options)
-        .build(pinbridge_app::context())
-        .unwrap();
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let main = app.get_webview_window("main").unwrap();
+    let (app, main, captured) = start_app(options);
     let h = Harness {
         _app: app,
         main,
@@ -100,27 +81,6 @@ fn shared_log() -> LogRing {
         ring
     })
     .clone()
-}
-
-fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    let request = InvokeRequest {
-        cmd: cmd.into(),
-        callback: CallbackFn(0),
-        error: CallbackFn(1),
-        url: "tauri://localhost".parse().unwrap(),
-        body: InvokeBody::Json(args),
-        headers: Default::default(),
-        invoke_key: INVOKE_KEY.to_string(),
-    };
-    get_ipc_response(webview, request).map(|body| body.deserialize::<Value>().unwrap())
-}
-
-fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 impl Harness {

@@ -4,21 +4,18 @@
 // Test harness helpers: a broken fixture or an impossible state should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinbridge_app::logs::{LogLevel, LogRing, LogSource};
 use pinbridge_app::{AppState, ShellOptions};
 use serde_json::{Value, json};
-use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
-use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
-use tauri::webview::InvokeRequest;
+use tauri::test::MockRuntime;
 use tauri::{App, Manager, WebviewWindow};
 
-/// Messages the app sent on channels: (channel id, the message as JSON).
-type Captured = Arc<Mutex<Vec<(u32, Value)>>>;
+use support::{Captured, eventually, invoke, seed_settings, start_app};
 
 struct Harness {
     app: App<MockRuntime>,
@@ -27,32 +24,11 @@ struct Harness {
     config_dir: tempfile::TempDir,
 }
 
-fn seed_settings(dir: &Path, sim_devices: &[SocketAddr]) {
-    let file = json!({
-        "bankUrl": "",
-        "bankCaPem": null,
-        "language": "en",
-        "theme": "system",
-        "discovery": {"usb": false, "ble": false, "simDevices": sim_devices},
-    });
-    std::fs::write(dir.join("settings.json"), file.to_string()).unwrap();
-}
-
 /// The app as `run()` builds it, on the mock runtime, with its setup run (which creates the
 /// `main` window from tauri.conf.json) and every channel message captured.
 fn start(sim_devices: &[SocketAddr]) -> Harness {
     let config_dir = tempfile::tempdir().unwrap();
     seed_settings(config_dir.path(), sim_devices);
-    let channel_messages: Captured = Arc::default();
-    let sink = channel_messages.clone();
-    let builder = mock_builder().channel_interceptor(move |_webview, channel, _index, body| {
-        let message = match body {
-            InvokeResponseBody::Json(text) => serde_json::from_str(text).unwrap(),
-            InvokeResponseBody::Raw(bytes) => json!({ "raw": bytes.len() }),
-        };
-        sink.lock().unwrap().push((channel.0, message));
-        true
-    });
     let options = ShellOptions {
         config_dir: Some(config_dir.path().to_owned()),
         logs: LogRing::new(100),
@@ -60,15 +36,7 @@ fn start(sim_devices: &[SocketAddr]) -> Harness {
         data_dir: Some(config_dir.path().join("data")),
         embedded_default: false,
     };
-    let mut app = pinbridge_app::build(builder, options)
-        .build(pinbridge_app::context())
-        .unwrap();
-    // Deprecated because looping on it busy-waits; one call is how a test runs the setup hook.
-    #[allow(deprecated)]
-    app.run_iteration(|_, _| {});
-    let main = app
-        .get_webview_window("main")
-        .expect("main window from tauri.conf.json");
+    let (app, main, channel_messages) = start_app(options);
     Harness {
         app,
         main,
@@ -77,30 +45,7 @@ fn start(sim_devices: &[SocketAddr]) -> Harness {
     }
 }
 
-fn request(cmd: &str, args: Value) -> InvokeRequest {
-    InvokeRequest {
-        cmd: cmd.into(),
-        callback: CallbackFn(0),
-        error: CallbackFn(1),
-        url: "tauri://localhost".parse().unwrap(),
-        body: InvokeBody::Json(args),
-        headers: Default::default(),
-        invoke_key: INVOKE_KEY.to_string(),
-    }
-}
-
-fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    get_ipc_response(webview, request(cmd, args)).map(|body| body.deserialize::<Value>().unwrap())
-}
-
-/// Waits for a condition the app's background tasks make true.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn app_info_reports_the_version_and_the_sha256_of_the_running_executable() {
@@ -224,7 +169,7 @@ fn events_subscribe_sends_the_device_list_then_log_lines_and_device_changes() {
             .collect::<Vec<_>>()
     };
     // First message: the list as the manager knows it.
-    eventually("the first devices event", || {
+    eventually("the first devices event", WAIT, || {
         !on_channel(&|m| m["type"] == "devices").is_empty()
     });
 
@@ -235,7 +180,7 @@ fn events_subscribe_sends_the_device_list_then_log_lines_and_device_changes() {
         LogSource::Device,
         "key 00112233445566778899aabbccddeeff lost",
     );
-    eventually("the log event", || {
+    eventually("the log event", WAIT, || {
         !on_channel(&|m| m["type"] == "log" && m["entry"]["level"] == "warn").is_empty()
     });
     let logged = on_channel(&|m| m["type"] == "log" && m["entry"]["level"] == "warn");
@@ -243,14 +188,14 @@ fn events_subscribe_sends_the_device_list_then_log_lines_and_device_changes() {
     assert_eq!(logged[0]["entry"]["source"], "device");
 
     // The simulator going away is noticed by the background watch and pushed as a new list.
-    eventually("the simulator to be listed", || {
+    eventually("the simulator to be listed", WAIT, || {
         !on_channel(&|m| {
             m["type"] == "devices" && m["devices"].as_array().is_some_and(|d| d.len() == 1)
         })
         .is_empty()
     });
     drop(listening);
-    eventually("the empty list after the simulator stopped", || {
+    eventually("the empty list after the simulator stopped", WAIT, || {
         let lists = on_channel(&|m| m["type"] == "devices");
         lists
             .last()
