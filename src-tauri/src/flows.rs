@@ -1464,20 +1464,7 @@ pub async fn staff_enrol(
     let slot = state.flows.slot(&device_id)?;
     let customer_id = customer_id.trim().to_owned();
     let _op = Operation::begin(&slot, on_progress.clone());
-    let mut sink = sink_for(&slot);
-    {
-        let mut session = slot.session.lock().await;
-        core::enrol(
-            &mut session,
-            &bank,
-            &token,
-            &slot.serial,
-            &customer_id,
-            &mut sink,
-        )
-        .await?;
-    }
-    state.flows.set_customer(&device_id, Some(&customer_id));
+    enrol_on(&state, &slot, &device_id, &bank, &token, &customer_id).await?;
     tracing::info!(target: "companion::bank", "{}: {customer_id} enrolled and bound", slot.serial);
     let _ = on_progress.send(DeviceProgress::Stage { stage: Stage::Done });
     staff_result(
@@ -1487,6 +1474,40 @@ pub async fn staff_enrol(
         format!("{customer_id} chose a PIN on the device; the bank bound the device"),
     )
     .await
+}
+
+/// The customer chooses a PIN on the device's keypad and the bank binds the device to them.
+async fn enrol_on(
+    state: &AppState,
+    slot: &Arc<Slot>,
+    device_id: &str,
+    bank: &BankClient,
+    teller: &BearerToken,
+    customer_id: &str,
+) -> Result<(), AppError> {
+    let mut sink = sink_for(slot);
+    {
+        let mut session = slot.session.lock().await;
+        core::enrol(
+            &mut session,
+            bank,
+            teller,
+            &slot.serial,
+            customer_id,
+            &mut sink,
+        )
+        .await?;
+    }
+    state.flows.set_customer(device_id, Some(customer_id));
+    Ok(())
+}
+
+/// The device is no longer anyone's: its customer and this computer's pairing with it go.
+fn forget_binding(state: &AppState, device_id: &str, serial: &str) {
+    state.flows.set_customer(device_id, None);
+    if let Some(keys) = state.flows.keystore_now(device_id) {
+        let _ = keys.remove(serial);
+    }
 }
 
 /// Staff: bind. The bank binds a device when the customer enrols on it, so this only
@@ -1555,10 +1576,7 @@ async fn revoke_device(
             core::revoke(None, bank, token, &serial, "revoked by staff", &mut quiet).await?;
         }
     }
-    state.flows.set_customer(device_id, None);
-    if let Some(keys) = state.flows.keystore_now(device_id) {
-        let _ = keys.remove(&serial);
-    }
+    forget_binding(state, device_id, &serial);
     tracing::warn!(target: "companion::bank", "{serial} revoked");
     Ok(serial)
 }
@@ -1603,20 +1621,7 @@ pub async fn staff_rebind(
         .ok_or_else(|| AppError::NotBound(format!("{from_device_id} has no customer")))?;
     let to = state.flows.slot(&to_device_id)?;
     let from_serial = revoke_device(&state, &from_device_id, &token, &bank).await?;
-    let mut sink = sink_for(&to);
-    {
-        let mut session = to.session.lock().await;
-        core::enrol(
-            &mut session,
-            &bank,
-            &token,
-            &to.serial,
-            &customer_id,
-            &mut sink,
-        )
-        .await?;
-    }
-    state.flows.set_customer(&to_device_id, Some(&customer_id));
+    enrol_on(&state, &to, &to_device_id, &bank, &token, &customer_id).await?;
     tracing::info!(target: "companion::bank", "{customer_id} moved from {from_serial} to {}", to.serial);
     staff_result(
         &state,
@@ -1648,10 +1653,7 @@ pub async fn staff_tamper_reset(
         let mut session = slot.session.lock().await;
         core::operator_reset(&mut session, &bank, &token, &slot.serial, &mut quiet).await?;
     }
-    state.flows.set_customer(&device_id, None);
-    if let Some(keys) = state.flows.keystore_now(&device_id) {
-        let _ = keys.remove(&slot.serial);
-    }
+    forget_binding(&state, &device_id, &slot.serial);
     tracing::info!(
         target: "companion::bank",
         "{}: tamper reset with an operator token for {}",
