@@ -8,7 +8,7 @@
 mod support;
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pinbridge_app::ShellOptions;
 use pinbridge_app::logs::LogRing;
@@ -95,20 +95,29 @@ impl Harness {
     }
 
     /// Presses `keys` on the mock keypad once the operation on `channel` waits for the user,
-    /// from another thread (the command blocks until the device answers).
+    /// from another thread (the command blocks until the device answers). Like a person, it
+    /// first lets the device's display reach the screen: the app samples a mock device's
+    /// display every 100 ms, and a key pressed sooner ends the prompt before it is mirrored.
     fn keypad(&self, channel: u32, keys: &'static [&'static str]) -> std::thread::JoinHandle<()> {
         let main = self.main.clone();
         let captured = self.captured.clone();
         std::thread::spawn(move || {
+            let seen = |kind: &str, stage: Option<&str>| {
+                captured.lock().unwrap().iter().any(|(id, m)| {
+                    *id == channel
+                        && m["type"] == kind
+                        && stage.is_none_or(|stage| m["stage"] == stage)
+                })
+            };
             eventually(
                 "the device to wait for the user",
                 Duration::from_secs(60),
-                || {
-                    captured.lock().unwrap().iter().any(|(id, m)| {
-                        *id == channel && m["type"] == "stage" && m["stage"] == "waitingForUser"
-                    })
-                },
+                || seen("stage", Some("waitingForUser")),
             );
+            let read_by = Instant::now() + Duration::from_secs(2);
+            while !seen("display", None) && Instant::now() < read_by {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             for key in keys {
                 std::thread::sleep(Duration::from_millis(60));
                 invoke(
