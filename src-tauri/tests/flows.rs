@@ -8,7 +8,7 @@
 mod support;
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinbridge_app::ShellOptions;
 use pinbridge_app::logs::LogRing;
@@ -102,22 +102,17 @@ impl Harness {
         let main = self.main.clone();
         let captured = self.captured.clone();
         std::thread::spawn(move || {
-            let seen = |kind: &str, stage: Option<&str>| {
-                captured.lock().unwrap().iter().any(|(id, m)| {
-                    *id == channel
-                        && m["type"] == kind
-                        && stage.is_none_or(|stage| m["stage"] == stage)
-                })
-            };
             eventually(
                 "the device to wait for the user",
                 Duration::from_secs(60),
-                || seen("stage", Some("waitingForUser")),
+                || {
+                    captured.lock().unwrap().iter().any(|(id, m)| {
+                        *id == channel && m["type"] == "stage" && m["stage"] == "waitingForUser"
+                    })
+                },
             );
-            let read_by = Instant::now() + Duration::from_secs(2);
-            while !seen("display", None) && Instant::now() < read_by {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            // Three of the mirror's 100 ms samples, so what the device shows now is mirrored.
+            std::thread::sleep(Duration::from_millis(300));
             for key in keys {
                 std::thread::sleep(Duration::from_millis(60));
                 invoke(
