@@ -429,41 +429,10 @@ fn sanitize_detail(text: &str) -> String {
     out
 }
 
-/// The context both sides pass to the initialisation KEK derivation (README, protocol
-/// decisions): the first two fields of the Initialise body as encoded on the wire,
-/// `serial length (u16 BE) | serial | sequence (u64 BE)`.
-pub fn initialisation_context(device_serial: &str, sequence: u64) -> Vec<u8> {
-    let mut context = Vec::with_capacity(2 + device_serial.len() + 8);
-    let len = u16::try_from(device_serial.len()).unwrap_or(u16::MAX);
-    context.extend_from_slice(&len.to_be_bytes());
-    context.extend_from_slice(device_serial.as_bytes());
-    context.extend_from_slice(&sequence.to_be_bytes());
-    context
-}
-
-/// Which ECDSA domain (crypto::ecdsa) a bank-signed request's signature is made in. The
-/// signature is `sign(domain, Request::signed_bytes())`.
-pub fn bank_signature_domain(request: &Request) -> Option<SignatureDomain> {
-    match request {
-        Request::Initialise(_) | Request::Enrol(_) | Request::BankCommand(_) => {
-            Some(SignatureDomain::BankCommand)
-        }
-        Request::OperatorReset(_) => Some(SignatureDomain::OperatorReset),
-        _ => None,
-    }
-}
-
-/// `amount_minor` with the decimal point placed by the ISO 4217 exponent ("1234", 2 -> "12.34").
-pub fn format_amount(amount_minor: u64, exponent: u8) -> String {
-    let digits = amount_minor.to_string();
-    let exponent = usize::from(exponent);
-    if exponent == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = exponent + 1);
-    let (units, cents) = padded.split_at(padded.len() - exponent);
-    format!("{units}.{cents}")
-}
+/// The Initialise KEK context, the bank-signature domain of a request and the amount as the
+/// device shows it are protocol rules: their one home is `firmware-protocol`.
+pub use firmware_protocol::crypto::pairing::initialisation_context;
+pub use firmware_protocol::message::format_amount;
 
 fn payment_lines(payment: &PaymentDetails) -> Vec<String> {
     let mut lines = vec![
@@ -1893,13 +1862,12 @@ impl Device {
                 }
                 None
             }
-            KeyPress::Cancel => Some(Err(match running.operation {
-                Operation::ConfirmPairing { .. } => refuse(
-                    StatusCode::PairingCodeMismatch,
-                    "the user said the codes differ",
-                ),
-                _ => refuse(StatusCode::UserCancelled, "cancelled on the device"),
-            })),
+            // One refusal key: at the pairing code too, the device cannot tell "the codes
+            // differ" from "not now" (PROTOCOL.md §6.3).
+            KeyPress::Cancel => Some(Err(refuse(
+                StatusCode::UserCancelled,
+                "cancelled on the device",
+            ))),
             KeyPress::Enter => self.on_enter(&mut running, hw),
         };
         match result {

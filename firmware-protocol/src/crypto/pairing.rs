@@ -39,8 +39,10 @@
 //! [`derive_initialisation_kek`]: static-ephemeral ECDH between the device's attestation key
 //! and a bank key, HKDF-SHA256 (no salt, IKM = shared X, info =
 //! `"PinBridge/v1/init/kbpk"` || 0x00 || context) to a 32-byte AES-256
-//! [`KeyBlockProtectionKey`] that wraps the TR-31 block carrying the device's first KBPK.
+//! [`KeyBlockProtectionKey`] that wraps the TR-31 block carrying the device's first KBPK;
+//! the context is [`initialisation_context`] (serial and bank sequence of the Initialise).
 
+use alloc::vec::Vec;
 use core::fmt;
 use hkdf::Hkdf;
 use p256::elliptic_curve::Generate;
@@ -622,6 +624,21 @@ impl fmt::Debug for DevicePairing {
     }
 }
 
+/// The `context` of [`derive_initialisation_kek`] for an Initialise (PROTOCOL.md §4.3): the
+/// first two fields of the Initialise body exactly as encoded, `serial length (u16 BE) ||
+/// serial (UTF-8) || sequence (u64 BE)`. The bank sequence is fresh for every signed command,
+/// so a KEK never serves two initialisations. A serial is at most 32 bytes on the wire; a
+/// longer one (never valid) has its length saturated rather than wrapped.
+pub fn initialisation_context(device_serial: &str, sequence: u64) -> Vec<u8> {
+    let serial = device_serial.as_bytes();
+    let len = u16::try_from(serial.len()).unwrap_or(u16::MAX);
+    let mut context = Vec::with_capacity(2 + serial.len() + 8);
+    context.extend_from_slice(&len.to_be_bytes());
+    context.extend_from_slice(serial);
+    context.extend_from_slice(&sequence.to_be_bytes());
+    context
+}
+
 /// The key-encryption key for bank initialisation (DESIGN.md §3): ECDH between `own_secret`
 /// and `peer_public`, then HKDF-SHA256 with no salt, IKM = the shared X coordinate and info =
 /// `"PinBridge/v1/init/kbpk"` || 0x00 || `context`, to 32 bytes: an AES-256 key-block
@@ -629,8 +646,7 @@ impl fmt::Debug for DevicePairing {
 ///
 /// The device passes its attestation key and the bank's public key; the bank passes its key
 /// (fresh per initialisation) and the attestation public key from the device certificate. Both
-/// must pass the same `context`: the protocol uses device serial and the bank's initialisation
-/// id, so a KEK never serves two initialisations.
+/// must pass the same `context`: the protocol's is [`initialisation_context`].
 pub fn derive_initialisation_kek(
     own_secret: &EcdsaSigningKey,
     peer_public: &EcdsaVerifyingKey,

@@ -24,6 +24,7 @@ use super::request::{
 use super::response::{ChallengeResponse, IntegrityReport, PaymentApproved};
 use super::types::{EcdsaSignature, MacTag};
 use super::{Body, MessageError, Request, WireBody, decode};
+use crate::crypto::ecdsa::SignatureDomain;
 
 /// Domain-separation tags: ASCII, followed on the wire of every MAC/signature input by one
 /// `0x00` byte. No tag is a prefix of another once the `0x00` is appended.
@@ -65,6 +66,49 @@ pub mod domain {
         INTEGRITY_REPORT,
         CONFIRMATION,
     ];
+}
+
+/// The ECDSA domain (PROTOCOL.md §4.4) each signed payload is signed in. The signature covers
+/// `domain label || 0x00 || signed_bytes()`, so the complete signed message of, say, an
+/// Initialise is `Initialise::SIGNATURE_DOMAIN.signed_bytes(&initialise.signed_bytes()?)`.
+impl Initialise {
+    /// Bank management key, domain `bank-command`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::BankCommand;
+}
+impl Enrol {
+    /// Bank management key, domain `bank-command`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::BankCommand;
+}
+impl BankCommand {
+    /// Bank management key, domain `bank-command`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::BankCommand;
+}
+impl OperatorReset {
+    /// Bank operator key, domain `operator-reset`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::OperatorReset;
+}
+impl IntegrityReport {
+    /// Device attestation key, domain `device-attestation`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::DeviceAttestation;
+}
+impl SignConfirmation {
+    /// Device attestation key, domain `oob-confirmation` (the signature is the
+    /// ConfirmationSignature answer).
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::OutOfBandConfirmation;
+}
+
+impl Request {
+    /// The ECDSA domain of a bank- or operator-signed request (Initialise, Enrol,
+    /// BankCommand, OperatorReset); `None` for every other request.
+    pub fn signature_domain(&self) -> Option<SignatureDomain> {
+        match self {
+            Request::Initialise(_) => Some(Initialise::SIGNATURE_DOMAIN),
+            Request::Enrol(_) => Some(Enrol::SIGNATURE_DOMAIN),
+            Request::BankCommand(_) => Some(BankCommand::SIGNATURE_DOMAIN),
+            Request::OperatorReset(_) => Some(OperatorReset::SIGNATURE_DOMAIN),
+            _ => None,
+        }
+    }
 }
 
 fn body_of(body: &impl WireBody) -> Result<Vec<u8>, MessageError> {
