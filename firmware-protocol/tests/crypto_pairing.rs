@@ -17,7 +17,7 @@ use firmware_protocol::crypto::pairing::{
     COMMITMENT_TAG, COMPARISON_CODE_INFO, DEVICE_CONFIRMATION_INFO, DevicePairing, HOST_ID_TAG,
     HOST_PAIRING_KEY_INFO, HostCommitment, HostId, HostPairing, HostPairingKey,
     INITIALISATION_KEK_INFO, PairingError, PairingNonce, PairingOutcome, PairingPublicKey,
-    TRANSCRIPT_TAG, derive_initialisation_kek,
+    TRANSCRIPT_TAG, derive_initialisation_kek, initialisation_context,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -205,6 +205,10 @@ fn initialisation_kek_vector_agrees_on_both_sides() {
     assert_eq!(device.verifying_key(), device_public);
     assert_eq!(bank.verifying_key(), bank_public);
     let context = hex_field(k, "context");
+    // PROTOCOL.md §4.3: u16 serial length, serial, u64 bank sequence of the Initialise.
+    let serial = k["device_serial"].as_str().unwrap();
+    let sequence = k["sequence"].as_u64().unwrap();
+    assert_eq!(initialisation_context(serial, sequence), context);
 
     let on_device = derive_initialisation_kek(&device, &bank_public, &context);
     let at_bank = derive_initialisation_kek(&bank, &device_public, &context);

@@ -8,6 +8,7 @@
 //! §3.9) is checked separately below and must not change when it does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
+use firmware_protocol::crypto::ecdsa::SignatureDomain;
 use firmware_protocol::message::*;
 use serde_json::{Value, json};
 
@@ -389,46 +390,72 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
     ]
 }
 
-/// The MAC/signature input of an authenticated example, with the key that covers it.
-fn auth_input(body: &Body) -> Option<(Vec<u8>, &'static str)> {
+/// The exact bytes an authenticated example's MAC is computed over, or its ECDSA signature
+/// hashes (SHA-256): for a signature that is the §4.4 domain label, `0x00`, then the §3.6
+/// input (PROTOCOL.md §3.6), so a C implementation can hash `auth_input_hex` as it stands.
+fn auth_input(body: &Body) -> Option<(Vec<u8>, String)> {
+    fn signed(
+        domain: SignatureDomain,
+        input: Result<Vec<u8>, MessageError>,
+        key: &str,
+    ) -> (Result<Vec<u8>, MessageError>, String) {
+        (
+            input.map(|bytes| domain.signed_bytes(&bytes)),
+            format!(
+                "ECDSA P-256/SHA-256, {key}, domain {} (PROTOCOL.md 4.4)",
+                domain.label()
+            ),
+        )
+    }
+    let mac = |input, key: &str| (input, key.to_string());
     let result = match body {
-        Body::Request(Request::HostVerified(m)) => (
+        Body::Request(Request::HostVerified(m)) => mac(
             m.mac_input(),
-            "host request MAC key (crypto::host_auth, PROTOCOL.md 4.2)",
+            "AES-CMAC, host request MAC key (PROTOCOL.md 4.2)",
         ),
-        Body::Request(Request::Initialise(m)) => {
-            (m.signed_bytes(), "ECDSA P-256/SHA-256, bank management key")
-        }
-        Body::Request(Request::Enrol(m)) => {
-            (m.signed_bytes(), "ECDSA P-256/SHA-256, bank management key")
-        }
-        Body::Request(Request::OperatorReset(m)) => {
-            (m.signed_bytes(), "ECDSA P-256/SHA-256, bank operator key")
-        }
-        Body::Request(Request::BankCommand(m)) => {
-            (m.signed_bytes(), "ECDSA P-256/SHA-256, bank management key")
-        }
+        Body::Request(Request::Initialise(m)) => signed(
+            Initialise::SIGNATURE_DOMAIN,
+            m.signed_bytes(),
+            "bank management key",
+        ),
+        Body::Request(Request::Enrol(m)) => signed(
+            Enrol::SIGNATURE_DOMAIN,
+            m.signed_bytes(),
+            "bank management key",
+        ),
+        Body::Request(Request::OperatorReset(m)) => signed(
+            OperatorReset::SIGNATURE_DOMAIN,
+            m.signed_bytes(),
+            "bank operator key",
+        ),
+        Body::Request(Request::BankCommand(m)) => signed(
+            BankCommand::SIGNATURE_DOMAIN,
+            m.signed_bytes(),
+            "bank management key",
+        ),
         Body::Request(Request::ApprovePayment(m)) => {
-            (m.mac_input(), "session response key (bank MAC)")
+            mac(m.mac_input(), "AES-CMAC, session response key (bank MAC)")
         }
         Body::Request(Request::VerifyBankResponse(m)) => {
-            (m.mac_input(), "session response key (bank MAC)")
+            mac(m.mac_input(), "AES-CMAC, session response key (bank MAC)")
         }
-        Body::Request(Request::SignConfirmation(m)) => (
+        Body::Request(Request::SignConfirmation(m)) => signed(
+            SignConfirmation::SIGNATURE_DOMAIN,
             m.signed_bytes(),
-            "ECDSA P-256/SHA-256, device attestation key",
+            "device attestation key; the signature is the ConfirmationSignature answer",
         ),
-        Body::Response(Response::ChallengeResponse(m)) => (
+        Body::Response(Response::ChallengeResponse(m)) => mac(
             m.mac_input(&bank_challenge()),
-            "session MAC key (device MAC); request = BankChallenge example",
+            "AES-CMAC, session MAC key (device MAC); request = BankChallenge example",
         ),
-        Body::Response(Response::PaymentApproved(m)) => (
+        Body::Response(Response::PaymentApproved(m)) => mac(
             m.mac_input(&approve_payment()),
-            "session MAC key (device MAC); request = ApprovePayment example",
+            "AES-CMAC, session MAC key (device MAC); request = ApprovePayment example",
         ),
-        Body::Response(Response::IntegrityReport(m)) => (
+        Body::Response(Response::IntegrityReport(m)) => signed(
+            IntegrityReport::SIGNATURE_DOMAIN,
             m.signed_bytes(&get_integrity_report()),
-            "ECDSA P-256/SHA-256, device attestation key; request = GetIntegrityReport example",
+            "device attestation key; request = GetIntegrityReport example",
         ),
         _ => return None,
     };

@@ -144,6 +144,9 @@ def compute(v: dict) -> dict:
     device_key = private_key(k["device_attestation_secret"])
     bank_key = private_key(k["bank_secret"])
     context = bytes.fromhex(k["context"])
+    serial = k["device_serial"].encode()
+    expected_context = struct.pack(">H", len(serial)) + serial + struct.pack(">Q", k["sequence"])
+    assert context == expected_context, "context is not u16 length | serial | u64 sequence"
     kek_shared = ecdh(device_key, public_bytes(bank_key))
     assert kek_shared == ecdh(bank_key, public_bytes(device_key))
     info = labels["initialisation_kek_info"].encode() + b"\x00" + context
