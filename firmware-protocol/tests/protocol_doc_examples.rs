@@ -56,7 +56,9 @@ fn pairing_vectors() -> Value {
 /// §5.4: the KBPK block of an Initialise, under the §4.3 KEK of the pairing.json vector.
 #[test]
 fn tr31_version_d_worked_example() {
-    let kek = h(pairing_vectors()["initialisation_kek"]["kek"].as_str().unwrap());
+    let kek = h(pairing_vectors()["initialisation_kek"]["kek"]
+        .as_str()
+        .unwrap());
     documented("wrapping key (the 4.3 KEK)", &kek);
     let key: Vec<u8> = (0x40..=0x5f).collect(); // the device's new KBPK, AES-256
     let padding: Vec<u8> = (0xc0..=0xcd).collect(); // random in real life
@@ -190,4 +192,59 @@ fn pin_block_format_4_worked_example() {
     assert_eq!(enciphered.as_bytes(), block_b.as_slice());
     let back = pinblock::decrypt_pin(&enciphered, Some(&pan), &pin_key).unwrap();
     assert_eq!(back.reveal_digits(), "1234");
+}
+
+/// §4.3: the KEK context of the vector, as the document spells it (length, serial, sequence).
+#[test]
+fn initialisation_kek_context_example() {
+    use firmware_protocol::crypto::pairing::initialisation_context;
+    let vector = &pairing_vectors()["initialisation_kek"];
+    let context = initialisation_context("PB-2024-000123", 1);
+    assert_eq!(hex::encode(&context), vector["context"].as_str().unwrap());
+    let spelled = format!(
+        "context = {} {} {}",
+        hex::encode(&context[..2]),
+        hex::encode(&context[2..16]),
+        hex::encode(&context[16..])
+    );
+    documented_text("KEK context", &spelled);
+    documented_text(
+        "KEK",
+        &format!("KEK     = {}", vector["kek"].as_str().unwrap()),
+    );
+}
+
+/// §3.6: the start of the Initialise vector's signed message, label then tag then body.
+#[test]
+fn signed_message_example() {
+    use firmware_protocol::crypto::ecdsa::SignatureDomain;
+    use firmware_protocol::message::Initialise;
+    let document: Value = serde_json::from_str(include_str!("vectors/messages.json")).unwrap();
+    let initialise = document["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "Initialise")
+        .unwrap();
+    let signed = initialise["auth_input_hex"].as_str().unwrap();
+    let label = SignatureDomain::BankCommand.label();
+    assert_eq!(Initialise::SIGNATURE_DOMAIN, SignatureDomain::BankCommand);
+    let expected_start = format!(
+        "{}00{}00000e{}0000000000000001",
+        hex::encode(label),
+        hex::encode("PinBridge/1/initialise"),
+        hex::encode("PB-2024-000123")
+    );
+    assert!(signed.starts_with(&expected_start), "{signed}");
+    documented_text(
+        "label line",
+        &format!("{} 00   \"{label}\"", hex::encode(label)),
+    );
+    documented_text(
+        "tag line",
+        &format!(
+            "{} 00                 \"PinBridge/1/initialise\"",
+            hex::encode("PinBridge/1/initialise")
+        ),
+    );
 }
