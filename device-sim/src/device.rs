@@ -1863,7 +1863,7 @@ impl Device {
                 None
             }
             // One refusal key: at the pairing code too, the device cannot tell "the codes
-            // differ" from "not now" (PROTOCOL.md §6.3).
+            // differ" from "not now" (PROTOCOL.md §6.2).
             KeyPress::Cancel => Some(Err(refuse(
                 StatusCode::UserCancelled,
                 "cancelled on the device",

@@ -12,7 +12,7 @@ use firmware_protocol::message::{
 };
 use support::{Rig, response, status_of};
 
-/// §6.3: the pairing prompt has one refusal key. The device cannot tell "the codes differ"
+/// §6.2: the pairing prompt has one refusal key. The device cannot tell "the codes differ"
 /// from "I do not want to pair", so Cancel on the keypad is `UserCancelled`, like every other
 /// prompt (it was `PairingCodeMismatch`).
 #[test]

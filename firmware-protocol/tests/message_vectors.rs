@@ -5,7 +5,7 @@
 //!
 //! `cargo test -p firmware-protocol --test message_vectors -- --ignored write_vectors`
 //! rewrites the file from [`examples`]; the hand-built hex in the note (see PROTOCOL.md
-//! §3.9) is checked separately below and must not change when it does.
+//! §3.10) is checked separately below and must not change when it does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use firmware_protocol::crypto::ecdsa::SignatureDomain;
@@ -738,7 +738,7 @@ fn vectors_cover_every_message_type() {
     assert_eq!(types.len(), 18 + 15 + 2);
 }
 
-/// The two hand-built encodings of PROTOCOL.md §3.9, written byte by byte from the layout
+/// The two hand-built encodings of PROTOCOL.md §3.10, written byte by byte from the layout
 /// tables (not from the encoder), must equal both the encoder's output and the JSON.
 #[test]
 fn hand_built_vectors_match() {
