@@ -19,7 +19,6 @@ use firmware_protocol::crypto::kcv::{self, KcvMethod};
 use firmware_protocol::crypto::keys::{
     KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial, MacKey, PinKey, Usage,
 };
-use firmware_protocol::crypto::mac::{self, MacAlgorithm};
 use firmware_protocol::crypto::pairing::{
     DevicePairing, HostCommitment, PairingNonce, PairingOutcome, PairingPublicKey,
     derive_initialisation_kek,
@@ -501,16 +500,7 @@ fn computed_kcv(material: &KeyMaterial) -> Result<Kcv, Refusal> {
 }
 
 fn cmac(key: &MacKey, input: &[u8]) -> Result<MacTag, Refusal> {
-    let tag = mac::compute(key, MacAlgorithm::AesCmac, input).map_err(internal)?;
-    let bytes: [u8; 16] = tag
-        .as_slice()
-        .try_into()
-        .map_err(|_| internal("CMAC is not 16 bytes"))?;
-    Ok(MacTag(bytes))
-}
-
-fn verify_bank_mac(key: &MacKey, input: &[u8], tag: &MacTag) -> bool {
-    mac::verify(key, MacAlgorithm::AesCmac, input, &tag.0).is_ok()
+    MacTag::aes_cmac(key, input).map_err(internal)
 }
 
 impl Device {
@@ -1752,7 +1742,7 @@ impl Device {
             ));
         }
         let input = request.mac_input().map_err(internal)?;
-        if !verify_bank_mac(&session.response_key, &input, &request.bank_mac) {
+        if !request.bank_mac.verifies(&session.response_key, &input) {
             let refusal = refuse(
                 StatusCode::BadBankMac,
                 "bank MAC on the payment does not verify",
@@ -1790,7 +1780,7 @@ impl Device {
     ) -> Result<Step, Refusal> {
         let session = self.session_for(&request.session_id)?;
         let input = request.mac_input().map_err(internal)?;
-        if !verify_bank_mac(&session.response_key, &input, &request.bank_mac) {
+        if !request.bank_mac.verifies(&session.response_key, &input) {
             self.banner = vec!["WARNING: forged bank response".into()];
             let refusal = refuse(StatusCode::BadBankMac, "bank response MAC does not verify");
             return Err(self.intrusion(refusal, hw));

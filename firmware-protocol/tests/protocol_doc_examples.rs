@@ -248,3 +248,21 @@ fn signed_message_example() {
         ),
     );
 }
+
+/// §6.4: the amount examples, as the device shows them.
+#[test]
+fn amount_examples() {
+    use firmware_protocol::message::format_amount;
+    for (minor, exponent, shown) in [
+        (12_345, 2, "123.45"),
+        (5, 2, "0.05"),
+        (7, 0, "7"),
+        (1_000, 3, "1.000"),
+    ] {
+        assert_eq!(format_amount(minor, exponent), shown);
+        documented_text(
+            "amount example",
+            &format!("{minor} with exponent {exponent} is `{shown}`"),
+        );
+    }
+}

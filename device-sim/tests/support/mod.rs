@@ -17,7 +17,6 @@ use firmware_protocol::crypto::kcv::{self, KcvMethod};
 use firmware_protocol::crypto::keys::{
     KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial, MacKey, PinKey,
 };
-use firmware_protocol::crypto::mac::{self, MacAlgorithm};
 use firmware_protocol::crypto::pairing::{
     HostPairing, PairingNonce, PairingOutcome, PairingPublicKey, derive_initialisation_kek,
 };
@@ -73,12 +72,7 @@ pub fn kcv_of(material: &KeyMaterial) -> Kcv {
 }
 
 pub fn cmac(key: &MacKey, input: &[u8]) -> MacTag {
-    MacTag(
-        mac::compute(key, MacAlgorithm::AesCmac, input)
-            .unwrap()
-            .try_into()
-            .unwrap(),
-    )
+    MacTag::aes_cmac(key, input).unwrap()
 }
 
 impl Bank {

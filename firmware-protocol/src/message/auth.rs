@@ -25,6 +25,8 @@ use super::response::{ChallengeResponse, IntegrityReport, PaymentApproved};
 use super::types::{EcdsaSignature, MacTag};
 use super::{Body, MessageError, Request, WireBody, decode};
 use crate::crypto::ecdsa::SignatureDomain;
+use crate::crypto::keys::MacKey;
+use crate::crypto::mac::{self, MacAlgorithm, MacError};
 
 /// Domain-separation tags: ASCII, followed on the wire of every MAC/signature input by one
 /// `0x00` byte. No tag is a prefix of another once the `0x00` is appended.
@@ -108,6 +110,24 @@ impl Request {
             Request::OperatorReset(_) => Some(OperatorReset::SIGNATURE_DOMAIN),
             _ => None,
         }
+    }
+}
+
+impl MacTag {
+    /// The AES-CMAC of `input` under `key`, all 16 bytes: how every `mac` field of the
+    /// protocol is made (PROTOCOL.md §3.6). A key that is not AES is refused.
+    pub fn aes_cmac(key: &MacKey, input: &[u8]) -> Result<Self, MacError> {
+        let full = mac::compute(key, MacAlgorithm::AesCmac, input)?;
+        let mut tag = [0u8; Self::LEN];
+        // AES-CMAC is one AES block, always 16 bytes; `get` keeps a surprise from panicking.
+        tag.copy_from_slice(full.get(..Self::LEN).ok_or(MacError::Mismatch)?);
+        Ok(Self(tag))
+    }
+
+    /// Whether this is the AES-CMAC of `input` under `key`: all 16 bytes compared in constant
+    /// time (no truncation). False for a key that is not AES.
+    pub fn verifies(&self, key: &MacKey, input: &[u8]) -> bool {
+        mac::verify(key, MacAlgorithm::AesCmac, input, &self.0).is_ok()
     }
 }
 
