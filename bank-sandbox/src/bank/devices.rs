@@ -100,15 +100,8 @@ fn validate_serial(serial: &str) -> BankResult<()> {
         .map_err(|e| BankError::invalid(e.to_string()))
 }
 
-/// The KEK context of PROTOCOL.md §4.3 ("device serial and the bank's initialisation id"):
-/// the Initialise body's first two fields, `u16 len ‖ serial ‖ u64 sequence` (README.md).
-pub fn initialisation_context(serial: &str, sequence: u64) -> Vec<u8> {
-    let mut context = Vec::with_capacity(2 + serial.len() + 8);
-    context.extend_from_slice(&(serial.len() as u16).to_be_bytes());
-    context.extend_from_slice(serial.as_bytes());
-    context.extend_from_slice(&sequence.to_be_bytes());
-    context
-}
+/// The KEK context of PROTOCOL.md §4.3; its one definition is in firmware-protocol.
+pub use firmware_protocol::crypto::pairing::initialisation_context;
 
 impl Bank {
     pub(crate) async fn device(&self, serial: &str) -> BankResult<DeviceRow> {
