@@ -199,12 +199,7 @@ fn open<U: Usage>(kbpk: &KeyBlockProtectionKey, wrapped: &WrappedKey) -> anyhow:
 }
 
 fn cmac(key: &MacKey, data: &[u8]) -> anyhow::Result<MacTag> {
-    let full = firmware_protocol::crypto::mac::compute(
-        key,
-        firmware_protocol::crypto::mac::MacAlgorithm::AesCmac,
-        data,
-    )?;
-    Ok(MacTag(full.try_into().map_err(|_| anyhow!("CMAC length"))?))
+    Ok(MacTag::aes_cmac(key, data)?)
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> anyhow::Result<&'a str> {

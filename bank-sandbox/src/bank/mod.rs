@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::http::StatusCode;
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::crypto::keys::{MacKey, PinKey};
-use firmware_protocol::crypto::mac::{self, MacAlgorithm};
 use firmware_protocol::message::{self, ErrorResponse, MacTag, Response};
 use serde::Serialize;
 use sqlx::Row;
@@ -328,13 +327,7 @@ pub(crate) fn encode_request(request: message::Request) -> BankResult<String> {
 
 /// AES-CMAC (16 bytes) of `input` under `key`.
 pub(crate) fn cmac(key: &MacKey, input: &[u8]) -> BankResult<MacTag> {
-    let full =
-        mac::compute(key, MacAlgorithm::AesCmac, input).map_err(|e| BankError::internal(&e))?;
-    let bytes: [u8; 16] = full
-        .as_slice()
-        .try_into()
-        .map_err(|_| BankError::internal(&"CMAC length"))?;
-    Ok(MacTag(bytes))
+    MacTag::aes_cmac(key, input).map_err(|e| BankError::internal(&e))
 }
 
 /// Whether `tag` is the AES-CMAC of `input` under `key` (all 16 bytes, constant time).

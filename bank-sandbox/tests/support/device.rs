@@ -9,7 +9,6 @@ use bank_sandbox::certificate;
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::kcv::{self, KcvMethod};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
-use firmware_protocol::crypto::mac::{self, MacAlgorithm};
 use firmware_protocol::crypto::pairing::derive_initialisation_kek;
 use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
 use firmware_protocol::crypto::tr31;
@@ -65,8 +64,7 @@ pub fn error(status: StatusCode) -> String {
 }
 
 fn cmac(key: &MacKey, data: &[u8]) -> MacTag {
-    let full = mac::compute(key, MacAlgorithm::AesCmac, data).unwrap();
-    MacTag(full.try_into().unwrap())
+    MacTag::aes_cmac(key, data).unwrap()
 }
 
 fn unwrap_checked<U: firmware_protocol::crypto::keys::Usage>(
