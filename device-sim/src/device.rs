@@ -428,8 +428,9 @@ fn sanitize_detail(text: &str) -> String {
     out
 }
 
-/// The Initialise KEK context, the bank-signature domain of a request and the amount as the
-/// device shows it are protocol rules: their one home is `firmware-protocol`.
+/// The Initialise KEK context and the amount as the device shows it are protocol rules: their
+/// one home is `firmware-protocol` (as are each signed payload's `SIGNATURE_DOMAIN` and
+/// `MacTag::aes_cmac`).
 pub use firmware_protocol::crypto::pairing::initialisation_context;
 pub use firmware_protocol::message::format_amount;
 
@@ -1368,7 +1369,7 @@ impl Device {
         self.check_serial(&request.device_serial)?;
         Self::check_signature(
             self.bank_management_key.as_ref(),
-            SignatureDomain::BankCommand,
+            Initialise::SIGNATURE_DOMAIN,
             request.signed_bytes(),
             &request.signature,
         )?;
@@ -1411,7 +1412,7 @@ impl Device {
         self.check_serial(&request.device_serial)?;
         Self::check_signature(
             self.bank_management_key.as_ref(),
-            SignatureDomain::BankCommand,
+            Enrol::SIGNATURE_DOMAIN,
             request.signed_bytes(),
             &request.signature,
         )?;
@@ -1470,7 +1471,7 @@ impl Device {
         self.check_serial(&request.device_serial)?;
         Self::check_signature(
             self.bank_operator_key.as_ref(),
-            SignatureDomain::OperatorReset,
+            OperatorReset::SIGNATURE_DOMAIN,
             request.signed_bytes(),
             &request.signature,
         )?;
@@ -1503,7 +1504,7 @@ impl Device {
         self.check_serial(&request.device_serial)?;
         Self::check_signature(
             self.bank_management_key.as_ref(),
-            SignatureDomain::BankCommand,
+            BankCommand::SIGNATURE_DOMAIN,
             request.signed_bytes(),
             &request.signature,
         )?;
@@ -1550,7 +1551,7 @@ impl Device {
         let signed = report.signed_bytes(&request).map_err(internal)?;
         report.signature = self
             .attestation
-            .sign(SignatureDomain::DeviceAttestation, &signed);
+            .sign(IntegrityReport::SIGNATURE_DOMAIN, &signed);
         Ok(Step::Respond(Response::IntegrityReport(report)))
     }
 
