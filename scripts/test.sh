@@ -17,6 +17,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "firmware-protocol builds without std (no_std + alloc)"
 cargo build -p firmware-protocol --no-default-features --locked
 
+step "golden vectors re-derived by independent Python (standard library only)"
+python3 firmware-protocol/tests/vectors/check_link.py
+python3 firmware-protocol/tests/vectors/check_message_auth.py
+
 step "PostgreSQL for the store tests (a throwaway local cluster)"
 eval "$(bash scripts/postgres.sh)"
 
