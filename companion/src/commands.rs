@@ -178,9 +178,11 @@ struct Reporter {
 impl Reporter {
     fn new(json: bool, connection: &Connection) -> Self {
         let dir = state_dir(connection);
-        let log = std::fs::create_dir_all(&dir)
-            .ok()
-            .map(|()| dir.join("events.log"));
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let log = builder.create(&dir).ok().map(|()| dir.join("events.log"));
         Self {
             json,
             events: Vec::new(),
@@ -202,14 +204,34 @@ impl Reporter {
     }
 }
 
+/// Opens a file for the user's eyes only (0600 on Unix: the event log holds payees, amounts
+/// and customer ids); an existing file readable by others is narrowed.
+fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true);
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
 fn append_log(path: &Path, event: &Value) {
     use std::io::Write;
     let line = json!({"at": unix_ms(), "event": event});
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    if let Ok(mut file) = open_private(path, true) {
         let _ = writeln!(file, "{line}");
     }
 }
@@ -533,7 +555,10 @@ pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult
     let body = redacted.join("\n");
     match out {
         Some(file) => {
-            std::fs::write(file, &body).map_err(|e| format!("{}: {e}", file.display()))?;
+            use std::io::Write;
+            open_private(file, false)
+                .and_then(|mut f| f.write_all(body.as_bytes()))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             Ok(json!({"exported": redacted.len(), "to": file.display().to_string()}))
         }
         None => Ok(json!({"exported": redacted.len(), "lines": redacted})),
