@@ -13,6 +13,7 @@ use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 /// Where the bank, the device and the companion's state are.
 #[derive(Debug, Clone, Args)]
@@ -31,15 +32,61 @@ pub struct Connection {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Branch staff credentials.
+/// Branch staff credentials. The password comes from `--staff-password-file`, else
+/// `PINBRIDGE_STAFF_PASSWORD`, else a prompt on the terminal (no echo); never from the command
+/// line, which every user of the machine sees in the process list.
 #[derive(Debug, Clone, Args)]
 pub struct StaffLogin {
     /// Staff user name.
     #[arg(long, env = "PINBRIDGE_STAFF_USER")]
     pub staff_user: String,
-    /// Staff password (prefer the environment variable to the flag).
-    #[arg(long, env = "PINBRIDGE_STAFF_PASSWORD", hide_env_values = true)]
-    pub staff_password: String,
+    /// A file whose first line is the staff password (keep it 0600).
+    #[arg(long, value_name = "FILE")]
+    pub staff_password_file: Option<PathBuf>,
+    /// Refused: a password on the command line shows in the process list.
+    #[arg(long = "staff-password", hide = true, value_name = "REFUSED")]
+    pub refused_staff_password: Option<String>,
+}
+
+/// The environment variable a staff password may come from.
+const STAFF_PASSWORD_ENV: &str = "PINBRIDGE_STAFF_PASSWORD";
+
+/// The staff password, from the file, the environment or the terminal (see [`StaffLogin`]).
+fn staff_password(login: &StaffLogin) -> Result<Zeroizing<String>, String> {
+    if login.refused_staff_password.is_some() {
+        return Err(format!(
+            "--staff-password is refused: a password on the command line shows in the process \
+             list of every user of this machine. Use --staff-password-file FILE, set \
+             {STAFF_PASSWORD_ENV}, or run on a terminal to be asked for it"
+        ));
+    }
+    if let Some(path) = &login.staff_password_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        let password = text.lines().next().unwrap_or_default();
+        if password.is_empty() {
+            return Err(format!(
+                "{}: the first line (the staff password) is empty",
+                path.display()
+            ));
+        }
+        return Ok(Zeroizing::new(password.to_owned()));
+    }
+    if let Ok(password) = std::env::var(STAFF_PASSWORD_ENV)
+        && !password.is_empty()
+    {
+        return Ok(Zeroizing::new(password));
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return rpassword::prompt_password(format!("Staff password for {}: ", login.staff_user))
+            .map(Zeroizing::new)
+            .map_err(|e| format!("cannot read the staff password from the terminal: {e}"));
+    }
+    Err(format!(
+        "no staff password: give --staff-password-file FILE or set {STAFF_PASSWORD_ENV} (not on \
+         a terminal, so there is no prompt)"
+    ))
 }
 
 /// Staff operations.
@@ -243,7 +290,8 @@ fn unix_ms() -> u64 {
 }
 
 async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToken, String> {
-    bank.staff_login(&login.staff_user, &login.staff_password)
+    let password = staff_password(login)?;
+    bank.staff_login(&login.staff_user, &password)
         .await
         .map_err(|e| e.to_string())
 }

@@ -532,7 +532,14 @@ impl World {
 
     /// Runs `pinbridge ARGS` through the proxies as the teller; kills it after a timeout.
     pub fn pinbridge(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(&binaries().pinbridge)
+        self.pinbridge_env(args, &[])
+    }
+
+    /// [`World::pinbridge`] with environment changes: `(name, Some(value))` sets, `(name,
+    /// None)` removes.
+    pub fn pinbridge_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+        let mut command = Command::new(&binaries().pinbridge);
+        command
             .env(
                 "PINBRIDGE_BANK_URL",
                 format!("http://{}", self.bank_proxy.address),
@@ -545,7 +552,14 @@ impl World {
             .env("PINBRIDGE_STAFF_USER", "teller")
             .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
             .env_remove("PINBRIDGE_BANK_CA")
-            .env("RUST_LOG", "trace")
+            .env("RUST_LOG", "trace");
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -84,3 +84,46 @@ fn the_pin_scan_looks_for_the_pin_the_device_keeps() {
         );
     }
 }
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A staff password on the command line shows in every user's process list: refused, with
+/// the ways that keep it private named. A password file works; with neither, and no
+/// terminal to prompt on, the command says what is missing.
+#[test]
+fn the_staff_password_never_comes_from_the_command_line() {
+    let world = World::start();
+    let output = world.pinbridge(&["staff", "init", "--staff-password", "teller-password"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output);
+    assert!(message.contains("process list"), "{message}");
+    assert!(message.contains("--staff-password-file"), "{message}");
+
+    let file = world.state.path().join("staff-password");
+    std::fs::write(&file, "teller-password\n").unwrap();
+    let output = world.pinbridge_env(
+        &[
+            "--json",
+            "staff",
+            "init",
+            "--staff-password-file",
+            file.to_str().unwrap(),
+        ],
+        &[("PINBRIDGE_STAFF_PASSWORD", None)],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+
+    let output = world.pinbridge_env(
+        &["staff", "enrol", "--customer", "alice"],
+        &[("PINBRIDGE_STAFF_PASSWORD", None)],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output);
+    assert!(message.contains("PINBRIDGE_STAFF_PASSWORD"), "{message}");
+}
