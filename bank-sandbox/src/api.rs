@@ -789,11 +789,23 @@ async fn approve_payment(
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
     let b: ApprovalBody = parse(&body)?;
-    ok(serde_json::to_value(
-        bank.approve_payment(&session, &transaction_id, &b.payment_approved)
-            .await?,
-    )
-    .unwrap_or_default())
+    let decided = match bank
+        .approve_payment(&session, &transaction_id, &b.payment_approved)
+        .await
+    {
+        // Copies of one approval sent at once: all but one lose the race for the device
+        // counter, after the winner's decision committed (the counter and the decision are
+        // one write). Asked again, the bank answers them from the store with that decision;
+        // a genuine replay (other bytes, or another payment) keeps its refusal.
+        Err(refused) if refused.code == "replayed_counter" => bank
+            .approve_payment(&session, &transaction_id, &b.payment_approved)
+            .await
+            .ok()
+            .filter(|again| again.replayed)
+            .ok_or(refused)?,
+        other => other?,
+    };
+    ok(serde_json::to_value(decided).unwrap_or_default())
 }
 
 async fn pending_confirmations(

@@ -275,6 +275,40 @@ async fn the_database_file_is_private(db: Db) {
     }
 }
 
+/// The app (or a flaky network) may send one approval several times at once: every copy
+/// gets the stored decision, and the payment is journaled once.
+async fn concurrent_copies_of_an_approval_get_the_decision(db: Db) {
+    let Some(t) = bank(db).await else { return };
+    let mut device = t.provision("PP-S003", 103, "alice", PIN).await;
+    let token = t.login(&mut device).await;
+    let before = t.balance("alice").await;
+    for round in 0..3 {
+        let prepared = t.prepare(&token, 700, &format!("burst-{round}")).await;
+        let transaction = prepared["transaction_id"].as_str().unwrap().to_owned();
+        let approval = device
+            .approve(prepared["approve_payment"].as_str().unwrap(), PIN)
+            .unwrap();
+        let answers = futures_util::future::join_all(
+            (0..16).map(|_| t.submit(&token, &transaction, &approval)),
+        )
+        .await;
+        let mut responses = std::collections::BTreeSet::new();
+        for (status, body) in &answers {
+            assert_eq!(*status, StatusCode::OK, "round {round}: {body}");
+            assert_eq!(body["result"], "approved", "{body}");
+            responses.insert(body["verify_bank_response"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(responses.len(), 1, "different answers: {responses:?}");
+        let fresh = answers
+            .iter()
+            .filter(|(_, b)| b["replayed"] == false)
+            .count();
+        assert_eq!(fresh, 1, "one copy decided, the others replayed");
+        assert_eq!(t.journal_count(&transaction).await, 1);
+    }
+    assert_eq!(t.balance("alice").await, before - 3 * 700);
+}
+
 macro_rules! on_both_databases {
     ($($flow:ident),* $(,)?) => {
         mod sqlite {
@@ -302,4 +336,5 @@ on_both_databases!(
     staff_passwords_and_tokens,
     every_refusal_is_json,
     the_database_file_is_private,
+    concurrent_copies_of_an_approval_get_the_decision,
 );
