@@ -156,6 +156,7 @@ fn routes() -> Routes {
         .post("/v1/login/{login_id}/integrity", login_integrity)
         .post("/v1/login/{login_id}/keys", login_keys)
         .post("/v1/login/{login_id}/challenge", login_challenge)
+        .post("/v1/logout", logout)
         .get("/v1/accounts", accounts)
         .post("/v1/payments", prepare_payment)
         .get("/v1/payments/{transaction_id}", payment_status)
@@ -191,14 +192,31 @@ pub fn router_with(bank: Arc<Bank>, policy: &ThrottlePolicy) -> Router {
             BankError::not_found("no_route", "no such API route").into_response()
         })
         .layer(axum::middleware::from_fn(json_bodies_only))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(refusals_as_json))
         .with_state(state)
 }
 
+/// The largest request body: the API's bodies are a few device messages in hex (a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// Request bodies are JSON: a body of another declared type is refused (415) before any
 /// handler reads it. A form or `text/plain` body is what a cross-site page can send without
-/// a preflight.
+/// a preflight. A body announced larger than [`MAX_BODY`] is refused (413) before it is read.
 async fn json_bodies_only(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return BankError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are at most {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -748,6 +766,11 @@ async fn login_challenge(
         .unwrap_or_default())
     })
     .await
+}
+
+async fn logout(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
+    bank.logout(bearer(&headers)?).await?;
+    ok(json!({ "logged_out": true }))
 }
 
 async fn accounts(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {

@@ -342,6 +342,12 @@ impl BankClient {
         Ok(BearerToken::new(token.token))
     }
 
+    /// Ends a customer session at the bank (`POST /v1/logout`): the token is revoked there.
+    pub async fn logout(&self, token: &BearerToken) -> Result<(), BankError> {
+        self.post("/v1/logout", Some(token), &json!({})).await?;
+        Ok(())
+    }
+
     /// Opens `GET /v1/events` and calls `on_event` for each event until the stream ends or
     /// `on_event` returns `false`.
     pub async fn watch_events(

@@ -377,10 +377,21 @@ async fn login_with(
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, _, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (_, client, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
+    end_session(&client, login).await;
     Ok(
-        json!({"loggedIn": true, "customerId": login.customer_id, "serial": login.serial, "events": reporter.events}),
+        json!({"loggedIn": true, "customerId": customer_id, "serial": serial, "events": reporter.events}),
     )
+}
+
+/// Ends the bank session a command opened (a command-line session lives as long as its
+/// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
+/// and the token still expires at the bank.
+async fn end_session(client: &BankClient, login: flows::BankSession) {
+    if let Err(error) = flows::logout(client, login).await {
+        eprintln!("pinbridge: could not end the bank session: {error}");
+    }
 }
 
 /// Minor-unit exponent of an ISO 4217 currency (2 unless listed).
@@ -446,6 +457,7 @@ pub async fn pay(
         &mut reporter.sink(),
     )
     .await;
+    end_session(&client, login).await;
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
@@ -475,6 +487,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
+        end_session(&client, login).await;
         store.save(&host).map_err(|e| e.to_string())?;
         decided = result.map_err(|e| e.to_string())?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));

@@ -635,7 +635,7 @@ impl World {
 
     /// A count from the bank's SQLite file, read with the `sqlite3` command line tool (the
     /// bank serves no journal API, and linking sqlx here would rebuild it for one query).
-    fn journal_query(&self, sql: &str) -> i64 {
+    pub fn journal_query(&self, sql: &str) -> i64 {
         let output = Command::new("sqlite3")
             .arg("-readonly")
             .arg(&self.database)

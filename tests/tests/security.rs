@@ -127,3 +127,19 @@ fn the_staff_password_never_comes_from_the_command_line() {
     let message = text(&output);
     assert!(message.contains("PINBRIDGE_STAFF_PASSWORD"), "{message}");
 }
+
+/// A command that logged in ends its bank session when it is done: the token is revoked at
+/// the bank, not left alive for the session's 30 minutes.
+#[test]
+fn commands_end_their_bank_session() {
+    let world = World::start();
+    world.provision();
+    world.pinbridge_ok(&["login"]);
+    let paid = world.pinbridge_ok(PAY);
+    let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    let active = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'active';");
+    assert_eq!(active, 0, "sessions left alive at the bank");
+    let ended = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'ended';");
+    assert_eq!(ended, 2, "both logins ended");
+}

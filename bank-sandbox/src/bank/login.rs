@@ -622,6 +622,24 @@ impl Bank {
         })
     }
 
+    /// Ends a customer session (`POST /v1/logout`): the stored session is marked `ended`
+    /// (its token is refused from now on, in every bank process) and the opened keys leave
+    /// this process's cache.
+    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<()> {
+        let session = self.session(token_hex).await?;
+        let login_id = hex::encode(session.session_id.0);
+        sqlx::query(&self.store.q(
+            "UPDATE sessions SET stage = 'ended', expires_at = ? WHERE session_id = ? AND stage = 'active'",
+        ))
+        .bind(now_ms())
+        .bind(login_id)
+        .execute(self.store.writer())
+        .await?;
+        self.forget_device_sessions(&session.device_serial);
+        tracing::info!(serial = session.device_serial, "session ended by logout");
+        Ok(())
+    }
+
     /// The session behind a bearer token (memory first, then the store).
     pub(crate) async fn session(&self, token_hex: &str) -> BankResult<Arc<ActiveSession>> {
         let token = hex::decode(token_hex.trim())

@@ -553,6 +553,13 @@ pub async fn pair(
     })
 }
 
+/// Ends the bank session: the bank revokes its token. The caller drops the
+/// [`BankSession`] (its token is zeroized).
+pub async fn logout(bank: &BankClient, login: BankSession) -> Result<(), FlowError> {
+    bank.logout(&login.token).await?;
+    Ok(())
+}
+
 /// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
 /// `host.next_counter` advances; persist it afterwards.
 pub async fn login(
