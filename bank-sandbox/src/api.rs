@@ -867,8 +867,8 @@ fn sse_event(event: &BankEvent) -> Event {
         .data(event.data.to_string())
 }
 
-/// Server-sent events for the logged-in customer: first every pending confirmation, then
-/// new confirmations and bank commands as they happen.
+/// Server-sent events for the logged-in customer: `ready` (subscribed), every pending
+/// confirmation, then new confirmations and bank commands as they happen.
 async fn events(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
@@ -877,12 +877,18 @@ async fn events(
     // Subscribe before reading the pending list, so nothing falls between the two.
     let receiver = bank.subscribe(&session.customer_id);
     let pending = bank.pending_confirmations(&session.customer_id).await?;
-    let initial = stream::iter(pending.into_iter().map(|view| {
-        Ok(sse_event(&BankEvent {
-            event: "confirmation",
-            data: serde_json::to_value(view).unwrap_or_default(),
-        }))
-    }));
+    // `ready` first: the subscription is in place, nothing issued from now on is missed.
+    let ready = Event::default()
+        .event("ready")
+        .data(json!({ "serial": session.device_serial }).to_string());
+    let initial = stream::iter(
+        std::iter::once(Ok(ready)).chain(pending.into_iter().map(|view| {
+            Ok(sse_event(&BankEvent {
+                event: "confirmation",
+                data: serde_json::to_value(view).unwrap_or_default(),
+            }))
+        })),
+    );
     let live = stream::unfold(receiver, |mut receiver| async move {
         loop {
             match receiver.recv().await {

@@ -12,6 +12,7 @@ use companion::redaction;
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
+use firmware_protocol::message::{Lifecycle, LockState};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -492,9 +493,6 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         decided = result.map_err(|e| e.to_string())?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
     }
-    if !json {
-        println!("watching for confirmations (Ctrl-C to stop)");
-    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = {
         let client = client.clone();
@@ -505,31 +503,73 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
                 .await
         })
     };
+    let mut commands = Vec::new();
     while let Some(event) = rx.recv().await {
-        let pending = event.data["status"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("pending"));
-        if event.event != "confirmation" || !pending {
-            continue;
-        }
-        let result = flows::confirm_one(
-            &mut session,
-            &client,
-            &login,
-            &mut host,
-            &event.data,
-            &mut reporter.sink(),
-        )
-        .await;
-        store.save(&host).map_err(|e| e.to_string())?;
-        match result {
-            Ok(answer) => decided.push(answer),
-            Err(e) => eprintln!("pinbridge confirm: {e}"),
+        match event.event.as_str() {
+            "ready" if !json => {
+                println!("watching for bank events (Ctrl-C to stop)");
+            }
+            // Staff revoked, locked or unlocked a device: the connected one acts on it now.
+            "bank_command" => {
+                let result = flows::apply_bank_command(
+                    &mut session,
+                    &login.serial,
+                    &event.data,
+                    &mut reporter.sink(),
+                )
+                .await;
+                match result {
+                    Ok(Some(status)) => {
+                        commands.push(json!({
+                            "serial": login.serial,
+                            "command": event.data["command"],
+                            "lifecycle": format!("{:?}", status.lifecycle),
+                            "lock": format!("{:?}", status.lock),
+                        }));
+                        // Wiped or locked: the bank ended this session; nothing more to watch.
+                        if status.lifecycle == Lifecycle::Revoked
+                            || status.lock != LockState::Unlocked
+                        {
+                            watcher.abort();
+                            return Ok(json!({
+                                "confirmations": decided,
+                                "bankCommands": commands,
+                                "events": reporter.events,
+                            }));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("pinbridge confirm: bank command: {e}"),
+                }
+            }
+            "confirmation"
+                if event.data["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pending")) =>
+            {
+                let result = flows::confirm_one(
+                    &mut session,
+                    &client,
+                    &login,
+                    &mut host,
+                    &event.data,
+                    &mut reporter.sink(),
+                )
+                .await;
+                store.save(&host).map_err(|e| e.to_string())?;
+                match result {
+                    Ok(answer) => decided.push(answer),
+                    Err(e) => eprintln!("pinbridge confirm: {e}"),
+                }
+            }
+            _ => {}
         }
     }
     match watcher.await {
         Ok(Err(e)) => Err(e.to_string()),
-        _ => Ok(json!({"confirmations": decided, "events": reporter.events})),
+        _ => Ok(
+            json!({"confirmations": decided, "bankCommands": commands, "events": reporter.events}),
+        ),
     }
 }
 

@@ -141,6 +141,59 @@ pub fn run_ok(command: &mut Command) -> String {
 
 /// Starts a server and waits until one of its output lines (stdout or stderr) starts with
 /// each prefix; returns the rest of those lines.
+/// Waits up to `limit` for a line starting with `prefix`; returns it (every line read on the
+/// way is in the panic message if none comes).
+pub fn wait_for_line(lines: &mpsc::Receiver<String>, prefix: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.trim_start().starts_with(prefix) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no line starting {prefix:?} within {limit:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Starts `command` with its stdout and stderr lines sent to the receiver as they come.
+fn spawn_lines(command: &mut Command) -> (Running, mpsc::Receiver<String>) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let out = child.stdout.take().unwrap();
+    let tx = lines_tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let err = child.stderr.take().unwrap();
+    let stderr_copy = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            stderr_copy
+                .lock()
+                .unwrap()
+                .extend_from_slice(line.as_bytes());
+            stderr_copy.lock().unwrap().push(b'\n');
+            let _ = lines_tx.send(line);
+        }
+    });
+    (
+        Running {
+            child: Mutex::new(child),
+            stderr,
+        },
+        lines_rx,
+    )
+}
+
 fn spawn_server(command: &mut Command, prefixes: &[&str]) -> (Running, Vec<String>) {
     let mut child = command
         .stdin(Stdio::null())
@@ -592,6 +645,27 @@ impl World {
             stdout: stdout.join().unwrap(),
             stderr: stderr.join().unwrap(),
         }
+    }
+
+    /// Starts `pinbridge ARGS` (through the proxies, as the teller) and returns it with its
+    /// output lines (stdout and stderr) as they come.
+    pub fn pinbridge_spawn(&self, args: &[&str]) -> (Running, mpsc::Receiver<String>) {
+        let mut command = Command::new(&binaries().pinbridge);
+        command
+            .env(
+                "PINBRIDGE_BANK_URL",
+                format!("http://{}", self.bank_proxy.address),
+            )
+            .env(
+                "PINBRIDGE_DEVICE",
+                format!("sim:{}", self.link_proxy.address),
+            )
+            .env("PINBRIDGE_STATE_DIR", self.state.path())
+            .env("PINBRIDGE_STAFF_USER", "teller")
+            .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
+            .env_remove("PINBRIDGE_BANK_CA")
+            .args(args);
+        spawn_lines(&mut command)
     }
 
     /// Runs `pinbridge ARGS` and fails the test unless it succeeds.

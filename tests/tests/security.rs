@@ -143,3 +143,38 @@ fn commands_end_their_bank_session() {
     let ended = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'ended';");
     assert_eq!(ended, 2, "both logins ended");
 }
+
+/// A lost PIN pad still plugged into a PC with `pinbridge confirm --watch` running: a teller
+/// revokes it from another PC (no device there), and the watcher relays the bank's signed
+/// wipe at once: the PIN pad is revoked within seconds, its keys gone.
+#[test]
+fn a_staff_revoke_reaches_a_watched_pin_pad_within_seconds() {
+    let world = World::start();
+    world.provision();
+    let (watcher, lines) = world.pinbridge_spawn(&["confirm", "--watch"]);
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "watching for bank events",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(world.device_state()["lifecycle"], "bound");
+
+    world.pinbridge_ok(&[
+        "staff",
+        "revoke",
+        "--serial",
+        pinbridge_e2e::SERIAL,
+        "--reason",
+        "Reported stolen",
+    ]);
+    let applied = pinbridge_e2e::wait_for_line(
+        &lines,
+        "bank command wipe applied",
+        std::time::Duration::from_secs(10),
+    );
+    eprintln!("{applied}");
+    assert!(applied.contains("revoked"), "{applied}");
+    let state = world.device_state();
+    assert_eq!(state["lifecycle"], "revoked", "{state}");
+    drop(watcher);
+}

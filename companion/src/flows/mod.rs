@@ -865,6 +865,41 @@ pub async fn confirm_one(
     Ok(answer)
 }
 
+/// Acts on a `bank_command` event from the bank's stream (staff revoked, locked or unlocked
+/// the device): when it is for the connected device `serial`, relays the signed command (the
+/// device checks the bank's signature and sequence itself) and returns the device's state
+/// after it. A command for another device is left alone (`None`).
+pub async fn apply_bank_command(
+    session: &mut Session,
+    serial: &str,
+    data: &Value,
+    events: EventSink<'_>,
+) -> Result<Option<firmware_protocol::message::Status>, FlowError> {
+    if data["serial"].as_str() != Some(serial) {
+        return Ok(None);
+    }
+    events(FlowEvent::Step {
+        step: Step::RelayBankCommand,
+    });
+    let answer = relay_field(session, None, data, "bank_command", events)
+        .await?
+        .into_answer()?;
+    let Response::Status(status) = answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "BankCommand",
+            expected: "Status",
+            got: answer.name(),
+        });
+    };
+    events(FlowEvent::BankCommandApplied {
+        serial: serial.to_owned(),
+        command: data["command"].as_str().unwrap_or("unknown").to_owned(),
+        lifecycle: events::snake(&format!("{:?}", status.lifecycle)),
+        lock: events::snake(&format!("{:?}", status.lock)),
+    });
+    Ok(Some(status))
+}
+
 /// Staff: revoke a device (lost or stolen). The bank ends the binding and signs a wipe; when
 /// the device is connected (`session`), the wipe is relayed to it now.
 pub async fn revoke(
