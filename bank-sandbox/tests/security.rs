@@ -382,6 +382,75 @@ async fn logout_revokes_the_session_token(db: Db) {
     t.login(&mut device).await;
 }
 
+/// A confirmation answered with a signature that does not verify is not left pending for
+/// the next try: it is declined, and nothing is paid.
+async fn a_bad_confirmation_signature_declines_it(db: Db) {
+    let Some(t) = bank(db).await else { return };
+    let mut device = t.provision("PP-S005", 105, "alice", PIN).await;
+    let token = t.login(&mut device).await;
+    let before = t.balance("alice").await;
+    let (status, created) = t
+        .post(
+            "/v1/confirmations",
+            Some(&t.terminal),
+            json!({
+                "customer_id": "alice",
+                "payee_account": "FR7630006000011234567890189",
+                "payee_name": "Web Shop",
+                "amount_minor": 4_200,
+                "currency": "EUR",
+                "reference": "basket 8",
+                "idempotency_key": "basket-8",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let transaction = created["transaction_id"].as_str().unwrap().to_owned();
+    let (_, pending) = t.get("/v1/session/confirmations", Some(&token)).await;
+    let sign = pending["confirmations"][0]["sign_confirmation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let firmware_protocol::message::Request::SignConfirmation(request) =
+        support::device::decode_request(&sign)
+    else {
+        panic!("not a SignConfirmation: {sign}")
+    };
+    let stranger = firmware_protocol::crypto::ecdsa::EcdsaSigningKey::generate(
+        &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([5; 32]),
+    );
+    let forged = device.sign_confirmation_with(&request, &stranger);
+    let path = format!("/v1/confirmations/{transaction}/signature");
+    let (status, body) = t
+        .post(
+            &path,
+            Some(&token),
+            json!({"confirmation_signature": forged}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "bad_signature", "{body}");
+    let (_, view) = t
+        .get(
+            &format!("/v1/confirmations/{transaction}"),
+            Some(&t.terminal),
+        )
+        .await;
+    assert_eq!(view["status"], "declined", "{view}");
+    let (_, pending) = t.get("/v1/session/confirmations", Some(&token)).await;
+    assert_eq!(pending["confirmations"], json!([]), "{pending}");
+    let (status, body) = t
+        .post(
+            &path,
+            Some(&token),
+            json!({"confirmation_signature": device.sign_confirmation(&sign)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(t.balance("alice").await, before);
+    assert_eq!(t.journal_count(&transaction).await, 0);
+}
+
 macro_rules! on_both_databases {
     ($($flow:ident),* $(,)?) => {
         mod sqlite {
@@ -411,4 +480,5 @@ on_both_databases!(
     the_database_file_is_private,
     concurrent_copies_of_an_approval_get_the_decision,
     logout_revokes_the_session_token,
+    a_bad_confirmation_signature_declines_it,
 );
