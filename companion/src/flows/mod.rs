@@ -823,7 +823,21 @@ pub async fn confirm_pending(
         .unwrap_or_default();
     let mut results = Vec::new();
     for item in items {
-        results.push(confirm_one(session, bank, login, host, &item, events).await?);
+        match confirm_one(session, bank, login, host, &item, events).await {
+            Ok(answer) => results.push(answer),
+            // Without the PIN pad (or with a tampered one) none of the others can be done.
+            Err(error @ FlowError::Tampered) => return Err(error),
+            Err(FlowError::Device(error)) if error.is_disconnect() => {
+                return Err(FlowError::Device(error));
+            }
+            // One failure (expired, decided elsewhere, a bank refusal) is reported with its
+            // reason; the others are still asked.
+            Err(error) => results.push(json!({
+                "transaction_id": item["transaction_id"],
+                "status": "failed",
+                "error": error.to_string(),
+            })),
+        }
     }
     Ok(results)
 }
@@ -841,23 +855,44 @@ pub async fn confirm_one(
     events(FlowEvent::Step {
         step: Step::SignConfirmation,
     });
-    let signature = relay_field(
+    let answer = relay_field(
         session,
         Some(host),
         confirmation,
         "sign_confirmation",
         events,
     )
-    .await?
-    .into_answer()?;
-    let signature = DeviceAnswer::Answer(signature).to_hex()?;
-    let answer = bank
+    .await?;
+    // The device's signature, or its refusal (the customer declined on the keypad, or the
+    // device would not sign): either way the bank hears the answer, so a decline is
+    // recorded as declined and not offered again.
+    let body = answer.to_hex()?;
+    let refusal = match answer {
+        DeviceAnswer::Answer(_) => None,
+        DeviceAnswer::Refused { error, cause } => Some((error, cause)),
+    };
+    let posted = bank
         .post(
             &format!("/v1/confirmations/{transaction_id}/signature"),
             Some(&login.token),
-            &json!({"confirmation_signature": signature}),
+            &json!({"confirmation_signature": body}),
         )
-        .await?;
+        .await;
+    let answer = match (posted, refusal) {
+        (Ok(answer), _) => answer,
+        (Err(refused), Some((error, cause))) if refused.code() == Some("device_refused") => {
+            if error.status == StatusCode::Tampered {
+                return Err(FlowError::Tampered);
+            }
+            json!({
+                "transaction_id": transaction_id,
+                "status": "declined",
+                "device_status": format!("{:?}", error.status),
+                "reason": cause.to_string(),
+            })
+        }
+        (Err(refused), _) => return Err(refused.into()),
+    };
     events(FlowEvent::ConfirmationDecided {
         transaction_id,
         status: answer["status"].as_str().unwrap_or("unknown").to_owned(),
