@@ -4,14 +4,17 @@
 //! the server serves can be compared with `openapi.json` (a test does).
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Path, Request, State};
 use axum::handler::Handler;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -24,12 +27,49 @@ use crate::bank::{
     Bank, BankEvent, CommandKind, ConfirmationRequest, PaymentRequest, Role, StaffIdentity,
 };
 use crate::error::{BankError, BankResult};
+use crate::throttle::{ThrottlePolicy, Throttles, source_throttled, staff_throttled};
 
 /// The OpenAPI document, as checked in beside the crate.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-type AppState = Arc<Bank>;
+/// What the handlers share: the bank and this server's failure throttles.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    bank: Arc<Bank>,
+    throttles: Arc<Throttles>,
+}
+
+impl FromRef<AppState> for Arc<Bank> {
+    fn from_ref(state: &AppState) -> Self {
+        state.bank.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Throttles> {
+    fn from_ref(state: &AppState) -> Self {
+        state.throttles.clone()
+    }
+}
+
 type Json = axum::Json<Value>;
+
+/// The caller's address (the TCP peer; `None` when the server runs without connection info,
+/// e.g. a router driven in process).
+#[derive(Debug)]
+pub struct Source(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip()),
+        ))
+    }
+}
 
 /// A router that remembers which (method, path) pairs it serves.
 pub struct Routes {
@@ -91,6 +131,7 @@ fn routes() -> Routes {
         .get("/v1/bank/keys", bank_keys)
         // Staff.
         .post("/v1/staff/login", staff_login)
+        .post("/v1/staff/logout", staff_logout)
         .post("/v1/admin/staff", admin_create_staff)
         .post("/v1/admin/trusted-cas", admin_trust_ca)
         .post("/v1/admin/allowed-hashes", admin_allow_hash)
@@ -115,6 +156,7 @@ fn routes() -> Routes {
         .post("/v1/login/{login_id}/integrity", login_integrity)
         .post("/v1/login/{login_id}/keys", login_keys)
         .post("/v1/login/{login_id}/challenge", login_challenge)
+        .post("/v1/logout", logout)
         .get("/v1/accounts", accounts)
         .post("/v1/payments", prepare_payment)
         .get("/v1/payments/{transaction_id}", payment_status)
@@ -132,14 +174,133 @@ pub fn route_list() -> Vec<(&'static str, &'static str)> {
     routes().list
 }
 
-/// The application for `bank`.
+/// The application for `bank`, with the default throttles.
 pub fn router(bank: Arc<Bank>) -> Router {
+    router_with(bank, &ThrottlePolicy::default())
+}
+
+/// The application for `bank` with the given throttles. Serve it with connection info
+/// (`into_make_service_with_connect_info::<SocketAddr>`) so refusals are counted per source.
+pub fn router_with(bank: Arc<Bank>, policy: &ThrottlePolicy) -> Router {
+    let state = AppState {
+        bank,
+        throttles: Arc::new(Throttles::new(policy)),
+    };
     routes()
         .router
         .fallback(|| async {
             BankError::not_found("no_route", "no such API route").into_response()
         })
-        .with_state(bank)
+        .layer(axum::middleware::from_fn(json_bodies_only))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(refusals_as_json))
+        .with_state(state)
+}
+
+/// The largest request body: the API's bodies are a few device messages in hex (a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Request bodies are JSON: a body of another declared type is refused (415) before any
+/// handler reads it. A form or `text/plain` body is what a cross-site page can send without
+/// a preflight. A body announced larger than [`MAX_BODY`] is refused (413) before it is read.
+async fn json_bodies_only(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return BankError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are at most {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() != b"0");
+    let json = declared.as_deref().is_none_or(|t| t == "application/json");
+    if request.method() == Method::POST && has_body && !json {
+        return BankError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request bodies are application/json",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Refusals made by the framework rather than the bank (body too large, method not
+/// allowed, a body that cannot be read) get the bank's JSON error shape too.
+async fn refusals_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_stream {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method (see the Allow header)",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "request bodies are application/json",
+        ),
+        StatusCode::NOT_FOUND => ("no_route", "no such API route"),
+        s if s.is_server_error() => ("internal_error", "the bank failed; nothing was changed"),
+        _ => ("invalid_request", "the request could not be read"),
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = json!({ "error": code, "message": message }).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Runs a device-login step for `source`: refused at once if the source used up its
+/// failures; every refusal (malformed, forged or the device's own) counts for the source.
+async fn login_step<T>(
+    throttles: &Throttles,
+    source: &Source,
+    step: impl std::future::Future<Output = BankResult<T>>,
+) -> BankResult<T> {
+    if let Some(wait) = throttles.login_sources.blocked(&source.0) {
+        return Err(source_throttled(wait));
+    }
+    let result = step.await;
+    if let Err(error) = &result
+        && error.status.is_client_error()
+        && error.status != StatusCode::TOO_MANY_REQUESTS
+    {
+        throttles.login_sources.failed(&source.0);
+    }
+    result
 }
 
 fn bearer(headers: &HeaderMap) -> BankResult<&str> {
@@ -180,7 +341,7 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn bank_keys(State(bank): State<AppState>) -> BankResult<Json> {
+async fn bank_keys(State(bank): State<Arc<Bank>>) -> BankResult<Json> {
     let cas = sqlx::query("SELECT key_id FROM trusted_cas")
         .fetch_all(bank.store().reader())
         .await?;
@@ -201,9 +362,39 @@ struct Credentials {
     password: String,
 }
 
-async fn staff_login(State(bank): State<AppState>, body: Bytes) -> BankResult<Json> {
+async fn staff_login(
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
+    body: Bytes,
+) -> BankResult<Json> {
+    if let Some(wait) = throttles.staff_sources.blocked(&source.0) {
+        return Err(source_throttled(wait));
+    }
     let c: Credentials = parse(&body)?;
-    ok(bank.staff_login(&c.username, &c.password).await?)
+    let password = zeroize::Zeroizing::new(c.password);
+    if let Some(wait) = throttles.staff_users.blocked(&c.username) {
+        throttles.staff_sources.failed(&source.0);
+        return Err(staff_throttled(wait));
+    }
+    match bank.staff_login(&c.username, &password).await {
+        Ok(token) => {
+            throttles.staff_users.succeeded(&c.username);
+            ok(token)
+        }
+        Err(error) => {
+            if error.status == StatusCode::UNAUTHORIZED {
+                throttles.staff_users.failed(&c.username);
+                throttles.staff_sources.failed(&source.0);
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn staff_logout(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
+    bank.staff_logout(bearer(&headers)?).await?;
+    ok(json!({ "logged_out": true }))
 }
 
 #[derive(Deserialize)]
@@ -214,7 +405,7 @@ struct NewStaff {
 }
 
 async fn admin_create_staff(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<(StatusCode, Json)> {
@@ -232,7 +423,7 @@ struct NewCa {
 }
 
 async fn admin_trust_ca(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<(StatusCode, Json)> {
@@ -253,7 +444,7 @@ struct NewHash {
 }
 
 async fn admin_allow_hash(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<(StatusCode, Json)> {
@@ -272,7 +463,7 @@ struct NewCustomer {
 }
 
 async fn create_customer(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<(StatusCode, Json)> {
@@ -299,7 +490,7 @@ fn two() -> u8 {
 }
 
 async fn create_account(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(customer_id): Path<String>,
     body: Bytes,
@@ -319,7 +510,7 @@ async fn create_account(
 }
 
 async fn customer_accounts(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(customer_id): Path<String>,
 ) -> BankResult<Json> {
@@ -333,7 +524,7 @@ struct InfoBody {
 }
 
 async fn initialise_begin(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<Json> {
@@ -348,7 +539,7 @@ struct InitialisedBody {
 }
 
 async fn initialise_complete(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Bytes,
@@ -378,7 +569,7 @@ fn six() -> u8 {
 }
 
 async fn enrol_begin(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Bytes,
@@ -402,7 +593,7 @@ struct EnrolledBody {
 }
 
 async fn enrol_complete(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Bytes,
@@ -419,7 +610,7 @@ struct ReasonBody {
 }
 
 async fn revoke(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Bytes,
@@ -450,7 +641,7 @@ struct CommandBody {
 }
 
 async fn device_command(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Bytes,
@@ -463,7 +654,7 @@ async fn device_command(
 }
 
 async fn operator_reset(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
 ) -> BankResult<Json> {
@@ -472,7 +663,7 @@ async fn operator_reset(
 }
 
 async fn device_view(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(serial): Path<String>,
 ) -> BankResult<Json> {
@@ -481,7 +672,7 @@ async fn device_view(
 }
 
 async fn create_confirmation(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<(StatusCode, Json)> {
@@ -492,7 +683,7 @@ async fn create_confirmation(
 }
 
 async fn confirmation_view(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(transaction_id): Path<String>,
 ) -> BankResult<Json> {
@@ -500,9 +691,17 @@ async fn confirmation_view(
     ok(serde_json::to_value(bank.confirmation_view(&transaction_id).await?).unwrap_or_default())
 }
 
-async fn login_begin(State(bank): State<AppState>, body: Bytes) -> BankResult<Json> {
-    let b: InfoBody = parse(&body)?;
-    ok(bank.login_begin(&b.info).await?)
+async fn login_begin(
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
+    body: Bytes,
+) -> BankResult<Json> {
+    login_step(&throttles, &source, async {
+        let b: InfoBody = parse(&body)?;
+        ok(bank.login_begin(&b.info).await?)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -512,14 +711,19 @@ struct IntegrityBody {
 }
 
 async fn login_integrity(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
     Path(login_id): Path<String>,
     body: Bytes,
 ) -> BankResult<Json> {
-    let b: IntegrityBody = parse(&body)?;
-    ok(bank
-        .login_integrity(&login_id, &b.integrity_report, &b.app_hash)
-        .await?)
+    login_step(&throttles, &source, async {
+        let b: IntegrityBody = parse(&body)?;
+        ok(bank
+            .login_integrity(&login_id, &b.integrity_report, &b.app_hash)
+            .await?)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -528,12 +732,17 @@ struct KeysBody {
 }
 
 async fn login_keys(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
     Path(login_id): Path<String>,
     body: Bytes,
 ) -> BankResult<Json> {
-    let b: KeysBody = parse(&body)?;
-    ok(bank.login_keys(&login_id, &b.keys_loaded).await?)
+    login_step(&throttles, &source, async {
+        let b: KeysBody = parse(&body)?;
+        ok(bank.login_keys(&login_id, &b.keys_loaded).await?)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -542,25 +751,35 @@ struct ChallengeBody {
 }
 
 async fn login_challenge(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
     Path(login_id): Path<String>,
     body: Bytes,
 ) -> BankResult<Json> {
-    let b: ChallengeBody = parse(&body)?;
-    ok(serde_json::to_value(
-        bank.login_challenge(&login_id, &b.challenge_response)
-            .await?,
-    )
-    .unwrap_or_default())
+    login_step(&throttles, &source, async {
+        let b: ChallengeBody = parse(&body)?;
+        ok(serde_json::to_value(
+            bank.login_challenge(&login_id, &b.challenge_response)
+                .await?,
+        )
+        .unwrap_or_default())
+    })
+    .await
 }
 
-async fn accounts(State(bank): State<AppState>, headers: HeaderMap) -> BankResult<Json> {
+async fn logout(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
+    bank.logout(bearer(&headers)?).await?;
+    ok(json!({ "logged_out": true }))
+}
+
+async fn accounts(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
     ok(bank.accounts_of(&session.customer_id).await?)
 }
 
 async fn prepare_payment(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> BankResult<Json> {
@@ -570,7 +789,7 @@ async fn prepare_payment(
 }
 
 async fn payment_status(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(transaction_id): Path<String>,
 ) -> BankResult<Json> {
@@ -586,22 +805,34 @@ struct ApprovalBody {
 }
 
 async fn approve_payment(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(transaction_id): Path<String>,
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
     let b: ApprovalBody = parse(&body)?;
-    ok(serde_json::to_value(
-        bank.approve_payment(&session, &transaction_id, &b.payment_approved)
-            .await?,
-    )
-    .unwrap_or_default())
+    let decided = match bank
+        .approve_payment(&session, &transaction_id, &b.payment_approved)
+        .await
+    {
+        // Copies of one approval sent at once: all but one lose the race for the device
+        // counter, after the winner's decision committed (the counter and the decision are
+        // one write). Asked again, the bank answers them from the store with that decision;
+        // a genuine replay (other bytes, or another payment) keeps its refusal.
+        Err(refused) if refused.code == "replayed_counter" => bank
+            .approve_payment(&session, &transaction_id, &b.payment_approved)
+            .await
+            .ok()
+            .filter(|again| again.replayed)
+            .ok_or(refused)?,
+        other => other?,
+    };
+    ok(serde_json::to_value(decided).unwrap_or_default())
 }
 
 async fn pending_confirmations(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
@@ -616,7 +847,7 @@ struct SignatureBody {
 }
 
 async fn submit_confirmation(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(transaction_id): Path<String>,
     body: Bytes,
@@ -636,22 +867,28 @@ fn sse_event(event: &BankEvent) -> Event {
         .data(event.data.to_string())
 }
 
-/// Server-sent events for the logged-in customer: first every pending confirmation, then
-/// new confirmations and bank commands as they happen.
+/// Server-sent events for the logged-in customer: `ready` (subscribed), every pending
+/// confirmation, then new confirmations and bank commands as they happen.
 async fn events(
-    State(bank): State<AppState>,
+    State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
 ) -> BankResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let session = bank.session(bearer(&headers)?).await?;
     // Subscribe before reading the pending list, so nothing falls between the two.
     let receiver = bank.subscribe(&session.customer_id);
     let pending = bank.pending_confirmations(&session.customer_id).await?;
-    let initial = stream::iter(pending.into_iter().map(|view| {
-        Ok(sse_event(&BankEvent {
-            event: "confirmation",
-            data: serde_json::to_value(view).unwrap_or_default(),
-        }))
-    }));
+    // `ready` first: the subscription is in place, nothing issued from now on is missed.
+    let ready = Event::default()
+        .event("ready")
+        .data(json!({ "serial": session.device_serial }).to_string());
+    let initial = stream::iter(
+        std::iter::once(Ok(ready)).chain(pending.into_iter().map(|view| {
+            Ok(sse_event(&BankEvent {
+                event: "confirmation",
+                data: serde_json::to_value(view).unwrap_or_default(),
+            }))
+        })),
+    );
     let live = stream::unfold(receiver, |mut receiver| async move {
         loop {
             match receiver.recv().await {

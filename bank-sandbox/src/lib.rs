@@ -8,6 +8,7 @@ pub mod certificate;
 pub mod error;
 pub mod hsm;
 pub mod store;
+pub mod throttle;
 pub mod util;
 
 pub use bank::{Bank, BankConfig};

@@ -1,5 +1,6 @@
 //! Opening a bank from a database URL and a master key, and serving it over HTTP or HTTPS.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,9 +33,58 @@ pub async fn open_bank_with(
     config: BankConfig,
     max_connections: u32,
 ) -> anyhow::Result<Bank> {
+    private_sqlite_file(database)?;
     let store = Store::open(database, max_connections).await?;
     let master = MasterKey::load(master_key_file, true)?;
     Ok(Bank::open(store, master, config).await?)
+}
+
+/// The file of an `sqlite:` URL (none for `:memory:` and other databases).
+fn sqlite_path(database: &str) -> Option<PathBuf> {
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// The SQLite database holds staff password hashes, PIN verification values and wrapped
+/// keys: its file is created 0600 before SQLite opens it (SQLite gives the `-wal` and `-shm`
+/// files the database file's mode), and an existing file, WAL or shared-memory file that is
+/// readable by others is narrowed to 0600.
+fn private_sqlite_file(database: &str) -> std::io::Result<()> {
+    let Some(path) = sqlite_path(database) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(file = %file.display(), "database file was readable by others; now 0600");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The default master key file for a database URL: beside an SQLite file, else in the
@@ -65,7 +115,9 @@ pub async fn serve_plain(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, crate::api::router(bank))
+    // The peer address feeds the per-source throttles.
+    let app = crate::api::router(bank).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -89,7 +141,7 @@ pub async fn serve_tls(
         .map_err(|e| BankError::internal(&e))?;
     axum_server::from_tcp_rustls(listener, config)
         .handle(handle)
-        .serve(crate::api::router(bank).into_make_service())
+        .serve(crate::api::router(bank).into_make_service_with_connect_info::<SocketAddr>())
         .await
         .map_err(|e| BankError::internal(&e))
 }

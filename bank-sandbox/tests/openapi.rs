@@ -43,6 +43,24 @@ fn every_documented_operation_declares_its_responses_and_security() {
         for (method, op) in item.as_object().unwrap() {
             assert!(op["responses"].is_object(), "{method} {path}: responses");
             assert!(op["security"].is_array(), "{method} {path}: security");
+            // Every refusal is the one JSON error shape, including the HTTP layer's.
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                if !status.starts_with('2') {
+                    assert_eq!(
+                        response["$ref"], "#/components/responses/Error",
+                        "{method} {path}: {status} is not the error shape"
+                    );
+                }
+            }
+            if method == "post" {
+                for status in ["413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: {status} undocumented"
+                    );
+                }
+            }
             for param in path.split('/').filter(|s| s.starts_with('{')) {
                 let name = param.trim_matches(|c| c == '{' || c == '}');
                 let declared = op["parameters"]

@@ -75,6 +75,30 @@ pub enum BankError {
     /// Building the HTTP client failed.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The TLS handshake failed because the bank's certificate chain does not lead to the
+    /// pinned CA (another CA, a self-signed certificate, or an interception proxy).
+    #[error(
+        "cannot reach the bank at {url}: the bank's certificate is not signed by the pinned CA ({reason}); check --bank-ca"
+    )]
+    UntrustedCertificate {
+        /// The URL called.
+        url: String,
+        /// What the TLS layer said about the certificate.
+        reason: String,
+    },
+    /// The bank answered with a redirect. The client follows none: a redirect could send
+    /// staff credentials, tokens and device messages to another host.
+    #[error(
+        "the bank at {url} answered {status} redirecting to {location:?}; redirects are not followed (check the bank URL)"
+    )]
+    Redirected {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// Where it pointed.
+        location: String,
+    },
     /// Network, TLS or HTTP failure before an answer arrived.
     #[error("cannot reach the bank at {url}: {source}")]
     Unreachable {
@@ -103,6 +127,27 @@ pub enum BankError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Classifies a failed request where it is born: a certificate the pinned CA did not sign
+/// becomes [`BankError::UntrustedCertificate`], anything else [`BankError::Unreachable`]. The
+/// rustls error sits inside `io::Error`s, whose `source()` skips the error they wrap, so an
+/// `io::Error` in the chain is opened with `get_ref` instead.
+fn unreachable(url: String, source: reqwest::Error) -> BankError {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(error) = next {
+        if let Some(rustls::Error::InvalidCertificate(reason)) = error.downcast_ref() {
+            return BankError::UntrustedCertificate {
+                url,
+                reason: format!("{reason:?}"),
+            };
+        }
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => error.source(),
+        };
+    }
+    BankError::Unreachable { url, source }
 }
 
 impl BankError {
@@ -150,7 +195,11 @@ impl BankClient {
             url: settings.url.clone(),
             reason: e.to_string(),
         })?;
-        let mut builder = reqwest::Client::builder().user_agent("pinbridge-companion");
+        // No redirects: one could carry credentials and device messages to another host (in
+        // clear, from a plain-http loopback bank); a 3xx is reported as BankError::Redirected.
+        let mut builder = reqwest::Client::builder()
+            .user_agent("pinbridge-companion")
+            .redirect(reqwest::redirect::Policy::none());
         match parsed.scheme() {
             "https" => {
                 let pem = settings
@@ -214,15 +263,15 @@ impl BankClient {
         let response = request
             .send()
             .await
-            .map_err(|source| BankError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| unreachable(url.clone(), source))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(redirected(url, &response));
+        }
         let body = response
             .bytes()
             .await
-            .map_err(|source| BankError::Unreachable { url, source })?;
+            .map_err(|source| unreachable(url, source))?;
         let value: Value = if body.is_empty() {
             Value::Null
         } else {
@@ -293,6 +342,12 @@ impl BankClient {
         Ok(BearerToken::new(token.token))
     }
 
+    /// Ends a customer session at the bank (`POST /v1/logout`): the token is revoked there.
+    pub async fn logout(&self, token: &BearerToken) -> Result<(), BankError> {
+        self.post("/v1/logout", Some(token), &json!({})).await?;
+        Ok(())
+    }
+
     /// Opens `GET /v1/events` and calls `on_event` for each event until the stream ends or
     /// `on_event` returns `false`.
     pub async fn watch_events(
@@ -308,10 +363,10 @@ impl BankClient {
             .bearer_auth(token.reveal())
             .send()
             .await
-            .map_err(|source| BankError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| unreachable(url.clone(), source))?;
+        if response.status().is_redirection() {
+            return Err(redirected(url, &response));
+        }
         if !response.status().is_success() {
             let status = response.status().as_u16();
             let value: Value = response.json().await.unwrap_or(Value::Null);
@@ -325,10 +380,7 @@ impl BankClient {
         let mut parser = SseParser::default();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| BankError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            let chunk = chunk.map_err(|source| unreachable(url.clone(), source))?;
             for event in parser.push(&chunk) {
                 if !on_event(event) {
                     return Ok(());
@@ -336,6 +388,19 @@ impl BankClient {
             }
         }
         Ok(())
+    }
+}
+
+fn redirected(url: String, response: &reqwest::Response) -> BankError {
+    BankError::Redirected {
+        url,
+        status: response.status().as_u16(),
+        location: response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -441,6 +506,66 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event, "confirmation");
         assert_eq!(events[0].data["transaction_id"], "T1");
+    }
+
+    /// A one-shot HTTP server on loopback that answers every request with `answer`; returns
+    /// its URL and the requests it saw.
+    async fn answering(
+        answer: &'static str,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .unwrap_or_else(|e| panic!("address: {e}"))
+        );
+        let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = vec![0u8; 4096];
+                let n = stream.read(&mut buffer).await.unwrap_or(0);
+                let _ = seen.send(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused_not_followed() {
+        // The "elsewhere" host records whether credentials ever reach it.
+        let (elsewhere, mut stolen) = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\nconnection: close\r\n\r\n{\"token\":\"00\"}",
+        )
+        .await;
+        let redirect: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/v1/staff/login\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let (bank_url, _) = answering(redirect).await;
+        let client = BankClient::new(&BankSettings {
+            url: bank_url,
+            ca_pem: None,
+        })
+        .unwrap_or_else(|e| panic!("client: {e}"));
+        let result = client.staff_login("teller", "teller-password").await;
+        match result {
+            Err(BankError::Redirected { location, .. }) => {
+                assert!(location.starts_with(&elsewhere), "{location}")
+            }
+            other => panic!("a redirect was not refused: {other:?}"),
+        }
+        assert!(
+            stolen.try_recv().is_err(),
+            "the staff credentials were re-sent to the redirect target"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ use companion::redaction;
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
+use firmware_protocol::message::{Lifecycle, LockState};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 /// Where the bank, the device and the companion's state are.
 #[derive(Debug, Clone, Args)]
@@ -31,15 +33,61 @@ pub struct Connection {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Branch staff credentials.
+/// Branch staff credentials. The password comes from `--staff-password-file`, else
+/// `PINBRIDGE_STAFF_PASSWORD`, else a prompt on the terminal (no echo); never from the command
+/// line, which every user of the machine sees in the process list.
 #[derive(Debug, Clone, Args)]
 pub struct StaffLogin {
     /// Staff user name.
     #[arg(long, env = "PINBRIDGE_STAFF_USER")]
     pub staff_user: String,
-    /// Staff password (prefer the environment variable to the flag).
-    #[arg(long, env = "PINBRIDGE_STAFF_PASSWORD", hide_env_values = true)]
-    pub staff_password: String,
+    /// A file whose first line is the staff password (keep it 0600).
+    #[arg(long, value_name = "FILE")]
+    pub staff_password_file: Option<PathBuf>,
+    /// Refused: a password on the command line shows in the process list.
+    #[arg(long = "staff-password", hide = true, value_name = "REFUSED")]
+    pub refused_staff_password: Option<String>,
+}
+
+/// The environment variable a staff password may come from.
+const STAFF_PASSWORD_ENV: &str = "PINBRIDGE_STAFF_PASSWORD";
+
+/// The staff password, from the file, the environment or the terminal (see [`StaffLogin`]).
+fn staff_password(login: &StaffLogin) -> Result<Zeroizing<String>, String> {
+    if login.refused_staff_password.is_some() {
+        return Err(format!(
+            "--staff-password is refused: a password on the command line shows in the process \
+             list of every user of this machine. Use --staff-password-file FILE, set \
+             {STAFF_PASSWORD_ENV}, or run on a terminal to be asked for it"
+        ));
+    }
+    if let Some(path) = &login.staff_password_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        let password = text.lines().next().unwrap_or_default();
+        if password.is_empty() {
+            return Err(format!(
+                "{}: the first line (the staff password) is empty",
+                path.display()
+            ));
+        }
+        return Ok(Zeroizing::new(password.to_owned()));
+    }
+    if let Ok(password) = std::env::var(STAFF_PASSWORD_ENV)
+        && !password.is_empty()
+    {
+        return Ok(Zeroizing::new(password));
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return rpassword::prompt_password(format!("Staff password for {}: ", login.staff_user))
+            .map(Zeroizing::new)
+            .map_err(|e| format!("cannot read the staff password from the terminal: {e}"));
+    }
+    Err(format!(
+        "no staff password: give --staff-password-file FILE or set {STAFF_PASSWORD_ENV} (not on \
+         a terminal, so there is no prompt)"
+    ))
 }
 
 /// Staff operations.
@@ -178,9 +226,11 @@ struct Reporter {
 impl Reporter {
     fn new(json: bool, connection: &Connection) -> Self {
         let dir = state_dir(connection);
-        let log = std::fs::create_dir_all(&dir)
-            .ok()
-            .map(|()| dir.join("events.log"));
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let log = builder.create(&dir).ok().map(|()| dir.join("events.log"));
         Self {
             json,
             events: Vec::new(),
@@ -202,14 +252,34 @@ impl Reporter {
     }
 }
 
+/// Opens a file for the user's eyes only (0600 on Unix: the event log holds payees, amounts
+/// and customer ids); an existing file readable by others is narrowed.
+fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true);
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
 fn append_log(path: &Path, event: &Value) {
     use std::io::Write;
     let line = json!({"at": unix_ms(), "event": event});
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    if let Ok(mut file) = open_private(path, true) {
         let _ = writeln!(file, "{line}");
     }
 }
@@ -221,7 +291,8 @@ fn unix_ms() -> u64 {
 }
 
 async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToken, String> {
-    bank.staff_login(&login.staff_user, &login.staff_password)
+    let password = staff_password(login)?;
+    bank.staff_login(&login.staff_user, &password)
         .await
         .map_err(|e| e.to_string())
 }
@@ -307,10 +378,21 @@ async fn login_with(
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, _, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (_, client, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
+    end_session(&client, login).await;
     Ok(
-        json!({"loggedIn": true, "customerId": login.customer_id, "serial": login.serial, "events": reporter.events}),
+        json!({"loggedIn": true, "customerId": customer_id, "serial": serial, "events": reporter.events}),
     )
+}
+
+/// Ends the bank session a command opened (a command-line session lives as long as its
+/// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
+/// and the token still expires at the bank.
+async fn end_session(client: &BankClient, login: flows::BankSession) {
+    if let Err(error) = flows::logout(client, login).await {
+        eprintln!("pinbridge: could not end the bank session: {error}");
+    }
 }
 
 /// Minor-unit exponent of an ISO 4217 currency (2 unless listed).
@@ -376,6 +458,7 @@ pub async fn pay(
         &mut reporter.sink(),
     )
     .await;
+    end_session(&client, login).await;
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
@@ -405,12 +488,10 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
+        end_session(&client, login).await;
         store.save(&host).map_err(|e| e.to_string())?;
         decided = result.map_err(|e| e.to_string())?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
-    }
-    if !json {
-        println!("watching for confirmations (Ctrl-C to stop)");
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = {
@@ -422,31 +503,73 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
                 .await
         })
     };
+    let mut commands = Vec::new();
     while let Some(event) = rx.recv().await {
-        let pending = event.data["status"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("pending"));
-        if event.event != "confirmation" || !pending {
-            continue;
-        }
-        let result = flows::confirm_one(
-            &mut session,
-            &client,
-            &login,
-            &mut host,
-            &event.data,
-            &mut reporter.sink(),
-        )
-        .await;
-        store.save(&host).map_err(|e| e.to_string())?;
-        match result {
-            Ok(answer) => decided.push(answer),
-            Err(e) => eprintln!("pinbridge confirm: {e}"),
+        match event.event.as_str() {
+            "ready" if !json => {
+                println!("watching for bank events (Ctrl-C to stop)");
+            }
+            // Staff revoked, locked or unlocked a device: the connected one acts on it now.
+            "bank_command" => {
+                let result = flows::apply_bank_command(
+                    &mut session,
+                    &login.serial,
+                    &event.data,
+                    &mut reporter.sink(),
+                )
+                .await;
+                match result {
+                    Ok(Some(status)) => {
+                        commands.push(json!({
+                            "serial": login.serial,
+                            "command": event.data["command"],
+                            "lifecycle": format!("{:?}", status.lifecycle),
+                            "lock": format!("{:?}", status.lock),
+                        }));
+                        // Wiped or locked: the bank ended this session; nothing more to watch.
+                        if status.lifecycle == Lifecycle::Revoked
+                            || status.lock != LockState::Unlocked
+                        {
+                            watcher.abort();
+                            return Ok(json!({
+                                "confirmations": decided,
+                                "bankCommands": commands,
+                                "events": reporter.events,
+                            }));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("pinbridge confirm: bank command: {e}"),
+                }
+            }
+            "confirmation"
+                if event.data["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pending")) =>
+            {
+                let result = flows::confirm_one(
+                    &mut session,
+                    &client,
+                    &login,
+                    &mut host,
+                    &event.data,
+                    &mut reporter.sink(),
+                )
+                .await;
+                store.save(&host).map_err(|e| e.to_string())?;
+                match result {
+                    Ok(answer) => decided.push(answer),
+                    Err(e) => eprintln!("pinbridge confirm: {e}"),
+                }
+            }
+            _ => {}
         }
     }
     match watcher.await {
         Ok(Err(e)) => Err(e.to_string()),
-        _ => Ok(json!({"confirmations": decided, "events": reporter.events})),
+        _ => Ok(
+            json!({"confirmations": decided, "bankCommands": commands, "events": reporter.events}),
+        ),
     }
 }
 
@@ -533,7 +656,10 @@ pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult
     let body = redacted.join("\n");
     match out {
         Some(file) => {
-            std::fs::write(file, &body).map_err(|e| format!("{}: {e}", file.display()))?;
+            use std::io::Write;
+            open_private(file, false)
+                .and_then(|mut f| f.write_all(body.as_bytes()))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             Ok(json!({"exported": redacted.len(), "to": file.display().to_string()}))
         }
         None => Ok(json!({"exported": redacted.len(), "lines": redacted})),

@@ -119,7 +119,11 @@ impl KeyStore {
             if !create {
                 return Ok(None);
             }
-            std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&self.dir).map_err(Self::io(&self.dir))?;
             let mut key = Zeroizing::new([0u8; 32]);
             getrandom::fill(key.as_mut()).map_err(KeyStoreError::Entropy)?;
             let text = Zeroizing::new(hex::encode(key.as_ref()));

@@ -75,6 +75,78 @@ async fn a_confirmation_pushed_by_the_bank_is_signed_on_the_device() {
     watcher.abort();
 }
 
+/// The customer declines one of two confirmations on the keypad: the decline reaches the
+/// bank (declined, not pending), and the other confirmation is still asked and paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_confirmation_is_posted_and_the_others_go_on() {
+    let mut world = World::start().await;
+    let mut host = world.provision_and_pair().await;
+    let mut sink = world.sink();
+    let login = flows::login(&mut world.session, &world.client, &mut host, &mut sink)
+        .await
+        .unwrap();
+    let terminal = world
+        .client
+        .staff_login("terminal", "terminal-password")
+        .await
+        .unwrap();
+    let mut created = Vec::new();
+    for basket in ["basket-21", "basket-22"] {
+        let answer = world
+            .client
+            .post(
+                "/v1/confirmations",
+                Some(&terminal),
+                &json!({
+                    "customer_id": "alice",
+                    "payee_account": "FR7630006000011234567890189",
+                    "payee_name": "Web Shop",
+                    "amount_minor": 1_500,
+                    "currency": "EUR",
+                    "reference": basket,
+                    "idempotency_key": basket,
+                }),
+            )
+            .await
+            .unwrap();
+        created.push(answer["transaction_id"].as_str().unwrap().to_owned());
+    }
+    world.decline.store(1, std::sync::atomic::Ordering::SeqCst);
+    let results = flows::confirm_pending(
+        &mut world.session,
+        &world.client,
+        &login,
+        &mut host,
+        &mut sink,
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 2, "{results:?}");
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["declined", "approved"], "{results:?}");
+    for (answer, transaction) in results.iter().zip(&created) {
+        assert_eq!(answer["transaction_id"], transaction.as_str(), "{answer}");
+        let view = world
+            .client
+            .get(&format!("/v1/confirmations/{transaction}"), Some(&terminal))
+            .await
+            .unwrap();
+        assert_eq!(view["status"], answer["status"], "{view}");
+    }
+    assert_eq!(world.journal_entries(&created[0]).await, 0);
+    assert_eq!(world.journal_entries(&created[1]).await, 1);
+    // Nothing is pending any more: the decline is not offered again.
+    let pending = world
+        .client
+        .get("/v1/session/confirmations", Some(&login.token))
+        .await
+        .unwrap();
+    assert_eq!(pending["confirmations"], json!([]), "{pending}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_device_is_wiped_and_refused() {
     let mut world = World::start().await;

@@ -63,7 +63,17 @@ async fn https_reaches_the_bank_only_with_its_ca_pinned() {
         .staff_login("teller", "teller-password")
         .await
         .unwrap_err();
-    assert!(matches!(error, BankError::Unreachable { .. }), "{error}");
+    // Classified where it is born (the TLS handshake's error), not found in text.
+    assert!(
+        matches!(error, BankError::UntrustedCertificate { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("the bank's certificate is not signed by the pinned CA"),
+        "{error}"
+    );
     handle.shutdown();
     server.abort();
 }

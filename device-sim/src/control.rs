@@ -20,12 +20,22 @@
 //!
 //! Nothing secret comes out: the view and the log hold no PIN digit and no key (a typed
 //! PIN is never echoed, key presses are logged as `digit`).
+//!
+//! Only local tools may drive it. A web page open on the same machine can send requests to
+//! loopback (a form or a no-cors `fetch` is a bodyless cross-site POST that needs no
+//! preflight), and a DNS-rebinding page can make its own host name resolve to 127.0.0.1. So
+//! every request must name a loopback `Host` (`127.0.0.1`, `[::1]`, `localhost`, with any
+//! port), and a request from a browser must come from a loopback origin: an `Origin` that is
+//! not loopback (or `null`) or `Sec-Fetch-Site: cross-site` is refused with 403
+//! `cross_site_request` before any handler runs. curl, reqwest and the tests send neither
+//! header.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -67,7 +77,60 @@ pub fn router(devices: Vec<SimHandle>) -> Router {
         .route("/devices/{index}/faults", get(get_faults).put(put_faults))
         .route("/devices/{index}/firmware", post(firmware))
         .route("/devices/{index}/events", get(events))
+        .layer(axum::middleware::from_fn(local_callers_only))
         .with_state(Arc::new(devices))
+}
+
+/// Whether `host` (a Host header value or an origin's host, with or without a port) names
+/// this machine's loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why a request is not from a local tool, if it is not.
+fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if let Some(host) = text(header::HOST)
+        && !is_loopback_host(host)
+    {
+        return Some("the Host is not a loopback name (DNS rebinding?)");
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let local = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|rest| is_loopback_host(rest.split('/').next().unwrap_or_default()));
+        if !local {
+            return Some("the request comes from a web page of another origin");
+        }
+    }
+    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return Some("the browser marks the request cross-site");
+    }
+    None
+}
+
+/// Refuses requests that are not from a local tool (see the module documentation).
+async fn local_callers_only(request: Request, next: Next) -> Response {
+    if let Some(reason) = cross_site(request.headers()) {
+        tracing::warn!(reason, path = %request.uri().path(), "control API refused a cross-site request");
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "cross_site_request", "message": reason })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves the control API on `listener` (loopback only: the caller binds it). Needs a Tokio

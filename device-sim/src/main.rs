@@ -287,6 +287,17 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     {
         return Err("the control API listens on loopback only (127.0.0.1 or ::1)".into());
     }
+    if !args.listen.ip().is_loopback() {
+        // The link carries no secret (PROTOCOL.md: PINs and keys travel enciphered or MACed),
+        // but on the network anyone can drive the mock PIN pad's link: allowed, never silent.
+        eprintln!(
+            "WARNING: the device link listens on {}, which is not loopback: any machine that \
+             can reach it can talk to this mock PIN pad. Use 127.0.0.1 unless the QA rig needs \
+             the network.",
+            args.listen
+        );
+        tracing::warn!(listen = %args.listen, "device link on a non-loopback address");
+    }
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
     let seed = seed_from(args.seed.as_deref())?;
     let mut cores = Vec::new();

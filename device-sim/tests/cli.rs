@@ -281,3 +281,48 @@ fn the_tamper_flag_survives_a_restart_of_the_simulator() {
     let info: Value = serde_json::from_str(&run(&["info", "--state", &path("pad.json")])).unwrap();
     assert_eq!(info["state"]["tampered"], true);
 }
+
+/// `--listen` beyond loopback puts the device link on the network: allowed (a QA rig may need
+/// it), but never silently.
+#[test]
+fn a_non_loopback_link_address_is_warned_about() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = |name: &str| folder.path().join(name).display().to_string();
+    run(&["ca", "new", "--out", &path("ca.json")]);
+    run(&[
+        "init",
+        "--state",
+        &path("pad.json"),
+        "--ca-key",
+        &path("ca.json"),
+    ]);
+    let mut child = pinpad_sim()
+        .args([
+            "serve",
+            "--state",
+            &path("pad.json"),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut server = Server(child);
+    // Serving has begun once the device's address is printed; then the warning is out.
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("device 0 "));
+    assert!(listening, "serve printed no device address");
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let mut warning = String::new();
+    stderr.read_to_string(&mut warning).unwrap();
+    assert!(
+        warning.contains("WARNING") && warning.contains("0.0.0.0"),
+        "no warning for a link on every interface: {warning:?}"
+    );
+}

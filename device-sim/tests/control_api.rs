@@ -260,3 +260,81 @@ fn activity_changes_each_time_the_adapter_runs_the_core() {
     api.handle.tick(2);
     assert!(activity.has_changed().unwrap());
 }
+
+impl Api {
+    /// A request with the given headers and no body, as a web page's `fetch` or form makes it.
+    fn raw(&mut self, method: Method, path: &str, headers: &[(&str, &str)]) -> (HttpStatus, Value) {
+        let mut request = HttpRequest::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::empty()).unwrap();
+        let app = self.app.clone();
+        let (status, bytes) = self.runtime.block_on(async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.into_body().collect().await.unwrap().to_bytes(),
+            )
+        });
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn key_events(&mut self) -> usize {
+        self.get("/devices/0/events")["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "key")
+            .count()
+    }
+}
+
+/// Any web page open on a QA machine can send a bodyless POST to loopback (a form, or
+/// `fetch` in no-cors mode), and a DNS-rebinding page can even name its own host: the control
+/// API refuses both, so no page can press a key on a mock PIN pad.
+#[test]
+fn cross_site_requests_press_no_key() {
+    let (mut api, _rig) = api();
+    let before = api.key_events();
+    for headers in [
+        vec![
+            ("host", "127.0.0.1:7000"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![("host", "127.0.0.1:7000"), ("sec-fetch-site", "cross-site")],
+        vec![("host", "127.0.0.1:7000"), ("origin", "null")],
+        vec![("host", "rebound.evil.example:7000")],
+    ] {
+        let (status, body) = api.raw(Method::POST, "/devices/0/confirm", &headers);
+        assert_eq!(status, HttpStatus::FORBIDDEN, "{headers:?}: {body}");
+        assert_eq!(body["error"], "cross_site_request", "{headers:?}: {body}");
+        let (status, _) = api.raw(Method::GET, "/devices/0", &headers);
+        assert_eq!(status, HttpStatus::FORBIDDEN, "{headers:?}");
+    }
+    assert_eq!(
+        api.key_events(),
+        before,
+        "a cross-site request pressed a key"
+    );
+
+    // The tools the API is for (curl, reqwest, a page served from the loopback API itself)
+    // still work.
+    for headers in [
+        vec![("host", "127.0.0.1:7000")],
+        vec![
+            ("host", "localhost:7000"),
+            ("origin", "http://localhost:7000"),
+        ],
+        vec![("host", "[::1]:7000"), ("sec-fetch-site", "same-origin")],
+    ] {
+        let (status, body) = api.raw(Method::POST, "/devices/0/confirm", &headers);
+        assert_eq!(status, HttpStatus::OK, "{headers:?}: {body}");
+        assert_eq!(body["pressed"], "enter", "{body}");
+    }
+}

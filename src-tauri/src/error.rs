@@ -185,6 +185,8 @@ impl From<companion::bank::BankError> for AppError {
             | E::MissingCa { .. }
             | E::BadCa(_)
             | E::Client(_)
+            | E::UntrustedCertificate { .. }
+            | E::Redirected { .. }
             | E::Unreachable { .. } => AppError::BankUnreachable(words),
             E::Refused { status, code, .. } => match (status, code.as_str()) {
                 (_, "device_revoked") => AppError::Revoked(words),

@@ -251,19 +251,28 @@ impl Bank {
         let key = DeviceCertificate::decode(&device.certificate)
             .map(|c| c.attestation_public_key)
             .map_err(|e| BankError::internal(&e))?;
-        key.verify(
+        let verified = key.verify(
             SignatureDomain::OutOfBandConfirmation,
             &sign
                 .signed_bytes()
                 .map_err(|e| BankError::invalid(e.to_string()))?,
             &signature,
-        )
-        .map_err(|_| {
-            BankError::rejected(
+        );
+        if verified.is_err() {
+            // Not the device's confirmation: declined, not left pending for another try (a
+            // relay that can forge tries has nothing to gain from them).
+            self.decide_confirmation(transaction_id, "declined", Some(Verdict::Declined))
+                .await?;
+            tracing::warn!(
+                transaction_id,
+                serial,
+                "confirmation signature rejected; declined"
+            );
+            return Err(BankError::rejected(
                 "bad_signature",
-                "the confirmation signature does not verify against the device certificate",
-            )
-        })?;
+                "the confirmation signature does not verify against the device certificate; the confirmation is declined",
+            ));
+        }
         let amount: i64 = row.try_get("amount_minor")?;
         let payer: String = row.try_get("payer_account")?;
         let payee: String = row.try_get("payee_account")?;

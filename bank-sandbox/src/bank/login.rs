@@ -35,6 +35,12 @@ pub struct LoginComplete {
     pub expires_at: i64,
 }
 
+/// An integrity report whose signature verified.
+struct VerifiedReport {
+    firmware_hash: [u8; 32],
+    app_hash: Vec<u8>,
+}
+
 struct LoginRow {
     device_serial: String,
     binding_id: String,
@@ -98,7 +104,13 @@ impl Bank {
         Ok(())
     }
 
-    /// Runs `check`; if it refuses, counts a failed login for the device first.
+    /// Counts a refusal against the device, which locks its customer out after
+    /// `throttle_after_failures` in a row: only failures the device itself was proven to make
+    /// (its signed report with hashes off the allow-list, its refusal of the keys, a wrong
+    /// challenge MAC after its report verified). A malformed request (400) or a forged one
+    /// (`device_not_trusted`, an integrity report that does not verify) can come from anyone
+    /// who has read the device's public Info; those the API counts per source address
+    /// ([`crate::throttle`]).
     async fn counted<T>(
         &self,
         serial: &str,
@@ -107,6 +119,7 @@ impl Bank {
     ) -> BankResult<T> {
         if let Err(error) = &result
             && error.status != StatusCode::INTERNAL_SERVER_ERROR
+            && error.status != StatusCode::BAD_REQUEST
         {
             self.login_failed(serial, session_id).await?;
         }
@@ -138,7 +151,8 @@ impl Bank {
             .with("retry_after_ms", device.throttled_until - now));
         }
         let serial = device.serial.clone();
-        let checked: BankResult<()> = (|| {
+        // Not counted against the device: anyone can send altered Info bytes.
+        (|| {
             if device.attestation_public_key != info.attestation_public_key.as_bytes() {
                 return Err(BankError::rejected(
                     "device_not_trusted",
@@ -152,8 +166,7 @@ impl Bank {
                 ));
             }
             Ok(())
-        })();
-        self.counted(&serial, None, checked).await?;
+        })()?;
         match device.state.as_str() {
             "bound" => {}
             "revoked" => {
@@ -271,7 +284,10 @@ impl Bank {
     ) -> BankResult<serde_json::Value> {
         let login = self.login_row(login_id, "integrity").await?;
         let serial = login.device_serial.clone();
-        let checked = self.check_integrity(&login, report_hex, app_hash_hex).await;
+        // A report that does not verify is nobody's proven failure; hashes off the
+        // allow-lists in a report the device signed are the device's.
+        let report = self.verify_report(&login, report_hex, app_hash_hex).await?;
+        let checked = self.check_allow_lists(&report).await;
         self.counted(&serial, Some(login_id), checked).await?;
 
         let device = self.device(&serial).await?;
@@ -312,12 +328,14 @@ impl Bank {
         Ok(serde_json::json!({ "load_session_keys": encoded }))
     }
 
-    async fn check_integrity(
+    /// Decodes the integrity report and checks its signature (the device's attestation key,
+    /// over the bank's nonce) and the app hash's form.
+    async fn verify_report(
         &self,
         login: &LoginRow,
         report_hex: &str,
         app_hash_hex: &str,
-    ) -> BankResult<()> {
+    ) -> BankResult<VerifiedReport> {
         let report = match decode_response(report_hex, "integrity_report")? {
             Response::IntegrityReport(report) => report,
             Response::Error(e) => return Err(device_refused(&e)),
@@ -363,10 +381,17 @@ impl Bank {
                     "the integrity report's signature does not verify with the device's attestation key",
                 )
             })?;
-        let firmware_ok = self
-            .hash_allowed("firmware", report.firmware_hash.as_bytes())
-            .await?;
-        let app_ok = self.hash_allowed("app", &app_hash).await?;
+        Ok(VerifiedReport {
+            firmware_hash: *report.firmware_hash.as_bytes(),
+            app_hash,
+        })
+    }
+
+    /// Both hashes of a verified report against the allow-lists, saying which failed.
+    async fn check_allow_lists(&self, report: &VerifiedReport) -> BankResult<()> {
+        let app_hash = &report.app_hash;
+        let firmware_ok = self.hash_allowed("firmware", &report.firmware_hash).await?;
+        let app_ok = self.hash_allowed("app", app_hash).await?;
         let mut failed = Vec::new();
         if !firmware_ok {
             failed.push("firmware_hash");
@@ -389,11 +414,8 @@ impl Bank {
             ),
         )
         .with("failed", failed)
-        .with(
-            "firmware_hash",
-            hex::encode(report.firmware_hash.as_bytes()),
-        )
-        .with("app_hash", hex::encode(&app_hash)))
+        .with("firmware_hash", hex::encode(report.firmware_hash))
+        .with("app_hash", hex::encode(app_hash)))
     }
 
     /// Step 3: the device's answer to LoadSessionKeys. KeysLoaded → BankChallenge. A
@@ -598,6 +620,24 @@ impl Bank {
             last_prepared: std::sync::Mutex::new(None),
             payer_accounts: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Ends a customer session (`POST /v1/logout`): the stored session is marked `ended`
+    /// (its token is refused from now on, in every bank process) and the opened keys leave
+    /// this process's cache.
+    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<()> {
+        let session = self.session(token_hex).await?;
+        let login_id = hex::encode(session.session_id.0);
+        sqlx::query(&self.store.q(
+            "UPDATE sessions SET stage = 'ended', expires_at = ? WHERE session_id = ? AND stage = 'active'",
+        ))
+        .bind(now_ms())
+        .bind(login_id)
+        .execute(self.store.writer())
+        .await?;
+        self.forget_device_sessions(&session.device_serial);
+        tracing::info!(serial = session.device_serial, "session ended by logout");
+        Ok(())
     }
 
     /// The session behind a bearer token (memory first, then the store).

@@ -47,7 +47,8 @@ pub struct BankConfig {
     pub throttle_after_failures: i64,
     /// How long a throttled device must wait.
     pub throttle_ms: i64,
-    /// Staff token lifetime.
+    /// Staff token lifetime (short: a staff token opens customers, devices and allow-lists;
+    /// the CLI signs in per command).
     pub staff_token_ttl_ms: i64,
 }
 
@@ -61,7 +62,7 @@ impl Default for BankConfig {
             max_wrong_pins: 3,
             throttle_after_failures: 5,
             throttle_ms: 5 * 60_000,
-            staff_token_ttl_ms: 8 * 3_600_000,
+            staff_token_ttl_ms: 15 * 60_000,
         }
     }
 }

@@ -76,10 +76,65 @@ impl StaffIdentity {
     }
 }
 
-/// Argon2id with modest parameters: a sandbox bank logs staff in often in tests.
+/// Argon2id at OWASP's recommended minimum (Password Storage Cheat Sheet: m = 19 MiB,
+/// t = 2, p = 1). Hashes stored with weaker parameters still verify (the PHC string carries
+/// its own) and are rehashed at the next successful sign-in.
+fn policy() -> BankResult<Params> {
+    Params::new(19 * 1024, 2, 1, None).map_err(|e| BankError::internal(&e))
+}
+
 fn hasher() -> BankResult<Argon2<'static>> {
-    let params = Params::new(4096, 2, 1, None).map_err(|e| BankError::internal(&e))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, policy()?))
+}
+
+fn hash_password(password: &str) -> BankResult<String> {
+    let salt_bytes = util::random_bytes::<16>()?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| BankError::internal(&e))?;
+    Ok(hasher()?
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| BankError::internal(&e))?
+        .to_string())
+}
+
+/// A hash of a random password under the policy, verified against when the user name is
+/// unknown: the refusal then costs what a wrong password costs, so timing does not tell
+/// which user names exist.
+fn dummy_hash() -> BankResult<&'static str> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash);
+    }
+    let password = hex::encode(util::random_bytes::<16>()?);
+    Ok(DUMMY.get_or_init(|| hash_password(&password).unwrap_or_default()))
+}
+
+/// Whether a stored hash is below the policy (to be rehashed).
+fn below_policy(parsed: &PasswordHash<'_>) -> bool {
+    let Ok(params) = Params::try_from(parsed) else {
+        return true;
+    };
+    let Ok(wanted) = policy() else {
+        return false;
+    };
+    parsed.algorithm.as_str() != "argon2id"
+        || params.m_cost() < wanted.m_cost()
+        || params.t_cost() < wanted.t_cost()
+        || params.p_cost() < wanted.p_cost()
+}
+
+/// Verifies `password` against the stored hash, or against [`dummy_hash`] when there is none:
+/// Argon2 runs either way. Returns whether it matched and whether the stored hash needs
+/// rehashing.
+fn verify_password(stored: Option<&str>, password: &str) -> BankResult<(bool, bool)> {
+    let text = match stored {
+        Some(text) => text,
+        None => dummy_hash()?,
+    };
+    let parsed = PasswordHash::new(text).map_err(|e| BankError::internal(&e))?;
+    let matched = hasher()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok((matched && stored.is_some(), below_policy(&parsed)))
 }
 
 impl Bank {
@@ -90,12 +145,7 @@ impl Bank {
                 "username 1 to 32 characters, password at least 8",
             ));
         }
-        let salt_bytes = util::random_bytes::<16>()?;
-        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| BankError::internal(&e))?;
-        let hash = hasher()?
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| BankError::internal(&e))?
-            .to_string();
+        let hash = hash_password(password)?;
         let result = sqlx::query(&self.store.q(
             "INSERT INTO staff (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
         ))
@@ -130,15 +180,36 @@ impl Bank {
         .fetch_optional(self.store.reader())
         .await?;
         let refused = || BankError::unauthorized("unknown user name or wrong password");
-        let Some(row) = row else {
+        let stored: Option<(String, String)> = match row {
+            Some(row) => Some((row.try_get("password_hash")?, row.try_get("role")?)),
+            None => None,
+        };
+        // Argon2 is CPU-bound for tens of milliseconds: off the async workers.
+        let candidate = zeroize::Zeroizing::new(password.to_owned());
+        let hash = stored.as_ref().map(|(hash, _)| hash.clone());
+        let (matched, rehash) =
+            tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &candidate))
+                .await
+                .map_err(|e| BankError::internal(&e))??;
+        let Some((_, role)) = stored.filter(|_| matched) else {
             return Err(refused());
         };
-        let stored: String = row.try_get("password_hash")?;
-        let role: String = row.try_get("role")?;
-        let parsed = PasswordHash::new(&stored).map_err(|e| BankError::internal(&e))?;
-        hasher()?
-            .verify_password(password.as_bytes(), &parsed)
-            .map_err(|_| refused())?;
+        if rehash {
+            let fresh = hash_password(password)?;
+            sqlx::query(
+                &self
+                    .store
+                    .q("UPDATE staff SET password_hash = ? WHERE username = ?"),
+            )
+            .bind(fresh)
+            .bind(username)
+            .execute(self.store.writer())
+            .await?;
+            tracing::info!(
+                username,
+                "staff password rehashed to the current Argon2id policy"
+            );
+        }
         let token = util::random_bytes::<32>()?;
         let expires_at = now_ms() + self.config.staff_token_ttl_ms;
         sqlx::query(&self.store.q(
@@ -156,6 +227,24 @@ impl Bank {
             "role": role,
             "expires_at": expires_at,
         }))
+    }
+
+    /// Ends a staff token (`POST /v1/staff/logout`): it is refused from now on.
+    pub async fn staff_logout(&self, token_hex: &str) -> BankResult<()> {
+        let token = hex::decode(token_hex.trim())
+            .map_err(|_| BankError::unauthorized("staff token: not hexadecimal"))?;
+        let done = sqlx::query(
+            &self
+                .store
+                .q("DELETE FROM staff_tokens WHERE token_hash = ?"),
+        )
+        .bind(sha256(&token).to_vec())
+        .execute(self.store.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(BankError::unauthorized("unknown staff token"));
+        }
+        Ok(())
     }
 
     /// The staff member behind a bearer token.
@@ -179,5 +268,52 @@ impl Bank {
             username: row.try_get("username")?,
             role: Role::parse(&role).ok_or_else(|| BankError::internal(&"stored role"))?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_users_cost_a_full_verification_at_the_policy() {
+        let dummy = PasswordHash::new(dummy_hash().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("dummy hash: {e}"));
+        assert!(
+            !below_policy(&dummy),
+            "the dummy hash is cheaper than a real one"
+        );
+        let real = hash_password("right-password").unwrap_or_default();
+        assert!(matches!(
+            verify_password(None, "right-password"),
+            Ok((false, false))
+        ));
+        assert!(matches!(
+            verify_password(Some(&real), "wrong-password"),
+            Ok((false, false))
+        ));
+        assert!(matches!(
+            verify_password(Some(&real), "right-password"),
+            Ok((true, false))
+        ));
+    }
+
+    #[test]
+    fn weaker_stored_hashes_are_marked_for_rehashing() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 2, 1, None).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .hash_password(
+            b"right-password",
+            &SaltString::encode_b64(&[7; 16]).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+        assert!(matches!(
+            verify_password(Some(&weak), "right-password"),
+            Ok((true, true))
+        ));
     }
 }

@@ -166,6 +166,17 @@ pub enum FlowEvent {
         /// What its display shows.
         display_text: String,
     },
+    /// A signed bank command (wipe, lock, unlock) reached the device; what it reports now.
+    BankCommandApplied {
+        /// The device.
+        serial: String,
+        /// `wipe`, `lock` or `unlock`.
+        command: String,
+        /// The device's lifecycle state after it (`revoked` after a wipe).
+        lifecycle: String,
+        /// Its lock state after it.
+        lock: String,
+    },
     /// An out-of-band confirmation was decided.
     ConfirmationDecided {
         /// Bank transaction id.
@@ -220,6 +231,14 @@ impl fmt::Display for FlowEvent {
                 transaction_id,
                 status,
             } => format!("    confirmation {transaction_id}: {status}"),
+            FlowEvent::BankCommandApplied {
+                serial,
+                command,
+                lifecycle,
+                lock,
+            } => format!(
+                "    bank command {command} applied on {serial}: the PIN pad is {lifecycle}, {lock}"
+            ),
         };
         f.write_str(&line)
     }

@@ -553,6 +553,13 @@ pub async fn pair(
     })
 }
 
+/// Ends the bank session: the bank revokes its token. The caller drops the
+/// [`BankSession`] (its token is zeroized).
+pub async fn logout(bank: &BankClient, login: BankSession) -> Result<(), FlowError> {
+    bank.logout(&login.token).await?;
+    Ok(())
+}
+
 /// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
 /// `host.next_counter` advances; persist it afterwards.
 pub async fn login(
@@ -806,7 +813,21 @@ pub async fn confirm_pending(
         .unwrap_or_default();
     let mut results = Vec::new();
     for item in items {
-        results.push(confirm_one(session, bank, login, host, &item, events).await?);
+        match confirm_one(session, bank, login, host, &item, events).await {
+            Ok(answer) => results.push(answer),
+            // Without the PIN pad (or with a tampered one) none of the others can be done.
+            Err(error @ FlowError::Tampered) => return Err(error),
+            Err(FlowError::Device(error)) if error.is_disconnect() => {
+                return Err(FlowError::Device(error));
+            }
+            // One failure (expired, decided elsewhere, a bank refusal) is reported with its
+            // reason; the others are still asked.
+            Err(error) => results.push(json!({
+                "transaction_id": item["transaction_id"],
+                "status": "failed",
+                "error": error.to_string(),
+            })),
+        }
     }
     Ok(results)
 }
@@ -824,28 +845,84 @@ pub async fn confirm_one(
     events(FlowEvent::Step {
         step: Step::SignConfirmation,
     });
-    let signature = relay_field(
+    let answer = relay_field(
         session,
         Some(host),
         confirmation,
         "sign_confirmation",
         events,
     )
-    .await?
-    .into_answer()?;
-    let signature = DeviceAnswer::Answer(signature).to_hex()?;
-    let answer = bank
+    .await?;
+    // The device's signature, or its refusal (the customer declined on the keypad, or the
+    // device would not sign): either way the bank hears the answer, so a decline is
+    // recorded as declined and not offered again.
+    let body = answer.to_hex()?;
+    let refusal = match answer {
+        DeviceAnswer::Answer(_) => None,
+        DeviceAnswer::Refused { error, cause } => Some((error, cause)),
+    };
+    let posted = bank
         .post(
             &format!("/v1/confirmations/{transaction_id}/signature"),
             Some(&login.token),
-            &json!({"confirmation_signature": signature}),
+            &json!({"confirmation_signature": body}),
         )
-        .await?;
+        .await;
+    let answer = match (posted, refusal) {
+        (Ok(answer), _) => answer,
+        (Err(refused), Some((error, cause))) if refused.code() == Some("device_refused") => {
+            if error.status == StatusCode::Tampered {
+                return Err(FlowError::Tampered);
+            }
+            json!({
+                "transaction_id": transaction_id,
+                "status": "declined",
+                "device_status": format!("{:?}", error.status),
+                "reason": cause.to_string(),
+            })
+        }
+        (Err(refused), _) => return Err(refused.into()),
+    };
     events(FlowEvent::ConfirmationDecided {
         transaction_id,
         status: answer["status"].as_str().unwrap_or("unknown").to_owned(),
     });
     Ok(answer)
+}
+
+/// Acts on a `bank_command` event from the bank's stream (staff revoked, locked or unlocked
+/// the device): when it is for the connected device `serial`, relays the signed command (the
+/// device checks the bank's signature and sequence itself) and returns the device's state
+/// after it. A command for another device is left alone (`None`).
+pub async fn apply_bank_command(
+    session: &mut Session,
+    serial: &str,
+    data: &Value,
+    events: EventSink<'_>,
+) -> Result<Option<firmware_protocol::message::Status>, FlowError> {
+    if data["serial"].as_str() != Some(serial) {
+        return Ok(None);
+    }
+    events(FlowEvent::Step {
+        step: Step::RelayBankCommand,
+    });
+    let answer = relay_field(session, None, data, "bank_command", events)
+        .await?
+        .into_answer()?;
+    let Response::Status(status) = answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request: "BankCommand",
+            expected: "Status",
+            got: answer.name(),
+        });
+    };
+    events(FlowEvent::BankCommandApplied {
+        serial: serial.to_owned(),
+        command: data["command"].as_str().unwrap_or("unknown").to_owned(),
+        lifecycle: events::snake(&format!("{:?}", status.lifecycle)),
+        lock: events::snake(&format!("{:?}", status.lock)),
+    });
+    Ok(Some(status))
 }
 
 /// Staff: revoke a device (lost or stolen). The bank ends the binding and signs a wipe; when

@@ -37,6 +37,8 @@ pub struct World {
     pub device: SimHandle,
     pub session: Session,
     pub pin: Arc<Mutex<&'static str>>,
+    /// Confirmation prompts the keypad cancels next.
+    pub decline: Arc<std::sync::atomic::AtomicUsize>,
     pub events: Arc<Mutex<Vec<FlowEvent>>>,
     served: ServedDevice,
     keypad: tokio::task::JoinHandle<()>,
@@ -109,7 +111,8 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let served = ServedDevice::spawn(handle.clone(), listener).unwrap();
         let pin = Arc::new(Mutex::new(PIN));
-        let keypad = keypad(handle.clone(), pin.clone());
+        let decline = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let keypad = keypad(handle.clone(), pin.clone(), decline.clone());
         let transport = SimTransport::connect(served.address).await.unwrap();
         let session = Session::open(Box::new(transport)).await.unwrap();
         let client = BankClient::new(&BankSettings { url, ca_pem: None }).unwrap();
@@ -131,6 +134,7 @@ impl World {
             device: handle,
             session,
             pin,
+            decline,
             events: Arc::new(Mutex::new(Vec::new())),
             served,
             keypad,
@@ -191,8 +195,13 @@ pub fn order(amount_minor: u64) -> PaymentOrder {
     }
 }
 
-/// Types the current PIN digit by digit at every PIN prompt and confirms other prompts.
-fn keypad(handle: SimHandle, pin: Arc<Mutex<&'static str>>) -> tokio::task::JoinHandle<()> {
+/// Types the current PIN digit by digit at every PIN prompt and confirms other prompts, except
+/// that the next `decline` confirmation prompts are cancelled (the customer declines).
+fn keypad(
+    handle: SimHandle,
+    pin: Arc<Mutex<&'static str>>,
+    decline: Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -210,6 +219,17 @@ fn keypad(handle: SimHandle, pin: Arc<Mutex<&'static str>>) -> tokio::task::Join
                         Some(d) => handle.press(&[KeyPress::Digit(*d)]),
                         None => handle.press(&[KeyPress::Enter]),
                     }
+                }
+                Some("confirm")
+                    if decline
+                        .fetch_update(
+                            std::sync::atomic::Ordering::SeqCst,
+                            std::sync::atomic::Ordering::SeqCst,
+                            |n| n.checked_sub(1),
+                        )
+                        .is_ok() =>
+                {
+                    handle.press(&[KeyPress::Cancel])
                 }
                 Some(_) => handle.press(&[KeyPress::Enter]),
                 None => {}
