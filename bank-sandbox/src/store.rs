@@ -206,6 +206,17 @@ impl WriteRow {
             Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
         }
     }
+
+    /// The text in column `index`.
+    pub fn text(&self, index: usize) -> Result<String, StoreError> {
+        match self {
+            Self::Sqlite(values) => match values.get(index) {
+                Some(SqlValue::Text(v)) => Ok(v.clone()),
+                _ => Err(StoreError::ColumnType(index)),
+            },
+            Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
+        }
+    }
 }
 
 /// The transaction a [`Store::write`] job runs in. On SQLite it is the group-commit

@@ -175,6 +175,24 @@ impl Bank {
         Ok(account)
     }
 
+    /// Refuses a payment in `currency` to an account of this bank held in another currency
+    /// (it could not be credited), before anything is prepared or debited.
+    pub(crate) async fn check_payee_currency(&self, payee: &str, currency: &str) -> BankResult<()> {
+        match sqlx::query(&self.store.q(PAYEE_OTHER_CURRENCY))
+            .bind(payee)
+            .bind(currency)
+            .fetch_optional(self.store.reader())
+            .await?
+        {
+            Some(row) => Err(currency_mismatch(
+                payee,
+                &row.try_get::<String, _>(0)?,
+                currency,
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn payment_details(
         request: &PaymentRequest,
         payer: &Account,
@@ -260,16 +278,30 @@ impl Bank {
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
-                    let request = request_copy;
-                    let counter = conn
+                    // The payee's currency is checked in the same statement: an account of
+                    // this bank held in another currency could not be credited.
+                    let counter = match conn
                         .fetch_optional(
                             "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
-                             AND status = 'active' RETURNING payment_counter",
-                            vec![binding_id.as_str().into()],
+                             AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
+                             WHERE account_number = ? AND currency <> ?) RETURNING payment_counter",
+                            vec![
+                                binding_id.as_str().into(),
+                                request_copy.payee_account.as_str().into(),
+                                request_copy.currency.as_str().into(),
+                            ],
                         )
                         .await?
-                        .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
-                        .int(0)?;
+                    {
+                        Some(row) => row.int(0)?,
+                        None => {
+                            let payee = (&request_copy.payee_account, &request_copy.currency);
+                            return Err(match payee_currency(conn, payee.0, payee.1).await? {
+                                Some(held) => currency_mismatch(payee.0, &held, payee.1),
+                                None => BankError::unauthorized("the device is no longer bound"),
+                            });
+                        }
+                    };
                     let mut approve = ApprovePayment {
                         session_id,
                         payment: details,
@@ -281,6 +313,7 @@ impl Bank {
                         .map_err(|e| BankError::invalid(e.to_string()))?;
                     approve.bank_mac = cmac(&response_key, &input)?;
                     let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
+                    let request = request_copy;
                     conn.execute(
                         "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
                          idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
@@ -726,6 +759,21 @@ pub(crate) async fn transfer(
     amount: i64,
     currency: &str,
 ) -> BankResult<Verdict> {
+    // Refused before any debit: an account of this bank in another currency could not be
+    // credited (the confirmation was checked when it was created; this holds whatever the
+    // path).
+    if let Some(held) = sqlx::query(&store.q(PAYEE_OTHER_CURRENCY))
+        .bind(payee)
+        .bind(currency)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Err(currency_mismatch(
+            payee,
+            &held.try_get::<String, _>(0)?,
+            currency,
+        ));
+    }
     if !debit(store, conn, payer, amount).await? {
         return Ok(Verdict::InsufficientFunds);
     }
@@ -763,6 +811,34 @@ async fn debit(
         .execute(&mut *conn)
         .await?;
     Ok(debited.rows_affected() == 1)
+}
+
+/// The currency of an account of this bank, if `payee` is one held in another currency.
+const PAYEE_OTHER_CURRENCY: &str =
+    "SELECT currency FROM accounts WHERE account_number = ? AND currency <> ?";
+
+/// The refusal of a payment in `currency` to an account of this bank held in `held`.
+fn currency_mismatch(payee: &str, held: &str, currency: &str) -> BankError {
+    BankError::rejected(
+        "currency_mismatch",
+        format!("the payee account {payee} is held in {held}; a payment in {currency} cannot be credited to it"),
+    )
+    .with("payee_currency", held.to_owned())
+}
+
+/// [`PAYEE_OTHER_CURRENCY`] in a write transaction.
+async fn payee_currency(
+    conn: &mut WriteTx,
+    payee: &str,
+    currency: &str,
+) -> BankResult<Option<String>> {
+    match conn
+        .fetch_optional(PAYEE_OTHER_CURRENCY, vec![payee.into(), currency.into()])
+        .await?
+    {
+        Some(row) => Ok(Some(row.text(0)?)),
+        None => Ok(None),
+    }
 }
 
 const DEBIT: &str = "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?";
