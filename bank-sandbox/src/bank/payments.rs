@@ -467,6 +467,24 @@ impl Bank {
         let tx_id = transaction_id.to_owned();
         let serial = session.device_serial.clone();
         let device_counter_wire = approved.device_counter;
+        let transaction_id_owned = transaction_id.to_owned();
+        // The MACed VerifyBankResponse for a verdict.
+        let respond = move |verdict: Verdict| -> BankResult<String> {
+            let mut answer = VerifyBankResponse {
+                session_id,
+                bank_transaction_id: transaction_id_owned.clone(),
+                device_counter: device_counter_wire,
+                result: verdict,
+                bank_mac: MacTag([0; 16]),
+            };
+            answer.bank_mac = cmac(
+                &response_key,
+                &answer
+                    .mac_input()
+                    .map_err(|e| BankError::invalid(e.to_string()))?,
+            )?;
+            encode_request(Request::VerifyBankResponse(answer))
+        };
         let (verdict, encoded, pin_tries_left) = self
             .store
             .write(job(move |conn| {
@@ -519,24 +537,35 @@ impl Bank {
                             )
                             .await?;
                         }
+                        if conn.is_postgres() && payer != payee {
+                            // PostgreSQL: debit, credit, journal and decision in one statement.
+                            let transfer = Transfer {
+                                transaction_id: &tx_id,
+                                payer: &payer,
+                                payee: &payee,
+                                amount,
+                                currency: &currency,
+                            };
+                            let approved = respond(Verdict::Approved)?;
+                            let short = respond(Verdict::InsufficientFunds)?;
+                            let verdict = settle_in_one_statement(
+                                conn,
+                                &transfer,
+                                device_counter,
+                                approval_bytes,
+                                (&approved, &short),
+                            )
+                            .await?;
+                            let encoded = if verdict == Verdict::Approved { approved } else { short };
+                            return Ok((verdict, encoded, None));
+                        }
                         if conn.execute(DEBIT, vec![amount.into(), payer.as_str().into(), amount.into()]).await? == 1 {
                             Verdict::Approved
                         } else {
                             Verdict::InsufficientFunds
                         }
                     };
-                    let mut answer = VerifyBankResponse {
-                        session_id,
-                        bank_transaction_id: tx_id.clone(),
-                        device_counter: device_counter_wire,
-                        result: verdict,
-                        bank_mac: MacTag([0; 16]),
-                    };
-                    answer.bank_mac = cmac(
-                        &response_key,
-                        &answer.mac_input().map_err(|e| BankError::invalid(e.to_string()))?,
-                    )?;
-                    let encoded = encode_request(Request::VerifyBankResponse(answer))?;
+                    let encoded = respond(verdict)?;
                     let decision = Decision {
                         transaction_id: &tx_id,
                         verdict,
@@ -902,6 +931,78 @@ fn already_journaled() -> BankError {
         "the journal already has this transaction",
     )
 }
+
+/// The money side and the decision of a device payment whose PIN verified, as one
+/// PostgreSQL statement (data-modifying CTEs, standard PostgreSQL): debit the payer if the
+/// balance covers it; only then credit the payee (if it is an account of this bank) and write
+/// the journal entry; store the decision with the response for the verdict it reached
+/// (`responses`: approved, insufficient funds). Not for a payment to the payer's own account:
+/// one statement may not change a row twice.
+async fn settle_in_one_statement(
+    conn: &mut WriteTx,
+    transfer: &Transfer<'_>,
+    device_counter: i64,
+    approval: Vec<u8>,
+    responses: (&str, &str),
+) -> BankResult<Verdict> {
+    let row = conn
+        .fetch_optional(
+            SETTLE_POSTGRES,
+            vec![
+                transfer.amount.into(),
+                transfer.payer.into(),
+                transfer.payee.into(),
+                transfer.currency.into(),
+                transfer.transaction_id.into(),
+                now_ms().into(),
+                i64::from(Verdict::Approved.to_wire()).into(),
+                i64::from(Verdict::InsufficientFunds.to_wire()).into(),
+                device_counter.into(),
+                approval.into(),
+                hex::decode(responses.0).unwrap_or_default().into(),
+                hex::decode(responses.1).unwrap_or_default().into(),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                already_journaled()
+            } else {
+                e.into()
+            }
+        })?
+        .ok_or_else(|| BankError::internal(&"settlement returned no row"))?;
+    if row.int(1)? != 1 {
+        return Err(BankError::conflict(
+            "payment_already_decided",
+            "the payment was decided concurrently",
+        ));
+    }
+    Ok(if row.int(0)? == 1 {
+        Verdict::Approved
+    } else {
+        Verdict::InsufficientFunds
+    })
+}
+
+/// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
+/// $5 transaction id, $6 now, $7/$8 approved/insufficient-funds wire codes, $9 device
+/// counter, $10 approval, $11/$12 the responses. PostgreSQL runs every data-modifying CTE
+/// to completion whether or not the final SELECT reads it.
+const SETTLE_POSTGRES: &str = "WITH debit AS (\
+     UPDATE accounts SET balance_minor = balance_minor - $1 \
+     WHERE account_number = $2 AND balance_minor >= $1 RETURNING account_number), \
+     credit AS (UPDATE accounts SET balance_minor = balance_minor + $1 \
+     WHERE account_number = $3 AND currency = $4 AND EXISTS (SELECT 1 FROM debit) RETURNING 1), \
+     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
+     decide AS (UPDATE payments SET \
+     status = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'approved' ELSE 'declined' END, \
+     result = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $7 ELSE $8 END, \
+     device_counter = $9, approval = $10, \
+     response = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $11 ELSE $12 END, \
+     decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide)";
 
 /// Stores a device payment's decision; for an approved one (payer already debited) also
 /// credits the payee and writes the journal entry.
