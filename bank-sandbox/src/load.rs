@@ -37,6 +37,11 @@ pub struct LoadArgs {
     /// Bank base URL.
     #[arg(long, default_value = "http://127.0.0.1:8443")]
     pub url: String,
+    /// Further processes of the same bank (same database): the calls, each session's too,
+    /// go to `--url` and these in turn, so consecutive calls of a session (login steps,
+    /// prepare, approval) land on different processes.
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// Concurrent device sessions.
     #[arg(long, default_value_t = 50)]
     pub sessions: usize,
@@ -84,6 +89,7 @@ impl LoadArgs {
     pub fn closed_loop(url: &str, sessions: usize, payments: usize) -> Self {
         Self {
             url: url.to_owned(),
+            also_urls: Vec::new(),
             sessions,
             payments,
             max_seconds: 120,
@@ -370,12 +376,22 @@ impl SoftDevice {
 #[derive(Clone)]
 struct Api {
     client: reqwest::Client,
-    url: String,
+    /// The bank's processes, taken in turn call by call.
+    urls: Arc<[String]>,
+    turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Api {
+    fn url(&self) -> &str {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.urls[turn % self.urls.len()]
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let mut request = self.client.post(format!("{}{path}", self.url)).json(&body);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url()))
+            .json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -549,7 +565,11 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
             .pool_max_idle_per_host(args.sessions.max(1))
             .timeout(Duration::from_secs(30))
             .build()?,
-        url: args.url.trim_end_matches('/').to_owned(),
+        urls: std::iter::once(&args.url)
+            .chain(&args.also_urls)
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect(),
+        turn: Arc::default(),
     };
     let prefix = args.prefix.clone().unwrap_or_else(|| {
         format!(

@@ -126,6 +126,8 @@ pub struct Store {
     read: AnyPool,
     batcher: mpsc::UnboundedSender<Job>,
     stats: Arc<GroupCommitStats>,
+    /// The server URL (PostgreSQL), for connections outside the pool (LISTEN).
+    url: Option<Arc<str>>,
 }
 
 /// Helps type inference of [`Store::write`] closures (higher-ranked over the transaction).
@@ -622,6 +624,7 @@ impl Store {
                     read,
                     batcher: sender,
                     stats,
+                    url: None,
                 }
             }
             Backend::Postgres => {
@@ -657,6 +660,7 @@ impl Store {
                     read: pool,
                     batcher: sender,
                     stats,
+                    url: Some(url.into()),
                 }
             }
         };
@@ -670,6 +674,11 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The PostgreSQL server URL (None on SQLite).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// How the group commit has batched.

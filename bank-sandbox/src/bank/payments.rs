@@ -284,11 +284,14 @@ impl Bank {
                         .fetch_optional(
                             "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
                              AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
-                             WHERE account_number = ? AND currency <> ?) RETURNING payment_counter",
+                             WHERE account_number = ? AND currency <> ?) AND EXISTS (SELECT 1 FROM sessions \
+                             WHERE session_id = ? AND stage = 'active' AND expires_at > ?) RETURNING payment_counter",
                             vec![
                                 binding_id.as_str().into(),
                                 request_copy.payee_account.as_str().into(),
                                 request_copy.currency.as_str().into(),
+                                hex::encode(session_id.0).into(),
+                                now_ms().into(),
                             ],
                         )
                         .await?
@@ -298,7 +301,7 @@ impl Bank {
                             let payee = (&request_copy.payee_account, &request_copy.currency);
                             return Err(match payee_currency(conn, payee.0, payee.1).await? {
                                 Some(held) => currency_mismatch(payee.0, &held, payee.1),
-                                None => BankError::unauthorized("the device is no longer bound"),
+                                None => session_ended(),
                             });
                         }
                     };
@@ -396,7 +399,20 @@ impl Bank {
         // The payment this session prepared last is known without a query (the usual case);
         // any other is read, and a decided one answered from the store.
         let facts = match session.take_prepared(transaction_id) {
-            Some(facts) => facts,
+            // Decided already through another process (or a concurrent copy of this
+            // approval): the store has the decision, and a copy of the approval gets it.
+            Some(facts) => match self.decide(session, facts, &approval_bytes).await {
+                Err(e) if matches!(e.code, "replayed_counter" | "payment_already_decided") => {
+                    return match self
+                        .prepared_facts(session, transaction_id, &approval_bytes)
+                        .await?
+                    {
+                        Err(stored) => Ok(stored),
+                        Ok(_) => Err(e),
+                    };
+                }
+                decided => return decided,
+            },
             None => match self
                 .prepared_facts(session, transaction_id, &approval_bytes)
                 .await?
@@ -405,6 +421,20 @@ impl Bank {
                 Err(replayed) => return Ok(replayed),
             },
         };
+        self.decide(session, facts, &approval_bytes).await
+    }
+
+    /// Decides a prepared payment on the device's approval: MAC, counter, PIN, money, and
+    /// the stored decision, journaled exactly once.
+    async fn decide(
+        &self,
+        session: &ActiveSession,
+        facts: PreparedFacts,
+        approval_bytes: &[u8],
+    ) -> BankResult<PaymentDecision> {
+        let transaction_id = facts.transaction_id.clone();
+        let transaction_id = transaction_id.as_str();
+        let approval_bytes = approval_bytes.to_vec();
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
@@ -489,20 +519,33 @@ impl Bank {
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
-                    // Advancing the counter and reading the PIN state is one statement.
-                    let advanced = conn
+                    // Advancing the counter, checking that the session is still active (another
+                    // bank process may have ended it) and reading the PIN state is one statement.
+                    let session_hex = hex::encode(session_id.0);
+                    let advanced = match conn
                         .fetch_optional(
                             "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
-                             RETURNING pin_locked, wrong_pin_count",
-                            vec![device_counter.into(), binding_id.as_str().into(), device_counter.into()],
+                             AND EXISTS (SELECT 1 FROM sessions WHERE session_id = ? AND stage = 'active' \
+                             AND expires_at > ?) RETURNING pin_locked, wrong_pin_count",
+                            vec![
+                                device_counter.into(),
+                                binding_id.as_str().into(),
+                                device_counter.into(),
+                                session_hex.as_str().into(),
+                                now_ms().into(),
+                            ],
                         )
                         .await?
-                        .ok_or_else(|| {
-                            BankError::rejected(
+                    {
+                        Some(row) => row,
+                        None if !session_active(conn, &session_hex).await? => return Err(session_ended()),
+                        None => {
+                            return Err(BankError::rejected(
                                 "replayed_counter",
                                 "the device counter is not greater than the last accepted: a replayed approval",
-                            )
-                        })?;
+                            ));
+                        }
+                    };
                     let pin_locked = advanced.int(0)? != 0;
                     let wrong_before = advanced.int(1)?;
                     let pin_ok = !pin_locked && pin_matches;
@@ -840,6 +883,21 @@ async fn debit(
         .execute(&mut *conn)
         .await?;
     Ok(debited.rows_affected() == 1)
+}
+
+fn session_ended() -> BankError {
+    BankError::unauthorized("the session ended or the device is no longer bound; log in again")
+}
+
+/// Whether the session is active (in the write transaction).
+async fn session_active(conn: &mut WriteTx, session_hex: &str) -> BankResult<bool> {
+    Ok(conn
+        .fetch_optional(
+            "SELECT 1 FROM sessions WHERE session_id = ? AND stage = 'active' AND expires_at > ?",
+            vec![session_hex.into(), now_ms().into()],
+        )
+        .await?
+        .is_some())
 }
 
 /// The currency of an account of this bank, if `payee` is one held in another currency.
