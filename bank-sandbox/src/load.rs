@@ -78,6 +78,10 @@ pub struct LoadArgs {
     /// (Linux `/proc`; the server must run on this machine).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Also report the payments, p50 and p99 of each window of this many seconds of the
+    /// payment phase (by when each payment was due or began), e.g. 60 for a soak.
+    #[arg(long)]
+    pub interval_seconds: Option<f64>,
     /// Worker threads of the load generator's runtime (`bank-sandbox load` only): 1 keeps it
     /// on one core, leaving the other to the server on a 2-core machine.
     #[arg(long, default_value_t = 1)]
@@ -101,6 +105,7 @@ impl LoadArgs {
             rate: None,
             duration: 10.0,
             server_pid: None,
+            interval_seconds: None,
             client_threads: 1,
         }
     }
@@ -155,6 +160,47 @@ pub struct LoadReport {
     pub client_cpu_us_per_payment: f64,
     /// Seconds spent provisioning and logging in.
     pub setup_seconds: f64,
+    /// With `--interval-seconds`: each window of the payment phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Vec<Interval>>,
+}
+
+/// One window of the payment phase (`--interval-seconds`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Interval {
+    /// Start of the window, seconds into the payment phase.
+    pub from_second: f64,
+    /// Payments due (open loop) or begun (closed loop) in the window and acknowledged.
+    pub payments: usize,
+    /// Their median latency, milliseconds.
+    pub p50_ms: f64,
+    /// Their 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Per-window figures of `timed` ((offset into the phase, latency) pairs).
+fn intervals(timed: &[(Duration, Duration)], window: f64) -> Vec<Interval> {
+    let mut buckets: Vec<Vec<Duration>> = Vec::new();
+    for (offset, latency) in timed {
+        let bucket = (offset.as_secs_f64() / window) as usize;
+        if buckets.len() <= bucket {
+            buckets.resize_with(bucket + 1, Vec::new);
+        }
+        buckets[bucket].push(*latency);
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut latencies)| {
+            latencies.sort();
+            Interval {
+                from_second: i as f64 * window,
+                payments: latencies.len(),
+                p50_ms: percentile(&latencies, 50.0),
+                p99_ms: percentile(&latencies, 99.0),
+            }
+        })
+        .collect()
 }
 
 /// An acknowledged payment: the bank answered `approved` with a verified MAC.
@@ -651,19 +697,27 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
                 .map(|session| {
                     let (api, acks, errors) = (api.clone(), acks.clone(), errors.clone());
                     tokio::spawn(async move {
-                        closed_loop_session(&api, session, payments, deadline, &acks, &errors).await
+                        closed_loop_session(
+                            &api, session, payments, started, deadline, &acks, &errors,
+                        )
+                        .await
                     })
                 })
                 .collect::<Vec<_>>();
             ("closed", None, None, workers)
         }
     };
-    let mut latencies = Vec::new();
+    let mut timed = Vec::new();
     for worker in workers {
         if let Ok(mut measured) = worker.await {
-            latencies.append(&mut measured);
+            timed.append(&mut measured);
         }
     }
+    let windows = args
+        .interval_seconds
+        .filter(|w| *w > 0.0)
+        .map(|w| intervals(&timed, w));
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     let seconds = started.elapsed().as_secs_f64();
     let client_cpu = cpu_used(client_cpu_before, cpu_seconds("self"));
     let machine_cpu = cpu_used(machine_cpu_before, machine_busy_seconds());
@@ -710,19 +764,21 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
         machine_cpu_seconds: machine_cpu,
         client_cpu_us_per_payment: per_payment(client_cpu.unwrap_or(0.0)),
         setup_seconds,
+        intervals: windows,
     })
 }
 
 /// One session paying back to back until `payments` are done or the deadline passes; a
-/// failed payment (dead server, refused session) ends the session. Returns the latencies.
+/// failed payment (dead server, refused session) ends the session. Returns (start, latency) pairs.
 async fn closed_loop_session(
     api: &Api,
     mut session: Provisioned,
     payments: usize,
+    started: Instant,
     deadline: Instant,
     acks: &Acks,
     errors: &Failures,
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut latencies = Vec::with_capacity(payments);
     for index in 0..payments {
         if Instant::now() > deadline {
@@ -731,7 +787,7 @@ async fn closed_loop_session(
         let begun = Instant::now();
         match pay(api, &mut session, index).await {
             Ok(ack) => {
-                latencies.push(begun.elapsed());
+                latencies.push((begun - started, begun.elapsed()));
                 acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
             }
             Err(e) => {
@@ -813,14 +869,14 @@ async fn open_loop_session(
     started: Instant,
     acks: &Acks,
     errors: &Failures,
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut latencies = Vec::with_capacity(plan.per_session);
     for n in 0..plan.per_session {
         let due = plan.arrival(started, index, n);
         tokio::time::sleep_until(due.into()).await;
         match pay(api, &mut session, n).await {
             Ok(ack) => {
-                latencies.push(due.elapsed());
+                latencies.push((due.saturating_duration_since(started), due.elapsed()));
                 acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
             }
             Err(e) => {
