@@ -3,6 +3,7 @@
 #
 #   bash bank-sandbox/bench/load.sh            # SQLite FULL, SQLite NORMAL, PostgreSQL
 #   BACKENDS="full normal" bash bank-sandbox/bench/load.sh     # a subset
+#   SOAK_SECONDS=600 bash bank-sandbox/bench/load.sh           # the soak instead (see below)
 #
 # Builds the release binary, then per case: a fresh database (a new SQLite file, or a new
 # PostgreSQL database in the throwaway cluster of scripts/postgres.sh), `bank-sandbox seed`,
@@ -15,16 +16,38 @@
 # whole run, then one summary line per backend with the highest offered rate it sustained
 # (no errors, at least 97% of the offered rate achieved) with p99 under 20 ms.
 #
+# PostgreSQL also gets its ceiling on this machine, in the same cluster and run: `pgbench`'s
+# built-in simple-update (one UPDATE, SELECT, INSERT transaction, one commit each) at
+# PGBENCH_CLIENTS clients for DURATION seconds; the summary gives the bank's payments/s as a
+# ratio to pgbench's transactions/s (a payment is two of the bank's transactions, prepare
+# and decision, which the group commit shares among many payments). Then the same open loop
+# with the bank in MULTI_PROCS processes (default "2 3") on the one database, each session's
+# calls sent to them in turn (`load --also-url`), at MULTI_RATE payments/s.
+#
+# Soak (SOAK_SECONDS set, e.g. 600; the test command runs 30): per backend, 1,000 sessions at
+# a steady SOAK_RATE_SQLITE / SOAK_RATE_POSTGRES payments/s for SOAK_SECONDS, the server's
+# RSS sampled every 10 s, p50/p99 per SOAK_WINDOW seconds (default 60, or a third of a short
+# soak). One JSON line per backend; exits 1 if any soak had an error or achieved less than
+# 97% of its rate.
+#
 # Knobs (environment): BANK_SANDBOX_BIN (a binary to measure instead of building), PG_POOL
-# (PostgreSQL connections of the server, default 64), BACKENDS, RATES_SQLITE, RATES_POSTGRES (offered payments/s), DURATION
-# (seconds of open-loop load), OUT (directory for databases and logs). About 5 minutes.
+# (PostgreSQL connections of the server besides its group-commit workers, default 16),
+# BACKENDS, RATES_SQLITE, RATES_POSTGRES (offered payments/s), DURATION (seconds of open-loop
+# load), PGBENCH_CLIENTS (16), MULTI_PROCS, MULTI_RATE, OUT (directory for databases and
+# logs). About 6 minutes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BACKENDS="${BACKENDS:-full normal postgres}"
 RATES_SQLITE="${RATES_SQLITE:-2000 3000 4000 5000}"
-RATES_POSTGRES="${RATES_POSTGRES:-250 500 1000}"
+RATES_POSTGRES="${RATES_POSTGRES:-1000 2000 3000}"
 DURATION="${DURATION:-8}"
+PGBENCH_CLIENTS="${PGBENCH_CLIENTS:-16}"
+MULTI_PROCS="${MULTI_PROCS:-2 3}"
+MULTI_RATE="${MULTI_RATE:-2000}"
+SOAK_SECONDS="${SOAK_SECONDS:-}"
+SOAK_RATE_SQLITE="${SOAK_RATE_SQLITE:-3000}"
+SOAK_RATE_POSTGRES="${SOAK_RATE_POSTGRES:-1000}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bank-load.XXXXXX")}"
 mkdir -p "$OUT"
 P99_GOAL_MS=20
@@ -79,7 +102,24 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   PG_URL="$PINBRIDGE_PG_URL"
   PG_DATA="${PINBRIDGE_PG_DIR:-${TMPDIR:-/tmp}/pinbridge-pg-${PINBRIDGE_PG_PORT:-55432}}"
   PSQL="$(command -v psql || ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)"
+  PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)"
 fi
+
+# CPU seconds (user + system) of the given processes so far.
+procs_cpu() {
+  python3 - "$@" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+total = 0
+for pid in sys.argv[1:]:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    except OSError:
+        pass
+print(total / tick)
+PY
+}
 
 # run_case NAME BACKEND LOAD_ARGS...: prints the case's JSON line.
 run_case() {
@@ -100,34 +140,67 @@ run_case() {
   [ "$backend" = normal ] && synchronous=NORMAL
   export PINBRIDGE_SQLITE_SYNCHRONOUS="$synchronous"
   # The PostgreSQL pool: enough connections for the group of requests in flight.
-  export PINBRIDGE_BANK_MAX_CONNECTIONS="${PG_POOL:-64}"
+  export PINBRIDGE_BANK_MAX_CONNECTIONS="${PG_POOL:-16}"
   "$BIN" seed --database "$database" --master-key-file "$dir/master-key" >/dev/null 2>"$dir/seed.log"
-  local port
-  port="$(free_port)"
-  RUST_LOG=warn "$BIN" serve --database "$database" --master-key-file "$dir/master-key" \
-    --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
-  local server=$!
-  for _ in $(seq 50); do
-    python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))!=0)" && break
-    sleep 0.1
+  # PROCS bank processes on the one database (more than one: PostgreSQL only).
+  local servers=() urls=() port i
+  for i in $(seq "${PROCS:-1}"); do
+    port="$(free_port)"
+    RUST_LOG=warn "$BIN" serve --database "$database" --master-key-file "$dir/master-key" \
+      --listen "127.0.0.1:$port" >"$dir/server-$i.log" 2>&1 &
+    servers+=("$!")
+    urls+=("http://127.0.0.1:$port")
+    for _ in $(seq 50); do
+      python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))!=0)" && break
+      sleep 0.1
+    done
   done
-  local db_cpu_before db_cpu_after
+  local also=() url
+  for url in "${urls[@]:1}"; do also+=(--also-url "$url"); done
+  local sampler=""
+  if [ -n "$SOAK_SECONDS" ]; then
+    # RSS of the (first) server every 10 s: "seconds kib" lines.
+    (
+      start=$(date +%s)
+      while kill -0 "${servers[0]}" 2>/dev/null; do
+        echo "$(($(date +%s) - start)) $(awk '/^VmRSS/ {print $2}' "/proc/${servers[0]}/status" 2>/dev/null)"
+        sleep 10
+      done
+    ) >"$dir/rss.txt" &
+    sampler=$!
+  fi
+  local db_cpu_before db_cpu_after srv_cpu_before srv_cpu_after
   db_cpu_before="$(postgres_cpu)"
-  "$BIN" load --url "http://127.0.0.1:$port" --server-pid "$server" "$@" >"$dir/load.json" 2>"$dir/load.log" || true
+  srv_cpu_before="$(procs_cpu "${servers[@]}")"
+  "$BIN" load --url "${urls[0]}" "${also[@]}" --server-pid "${servers[0]}" "$@" >"$dir/load.json" 2>"$dir/load.log" || true
   db_cpu_after="$(postgres_cpu)"
-  kill -TERM "$server"
-  wait "$server" || true
-  python3 - "$dir/load.json" "$name" "$backend" "$db_cpu_before" "$db_cpu_after" <<'PY'
-import json, sys
+  srv_cpu_after="$(procs_cpu "${servers[@]}")"
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
+  kill -TERM "${servers[@]}"
+  wait "${servers[@]}" || true
+  if [ -n "$sampler" ]; then wait "$sampler" 2>/dev/null || true; fi
+  python3 - "$dir/load.json" "$name" "$backend" "$db_cpu_before" "$db_cpu_after" "${PROCS:-1}" \
+    "$srv_cpu_before" "$srv_cpu_after" "$dir/rss.txt" <<'PY'
+import json, os, sys
 path, name, backend = sys.argv[1:4]
 db_cpu = float(sys.argv[5]) - float(sys.argv[4])
+procs = int(sys.argv[6])
+servers_cpu = float(sys.argv[8]) - float(sys.argv[7])
 try:
     report = json.load(open(path))
 except (OSError, ValueError):
     report = {"error": "no report: see " + path.replace("load.json", "load.log")}
-line = {"case": name, "backend": backend}
+line = {"case": name, "backend": backend, "processes": procs}
 line.update(report)
-used = (report.get("server_cpu_seconds") or 0) + (report.get("client_cpu_seconds") or 0)
+if procs > 1:
+    # Every bank process, not only the first (--server-pid).
+    line["server_cpu_seconds"] = servers_cpu
+    if report.get("payments"):
+        line["server_cpu_us_per_payment"] = servers_cpu * 1e6 / report["payments"]
+if os.path.exists(sys.argv[9]):
+    samples = [l.split() for l in open(sys.argv[9]) if len(l.split()) == 2]
+    line["rss_kib_every_10s"] = [int(kib) for _, kib in samples]
+used = (line.get("server_cpu_seconds") or 0) + (report.get("client_cpu_seconds") or 0)
 if backend == "postgres":
     # The PostgreSQL processes over the whole run (setup and logins included): an upper
     # bound of the database's CPU in the payment phase.
@@ -145,6 +218,55 @@ PY
 }
 
 log "results in $OUT"
+
+if [ -n "$SOAK_SECONDS" ]; then
+  window="${SOAK_WINDOW:-$((SOAK_SECONDS >= 180 ? 60 : SOAK_SECONDS / 3))}"
+  for backend in $BACKENDS; do
+    rate="$SOAK_RATE_SQLITE"
+    [ "$backend" = postgres ] && rate="$SOAK_RATE_POSTGRES"
+    run_case "$backend-soak" "$backend" --sessions 1000 --rate "$rate" --duration "$SOAK_SECONDS" \
+      --interval-seconds "$window" | tee -a "$OUT/soak.jsonl"
+  done
+  [ -n "$PG_URL" ] && log "PostgreSQL still runs (bash scripts/postgres.sh stop ends it)"
+  python3 - "$OUT/soak.jsonl" <<'PY'
+import json, sys
+bad = 0
+for line in open(sys.argv[1]):
+    case = json.loads(line)
+    ok = (case.get("errors") == 0
+          and case.get("payments_per_second", 0) >= 0.97 * case.get("offered_per_second", 1))
+    print(f"load.sh: soak {case['case']}: {'ok' if ok else 'FAILED'} "
+          f"({case.get('payments_per_second')}/s of {case.get('offered_per_second')}/s, "
+          f"{case.get('errors')} errors, p99 {case.get('p99_ms')} ms, "
+          f"RSS KiB {case.get('rss_kib_every_10s')})", file=sys.stderr)
+    bad += not ok
+sys.exit(1 if bad else 0)
+PY
+  exit $?
+fi
+
+if [ -n "$PG_URL" ]; then
+  # The database's own ceiling on this machine, same cluster, same run.
+  "$PSQL" "$PG_URL" -qc "DROP DATABASE IF EXISTS bank_pgbench" -c "CREATE DATABASE bank_pgbench" >/dev/null
+  PGBENCH_URL="${PG_URL%/*}/bank_pgbench"
+  "$PGBENCH" -i -q -s 10 "$PGBENCH_URL" >"$OUT/pgbench-init.log" 2>&1
+  machine_before="$(awk '/^cpu / {print ($2+$3+$4+$7+$8+$9)/100}' /proc/stat)"
+  "$PGBENCH" -b simple-update -M prepared -c "$PGBENCH_CLIENTS" -j 1 -T "$DURATION" "$PGBENCH_URL" \
+    >"$OUT/pgbench.log" 2>&1 || true
+  machine_after="$(awk '/^cpu / {print ($2+$3+$4+$7+$8+$9)/100}' /proc/stat)"
+  python3 - "$OUT/pgbench.log" "$PGBENCH_CLIENTS" "$DURATION" "$machine_before" "$machine_after" <<'PY' | tee -a "$OUT/results.jsonl"
+import json, re, sys
+text = open(sys.argv[1]).read()
+tps = re.search(r"tps = ([0-9.]+)", text)
+latency = re.search(r"latency average = ([0-9.]+) ms", text)
+print(json.dumps({"case": "pgbench-simple-update", "backend": "postgres",
+                  "clients": int(sys.argv[2]), "seconds": float(sys.argv[3]),
+                  "tps": round(float(tps.group(1)), 1) if tps else None,
+                  "latency_avg_ms": float(latency.group(1)) if latency else None,
+                  "machine_cpu_seconds": round(float(sys.argv[5]) - float(sys.argv[4]), 2)}))
+PY
+fi
+
 for backend in $BACKENDS; do
   rates="$RATES_SQLITE"
   [ "$backend" = postgres ] && rates="$RATES_POSTGRES"
@@ -154,15 +276,27 @@ for backend in $BACKENDS; do
     run_case "$backend-open-1000-$rate" "$backend" --sessions 1000 --rate "$rate" --duration "$DURATION" \
       | tee -a "$OUT/results.jsonl"
   done
+  if [ "$backend" = postgres ]; then
+    for procs in $MULTI_PROCS; do
+      PROCS="$procs" run_case "$backend-${procs}proc-open-1000-$MULTI_RATE" "$backend" --sessions 1000 \
+        --rate "$MULTI_RATE" --duration "$DURATION" | tee -a "$OUT/results.jsonl"
+    done
+  fi
 done
 
 python3 - "$OUT/results.jsonl" "$P99_GOAL_MS" <<'PY'
 import json, sys
 goal = float(sys.argv[2])
 best = {}
+pgbench = None
+capacity = {}
 for line in open(sys.argv[1]):
     case = json.loads(line)
-    if case.get("mode") != "open":
+    if case.get("case") == "pgbench-simple-update":
+        pgbench = case.get("tps")
+    if case.get("mode") == "closed" and case.get("sessions") == 1000:
+        capacity[case["backend"]] = case.get("payments_per_second")
+    if case.get("mode") != "open" or case.get("processes", 1) != 1:
         continue
     backend = case["backend"]
     best.setdefault(backend, None)
@@ -171,11 +305,19 @@ for line in open(sys.argv[1]):
     if sustained and (best[backend] is None or case["offered_per_second"] > best[backend]["offered_per_second"]):
         best[backend] = case
 for backend, case in best.items():
-    print(json.dumps({"summary": backend, "p99_goal_ms": goal,
-                      "max_sustained_per_second": case["offered_per_second"] if case else None,
-                      "p99_ms": case["p99_ms"] if case else None,
-                      "server_cpu_us_per_payment": case.get("server_cpu_us_per_payment") if case else None,
-                      "foreign_cpu_seconds": case.get("foreign_cpu_seconds") if case else None}))
+    line = {"summary": backend, "p99_goal_ms": goal,
+            "max_sustained_per_second": case["offered_per_second"] if case else None,
+            "p99_ms": case["p99_ms"] if case else None,
+            "server_cpu_us_per_payment": case.get("server_cpu_us_per_payment") if case else None,
+            "foreign_cpu_seconds": case.get("foreign_cpu_seconds") if case else None,
+            "capacity_per_second": capacity.get(backend)}
+    if backend == "postgres" and pgbench:
+        line["pgbench_simple_update_tps"] = pgbench
+        if case:
+            line["sustained_to_pgbench"] = round(case["offered_per_second"] / pgbench, 3)
+        if capacity.get(backend):
+            line["capacity_to_pgbench"] = round(capacity[backend] / pgbench, 3)
+    print(json.dumps(line))
 PY
 [ -n "$PG_URL" ] && log "PostgreSQL still runs (bash scripts/postgres.sh stop ends it)"
 exit 0

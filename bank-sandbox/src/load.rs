@@ -37,6 +37,11 @@ pub struct LoadArgs {
     /// Bank base URL.
     #[arg(long, default_value = "http://127.0.0.1:8443")]
     pub url: String,
+    /// Further processes of the same bank (same database): the calls, each session's too,
+    /// go to `--url` and these in turn, so consecutive calls of a session (login steps,
+    /// prepare, approval) land on different processes.
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// Concurrent device sessions.
     #[arg(long, default_value_t = 50)]
     pub sessions: usize,
@@ -73,6 +78,10 @@ pub struct LoadArgs {
     /// (Linux `/proc`; the server must run on this machine).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Also report the payments, p50 and p99 of each window of this many seconds of the
+    /// payment phase (by when each payment was due or began), e.g. 60 for a soak.
+    #[arg(long)]
+    pub interval_seconds: Option<f64>,
     /// Worker threads of the load generator's runtime (`bank-sandbox load` only): 1 keeps it
     /// on one core, leaving the other to the server on a 2-core machine.
     #[arg(long, default_value_t = 1)]
@@ -84,6 +93,7 @@ impl LoadArgs {
     pub fn closed_loop(url: &str, sessions: usize, payments: usize) -> Self {
         Self {
             url: url.to_owned(),
+            also_urls: Vec::new(),
             sessions,
             payments,
             max_seconds: 120,
@@ -95,6 +105,7 @@ impl LoadArgs {
             rate: None,
             duration: 10.0,
             server_pid: None,
+            interval_seconds: None,
             client_threads: 1,
         }
     }
@@ -149,6 +160,47 @@ pub struct LoadReport {
     pub client_cpu_us_per_payment: f64,
     /// Seconds spent provisioning and logging in.
     pub setup_seconds: f64,
+    /// With `--interval-seconds`: each window of the payment phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Vec<Interval>>,
+}
+
+/// One window of the payment phase (`--interval-seconds`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Interval {
+    /// Start of the window, seconds into the payment phase.
+    pub from_second: f64,
+    /// Payments due (open loop) or begun (closed loop) in the window and acknowledged.
+    pub payments: usize,
+    /// Their median latency, milliseconds.
+    pub p50_ms: f64,
+    /// Their 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Per-window figures of `timed` ((offset into the phase, latency) pairs).
+fn intervals(timed: &[(Duration, Duration)], window: f64) -> Vec<Interval> {
+    let mut buckets: Vec<Vec<Duration>> = Vec::new();
+    for (offset, latency) in timed {
+        let bucket = (offset.as_secs_f64() / window) as usize;
+        if buckets.len() <= bucket {
+            buckets.resize_with(bucket + 1, Vec::new);
+        }
+        buckets[bucket].push(*latency);
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut latencies)| {
+            latencies.sort();
+            Interval {
+                from_second: i as f64 * window,
+                payments: latencies.len(),
+                p50_ms: percentile(&latencies, 50.0),
+                p99_ms: percentile(&latencies, 99.0),
+            }
+        })
+        .collect()
 }
 
 /// An acknowledged payment: the bank answered `approved` with a verified MAC.
@@ -365,12 +417,22 @@ impl SoftDevice {
 #[derive(Clone)]
 struct Api {
     client: reqwest::Client,
-    url: String,
+    /// The bank's processes, taken in turn call by call.
+    urls: Arc<[String]>,
+    turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Api {
+    fn url(&self) -> &str {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.urls[turn % self.urls.len()]
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let mut request = self.client.post(format!("{}{path}", self.url)).json(&body);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url()))
+            .json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -544,7 +606,11 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
             .pool_max_idle_per_host(args.sessions.max(1))
             .timeout(Duration::from_secs(30))
             .build()?,
-        url: args.url.trim_end_matches('/').to_owned(),
+        urls: std::iter::once(&args.url)
+            .chain(&args.also_urls)
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect(),
+        turn: Arc::default(),
     };
     let prefix = args.prefix.clone().unwrap_or_else(|| {
         format!(
@@ -626,19 +692,27 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
                 .map(|session| {
                     let (api, acks, errors) = (api.clone(), acks.clone(), errors.clone());
                     tokio::spawn(async move {
-                        closed_loop_session(&api, session, payments, deadline, &acks, &errors).await
+                        closed_loop_session(
+                            &api, session, payments, started, deadline, &acks, &errors,
+                        )
+                        .await
                     })
                 })
                 .collect::<Vec<_>>();
             ("closed", None, None, workers)
         }
     };
-    let mut latencies = Vec::new();
+    let mut timed = Vec::new();
     for worker in workers {
         if let Ok(mut measured) = worker.await {
-            latencies.append(&mut measured);
+            timed.append(&mut measured);
         }
     }
+    let windows = args
+        .interval_seconds
+        .filter(|w| *w > 0.0)
+        .map(|w| intervals(&timed, w));
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     let seconds = started.elapsed().as_secs_f64();
     let client_cpu = cpu_used(client_cpu_before, cpu_seconds("self"));
     let machine_cpu = cpu_used(machine_cpu_before, machine_busy_seconds());
@@ -685,19 +759,21 @@ pub async fn run_with(args: LoadArgs, acks: Acks) -> anyhow::Result<LoadReport> 
         machine_cpu_seconds: machine_cpu,
         client_cpu_us_per_payment: per_payment(client_cpu.unwrap_or(0.0)),
         setup_seconds,
+        intervals: windows,
     })
 }
 
 /// One session paying back to back until `payments` are done or the deadline passes; a
-/// failed payment (dead server, refused session) ends the session. Returns the latencies.
+/// failed payment (dead server, refused session) ends the session. Returns (start, latency) pairs.
 async fn closed_loop_session(
     api: &Api,
     mut session: Provisioned,
     payments: usize,
+    started: Instant,
     deadline: Instant,
     acks: &Acks,
     errors: &Failures,
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut latencies = Vec::with_capacity(payments);
     for index in 0..payments {
         if Instant::now() > deadline {
@@ -706,7 +782,7 @@ async fn closed_loop_session(
         let begun = Instant::now();
         match pay(api, &mut session, index).await {
             Ok(ack) => {
-                latencies.push(begun.elapsed());
+                latencies.push((begun - started, begun.elapsed()));
                 acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
             }
             Err(e) => {
@@ -788,14 +864,14 @@ async fn open_loop_session(
     started: Instant,
     acks: &Acks,
     errors: &Failures,
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut latencies = Vec::with_capacity(plan.per_session);
     for n in 0..plan.per_session {
         let due = plan.arrival(started, index, n);
         tokio::time::sleep_until(due.into()).await;
         match pay(api, &mut session, n).await {
             Ok(ack) => {
-                latencies.push(due.elapsed());
+                latencies.push((due.saturating_duration_since(started), due.elapsed()));
                 acks.lock().unwrap_or_else(|p| p.into_inner()).push(ack);
             }
             Err(e) => {

@@ -6,7 +6,9 @@
 //! through a group-commit writer with a connection of its own (rusqlite, in-process on the
 //! writer's thread); the other writes through a pool of one connection whose transactions
 //! begin IMMEDIATE, so the two writers wait for each other through the busy timeout instead
-//! of failing. Reads use several connections. PostgreSQL uses one pool for everything.
+//! of failing. Reads use several connections. PostgreSQL uses one pool for everything, and
+//! its hot writes go through a group commit too (one worker per core, each batch one
+//! transaction on a connection of the pool).
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -67,6 +69,11 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, (bool, Repl
 /// Most jobs one group commit takes.
 const MAX_BATCH: usize = 256;
 
+/// Most jobs one PostgreSQL group commit takes. A job's statements are round trips on the
+/// batch's connection and its row locks are held until the batch commits, so batches stay
+/// short; several batches run at once (one per core), each on a connection of its own.
+const PG_MAX_BATCH: usize = 64;
+
 /// Most reader connections on SQLite: each is a thread of its own in sqlx, and on a small
 /// machine more threads than cores only add context switches.
 const SQLITE_MAX_READERS: u32 = 4;
@@ -79,7 +86,7 @@ const SQLITE_WRITER_STATEMENTS: usize = 64;
 /// B-trees; with the default cache most of them are read back from the file on every batch.
 const SQLITE_WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-/// How the group commit has batched so far (SQLite).
+/// How the group commit has batched so far.
 #[derive(Debug, Default)]
 pub struct GroupCommitStats {
     commits: AtomicU64,
@@ -117,8 +124,10 @@ pub struct Store {
     backend: Backend,
     write: AnyPool,
     read: AnyPool,
-    batcher: Option<mpsc::UnboundedSender<Job>>,
+    batcher: mpsc::UnboundedSender<Job>,
     stats: Arc<GroupCommitStats>,
+    /// The server URL (PostgreSQL), for connections outside the pool (LISTEN).
+    url: Option<Arc<str>>,
 }
 
 /// Helps type inference of [`Store::write`] closures (higher-ranked over the transaction).
@@ -206,6 +215,17 @@ impl WriteRow {
             Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
         }
     }
+
+    /// The text in column `index`.
+    pub fn text(&self, index: usize) -> Result<String, StoreError> {
+        match self {
+            Self::Sqlite(values) => match values.get(index) {
+                Some(SqlValue::Text(v)) => Ok(v.clone()),
+                _ => Err(StoreError::ColumnType(index)),
+            },
+            Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
+        }
+    }
 }
 
 /// The transaction a [`Store::write`] job runs in. On SQLite it is the group-commit
@@ -247,6 +267,12 @@ fn bind_all<'q>(
 }
 
 impl WriteTx {
+    /// Whether this is a PostgreSQL transaction (where a step may be one statement with
+    /// data-modifying CTEs, which SQLite does not have).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner, WriteInner::Postgres(_))
+    }
+
     /// Runs a statement; the number of rows it changed.
     pub async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
         match &mut self.inner {
@@ -264,6 +290,24 @@ impl WriteTx {
                     .rows_affected())
             }
         }
+    }
+
+    /// Runs statements without parameters in one message (PostgreSQL's simple protocol, or
+    /// SQLite's batch).
+    /// (Boxed: the group-commit task must be `Send`, which the compiler cannot prove of an
+    /// `async fn` calling sqlx's generic executor here.)
+    fn simple(&mut self, sql: &'static str) -> ConnFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            match &mut self.inner {
+                WriteInner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+                WriteInner::Postgres(tx) => {
+                    // A query without arguments goes out in the simple protocol, which
+                    // allows several statements in one message.
+                    (&mut **tx).execute(sql).await?;
+                    Ok(())
+                }
+            }
+        })
     }
 
     /// Runs a statement that returns at most one row (`... RETURNING`); the row, if any.
@@ -406,6 +450,94 @@ fn spawn_group_commit(
     Ok(())
 }
 
+/// Runs a PostgreSQL batch's jobs in `tx`, each after a savepoint; a failed job's writes
+/// are rolled back to it. An `Err` means a savepoint step failed: the batch must not commit
+/// (jobs not run yet are dropped, and their callers get `CommitFailed`).
+async fn run_batch(
+    tx: &mut WriteTx,
+    batch: Vec<Job>,
+    replies: &mut Vec<Reply>,
+) -> Result<(), StoreError> {
+    let mut step = "SAVEPOINT job";
+    for job in batch {
+        tx.simple(step).await?;
+        let (ok, reply) = job(tx).await;
+        replies.push(reply);
+        step = if ok {
+            "RELEASE job; SAVEPOINT job"
+        } else {
+            "ROLLBACK TO job; RELEASE job; SAVEPOINT job"
+        };
+    }
+    // The last job's step: a failed job's writes are undone before the commit.
+    if step.starts_with("ROLLBACK") {
+        tx.simple("ROLLBACK TO job").await?;
+    }
+    Ok(())
+}
+
+/// The group commit on PostgreSQL: the same contract as [`group_commit`] (each job after a
+/// savepoint, one commit per batch, nobody answered before it), run by several workers at
+/// once, each taking the jobs waiting when it is free and running them on a pooled
+/// connection. `synchronous_commit` stays on: a commit returns once its WAL is flushed, and
+/// concurrent commits share the flush (PostgreSQL's own group commit), so a batch of jobs
+/// costs one commit round trip and, at most, one WAL flush. The savepoint steps are sent as
+/// one simple-protocol message each ("RELEASE job; SAVEPOINT job").
+async fn pg_group_commit(
+    pool: AnyPool,
+    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    stats: Arc<GroupCommitStats>,
+) {
+    loop {
+        let batch = {
+            let mut queue = jobs.lock().await;
+            let Some(first) = queue.recv().await else {
+                return; // every sender (every clone of the store) is gone
+            };
+            let mut batch = vec![first];
+            while batch.len() < PG_MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let size = batch.len();
+        let mut replies = Vec::with_capacity(size);
+        let mut committed = match pool.begin().await {
+            Ok(tx) => Ok(WriteTx {
+                inner: WriteInner::Postgres(tx),
+            }),
+            Err(e) => Err(StoreError::from(e)),
+        };
+        if let Ok(tx) = &mut committed
+            && let Err(e) = run_batch(tx, batch, &mut replies).await
+        {
+            committed = Err(e);
+        }
+        let committed = match committed {
+            Ok(tx) => match tx.inner {
+                WriteInner::Postgres(tx) => tx.commit().await.map_err(StoreError::from),
+                WriteInner::Sqlite(_) => Err(StoreError::CommitFailed),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &committed {
+            // The transaction rolls back when dropped (the connection returns to the pool
+            // clean, or is closed).
+            tracing::error!(error = %e, "group commit failed; its jobs are answered with an error");
+        }
+        let ok = committed.is_ok();
+        if ok {
+            stats.record(size);
+        }
+        for reply in replies {
+            reply(ok);
+        }
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -490,26 +622,45 @@ impl Store {
                     backend,
                     write,
                     read,
-                    batcher: Some(sender),
+                    batcher: sender,
                     stats,
+                    url: None,
                 }
             }
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url)?;
+                // One group-commit worker per core: more would only queue for the CPU
+                // PostgreSQL's backends need too.
+                let workers = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+                    .max(2);
                 let pool = AnyPoolOptions::new()
-                    .max_connections(max_connections.max(2))
+                    // The workers' connections, and the rest for reads and other writes.
+                    .max_connections(max_connections.max(2) + workers as u32)
                     .acquire_timeout(Duration::from_secs(30))
                     // A dropped connection fails its query and leaves the pool; a ping
                     // before every query would double the round trips to the server.
                     .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
+                let (sender, receiver) = mpsc::unbounded_channel();
+                let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+                let stats = Arc::new(GroupCommitStats::default());
+                for _ in 0..workers {
+                    tokio::spawn(pg_group_commit(
+                        pool.clone(),
+                        receiver.clone(),
+                        stats.clone(),
+                    ));
+                }
                 Self {
                     backend,
                     write: pool.clone(),
                     read: pool,
-                    batcher: None,
-                    stats: Arc::default(),
+                    batcher: sender,
+                    stats,
+                    url: Some(url.into()),
                 }
             }
         };
@@ -525,7 +676,12 @@ impl Store {
         self.backend
     }
 
-    /// How the SQLite group commit has batched (all zero on PostgreSQL).
+    /// The PostgreSQL server URL (None on SQLite).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// How the group commit has batched.
     pub fn group_commit_stats(&self) -> &GroupCommitStats {
         &self.stats
     }
@@ -552,24 +708,15 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and returns its result once committed. An `Err` from
-    /// `f` rolls its writes back. On SQLite the transaction is shared with other concurrent
-    /// writes (group commit, each in its own savepoint); on PostgreSQL it is its own.
+    /// `f` rolls its writes back. The transaction is shared with other concurrent writes
+    /// (group commit, each in its own savepoint): on SQLite one writer thread, on PostgreSQL
+    /// one worker per core.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, Result<T, E>> + Send + 'static,
     {
-        let Some(batcher) = &self.batcher else {
-            let mut tx = WriteTx {
-                inner: WriteInner::Postgres(self.write.begin().await.map_err(StoreError::from)?),
-            };
-            let value = f(&mut tx).await?;
-            if let WriteInner::Postgres(tx) = tx.inner {
-                tx.commit().await.map_err(StoreError::from)?;
-            }
-            return Ok(value);
-        };
         let (sender, receiver) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
@@ -585,7 +732,7 @@ impl Store {
                 (ok, reply)
             })
         });
-        batcher
+        self.batcher
             .send(job)
             .map_err(|_| E::from(StoreError::CommitFailed))?;
         receiver

@@ -105,6 +105,8 @@ impl Bank {
             let id: String = row.try_get("transaction_id")?;
             return self.confirmation_view(&id).await;
         }
+        self.check_payee_currency(&payment.payee_account, &payment.currency)
+            .await?;
         let transaction_id = util::random_id("TX-")?;
         let details = Self::payment_details(payment, &payer, &transaction_id)?;
         let sign = SignConfirmation {

@@ -144,13 +144,62 @@ impl std::fmt::Debug for ActiveSession {
     }
 }
 
+/// What one process keeps in memory: opened sessions (a cache of the `sessions` table, whose
+/// keys are sealed there) and the event streams of the customers connected to it.
+#[derive(Default)]
+struct Local {
+    sessions: RwLock<HashMap<[u8; 32], Arc<ActiveSession>>>,
+    events: Mutex<HashMap<String, broadcast::Sender<BankEvent>>>,
+}
+
+impl Local {
+    fn deliver(&self, customer_id: &str, event: BankEvent) {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = events.get(customer_id) {
+            // No subscriber is fine: the app fetches pending items when it connects.
+            let _ = sender.send(event);
+        }
+    }
+
+    fn forget_device(&self, serial: &str) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.device_serial != serial);
+    }
+
+    fn forget_token(&self, token_hash: &[u8; 32]) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token_hash);
+    }
+}
+
+/// PostgreSQL channel of customer events: `{"customer", "event", "data"}`.
+const EVENTS_CHANNEL: &str = "pinbridge_events";
+/// PostgreSQL channel of ended sessions: `device:<serial>` or `token:<sha256 hex>`.
+const SESSIONS_CHANNEL: &str = "pinbridge_sessions";
+
+/// Event names that cross processes (`BankEvent::event` is a static name).
+const EVENT_NAMES: [&str; 2] = ["confirmation", "bank_command"];
+
 /// The bank.
+///
+/// Several bank processes may serve one PostgreSQL database: everything a call needs is in
+/// the database (login steps and nonces, sessions and their sealed keys, counters, throttles,
+/// staff tokens, pending confirmations), and what a process caches is told to the others:
+/// customer events and ended sessions go out as `NOTIFY` and every process `LISTEN`s, so an
+/// event reaches the customer's app whichever process it is connected to. The payment
+/// writes also check in the database that the session is still active. SQLite is one
+/// process (one writer).
 pub struct Bank {
     pub(crate) store: Store,
     pub(crate) hsm: SoftHsm,
     pub(crate) config: BankConfig,
-    sessions: RwLock<HashMap<[u8; 32], Arc<ActiveSession>>>,
-    events: Mutex<HashMap<String, broadcast::Sender<BankEvent>>>,
+    local: Arc<Local>,
+    /// PostgreSQL: notifications to send, in order, by one task.
+    notify: Option<tokio::sync::mpsc::UnboundedSender<(&'static str, String)>>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -199,12 +248,17 @@ impl Bank {
                 format!("the stored bank keys do not open with this master key: {e}"),
             )
         })?;
+        let local = Arc::new(Local::default());
+        let notify = match store.postgres_url() {
+            Some(url) => Some(start_cross_process(url, &store, local.clone()).await?),
+            None => None,
+        };
         Ok(Self {
             store,
             hsm,
             config,
-            sessions: RwLock::new(HashMap::new()),
-            events: Mutex::new(HashMap::new()),
+            local,
+            notify,
         })
     }
 
@@ -223,44 +277,70 @@ impl Bank {
         self.hsm.operator_public_key()
     }
 
-    /// Subscribes to a customer's events.
+    /// Subscribes to a customer's events (those of every bank process on PostgreSQL).
     pub fn subscribe(&self, customer_id: &str) -> broadcast::Receiver<BankEvent> {
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut events = self.local.events.lock().unwrap_or_else(|p| p.into_inner());
         events
             .entry(customer_id.to_owned())
             .or_insert_with(|| broadcast::channel(64).0)
             .subscribe()
     }
 
+    /// Sends an event to the customer's apps, on whichever bank process they listen.
     pub(crate) fn publish(&self, customer_id: &str, event: BankEvent) {
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = events.get(customer_id) {
-            // No subscriber is fine: the app fetches pending items when it connects.
-            let _ = sender.send(event);
+        match &self.notify {
+            Some(notify) => {
+                let payload = serde_json::json!({
+                    "customer": customer_id,
+                    "event": event.event,
+                    "data": event.data,
+                });
+                // Delivered here too, by this process's own listener.
+                let _ = notify.send((EVENTS_CHANNEL, payload.to_string()));
+            }
+            None => self.local.deliver(customer_id, event),
         }
     }
 
     pub(crate) fn cache_session(&self, token_hash: [u8; 32], session: Arc<ActiveSession>) {
-        self.sessions
+        self.local
+            .sessions
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(token_hash, session);
     }
 
     pub(crate) fn cached_session(&self, token_hash: &[u8; 32]) -> Option<Arc<ActiveSession>> {
-        self.sessions
+        self.local
+            .sessions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(token_hash)
             .cloned()
     }
 
-    /// Drops every cached session of a device (revoke, lock, reset).
+    /// Drops every cached session of a device (revoke, lock, reset), in every process.
     pub(crate) fn forget_device_sessions(&self, serial: &str) {
-        self.sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, s| s.device_serial != serial);
+        self.local.forget_device(serial);
+        if let Some(notify) = &self.notify {
+            let _ = notify.send((SESSIONS_CHANNEL, format!("device:{serial}")));
+        }
+    }
+
+    /// Drops the cached session of a token (logout), in every process. The session must
+    /// also be ended in the `sessions` table, which the payment writes check.
+    #[allow(
+        dead_code,
+        reason = "for server-side logout (bank/login.rs), which another change adds"
+    )]
+    pub(crate) fn forget_session(&self, token_hash: &[u8; 32]) {
+        self.local.forget_token(token_hash);
+        if let Some(notify) = &self.notify {
+            let _ = notify.send((
+                SESSIONS_CHANNEL,
+                format!("token:{}", hex::encode(token_hash)),
+            ));
+        }
     }
 
     pub(crate) fn open_key<U: firmware_protocol::crypto::keys::Usage>(
@@ -270,6 +350,88 @@ impl Bank {
         let sealed = sealed.ok_or_else(|| BankError::internal(&"missing stored key"))?;
         Ok(self.hsm.open(&sealed)?)
     }
+}
+
+/// Starts this process's part of the cross-process delivery (PostgreSQL): a listener on
+/// both channels, connected before this returns (so no later event is missed), that delivers
+/// events to the local subscribers and drops ended sessions from the local cache; and a
+/// task sending this process's notifications in order. A notification is sent after the
+/// transaction it tells of has committed; one lost while a listener reconnects costs an app
+/// nothing it cannot fetch again (pending confirmations and commands are read on connect),
+/// and an ended session is refused by the payment writes whatever a cache holds.
+async fn start_cross_process(
+    url: &str,
+    store: &Store,
+    local: Arc<Local>,
+) -> BankResult<tokio::sync::mpsc::UnboundedSender<(&'static str, String)>> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener
+        .listen_all([EVENTS_CHANNEL, SESSIONS_CHANNEL])
+        .await?;
+    tokio::spawn(async move {
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    dispatch(&local, notification.channel(), notification.payload())
+                }
+                Err(e) => {
+                    // recv reconnects on its next call; a pause keeps a dead server from
+                    // spinning this loop.
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    let (sender, mut queue) = tokio::sync::mpsc::unbounded_channel::<(&'static str, String)>();
+    let pool = store.writer().clone();
+    tokio::spawn(async move {
+        while let Some((channel, payload)) = queue.recv().await {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::error!(error = %e, channel, "NOTIFY failed: the event is not delivered live");
+            }
+        }
+    });
+    Ok(sender)
+}
+
+fn dispatch(local: &Local, channel: &str, payload: &str) {
+    if channel == SESSIONS_CHANNEL {
+        if let Some(serial) = payload.strip_prefix("device:") {
+            local.forget_device(serial);
+        } else if let Some(hash) = payload
+            .strip_prefix("token:")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        {
+            local.forget_token(&hash);
+        }
+        return;
+    }
+    let Ok(message) = serde_json::from_str::<serde_json::Value>(payload) else {
+        tracing::warn!(channel, "unreadable notification");
+        return;
+    };
+    let name = message["event"].as_str().unwrap_or_default();
+    let (Some(customer), Some(event)) = (
+        message["customer"].as_str(),
+        EVENT_NAMES.iter().find(|known| **known == name),
+    ) else {
+        tracing::warn!(name, "notification of an unknown event");
+        return;
+    };
+    local.deliver(
+        customer,
+        BankEvent {
+            event,
+            data: message["data"].clone(),
+        },
+    );
 }
 
 async fn load_bank_keys(store: &Store) -> BankResult<Option<SealedBankKeys>> {

@@ -175,6 +175,24 @@ impl Bank {
         Ok(account)
     }
 
+    /// Refuses a payment in `currency` to an account of this bank held in another currency
+    /// (it could not be credited), before anything is prepared or debited.
+    pub(crate) async fn check_payee_currency(&self, payee: &str, currency: &str) -> BankResult<()> {
+        match sqlx::query(&self.store.q(PAYEE_OTHER_CURRENCY))
+            .bind(payee)
+            .bind(currency)
+            .fetch_optional(self.store.reader())
+            .await?
+        {
+            Some(row) => Err(currency_mismatch(
+                payee,
+                &row.try_get::<String, _>(0)?,
+                currency,
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn payment_details(
         request: &PaymentRequest,
         payer: &Account,
@@ -260,16 +278,33 @@ impl Bank {
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
-                    let request = request_copy;
-                    let counter = conn
+                    // The payee's currency is checked in the same statement: an account of
+                    // this bank held in another currency could not be credited.
+                    let counter = match conn
                         .fetch_optional(
                             "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
-                             AND status = 'active' RETURNING payment_counter",
-                            vec![binding_id.as_str().into()],
+                             AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
+                             WHERE account_number = ? AND currency <> ?) AND EXISTS (SELECT 1 FROM sessions \
+                             WHERE session_id = ? AND stage = 'active' AND expires_at > ?) RETURNING payment_counter",
+                            vec![
+                                binding_id.as_str().into(),
+                                request_copy.payee_account.as_str().into(),
+                                request_copy.currency.as_str().into(),
+                                hex::encode(session_id.0).into(),
+                                now_ms().into(),
+                            ],
                         )
                         .await?
-                        .ok_or_else(|| BankError::unauthorized("the device is no longer bound"))?
-                        .int(0)?;
+                    {
+                        Some(row) => row.int(0)?,
+                        None => {
+                            let payee = (&request_copy.payee_account, &request_copy.currency);
+                            return Err(match payee_currency(conn, payee.0, payee.1).await? {
+                                Some(held) => currency_mismatch(payee.0, &held, payee.1),
+                                None => session_ended(),
+                            });
+                        }
+                    };
                     let mut approve = ApprovePayment {
                         session_id,
                         payment: details,
@@ -281,6 +316,7 @@ impl Bank {
                         .map_err(|e| BankError::invalid(e.to_string()))?;
                     approve.bank_mac = cmac(&response_key, &input)?;
                     let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
+                    let request = request_copy;
                     conn.execute(
                         "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
                          idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
@@ -363,7 +399,20 @@ impl Bank {
         // The payment this session prepared last is known without a query (the usual case);
         // any other is read, and a decided one answered from the store.
         let facts = match session.take_prepared(transaction_id) {
-            Some(facts) => facts,
+            // Decided already through another process (or a concurrent copy of this
+            // approval): the store has the decision, and a copy of the approval gets it.
+            Some(facts) => match self.decide(session, facts, &approval_bytes).await {
+                Err(e) if matches!(e.code, "replayed_counter" | "payment_already_decided") => {
+                    return match self
+                        .prepared_facts(session, transaction_id, &approval_bytes)
+                        .await?
+                    {
+                        Err(stored) => Ok(stored),
+                        Ok(_) => Err(e),
+                    };
+                }
+                decided => return decided,
+            },
             None => match self
                 .prepared_facts(session, transaction_id, &approval_bytes)
                 .await?
@@ -372,6 +421,20 @@ impl Bank {
                 Err(replayed) => return Ok(replayed),
             },
         };
+        self.decide(session, facts, &approval_bytes).await
+    }
+
+    /// Decides a prepared payment on the device's approval: MAC, counter, PIN, money, and
+    /// the stored decision, journaled exactly once.
+    async fn decide(
+        &self,
+        session: &ActiveSession,
+        facts: PreparedFacts,
+        approval_bytes: &[u8],
+    ) -> BankResult<PaymentDecision> {
+        let transaction_id = facts.transaction_id.clone();
+        let transaction_id = transaction_id.as_str();
+        let approval_bytes = approval_bytes.to_vec();
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
@@ -434,24 +497,55 @@ impl Bank {
         let tx_id = transaction_id.to_owned();
         let serial = session.device_serial.clone();
         let device_counter_wire = approved.device_counter;
+        let transaction_id_owned = transaction_id.to_owned();
+        // The MACed VerifyBankResponse for a verdict.
+        let respond = move |verdict: Verdict| -> BankResult<String> {
+            let mut answer = VerifyBankResponse {
+                session_id,
+                bank_transaction_id: transaction_id_owned.clone(),
+                device_counter: device_counter_wire,
+                result: verdict,
+                bank_mac: MacTag([0; 16]),
+            };
+            answer.bank_mac = cmac(
+                &response_key,
+                &answer
+                    .mac_input()
+                    .map_err(|e| BankError::invalid(e.to_string()))?,
+            )?;
+            encode_request(Request::VerifyBankResponse(answer))
+        };
         let (verdict, encoded, pin_tries_left) = self
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
-                    // Advancing the counter and reading the PIN state is one statement.
-                    let advanced = conn
+                    // Advancing the counter, checking that the session is still active (another
+                    // bank process may have ended it) and reading the PIN state is one statement.
+                    let session_hex = hex::encode(session_id.0);
+                    let advanced = match conn
                         .fetch_optional(
                             "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
-                             RETURNING pin_locked, wrong_pin_count",
-                            vec![device_counter.into(), binding_id.as_str().into(), device_counter.into()],
+                             AND EXISTS (SELECT 1 FROM sessions WHERE session_id = ? AND stage = 'active' \
+                             AND expires_at > ?) RETURNING pin_locked, wrong_pin_count",
+                            vec![
+                                device_counter.into(),
+                                binding_id.as_str().into(),
+                                device_counter.into(),
+                                session_hex.as_str().into(),
+                                now_ms().into(),
+                            ],
                         )
                         .await?
-                        .ok_or_else(|| {
-                            BankError::rejected(
+                    {
+                        Some(row) => row,
+                        None if !session_active(conn, &session_hex).await? => return Err(session_ended()),
+                        None => {
+                            return Err(BankError::rejected(
                                 "replayed_counter",
                                 "the device counter is not greater than the last accepted: a replayed approval",
-                            )
-                        })?;
+                            ));
+                        }
+                    };
                     let pin_locked = advanced.int(0)? != 0;
                     let wrong_before = advanced.int(1)?;
                     let pin_ok = !pin_locked && pin_matches;
@@ -486,24 +580,35 @@ impl Bank {
                             )
                             .await?;
                         }
+                        if conn.is_postgres() && payer != payee {
+                            // PostgreSQL: debit, credit, journal and decision in one statement.
+                            let transfer = Transfer {
+                                transaction_id: &tx_id,
+                                payer: &payer,
+                                payee: &payee,
+                                amount,
+                                currency: &currency,
+                            };
+                            let approved = respond(Verdict::Approved)?;
+                            let short = respond(Verdict::InsufficientFunds)?;
+                            let verdict = settle_in_one_statement(
+                                conn,
+                                &transfer,
+                                device_counter,
+                                approval_bytes,
+                                (&approved, &short),
+                            )
+                            .await?;
+                            let encoded = if verdict == Verdict::Approved { approved } else { short };
+                            return Ok((verdict, encoded, None));
+                        }
                         if conn.execute(DEBIT, vec![amount.into(), payer.as_str().into(), amount.into()]).await? == 1 {
                             Verdict::Approved
                         } else {
                             Verdict::InsufficientFunds
                         }
                     };
-                    let mut answer = VerifyBankResponse {
-                        session_id,
-                        bank_transaction_id: tx_id.clone(),
-                        device_counter: device_counter_wire,
-                        result: verdict,
-                        bank_mac: MacTag([0; 16]),
-                    };
-                    answer.bank_mac = cmac(
-                        &response_key,
-                        &answer.mac_input().map_err(|e| BankError::invalid(e.to_string()))?,
-                    )?;
-                    let encoded = encode_request(Request::VerifyBankResponse(answer))?;
+                    let encoded = respond(verdict)?;
                     let decision = Decision {
                         transaction_id: &tx_id,
                         verdict,
@@ -726,6 +831,21 @@ pub(crate) async fn transfer(
     amount: i64,
     currency: &str,
 ) -> BankResult<Verdict> {
+    // Refused before any debit: an account of this bank in another currency could not be
+    // credited (the confirmation was checked when it was created; this holds whatever the
+    // path).
+    if let Some(held) = sqlx::query(&store.q(PAYEE_OTHER_CURRENCY))
+        .bind(payee)
+        .bind(currency)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Err(currency_mismatch(
+            payee,
+            &held.try_get::<String, _>(0)?,
+            currency,
+        ));
+    }
     if !debit(store, conn, payer, amount).await? {
         return Ok(Verdict::InsufficientFunds);
     }
@@ -763,6 +883,49 @@ async fn debit(
         .execute(&mut *conn)
         .await?;
     Ok(debited.rows_affected() == 1)
+}
+
+fn session_ended() -> BankError {
+    BankError::unauthorized("the session ended or the device is no longer bound; log in again")
+}
+
+/// Whether the session is active (in the write transaction).
+async fn session_active(conn: &mut WriteTx, session_hex: &str) -> BankResult<bool> {
+    Ok(conn
+        .fetch_optional(
+            "SELECT 1 FROM sessions WHERE session_id = ? AND stage = 'active' AND expires_at > ?",
+            vec![session_hex.into(), now_ms().into()],
+        )
+        .await?
+        .is_some())
+}
+
+/// The currency of an account of this bank, if `payee` is one held in another currency.
+const PAYEE_OTHER_CURRENCY: &str =
+    "SELECT currency FROM accounts WHERE account_number = ? AND currency <> ?";
+
+/// The refusal of a payment in `currency` to an account of this bank held in `held`.
+fn currency_mismatch(payee: &str, held: &str, currency: &str) -> BankError {
+    BankError::rejected(
+        "currency_mismatch",
+        format!("the payee account {payee} is held in {held}; a payment in {currency} cannot be credited to it"),
+    )
+    .with("payee_currency", held.to_owned())
+}
+
+/// [`PAYEE_OTHER_CURRENCY`] in a write transaction.
+async fn payee_currency(
+    conn: &mut WriteTx,
+    payee: &str,
+    currency: &str,
+) -> BankResult<Option<String>> {
+    match conn
+        .fetch_optional(PAYEE_OTHER_CURRENCY, vec![payee.into(), currency.into()])
+        .await?
+    {
+        Some(row) => Ok(Some(row.text(0)?)),
+        None => Ok(None),
+    }
 }
 
 const DEBIT: &str = "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?";
@@ -826,6 +989,78 @@ fn already_journaled() -> BankError {
         "the journal already has this transaction",
     )
 }
+
+/// The money side and the decision of a device payment whose PIN verified, as one
+/// PostgreSQL statement (data-modifying CTEs, standard PostgreSQL): debit the payer if the
+/// balance covers it; only then credit the payee (if it is an account of this bank) and write
+/// the journal entry; store the decision with the response for the verdict it reached
+/// (`responses`: approved, insufficient funds). Not for a payment to the payer's own account:
+/// one statement may not change a row twice.
+async fn settle_in_one_statement(
+    conn: &mut WriteTx,
+    transfer: &Transfer<'_>,
+    device_counter: i64,
+    approval: Vec<u8>,
+    responses: (&str, &str),
+) -> BankResult<Verdict> {
+    let row = conn
+        .fetch_optional(
+            SETTLE_POSTGRES,
+            vec![
+                transfer.amount.into(),
+                transfer.payer.into(),
+                transfer.payee.into(),
+                transfer.currency.into(),
+                transfer.transaction_id.into(),
+                now_ms().into(),
+                i64::from(Verdict::Approved.to_wire()).into(),
+                i64::from(Verdict::InsufficientFunds.to_wire()).into(),
+                device_counter.into(),
+                approval.into(),
+                hex::decode(responses.0).unwrap_or_default().into(),
+                hex::decode(responses.1).unwrap_or_default().into(),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                already_journaled()
+            } else {
+                e.into()
+            }
+        })?
+        .ok_or_else(|| BankError::internal(&"settlement returned no row"))?;
+    if row.int(1)? != 1 {
+        return Err(BankError::conflict(
+            "payment_already_decided",
+            "the payment was decided concurrently",
+        ));
+    }
+    Ok(if row.int(0)? == 1 {
+        Verdict::Approved
+    } else {
+        Verdict::InsufficientFunds
+    })
+}
+
+/// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
+/// $5 transaction id, $6 now, $7/$8 approved/insufficient-funds wire codes, $9 device
+/// counter, $10 approval, $11/$12 the responses. PostgreSQL runs every data-modifying CTE
+/// to completion whether or not the final SELECT reads it.
+const SETTLE_POSTGRES: &str = "WITH debit AS (\
+     UPDATE accounts SET balance_minor = balance_minor - $1 \
+     WHERE account_number = $2 AND balance_minor >= $1 RETURNING account_number), \
+     credit AS (UPDATE accounts SET balance_minor = balance_minor + $1 \
+     WHERE account_number = $3 AND currency = $4 AND EXISTS (SELECT 1 FROM debit) RETURNING 1), \
+     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
+     decide AS (UPDATE payments SET \
+     status = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'approved' ELSE 'declined' END, \
+     result = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $7 ELSE $8 END, \
+     device_counter = $9, approval = $10, \
+     response = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $11 ELSE $12 END, \
+     decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide)";
 
 /// Stores a device payment's decision; for an approved one (payer already debited) also
 /// credits the payee and writes the journal entry.
