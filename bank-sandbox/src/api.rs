@@ -149,6 +149,7 @@ fn routes() -> Routes {
         .post("/v1/devices/{serial}/revoke", revoke)
         .post("/v1/devices/{serial}/commands", device_command)
         .post("/v1/devices/{serial}/operator-reset", operator_reset)
+        .get("/v1/intrusion-reports", intrusion_reports)
         .post("/v1/confirmations", create_confirmation)
         .get("/v1/confirmations/{transaction_id}", confirmation_view)
         // Device sessions.
@@ -660,6 +661,20 @@ async fn operator_reset(
 ) -> BankResult<Json> {
     let who = staff(&bank, &headers, &[Role::Operator]).await?;
     ok(bank.operator_reset(&serial, &who.username).await?)
+}
+
+#[derive(Deserialize)]
+struct IntrusionQuery {
+    serial: Option<String>,
+}
+
+async fn intrusion_reports(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<IntrusionQuery>,
+) -> BankResult<Json> {
+    staff(&bank, &headers, &[Role::Teller, Role::Operator]).await?;
+    ok(bank.intrusion_reports(query.serial.as_deref()).await?)
 }
 
 async fn device_view(

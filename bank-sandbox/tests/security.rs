@@ -451,6 +451,62 @@ async fn a_bad_confirmation_signature_declines_it(db: Db) {
     assert_eq!(t.journal_count(&transaction).await, 0);
 }
 
+/// Intrusion reports the bank records (a KCV mismatch at initialisation or at login) are
+/// listed for tellers and operators, by device.
+async fn intrusion_reports_are_listed_for_staff(db: Db) {
+    let Some(t) = bank(db).await else { return };
+    let mut device = t.device("PP-S006", 106);
+    let (status, body) = t
+        .post(
+            "/v1/devices/initialise",
+            Some(&t.teller),
+            json!({"info": device.info()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    device
+        .initialise(body["initialise"].as_str().unwrap())
+        .unwrap();
+    let wrong = support::device::encode(firmware_protocol::message::Response::Initialised(
+        firmware_protocol::message::Initialised {
+            kcv: firmware_protocol::message::Kcv::new(&[0, 1, 2, 3, 4]).unwrap(),
+        },
+    ));
+    let (status, body) = t
+        .post(
+            "/v1/devices/PP-S006/initialise/complete",
+            Some(&t.teller),
+            json!({"initialised": wrong}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    for token in [&t.teller, &t.operator] {
+        let (status, body) = t
+            .get("/v1/intrusion-reports?serial=PP-S006", Some(token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let reports = body["reports"].as_array().unwrap();
+        assert_eq!(reports.len(), 1, "{body}");
+        assert_eq!(reports[0]["serial"], "PP-S006", "{body}");
+        assert!(
+            reports[0]["detail"].as_str().unwrap().contains("KCV"),
+            "{body}"
+        );
+        assert!(reports[0]["created_at"].as_i64().unwrap() > 0, "{body}");
+    }
+    let (status, body) = t.get("/v1/intrusion-reports", Some(&t.teller)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reports"].as_array().unwrap().len(), 1, "{body}");
+    let (status, body) = t
+        .get("/v1/intrusion-reports?serial=PP-NONE", Some(&t.teller))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reports"], json!([]), "{body}");
+    let (status, _) = t.get("/v1/intrusion-reports", Some(&t.terminal)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 macro_rules! on_both_databases {
     ($($flow:ident),* $(,)?) => {
         mod sqlite {
@@ -481,4 +537,5 @@ on_both_databases!(
     concurrent_copies_of_an_approval_get_the_decision,
     logout_revokes_the_session_token,
     a_bad_confirmation_signature_declines_it,
+    intrusion_reports_are_listed_for_staff,
 );

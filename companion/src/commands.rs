@@ -125,6 +125,37 @@ pub enum StaffCommand {
         #[arg(long)]
         relay: bool,
     },
+    /// Lock a PIN pad's payment functions at the bank by serial (no device needed here: a
+    /// watcher it is connected to relays the signed lock).
+    Lock {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Device serial.
+        #[arg(long)]
+        serial: String,
+        /// Why.
+        #[arg(long, default_value = "Reported lost")]
+        reason: String,
+    },
+    /// Unlock a PIN pad the bank locked (also lifts a login throttle), by serial.
+    Unlock {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Device serial.
+        #[arg(long)]
+        serial: String,
+        /// Why.
+        #[arg(long, default_value = "Customer verified")]
+        reason: String,
+    },
+    /// The bank's intrusion reports (KCV mismatches, refused key blocks), newest first.
+    Intrusions {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Only this device's.
+        #[arg(long)]
+        serial: Option<String>,
+    },
     /// Operator reset of a tampered PIN pad (then initialise and enrol again).
     ResetTamper {
         #[command(flatten)]
@@ -573,6 +604,42 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
     }
 }
 
+/// A device serial as a URL path or query part (letters, digits, `-`, `_`, `.`).
+fn serial_part(serial: &str) -> Result<&str, String> {
+    if !serial.is_empty()
+        && serial
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Ok(serial)
+    } else {
+        Err(format!(
+            "--serial {serial:?}: letters, digits, '-', '_' and '.' only"
+        ))
+    }
+}
+
+/// Staff: a signed lock or unlock for a device, by serial (no device needed: the bank pushes
+/// it to the customer's watching app, and hands it out at the device's next login).
+async fn staff_device_command(
+    client: &BankClient,
+    login: &StaffLogin,
+    serial: &str,
+    command: &str,
+    reason: &str,
+) -> CommandResult {
+    let token = staff_token(client, login).await?;
+    let answer = client
+        .post(
+            &format!("/v1/devices/{}/commands", serial_part(serial)?),
+            Some(&token),
+            &json!({"command": command, "reason": reason}),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(json!({"serial": serial, "command": command, "issued": answer["command"]}))
+}
+
 /// `pinbridge staff ...`.
 pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -> CommandResult {
     let client = bank(connection)?;
@@ -627,6 +694,42 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             .await
             .map_err(|e| e.to_string())?;
             Ok(json!({"revoked": serial, "events": reporter.events}))
+        }
+        StaffCommand::Lock {
+            login,
+            serial,
+            reason,
+        } => staff_device_command(&client, &login, &serial, "lock", &reason).await,
+        StaffCommand::Unlock {
+            login,
+            serial,
+            reason,
+        } => staff_device_command(&client, &login, &serial, "unlock", &reason).await,
+        StaffCommand::Intrusions { login, serial } => {
+            let token = staff_token(&client, &login).await?;
+            let path = match &serial {
+                Some(serial) => format!("/v1/intrusion-reports?serial={}", serial_part(serial)?),
+                None => "/v1/intrusion-reports".to_owned(),
+            };
+            let answer = client
+                .get(&path, Some(&token))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !json {
+                let reports = answer["reports"].as_array().cloned().unwrap_or_default();
+                if reports.is_empty() {
+                    println!("no intrusion reports");
+                }
+                for report in reports {
+                    println!(
+                        "{}  {}  {}",
+                        report["created_at"],
+                        report["serial"].as_str().unwrap_or("?"),
+                        report["detail"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(answer)
         }
         StaffCommand::ResetTamper { login, serial } => {
             let token = staff_token(&client, &login).await?;

@@ -178,3 +178,31 @@ fn a_staff_revoke_reaches_a_watched_pin_pad_within_seconds() {
     assert_eq!(state["lifecycle"], "revoked", "{state}");
     drop(watcher);
 }
+
+/// A teller locks a PIN pad by serial from a PC it is not connected to; the PC it is plugged
+/// into relays the signed lock at once. The bank's intrusion reports are listed for staff.
+#[test]
+fn a_staff_lock_by_serial_reaches_a_watched_pin_pad_and_intrusions_are_listed() {
+    let world = World::start();
+    world.provision();
+    let (watcher, lines) = world.pinbridge_spawn(&["confirm", "--watch"]);
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "watching for bank events",
+        std::time::Duration::from_secs(60),
+    );
+    world.pinbridge_ok(&["staff", "lock", "--serial", pinbridge_e2e::SERIAL]);
+    let applied = pinbridge_e2e::wait_for_line(
+        &lines,
+        "bank command lock applied",
+        std::time::Duration::from_secs(10),
+    );
+    eprintln!("{applied}");
+    let state = world.device_state();
+    assert_eq!(state["lock"], "locked_by_bank", "{state}");
+    drop(watcher);
+
+    let listed = world.pinbridge_ok(&["--json", "staff", "intrusions"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["reports"], serde_json::json!([]), "{listed}");
+}

@@ -838,6 +838,40 @@ impl Bank {
         }))
     }
 
+    /// Intrusion reports (newest first, at most 500), of one device or of all.
+    pub async fn intrusion_reports(&self, serial: Option<&str>) -> BankResult<serde_json::Value> {
+        let rows = match serial {
+            Some(serial) => {
+                sqlx::query(&self.store.q(
+                    "SELECT serial, detail, created_at FROM intrusion_reports WHERE serial = ? \
+                     ORDER BY created_at DESC LIMIT 500",
+                ))
+                .bind(serial)
+                .fetch_all(self.store.reader())
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT serial, detail, created_at FROM intrusion_reports \
+                     ORDER BY created_at DESC LIMIT 500",
+                )
+                .fetch_all(self.store.reader())
+                .await?
+            }
+        };
+        let reports = rows
+            .iter()
+            .map(|row| {
+                Ok(serde_json::json!({
+                    "serial": row.try_get::<String, _>("serial")?,
+                    "detail": row.try_get::<String, _>("detail")?,
+                    "created_at": row.try_get::<i64, _>("created_at")?,
+                }))
+            })
+            .collect::<BankResult<Vec<_>>>()?;
+        Ok(serde_json::json!({ "reports": reports }))
+    }
+
     /// The latest signed command of `kind` for a device, to hand to the device again.
     pub(crate) async fn latest_command(
         &self,

@@ -167,18 +167,11 @@ impl Local {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, s| s.device_serial != serial);
     }
-
-    fn forget_token(&self, token_hash: &[u8; 32]) {
-        self.sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(token_hash);
-    }
 }
 
 /// PostgreSQL channel of customer events: `{"customer", "event", "data"}`.
 const EVENTS_CHANNEL: &str = "pinbridge_events";
-/// PostgreSQL channel of ended sessions: `device:<serial>` or `token:<sha256 hex>`.
+/// PostgreSQL channel of ended sessions: `device:<serial>` (lock, wipe, reset, logout).
 const SESSIONS_CHANNEL: &str = "pinbridge_sessions";
 
 /// Event names that cross processes (`BankEvent::event` is a static name).
@@ -327,22 +320,6 @@ impl Bank {
         }
     }
 
-    /// Drops the cached session of a token (logout), in every process. The session must
-    /// also be ended in the `sessions` table, which the payment writes check.
-    #[allow(
-        dead_code,
-        reason = "for server-side logout (bank/login.rs), which another change adds"
-    )]
-    pub(crate) fn forget_session(&self, token_hash: &[u8; 32]) {
-        self.local.forget_token(token_hash);
-        if let Some(notify) = &self.notify {
-            let _ = notify.send((
-                SESSIONS_CHANNEL,
-                format!("token:{}", hex::encode(token_hash)),
-            ));
-        }
-    }
-
     pub(crate) fn open_key<U: firmware_protocol::crypto::keys::Usage>(
         &self,
         sealed: Option<String>,
@@ -404,12 +381,6 @@ fn dispatch(local: &Local, channel: &str, payload: &str) {
     if channel == SESSIONS_CHANNEL {
         if let Some(serial) = payload.strip_prefix("device:") {
             local.forget_device(serial);
-        } else if let Some(hash) = payload
-            .strip_prefix("token:")
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|h| <[u8; 32]>::try_from(h).ok())
-        {
-            local.forget_token(&hash);
         }
         return;
     }
