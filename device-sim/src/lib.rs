@@ -11,6 +11,7 @@
 //!   (in-process control for Rust tests).
 //! - [`server`]: the TCP adapter (64-byte packets back to back); [`control`]: the loopback
 //!   HTTP/JSON control API; [`scenario`]: TOML scripts.
+//! - `usb_gadget` (Linux): the same device as a real USB device (configfs + FunctionFS).
 //!
 //! See `README.md` beside this crate for the command line, the control API and the protocol
 //! decisions this simulator makes where PROTOCOL.md is silent.
@@ -24,3 +25,5 @@ pub mod link;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+#[cfg(target_os = "linux")]
+pub mod usb_gadget;

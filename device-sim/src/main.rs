@@ -111,8 +111,12 @@ struct ServeArgs {
     #[arg(long)]
     state: PathBuf,
     /// Link address of the first device; device k listens on port + k (port 0: any).
-    #[arg(long)]
-    listen: SocketAddr,
+    #[arg(long, required_unless_present = "usb_gadget")]
+    listen: Option<SocketAddr>,
+    /// Also serve the device as a real USB device (Linux, root) on this USB device controller
+    /// (default: the first one; `modprobe dummy_hcd` makes a virtual one).
+    #[arg(long, value_name = "UDC", num_args = 0..=1, default_missing_value = "")]
+    usb_gadget: Option<String>,
     /// Control API address (loopback only).
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -287,6 +291,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     {
         return Err("the control API listens on loopback only (127.0.0.1 or ::1)".into());
     }
+    if args.usb_gadget.is_some() && args.count.is_some_and(|n| n != 1) {
+        return Err("--usb-gadget serves one device (a controller holds one gadget)".into());
+    }
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
     let seed = seed_from(args.seed.as_deref())?;
     let mut cores = Vec::new();
@@ -309,20 +316,34 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .build()?;
     runtime.block_on(async move {
         let mut served = Vec::new();
+        let mut handles = Vec::new();
+        let mut _tickers = Vec::new();
         for (k, core) in cores.into_iter().enumerate() {
-            let mut address = args.listen;
-            if address.port() != 0 {
-                let port = u16::try_from(usize::from(address.port()) + k)
-                    .map_err(|_| "port out of range")?;
-                address.set_port(port);
+            let handle = SimHandle::new(core);
+            let serial = handle.lock().device.serial().to_string();
+            if let Some(mut address) = args.listen {
+                if address.port() != 0 {
+                    let port = u16::try_from(usize::from(address.port()) + k)
+                        .map_err(|_| "port out of range")?;
+                    address.set_port(port);
+                }
+                let listener = tokio::net::TcpListener::bind(address).await?;
+                let device = ServedDevice::spawn(handle.clone(), listener)?;
+                println!("device {k} {serial} link {}", device.address);
+                served.push(device);
+            } else {
+                // The sim link's server ticks the core; without it the gadget needs a ticker.
+                _tickers.push(AbortOnDrop(device_sim::server::spawn_ticker(
+                    handle.clone(),
+                    std::time::Instant::now(),
+                )));
             }
-            let listener = tokio::net::TcpListener::bind(address).await?;
-            let device = ServedDevice::spawn(SimHandle::new(core), listener)?;
-            let serial = device.handle.lock().device.serial().to_string();
-            println!("device {k} {serial} link {}", device.address);
-            served.push(device);
+            handles.push(handle);
         }
-        let handles: Vec<SimHandle> = served.iter().map(|d| d.handle.clone()).collect();
+        let _gadget = match &args.usb_gadget {
+            Some(udc) => Some(usb_gadget(handles.first(), udc)?),
+            None => None,
+        };
         if let Some(control) = args.control {
             let listener = tokio::net::TcpListener::bind(control).await?;
             let (address, _task) = device_sim::control::spawn(handles.clone(), listener)?;
@@ -333,7 +354,60 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         use std::io::Write;
         std::io::stdout().flush()?;
-        tokio::signal::ctrl_c().await?;
+        stop_signal().await?;
         Ok::<(), Failure>(())
     })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ctrl-C or SIGTERM: `serve` returns, and dropping the USB gadget unplugs it from its
+/// controller and removes it from configfs (a killed process would leave it registered).
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn usb_gadget(
+    handle: Option<&SimHandle>,
+    udc: &str,
+) -> Result<device_sim::usb_gadget::UsbGadgetDevice, Failure> {
+    let handle = handle.ok_or("no device to serve over USB")?;
+    let udc = (!udc.is_empty()).then_some(udc);
+    let gadget = device_sim::usb_gadget::UsbGadgetDevice::spawn(handle.clone(), udc)?;
+    let serial = handle.lock().device.serial().to_string();
+    println!(
+        "device 0 {serial} usb-gadget {} {:04x}:{:04x}",
+        gadget.udc,
+        device_sim::usb_gadget::VENDOR_ID,
+        device_sim::usb_gadget::PRODUCT_ID
+    );
+    Ok(gadget)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn usb_gadget(
+    _handle: Option<&SimHandle>,
+    _udc: &str,
+) -> Result<std::convert::Infallible, Failure> {
+    Err("--usb-gadget needs Linux (configfs + FunctionFS)".into())
 }
