@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub mod adapter;
 pub mod platform;
 
 use super::backoff::{ReconnectPolicy, retry};
@@ -140,6 +141,9 @@ pub enum BleError {
         /// What timed out.
         operation: BleOperation,
     },
+    /// No adapter could be chosen (see [`adapter::choose_adapter`]).
+    #[error(transparent)]
+    AdapterChoice(#[from] adapter::AdapterChoiceError),
     /// Anything else the Bluetooth stack reported.
     #[error("Bluetooth error {operation} {device}: {message}")]
     Backend {
@@ -158,6 +162,7 @@ impl BleError {
         matches!(
             self,
             BleError::NoAdapter
+                | BleError::AdapterChoice(_)
                 | BleError::PermissionDenied { .. }
                 | BleError::ServiceMissing { .. }
                 | BleError::CharacteristicMissing { .. }
