@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The real-stack rig: boots Debian's own kernel under QEMU (TCG, no KVM, no network) with the
 # host's root read-only over virtio-9p, and runs PinBridge's flows through the kernel's real
-# USB stack (dummy_hcd + libcomposite + FunctionFS gadget <-> usbcore/usbfs/libusb/rusb).
+# USB stack (dummy_hcd + libcomposite + FunctionFS gadget <-> usbcore/usbfs/libusb/rusb) and
+# the real Bluetooth stack (hci_vhci + btvirt + bluetoothd: bluer peripheral <-> btleplug).
 # The guest runs this checkout's debug binaries from the shared target dir. Every VM run is
 # bounded by `timeout`; the VM and everything it started go when the script exits.
-# The last line of the output is "N passed, M failed".
+# The last line of the output is "N passed, M failed". PINBRIDGE_RIG_STACKS=usb (or ble)
+# runs one stack only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -53,7 +55,7 @@ run_vm() { # stage-2 script
     -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -nic none -serial file:"$work/console.log" -monitor none \
     -kernel "$kdir"/root/boot/vmlinuz-* -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep" \
+    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb,ble}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work/results",mount_tag=results,security_model=none,multidevs=remap &
   qemu_pid=$!
@@ -63,7 +65,7 @@ run_vm() { # stage-2 script
   echo "rig: VM for $(basename "$1") exited with status $status after $((SECONDS - started)) s" >&2
 }
 
-run_vm "$repo/scripts/vm/guest-usb.sh"
+run_vm "$repo/scripts/vm/guest.sh"
 cat "$work/results/guest.log" 2>/dev/null || { echo "rig: no guest log; console:" >&2; tail -n 40 "$work/console.log" >&2; }
 
 passed=$(grep -c '^PASS' "$work/results/checks" 2>/dev/null || true)

@@ -111,12 +111,16 @@ struct ServeArgs {
     #[arg(long)]
     state: PathBuf,
     /// Link address of the first device; device k listens on port + k (port 0: any).
-    #[arg(long, required_unless_present = "usb_gadget")]
+    #[arg(long, required_unless_present_any = ["usb_gadget", "ble"])]
     listen: Option<SocketAddr>,
     /// Also serve the device as a real USB device (Linux, root) on this USB device controller
     /// (default: the first one; `modprobe dummy_hcd` makes a virtual one).
     #[arg(long, value_name = "UDC", num_args = 0..=1, default_missing_value = "")]
     usb_gadget: Option<String>,
+    /// Also serve the device as a Bluetooth LE peripheral (Linux, BlueZ) on this adapter
+    /// (default: BlueZ's default adapter).
+    #[arg(long, value_name = "ADAPTER", num_args = 0..=1, default_missing_value = "")]
+    ble: Option<String>,
     /// Control API address (loopback only).
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -291,8 +295,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     {
         return Err("the control API listens on loopback only (127.0.0.1 or ::1)".into());
     }
-    if args.usb_gadget.is_some() && args.count.is_some_and(|n| n != 1) {
-        return Err("--usb-gadget serves one device (a controller holds one gadget)".into());
+    if (args.usb_gadget.is_some() || args.ble.is_some()) && args.count.is_some_and(|n| n != 1) {
+        return Err("--usb-gadget and --ble serve one device".into());
     }
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
     let seed = seed_from(args.seed.as_deref())?;
@@ -342,6 +346,10 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         let _gadget = match &args.usb_gadget {
             Some(udc) => Some(usb_gadget(handles.first(), udc)?),
+            None => None,
+        };
+        let _peripheral = match &args.ble {
+            Some(adapter) => Some(ble_peripheral(handles.first(), adapter).await?),
             None => None,
         };
         if let Some(control) = args.control {
@@ -402,6 +410,31 @@ fn usb_gadget(
         device_sim::usb_gadget::PRODUCT_ID
     );
     Ok(gadget)
+}
+
+#[cfg(target_os = "linux")]
+async fn ble_peripheral(
+    handle: Option<&SimHandle>,
+    adapter: &str,
+) -> Result<device_sim::ble_peripheral::BlePeripheral, Failure> {
+    let handle = handle.ok_or("no device to serve over Bluetooth")?;
+    let adapter = (!adapter.is_empty()).then_some(adapter);
+    let peripheral =
+        device_sim::ble_peripheral::BlePeripheral::spawn(handle.clone(), adapter).await?;
+    let serial = handle.lock().device.serial().to_string();
+    println!(
+        "device 0 {serial} ble {} {:?}",
+        peripheral.adapter, peripheral.name
+    );
+    Ok(peripheral)
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn ble_peripheral(
+    _handle: Option<&SimHandle>,
+    _adapter: &str,
+) -> Result<std::convert::Infallible, Failure> {
+    Err("--ble needs Linux (BlueZ)".into())
 }
 
 #[cfg(not(target_os = "linux"))]

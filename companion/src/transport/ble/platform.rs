@@ -119,6 +119,7 @@ pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>
         }
         let mut identity = DeviceIdentity::new(TransportKind::Ble, peripheral.id().to_string());
         identity.name = properties.local_name.or(properties.advertisement_name);
+        identity.serial = identity.name.as_deref().and_then(super::serial_from_name);
         found.push(BleListing {
             identity,
             connected: peripheral.is_connected().await.unwrap_or(false),
@@ -151,6 +152,7 @@ impl PeripheralLink {
         let mut identity = DeviceIdentity::new(TransportKind::Ble, address);
         if let Ok(Some(properties)) = peripheral.properties().await {
             identity.name = properties.local_name.or(properties.advertisement_name);
+            identity.serial = identity.name.as_deref().and_then(super::serial_from_name);
         }
         Ok(PeripheralLink {
             adapter: adapter.clone(),
