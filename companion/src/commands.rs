@@ -2,6 +2,7 @@
 //! staff and logs. Connection settings come from flags or the environment.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use companion::bank::{BankClient, BankSettings, BearerToken};
@@ -28,6 +29,9 @@ pub struct Connection {
     /// The PIN pad: `sim:127.0.0.1:7000`, or a serial/address `pinbridge devices` lists.
     #[arg(long, env = "PINBRIDGE_DEVICE", global = true)]
     pub device: Option<String>,
+    /// The Bluetooth adapter to scan from (`hci1`); default: the one not advertising.
+    #[arg(long, env = "PINBRIDGE_BLE_ADAPTER", global = true)]
+    pub ble_adapter: Option<String>,
     /// Directory for the encrypted pairing keys and the event log.
     #[arg(long, env = "PINBRIDGE_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
@@ -207,6 +211,9 @@ fn bank(connection: &Connection) -> Result<BankClient, String> {
     BankClient::new(&BankSettings { url, ca_pem }).map_err(|e| e.to_string())
 }
 
+/// How long a command waits for its PIN pad to be plugged in.
+const DEVICE_WAIT: Duration = Duration::from_secs(30);
+
 async fn open_device(connection: &Connection) -> Result<Session, String> {
     let wanted = connection
         .device
@@ -222,11 +229,18 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
                 .map_err(|e| e.to_string())?,
         )
     } else {
-        let config = DiscoveryConfig::default();
+        // A PIN pad being plugged in (or back in) is waited for, as hardware wallets' tools do.
+        let mut config = DiscoveryConfig::for_device(&wanted);
+        config.ble_adapter = connection.ble_adapter.clone();
         let manager = DeviceManager::with_platform_sources(&config);
-        manager.refresh().await;
         let info = manager
-            .select_matching(&wanted)
+            .wait_for_matching(&wanted, DEVICE_WAIT, Duration::from_millis(250), || {
+                eprintln!(
+                    "pinbridge: waiting for the PIN pad {wanted}: plug it in (up to {} s)",
+                    DEVICE_WAIT.as_secs()
+                );
+            })
+            .await
             .map_err(|e| e.to_string())?;
         manager.open(info.id()).await.map_err(|e| e.to_string())?
     };
@@ -330,15 +344,11 @@ async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToke
 
 /// `pinbridge devices`.
 pub async fn devices(connection: &Connection) -> CommandResult {
-    let mut config = DiscoveryConfig::default();
-    if let Some(address) = connection
-        .device
-        .as_deref()
-        .and_then(|d| d.strip_prefix("sim:"))
-        && let Ok(address) = address.parse()
-    {
-        config.sim.push(address);
-    }
+    // Every transport, and the sim link when one is named.
+    let mut config = DiscoveryConfig::for_device(connection.device.as_deref().unwrap_or(""));
+    config.usb = true;
+    config.ble = true;
+    config.ble_adapter = connection.ble_adapter.clone();
     let manager = DeviceManager::with_platform_sources(&config);
     let found = manager.refresh().await;
     let list: Vec<Value> = found

@@ -211,6 +211,28 @@ pub struct DiscoveryConfig {
     pub ble: bool,
     /// Simulator addresses to list.
     pub sim: Vec<SocketAddr>,
+    /// The Bluetooth adapter to use (`hci1`); `None`: the one adapter that is not advertising
+    /// (see [`crate::transport::ble::adapter::choose_adapter`]).
+    pub ble_adapter: Option<String>,
+}
+
+impl DiscoveryConfig {
+    /// What to look on for the device a user named: `sim:HOST:PORT` on the sim link,
+    /// `usb:ADDRESS` on USB, `ble:ADDRESS` on BLE, and a serial on USB and BLE.
+    pub fn for_device(wanted: &str) -> Self {
+        let mut config = DiscoveryConfig::default();
+        if let Some(address) = wanted.strip_prefix("sim:") {
+            config.sim.extend(address.parse::<SocketAddr>());
+        } else if wanted.starts_with("usb:") {
+            config.usb = true;
+        } else if wanted.starts_with("ble:") {
+            config.ble = true;
+        } else {
+            config.usb = true;
+            config.ble = true;
+        }
+        config
+    }
 }
 
 impl DeviceManager {
@@ -241,7 +263,10 @@ impl DeviceManager {
             }
         }
         if config.ble {
-            manager = manager.with_source(Arc::new(BleSource::new(BleSource::DEFAULT_SCAN_WINDOW)));
+            manager = manager.with_source(Arc::new(BleSource::on_adapter(
+                BleSource::DEFAULT_SCAN_WINDOW,
+                config.ble_adapter.clone(),
+            )));
         }
         if !config.sim.is_empty() {
             manager = manager.with_source(Arc::new(SimSource::new(config.sim.clone())));
@@ -336,6 +361,50 @@ impl DeviceManager {
             wanted: wanted.to_owned(),
         })?;
         self.select(&id)
+    }
+
+    /// [`DeviceManager::select_matching`], waiting up to `timeout` for the device to be
+    /// plugged in (or to finish enumerating: a USB device is only matched once its serial is
+    /// readable) when it is not there yet. Hotplug notifications trigger a rescan; sources
+    /// without them, and a device seen before its serial was readable, are rescanned every
+    /// `rescan` meanwhile. `waiting` is called once, when the device is not there at first.
+    pub async fn wait_for_matching(
+        &self,
+        wanted: &str,
+        timeout: Duration,
+        rescan: Duration,
+        waiting: impl FnOnce(),
+    ) -> Result<DeviceInfo, DeviceError> {
+        let usable = |manager: &Self| {
+            manager
+                .select_matching(wanted)
+                .ok()
+                .filter(|d| matches!(d.state, DeviceState::Available | DeviceState::Connected))
+        };
+        let mut events = self.subscribe();
+        self.refresh().await;
+        if let Some(device) = usable(self) {
+            return Ok(device);
+        }
+        waiting();
+        let _watch = self.watch(rescan).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    return usable(self).ok_or_else(|| DeviceError::NotFound {
+                        wanted: wanted.to_owned(),
+                    });
+                }
+                _ = events.recv() => {}
+                () = tokio::time::sleep(rescan) => {
+                    self.refresh().await;
+                }
+            }
+            if let Some(device) = usable(self) {
+                return Ok(device);
+            }
+        }
     }
 
     /// Selects the only usable device; an error if there is none or more than one.
@@ -577,6 +646,7 @@ impl DeviceSource for UsbSource {
 #[derive(Debug)]
 pub struct BleSource {
     adapter: OnceCell<btleplug::platform::Adapter>,
+    adapter_name: Option<String>,
     scan_window: Duration,
 }
 
@@ -586,8 +656,15 @@ impl BleSource {
 
     /// A source that scans for `scan_window` each time.
     pub fn new(scan_window: Duration) -> Self {
+        Self::on_adapter(scan_window, None)
+    }
+
+    /// A source on the adapter named `adapter` (`None`: chosen, see
+    /// [`ble_platform::select_adapter`]).
+    pub fn on_adapter(scan_window: Duration, adapter: Option<String>) -> Self {
         BleSource {
             adapter: OnceCell::new(),
+            adapter_name: adapter,
             scan_window,
         }
     }
@@ -595,7 +672,7 @@ impl BleSource {
     async fn adapter(&self) -> Result<&btleplug::platform::Adapter, TransportError> {
         Ok(self
             .adapter
-            .get_or_try_init(ble_platform::default_adapter)
+            .get_or_try_init(|| ble_platform::select_adapter(self.adapter_name.as_deref()))
             .await?)
     }
 }

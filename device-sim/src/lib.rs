@@ -11,10 +11,14 @@
 //!   (in-process control for Rust tests).
 //! - [`server`]: the TCP adapter (64-byte packets back to back); [`control`]: the loopback
 //!   HTTP/JSON control API; [`scenario`]: TOML scripts.
+//! - `usb_gadget` (Linux): the same device as a real USB device (configfs + FunctionFS);
+//!   `ble_peripheral` (Linux): as a Bluetooth LE peripheral (BlueZ over D-Bus).
 //!
 //! See `README.md` beside this crate for the command line, the control API and the protocol
 //! decisions this simulator makes where PROTOCOL.md is silent.
 
+#[cfg(target_os = "linux")]
+pub mod ble_peripheral;
 pub mod certificate;
 pub mod client;
 pub mod control;
@@ -24,3 +28,5 @@ pub mod link;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+#[cfg(target_os = "linux")]
+pub mod usb_gadget;

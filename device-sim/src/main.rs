@@ -111,8 +111,16 @@ struct ServeArgs {
     #[arg(long)]
     state: PathBuf,
     /// Link address of the first device; device k listens on port + k (port 0: any).
-    #[arg(long)]
-    listen: SocketAddr,
+    #[arg(long, required_unless_present_any = ["usb_gadget", "ble"])]
+    listen: Option<SocketAddr>,
+    /// Also serve the device as a real USB device (Linux, root) on this USB device controller
+    /// (default: the first one; `modprobe dummy_hcd` makes a virtual one).
+    #[arg(long, value_name = "UDC", num_args = 0..=1, default_missing_value = "")]
+    usb_gadget: Option<String>,
+    /// Also serve the device as a Bluetooth LE peripheral (Linux, BlueZ) on this adapter
+    /// (default: BlueZ's default adapter).
+    #[arg(long, value_name = "ADAPTER", num_args = 0..=1, default_missing_value = "")]
+    ble: Option<String>,
     /// Control API address (loopback only).
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -287,16 +295,21 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     {
         return Err("the control API listens on loopback only (127.0.0.1 or ::1)".into());
     }
-    if !args.listen.ip().is_loopback() {
+    if (args.usb_gadget.is_some() || args.ble.is_some()) && args.count.is_some_and(|n| n != 1) {
+        return Err("--usb-gadget and --ble serve one device".into());
+    }
+    if let Some(listen) = args.listen
+        && !listen.ip().is_loopback()
+    {
         // The link carries no secret (PROTOCOL.md: PINs and keys travel enciphered or MACed),
         // but on the network anyone can drive the mock PIN pad's link: allowed, never silent.
         eprintln!(
             "WARNING: the device link listens on {}, which is not loopback: any machine that \
              can reach it can talk to this mock PIN pad. Use 127.0.0.1 unless the QA rig needs \
              the network.",
-            args.listen
+            listen
         );
-        tracing::warn!(listen = %args.listen, "device link on a non-loopback address");
+        tracing::warn!(listen = %listen, "device link on a non-loopback address");
     }
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
     let seed = seed_from(args.seed.as_deref())?;
@@ -320,20 +333,38 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .build()?;
     runtime.block_on(async move {
         let mut served = Vec::new();
+        let mut handles = Vec::new();
+        let mut _tickers = Vec::new();
         for (k, core) in cores.into_iter().enumerate() {
-            let mut address = args.listen;
-            if address.port() != 0 {
-                let port = u16::try_from(usize::from(address.port()) + k)
-                    .map_err(|_| "port out of range")?;
-                address.set_port(port);
+            let handle = SimHandle::new(core);
+            let serial = handle.lock().device.serial().to_string();
+            if let Some(mut address) = args.listen {
+                if address.port() != 0 {
+                    let port = u16::try_from(usize::from(address.port()) + k)
+                        .map_err(|_| "port out of range")?;
+                    address.set_port(port);
+                }
+                let listener = tokio::net::TcpListener::bind(address).await?;
+                let device = ServedDevice::spawn(handle.clone(), listener)?;
+                println!("device {k} {serial} link {}", device.address);
+                served.push(device);
+            } else {
+                // The sim link's server ticks the core; without it the gadget needs a ticker.
+                _tickers.push(AbortOnDrop(device_sim::server::spawn_ticker(
+                    handle.clone(),
+                    std::time::Instant::now(),
+                )));
             }
-            let listener = tokio::net::TcpListener::bind(address).await?;
-            let device = ServedDevice::spawn(SimHandle::new(core), listener)?;
-            let serial = device.handle.lock().device.serial().to_string();
-            println!("device {k} {serial} link {}", device.address);
-            served.push(device);
+            handles.push(handle);
         }
-        let handles: Vec<SimHandle> = served.iter().map(|d| d.handle.clone()).collect();
+        let _gadget = match &args.usb_gadget {
+            Some(udc) => Some(usb_gadget(handles.first(), udc)?),
+            None => None,
+        };
+        let _peripheral = match &args.ble {
+            Some(adapter) => Some(ble_peripheral(handles.first(), adapter).await?),
+            None => None,
+        };
         if let Some(control) = args.control {
             let listener = tokio::net::TcpListener::bind(control).await?;
             let (address, _task) = device_sim::control::spawn(handles.clone(), listener)?;
@@ -344,7 +375,85 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         use std::io::Write;
         std::io::stdout().flush()?;
-        tokio::signal::ctrl_c().await?;
+        stop_signal().await?;
         Ok::<(), Failure>(())
     })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ctrl-C or SIGTERM: `serve` returns, and dropping the USB gadget unplugs it from its
+/// controller and removes it from configfs (a killed process would leave it registered).
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn usb_gadget(
+    handle: Option<&SimHandle>,
+    udc: &str,
+) -> Result<device_sim::usb_gadget::UsbGadgetDevice, Failure> {
+    let handle = handle.ok_or("no device to serve over USB")?;
+    let udc = (!udc.is_empty()).then_some(udc);
+    let gadget = device_sim::usb_gadget::UsbGadgetDevice::spawn(handle.clone(), udc)?;
+    let serial = handle.lock().device.serial().to_string();
+    println!(
+        "device 0 {serial} usb-gadget {} {:04x}:{:04x}",
+        gadget.udc,
+        device_sim::usb_gadget::VENDOR_ID,
+        device_sim::usb_gadget::PRODUCT_ID
+    );
+    Ok(gadget)
+}
+
+#[cfg(target_os = "linux")]
+async fn ble_peripheral(
+    handle: Option<&SimHandle>,
+    adapter: &str,
+) -> Result<device_sim::ble_peripheral::BlePeripheral, Failure> {
+    let handle = handle.ok_or("no device to serve over Bluetooth")?;
+    let adapter = (!adapter.is_empty()).then_some(adapter);
+    let peripheral =
+        device_sim::ble_peripheral::BlePeripheral::spawn(handle.clone(), adapter).await?;
+    let serial = handle.lock().device.serial().to_string();
+    println!(
+        "device 0 {serial} ble {} {:?}",
+        peripheral.adapter, peripheral.name
+    );
+    Ok(peripheral)
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn ble_peripheral(
+    _handle: Option<&SimHandle>,
+    _adapter: &str,
+) -> Result<std::convert::Infallible, Failure> {
+    Err("--ble needs Linux (BlueZ)".into())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn usb_gadget(
+    _handle: Option<&SimHandle>,
+    _udc: &str,
+) -> Result<std::convert::Infallible, Failure> {
+    Err("--usb-gadget needs Linux (configfs + FunctionFS)".into())
 }

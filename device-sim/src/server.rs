@@ -37,20 +37,7 @@ impl ServedDevice {
     pub fn spawn(handle: SimHandle, listener: TcpListener) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
         let clock = Instant::now();
-        let ticker = {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let mut interval = tokio::time::interval(TICK);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                loop {
-                    tokio::select! {
-                        _ = interval.tick() => {}
-                        () = handle.keys_pressed() => {}
-                    }
-                    handle.tick(elapsed_ms(clock));
-                }
-            })
-        };
+        let ticker = spawn_ticker(handle.clone(), clock);
         let acceptor = {
             let handle = handle.clone();
             tokio::spawn(async move {
@@ -80,6 +67,22 @@ impl Drop for ServedDevice {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Ticks the core every [`TICK`] and at once on a key press, with link time counted from
+/// `clock`. Every adapter of a device shares one ticker. Needs a Tokio runtime.
+pub fn spawn_ticker(handle: SimHandle, clock: Instant) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                () = handle.keys_pressed() => {}
+            }
+            handle.tick(elapsed_ms(clock));
+        }
+    })
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -147,6 +147,7 @@ impl Discovery {
             usb: self.usb,
             ble: self.ble,
             sim: self.sim_devices.clone(),
+            ble_adapter: None,
         }
     }
 }

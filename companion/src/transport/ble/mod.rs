@@ -29,11 +29,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub mod adapter;
 pub mod platform;
 
 use super::backoff::{ReconnectPolicy, retry};
 use super::queue::{Incoming, PacketQueue};
 use super::{DeviceIdentity, Transport, TransportError, check_packet_size};
+
+/// What a PIN pad's advertised name starts with; its serial follows (`PinBridge PB-0042`).
+pub const NAME_PREFIX: &str = "PinBridge ";
+
+/// The serial a PIN pad advertises in its name, if the name has one.
+pub fn serial_from_name(name: &str) -> Option<String> {
+    name.strip_prefix(NAME_PREFIX)
+        .map(str::trim)
+        .filter(|serial| !serial.is_empty())
+        .map(str::to_owned)
+}
 
 /// The PinBridge GATT service.
 pub const SERVICE_UUID: Uuid = Uuid::from_u128(0xbd7f_0001_ff8f_4abd_a281_9ad1_4d64_c6a9);
@@ -140,6 +152,9 @@ pub enum BleError {
         /// What timed out.
         operation: BleOperation,
     },
+    /// No adapter could be chosen (see [`adapter::choose_adapter`]).
+    #[error(transparent)]
+    AdapterChoice(#[from] adapter::AdapterChoiceError),
     /// Anything else the Bluetooth stack reported.
     #[error("Bluetooth error {operation} {device}: {message}")]
     Backend {
@@ -158,6 +173,7 @@ impl BleError {
         matches!(
             self,
             BleError::NoAdapter
+                | BleError::AdapterChoice(_)
                 | BleError::PermissionDenied { .. }
                 | BleError::ServiceMissing { .. }
                 | BleError::CharacteristicMissing { .. }

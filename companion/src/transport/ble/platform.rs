@@ -9,6 +9,7 @@ use btleplug::api::{ScanFilter, WriteType};
 use btleplug::platform::{Adapter, Manager, Peripheral};
 use futures::StreamExt;
 
+use super::adapter::{AdapterSummary, choose_adapter};
 use super::{BleError, BleOperation, GattEvent, GattEvents, GattLink, SERVICE_UUID};
 use crate::transport::{DeviceIdentity, TransportKind};
 
@@ -33,17 +34,57 @@ pub fn map_btleplug_error(
     }
 }
 
-/// The first Bluetooth adapter of the system.
-pub async fn default_adapter() -> Result<Adapter, BleError> {
+/// The adapter to scan and connect from: `wanted` by name (`hci1`), or the one
+/// [`choose_adapter`] picks (never one that is advertising; an error when several fit).
+pub async fn select_adapter(wanted: Option<&str>) -> Result<Adapter, BleError> {
     let map = |e| map_btleplug_error(e, BleOperation::Scan, "Bluetooth");
     let manager = Manager::new().await.map_err(map)?;
-    manager
-        .adapters()
-        .await
-        .map_err(map)?
-        .into_iter()
-        .next()
-        .ok_or(BleError::NoAdapter)
+    let adapters = manager.adapters().await.map_err(map)?;
+    let mut summaries = Vec::with_capacity(adapters.len());
+    for adapter in &adapters {
+        // BlueZ: "hci0 (usb:v1D6Bp0246d0537)"; other platforms: a name of their own.
+        let info = adapter.adapter_info().await.map_err(map)?;
+        let name = info
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let advertising = advertising(&name).await;
+        summaries.push(AdapterSummary { name, advertising });
+    }
+    let index = choose_adapter(&summaries, wanted)?;
+    tracing::debug!(adapter = %summaries[index].name, ?summaries, "Bluetooth adapter chosen");
+    adapters.into_iter().nth(index).ok_or(BleError::NoAdapter)
+}
+
+/// Whether BlueZ has advertisements registered on adapter `name` (D-Bus
+/// `org.bluez.LEAdvertisingManager1.ActiveInstances`); false where that cannot be asked.
+#[cfg(target_os = "linux")]
+async fn advertising(name: &str) -> bool {
+    use dbus::blocking::Connection;
+    use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+    let path = format!("/org/bluez/{name}");
+    tokio::task::spawn_blocking(move || {
+        let connection = Connection::new_system().ok()?;
+        let proxy = connection.with_proxy("org.bluez", path, Duration::from_millis(500));
+        proxy
+            .get::<u8>("org.bluez.LEAdvertisingManager1", "ActiveInstances")
+            .ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some_and(|instances| instances > 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn advertising(_name: &str) -> bool {
+    false
+}
+
+/// [`select_adapter`] with no adapter named.
+pub async fn default_adapter() -> Result<Adapter, BleError> {
+    select_adapter(None).await
 }
 
 /// A PIN pad seen while scanning.
@@ -78,6 +119,7 @@ pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>
         }
         let mut identity = DeviceIdentity::new(TransportKind::Ble, peripheral.id().to_string());
         identity.name = properties.local_name.or(properties.advertisement_name);
+        identity.serial = identity.name.as_deref().and_then(super::serial_from_name);
         found.push(BleListing {
             identity,
             connected: peripheral.is_connected().await.unwrap_or(false),
@@ -110,6 +152,7 @@ impl PeripheralLink {
         let mut identity = DeviceIdentity::new(TransportKind::Ble, address);
         if let Ok(Some(properties)) = peripheral.properties().await {
             identity.name = properties.local_name.or(properties.advertisement_name);
+            identity.serial = identity.name.as_deref().and_then(super::serial_from_name);
         }
         Ok(PeripheralLink {
             adapter: adapter.clone(),

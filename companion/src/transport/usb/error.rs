@@ -77,10 +77,29 @@ pub enum UsbError {
         device: String,
     },
     /// The device was unplugged.
-    #[error("the PIN pad {device} was unplugged")]
+    #[error(
+        "the PIN pad {device} was unplugged; plug it in again and retry (an operation it was doing was cancelled on the PIN pad)"
+    )]
     Disconnected {
         /// The device, as displayed.
         device: String,
+    },
+    /// The device is on the bus but not fully enumerated yet (its serial cannot be read):
+    /// right after a plug-in, before the operating system finished with it.
+    #[error("the PIN pad {device} is still being set up by the system (no serial number yet)")]
+    Enumerating {
+        /// The device, as displayed.
+        device: String,
+    },
+    /// A different PIN pad came back than the one that was unplugged.
+    #[error(
+        "the PIN pad plugged in ({found}) is not the one that was unplugged ({expected}); plug that one in"
+    )]
+    OtherDevice {
+        /// The serial of the one that was connected.
+        expected: String,
+        /// The serial of the one found.
+        found: String,
     },
     /// No matching device is plugged in.
     #[error("no PinBridge PIN pad ({wanted}) is plugged in")]

@@ -25,7 +25,19 @@ pub trait UsbPacketIo: Send + Sync + 'static {
     fn read_packet(&self, buf: &mut [u8], timeout: Duration) -> rusb::Result<usize>;
     /// Writes one transfer; returns the bytes written.
     fn write_packet(&self, buf: &[u8], timeout: Duration) -> rusb::Result<usize>;
+    /// Whether the device has left the bus. Asked after a transfer failed with a code that
+    /// does not say (on Linux an unplug mid-transfer often completes as a plain I/O error or a
+    /// stall, not as "no device"), so an unplug is reported as one.
+    fn is_gone(&self) -> bool {
+        false
+    }
 }
+
+/// How long the reader pauses after a zero-length transfer before asking again. Some
+/// devices (USB/IP exports among them) answer an IN request at once with a zero-length packet
+/// when they have nothing to send; without a pause the reader would spin. One full-speed
+/// frame: a device cannot answer an interrupt poll sooner anyway.
+pub const ZERO_LENGTH_PAUSE: Duration = Duration::from_millis(1);
 
 /// A running packet link over one claimed interface.
 pub struct UsbLink {
@@ -75,7 +87,7 @@ impl UsbLink {
             .map_err(|_| UsbError::WorkerStopped {
                 device: self.device.clone(),
             })?
-            .map_err(|error| map_libusb_error(error, UsbOperation::Write, &self.device))?;
+            .map_err(|error| transfer_error(&*self.io, error, UsbOperation::Write, &self.device))?;
         if written != packet.len() {
             return Err(UsbError::ShortWrite {
                 device: self.device.clone(),
@@ -101,15 +113,50 @@ impl Drop for UsbLink {
     }
 }
 
+/// Maps a failed transfer: an unplug is [`UsbError::Disconnected`] whatever code libusb
+/// reported for it; anything else as [`map_libusb_error`] says.
+fn transfer_error(
+    io: &dyn UsbPacketIo,
+    error: rusb::Error,
+    operation: UsbOperation,
+    device: &str,
+) -> UsbError {
+    match error {
+        rusb::Error::NoDevice => map_libusb_error(error, operation, device),
+        // Our own timeouts are not unplugs; anything else may be.
+        rusb::Error::Timeout | rusb::Error::Interrupted => {
+            map_libusb_error(error, operation, device)
+        }
+        _ if io.is_gone() => UsbError::Disconnected {
+            device: device.to_owned(),
+        },
+        _ => map_libusb_error(error, operation, device),
+    }
+}
+
 fn read_loop(
     io: &dyn UsbPacketIo,
     stop: &AtomicBool,
     device: &str,
     sender: &mpsc::Sender<Incoming>,
 ) {
+    let mut zero_length = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let mut packet = vec![0u8; Mtu::USB.get()];
         let outcome = match io.read_packet(&mut packet, READ_POLL_INTERVAL) {
+            // "Nothing to send" from a device that answers every poll: not a packet, not worth
+            // a log line each (one, at the first), and no reason to ask again at once.
+            Ok(0) => {
+                zero_length += 1;
+                if zero_length == 1 {
+                    tracing::debug!(
+                        device,
+                        "the device answers polls with zero-length packets; ignoring them"
+                    );
+                }
+                std::thread::sleep(ZERO_LENGTH_PAUSE);
+                continue;
+            }
             Ok(len) => {
                 packet.truncate(len);
                 Ok(packet)
@@ -120,7 +167,7 @@ fn read_loop(
                 tracing::warn!(device, "dropping a transfer longer than one packet");
                 continue;
             }
-            Err(error) => Err(map_libusb_error(error, UsbOperation::Read, device).into()),
+            Err(error) => Err(transfer_error(io, error, UsbOperation::Read, device).into()),
         };
         let last = outcome.is_err();
         if sender.blocking_send(outcome).is_err() || last {
@@ -141,6 +188,13 @@ pub(crate) mod tests {
         pub(crate) reads: Mutex<VecDeque<rusb::Result<Vec<u8>>>>,
         pub(crate) writes: Mutex<Vec<Vec<u8>>>,
         pub(crate) write_result: Mutex<Option<rusb::Result<usize>>>,
+        /// What `is_gone` answers.
+        pub(crate) gone: std::sync::atomic::AtomicBool,
+        /// Once the scripted reads are used up: answer zero-length packets (a USB/IP device)
+        /// instead of timing out.
+        pub(crate) zero_length_when_idle: std::sync::atomic::AtomicBool,
+        /// How many reads were made.
+        pub(crate) read_calls: std::sync::atomic::AtomicUsize,
     }
 
     impl FakeIo {
@@ -154,6 +208,7 @@ pub(crate) mod tests {
 
     impl UsbPacketIo for FakeIo {
         fn read_packet(&self, buf: &mut [u8], timeout: Duration) -> rusb::Result<usize> {
+            self.read_calls.fetch_add(1, Ordering::Relaxed);
             let next = self.reads.lock().unwrap().pop_front();
             match next {
                 Some(Ok(data)) => {
@@ -164,11 +219,16 @@ pub(crate) mod tests {
                     Ok(data.len())
                 }
                 Some(Err(error)) => Err(error),
+                None if self.zero_length_when_idle.load(Ordering::Relaxed) => Ok(0),
                 None => {
                     std::thread::sleep(timeout.min(Duration::from_millis(5)));
                     Err(rusb::Error::Timeout)
                 }
             }
+        }
+
+        fn is_gone(&self) -> bool {
+            self.gone.load(Ordering::Relaxed)
         }
 
         fn write_packet(&self, buf: &[u8], _timeout: Duration) -> rusb::Result<usize> {
@@ -208,6 +268,50 @@ pub(crate) mod tests {
         let error = link.receive(WAIT).await.unwrap_err();
         assert!(error.is_disconnect(), "{error}");
         assert!(error.to_string().contains("unplugged"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn zero_length_transfers_are_skipped_without_spinning() {
+        // A USB/IP device answers every IN poll at once with a zero-length packet.
+        let io = FakeIo::with_reads(vec![Ok(vec![]), Ok(vec![]), Ok(vec![4; 64])]);
+        io.zero_length_when_idle.store(true, Ordering::Relaxed);
+        let mut link = UsbLink::start(io.clone(), "usb:1-1".into()).unwrap();
+        assert_eq!(link.receive(WAIT).await.unwrap(), Some(vec![4; 64]));
+        let before = io.read_calls.load(Ordering::Relaxed);
+        let waited = std::time::Instant::now();
+        assert_eq!(
+            link.receive(Duration::from_millis(100)).await.unwrap(),
+            None
+        );
+        let reads = io.read_calls.load(Ordering::Relaxed) - before;
+        // At most one poll per ZERO_LENGTH_PAUSE (a spinning reader makes tens of thousands).
+        let most = waited.elapsed().as_millis() / ZERO_LENGTH_PAUSE.as_millis() + 10;
+        assert!(
+            reads as u128 <= most,
+            "{reads} reads in {:?}",
+            waited.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unplug_that_fails_as_an_io_error_is_reported_as_an_unplug() {
+        // Linux completes a transfer cut short by an unplug as LIBUSB_ERROR_IO or a stall.
+        for code in [rusb::Error::Io, rusb::Error::Pipe, rusb::Error::Other] {
+            let io = FakeIo::with_reads(vec![Err(code)]);
+            io.gone.store(true, Ordering::Relaxed);
+            let mut link = UsbLink::start(io.clone(), "usb:1-1".into()).unwrap();
+            let error = link.receive(WAIT).await.unwrap_err();
+            assert!(error.is_disconnect(), "{code:?}: {error}");
+            assert!(error.to_string().contains("unplugged"), "{error}");
+            *io.write_result.lock().unwrap() = Some(Err(code));
+            let error = link.send(&[1; 64]).await.unwrap_err();
+            assert!(error.is_disconnect(), "{code:?}: {error}");
+        }
+        // The same code from a device still on the bus is what it says.
+        let io = FakeIo::with_reads(vec![Err(rusb::Error::Io)]);
+        let mut link = UsbLink::start(io, "usb:1-1".into()).unwrap();
+        let error = link.receive(WAIT).await.unwrap_err();
+        assert!(!error.is_disconnect(), "{error}");
     }
 
     #[tokio::test]

@@ -240,8 +240,8 @@ struct RusbIo {
     interface: VendorInterface,
 }
 
-impl UsbPacketIo for RusbIo {
-    fn read_packet(&self, buf: &mut [u8], timeout: Duration) -> rusb::Result<usize> {
+impl RusbIo {
+    fn read(&self, buf: &mut [u8], timeout: Duration) -> rusb::Result<usize> {
         match self.interface.transfer {
             PacketTransfer::Interrupt => {
                 self.handle
@@ -253,7 +253,7 @@ impl UsbPacketIo for RusbIo {
         }
     }
 
-    fn write_packet(&self, buf: &[u8], timeout: Duration) -> rusb::Result<usize> {
+    fn write(&self, buf: &[u8], timeout: Duration) -> rusb::Result<usize> {
         match self.interface.transfer {
             PacketTransfer::Interrupt => {
                 self.handle
@@ -262,6 +262,54 @@ impl UsbPacketIo for RusbIo {
             PacketTransfer::Bulk => {
                 self.handle
                     .write_bulk(self.interface.out_endpoint, buf, timeout)
+            }
+        }
+    }
+}
+
+impl RusbIo {
+    /// GET_STATUS (USB 2.0 §9.4.5): every device answers it in any state.
+    const GET_STATUS: u8 = 0x00;
+    /// How long [`UsbPacketIo::is_gone`] waits for the kernel to make up its mind.
+    const GONE_PROBE_WINDOW: Duration = Duration::from_secs(1);
+}
+
+impl UsbPacketIo for RusbIo {
+    fn read_packet(&self, buf: &mut [u8], timeout: Duration) -> rusb::Result<usize> {
+        RusbIo::read(self, buf, timeout)
+    }
+
+    fn write_packet(&self, buf: &[u8], timeout: Duration) -> rusb::Result<usize> {
+        RusbIo::write(self, buf, timeout)
+    }
+
+    /// Asks the device for its status until it answers (present) or the kernel says it is
+    /// gone. A transfer cut short by an unplug fails before usbcore has finished removing
+    /// the device, so for a moment the probe fails with I/O errors too: those are retried.
+    fn is_gone(&self) -> bool {
+        let deadline = std::time::Instant::now() + Self::GONE_PROBE_WINDOW;
+        let request_type = rusb::request_type(
+            rusb::Direction::In,
+            rusb::RequestType::Standard,
+            rusb::Recipient::Device,
+        );
+        loop {
+            let mut status = [0u8; 2];
+            match self.handle.read_control(
+                request_type,
+                Self::GET_STATUS,
+                0,
+                0,
+                &mut status,
+                Duration::from_millis(100),
+            ) {
+                Ok(_) => return false,
+                Err(rusb::Error::NoDevice) => return true,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // Still there but not answering: not known to be unplugged.
+                Err(_) => return false,
             }
         }
     }
@@ -295,7 +343,7 @@ impl UsbTransport {
 
     /// Opens through any connector (tests use a fake one).
     pub async fn open_with(connector: Arc<dyn UsbConnector>) -> Result<Self, TransportError> {
-        let (link, identity) = connect_link(Arc::clone(&connector)).await?;
+        let (link, identity) = connect_link(Arc::clone(&connector), None).await?;
         Ok(UsbTransport {
             identity,
             connector,
@@ -316,14 +364,33 @@ impl UsbTransport {
     }
 }
 
+/// Connects and starts the link once the device is completely enumerated: its serial is
+/// readable (a device opened the moment it appears on the bus may not answer string requests
+/// yet, and one without its serial cannot be told from another PIN pad) and, when `expected`
+/// is given, the same one as before.
 async fn connect_link(
     connector: Arc<dyn UsbConnector>,
+    expected: Option<String>,
 ) -> Result<(UsbLink, DeviceIdentity), UsbError> {
     let (io, identity) = tokio::task::spawn_blocking(move || connector.connect())
         .await
         .map_err(|_| UsbError::WorkerStopped {
             device: "USB".into(),
         })??;
+    match (&identity.serial, expected) {
+        (None, _) => {
+            return Err(UsbError::Enumerating {
+                device: identity.to_string(),
+            });
+        }
+        (Some(found), Some(expected)) if *found != expected => {
+            return Err(UsbError::OtherDevice {
+                expected,
+                found: found.clone(),
+            });
+        }
+        _ => {}
+    }
     let link = UsbLink::start(io, identity.to_string())?;
     Ok((link, identity))
 }
@@ -354,9 +421,10 @@ impl Transport for UsbTransport {
         // Release the old handle first: the same device reappears under a new handle.
         self.link = None;
         let connector = Arc::clone(&self.connector);
+        let expected = self.identity.serial.clone();
         let (link, identity) = retry(
             &self.reconnect_policy,
-            || connect_link(Arc::clone(&connector)),
+            || connect_link(Arc::clone(&connector), expected.clone()),
             UsbError::is_permanent,
         )
         .await?;
@@ -503,6 +571,8 @@ mod tests {
         failures: Mutex<Vec<rusb::Error>>,
         attempts: Mutex<u32>,
         io: Mutex<Option<Arc<FakeIo>>>,
+        /// Serials the next connects report (popped from the end); "PB-42" when empty.
+        serials: Mutex<Vec<Option<String>>>,
     }
 
     impl std::fmt::Debug for FakeIo {
@@ -521,7 +591,12 @@ mod tests {
                 wanted: "any".into(),
             })?;
             let mut identity = DeviceIdentity::new(TransportKind::Usb, "1-4");
-            identity.serial = Some("PB-42".into());
+            identity.serial = self
+                .serials
+                .lock()
+                .unwrap()
+                .pop()
+                .unwrap_or(Some("PB-42".into()));
             Ok((io, identity))
         }
     }
@@ -531,6 +606,7 @@ mod tests {
             failures: Mutex::new(failures),
             attempts: Mutex::new(0),
             io: Mutex::new(Some(io)),
+            serials: Mutex::new(Vec::new()),
         })
     }
 
@@ -596,6 +672,30 @@ mod tests {
                 .unwrap(),
             Some(vec![8; 64])
         );
+    }
+
+    #[tokio::test]
+    async fn reconnect_counts_only_a_completely_enumerated_device() {
+        let fake = connector(vec![], FakeIo::with_reads(vec![]));
+        let mut transport = UsbTransport::open_with(fake.clone()).await.unwrap();
+        transport.set_reconnect_policy(fast_policy());
+        // Replugged: first seen half-enumerated (no serial), then complete.
+        *fake.serials.lock().unwrap() = vec![Some("PB-42".into()), None, None];
+        let attempts_before = *fake.attempts.lock().unwrap();
+        transport.reconnect().await.unwrap();
+        assert_eq!(*fake.attempts.lock().unwrap(), attempts_before + 3);
+        assert_eq!(transport.identity().serial.as_deref(), Some("PB-42"));
+    }
+
+    #[tokio::test]
+    async fn reconnect_refuses_another_pin_pad() {
+        let fake = connector(vec![], FakeIo::with_reads(vec![]));
+        let mut transport = UsbTransport::open_with(fake.clone()).await.unwrap();
+        transport.set_reconnect_policy(fast_policy());
+        *fake.serials.lock().unwrap() = vec![Some("PB-7".into()); 6];
+        let error = transport.reconnect().await.unwrap_err();
+        assert!(error.to_string().contains("PB-7"), "{error}");
+        assert!(error.to_string().contains("PB-42"), "{error}");
     }
 
     #[tokio::test]

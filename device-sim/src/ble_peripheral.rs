@@ -1,0 +1,259 @@
+//! The BLE adapter (Linux): the simulated device as a Bluetooth LE peripheral through BlueZ
+//! over D-Bus (the `bluer` crate), so a central on another controller (or another machine)
+//! finds, connects and talks to it through the real Bluetooth stack.
+//!
+//! The GATT service is the companion's (`companion::transport::ble`, PROTOCOL.md §2.1): the
+//! control point takes one host-to-device packet per write (write or write without response),
+//! status notifies one device-to-host packet per notification, the control-point length reads
+//! as the packet size (`u16` big-endian) and the service revision as the protocol version.
+//! Packets of any other length are dropped (§2.1); lost ones are recovered by the link's
+//! acknowledged delivery (every MSG is ACKed and retransmitted, §2.9), which the link engine
+//! does as on every transport. A central subscribing to status is a host connection of the
+//! link engine; its unsubscribing or disconnecting closes it (the device abandons what that
+//! host's channel was doing).
+//!
+//! The advertisement carries the service UUID and the local name `PinBridge <serial>` (the
+//! scan response has room for it; a 128-bit service-data field would not fit next to the
+//! service UUID in a legacy advertisement).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bluer::adv::{Advertisement, AdvertisementHandle};
+use bluer::gatt::local::{
+    Application, ApplicationHandle, Characteristic, CharacteristicNotifier, CharacteristicNotify,
+    CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
+    Service,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::link::ConnectionId;
+use crate::sim::{ConnectionCommand, SimHandle};
+
+/// The PinBridge GATT service (the companion's `SERVICE_UUID`; a companion test checks they
+/// agree).
+pub const SERVICE_UUID: Uuid = Uuid::from_u128(0xbd7f_0001_ff8f_4abd_a281_9ad1_4d64_c6a9);
+/// Control point: host -> device packets.
+pub const CONTROL_POINT_UUID: Uuid = Uuid::from_u128(0xbd7f_0002_ff8f_4abd_a281_9ad1_4d64_c6a9);
+/// Status: device -> host packets.
+pub const STATUS_UUID: Uuid = Uuid::from_u128(0xbd7f_0003_ff8f_4abd_a281_9ad1_4d64_c6a9);
+/// Control-point length: the packet size.
+pub const CONTROL_POINT_LENGTH_UUID: Uuid =
+    Uuid::from_u128(0xbd7f_0004_ff8f_4abd_a281_9ad1_4d64_c6a9);
+/// Service revision: the protocol version.
+pub const SERVICE_REVISION_UUID: Uuid = Uuid::from_u128(0xbd7f_0005_ff8f_4abd_a281_9ad1_4d64_c6a9);
+/// What the advertised name starts with; the device serial follows.
+pub const NAME_PREFIX: &str = "PinBridge ";
+
+/// Why the peripheral could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum BlePeripheralError {
+    /// BlueZ is not reachable.
+    #[error(
+        "BlueZ is not reachable over D-Bus ({0}); start bluetoothd (systemctl start bluetooth)"
+    )]
+    NoBluez(bluer::Error),
+    /// The adapter asked for (or any) is missing.
+    #[error("no Bluetooth adapter {wanted} ({source}); list them with `bluetoothctl list`")]
+    NoAdapter {
+        /// The adapter asked for, or "(default)".
+        wanted: String,
+        /// BlueZ's answer.
+        source: bluer::Error,
+    },
+    /// BlueZ refused a step.
+    #[error("Bluetooth: {what}: {source}")]
+    Bluez {
+        /// The step.
+        what: &'static str,
+        /// BlueZ's answer.
+        source: bluer::Error,
+    },
+}
+
+/// A device served as a BLE peripheral; the service and advertisement go when dropped.
+#[derive(Debug)]
+pub struct BlePeripheral {
+    /// The adapter it is served on.
+    pub adapter: String,
+    /// The advertised name.
+    pub name: String,
+    _application: ApplicationHandle,
+    _advertisement: AdvertisementHandle,
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl BlePeripheral {
+    /// Registers the service and the advertisement for `handle`'s device on `adapter` (or
+    /// BlueZ's default adapter). The core must be ticked by its owner.
+    pub async fn spawn(
+        handle: SimHandle,
+        adapter: Option<&str>,
+    ) -> Result<Self, BlePeripheralError> {
+        let session = bluer::Session::new()
+            .await
+            .map_err(BlePeripheralError::NoBluez)?;
+        let no_adapter = |source| BlePeripheralError::NoAdapter {
+            wanted: adapter.unwrap_or("(default)").to_owned(),
+            source,
+        };
+        let adapter = match adapter {
+            Some(name) => session.adapter(name).map_err(no_adapter)?,
+            None => session.default_adapter().await.map_err(no_adapter)?,
+        };
+        adapter
+            .set_powered(true)
+            .await
+            .map_err(|source| BlePeripheralError::Bluez {
+                what: "powering the adapter on",
+                source,
+            })?;
+        let (serial, packet_size) = {
+            let core = handle.lock();
+            (core.device.serial().to_string(), core.link.mtu().get())
+        };
+        let clock = Instant::now();
+        let current: Arc<Mutex<Option<ConnectionId>>> = Arc::new(Mutex::new(None));
+
+        let write = {
+            let (handle, current) = (handle.clone(), current.clone());
+            CharacteristicWrite {
+                write: true,
+                write_without_response: true,
+                method: CharacteristicWriteMethod::Fun(Box::new(move |packet, _request| {
+                    let connection = *current.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(connection) = connection
+                        && packet.len() == packet_size
+                    {
+                        handle.receive(connection, packet, elapsed_ms(clock));
+                    }
+                    Box::pin(async { Ok(()) })
+                })),
+                ..Default::default()
+            }
+        };
+        let notify = {
+            let (handle, current) = (handle.clone(), current.clone());
+            CharacteristicNotify {
+                notify: true,
+                method: CharacteristicNotifyMethod::Fun(Box::new(move |notifier| {
+                    let (handle, current) = (handle.clone(), current.clone());
+                    Box::pin(async move {
+                        tokio::spawn(serve_subscription(handle, current, notifier));
+                    })
+                })),
+                ..Default::default()
+            }
+        };
+        let read_value = |value: Vec<u8>| CharacteristicRead {
+            read: true,
+            fun: Box::new(move |_request| {
+                let value = value.clone();
+                Box::pin(async move { Ok(value) })
+            }),
+            ..Default::default()
+        };
+        let length = u16::try_from(packet_size).unwrap_or(u16::MAX).to_be_bytes();
+        let application = Application {
+            services: vec![Service {
+                uuid: SERVICE_UUID,
+                primary: true,
+                characteristics: vec![
+                    Characteristic {
+                        uuid: CONTROL_POINT_UUID,
+                        write: Some(write),
+                        ..Default::default()
+                    },
+                    Characteristic {
+                        uuid: STATUS_UUID,
+                        notify: Some(notify),
+                        ..Default::default()
+                    },
+                    Characteristic {
+                        uuid: CONTROL_POINT_LENGTH_UUID,
+                        read: Some(read_value(length.to_vec())),
+                        ..Default::default()
+                    },
+                    Characteristic {
+                        uuid: SERVICE_REVISION_UUID,
+                        read: Some(read_value(vec![firmware_protocol::link::PROTOCOL_VERSION])),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let application = adapter
+            .serve_gatt_application(application)
+            .await
+            .map_err(|source| BlePeripheralError::Bluez {
+                what: "registering the GATT service",
+                source,
+            })?;
+        let name = format!("{NAME_PREFIX}{serial}");
+        let advertisement = adapter
+            .advertise(Advertisement {
+                service_uuids: [SERVICE_UUID].into_iter().collect(),
+                local_name: Some(name.clone()),
+                discoverable: Some(true),
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| BlePeripheralError::Bluez {
+                what: "advertising",
+                source,
+            })?;
+        tracing::info!(adapter = adapter.name(), %name, "BLE peripheral advertising");
+        Ok(Self {
+            adapter: adapter.name().to_owned(),
+            name,
+            _application: application,
+            _advertisement: advertisement,
+        })
+    }
+}
+
+/// One central's subscription to status: a host connection of the link engine for as long as
+/// it lasts; the engine's packets for it go out as notifications, in order.
+async fn serve_subscription(
+    handle: SimHandle,
+    current: Arc<Mutex<Option<ConnectionId>>>,
+    mut notifier: CharacteristicNotifier,
+) {
+    let (sender, mut commands) = mpsc::unbounded_channel();
+    let connection = handle.lock().connect(sender);
+    *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection);
+    tracing::info!(connection, "BLE central subscribed");
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            () = notifier.stopped() => None,
+        };
+        match command {
+            Some(ConnectionCommand::Packet { packet, delay_ms }) => {
+                if delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                }
+                if let Err(error) = notifier.notify(packet).await {
+                    tracing::info!(%error, "BLE notification failed; the central is gone");
+                    break;
+                }
+            }
+            // Fault injection "disconnect", the core forgetting us, or the central leaving.
+            Some(ConnectionCommand::Close) | None => break,
+        }
+    }
+    {
+        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+        if *current == Some(connection) {
+            *current = None;
+        }
+    }
+    handle.lock().disconnect(connection);
+    tracing::info!(connection, "BLE central gone");
+}

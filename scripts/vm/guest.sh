@@ -1,0 +1,268 @@
+#!/bin/bash
+# Stage 2 of the rig, inside the VM (root, the host's userspace on a tmpfs overlay): the same
+# flows through each real stack named on the kernel command line (pinbridge.stacks, default
+# "usb ble"), each with a fresh bank and a freshly manufactured PIN pad.
+# - usb: dummy_hcd is a USB device controller and a host controller in one kernel: pinpad-sim
+#   binds its gadget (configfs + FunctionFS) to the device side, and `pinbridge` finds it on
+#   the host side through usbcore -> usbfs -> libusb -> rusb, with systemd-udevd feeding
+#   libusb's hotplug.
+# - ble: hci_vhci + btvirt make two linked virtual LE controllers; bluetoothd and the system
+#   D-Bus run as on a desktop; pinpad-sim is a GATT peripheral on the first (bluer), and
+#   `pinbridge` (btleplug) is the central, on the adapter it chooses itself.
+# The sandbox bank runs on the guest's loopback. One line per check goes to /results/checks
+# ("PASS name" / "FAIL name: why"), figures to /results/bench.
+set -u
+param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
+BIN=$(param pinbridge.bin)
+RESULTS=/results
+CHECKS=$RESULTS/checks
+: >"$CHECKS"
+PIN=739164820573
+WRONG_PIN=482605
+SERIAL=$(cat "$(param pinbridge.prep)/serial")
+t0=$(date +%s%N)
+say() { printf '[%6d ms] %s\n' $(( ($(date +%s%N) - t0) / 1000000 )) "$*"; }
+pass() { echo "PASS $1" >>"$CHECKS"; say "PASS $1"; }
+fail() { echo "FAIL $1: $2" >>"$CHECKS"; say "FAIL $1: $2"; }
+
+
+# pinbridge ARGS: output in $W/out, status in $?; bounded.
+pb() { RUST_LOG=${RUST_LOG:-warn} timeout 120 "$BIN/pinbridge" "$@" >"$W/out" 2>&1; }
+PAY=(--json pay --to FR7630006000011234567890189 --payee-name "Shop SARL" --amount 12.34 --currency EUR)
+BENCH=$RESULTS/bench
+: >"$BENCH"
+# Waits (bounded) until a command succeeds: the rig waits for a state, not for a time.
+wait_for() { # seconds what command...
+  local deadline=$(( $(date +%s) + $1 )) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { say "timed out waiting for $what"; return 1; }
+    sleep 0.05
+  done
+}
+# Starts a server in the background; waits for its line starting with PREFIX; prints the rest.
+start_server() { # name prefix command...
+  local name=$1 prefix=$2; shift 2
+  "$@" >"$W/$name.out" 2>&1 &
+  local pid=$!
+  echo $pid >"$W/$name.pid"
+  started() { grep -q "^$prefix" "$W/$name.out" || ! kill -0 "$pid"; }
+  wait_for 120 "$name to start" started && grep -q "^$prefix" "$W/$name.out" \
+    || { cat "$W/$name.out" >&2; return 1; }
+  grep "^$prefix" "$W/$name.out" | head -n1 | cut -c$(( ${#prefix} + 1 ))-
+}
+
+ip link set lo up
+/lib/systemd/systemd-udevd --daemon
+udevadm trigger --action=add && udevadm settle --timeout=30
+say "kernel $(uname -r)"
+
+# USB: the gadget on dummy_hcd's device side. Unplug and replug: the gadget is unbound from
+# the controller and bound again (configfs), as when the cable is pulled; the host side sees a
+# disconnect and later a new enumeration.
+setup_usb() {
+  for m in dummy_hcd libcomposite usb_f_fs; do modprobe "$m" || return 1; done
+  mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+  udevadm settle --timeout=30
+  UDC=$(ls /sys/class/udc | head -n1)
+  SIM_FLAGS=(--usb-gadget "$UDC")
+  GONE_WORD=unplugged
+  say "usb: UDC $UDC"
+}
+present_usb() { lsusb -d 1209:0001 >/dev/null && pb devices && grep -q "$SERIAL" "$W/out"; }
+describe_usb() {
+  lsusb -v -d 1209:0001 2>/dev/null | grep -E "idVendor|idProduct|iSerial|bInterfaceClass|Transfer Type|wMaxPacketSize"
+}
+gadget_udc() { grep -l "^$UDC\$" /sys/kernel/config/usb_gadget/*/UDC | head -n1; }
+unplug_usb() { GADGET_UDC=$(gadget_udc); echo "" >"$GADGET_UDC"; say "usb: unplugged (gadget unbound from $UDC)"; }
+replug_usb() {
+  [ -n "${GADGET_UDC:-}" ] || return 0
+  echo "$UDC" >"$GADGET_UDC"
+  say "usb: replugged (gadget bound to $UDC)"
+}
+
+# BLE: two virtual LE controllers linked by btvirt; the PIN pad advertises on the first. The
+# link drops when the peripheral's controller is powered off (the central sees a
+# disconnection) and comes back when it is powered on (BlueZ re-registers the advertisement).
+setup_ble() {
+  modprobe hci_vhci || return 1
+  mkdir -p /run/dbus
+  dbus-daemon --system --fork || return 1
+  controllers() { [ "$(btmgmt info 2>/dev/null | grep -c -E '^hci[0-9]+:')" -ge 2 ]; }
+  in_bluez() { [ "$(busctl tree org.bluez 2>/dev/null | grep -c -E '/org/bluez/hci[0-9]+$')" -ge 2 ]; }
+  # Under TCG btvirt may answer a controller's first HCI Reset after the kernel's timeout
+  # ("Opcode 0x0c03 failed: -110"): that controller never initialises. Closing /dev/vhci
+  # removes both; a second start is fast (everything cached).
+  local attempt
+  for attempt in 1 2 3; do
+    btvirt -L -l2 >"$RESULTS/btvirt.log" 2>&1 &
+    BTVIRT=$!
+    wait_for 30 "two initialised Bluetooth controllers (attempt $attempt)" controllers && break
+    kill "$BTVIRT"; wait "$BTVIRT" 2>/dev/null
+    wait_for 10 "the controllers to go" sh -c '[ -z "$(ls /sys/class/bluetooth)" ]'
+  done
+  # bluetoothd only once both controllers are initialised: one still initialising when
+  # bluetoothd reads the list is left out.
+  /usr/libexec/bluetooth/bluetoothd -n >"$RESULTS/bluetoothd.log" 2>&1 &
+  if ! wait_for 120 "bluetoothd with both controllers" in_bluez; then
+    btmgmt info; dmesg | grep -i -E "hci|bluetooth" | tail -n 20
+    ls -l /dev/vhci /sys/class/bluetooth; lsmod | grep -i -E "bt|bluetooth|vhci"
+    tail -n 20 "$RESULTS/btvirt.log" "$RESULTS/bluetoothd.log"; busctl tree org.bluez
+    return 1
+  fi
+  busctl tree org.bluez
+  PERIPHERAL=$(ls /sys/class/bluetooth | sort | head -n1)
+  SIM_FLAGS=(--ble "$PERIPHERAL")
+  GONE_WORD=disconnected
+  say "ble: controllers $(ls /sys/class/bluetooth | tr '\n' ' '), peripheral on $PERIPHERAL"
+}
+present_ble() { pb devices && grep -q "$SERIAL" "$W/out"; }
+describe_ble() { bluetoothctl list; grep -i "$SERIAL" "$W/out"; }
+power() { busctl set-property org.bluez "/org/bluez/$PERIPHERAL" org.bluez.Adapter1 Powered b "$1"; }
+unplug_ble() { power false; say "ble: link dropped ($PERIPHERAL powered off)"; }
+replug_ble() { power true; say "ble: $PERIPHERAL powered on again"; }
+
+run_stack() {
+  S=$1
+  W=/tmp/rig-$S
+  mkdir -p "$W"
+  present() { "present_$S"; }
+  describe() { "describe_$S"; }
+  unplug() { "unplug_$S"; }
+  replug() { "replug_$S"; }
+  "setup_$S" || { fail "$S: setup" "the stack did not come up"; return 1; }
+  # The bank's database, the device's manufacture and the CA were made on the host (natively:
+  # seconds instead of a minute of TCG); they are copied out of the read-only share.
+  cp -a "$(param pinbridge.prep)"/. "$W"/
+  DB="sqlite://$W/bank.db"
+  CA=$(cat "$W/ca.pub")
+  FIRMWARE=$(cat "$W/firmware")
+  APP=$(cat "$W/app")
+  keys() { for ((i = 0; i < ${#1}; i++)); do printf '"%s", ' "${1:i:1}"; done; }
+  cat >"$W/scenario.toml" <<TOML
+[[device]]
+index = 0
+[[device.step]]
+on = "pin"
+keys = [$(keys $PIN)"enter", $(keys $PIN)"enter"]
+[[device.step]]
+on = "confirm"
+confirm = true
+[[device.step]]
+on = "pin"
+pin = "$PIN"
+[[device.step]]
+on = "pin"
+pin = "$WRONG_PIN"
+[[device.step]]
+on = "pin"
+digits = "73"
+[[device.step]]
+on = "idle"
+[[device.step]]
+on = "pin"
+pin = "$PIN"
+[[device.step]]
+on = "pin"
+pin = "$PIN"
+[[device.step]]
+on = "pin"
+digits = "12"
+[[device.step]]
+on = "pin"
+digits_entered = 2
+tamper = true
+TOML
+  BANK=$(start_server bank "bank-sandbox: listening on " "$BIN/bank-sandbox" serve --database "$DB" \
+    --listen 127.0.0.1:0 --trust-ca "$CA" --allow-firmware "$FIRMWARE" --allow-app "$APP") \
+    || { fail "$S: setup" "bank did not start"; return 1; }
+  start_server sim "control " "$BIN/pinpad-sim" serve --state "$W/device.json" "${SIM_FLAGS[@]}" \
+    --listen 127.0.0.1:0 --control 127.0.0.1:0 --scenario "$W/scenario.toml" >"$W/control" \
+    || { fail "$S: setup" "pinpad-sim did not start"; return 1; }
+  CONTROL=$(cat "$W/control")
+  SIMLINK=$(sed -n 's/^device 0 .* link //p' "$W/sim.out")
+  say "bank $BANK, control $CONTROL, sim link $SIMLINK"
+
+  export PINBRIDGE_BANK_URL=$BANK PINBRIDGE_STATE_DIR=$W/state PINBRIDGE_DEVICE=$SERIAL
+  export PINBRIDGE_STAFF_USER=teller PINBRIDGE_STAFF_PASSWORD=teller-password
+  device_state() { curl -fsS "$CONTROL/devices/0"; }
+  journal() { sqlite3 -readonly "$W/bank.db" 'SELECT COUNT(*) FROM journal;'; }
+
+  if wait_for 90 "the PIN pad to be present" present; then
+    pass "$S: the PIN pad is present with serial $SERIAL"
+    describe
+  else
+    fail "$S: presence" "no PIN pad with serial $SERIAL"; return 1
+  fi
+  pb devices && grep -q "$SERIAL" "$W/out" && pass "$S: pinbridge devices lists the PIN pad" \
+    || fail "$S: pinbridge devices" "$(cat "$W/out")"
+
+  for step in "staff init:staff init" "staff enrol:staff enrol --customer alice" "pair:pair --name RIG-PC" "login:login"; do
+    name=${step%%:*}
+  # shellcheck disable=SC2086
+    if pb ${step#*:}; then pass "$S: $name"; else fail "$S: $name" "$(tail -n 5 "$W/out")"; fi
+  done
+
+  before=$(journal)
+  started=$(date +%s%N)
+  if pb "${PAY[@]}" && grep -q '"bankResult":"approved"' "$W/out"; then
+    stack_payment_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    pass "$S: payment approved ($(( $(journal) - before )) journal entry)"
+  else fail "$S: payment approved" "$(tail -n 5 "$W/out")"; fi
+
+  before=$(journal)
+  if ! pb "${PAY[@]}" && grep -q "pin_incorrect" "$W/out" && [ "$(journal)" = "$before" ]; then
+    pass "$S: wrong PIN refused, nothing paid"
+  else fail "$S: wrong PIN" "$(tail -n 5 "$W/out")"; fi
+
+  # Unplug during PIN entry: two digits typed, then the gadget leaves the bus.
+  before=$(journal)
+  pb "${PAY[@]}" &
+  pay=$!
+  if wait_for 120 "two PIN digits" sh -c "curl -fsS $CONTROL/devices/0 | grep -q '\"pin_digits_entered\":2'"; then
+    unplug
+  fi
+  wait $pay; status=$?
+  say "pay after unplug: status $status: $(tail -n 3 "$W/out")"
+  if [ $status -ne 0 ] && grep -qi "$GONE_WORD" "$W/out" && [ "$(journal)" = "$before" ]; then
+    pass "$S: unplug during PIN entry fails clearly ($GONE_WORD), nothing paid"
+  else fail "$S: unplug during PIN entry" "status $status: $(tail -n 3 "$W/out")"; fi
+
+  # Replug: a payment started while the PIN pad is away waits for it and carries on.
+  pb "${PAY[@]}" &
+  pay=$!
+  wait_for 60 "pinbridge to wait for the PIN pad" grep -q "waiting for the PIN pad" "$W/out"
+  replug
+  wait_for 60 "the PIN pad back" present && say "back"
+  wait $pay; status=$?
+  [ $status -eq 0 ] || { dmesg | tail -n 15; tail -n 15 "$W/sim.out"; }
+  if [ $status -eq 0 ] && grep -q '"bankResult":"approved"' "$W/out"; then
+    pass "$S: replug, automatic reconnect, second payment approved"
+  else fail "$S: replug and second payment" "status $status: $(tail -n 5 "$W/out")"; fi
+
+  # Figures: the same device over USB and over the sim link in this VM (docs/BENCHMARKS.md).
+  BENCH=$RESULTS/bench
+  for device in "$SERIAL" "sim:$SIMLINK"; do
+    if timeout 120 "$BIN/real_stack_ping" "$device" 200 >>"$BENCH" 2>"$W/ping.err"; then
+      pass "$S: 200 one-packet round trips over $device"
+    else fail "$S: round trips over $device" "$(tail -n 3 "$W/ping.err")"; fi
+  done
+  started=$(date +%s%N)
+  if PINBRIDGE_DEVICE=sim:$SIMLINK pb "${PAY[@]}" && grep -q '"bankResult":"approved"' "$W/out"; then
+    sim_payment_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    echo "{\"payment_end_to_end_ms\":{\"$S\":${stack_payment_ms:-null},\"sim\":$sim_payment_ms}}" >>"$BENCH"
+    pass "$S: the same PIN pad pays over the sim link too"
+  else fail "$S: sim link payment" "$(tail -n 5 "$W/out")"; fi
+
+  before=$(journal)
+  if ! pb "${PAY[@]}" && [ "$(journal)" = "$before" ] && device_state | grep -q '"tampered":true'; then
+    pass "$S: tamper mid-payment refused, nothing paid"
+  else fail "$S: tamper mid-payment" "$(tail -n 5 "$W/out"; device_state)"; fi
+
+  kill -TERM "$(cat "$W/sim.pid")" "$(cat "$W/bank.pid")" 2>/dev/null
+  wait "$(cat "$W/sim.pid")" "$(cat "$W/bank.pid")" 2>/dev/null
+  say "$S: done"
+}
+
+for stack in $(param pinbridge.stacks | tr ',' ' '); do
+  run_stack "$stack"
+done
