@@ -10,7 +10,8 @@
 //! - [`sim`]: one simulated device behind a lock, fault injection, and [`sim::SimHandle`]
 //!   (in-process control for Rust tests).
 //! - [`server`]: the TCP adapter (64-byte packets back to back); [`control`]: the loopback
-//!   HTTP/JSON control API; [`scenario`]: TOML scripts.
+//!   HTTP/JSON control API; [`scenario`]: TOML scripts; [`scripted`]: a scripted customer
+//!   at the keypad.
 //!
 //! See `README.md` beside this crate for the command line, the control API and the protocol
 //! decisions this simulator makes where PROTOCOL.md is silent.
@@ -22,5 +23,6 @@ pub mod device;
 pub mod hardware;
 pub mod link;
 pub mod scenario;
+pub mod scripted;
 pub mod server;
 pub mod sim;

@@ -465,32 +465,16 @@ fn sweep_old_runs(runs_dir: &Path) {
     }
 }
 
-/// Types the sandbox PIN at every PIN prompt of the mock device (one digit at a time, then
-/// OK) and confirms any other prompt, until aborted. Used only while the shell enrols the
-/// sandbox customer at start-up.
+/// Types the sandbox PIN at every PIN prompt of the mock device and confirms any other
+/// prompt, until aborted, for the prompt on the screen only and on the device's activity (no
+/// timer: `device_sim::scripted`). Used only while the shell enrols the sandbox customer at
+/// start-up.
 fn script_keypad(handle: SimHandle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let digits: zeroize::Zeroizing<Vec<u8>> =
-            zeroize::Zeroizing::new(SANDBOX_PIN.bytes().map(|b| b - b'0').collect());
-        loop {
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            if handle.lock().hw.queued_keys() > 0 {
-                continue;
-            }
-            let view = handle.view();
-            match view.state.waiting_for {
-                Some("pin") => {
-                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
-                    match digits.get(entered) {
-                        Some(digit) => handle.press(&[KeyPress::Digit(*digit)]),
-                        None => handle.press(&[KeyPress::Enter]),
-                    }
-                }
-                Some(_) => handle.press(&[KeyPress::Enter]),
-                None => {}
-            }
-        }
-    })
+    device_sim::scripted::spawn_scripted_keypad(
+        handle,
+        Box::new(|| zeroize::Zeroizing::new(SANDBOX_PIN.to_owned())),
+        device_sim::scripted::Pace::AllAtOnce,
+    )
 }
 
 /// The QA faults of the contract on the simulator's fault settings: one-shot on the next
