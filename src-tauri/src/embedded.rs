@@ -22,7 +22,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bank_sandbox::bank::{Bank, BankConfig, Role};
@@ -516,6 +515,8 @@ pub struct MockState {
     pub firmware_hash: String,
     /// The display.
     pub display: Vec<String>,
+    /// The prompt on the display waiting for a key, if any.
+    pub prompt_id: Option<u64>,
 }
 
 /// Reads a mock device's state.
@@ -529,6 +530,7 @@ pub fn mock_state(device: &MockDevice) -> MockState {
         firmware_version: FIRMWARE_VERSION.to_owned(),
         firmware_hash: view.state.firmware_hash,
         display: view.display,
+        prompt_id: view.state.prompt_id,
     }
 }
 
@@ -577,15 +579,23 @@ impl Key {
     }
 }
 
-/// Presses a key on a mock device's keypad.
-pub fn press(device: &MockDevice, key: Key) {
+/// Presses a key on a mock device's keypad for the prompt `prompt_id` the user saw (`None`:
+/// whatever is on the screen). Returns `false` if that prompt has gone: the key is dropped, as
+/// a real keypad's key meant for a screen that has changed never reaches the next prompt.
+pub fn press(device: &MockDevice, key: Key, prompt_id: Option<u64>) -> bool {
     let press = match key {
         Key::Digit(d) => KeyPress::Digit(d),
         Key::Ok => KeyPress::Enter,
         Key::Cancel => KeyPress::Cancel,
         Key::Clear => KeyPress::Clear,
     };
-    device.handle.press(&[press]);
+    match prompt_id {
+        Some(prompt_id) => device.handle.press_for(prompt_id, &[press]).is_ok(),
+        None => {
+            device.handle.press(&[press]);
+            true
+        }
+    }
 }
 
 /// Opens the mock device's case and closes it again, as someone who got into the device would

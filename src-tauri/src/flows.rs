@@ -735,7 +735,7 @@ impl Flows {
             let (display_changed, state_changed, indicator_changed) = match &previous {
                 None => (true, true, true),
                 Some((lines, old)) => (
-                    *lines != now.display,
+                    *lines != now.display || old.prompt_id != now.prompt_id,
                     old.lifecycle != now.lifecycle
                         || old.tampered != now.tampered
                         || old.locked != now.locked
@@ -748,6 +748,7 @@ impl Flows {
                 subscribers.emit(&AppEvent::DeviceDisplay {
                     device_id: device_id.clone(),
                     lines: now.display.clone(),
+                    prompt_id: now.prompt_id,
                 });
                 if let Some(slot) = slot {
                     slot.send(DeviceProgress::Display {
@@ -1730,12 +1731,16 @@ pub async fn qa_key_press(
     state: State<'_, AppState>,
     device_id: String,
     key: String,
+    prompt_id: Option<u64>,
 ) -> Result<(), AppError> {
     let device = mock(&state, &device_id)?;
     let key = Key::parse(&key)
         .ok_or_else(|| AppError::InvalidInput("a key is 0-9, ok, cancel or clear".into()))?;
-    embedded::press(&device, key);
-    tracing::info!(target: "pinbridge_app::qa", "{}: key pressed ({})", device.serial, key.public_name());
+    if embedded::press(&device, key, prompt_id) {
+        tracing::info!(target: "pinbridge_app::qa", "{}: key pressed ({})", device.serial, key.public_name());
+    } else {
+        tracing::info!(target: "pinbridge_app::qa", "{}: key dropped ({}): its prompt is no longer on the device", device.serial, key.public_name());
+    }
     Ok(())
 }
 

@@ -97,6 +97,8 @@ export interface State {
   activeDeviceId: string | null;
   /** Last display text per device (from deviceDisplay events). */
   displays: Record<string, string[]>;
+  /** The prompt waiting for a key per device (deviceDisplay events); null/absent: idle. */
+  prompts: Record<string, number | null>;
   session: LoginSession | null;
   staff: StaffSession | null;
   confirmations: ConfirmationRequest[];
@@ -125,6 +127,7 @@ export function initialState(lang: Language = 'en'): State {
     devices: [],
     activeDeviceId: null,
     displays: {},
+    prompts: {},
     session: null,
     staff: null,
     confirmations: [],
@@ -153,7 +156,11 @@ export function applyEvent(s: State, ev: AppEvent): State {
       return { ...s, devices: ev.devices, activeDeviceId: stillThere ? s.activeDeviceId : null };
     }
     case 'deviceDisplay':
-      return { ...s, displays: { ...s.displays, [ev.deviceId]: [...ev.lines] } };
+      return {
+        ...s,
+        displays: { ...s.displays, [ev.deviceId]: [...ev.lines] },
+        prompts: { ...s.prompts, [ev.deviceId]: ev.promptId ?? null },
+      };
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
       return { ...s, confirmations: [...s.confirmations, ev.request] };
