@@ -181,9 +181,14 @@ describe('staff and QA (en)', () => {
       await page.getByTestId('mock-device').filter({ hasText: 'PB-SIM-0002' }).waitFor();
       // Idle, the pad takes no key (a real one discards them): its keys are off.
       assert.ok(await page.getByTestId('mock-device').first().locator('[data-key="7"]').isDisabled());
-      // With a prompt up (a pairing code), they go to the device.
+      // A fault armed from QA shows up as a plain-words error in the flow it hits.
+      await page.getByTestId('fault-busy').click();
       await go(page, 'pairing');
       await page.getByTestId('pairing-start').click();
+      await page.getByRole('alert').filter({ hasText: 'The device is busy with another request.' }).waitFor();
+      // With a prompt up (a pairing code), the keys go to the device.
+      await page.getByTestId('pairing-start').click();
+      await page.getByTestId('pairing-code').waitFor();
       await press(page, ['7', 'cancel']);
       await page.getByRole('alert').filter({ hasText: 'Cancelled.' }).waitFor();
       await go(page, 'qa');
@@ -192,11 +197,6 @@ describe('staff and QA (en)', () => {
       const text = await log.innerText();
       assert.match(text, /PB-SIM-0002: key pressed \(a digit\)/);
       assert.ok(!/key pressed \(7\)/.test(text));
-      // A fault armed from QA shows up as a plain-words error in the flow it hits.
-      await page.getByTestId('fault-busy').click();
-      await go(page, 'pairing');
-      await page.getByTestId('pairing-start').click();
-      await page.getByRole('alert').filter({ hasText: 'The device is busy with another request.' }).waitFor();
     }));
 
   test('logs export is redacted', T, () =>
