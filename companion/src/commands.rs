@@ -8,10 +8,10 @@ use companion::bank::{BankClient, BankSettings, BearerToken};
 use companion::devices::{DeviceManager, DiscoveryConfig};
 use companion::flows::{self, FlowEvent, PaymentOrder};
 use companion::keystore::{KeyStore, PairedHost};
-use companion::redaction;
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
+use companion::{input, redaction};
 use serde_json::{Value, json};
 
 /// Where the bank, the device and the companion's state are.
@@ -98,8 +98,46 @@ pub enum LogsCommand {
     },
 }
 
-/// A command's failure, in words.
-pub type CommandResult = Result<Value, String>;
+/// A command's failure: a stable code (for `--json` and scripts) and the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// Machine code, e.g. `invalid_amount`, `unknown_currency`, `not_approved`, `failed`.
+    pub code: &'static str,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError {
+            code: "failed",
+            message,
+        }
+    }
+}
+
+impl From<input::InputError> for CliError {
+    fn from(error: input::InputError) -> Self {
+        CliError {
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A command's result, or its failure.
+pub type CommandResult = Result<Value, CliError>;
+
+/// The locale numbers are typed in: `LC_ALL`, then `LC_NUMERIC`, then `LANG` (as the C
+/// library reads them); `en` when none is set or it is `C`/`POSIX`.
+pub fn input_locale() -> String {
+    ["LC_ALL", "LC_NUMERIC", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+        .filter(|value| value != "C" && value != "POSIX" && !value.starts_with("C."))
+        .unwrap_or_else(|| "en".into())
+}
 
 fn state_dir(connection: &Connection) -> PathBuf {
     if let Some(dir) = &connection.state_dir {
@@ -191,7 +229,7 @@ impl Reporter {
     fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
         move |event: FlowEvent| {
             if !self.json {
-                println!("{event}");
+                crate::emit(&event.to_string());
             }
             let value = serde_json::to_value(&event).unwrap_or(Value::Null);
             if let Some(log) = &self.log {
@@ -313,35 +351,6 @@ pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     )
 }
 
-/// Minor-unit exponent of an ISO 4217 currency (2 unless listed).
-fn currency_exponent(currency: &str) -> u8 {
-    match currency {
-        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "XAF" | "XOF" => 0,
-        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
-        _ => 2,
-    }
-}
-
-/// Parses `12.34` into minor units for `exponent`, refusing more decimals than it has.
-pub fn parse_amount(text: &str, exponent: u8) -> Result<u64, String> {
-    let bad = || format!("--amount {text}: not an amount with at most {exponent} decimals");
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction.len() > usize::from(exponent)
-        || (text.contains('.') && fraction.is_empty())
-    {
-        return Err(bad());
-    }
-    let padded = format!("{whole}{fraction:0<width$}", width = usize::from(exponent));
-    let amount: u64 = padded.parse().map_err(|_| bad())?;
-    if amount == 0 {
-        return Err(format!("--amount {text}: must be more than zero"));
-    }
-    Ok(amount)
-}
-
 /// `pinbridge pay`.
 pub async fn pay(
     connection: &Connection,
@@ -352,18 +361,21 @@ pub async fn pay(
     currency: &str,
     reference: &str,
 ) -> CommandResult {
-    let currency = currency.to_ascii_uppercase();
-    let amount_minor = parse_amount(amount, currency_exponent(&currency))?;
+    // Everything typed is checked before the device or the bank is contacted.
+    let currency = input::Currency::parse(currency)?;
+    let amount_minor = input::parse_amount(amount, currency, &input_locale())?;
+    let payee_account = input::parse_account(to)?;
+    let payee_name = input::parse_payee_name(payee_name)?;
     let mut reporter = Reporter::new(json, connection);
     let (mut session, client, store, mut host, login) =
         login_with(connection, &mut reporter).await?;
     let mut key = [0u8; 8];
     getrandom::fill(&mut key).map_err(|e| e.to_string())?;
     let order = PaymentOrder {
-        payee_account: to.to_owned(),
-        payee_name: payee_name.to_owned(),
+        payee_account: payee_account.as_str().to_owned(),
+        payee_name,
         amount_minor,
-        currency,
+        currency: currency.code().to_owned(),
         reference: reference.to_owned(),
         idempotency_key: hex::encode(key),
     };
@@ -379,13 +391,16 @@ pub async fn pay(
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
-        return Err(format!(
-            "payment {} not approved: bank {}, PIN pad {} ({})",
-            outcome.transaction_id,
-            outcome.bank_result,
-            outcome.device_result,
-            outcome.display_text
-        ));
+        return Err(CliError {
+            code: "not_approved",
+            message: format!(
+                "payment {} not approved: bank {}, PIN pad {} ({})",
+                outcome.transaction_id,
+                outcome.bank_result,
+                outcome.device_result,
+                outcome.display_text
+            ),
+        });
     }
     Ok(json!({"payment": outcome, "events": reporter.events}))
 }
@@ -410,7 +425,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
     }
     if !json {
-        println!("watching for confirmations (Ctrl-C to stop)");
+        crate::emit("watching for confirmations (Ctrl-C to stop)");
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = {
@@ -445,7 +460,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         }
     }
     match watcher.await {
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string().into()),
         _ => Ok(json!({"confirmations": decided, "events": reporter.events})),
     }
 }
@@ -537,23 +552,5 @@ pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult
             Ok(json!({"exported": redacted.len(), "to": file.display().to_string()}))
         }
         None => Ok(json!({"exported": redacted.len(), "lines": redacted})),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_parse_to_minor_units() {
-        assert_eq!(parse_amount("12.34", 2), Ok(1234));
-        assert_eq!(parse_amount("12.3", 2), Ok(1230));
-        assert_eq!(parse_amount("12", 2), Ok(1200));
-        assert_eq!(parse_amount("7", 0), Ok(7));
-        assert!(parse_amount("12.345", 2).is_err());
-        assert!(parse_amount("-1", 2).is_err());
-        assert!(parse_amount("1e3", 2).is_err());
-        assert!(parse_amount("0.00", 2).is_err());
-        assert!(parse_amount("12.", 2).is_err());
     }
 }

@@ -196,8 +196,7 @@ pub fn parse_amount(text: &str, currency: Currency, locale: &str) -> Result<u64,
         Some((whole, fraction)) => (whole, Some(fraction)),
         None => (trimmed, None),
     };
-    if whole.contains(decimal) || fraction.is_some_and(|f| f.chars().any(|c| !c.is_ascii_digit()))
-    {
+    if whole.contains(decimal) || fraction.is_some_and(|f| f.chars().any(|c| !c.is_ascii_digit())) {
         return Err(InputError::NotAnAmount {
             text: trimmed.into(),
         });
@@ -392,7 +391,15 @@ mod tests {
         assert_eq!(parse_amount("1.234", bhd, "en"), Ok(1234));
         assert_eq!(parse_amount("0", eur(), "en"), Err(InputError::Zero));
         assert_eq!(parse_amount("", eur(), "en"), Err(InputError::EmptyAmount));
-        for bad in ["-5", "1e3", "12.", ".5x", "abc", "1.2.3", "99999999999999999999"] {
+        for bad in [
+            "-5",
+            "1e3",
+            "12.",
+            ".5x",
+            "abc",
+            "1.2.3",
+            "99999999999999999999",
+        ] {
             assert!(parse_amount(bad, eur(), "en").is_err(), "{bad}");
         }
     }
@@ -439,8 +446,17 @@ mod tests {
             parse_account("6222 0800 1122 3344"),
             Ok(Account::Domestic("6222080011223344".into()))
         );
-        for bad in ["12", "", "622208001122334", "62220800112233445566", "ACME-1"] {
-            assert!(matches!(parse_account(bad), Err(InputError::NotAnAccount(_))), "{bad}");
+        for bad in [
+            "12",
+            "",
+            "622208001122334",
+            "62220800112233445566",
+            "ACME-1",
+        ] {
+            assert!(
+                matches!(parse_account(bad), Err(InputError::NotAnAccount(_))),
+                "{bad}"
+            );
         }
     }
 

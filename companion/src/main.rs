@@ -40,17 +40,18 @@ enum Command {
     Login,
     /// Pay: the PIN pad shows the payment, the PIN is entered on its keypad.
     Pay {
-        /// Payee account.
+        /// Payee account: an IBAN (checked) or a 16-19 digit domestic account number.
         #[arg(long)]
         to: String,
-        /// Amount, e.g. 12.34.
+        /// Amount in your locale's notation (LC_ALL / LC_NUMERIC / LANG): 12.34, or 12,34
+        /// where the comma is the decimal separator. Anything ambiguous is refused.
         #[arg(long)]
         amount: String,
-        /// ISO 4217 currency code.
+        /// ISO 4217 currency code (its minor units set the decimals allowed).
         #[arg(long)]
         currency: String,
-        /// Payee name shown on the PIN pad.
-        #[arg(long, default_value = "Payee")]
+        /// Payee name, shown on the PIN pad (required: nothing is made up for it).
+        #[arg(long)]
         payee_name: String,
         /// Reference.
         #[arg(long, default_value = "")]
@@ -308,7 +309,7 @@ fn run_demo(json: bool) -> ExitCode {
     match result {
         Ok(summary) => {
             if json {
-                println!("{summary}");
+                emit(&summary.to_string());
             }
             ExitCode::SUCCESS
         }
@@ -331,7 +332,7 @@ fn run_demo(_json: bool) -> ExitCode {
 
 fn run_flow_command(command: Command, connection: &Connection, json: bool) -> ExitCode {
     let result = match runtime() {
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.to_string().into()),
         Ok(rt) => rt.block_on(async {
             match command {
                 Command::Devices => commands::devices(connection).await,
@@ -360,14 +361,16 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Logs(LogsCommand::Export { out }) => {
                     commands::logs_export(connection, out.as_deref())
                 }
-                Command::Demo | Command::Crypto(_) => Err("not a flow command".into()),
+                Command::Demo | Command::Crypto(_) => {
+                    Err(String::from("not a flow command").into())
+                }
             }
         }),
     };
     match result {
         Ok(value) => {
             if json {
-                println!("{value}");
+                emit(&value.to_string());
             } else {
                 print_summary(&value);
             }
@@ -375,9 +378,12 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
         }
         Err(error) => {
             if json {
-                eprintln!("{}", serde_json::json!({ "error": error }));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": error.code, "message": error.message } })
+                );
             } else {
-                eprintln!("pinbridge: {error}");
+                eprintln!("pinbridge: {}", error.message);
             }
             ExitCode::FAILURE
         }
@@ -391,12 +397,27 @@ fn print_summary(value: &serde_json::Value) {
         map.remove("events");
         if let Some(lines) = map.remove("lines") {
             for line in lines.as_array().into_iter().flatten() {
-                println!("{}", line.as_str().unwrap_or_default());
+                emit(line.as_str().unwrap_or_default());
             }
         }
         for (key, item) in map.iter() {
-            println!("{key}: {item}");
+            emit(&format!("{key}: {item}"));
         }
+    }
+}
+
+/// Writes one line to standard output. A reader that went away (`pinbridge logs export |
+/// head -1`) ends the program quietly with success, as `cat` does, instead of the panic
+/// `println!` gives on a closed pipe.
+pub(crate) fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("pinbridge: cannot write the output: {error}");
+        std::process::exit(1);
     }
 }
 
@@ -411,14 +432,11 @@ fn main() -> ExitCode {
     };
     match run_crypto(crypto) {
         Ok(output) => {
-            println!(
-                "{}",
-                if json {
-                    output.to_json()
-                } else {
-                    output.to_text()
-                }
-            );
+            emit(&if json {
+                output.to_json()
+            } else {
+                output.to_text()
+            });
             ExitCode::SUCCESS
         }
         Err(error) => {
