@@ -1118,23 +1118,14 @@ pub async fn payment_prepare(
         .ok()
         .filter(|&a| a > 0)
         .ok_or_else(|| AppError::InvalidInput("amount must be more than zero".into()))?;
-    let payee_name = request.payee_name.trim().to_owned();
-    if payee_name.is_empty() {
-        return Err(AppError::InvalidInput("payee name is empty".into()));
-    }
-    let payee_account = compact(&request.payee_account);
-    if !(8..=34).contains(&payee_account.len())
-        || !payee_account.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err(AppError::InvalidInput(
-            "payee account must be 8 to 34 letters or digits".into(),
-        ));
-    }
-    if request.currency.len() != 3 || !request.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(AppError::InvalidInput(
-            "currency must be a 3-letter code".into(),
-        ));
-    }
+    // The companion's payment input rules, as the CLI applies them (companion::input).
+    let invalid = |e: companion::input::InputError| AppError::InvalidInput(e.to_string());
+    let payee_name = companion::input::parse_payee_name(&request.payee_name).map_err(invalid)?;
+    let payee_account = companion::input::parse_account(&request.payee_account)
+        .map_err(invalid)?
+        .as_str()
+        .to_owned();
+    let currency = companion::input::Currency::parse(&request.currency).map_err(invalid)?;
     let from_account = compact(&request.from_account);
     if !accounts.iter().any(|a| compact(a) == from_account) {
         return Err(AppError::InvalidInput("not one of your accounts".into()));
@@ -1151,7 +1142,7 @@ pub async fn payment_prepare(
                 "payee_account": payee_account,
                 "payee_name": payee_name,
                 "amount_minor": amount_minor,
-                "currency": request.currency,
+                "currency": currency.code(),
                 "reference": reference,
                 "idempotency_key": hex::encode(key),
             }),
@@ -1181,9 +1172,9 @@ pub async fn payment_prepare(
         payment_id: transaction_id,
         from_account: request.from_account,
         payee_name,
-        payee_account: request.payee_account.trim().to_owned(),
+        payee_account,
         amount_minor: amount_minor.to_string(),
-        currency: request.currency,
+        currency: currency.code().to_owned(),
         reference,
     })
 }

@@ -242,6 +242,40 @@ impl Harness {
 }
 
 #[test]
+fn payment_input_follows_the_companion_parser() {
+    let h = start();
+    let session = h.connect_pair_login();
+    let prepare = |account: &str, name: &str, currency: &str| {
+        invoke(
+            &h.main,
+            "payment_prepare",
+            json!({"request": {
+                "sessionId": session["sessionId"],
+                "fromAccount": "6222021000001234",
+                "payeeName": name,
+                "payeeAccount": account,
+                "amountMinor": "1234",
+                "currency": currency,
+                "reference": "",
+            }}),
+        )
+    };
+    // A valid IBAN is accepted (the app refused every IBAN), in its electronic form.
+    let prepared = prepare("DE89 3704 0044 0532 0130 00", "ACME", "CNY").unwrap();
+    assert_eq!(prepared["payeeAccount"], "DE89370400440532013000");
+    for (account, name, currency, says) in [
+        ("DE88370400440532013000", "ACME", "CNY", "check digits"),
+        ("12", "ACME", "CNY", "not an account number"),
+        ("6222080011223344", "ACME", "XYZ", "ISO 4217"),
+        ("6222080011223344", " ", "CNY", "payee's name"),
+    ] {
+        let refused = prepare(account, name, currency).unwrap_err();
+        assert_eq!(refused["kind"], "invalidInput", "{refused}");
+        assert!(refused.to_string().contains(says), "{says}: {refused}");
+    }
+}
+
+#[test]
 fn pair_login_and_pay_approved_with_the_pin_typed_on_the_mock_keypad() {
     let h = start();
     let info = invoke(&h.main, "app_info", json!({})).unwrap();
