@@ -188,7 +188,7 @@ export function createController(backend: Backend, store: Store<State> = createS
           sessionId: st.session.sessionId,
           fromAccount: form.fromAccount,
           payeeName: form.payeeName.trim(),
-          payeeAccount: form.payeeAccount.replace(/\s+/g, ''),
+          payeeAccount: form.payeeAccount.replace(/[\s-]+/g, '').toUpperCase(),
           amountMinor: check.amountMinor,
           currency: form.currency,
           reference: form.reference.trim(),

@@ -5,6 +5,7 @@
 // screens receive — results, progress events, app events, logs — carries at most a digit count.
 import type { Backend, EventSink, ProgressSink, Unsubscribe } from './backend';
 import { appError, type AppError } from './errors';
+import { isValidAccount } from '../format';
 import type {
   AppEvent,
   AppInfo,
@@ -540,7 +541,7 @@ export class MockBackend implements Backend {
     if (!/^[1-9][0-9]*$/.test(r.amountMinor)) throw appError('invalidInput', 'amount must be more than zero');
     if (!r.payeeName.trim()) throw appError('invalidInput', 'payee name is empty');
     const acct = r.payeeAccount.replace(/\s+/g, '');
-    if (!/^[0-9]{8,34}$/.test(acct)) throw appError('invalidInput', 'payee account must be 8 to 34 digits');
+    if (!isValidAccount(acct)) throw appError('invalidInput', 'not an account number (an IBAN, or 16 to 19 digits)');
     if (!/^[A-Z]{3}$/.test(r.currency)) throw appError('invalidInput', 'currency must be a 3-letter code');
     if (!session.accounts.includes(r.fromAccount)) throw appError('invalidInput', 'not one of your accounts');
     await sleep(this.stepMs / 2);
