@@ -26,6 +26,7 @@ use firmware_protocol::crypto::pairing::{
 };
 use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
 use firmware_protocol::crypto::tr31::{self, Tr31Error};
+use firmware_protocol::display::format_money;
 use firmware_protocol::message::{
     self, ApprovePayment, BankChallenge, BankCommand, BankCommandKind, BankResult, CancelResult,
     Capabilities, ChallengeResponse, ConfirmationSignature, EcPublicKey, EcdsaSignature, Enrol,
@@ -502,24 +503,15 @@ pub fn bank_signature_domain(request: &Request) -> Option<SignatureDomain> {
     }
 }
 
-/// `amount_minor` with the decimal point placed by the ISO 4217 exponent ("1234", 2 -> "12.34").
-pub fn format_amount(amount_minor: u64, exponent: u8) -> String {
-    let digits = amount_minor.to_string();
-    let exponent = usize::from(exponent);
-    if exponent == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = exponent + 1);
-    let (units, cents) = padded.split_at(padded.len() - exponent);
-    format!("{units}.{cents}")
-}
-
 fn payment_lines(payment: &PaymentDetails) -> Vec<String> {
     let mut lines = vec![
         format!(
-            "Pay {} {}",
-            payment.currency.as_str(),
-            format_amount(payment.amount_minor, payment.currency_exponent)
+            "Pay {}",
+            format_money(
+                payment.currency.as_str(),
+                payment.amount_minor,
+                payment.currency_exponent
+            )
         ),
         format!("To: {}", payment.payee_name),
         format!("Account: {}", payment.payee_account),

@@ -59,28 +59,20 @@ export function isValidAccount(text: string): boolean {
   return /^[0-9]{16,19}$/.test(s);
 }
 
-/** Format integer minor units for a language, e.g. ("12050", "CNY", "zh-CN") -> "¥120.50". */
-export function formatAmount(minor: string, currency: string, lang: Language): string {
+/**
+ * Integer minor units as the PIN pad writes them (firmware_protocol::display): the ISO 4217
+ * code, then the amount grouped by commas, the same in every language, so what the customer
+ * compares on the PC and on the device is identical: ("123450", "CNY") -> "CNY 1,234.50".
+ */
+export function formatAmount(minor: string, currency: string, _lang?: Language): string {
   const digits = minorDigits(currency);
   const n = BigInt(minor);
   const neg = n < 0n;
   const abs = neg ? -n : n;
   const scale = 10n ** BigInt(digits);
-  const whole = abs / scale;
+  const whole = (abs / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   const frac = (abs % scale).toString().padStart(digits, '0');
-  const plain = `${neg ? '-' : ''}${whole.toString()}${digits > 0 ? '.' + frac : ''}`;
-  try {
-    const f = new Intl.NumberFormat(lang, {
-      style: 'currency',
-      currency,
-      minimumFractionDigits: digits,
-      maximumFractionDigits: digits,
-    });
-    // Intl accepts a decimal string exactly (no float rounding).
-    return f.format(plain as unknown as number);
-  } catch {
-    return `${currency} ${plain}`;
-  }
+  return `${currency} ${neg ? '-' : ''}${whole}${digits > 0 ? '.' + frac : ''}`;
 }
 
 export const DOT_FILLED = '\u25cf'; // ●

@@ -43,13 +43,13 @@ describe('amounts', () => {
     expect(minorDigits('XXZ-bad')).toBe(2);
   });
 
-  it('formats minor units per language, exactly', () => {
-    expect(formatAmount('12050', 'CNY', 'zh-CN')).toBe('¥120.50');
-    expect(formatAmount('12050', 'CNY', 'en')).toBe('CN¥120.50');
-    expect(formatAmount('123456789', 'USD', 'en')).toBe('$1,234,567.89');
-    expect(formatAmount('7', 'EUR', 'en')).toBe('€0.07');
-    expect(formatAmount('900719925474099312', 'USD', 'en')).toBe('$9,007,199,254,740,993.12');
-    expect(formatAmount('500', 'JPY', 'en')).toBe('¥500');
+  it('formats minor units as the PIN pad does (code, grouped), exactly', () => {
+    expect(formatAmount('12050', 'CNY', 'zh-CN')).toBe('CNY 120.50');
+    expect(formatAmount('12050', 'CNY', 'en')).toBe('CNY 120.50'); // as the PIN pad shows it
+    expect(formatAmount('123456789', 'USD', 'en')).toBe('USD 1,234,567.89');
+    expect(formatAmount('7', 'EUR', 'en')).toBe('EUR 0.07');
+    expect(formatAmount('900719925474099312', 'USD', 'en')).toBe('USD 9,007,199,254,740,993.12');
+    expect(formatAmount('500', 'JPY', 'en')).toBe('JPY 500');
   });
 });
 

@@ -682,19 +682,9 @@ pub async fn prepare_payment(
     })
 }
 
-/// Formats minor units with the currency exponent (`1234`, 2 -> `12.34`).
-pub fn format_amount(amount_minor: u64, exponent: u8) -> String {
-    if exponent == 0 {
-        return amount_minor.to_string();
-    }
-    let scale = 10u64.saturating_pow(u32::from(exponent));
-    format!(
-        "{}.{:0width$}",
-        amount_minor / scale,
-        amount_minor % scale,
-        width = usize::from(exponent)
-    )
-}
+/// Formats minor units with the currency exponent, grouped (`123456`, 2 -> `1,234.56`), as
+/// the PIN pad shows them (one home: `firmware_protocol::display`).
+pub use firmware_protocol::display::format_amount;
 
 /// Payment steps 2-4: the device shows the payment and takes the PIN, the bank verifies and
 /// journals, the device checks the bank's answer. The result is what the device decided.
