@@ -335,17 +335,34 @@ async fn login_with(
     let mut session = open_device(connection).await?;
     let store = KeyStore::new(state_dir(connection));
     let mut host = paired_host(&store, &mut session).await?;
+    reserve_counters(&store, &host)?;
     let result = flows::login(&mut session, &client, &mut host, &mut reporter.sink()).await;
-    // The host counter moved whatever happened: persist it before reporting.
-    store.save(&host).map_err(|e| e.to_string())?;
+    // The host counter moved whatever happened: persist it (reserved ahead again, the command
+    // goes on to use more) before reporting. `login` alone saves it exactly afterwards.
+    reserve_counters(&store, &host)?;
     let login = result.map_err(|e| e.to_string())?;
     Ok((session, client, store, host, login))
+}
+
+/// Host counters one command may use before it saves again.
+const COUNTER_RESERVE: u64 = 1 << 16;
+
+/// Write-ahead for the host counter: before a command sends anything, the key store already
+/// says the next counter is `COUNTER_RESERVE` further on. A command killed mid-way (Ctrl-C
+/// twice, a closed terminal, `kill -9`) leaves that reserved value, above every counter it can
+/// have used, so the next command is never refused "replayed host counter"; one that ends
+/// normally saves the exact counter. Skipped counters cost nothing (u64).
+fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), String> {
+    let mut reserved = host.clone();
+    reserved.next_counter = host.next_counter.saturating_add(COUNTER_RESERVE);
+    store.save(&reserved).map_err(|e| e.to_string())
 }
 
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, _, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (_, _, store, host, login) = login_with(connection, &mut reporter).await?;
+    store.save(&host).map_err(|e| e.to_string())?;
     Ok(
         json!({"loggedIn": true, "customerId": login.customer_id, "serial": login.serial, "events": reporter.events}),
     )
@@ -453,7 +470,8 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
-        store.save(&host).map_err(|e| e.to_string())?;
+        // Still watching: keep counters reserved ahead (write-ahead, see reserve_counters).
+        reserve_counters(&store, &host)?;
         match result {
             Ok(answer) => decided.push(answer),
             Err(e) => eprintln!("pinbridge confirm: {e}"),
