@@ -74,6 +74,8 @@ async fn staff_pair_and_pay_from_the_command_line() {
     assert_eq!(world.journal_entries(transaction).await, 1);
     let text = String::from_utf8_lossy(&all[1].stdout);
     assert!(text.contains("PIN ●●●●●●"), "{text}");
+    // Device waits say how long the customer has and how to cancel (issue 17 item 6).
+    assert!(text.contains("2:00 to act; Ctrl-C cancels"), "{text}");
     // The key store holds no pairing key in clear: nothing but the encrypted file and its key.
     let mut names: Vec<String> = std::fs::read_dir(state.path())
         .unwrap()
