@@ -112,6 +112,14 @@ async fn devices_lists_the_sim_pin_pad() {
     );
     let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let address = world.device_address.to_string();
+    // Without --json: aligned text, not JSON-like lines (issue 17 item 6).
+    let text = pinbridge(&world, state.path(), &["devices"]).await;
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(!text.contains("[{") && !text.contains("null"), "{text}");
+    assert!(
+        text.contains("ADDRESS") && text.contains(&address),
+        "{text}"
+    );
     let devices = listed["devices"].as_array().unwrap();
     assert!(
         devices
