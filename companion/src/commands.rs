@@ -484,10 +484,11 @@ pub async fn pay(
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
+        let (code, advice) = pin_advice(&outcome.bank_result, outcome.pin_tries_left);
         return Err(CliError {
-            code: "not_approved",
+            code,
             message: format!(
-                "payment {} not approved: bank {}, PIN pad {} ({})",
+                "payment {} not approved{advice}: bank {}, PIN pad {} ({})",
                 outcome.transaction_id,
                 outcome.bank_result,
                 outcome.device_result,
@@ -496,6 +497,24 @@ pub async fn pay(
         });
     }
     Ok(json!({"payment": outcome, "events": reporter.events}))
+}
+
+/// What a declined payment tells the customer about their PIN, from the bank's verdict and
+/// `pin_tries_left`: the error code and words (" - wrong PIN, 2 tries left").
+fn pin_advice(bank_result: &str, tries_left: Option<i64>) -> (&'static str, String) {
+    match (bank_result, tries_left) {
+        ("pin_incorrect", Some(n)) if n <= 0 => (
+            "pin_blocked",
+            " - wrong PIN, PIN blocked: call your bank".into(),
+        ),
+        ("pin_incorrect", Some(1)) => ("pin_incorrect", " - wrong PIN, 1 try left".into()),
+        ("pin_incorrect", Some(n)) => ("pin_incorrect", format!(" - wrong PIN, {n} tries left")),
+        ("pin_incorrect", None) => ("pin_incorrect", " - wrong PIN".into()),
+        ("pin_blocked" | "account_blocked", _) => {
+            ("pin_blocked", " - blocked: call your bank".into())
+        }
+        _ => ("not_approved", String::new()),
+    }
 }
 
 /// `pinbridge confirm [--watch]`.
@@ -646,5 +665,25 @@ pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult
             Ok(json!({"exported": redacted.len(), "to": file.display().to_string()}))
         }
         None => Ok(json!({"exported": redacted.len(), "lines": redacted})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_pin_says_how_many_tries_are_left_then_blocked() {
+        assert_eq!(
+            pin_advice("pin_incorrect", Some(2)),
+            ("pin_incorrect", " - wrong PIN, 2 tries left".to_owned())
+        );
+        assert_eq!(
+            pin_advice("pin_incorrect", Some(1)).1,
+            " - wrong PIN, 1 try left"
+        );
+        assert_eq!(pin_advice("pin_incorrect", Some(0)).0, "pin_blocked");
+        assert_eq!(pin_advice("account_blocked", None).0, "pin_blocked");
+        assert_eq!(pin_advice("insufficient_funds", None).0, "not_approved");
     }
 }
