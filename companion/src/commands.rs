@@ -9,10 +9,10 @@ use companion::bank::{BankClient, BankSettings, BearerToken};
 use companion::devices::{DeviceManager, DiscoveryConfig};
 use companion::flows::{self, FlowEvent, PaymentOrder};
 use companion::keystore::{KeyStore, PairedHost};
-use companion::redaction;
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
+use companion::{input, redaction};
 use firmware_protocol::message::{Lifecycle, LockState};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -181,8 +181,46 @@ pub enum LogsCommand {
     },
 }
 
-/// A command's failure, in words.
-pub type CommandResult = Result<Value, String>;
+/// A command's failure: a stable code (for `--json` and scripts) and the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// Machine code, e.g. `invalid_amount`, `unknown_currency`, `not_approved`, `failed`.
+    pub code: &'static str,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError {
+            code: "failed",
+            message,
+        }
+    }
+}
+
+impl From<input::InputError> for CliError {
+    fn from(error: input::InputError) -> Self {
+        CliError {
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A command's result, or its failure.
+pub type CommandResult = Result<Value, CliError>;
+
+/// The locale numbers are typed in: `LC_ALL`, then `LC_NUMERIC`, then `LANG` (as the C
+/// library reads them); `en` when none is set or it is `C`/`POSIX`.
+pub fn input_locale() -> String {
+    ["LC_ALL", "LC_NUMERIC", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+        .filter(|value| value != "C" && value != "POSIX" && !value.starts_with("C."))
+        .unwrap_or_else(|| "en".into())
+}
 
 fn state_dir(connection: &Connection) -> PathBuf {
     if let Some(dir) = &connection.state_dir {
@@ -261,11 +299,43 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
     Ok(session)
 }
 
-/// Prints events as they come (text mode) and keeps them (JSON result, event log).
+/// Prints events as they come (text mode) and keeps them (JSON result, event log). While the
+/// PIN pad waits for the customer, a spinner on stderr counts down the time left to act
+/// (reset by each key, as the device's own timer is) and says Ctrl-C cancels.
 struct Reporter {
     json: bool,
     events: Vec<Value>,
     log: Option<PathBuf>,
+    waiting: Option<indicatif::ProgressBar>,
+}
+
+/// How long the PIN pad gives the customer (the reference device's default; PROTOCOL.md
+/// carries no per-device value), for the countdown.
+const USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `1:58`.
+fn minutes_seconds(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
+fn waiting_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    let left = |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(
+            w,
+            "{}",
+            minutes_seconds(USER_TIMEOUT.saturating_sub(state.elapsed()))
+        );
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg}: {left} left to act on the PIN pad (Ctrl-C cancels)",
+    ) {
+        bar.set_style(style.with_key("left", left));
+    }
+    bar.set_message("Waiting for you on the PIN pad");
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
 }
 
 impl Reporter {
@@ -280,13 +350,48 @@ impl Reporter {
             json,
             events: Vec::new(),
             log,
+            waiting: None,
         }
     }
 
     fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
         move |event: FlowEvent| {
             if !self.json {
-                println!("{event}");
+                match &event {
+                    FlowEvent::WaitingForUser | FlowEvent::PinEntry { .. }
+                        if self.waiting.is_none() =>
+                    {
+                        // A wait on the customer begins: say how long they have, once, in the
+                        // transcript too (the spinner is drawn only on a terminal).
+                        crate::emit(&format!(
+                            "{event}  ({} to act; Ctrl-C cancels)",
+                            minutes_seconds(USER_TIMEOUT)
+                        ));
+                        let bar = waiting_bar();
+                        if let FlowEvent::PinEntry { dots, .. } = &event {
+                            bar.set_message(format!("PIN {dots}"));
+                        }
+                        self.waiting = Some(bar);
+                    }
+                    FlowEvent::WaitingForUser => {
+                        if let Some(bar) = &self.waiting {
+                            bar.reset_elapsed();
+                        }
+                    }
+                    FlowEvent::PinEntry { dots, .. } => {
+                        let bar = self.waiting.get_or_insert_with(waiting_bar);
+                        // Each key restarts the device's timer: restart the countdown too.
+                        bar.reset_elapsed();
+                        bar.set_message(format!("PIN {dots}"));
+                        bar.suspend(|| crate::emit(&event.to_string()));
+                    }
+                    _ => {
+                        if let Some(bar) = self.waiting.take() {
+                            bar.finish_and_clear();
+                        }
+                        crate::emit(&event.to_string());
+                    }
+                }
             }
             let value = serde_json::to_value(&event).unwrap_or(Value::Null);
             if let Some(log) = &self.log {
@@ -319,6 +424,15 @@ fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
     }
     #[cfg(not(unix))]
     options.open(path)
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        // A command that ends (or fails) while the PIN pad waits leaves no spinner behind.
+        if let Some(bar) = self.waiting.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn append_log(path: &Path, event: &Value) {
@@ -409,17 +523,34 @@ async fn login_with(
     let mut session = open_device(connection).await?;
     let store = KeyStore::new(state_dir(connection));
     let mut host = paired_host(&store, &mut session).await?;
+    reserve_counters(&store, &host)?;
     let result = flows::login(&mut session, &client, &mut host, &mut reporter.sink()).await;
-    // The host counter moved whatever happened: persist it before reporting.
-    store.save(&host).map_err(|e| e.to_string())?;
+    // The host counter moved whatever happened: persist it (reserved ahead again, the command
+    // goes on to use more) before reporting. `login` alone saves it exactly afterwards.
+    reserve_counters(&store, &host)?;
     let login = result.map_err(|e| e.to_string())?;
     Ok((session, client, store, host, login))
+}
+
+/// Host counters one command may use before it saves again.
+const COUNTER_RESERVE: u64 = 1 << 16;
+
+/// Write-ahead for the host counter: before a command sends anything, the key store already
+/// says the next counter is `COUNTER_RESERVE` further on. A command killed mid-way (Ctrl-C
+/// twice, a closed terminal, `kill -9`) leaves that reserved value, above every counter it can
+/// have used, so the next command is never refused "replayed host counter"; one that ends
+/// normally saves the exact counter. Skipped counters cost nothing (u64).
+fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), String> {
+    let mut reserved = host.clone();
+    reserved.next_counter = host.next_counter.saturating_add(COUNTER_RESERVE);
+    store.save(&reserved).map_err(|e| e.to_string())
 }
 
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, client, _, _, login) = login_with(connection, &mut reporter).await?;
+    let (_, client, store, host, login) = login_with(connection, &mut reporter).await?;
+    store.save(&host).map_err(|e| e.to_string())?;
     let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
     end_session(&client, login).await;
     Ok(
@@ -436,35 +567,6 @@ async fn end_session(client: &BankClient, login: flows::BankSession) {
     }
 }
 
-/// Minor-unit exponent of an ISO 4217 currency (2 unless listed).
-fn currency_exponent(currency: &str) -> u8 {
-    match currency {
-        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "XAF" | "XOF" => 0,
-        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
-        _ => 2,
-    }
-}
-
-/// Parses `12.34` into minor units for `exponent`, refusing more decimals than it has.
-pub fn parse_amount(text: &str, exponent: u8) -> Result<u64, String> {
-    let bad = || format!("--amount {text}: not an amount with at most {exponent} decimals");
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction.len() > usize::from(exponent)
-        || (text.contains('.') && fraction.is_empty())
-    {
-        return Err(bad());
-    }
-    let padded = format!("{whole}{fraction:0<width$}", width = usize::from(exponent));
-    let amount: u64 = padded.parse().map_err(|_| bad())?;
-    if amount == 0 {
-        return Err(format!("--amount {text}: must be more than zero"));
-    }
-    Ok(amount)
-}
-
 /// `pinbridge pay`.
 pub async fn pay(
     connection: &Connection,
@@ -475,18 +577,21 @@ pub async fn pay(
     currency: &str,
     reference: &str,
 ) -> CommandResult {
-    let currency = currency.to_ascii_uppercase();
-    let amount_minor = parse_amount(amount, currency_exponent(&currency))?;
+    // Everything typed is checked before the device or the bank is contacted.
+    let currency = input::Currency::parse(currency)?;
+    let amount_minor = input::parse_amount(amount, currency, &input_locale())?;
+    let payee_account = input::parse_account(to)?;
+    let payee_name = input::parse_payee_name(payee_name)?;
     let mut reporter = Reporter::new(json, connection);
     let (mut session, client, store, mut host, login) =
         login_with(connection, &mut reporter).await?;
     let mut key = [0u8; 8];
     getrandom::fill(&mut key).map_err(|e| e.to_string())?;
     let order = PaymentOrder {
-        payee_account: to.to_owned(),
-        payee_name: payee_name.to_owned(),
+        payee_account: payee_account.as_str().to_owned(),
+        payee_name,
         amount_minor,
-        currency,
+        currency: currency.code().to_owned(),
         reference: reference.to_owned(),
         idempotency_key: hex::encode(key),
     };
@@ -503,15 +608,37 @@ pub async fn pay(
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
-        return Err(format!(
-            "payment {} not approved: bank {}, PIN pad {} ({})",
-            outcome.transaction_id,
-            outcome.bank_result,
-            outcome.device_result,
-            outcome.display_text
-        ));
+        let (code, advice) = pin_advice(&outcome.bank_result, outcome.pin_tries_left);
+        return Err(CliError {
+            code,
+            message: format!(
+                "payment {} not approved{advice}: bank {}, PIN pad {} ({})",
+                outcome.transaction_id,
+                outcome.bank_result,
+                outcome.device_result,
+                outcome.display_text
+            ),
+        });
     }
     Ok(json!({"payment": outcome, "events": reporter.events}))
+}
+
+/// What a declined payment tells the customer about their PIN, from the bank's verdict and
+/// `pin_tries_left`: the error code and words (" - wrong PIN, 2 tries left").
+fn pin_advice(bank_result: &str, tries_left: Option<i64>) -> (&'static str, String) {
+    match (bank_result, tries_left) {
+        ("pin_incorrect", Some(n)) if n <= 0 => (
+            "pin_blocked",
+            " - wrong PIN, PIN blocked: call your bank".into(),
+        ),
+        ("pin_incorrect", Some(1)) => ("pin_incorrect", " - wrong PIN, 1 try left".into()),
+        ("pin_incorrect", Some(n)) => ("pin_incorrect", format!(" - wrong PIN, {n} tries left")),
+        ("pin_incorrect", None) => ("pin_incorrect", " - wrong PIN".into()),
+        ("pin_blocked" | "account_blocked", _) => {
+            ("pin_blocked", " - blocked: call your bank".into())
+        }
+        _ => ("not_approved", String::new()),
+    }
 }
 
 /// `pinbridge confirm [--watch]`.
@@ -548,7 +675,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
     while let Some(event) = rx.recv().await {
         match event.event.as_str() {
             "ready" if !json => {
-                println!("watching for bank events (Ctrl-C to stop)");
+                crate::emit("watching for bank events (Ctrl-C to stop)");
             }
             // Staff revoked, locked or unlocked a device: the connected one acts on it now.
             "bank_command" => {
@@ -597,7 +724,8 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
                     &mut reporter.sink(),
                 )
                 .await;
-                store.save(&host).map_err(|e| e.to_string())?;
+                // Still watching: keep counters reserved ahead (write-ahead, see reserve_counters).
+                reserve_counters(&store, &host)?;
                 match result {
                     Ok(answer) => decided.push(answer),
                     Err(e) => eprintln!("pinbridge confirm: {e}"),
@@ -607,7 +735,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         }
     }
     match watcher.await {
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string().into()),
         _ => Ok(
             json!({"confirmations": decided, "bankCommands": commands, "events": reporter.events}),
         ),
@@ -725,20 +853,6 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
                 .get(&path, Some(&token))
                 .await
                 .map_err(|e| e.to_string())?;
-            if !json {
-                let reports = answer["reports"].as_array().cloned().unwrap_or_default();
-                if reports.is_empty() {
-                    println!("no intrusion reports");
-                }
-                for report in reports {
-                    println!(
-                        "{}  {}  {}",
-                        report["created_at"],
-                        report["serial"].as_str().unwrap_or("?"),
-                        report["detail"].as_str().unwrap_or("?")
-                    );
-                }
-            }
             Ok(answer)
         }
         StaffCommand::ResetTamper { login, serial } => {
@@ -784,15 +898,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn amounts_parse_to_minor_units() {
-        assert_eq!(parse_amount("12.34", 2), Ok(1234));
-        assert_eq!(parse_amount("12.3", 2), Ok(1230));
-        assert_eq!(parse_amount("12", 2), Ok(1200));
-        assert_eq!(parse_amount("7", 0), Ok(7));
-        assert!(parse_amount("12.345", 2).is_err());
-        assert!(parse_amount("-1", 2).is_err());
-        assert!(parse_amount("1e3", 2).is_err());
-        assert!(parse_amount("0.00", 2).is_err());
-        assert!(parse_amount("12.", 2).is_err());
+    fn a_wrong_pin_says_how_many_tries_are_left_then_blocked() {
+        assert_eq!(
+            pin_advice("pin_incorrect", Some(2)),
+            ("pin_incorrect", " - wrong PIN, 2 tries left".to_owned())
+        );
+        assert_eq!(
+            pin_advice("pin_incorrect", Some(1)).1,
+            " - wrong PIN, 1 try left"
+        );
+        assert_eq!(pin_advice("pin_incorrect", Some(0)).0, "pin_blocked");
+        assert_eq!(pin_advice("account_blocked", None).0, "pin_blocked");
+        assert_eq!(pin_advice("insufficient_funds", None).0, "not_approved");
     }
 }

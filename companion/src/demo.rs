@@ -19,7 +19,7 @@ use companion::session::{Session, SessionError};
 use companion::transport::sim::SimTransport;
 use device_sim::certificate::CaKey;
 use device_sim::device::{Device, FIRMWARE_VERSION, Manufacture, firmware_image_hash};
-use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
+use device_sim::hardware::{Clock, SecureStore, VirtualHardware};
 use device_sim::server::ServedDevice;
 use device_sim::sim::{SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
@@ -203,55 +203,24 @@ impl EmbeddedDevice {
     }
 }
 
-/// A scripted keypad: at every PIN prompt types `pin` one digit at a time (so the host sees
-/// the digit count grow) and presses Enter; confirms every other prompt. Runs until aborted.
-///
-/// With a zero `key_delay` (benchmarks) nobody could watch the digits grow: the rest of the
-/// PIN and Enter are pressed together, and the script reacts to the device's activity as
-/// soon as it happens instead of looking on a timer (even a zero-length Tokio sleep lasts
-/// until the timer's next millisecond).
+/// A scripted keypad: at every PIN prompt types `pin` and presses Enter; confirms every other
+/// prompt. Runs until aborted. It presses only for the prompt on the screen and waits for the
+/// device's activity, never on a timer (`device_sim::scripted`); a non-zero `key_delay` paces
+/// the digits one at a time so the host sees the count grow.
 pub fn script_keypad(
     handle: SimHandle,
     pin: &'static str,
     key_delay: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let digits: Vec<u8> = pin.bytes().map(|b| b.wrapping_sub(b'0')).collect();
-        let mut activity = handle.activity();
-        loop {
-            if key_delay.is_zero() {
-                if activity.changed().await.is_err() {
-                    return;
-                }
-            } else {
-                tokio::time::sleep(key_delay).await;
-            }
-            // Keys are consumed on the device's next poll: wait until the last ones were, so
-            // the digit count read below is current.
-            if handle.lock().hw.queued_keys() > 0 {
-                continue;
-            }
-            let view = handle.view();
-            match view.state.waiting_for {
-                Some("pin") => {
-                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
-                    let rest = digits.get(entered..).unwrap_or_default();
-                    match rest.first() {
-                        Some(_) if key_delay.is_zero() => {
-                            let mut keys: Vec<KeyPress> =
-                                rest.iter().map(|d| KeyPress::Digit(*d)).collect();
-                            keys.push(KeyPress::Enter);
-                            handle.press(&keys);
-                        }
-                        Some(digit) => handle.press(&[KeyPress::Digit(*digit)]),
-                        None => handle.press(&[KeyPress::Enter]),
-                    }
-                }
-                Some(_) => handle.press(&[KeyPress::Enter]),
-                None => {}
-            }
-        }
-    })
+    device_sim::scripted::spawn_scripted_keypad(
+        handle,
+        Box::new(move || zeroize::Zeroizing::new(pin.to_owned())),
+        if key_delay.is_zero() {
+            device_sim::scripted::Pace::AllAtOnce
+        } else {
+            device_sim::scripted::Pace::Paced(key_delay)
+        },
+    )
 }
 
 /// Runs the demo. In text mode each line is printed as it happens; the returned JSON is the

@@ -6,6 +6,7 @@ pub mod bank;
 pub mod crypto_tool;
 pub mod devices;
 pub mod flows;
+pub mod input;
 pub mod keystore;
 pub mod redaction;
 pub mod session;

@@ -40,17 +40,18 @@ enum Command {
     Login,
     /// Pay: the PIN pad shows the payment, the PIN is entered on its keypad.
     Pay {
-        /// Payee account.
+        /// Payee account: an IBAN (checked) or a 16-19 digit domestic account number.
         #[arg(long)]
         to: String,
-        /// Amount, e.g. 12.34.
+        /// Amount in your locale's notation (LC_ALL / LC_NUMERIC / LANG): 12.34, or 12,34
+        /// where the comma is the decimal separator. Anything ambiguous is refused.
         #[arg(long)]
         amount: String,
-        /// ISO 4217 currency code.
+        /// ISO 4217 currency code (its minor units set the decimals allowed).
         #[arg(long)]
         currency: String,
-        /// Payee name shown on the PIN pad.
-        #[arg(long, default_value = "Payee")]
+        /// Payee name, shown on the PIN pad (required: nothing is made up for it).
+        #[arg(long)]
         payee_name: String,
         /// Reference.
         #[arg(long, default_value = "")]
@@ -308,7 +309,7 @@ fn run_demo(json: bool) -> ExitCode {
     match result {
         Ok(summary) => {
             if json {
-                println!("{summary}");
+                emit(&summary.to_string());
             }
             ExitCode::SUCCESS
         }
@@ -331,7 +332,7 @@ fn run_demo(_json: bool) -> ExitCode {
 
 fn run_flow_command(command: Command, connection: &Connection, json: bool) -> ExitCode {
     let result = match runtime() {
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.to_string().into()),
         Ok(rt) => rt.block_on(async {
             match command {
                 Command::Devices => commands::devices(connection).await,
@@ -360,14 +361,16 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Logs(LogsCommand::Export { out }) => {
                     commands::logs_export(connection, out.as_deref())
                 }
-                Command::Demo | Command::Crypto(_) => Err("not a flow command".into()),
+                Command::Demo | Command::Crypto(_) => {
+                    Err(String::from("not a flow command").into())
+                }
             }
         }),
     };
     match result {
         Ok(value) => {
             if json {
-                println!("{value}");
+                emit(&value.to_string());
             } else {
                 print_summary(&value);
             }
@@ -375,28 +378,152 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
         }
         Err(error) => {
             if json {
-                eprintln!("{}", serde_json::json!({ "error": error }));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": error.code, "message": error.message } })
+                );
             } else {
-                eprintln!("pinbridge: {error}");
+                eprintln!("pinbridge: {}", error.message);
             }
             ExitCode::FAILURE
         }
     }
 }
 
-/// Text mode: the result without the event list (already printed live).
+/// Text mode: the result without the event list (already printed live), as aligned text.
 fn print_summary(value: &serde_json::Value) {
-    let mut summary = value.clone();
-    if let Some(map) = summary.as_object_mut() {
-        map.remove("events");
-        if let Some(lines) = map.remove("lines") {
-            for line in lines.as_array().into_iter().flatten() {
-                println!("{}", line.as_str().unwrap_or_default());
+    for line in render_summary(value) {
+        emit(&line);
+    }
+}
+
+/// `transactionId` -> `transaction id`.
+fn label(key: &str) -> String {
+    let mut out = String::new();
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else if c == '_' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value as a person reads it: strings unquoted, nothing as `-`, lists joined.
+fn plain(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.is_empty() => "none".into(),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => value.to_string(),
+    }
+}
+
+/// The result as lines: `lines` first as they are, then `label  value` rows aligned, nested
+/// objects as indented rows under their label, lists of objects as a table with a header.
+fn render_summary(value: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    let Some(map) = value.as_object() else {
+        out.push(plain(value));
+        return out;
+    };
+    if let Some(lines) = map.get("lines").and_then(Value::as_array) {
+        out.extend(
+            lines
+                .iter()
+                .map(|l| l.as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut tables: Vec<(String, &Vec<Value>)> = Vec::new();
+    for (key, item) in map {
+        if key == "events" || key == "lines" {
+            continue;
+        }
+        match item {
+            Value::Object(inner) => {
+                rows.push((label(key), String::new()));
+                for (k, v) in inner {
+                    rows.push((format!("  {}", label(k)), plain(v)));
+                }
+            }
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+                tables.push((label(key), items));
+            }
+            other => rows.push((label(key), plain(other))),
+        }
+    }
+    let width = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (l, v) in rows {
+        out.push(format!("{l:<width$}  {v}").trim_end().to_owned());
+    }
+    for (title, items) in tables {
+        let mut columns: Vec<&str> = Vec::new();
+        for item in items {
+            for key in item.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !columns.contains(&key.as_str()) {
+                    columns.push(key);
+                }
             }
         }
-        for (key, item) in map.iter() {
-            println!("{key}: {item}");
+        let cells: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| columns.iter().map(|c| plain(&item[*c])).collect())
+            .collect();
+        let headers: Vec<String> = columns.iter().map(|c| label(c).to_uppercase()).collect();
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .chain([headers[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |row: &[String]| {
+            row.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        };
+        out.push(format!("{title}:"));
+        out.push(line(&headers));
+        out.extend(cells.iter().map(|row| line(row)));
+    }
+    out
+}
+
+/// Writes one line to standard output. A reader that went away (`pinbridge logs export |
+/// head -1`) ends the program quietly with success, as `cat` does, instead of the panic
+/// `println!` gives on a closed pipe.
+pub(crate) fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
         }
+        eprintln!("pinbridge: cannot write the output: {error}");
+        std::process::exit(1);
     }
 }
 
@@ -411,14 +538,11 @@ fn main() -> ExitCode {
     };
     match run_crypto(crypto) {
         Ok(output) => {
-            println!(
-                "{}",
-                if json {
-                    output.to_json()
-                } else {
-                    output.to_text()
-                }
-            );
+            emit(&if json {
+                output.to_json()
+            } else {
+                output.to_text()
+            });
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -429,5 +553,46 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn human_output_is_aligned_text_not_json() {
+        let lines = render_summary(&json!({
+            "devices": [
+                {"transport": "sim", "address": "127.0.0.1:7000", "serial": null},
+                {"transport": "usb", "address": "1-2", "serial": "PB-0001"},
+            ],
+            "events": [{"step": "x"}],
+        }));
+        assert_eq!(
+            lines,
+            [
+                "devices:",
+                "ADDRESS         SERIAL   TRANSPORT",
+                "127.0.0.1:7000  -        sim",
+                "1-2             PB-0001  usb",
+            ]
+        );
+        let lines = render_summary(&json!({
+            "loggedIn": true,
+            "customerId": "alice",
+            "payment": {"transactionId": "TX-1", "bankResult": "approved"},
+        }));
+        assert_eq!(
+            lines,
+            [
+                "customer id       alice",
+                "logged in         yes",
+                "payment",
+                "  bank result     approved",
+                "  transaction id  TX-1",
+            ]
+        );
     }
 }

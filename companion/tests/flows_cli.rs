@@ -74,6 +74,8 @@ async fn staff_pair_and_pay_from_the_command_line() {
     assert_eq!(world.journal_entries(transaction).await, 1);
     let text = String::from_utf8_lossy(&all[1].stdout);
     assert!(text.contains("PIN ●●●●●●"), "{text}");
+    // Device waits say how long the customer has and how to cancel (issue 17 item 6).
+    assert!(text.contains("2:00 to act; Ctrl-C cancels"), "{text}");
     // The key store holds no pairing key in clear: nothing but the encrypted file and its key.
     let mut names: Vec<String> = std::fs::read_dir(state.path())
         .unwrap()
@@ -110,6 +112,14 @@ async fn devices_lists_the_sim_pin_pad() {
     );
     let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let address = world.device_address.to_string();
+    // Without --json: aligned text, not JSON-like lines (issue 17 item 6).
+    let text = pinbridge(&world, state.path(), &["devices"]).await;
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(!text.contains("[{") && !text.contains("null"), "{text}");
+    assert!(
+        text.contains("ADDRESS") && text.contains(&address),
+        "{text}"
+    );
     let devices = listed["devices"].as_array().unwrap();
     assert!(
         devices

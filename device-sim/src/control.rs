@@ -52,6 +52,7 @@ impl IntoResponse for ControlError {
         let status = match self {
             ControlError::NoDevice(_) => StatusCode::NOT_FOUND,
             ControlError::NotDigits | ControlError::UnknownKey(_) => StatusCode::BAD_REQUEST,
+            ControlError::PromptGone(_) => StatusCode::CONFLICT,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -182,6 +183,10 @@ async fn indicator(
 #[derive(Deserialize)]
 struct KeysBody {
     keys: Vec<String>,
+    /// The prompt the keys are meant for (`prompt_id` of the device view): refused with 409
+    /// if another prompt, or none, is on the screen by then.
+    #[serde(default)]
+    prompt_id: Option<u64>,
 }
 
 async fn keys(
@@ -195,7 +200,10 @@ async fn keys(
         .iter()
         .map(|k| parse_key(k))
         .collect::<Result<Vec<_>, _>>()?;
-    handle.press(&keys);
+    match body.prompt_id {
+        Some(prompt_id) => handle.press_for(prompt_id, &keys)?,
+        None => handle.press(&keys),
+    }
     Ok(Json(json!({ "pressed": keys.len() })))
 }
 

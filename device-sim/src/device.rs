@@ -25,6 +25,7 @@ use firmware_protocol::crypto::pairing::{
 };
 use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
 use firmware_protocol::crypto::tr31::{self, Tr31Error};
+use firmware_protocol::display::format_money;
 use firmware_protocol::message::{
     self, ApprovePayment, BankChallenge, BankCommand, BankCommandKind, BankResult, CancelResult,
     Capabilities, ChallengeResponse, ConfirmationSignature, EcPublicKey, EcdsaSignature, Enrol,
@@ -281,11 +282,51 @@ impl Operation {
     }
 }
 
+/// How an operation waiting for the user ended without the user's OK.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// X on the keypad.
+    ByUser,
+    /// No key within the user timeout.
+    TimedOut,
+    /// The host cancelled it (link CANCEL or a Cancel request).
+    ByHost,
+}
+
+impl Operation {
+    /// What did not happen, for the outcome screen ("not paid").
+    fn not_done(&self) -> &'static str {
+        match self {
+            Operation::Enrol { .. } => "not enrolled",
+            Operation::ApprovePayment { .. } => "not paid",
+            Operation::ConfirmPairing { .. } => "not paired",
+            Operation::SignConfirmation { .. } => "not confirmed",
+        }
+    }
+
+    /// The outcome screen of an operation that ended as `ended`.
+    fn ended_text(&self, ended: Ended) -> String {
+        let not_done = self.not_done();
+        match (ended, self) {
+            (Ended::ByUser, Operation::SignConfirmation { .. }) => "Rejected: not confirmed".into(),
+            (Ended::ByUser, _) => format!("Cancelled: {not_done}"),
+            (Ended::TimedOut, _) => format!("Timed out: {not_done}"),
+            (Ended::ByHost, _) => format!("Cancelled by the computer: {not_done}"),
+        }
+    }
+}
+
+/// How long an outcome (approved, declined, cancelled, timed out...) stays on the screen
+/// before the neutral idle screen comes back, device clock milliseconds.
+pub const OUTCOME_SCREEN_MS: u64 = 15_000;
+
 /// The prompt line that shows one star per PIN digit entered.
 const PIN_LINE: &str = "PIN:";
 
 struct Running {
     request_id: u32,
+    /// The prompt on the screen ([`Snapshot::prompt_id`]).
+    prompt_id: u64,
     deadline_ms: u64,
     operation: Operation,
     /// What the display shows; the [`PIN_LINE`] gets the stars.
@@ -336,7 +377,12 @@ pub struct Device {
     last_bank_contact_ms: u64,
 
     indicator: Indicator,
+    /// The outcome (or sticky state note) shown under the state line when idle.
     banner: Vec<String>,
+    /// When the banner gives way to the neutral idle screen; `None`: it stays.
+    banner_until_ms: Option<u64>,
+    /// The id of the last prompt shown (volatile: ids restart at power-on).
+    prompt_seq: u64,
     session: Option<Session>,
     pending_payment: Option<PendingPayment>,
     pairing: Option<PendingPairing>,
@@ -382,6 +428,9 @@ pub struct Snapshot {
     pub waiting_for: Option<&'static str>,
     /// PIN digits entered so far (a count).
     pub pin_digits_entered: Option<u8>,
+    /// The prompt on the screen, if any: a number new for every prompt shown since power-on
+    /// (a scripted user presses for the prompt it saw, [`crate::sim::SimHandle::press_for`]).
+    pub prompt_id: Option<u64>,
     /// The firmware measured at start-up matches the reference.
     pub integrity_ok: bool,
     /// SHA-256 of the firmware as measured, hex.
@@ -432,14 +481,17 @@ fn sanitize_detail(text: &str) -> String {
 /// one home is `firmware-protocol` (as are each signed payload's `SIGNATURE_DOMAIN` and
 /// `MacTag::aes_cmac`).
 pub use firmware_protocol::crypto::pairing::initialisation_context;
-pub use firmware_protocol::message::format_amount;
+pub use firmware_protocol::display::format_amount;
 
 fn payment_lines(payment: &PaymentDetails) -> Vec<String> {
     let mut lines = vec![
         format!(
-            "Pay {} {}",
-            payment.currency.as_str(),
-            format_amount(payment.amount_minor, payment.currency_exponent)
+            "Pay {}",
+            format_money(
+                payment.currency.as_str(),
+                payment.amount_minor,
+                payment.currency_exponent
+            )
         ),
         format!("To: {}", payment.payee_name),
         format!("Account: {}", payment.payee_account),
@@ -449,6 +501,17 @@ fn payment_lines(payment: &PaymentDetails) -> Vec<String> {
         lines.push(format!("Ref: {}", payment.reference));
     }
     lines
+}
+
+/// A refusal at the end of a prompt, for the outcome screen.
+fn refusal_text(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PinMismatch => "PINs differ",
+        StatusCode::PinPolicy => "PIN length not allowed",
+        StatusCode::PairingTableFull => "Too many computers paired",
+        StatusCode::NoSession => "Session ended",
+        _ => "Failed",
+    }
 }
 
 fn result_text(result: BankResult) -> &'static str {
@@ -545,6 +608,8 @@ impl Device {
             last_bank_contact_ms: 0,
             indicator: Indicator::Off,
             banner: Vec::new(),
+            banner_until_ms: None,
+            prompt_seq: 0,
             session: None,
             pending_payment: None,
             pairing: None,
@@ -636,6 +701,8 @@ impl Device {
                 Indicator::Off
             },
             banner: Vec::new(),
+            banner_until_ms: None,
+            prompt_seq: 0,
             session: None,
             pending_payment: None,
             pairing: None,
@@ -763,6 +830,7 @@ impl Device {
             busy: self.running.is_some(),
             waiting_for,
             pin_digits_entered,
+            prompt_id: self.running.as_ref().map(|r| r.prompt_id),
             integrity_ok: self.integrity_ok(),
             firmware_hash: hex::encode(self.measured_firmware_hash),
         }
@@ -821,6 +889,10 @@ impl Device {
         if let Some(aborted) = self.sense(hw) {
             outcome.answers.push(aborted);
         }
+        if self.running.is_none() {
+            // No prompt on the screen: a key pressed now is meant for nothing.
+            hw.discard_keys();
+        }
         while self.running.is_some() {
             let Some(key) = hw.next_key() else { break };
             if let Some(answer) = self.on_key(key, hw) {
@@ -831,7 +903,7 @@ impl Device {
             && hw.now_ms() >= running.deadline_ms
         {
             let request_id = running.request_id;
-            self.end_operation();
+            self.end_operation_as(Ended::TimedOut, hw);
             let answer = self.error_answer(
                 request_id,
                 &refuse(StatusCode::UserTimeout, "the user did not act in time"),
@@ -851,7 +923,7 @@ impl Device {
     pub fn abort<H: Hardware>(&mut self, hw: &mut H) -> bool {
         let aborted = self.running.is_some();
         if aborted {
-            self.end_operation();
+            self.end_operation_as(Ended::ByHost, hw);
             hw.record(EventKind::State {
                 change: "request cancelled by the host".into(),
             });
@@ -865,6 +937,11 @@ impl Device {
         if let Some(running) = &mut self.running {
             running.deadline_ms = 0;
         }
+    }
+
+    /// The prompt on the screen, if any ([`Snapshot::prompt_id`]).
+    pub fn prompt_id(&self) -> Option<u64> {
+        self.running.as_ref().map(|r| r.prompt_id)
     }
 
     /// The request id of the pending request, if any.
@@ -888,9 +965,25 @@ impl Device {
             })
     }
 
-    fn end_operation(&mut self) {
+    /// Ends the operation waiting for the user, with its outcome screen.
+    fn end_operation_as<H: Hardware>(&mut self, ended: Ended, hw: &mut H) {
         // Dropping the operation zeroizes any PIN digits it held.
-        self.running = None;
+        if let Some(running) = self.running.take() {
+            self.outcome(vec![running.operation.ended_text(ended)], hw);
+        }
+    }
+
+    /// Shows `lines` as the outcome of what just happened, until [`OUTCOME_SCREEN_MS`] passed
+    /// or the next prompt or outcome replaces them.
+    fn outcome<H: Hardware>(&mut self, lines: Vec<String>, hw: &H) {
+        self.banner = lines;
+        self.banner_until_ms = Some(hw.now_ms().saturating_add(OUTCOME_SCREEN_MS));
+    }
+
+    /// The next prompt's id.
+    fn next_prompt_id(&mut self) -> u64 {
+        self.prompt_seq = self.prompt_seq.wrapping_add(1);
+        self.prompt_seq
     }
 
     /// Tamper switch and T2 lock. Returns the answer of a request aborted by tamper.
@@ -924,6 +1017,7 @@ impl Device {
         self.lock = LockState::Unlocked;
         self.set_indicator(Indicator::Danger, hw);
         self.banner = vec!["Keys wiped. Service required.".into()];
+        self.banner_until_ms = None;
         hw.record(EventKind::Tamper);
         self.persist(hw);
         self.refresh_display(hw);
@@ -984,6 +1078,17 @@ impl Device {
         if self.running.is_some() {
             return;
         }
+        if self
+            .banner_until_ms
+            .is_some_and(|until| hw.now_ms() >= until)
+        {
+            self.banner.clear();
+            self.banner_until_ms = None;
+        }
+        let normal = !self.tampered
+            && self.integrity_ok()
+            && self.lock == LockState::Unlocked
+            && matches!(self.lifecycle, Lifecycle::Initialised | Lifecycle::Bound);
         let state = if self.tampered {
             "TAMPERED - operator reset required"
         } else if !self.integrity_ok() {
@@ -998,7 +1103,11 @@ impl Device {
                 (Lifecycle::Bound, _) => "Ready",
             }
         };
-        let mut lines = vec![format!("PinBridge {}", self.serial), state.to_string()];
+        // An outcome replaces the everyday state line; an abnormal state stays above it.
+        let mut lines = vec![format!("PinBridge {}", self.serial)];
+        if !normal || self.banner.is_empty() {
+            lines.push(state.to_string());
+        }
         lines.extend(self.banner.iter().cloned());
         hw.show(lines);
     }
@@ -1215,7 +1324,7 @@ impl Device {
                 cancelled: false,
             }));
         }
-        self.end_operation();
+        self.end_operation_as(Ended::ByHost, hw);
         let cancelled = self.error_answer(
             target,
             &refuse(StatusCode::HostCancelled, "cancelled by the host"),
@@ -1395,7 +1504,7 @@ impl Device {
         self.lock = LockState::Unlocked;
         self.bank_sequence = request.sequence;
         self.bank_contact(hw);
-        self.banner = vec!["Initialised by the bank".into()];
+        self.outcome(vec!["Initialised by the bank".into()], hw);
         hw.record(EventKind::State {
             change: "initialised".into(),
         });
@@ -1455,11 +1564,16 @@ impl Device {
     ) {
         let running = Running {
             request_id,
+            prompt_id: self.next_prompt_id(),
             deadline_ms: hw.now_ms().saturating_add(self.user_timeout_ms),
             operation,
             prompt,
         };
+        // The prompt replaces any earlier outcome, and only keys pressed from now on count.
+        self.banner.clear();
+        self.banner_until_ms = None;
         running.render(hw);
+        hw.discard_keys();
         self.running = Some(running);
     }
 
@@ -1488,7 +1602,10 @@ impl Device {
         self.lock = LockState::Unlocked;
         self.bank_sequence = request.sequence;
         self.set_indicator(Indicator::Off, hw);
-        self.banner = vec![format!("Reset by operator {}", request.operator_id)];
+        self.outcome(
+            vec![format!("Reset by operator {}", request.operator_id)],
+            hw,
+        );
         hw.record(EventKind::State {
             change: format!("operator reset by {}", request.operator_id),
         });
@@ -1529,11 +1646,13 @@ impl Device {
                 "wiped by the bank: revoked"
             }
         };
+        // The bank's reason stays as long as the state it explains.
         self.banner = if request.reason.is_empty() {
             Vec::new()
         } else {
             vec![request.reason.clone()]
         };
+        self.banner_until_ms = None;
         hw.record(EventKind::State {
             change: change.into(),
         });
@@ -1577,7 +1696,7 @@ impl Device {
                 .map_err(internal)?,
             device_nonce: Nonce(*pairing.nonce().as_bytes()),
         };
-        self.banner = vec![format!("Pairing with {}...", request.host_name)];
+        self.outcome(vec![format!("Pairing with {}...", request.host_name)], hw);
         self.pairing = Some(PendingPairing {
             pairing,
             host_name: request.host_name,
@@ -1782,7 +1901,7 @@ impl Device {
         let session = self.session_for(&request.session_id)?;
         let input = request.mac_input().map_err(internal)?;
         if !request.bank_mac.verifies(&session.response_key, &input) {
-            self.banner = vec!["WARNING: forged bank response".into()];
+            self.outcome(vec!["WARNING: forged bank response".into()], hw);
             let refusal = refuse(StatusCode::BadBankMac, "bank response MAC does not verify");
             return Err(self.intrusion(refusal, hw));
         }
@@ -1800,7 +1919,7 @@ impl Device {
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
         let text = result_text(request.result);
-        self.banner = vec![text.into()];
+        self.outcome(vec![text.into()], hw);
         hw.record(EventKind::State {
             change: format!("bank response verified: {text}"),
         });
@@ -1872,7 +1991,16 @@ impl Device {
                 Some(self.encode(request_id, response, hw))
             }
             Some(Err(refusal)) => {
+                let text = match key {
+                    KeyPress::Cancel => running.operation.ended_text(Ended::ByUser),
+                    _ => format!(
+                        "{}: {}",
+                        refusal_text(refusal.status),
+                        running.operation.not_done()
+                    ),
+                };
                 drop(running);
+                self.outcome(vec![text], hw);
                 Some(self.error_answer(request_id, &refusal, hw))
             }
         }
@@ -1905,6 +2033,9 @@ impl Device {
                     None => {
                         *first = Some(Zeroizing::new(entry.digits.to_vec()));
                         entry.clear();
+                        // A new prompt: keys typed ahead of it are not taken for it.
+                        running.prompt_id = self.next_prompt_id();
+                        hw.discard_keys();
                         running.prompt = vec![
                             format!("Enrolment for {}", request.customer_id),
                             "Enter the same PIN again".into(),
@@ -1943,7 +2074,7 @@ impl Device {
                 let signature = self
                     .attestation
                     .sign(SignatureDomain::OutOfBandConfirmation, &signed);
-                self.banner = vec!["Payment confirmed".into()];
+                self.outcome(vec!["Payment confirmed".into()], hw);
                 Some(Ok(Response::ConfirmationSignature(ConfirmationSignature {
                     signature,
                 })))
@@ -1982,7 +2113,7 @@ impl Device {
         self.last_payment_counter = 0;
         self.device_counter = 0;
         self.bank_contact(hw);
-        self.banner = vec![format!("Bound to {}", request.customer_id)];
+        self.outcome(vec![format!("Bound to {}", request.customer_id)], hw);
         hw.record(EventKind::State {
             change: "enrolled and bound".into(),
         });
@@ -2029,7 +2160,7 @@ impl Device {
             transaction_id: request.payment.bank_transaction_id.clone(),
             device_counter,
         });
-        self.banner = vec!["Sent to your bank...".into()];
+        self.outcome(vec!["Sent to your bank...".into()], hw);
         self.persist_or_refuse(hw)?;
         Ok(Response::PaymentApproved(response))
     }
@@ -2050,7 +2181,7 @@ impl Device {
             })?;
         let host_id = outcome.host_id();
         self.host_names.push((host_id, host_name.to_string()));
-        self.banner = vec![format!("Paired with {host_name}")];
+        self.outcome(vec![format!("Paired with {host_name}")], hw);
         hw.record(EventKind::State {
             change: format!("host {} paired", hex::encode(host_id.as_bytes())),
         });

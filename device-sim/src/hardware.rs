@@ -85,6 +85,12 @@ pub enum EventKind {
         /// `digit`, `enter`, `cancel` or `clear`.
         key: String,
     },
+    /// Keys pressed while no prompt was on the screen (or before the one now shown was)
+    /// were thrown away: they are never taken for a later prompt.
+    KeysDiscarded {
+        /// How many.
+        count: usize,
+    },
     /// The indicator changed.
     Indicator {
         /// `off`, `safe` or `danger`.
@@ -144,6 +150,10 @@ pub trait Hardware {
     fn now_ms(&self) -> u64;
     /// The next key pressed since the last call, if any.
     fn next_key(&mut self) -> Option<KeyPress>;
+    /// Throws away every key pressed so far and not yet read: called when a prompt goes on
+    /// the screen and while none is, so a key only ever counts for a prompt that was shown
+    /// when it was pressed. Returns how many were dropped.
+    fn discard_keys(&mut self) -> usize;
     /// Replaces what the display shows.
     fn show(&mut self, lines: Vec<String>);
     /// Sets the indicator LED (driven by the device only, never by a host).
@@ -303,7 +313,8 @@ impl VirtualHardware {
         }
     }
 
-    /// Queues key presses, as if a person pressed them.
+    /// Queues key presses, as if a person pressed them. The device reads them at its next
+    /// poll if a prompt is on the screen, and discards them if none is.
     pub fn press(&mut self, keys: impl IntoIterator<Item = KeyPress>) {
         self.keys.extend(keys);
     }
@@ -388,6 +399,15 @@ impl Hardware for VirtualHardware {
             key: key.public_name().into(),
         });
         Some(key)
+    }
+
+    fn discard_keys(&mut self) -> usize {
+        let count = self.keys.len();
+        if count > 0 {
+            self.keys.clear();
+            self.record(EventKind::KeysDiscarded { count });
+        }
+        count
     }
 
     fn show(&mut self, lines: Vec<String>) {

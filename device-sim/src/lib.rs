@@ -10,7 +10,8 @@
 //! - [`sim`]: one simulated device behind a lock, fault injection, and [`sim::SimHandle`]
 //!   (in-process control for Rust tests).
 //! - [`server`]: the TCP adapter (64-byte packets back to back); [`control`]: the loopback
-//!   HTTP/JSON control API; [`scenario`]: TOML scripts.
+//!   HTTP/JSON control API; [`scenario`]: TOML scripts; [`scripted`]: a scripted customer
+//!   at the keypad.
 //! - `usb_gadget` (Linux): the same device as a real USB device (configfs + FunctionFS);
 //!   `ble_peripheral` (Linux): as a Bluetooth LE peripheral (BlueZ over D-Bus).
 //!
@@ -26,6 +27,7 @@ pub mod device;
 pub mod hardware;
 pub mod link;
 pub mod scenario;
+pub mod scripted;
 pub mod server;
 pub mod sim;
 #[cfg(target_os = "linux")]

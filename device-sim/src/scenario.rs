@@ -30,7 +30,11 @@
 //! `digits_entered` digits typed), `confirm` (a confirmation prompt: pairing code or
 //! out-of-band payment), `request:Name` (the device received that request, e.g.
 //! `request:ApprovePayment`), `idle` (no prompt). A prompt answered by one step (`pin`,
-//! `confirm`, `cancel`) does not trigger the next step again. Actions run in this order:
+//! `confirm`, `cancel`, or `keys` with enter or cancel) does not trigger the next step again.
+//! As on a real PIN pad, keys count only for the prompt on the screen when they are pressed:
+//! keys a step presses for a prompt that has gone are dropped, keys pressed with no prompt up
+//! are discarded, and enrolment's "enter the same PIN again" is a new prompt (a step of its
+//! own), so keys cannot be typed ahead of it. Actions run in this order:
 //! `faults`, `firmware_modified`, `advance_clock_ms`, `digits`, `keys`, `pin`, `confirm`,
 //! `cancel`, `tamper`.
 
@@ -175,7 +179,8 @@ impl Step {
 
     /// Whether the step answers the prompt it waited for.
     fn answers_prompt(&self) -> bool {
-        self.pin.is_some() || self.confirm || self.cancel
+        let ends = |k: &String| matches!(parse_key(k), Ok(KeyPress::Enter | KeyPress::Cancel));
+        self.pin.is_some() || self.confirm || self.cancel || self.keys.iter().flatten().any(ends)
     }
 }
 
@@ -224,26 +229,26 @@ impl Scenario {
     }
 }
 
-const POLL: Duration = Duration::from_millis(20);
-
+/// Runs one device's steps. Each step waits for its trigger on the device's activity signal
+/// (no polling timer); keys for a prompt are pressed for that prompt only
+/// ([`SimHandle::press_for`]): if it has gone by then (timed out, cancelled) they are dropped,
+/// never taken by the next one.
 async fn run(handle: SimHandle, script: DeviceScript) {
-    let mut answered_prompt: Option<u32> = None;
+    let mut activity = handle.activity();
+    let mut answered_prompt: Option<u64> = None;
     let mut events_seen = handle.events(0).len();
     for (n, step) in script.step.iter().enumerate() {
         let Ok(trigger) = step.trigger() else { return };
         loop {
-            let (snapshot, pending, queued) = {
+            let (snapshot, queued) = {
                 let core = handle.lock();
-                (
-                    core.device.snapshot(),
-                    core.device.pending_request_id(),
-                    core.hw.queued_keys(),
-                )
+                (core.device.snapshot(), core.hw.queued_keys())
             };
-            let fresh_prompt = pending.is_some() && pending != answered_prompt && queued == 0;
+            let prompt = snapshot.prompt_id;
+            let fresh_prompt = prompt.is_some() && prompt != answered_prompt && queued == 0;
             let ready = match &trigger {
                 Trigger::Start => true,
-                Trigger::Idle => pending.is_none(),
+                Trigger::Idle => prompt.is_none(),
                 Trigger::Confirm => fresh_prompt && snapshot.waiting_for == Some("confirm"),
                 Trigger::Pin(digits) => {
                     fresh_prompt
@@ -267,12 +272,14 @@ async fn run(handle: SimHandle, script: DeviceScript) {
             if ready {
                 break;
             }
-            tokio::time::sleep(POLL).await;
+            if activity.changed().await.is_err() {
+                return;
+            }
         }
         if step.after_ms > 0 {
             tokio::time::sleep(Duration::from_millis(step.after_ms)).await;
         }
-        let prompt = handle.lock().device.pending_request_id();
+        let prompt = handle.lock().device.prompt_id();
         if let Some(faults) = &step.faults {
             handle.set_faults(faults.clone());
         }
@@ -286,7 +293,19 @@ async fn run(handle: SimHandle, script: DeviceScript) {
         if let Ok(keys) = step.keys()
             && !keys.is_empty()
         {
-            handle.press(&keys);
+            let for_prompt = matches!(trigger, Trigger::Confirm | Trigger::Pin(_));
+            match prompt {
+                Some(prompt) if for_prompt => {
+                    if handle.press_for(prompt, &keys).is_err() {
+                        tracing::info!(
+                            device = script.index,
+                            step = n + 1,
+                            "prompt gone: keys dropped"
+                        );
+                    }
+                }
+                _ => handle.press(&keys),
+            }
         }
         if let Some(open) = step.tamper {
             handle.set_tamper(open);

@@ -343,7 +343,9 @@ impl SimHandle {
     }
 
     /// Presses keys; the device reads them at its next poll, which the keypad interrupt
-    /// ([`SimHandle::keys_pressed`]) lets the adapter run at once.
+    /// ([`SimHandle::keys_pressed`]) lets the adapter run at once. With no prompt on the
+    /// screen the device discards them at once; a scripted user that means a given prompt
+    /// uses [`SimHandle::press_for`].
     pub fn press(&self, keys: &[KeyPress]) {
         {
             let mut core = self.lock();
@@ -351,6 +353,21 @@ impl SimHandle {
             core.tick_without_link();
         }
         self.keypad_interrupt.notify_one();
+    }
+
+    /// Presses keys for the prompt `prompt_id` (the one the scripted user saw, from
+    /// [`crate::device::Snapshot::prompt_id`]); if that prompt is no longer on the screen the
+    /// keys are not pressed.
+    pub fn press_for(&self, prompt_id: u64, keys: &[KeyPress]) -> Result<(), ControlError> {
+        {
+            let mut core = self.lock();
+            if core.device.prompt_id() != Some(prompt_id) {
+                return Err(ControlError::PromptGone(prompt_id));
+            }
+            core.hw.press(keys.iter().copied());
+        }
+        self.keypad_interrupt.notify_one();
+        Ok(())
     }
 
     /// Types `pin` and presses Enter.
@@ -442,7 +459,8 @@ impl SimCore {
     /// the next tick); link output waits for the next tick.
     fn tick_without_link(&mut self) {
         // A poll answer for a pending request is kept by re-polling from the link tick: the
-        // key queue is only drained there, so nothing is lost here.
+        // key queue is only drained there, so nothing is lost here. With no request pending
+        // the poll discards the keys just pressed (no prompt is up).
         if self.device.pending_request_id().is_none() {
             let _ = self.device.poll(&mut self.hw);
         }
@@ -458,6 +476,9 @@ pub enum ControlError {
     /// No device with that index.
     #[error("no device {0}")]
     NoDevice(usize),
+    /// The prompt the keys were meant for is no longer on the screen.
+    #[error("prompt {0} is no longer on the screen")]
+    PromptGone(u64),
     /// A key name not in 0-9, enter, cancel, clear.
     #[error("unknown key {0:?} (use 0-9, enter, cancel, clear)")]
     UnknownKey(String),

@@ -310,8 +310,7 @@ fn pairing_refuses_a_nonce_that_breaks_the_commitment_and_a_user_who_sees_anothe
     assert_eq!(status_of(&answer), StatusCode::WrongState);
 
     // The user presses Cancel (the codes differ, or not now: one key, PROTOCOL.md §6.2).
-    rig.hw.press([KeyPress::Cancel]);
-    let answer = rig.pair();
+    let answer = rig.pair_pressing(&[KeyPress::Cancel]);
     assert_eq!(status_of(&answer), StatusCode::UserCancelled);
     assert_eq!(status(&mut rig).paired_hosts, 0);
 }

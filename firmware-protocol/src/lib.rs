@@ -15,5 +15,6 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod display;
 pub mod link;
 pub mod message;

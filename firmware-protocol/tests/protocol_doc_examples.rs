@@ -252,12 +252,14 @@ fn signed_message_example() {
 /// §6.4: the amount examples, as the device shows them.
 #[test]
 fn amount_examples() {
-    use firmware_protocol::message::format_amount;
+    use firmware_protocol::display::format_amount;
     for (minor, exponent, shown) in [
         (12_345, 2, "123.45"),
         (5, 2, "0.05"),
         (7, 0, "7"),
         (1_000, 3, "1.000"),
+        (123_456, 2, "1,234.56"),
+        (1_234_567, 0, "1,234,567"),
     ] {
         assert_eq!(format_amount(minor, exponent), shown);
         documented_text(

@@ -22,7 +22,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bank_sandbox::bank::{Bank, BankConfig, Role};
@@ -465,32 +464,16 @@ fn sweep_old_runs(runs_dir: &Path) {
     }
 }
 
-/// Types the sandbox PIN at every PIN prompt of the mock device (one digit at a time, then
-/// OK) and confirms any other prompt, until aborted. Used only while the shell enrols the
-/// sandbox customer at start-up.
+/// Types the sandbox PIN at every PIN prompt of the mock device and confirms any other
+/// prompt, until aborted, for the prompt on the screen only and on the device's activity (no
+/// timer: `device_sim::scripted`). Used only while the shell enrols the sandbox customer at
+/// start-up.
 fn script_keypad(handle: SimHandle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let digits: zeroize::Zeroizing<Vec<u8>> =
-            zeroize::Zeroizing::new(SANDBOX_PIN.bytes().map(|b| b - b'0').collect());
-        loop {
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            if handle.lock().hw.queued_keys() > 0 {
-                continue;
-            }
-            let view = handle.view();
-            match view.state.waiting_for {
-                Some("pin") => {
-                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
-                    match digits.get(entered) {
-                        Some(digit) => handle.press(&[KeyPress::Digit(*digit)]),
-                        None => handle.press(&[KeyPress::Enter]),
-                    }
-                }
-                Some(_) => handle.press(&[KeyPress::Enter]),
-                None => {}
-            }
-        }
-    })
+    device_sim::scripted::spawn_scripted_keypad(
+        handle,
+        Box::new(|| zeroize::Zeroizing::new(SANDBOX_PIN.to_owned())),
+        device_sim::scripted::Pace::AllAtOnce,
+    )
 }
 
 /// The QA faults of the contract on the simulator's fault settings: one-shot on the next
@@ -532,6 +515,8 @@ pub struct MockState {
     pub firmware_hash: String,
     /// The display.
     pub display: Vec<String>,
+    /// The prompt on the display waiting for a key, if any.
+    pub prompt_id: Option<u64>,
 }
 
 /// Reads a mock device's state.
@@ -545,6 +530,7 @@ pub fn mock_state(device: &MockDevice) -> MockState {
         firmware_version: FIRMWARE_VERSION.to_owned(),
         firmware_hash: view.state.firmware_hash,
         display: view.display,
+        prompt_id: view.state.prompt_id,
     }
 }
 
@@ -593,15 +579,23 @@ impl Key {
     }
 }
 
-/// Presses a key on a mock device's keypad.
-pub fn press(device: &MockDevice, key: Key) {
+/// Presses a key on a mock device's keypad for the prompt `prompt_id` the user saw (`None`:
+/// whatever is on the screen). Returns `false` if that prompt has gone: the key is dropped, as
+/// a real keypad's key meant for a screen that has changed never reaches the next prompt.
+pub fn press(device: &MockDevice, key: Key, prompt_id: Option<u64>) -> bool {
     let press = match key {
         Key::Digit(d) => KeyPress::Digit(d),
         Key::Ok => KeyPress::Enter,
         Key::Cancel => KeyPress::Cancel,
         Key::Clear => KeyPress::Clear,
     };
-    device.handle.press(&[press]);
+    match prompt_id {
+        Some(prompt_id) => device.handle.press_for(prompt_id, &[press]).is_ok(),
+        None => {
+            device.handle.press(&[press]);
+            true
+        }
+    }
 }
 
 /// Opens the mock device's case and closes it again, as someone who got into the device would

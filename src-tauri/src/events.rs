@@ -27,6 +27,10 @@ pub enum AppEvent {
         device_id: String,
         /// Its display, line by line.
         lines: Vec<String>,
+        /// The prompt on the display, if one waits for a key (mock devices; a key press names
+        /// it so a key never goes to a prompt the user has not seen). `None`: the keypad is
+        /// idle and a key would be discarded.
+        prompt_id: Option<u64>,
     },
     /// The bank pushed a confirmation request.
     ConfirmationPushed {

@@ -735,7 +735,7 @@ impl Flows {
             let (display_changed, state_changed, indicator_changed) = match &previous {
                 None => (true, true, true),
                 Some((lines, old)) => (
-                    *lines != now.display,
+                    *lines != now.display || old.prompt_id != now.prompt_id,
                     old.lifecycle != now.lifecycle
                         || old.tampered != now.tampered
                         || old.locked != now.locked
@@ -748,6 +748,7 @@ impl Flows {
                 subscribers.emit(&AppEvent::DeviceDisplay {
                     device_id: device_id.clone(),
                     lines: now.display.clone(),
+                    prompt_id: now.prompt_id,
                 });
                 if let Some(slot) = slot {
                     slot.send(DeviceProgress::Display {
@@ -1117,23 +1118,14 @@ pub async fn payment_prepare(
         .ok()
         .filter(|&a| a > 0)
         .ok_or_else(|| AppError::InvalidInput("amount must be more than zero".into()))?;
-    let payee_name = request.payee_name.trim().to_owned();
-    if payee_name.is_empty() {
-        return Err(AppError::InvalidInput("payee name is empty".into()));
-    }
-    let payee_account = compact(&request.payee_account);
-    if !(8..=34).contains(&payee_account.len())
-        || !payee_account.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err(AppError::InvalidInput(
-            "payee account must be 8 to 34 letters or digits".into(),
-        ));
-    }
-    if request.currency.len() != 3 || !request.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(AppError::InvalidInput(
-            "currency must be a 3-letter code".into(),
-        ));
-    }
+    // The companion's payment input rules, as the CLI applies them (companion::input).
+    let invalid = |e: companion::input::InputError| AppError::InvalidInput(e.to_string());
+    let payee_name = companion::input::parse_payee_name(&request.payee_name).map_err(invalid)?;
+    let payee_account = companion::input::parse_account(&request.payee_account)
+        .map_err(invalid)?
+        .as_str()
+        .to_owned();
+    let currency = companion::input::Currency::parse(&request.currency).map_err(invalid)?;
     let from_account = compact(&request.from_account);
     if !accounts.iter().any(|a| compact(a) == from_account) {
         return Err(AppError::InvalidInput("not one of your accounts".into()));
@@ -1150,7 +1142,7 @@ pub async fn payment_prepare(
                 "payee_account": payee_account,
                 "payee_name": payee_name,
                 "amount_minor": amount_minor,
-                "currency": request.currency,
+                "currency": currency.code(),
                 "reference": reference,
                 "idempotency_key": hex::encode(key),
             }),
@@ -1180,9 +1172,9 @@ pub async fn payment_prepare(
         payment_id: transaction_id,
         from_account: request.from_account,
         payee_name,
-        payee_account: request.payee_account.trim().to_owned(),
+        payee_account,
         amount_minor: amount_minor.to_string(),
-        currency: request.currency,
+        currency: currency.code().to_owned(),
         reference,
     })
 }
@@ -1730,12 +1722,16 @@ pub async fn qa_key_press(
     state: State<'_, AppState>,
     device_id: String,
     key: String,
+    prompt_id: Option<u64>,
 ) -> Result<(), AppError> {
     let device = mock(&state, &device_id)?;
     let key = Key::parse(&key)
         .ok_or_else(|| AppError::InvalidInput("a key is 0-9, ok, cancel or clear".into()))?;
-    embedded::press(&device, key);
-    tracing::info!(target: "pinbridge_app::qa", "{}: key pressed ({})", device.serial, key.public_name());
+    if embedded::press(&device, key, prompt_id) {
+        tracing::info!(target: "pinbridge_app::qa", "{}: key pressed ({})", device.serial, key.public_name());
+    } else {
+        tracing::info!(target: "pinbridge_app::qa", "{}: key dropped ({}): its prompt is no longer on the device", device.serial, key.public_name());
+    }
     Ok(())
 }
 

@@ -21,11 +21,15 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 const DEVICE: &str = "in-process:PB-SIM-0001";
+/// The channel of the app-wide events (`events_subscribe`), subscribed at start.
+const APP_EVENTS: u32 = 90;
 
 struct Harness {
     _app: App<MockRuntime>,
     main: WebviewWindow<MockRuntime>,
     captured: Captured,
+    /// Prompts the scripted keypad already pressed for.
+    used_prompts: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     logs: LogRing,
     _dir: tempfile::TempDir,
 }
@@ -46,9 +50,16 @@ fn start() -> Harness {
         _app: app,
         main,
         captured,
+        used_prompts: Default::default(),
         logs,
         _dir: dir,
     };
+    invoke(
+        &h.main,
+        "events_subscribe",
+        json!({"onEvent": format!("__CHANNEL__:{APP_EVENTS}")}),
+    )
+    .unwrap();
     // The shell provisions PB-SIM-0001 (initialise + enrol C-1001) in the background.
     eventually(
         "the sandbox device, bound to C-1001",
@@ -94,33 +105,55 @@ impl Harness {
             .collect()
     }
 
-    /// Presses `keys` on the mock keypad once the operation on `channel` waits for the user,
-    /// from another thread (the command blocks until the device answers). Like a person, it
-    /// first lets the device's display reach the screen: the app samples a mock device's
-    /// display every 100 ms, and a key pressed sooner ends the prompt before it is mirrored.
+    /// Presses `keys` on the mock keypad, from another thread (the command blocks until the
+    /// device answers), as a person does: once a new prompt is on the app's copy of the
+    /// device's display (a `deviceDisplay` event naming the prompt), for that prompt only
+    /// (`promptId`, so no key can reach a prompt nobody saw), each digit after the last one
+    /// showed on `channel`'s PIN count.
     fn keypad(&self, channel: u32, keys: &'static [&'static str]) -> std::thread::JoinHandle<()> {
         let main = self.main.clone();
         let captured = self.captured.clone();
+        let used = self.used_prompts.clone();
         std::thread::spawn(move || {
+            let mut prompt = None;
             eventually(
-                "the device to wait for the user",
+                &format!("a new prompt on the device for channel {channel}"),
                 Duration::from_secs(60),
                 || {
-                    captured.lock().unwrap().iter().any(|(id, m)| {
-                        *id == channel && m["type"] == "stage" && m["stage"] == "waitingForUser"
-                    })
+                    let used = used.lock().unwrap();
+                    prompt = captured
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .rfind(|(id, m)| {
+                            *id == APP_EVENTS
+                                && m["type"] == "deviceDisplay"
+                                && m["deviceId"] == DEVICE
+                        })
+                        .and_then(|(_, m)| m["promptId"].as_u64())
+                        .filter(|p| !used.contains(p));
+                    prompt.is_some()
                 },
             );
-            // Three of the mirror's 100 ms samples, so what the device shows now is mirrored.
-            std::thread::sleep(Duration::from_millis(300));
+            let prompt = prompt.unwrap();
+            used.lock().unwrap().push(prompt);
+            let mut digits = 0;
             for key in keys {
-                std::thread::sleep(Duration::from_millis(60));
                 invoke(
                     &main,
                     "qa_key_press",
-                    json!({"deviceId": DEVICE, "key": key}),
+                    json!({"deviceId": DEVICE, "key": key, "promptId": prompt}),
                 )
                 .unwrap();
+                // Like a person watching the dots: the next key once this digit shows.
+                if key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
+                    digits += 1;
+                    eventually("the digit count to grow", Duration::from_secs(30), || {
+                        captured.lock().unwrap().iter().any(|(id, m)| {
+                            *id == channel && m["type"] == "pin" && m["entered"] == digits
+                        })
+                    });
+                }
             }
         })
     }
@@ -205,6 +238,40 @@ impl Harness {
         let log = self.logs.export().content;
         assert!(!log.contains("123456"));
         assert!(log.contains("key pressed (a digit)"), "{log}");
+    }
+}
+
+#[test]
+fn payment_input_follows_the_companion_parser() {
+    let h = start();
+    let session = h.connect_pair_login();
+    let prepare = |account: &str, name: &str, currency: &str| {
+        invoke(
+            &h.main,
+            "payment_prepare",
+            json!({"request": {
+                "sessionId": session["sessionId"],
+                "fromAccount": "6222021000001234",
+                "payeeName": name,
+                "payeeAccount": account,
+                "amountMinor": "1234",
+                "currency": currency,
+                "reference": "",
+            }}),
+        )
+    };
+    // A valid IBAN is accepted (the app refused every IBAN), in its electronic form.
+    let prepared = prepare("DE89 3704 0044 0532 0130 00", "ACME", "CNY").unwrap();
+    assert_eq!(prepared["payeeAccount"], "DE89370400440532013000");
+    for (account, name, currency, says) in [
+        ("DE88370400440532013000", "ACME", "CNY", "check digits"),
+        ("12", "ACME", "CNY", "not an account number"),
+        ("6222080011223344", "ACME", "XYZ", "ISO 4217"),
+        ("6222080011223344", " ", "CNY", "payee's name"),
+    ] {
+        let refused = prepare(account, name, currency).unwrap_err();
+        assert_eq!(refused["kind"], "invalidInput", "{refused}");
+        assert!(refused.to_string().contains(says), "{says}: {refused}");
     }
 }
 
@@ -376,12 +443,6 @@ fn login_needs_a_pairing_and_qa_keys_are_checked() {
 #[test]
 fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
     let h = start();
-    invoke(
-        &h.main,
-        "events_subscribe",
-        json!({"onEvent": "__CHANNEL__:70"}),
-    )
-    .unwrap();
     let session = h.connect_pair_login();
     assert_eq!(session["customerId"], "C-1001");
     let pushed = invoke(&h.main, "qa_push_confirmation", json!({"deviceId": DEVICE})).unwrap();
@@ -399,7 +460,7 @@ fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
         "the confirmationPushed event",
         Duration::from_secs(10),
         || {
-            h.on(70).iter().any(|m| {
+            h.on(APP_EVENTS).iter().any(|m| {
                 m["type"] == "confirmationPushed"
                     && m["request"]["requestId"] == pushed["requestId"]
                     && m["request"]["amountMinor"] == pushed["amountMinor"]

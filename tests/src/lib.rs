@@ -474,14 +474,10 @@ pub fn payment_step(action: &str) -> String {
     format!("[[device.step]]\non = \"pin\"\nafter_ms = 50\n{action}\n")
 }
 
-/// The scenario: the keypad types [`PIN`] twice at enrolment, confirms the pairing code, then
-/// runs `payment_steps`. Keys typed ahead wait for the next prompt.
+/// The scenario: the keypad types [`PIN`] at each of enrolment's two PIN prompts (as on a
+/// real PIN pad, keys typed ahead of a prompt are not taken for it), confirms the pairing
+/// code, then runs `payment_steps`.
 fn scenario(payment_steps: &str) -> String {
-    let keys = |pin: &str| -> String {
-        pin.chars()
-            .map(|c| format!("\"{c}\", "))
-            .collect::<String>()
-    };
     format!(
         r#"
 [[device]]
@@ -489,13 +485,16 @@ index = 0
 [[device.step]]
 on = "pin"
 after_ms = 50
-keys = [{k}"enter", {k}"enter"]
+pin = "{PIN}"
+[[device.step]]
+on = "pin"
+after_ms = 50
+pin = "{PIN}"
 [[device.step]]
 on = "confirm"
 after_ms = 50
 confirm = true
-{payment_steps}"#,
-        k = keys(PIN)
+{payment_steps}"#
     )
 }
 

@@ -179,17 +179,24 @@ describe('staff and QA (en)', () => {
       await row.getByRole('button', { name: 'Connect' }).click();
       await row.getByRole('radio').check();
       await page.getByTestId('mock-device').filter({ hasText: 'PB-SIM-0002' }).waitFor();
-      await press(page, ['7', 'ok']);
-      const log = page.getByTestId('qa-log');
-      await log.filter({ hasText: 'PB-SIM-0002: key pressed (OK)' }).waitFor();
-      const text = await log.innerText();
-      assert.match(text, /PB-SIM-0002: key pressed \(a digit\)/);
-      assert.ok(!/key pressed \(7\)/.test(text));
+      // Idle, the pad takes no key (a real one discards them): its keys are off.
+      assert.ok(await page.getByTestId('mock-device').first().locator('[data-key="7"]').isDisabled());
       // A fault armed from QA shows up as a plain-words error in the flow it hits.
       await page.getByTestId('fault-busy').click();
       await go(page, 'pairing');
       await page.getByTestId('pairing-start').click();
       await page.getByRole('alert').filter({ hasText: 'The device is busy with another request.' }).waitFor();
+      // With a prompt up (a pairing code), the keys go to the device.
+      await page.getByTestId('pairing-start').click();
+      await page.getByTestId('pairing-code').waitFor();
+      await press(page, ['7', 'cancel']);
+      await page.getByRole('alert').filter({ hasText: 'Cancelled.' }).waitFor();
+      await go(page, 'qa');
+      const log = page.getByTestId('qa-log');
+      await log.filter({ hasText: 'PB-SIM-0002: key pressed (CANCEL)' }).waitFor();
+      const text = await log.innerText();
+      assert.match(text, /PB-SIM-0002: key pressed \(a digit\)/);
+      assert.ok(!/key pressed \(7\)/.test(text));
     }));
 
   test('logs export is redacted', T, () =>

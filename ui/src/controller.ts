@@ -188,7 +188,7 @@ export function createController(backend: Backend, store: Store<State> = createS
           sessionId: st.session.sessionId,
           fromAccount: form.fromAccount,
           payeeName: form.payeeName.trim(),
-          payeeAccount: form.payeeAccount.replace(/\s+/g, ''),
+          payeeAccount: form.payeeAccount.replace(/[\s-]+/g, '').toUpperCase(),
           amountMinor: check.amountMinor,
           currency: form.currency,
           reference: form.reference.trim(),
@@ -321,8 +321,8 @@ export function createController(backend: Backend, store: Store<State> = createS
       await attempt('qa', () => backend.qaMockStop(deviceId));
     },
     /** A key of a mock device's keypad: sent at once, never kept here. */
-    async keyPress(deviceId: string, key: Key): Promise<void> {
-      await attempt('keypad', () => backend.qaKeyPress(deviceId, key));
+    async keyPress(deviceId: string, key: Key, promptId?: number): Promise<void> {
+      await attempt('keypad', () => backend.qaKeyPress(deviceId, key, promptId));
     },
     async qaTripTamper(deviceId: string): Promise<void> {
       await attempt('qa', () => backend.qaTripTamper(deviceId), 'qa.info.tamperTripped');

@@ -17,8 +17,14 @@ export function minorDigits(currency: string): number {
  */
 export function parseAmount(text: string, currency: string): string | null {
   const digits = minorDigits(currency);
-  const s = text.trim().replace(/[,\s\u00a0]/g, '');
-  const m = /^([0-9]+)(?:\.([0-9]*))?$/.exec(s);
+  // As companion::input reads it in the app's languages (en, zh-CN: decimal point): thousands
+  // separators only in groups of three and with a decimal part ("1,234.50"); "12,34" or
+  // "1,234" are never guessed at (see amountUsesDecimalComma for the reason shown).
+  const t = text.trim();
+  const grouped = /^[0-9]{1,3}(?:[,\s\u00a0][0-9]{3})+\.[0-9]+$/.test(t);
+  if (/[,\s\u00a0]/.test(t) && !grouped) return null;
+  const s = t.replace(/[,\s\u00a0]/g, '');
+  const m = /^([0-9]+)(?:\.([0-9]+))?$/.exec(s);
   if (!m) return null;
   const whole = m[1];
   const frac = m[2] ?? '';
@@ -29,28 +35,44 @@ export function parseAmount(text: string, currency: string): string | null {
   return minor.toString();
 }
 
-/** Format integer minor units for a language, e.g. ("12050", "CNY", "zh-CN") -> "¥120.50". */
-export function formatAmount(minor: string, currency: string, lang: Language): string {
+/** "12,34": a decimal comma, which the app's languages do not use (refused, with this reason). */
+export function amountUsesDecimalComma(text: string): boolean {
+  return /^[0-9]+,[0-9]{1,2}$/.test(text.trim());
+}
+
+/**
+ * A payee account as companion::input accepts it: an IBAN whose mod-97 check holds, or a
+ * domestic account number of 16 to 19 digits. Spaces and dashes between groups are ignored.
+ */
+export function isValidAccount(text: string): boolean {
+  const s = text.replace(/[\s-]+/g, '').toUpperCase();
+  if (/^[A-Z]{2}[0-9]{2}/.test(s)) {
+    if (!/^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$/.test(s)) return false;
+    const rearranged = s.slice(4) + s.slice(0, 4);
+    let rest = 0;
+    for (const ch of rearranged) {
+      const v = ch >= 'A' ? ch.charCodeAt(0) - 55 : ch.charCodeAt(0) - 48;
+      rest = v >= 10 ? (rest * 100 + v) % 97 : (rest * 10 + v) % 97;
+    }
+    return rest === 1;
+  }
+  return /^[0-9]{16,19}$/.test(s);
+}
+
+/**
+ * Integer minor units as the PIN pad writes them (firmware_protocol::display): the ISO 4217
+ * code, then the amount grouped by commas, the same in every language, so what the customer
+ * compares on the PC and on the device is identical: ("123450", "CNY") -> "CNY 1,234.50".
+ */
+export function formatAmount(minor: string, currency: string, _lang?: Language): string {
   const digits = minorDigits(currency);
   const n = BigInt(minor);
   const neg = n < 0n;
   const abs = neg ? -n : n;
   const scale = 10n ** BigInt(digits);
-  const whole = abs / scale;
+  const whole = (abs / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   const frac = (abs % scale).toString().padStart(digits, '0');
-  const plain = `${neg ? '-' : ''}${whole.toString()}${digits > 0 ? '.' + frac : ''}`;
-  try {
-    const f = new Intl.NumberFormat(lang, {
-      style: 'currency',
-      currency,
-      minimumFractionDigits: digits,
-      maximumFractionDigits: digits,
-    });
-    // Intl accepts a decimal string exactly (no float rounding).
-    return f.format(plain as unknown as number);
-  } catch {
-    return `${currency} ${plain}`;
-  }
+  return `${currency} ${neg ? '-' : ''}${whole}${digits > 0 ? '.' + frac : ''}`;
 }
 
 export const DOT_FILLED = '\u25cf'; // ●

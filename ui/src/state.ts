@@ -20,7 +20,7 @@ import type {
   Stage,
   Theme,
 } from './api/types';
-import { parseAmount } from './format';
+import { amountUsesDecimalComma, isValidAccount, parseAmount } from './format';
 import type { MessageKey } from './i18n';
 
 /** What a long device operation has shown so far (fed by progress events). */
@@ -97,6 +97,8 @@ export interface State {
   activeDeviceId: string | null;
   /** Last display text per device (from deviceDisplay events). */
   displays: Record<string, string[]>;
+  /** The prompt waiting for a key per device (deviceDisplay events); null/absent: idle. */
+  prompts: Record<string, number | null>;
   session: LoginSession | null;
   staff: StaffSession | null;
   confirmations: ConfirmationRequest[];
@@ -125,6 +127,7 @@ export function initialState(lang: Language = 'en'): State {
     devices: [],
     activeDeviceId: null,
     displays: {},
+    prompts: {},
     session: null,
     staff: null,
     confirmations: [],
@@ -153,7 +156,11 @@ export function applyEvent(s: State, ev: AppEvent): State {
       return { ...s, devices: ev.devices, activeDeviceId: stillThere ? s.activeDeviceId : null };
     }
     case 'deviceDisplay':
-      return { ...s, displays: { ...s.displays, [ev.deviceId]: [...ev.lines] } };
+      return {
+        ...s,
+        displays: { ...s.displays, [ev.deviceId]: [...ev.lines] },
+        prompts: { ...s.prompts, [ev.deviceId]: ev.promptId ?? null },
+      };
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
       return { ...s, confirmations: [...s.confirmations, ev.request] };
@@ -183,9 +190,9 @@ export function validatePaymentForm(f: PaymentForm): PaymentCheck {
   const errors: Partial<Record<PaymentField, MessageKey>> = {};
   if (!f.fromAccount) errors.fromAccount = 'payment.err.fromAccount';
   if (!f.payeeName.trim()) errors.payeeName = 'payment.err.payeeName';
-  if (!/^[0-9]{8,34}$/.test(f.payeeAccount.replace(/\s+/g, ''))) errors.payeeAccount = 'payment.err.payeeAccount';
+  if (!isValidAccount(f.payeeAccount)) errors.payeeAccount = 'payment.err.payeeAccount';
   const amountMinor = parseAmount(f.amount, f.currency);
-  if (amountMinor === null) errors.amount = 'payment.err.amount';
+  if (amountMinor === null) errors.amount = amountUsesDecimalComma(f.amount) ? 'payment.err.amountComma' : 'payment.err.amount';
   if (f.reference.length > 35) errors.reference = 'payment.err.reference';
   if (Object.keys(errors).length > 0 || amountMinor === null) return { ok: false, errors };
   return { ok: true, amountMinor };

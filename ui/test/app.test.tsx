@@ -11,6 +11,15 @@ import { Ctl } from '../src/ui/context';
 
 let root: HTMLElement | null = null;
 
+/** Waits, letting the app render, until `cond` holds. */
+async function until(cond: () => boolean, what = 'condition'): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (cond()) return;
+    await act(() => new Promise<void>((r) => setTimeout(r, 1)));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 async function mount(hash = '#/devices') {
   window.location.hash = hash;
   const el = document.createElement('div');
@@ -87,6 +96,15 @@ describe('App', () => {
     const pad = root.querySelector('[data-testid="mock-device"]');
     expect(pad).not.toBeNull();
     expect(pad!.querySelectorAll('button[data-key]')).toHaveLength(13);
+    // Idle: no prompt on the device, so the keypad takes no key (a real one discards them).
+    const enabled = () => [...pad!.querySelectorAll<HTMLButtonElement>('button[data-key]')].filter((b) => !b.disabled);
+    expect(enabled()).toHaveLength(0);
+    // A prompt goes up (pairing shows its code): the keys come alive.
+    const pairing = c.pair();
+    await until(() => enabled().length === 13, 'keypad enabled at the prompt');
+    await act(() => c.keyPress('sim-1', 'ok'));
+    await act(() => pairing);
+    await until(() => enabled().length === 0, 'keypad idle again');
   });
 
   it('staff act on the device the rest of the app is using until they pick another', async () => {

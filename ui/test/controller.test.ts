@@ -93,7 +93,7 @@ describe('customer flows', () => {
     await backend.qaKeyPress('sim-1', 'ok');
     await paired;
     const session = await backend.login('sim-1', 'C-1001', () => undefined);
-    const prepared = await backend.paymentPrepare({ sessionId: session.sessionId, fromAccount: session.accounts[0], payeeName: 'A', payeeAccount: '12345678', amountMinor: '100', currency: 'CNY', reference: '' });
+    const prepared = await backend.paymentPrepare({ sessionId: session.sessionId, fromAccount: session.accounts[0], payeeName: 'A', payeeAccount: '6222080011223344', amountMinor: '100', currency: 'CNY', reference: '' });
     const progress: DeviceProgress[] = [];
     const done = backend.paymentApprove(prepared.paymentId, (e) => progress.push(e));
     await until(() => progress.some((e) => e.type === 'pin'));
@@ -119,7 +119,7 @@ describe('customer flows', () => {
   it('a tampered device refuses the payment in danger state', async () => {
     const t = await setup();
     await pairAndLogin(t);
-    t.c.editPayment({ payeeName: 'A', payeeAccount: '12345678', amount: '1' });
+    t.c.editPayment({ payeeName: 'A', payeeAccount: '6222080011223344', amount: '1' });
     await t.c.reviewPayment();
     await t.c.qaTripTamper('sim-1');
     await t.c.approvePayment();
@@ -151,7 +151,7 @@ describe('customer flows', () => {
   it('cancelling on the device, and the user being too slow, are plain errors', async () => {
     const t = await setup();
     await pairAndLogin(t);
-    t.c.editPayment({ payeeName: 'A', payeeAccount: '12345678', amount: '1' });
+    t.c.editPayment({ payeeName: 'A', payeeAccount: '6222080011223344', amount: '1' });
     await t.c.reviewPayment();
     let approving = t.c.approvePayment();
     await until(() => { const p = t.s().payment; return p.step === 'device' && p.live.pin !== null; });
@@ -160,7 +160,7 @@ describe('customer flows', () => {
     let p = t.s().payment;
     expect(p.step === 'result' && p.error?.kind).toBe('userCancelled');
     t.c.newPayment();
-    t.c.editPayment({ payeeName: 'A', payeeAccount: '12345678', amount: '1' });
+    t.c.editPayment({ payeeName: 'A', payeeAccount: '6222080011223344', amount: '1' });
     await t.c.reviewPayment();
     await t.c.qaFault('sim-1', { kind: 'userTooSlow' });
     approving = t.c.approvePayment();

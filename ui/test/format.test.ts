@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAmount, formatCode, formatDots, groupAccount, maskAccount, minorDigits, parseAmount, shortHash } from '../src/format';
+import { amountUsesDecimalComma, formatAmount, formatCode, formatDots, groupAccount, isValidAccount, maskAccount, minorDigits, parseAmount, shortHash } from '../src/format';
 
 describe('amounts', () => {
   it('parses what people type into integer minor units, without floats', () => {
@@ -20,19 +20,36 @@ describe('amounts', () => {
     expect(parseAmount('10', 'JPY')).toBe('10');
   });
 
+  it('never reads 12,34 as 1,234 (as companion::input, en and zh-CN use a decimal point)', () => {
+    expect(parseAmount('12,34', 'CNY')).toBeNull();
+    expect(amountUsesDecimalComma('12,34')).toBe(true);
+    expect(parseAmount('1,234', 'CNY')).toBeNull(); // grouping without decimals: ambiguous
+    expect(parseAmount('1,23,4.00', 'CNY')).toBeNull();
+    expect(parseAmount('1,234.50', 'CNY')).toBe('123450');
+  });
+
+  it('accepts IBANs whose check digits hold and 16-19 digit domestic accounts', () => {
+    expect(isValidAccount('DE89 3704 0044 0532 0130 00')).toBe(true);
+    expect(isValidAccount('fr7630006000011234567890189')).toBe(true);
+    expect(isValidAccount('DE88370400440532013000')).toBe(false);
+    expect(isValidAccount('6222 0800 1122 3344')).toBe(true);
+    expect(isValidAccount('12')).toBe(false);
+    expect(isValidAccount('12345678')).toBe(false);
+  });
+
   it('knows the minor digits of a currency', () => {
     expect(minorDigits('CNY')).toBe(2);
     expect(minorDigits('JPY')).toBe(0);
     expect(minorDigits('XXZ-bad')).toBe(2);
   });
 
-  it('formats minor units per language, exactly', () => {
-    expect(formatAmount('12050', 'CNY', 'zh-CN')).toBe('¥120.50');
-    expect(formatAmount('12050', 'CNY', 'en')).toBe('CN¥120.50');
-    expect(formatAmount('123456789', 'USD', 'en')).toBe('$1,234,567.89');
-    expect(formatAmount('7', 'EUR', 'en')).toBe('€0.07');
-    expect(formatAmount('900719925474099312', 'USD', 'en')).toBe('$9,007,199,254,740,993.12');
-    expect(formatAmount('500', 'JPY', 'en')).toBe('¥500');
+  it('formats minor units as the PIN pad does (code, grouped), exactly', () => {
+    expect(formatAmount('12050', 'CNY', 'zh-CN')).toBe('CNY 120.50');
+    expect(formatAmount('12050', 'CNY', 'en')).toBe('CNY 120.50'); // as the PIN pad shows it
+    expect(formatAmount('123456789', 'USD', 'en')).toBe('USD 1,234,567.89');
+    expect(formatAmount('7', 'EUR', 'en')).toBe('EUR 0.07');
+    expect(formatAmount('900719925474099312', 'USD', 'en')).toBe('USD 9,007,199,254,740,993.12');
+    expect(formatAmount('500', 'JPY', 'en')).toBe('JPY 500');
   });
 });
 

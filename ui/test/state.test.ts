@@ -43,8 +43,11 @@ describe('app events', () => {
   });
   it('keep each device display, dedupe pushed requests, cap the log', () => {
     let s = initialState();
-    s = applyEvent(s, { type: 'deviceDisplay', deviceId: 'a', lines: ['Ready'] });
+    s = applyEvent(s, { type: 'deviceDisplay', deviceId: 'a', lines: ['Ready'], promptId: null });
     expect(s.displays).toEqual({ a: ['Ready'] });
+    expect(s.prompts).toEqual({ a: null });
+    s = applyEvent(s, { type: 'deviceDisplay', deviceId: 'a', lines: ['Pay CNY 1.00', 'PIN:'], promptId: 7 });
+    expect(s.prompts).toEqual({ a: 7 });
     const req = { requestId: 'r1', orderId: 'O', payerAccount: '1', payeeName: 'P', payeeAccount: '2', amountMinor: '1', currency: 'CNY', receivedAt: '' };
     s = applyEvent(s, { type: 'confirmationPushed', request: req });
     const again = applyEvent(s, { type: 'confirmationPushed', request: req });

@@ -689,9 +689,9 @@ pub async fn prepare_payment(
     })
 }
 
-/// Formats minor units with the currency exponent (`1234`, 2 -> `12.34`) exactly as the
-/// device shows them (PROTOCOL.md §6.4); the rule's one home is firmware-protocol.
-pub use firmware_protocol::message::format_amount;
+/// Formats minor units with the currency exponent, grouped (`123456`, 2 -> `1,234.56`), as
+/// the PIN pad shows them (one home: `firmware_protocol::display`).
+pub use firmware_protocol::display::format_amount;
 
 /// Payment steps 2-4: the device shows the payment and takes the PIN, the bank verifies and
 /// journals, the device checks the bank's answer. The result is what the device decided.

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bank_sandbox::bank::{Bank, BankConfig};
 use companion::bank::{BankClient, BankSettings, BearerToken};
@@ -15,7 +14,7 @@ use companion::session::Session;
 use companion::transport::sim::SimTransport;
 use device_sim::certificate::CaKey;
 use device_sim::device::{Device, FIRMWARE_VERSION, Manufacture, firmware_image_hash};
-use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
+use device_sim::hardware::{Clock, SecureStore, VirtualHardware};
 use device_sim::server::ServedDevice;
 use device_sim::sim::{SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
@@ -195,45 +194,26 @@ pub fn order(amount_minor: u64) -> PaymentOrder {
     }
 }
 
-/// Types the current PIN digit by digit at every PIN prompt and confirms other prompts, except
-/// that the next `decline` confirmation prompts are cancelled (the customer declines).
+/// Types the current PIN at every PIN prompt and confirms other prompts, for the prompt on
+/// the screen only, waiting on the device's activity (`device_sim::scripted`); the next
+/// `decline` confirmation prompts are cancelled instead (the customer declines).
 fn keypad(
     handle: SimHandle,
     pin: Arc<Mutex<&'static str>>,
     decline: Arc<std::sync::atomic::AtomicUsize>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            // Keys are consumed on the device's next link tick: wait until the last ones were,
-            // so the digit count read below is current.
-            if handle.lock().hw.queued_keys() > 0 {
-                continue;
-            }
-            let view = handle.view();
-            match view.state.waiting_for {
-                Some("pin") => {
-                    let digits: Vec<u8> = pin.lock().unwrap().bytes().map(|b| b - b'0').collect();
-                    let entered = usize::from(view.state.pin_digits_entered.unwrap_or(0));
-                    match digits.get(entered) {
-                        Some(d) => handle.press(&[KeyPress::Digit(*d)]),
-                        None => handle.press(&[KeyPress::Enter]),
-                    }
-                }
-                Some("confirm")
-                    if decline
-                        .fetch_update(
-                            std::sync::atomic::Ordering::SeqCst,
-                            std::sync::atomic::Ordering::SeqCst,
-                            |n| n.checked_sub(1),
-                        )
-                        .is_ok() =>
-                {
-                    handle.press(&[KeyPress::Cancel])
-                }
-                Some(_) => handle.press(&[KeyPress::Enter]),
-                None => {}
-            }
-        }
-    })
+    device_sim::scripted::spawn_scripted_keypad_choosing(
+        handle,
+        Box::new(move || zeroize::Zeroizing::new(pin.lock().unwrap().to_string())),
+        device_sim::scripted::Pace::KeyByKey,
+        Box::new(move || {
+            decline
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_err()
+        }),
+    )
 }

@@ -491,6 +491,12 @@ impl Rig {
 
     /// Pairs a host; returns the PairResult.
     pub fn pair(&mut self) -> Response {
+        self.pair_pressing(&[KeyPress::Enter])
+    }
+
+    /// Pairs a host, pressing `keys` once the comparison code is on the screen; returns the
+    /// device's answer.
+    pub fn pair_pressing(&mut self, keys: &[KeyPress]) -> Response {
         let host = HostPairing::start(&mut self.host_rng);
         let begin = PairBegin {
             host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
@@ -518,7 +524,7 @@ impl Rig {
             "the device shows the host's code {code}: {:?}",
             self.hw.display()
         );
-        let answer = Self::answered(id, self.keys(&[KeyPress::Enter]));
+        let answer = Self::answered(id, self.keys(keys));
         if let Response::PairResult(result) = &answer {
             outcome
                 .check_device_confirmation(&result.device_confirmation.0)

@@ -50,7 +50,7 @@ pub use status::{StatusCode, VENDOR_STATUS_FIRST};
 pub use types::{
     BankCommandKind, BankResult, Capabilities, CurrencyCode, EcPublicKey, EcdsaSignature, HostId,
     Indicator, Kcv, KeyBlock, Lifecycle, LockState, MacTag, Nonce, PaymentDetails, PinBlock,
-    PinBlockFormat, SessionId, Sha256Digest, WrappedKey, format_amount,
+    PinBlockFormat, SessionId, Sha256Digest, WrappedKey,
 };
 
 use codec::{Reader, Writer};

@@ -568,26 +568,11 @@ pub struct PaymentDetails {
     pub bank_transaction_id: String,
 }
 
-/// `amount_minor` with the decimal point placed by the ISO 4217 `exponent`, as the device
-/// shows an amount (PROTOCOL.md §6.4): `format_amount(1234, 2)` is `"12.34"`,
-/// `format_amount(5, 2)` is `"0.05"`, `format_amount(7, 0)` is `"7"`. No grouping, no sign,
-/// no currency symbol: the code is shown beside it.
-pub fn format_amount(amount_minor: u64, exponent: u8) -> String {
-    let digits = amount_minor.to_string();
-    let exponent = usize::from(exponent);
-    if exponent == 0 {
-        return digits;
-    }
-    let padded = alloc::format!("{digits:0>width$}", width = exponent + 1);
-    let (units, minor) = padded.split_at(padded.len() - exponent);
-    alloc::format!("{units}.{minor}")
-}
-
 impl PaymentDetails {
-    /// The amount as the device shows it: [`format_amount`] of `amount_minor` and
-    /// `currency_exponent`.
+    /// The amount as the device shows it: [`crate::display::format_amount`] of
+    /// `amount_minor` and `currency_exponent`.
     pub fn amount_text(&self) -> String {
-        format_amount(self.amount_minor, self.currency_exponent)
+        crate::display::format_amount(self.amount_minor, self.currency_exponent)
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, MessageError> {

@@ -85,8 +85,9 @@ export interface Backend {
   qaMockStart(name: string): Promise<DeviceStatus>;
   /** qa_mock_stop { deviceId } */
   qaMockStop(deviceId: string): Promise<void>;
-  /** qa_key_press { deviceId, key } — goes straight to the mock device */
-  qaKeyPress(deviceId: string, key: Key): Promise<void>;
+  /** qa_key_press { deviceId, key, promptId } — goes straight to the mock device, for the
+   *  prompt the user saw (dropped if it has gone; without one: whatever prompt is up) */
+  qaKeyPress(deviceId: string, key: Key, promptId?: number): Promise<void>;
   /** qa_trip_tamper { deviceId } */
   qaTripTamper(deviceId: string): Promise<void>;
   /** qa_inject_fault { deviceId, fault } */

@@ -5,6 +5,7 @@
 // screens receive — results, progress events, app events, logs — carries at most a digit count.
 import type { Backend, EventSink, ProgressSink, Unsubscribe } from './backend';
 import { appError, type AppError } from './errors';
+import { isValidAccount } from '../format';
 import type {
   AppEvent,
   AppInfo,
@@ -87,6 +88,8 @@ class MockDevice {
   display: string[] = ['PinBridge', 'Ready'];
   faults: Faults = noFaults();
   waiter: Waiter | null = null;
+  /** The id of the last prompt shown; the prompt is up while `waiter` is set. */
+  promptSeq = 0;
   /** Digits typed on the device keypad for the current entry. Never leaves this object. */
   private pinDigits = '';
 
@@ -277,7 +280,12 @@ export class MockBackend implements Backend {
   private setDisplay(dev: MockDevice, lines: string[], onProgress?: ProgressSink): void {
     dev.display = lines;
     onProgress?.({ type: 'display', lines: [...lines] });
-    this.emit({ type: 'deviceDisplay', deviceId: dev.id, lines: [...lines] });
+    this.emitDisplay(dev);
+  }
+
+  private emitDisplay(dev: MockDevice): void {
+    const promptId = dev.waiter ? dev.promptSeq : null;
+    this.emit({ type: 'deviceDisplay', deviceId: dev.id, lines: [...dev.display], promptId });
   }
 
   private setIndicator(dev: MockDevice, indicator: Indicator, onProgress?: ProgressSink): void {
@@ -339,6 +347,7 @@ export class MockBackend implements Backend {
       const done = (): void => {
         clearTimeout(timer);
         dev.waiter = null;
+        this.emitDisplay(dev);
       };
       const timer = setTimeout(() => {
         done();
@@ -387,6 +396,9 @@ export class MockBackend implements Backend {
           }
         },
       };
+      // The prompt is up: the keypad takes keys for it from now on.
+      dev.promptSeq += 1;
+      this.emitDisplay(dev);
     });
   }
 
@@ -413,7 +425,7 @@ export class MockBackend implements Backend {
     dev.status.connected = true;
     this.addLog('info', 'device', `${dev.status.serial} connected over ${dev.status.transport}; firmware ${dev.status.firmware.version}`);
     this.emitDevices();
-    this.emit({ type: 'deviceDisplay', deviceId, lines: [...dev.display] });
+    this.emitDisplay(dev);
     return clone(dev.status);
   }
 
@@ -529,7 +541,7 @@ export class MockBackend implements Backend {
     if (!/^[1-9][0-9]*$/.test(r.amountMinor)) throw appError('invalidInput', 'amount must be more than zero');
     if (!r.payeeName.trim()) throw appError('invalidInput', 'payee name is empty');
     const acct = r.payeeAccount.replace(/\s+/g, '');
-    if (!/^[0-9]{8,34}$/.test(acct)) throw appError('invalidInput', 'payee account must be 8 to 34 digits');
+    if (!isValidAccount(acct)) throw appError('invalidInput', 'not an account number (an IBAN, or 16 to 19 digits)');
     if (!/^[A-Z]{3}$/.test(r.currency)) throw appError('invalidInput', 'currency must be a 3-letter code');
     if (!session.accounts.includes(r.fromAccount)) throw appError('invalidInput', 'not one of your accounts');
     await sleep(this.stepMs / 2);
@@ -850,14 +862,16 @@ export class MockBackend implements Backend {
     this.emitDevices();
   }
 
-  async qaKeyPress(deviceId: string, key: Key): Promise<void> {
+  async qaKeyPress(deviceId: string, key: Key, promptId?: number): Promise<void> {
     const dev = this.device(deviceId);
     if (!dev.status.mock) throw appError('invalidInput', 'only a mock device has an on-screen keypad');
     if (!dev.status.connected) throw appError('deviceDisconnected', `${dev.status.serial} is not connected`);
     // The log never names a digit key, not even for QA.
     const label = /^[0-9]$/.test(key) ? 'a digit' : key.toUpperCase();
     this.addLog('info', 'qa', `${dev.status.serial}: key pressed (${label})`);
-    dev.waiter?.onKey(key);
+    // Like the real device: a key for a prompt that has gone, or with none up, is dropped.
+    if (!dev.waiter || (promptId !== undefined && promptId !== dev.promptSeq)) return;
+    dev.waiter.onKey(key);
   }
 
   async qaTripTamper(deviceId: string): Promise<void> {

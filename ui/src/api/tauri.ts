@@ -135,8 +135,8 @@ export class TauriBackend implements Backend {
   async qaMockStop(deviceId: string): Promise<void> {
     await call('qa_mock_stop', { deviceId });
   }
-  async qaKeyPress(deviceId: string, key: Key): Promise<void> {
-    await call('qa_key_press', { deviceId, key });
+  async qaKeyPress(deviceId: string, key: Key, promptId?: number): Promise<void> {
+    await call('qa_key_press', { deviceId, key, promptId });
   }
   async qaTripTamper(deviceId: string): Promise<void> {
     await call('qa_trip_tamper', { deviceId });

@@ -94,7 +94,9 @@ export type AppEvent =
   /** The whole device list, after any change (attach, detach, state change). */
   | { type: 'devices'; devices: DeviceStatus[] }
   /** What a device's own display shows now (any time, not only in a session). */
-  | { type: 'deviceDisplay'; deviceId: string; lines: string[] }
+  /** promptId: the prompt waiting for a key, or null when the keypad is idle (a key would be
+   *  discarded). A key press names it, so a key never reaches a prompt the user has not seen. */
+  | { type: 'deviceDisplay'; deviceId: string; lines: string[]; promptId: number | null }
   | { type: 'confirmationPushed'; request: ConfirmationRequest }
   | { type: 'log'; entry: LogEntry };
 

@@ -123,8 +123,13 @@ const isFn = (k: Key): k is 'ok' | 'clear' | 'cancel' => k === 'ok' || k === 'cl
 export function Keypad({ device }: { device: DeviceStatus }) {
   const t = useT();
   const c = useController();
-  const disabled = !device.connected;
-  const press = (k: Key) => void c.keyPress(device.deviceId, k);
+  // A real keypad takes no key while no prompt is up: the keys are off until the device shows
+  // one, and each press names the prompt it was meant for.
+  const prompt = useApp((s) => s.prompts[device.deviceId]) ?? null;
+  const disabled = !device.connected || prompt === null;
+  const press = (k: Key) => {
+    if (prompt !== null) void c.keyPress(device.deviceId, k, prompt);
+  };
   return (
     <div class="keypad" role="group" aria-label={t('keypad.label', { name: device.name })}>
       {KEYS.map((k) => (

@@ -1,0 +1,123 @@
+//! The `pinbridge` binary refuses bad payment input before it contacts the device or the bank,
+//! with a specific reason and code (issue 17 items 2 and 6), and survives a reader that closes
+//! its pipe early.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+/// `pinbridge` with no reachable device or bank: a command that gets past input checking
+/// fails on the connection (code `failed`), not on the input.
+fn pinbridge(state: &std::path::Path, locale: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pinbridge"))
+        .env("PINBRIDGE_BANK_URL", "https://127.0.0.1:1")
+        .env("PINBRIDGE_DEVICE", "sim:127.0.0.1:1")
+        .env("PINBRIDGE_STATE_DIR", state)
+        .env_remove("LC_NUMERIC")
+        .env("LC_ALL", locale)
+        .env("LANG", locale)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn pay(locale: &str, to: &str, amount: &str, currency: &str) -> (String, String) {
+    let state = tempfile::tempdir().unwrap();
+    let output = pinbridge(
+        state.path(),
+        locale,
+        &[
+            "--json",
+            "pay",
+            "--to",
+            to,
+            "--payee-name",
+            "Shop SARL",
+            "--amount",
+            amount,
+            "--currency",
+            currency,
+        ],
+    );
+    assert!(!output.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    (
+        error["error"]["code"].as_str().unwrap().to_owned(),
+        error["error"]["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+const IBAN: &str = "FR7630006000011234567890189";
+
+#[test]
+fn an_unknown_currency_is_named_as_such() {
+    let (code, message) = pay("en_US.UTF-8", IBAN, "12.34", "XYZ");
+    assert_eq!(code, "unknown_currency", "{message}");
+    assert!(message.contains("ISO 4217"), "{message}");
+}
+
+#[test]
+fn a_bad_iban_checksum_and_a_two_digit_account_never_reach_the_pin_pad() {
+    let (code, message) = pay("en_US.UTF-8", "FR7630006000011234567890188", "1", "EUR");
+    assert_eq!(code, "invalid_iban", "{message}");
+    let (code, message) = pay("en_US.UTF-8", "12", "1", "EUR");
+    assert_eq!(code, "invalid_account", "{message}");
+}
+
+#[test]
+fn twelve_comma_thirty_four_follows_the_locale() {
+    for locale in ["en_US.UTF-8", "zh_CN.UTF-8", "C"] {
+        let (code, message) = pay(locale, IBAN, "12,34", "EUR");
+        assert_eq!(code, "invalid_amount", "{locale}: {message}");
+        assert!(message.contains("decimal separator"), "{message}");
+    }
+    // Where the comma is the decimal separator the amount is accepted: the command goes on
+    // to the (unreachable) device.
+    let (code, message) = pay("de_DE.UTF-8", IBAN, "12,34", "EUR");
+    assert_eq!(code, "failed", "{message}");
+}
+
+#[test]
+fn the_payee_name_is_required() {
+    let state = tempfile::tempdir().unwrap();
+    let output = pinbridge(
+        state.path(),
+        "C",
+        &["pay", "--to", IBAN, "--amount", "1", "--currency", "EUR"],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--payee-name"));
+}
+
+#[test]
+fn logs_export_into_a_reader_that_stops_after_one_line_exits_cleanly() {
+    let state = tempfile::tempdir().unwrap();
+    // Far more than a pipe holds, so the export is still writing when the reader goes.
+    let mut log = std::fs::File::create(state.path().join("events.log")).unwrap();
+    for n in 0..20_000 {
+        writeln!(
+            log,
+            r#"{{"step":"device_pay","n":{n},"detail":"padding padding"}}"#
+        )
+        .unwrap();
+    }
+    drop(log);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinbridge"))
+        .env("PINBRIDGE_STATE_DIR", state.path())
+        .args(["logs", "export"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -1`: read one line, then close the pipe.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("device_pay"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
