@@ -357,4 +357,6 @@ export const en = {
   'error.notFound.hint': 'Refresh the screen and try again.',
   'error.internal': 'Something went wrong in the app.',
   'error.internal.hint': 'Try again. If it keeps happening, export the logs for support.',
+  'error.noBankProfile': 'No bank is configured on this computer.',
+  'error.noBankProfile.hint': 'Ask your bank or administrator to install the bank profile.',
 } as const;

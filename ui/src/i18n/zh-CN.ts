@@ -359,4 +359,6 @@ export const zhCN: Record<keyof typeof en, string> = {
   'error.notFound.hint': '请刷新页面后重试。',
   'error.internal': '应用出现问题。',
   'error.internal.hint': '请重试。如果反复出现，请导出日志交给技术支持。',
+  'error.noBankProfile': '此电脑未配置银行。',
+  'error.noBankProfile.hint': '请联系您的银行或管理员安装银行配置文件。',
 };
