@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the desktop app's Linux bundle: the UI (npm ci + vite build into ui/dist), then the app
+# Builds the desktop app's Linux bundle, production flavour (no `sandbox` feature: no sandbox
+# bank, no mock devices, no QA; the bank comes from /etc/pinbridge/bank.toml): the UI (npm ci + vite build into ui/dist), then the app
 # in release with that UI embedded, packed as a .deb by the Tauri CLI. Prints the .deb's path
 # and size. Installs what a fresh Debian 12 machine lacks (scripts/setup.sh; the Tauri CLI with
 # cargo if it is missing). Incremental: a second run rebuilds only what changed.
@@ -34,6 +35,9 @@ if [ -z "$deb" ]; then
   echo "app-build: no .deb in $deb_dir" >&2
   exit 1
 fi
+# --- the shipped binary links no sandbox code (scripts/check-production-app.sh).
+step "check: no sandbox crate in the production binary"
+bash "$root/scripts/check-production-app.sh" "$CARGO_TARGET_DIR/release/pinbridge-app"
 size="$(stat -c %s "$deb")"
 echo
 echo "binary: $CARGO_TARGET_DIR/release/pinbridge-app ($(stat -c %s "$CARGO_TARGET_DIR/release/pinbridge-app") bytes)"

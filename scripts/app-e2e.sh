@@ -7,8 +7,8 @@
 # screenshots of every screen in both languages into src-tauri/e2e/screenshots/.
 #
 # Builds first without the Tauri CLI (the test path: `npm run build` in ui/, then
-# `cargo build --release -p pinbridge-app --features custom-protocol`, which is what
-# `cargo tauri build` compiles); APP_E2E_NO_BUILD=1 uses the existing build. tauri-driver is
+# `cargo build --release -p pinbridge-app --features custom-protocol,sandbox`: the sandbox
+# flavour, the one with the embedded default and the QA keypad); APP_E2E_NO_BUILD=1 uses the existing build. tauri-driver is
 # installed with cargo into ~/.cache/pinbridge/tools only when missing. This is part of
 # scripts/test.sh.
 set -euo pipefail
@@ -21,8 +21,8 @@ bash scripts/setup.sh
 if [ "${APP_E2E_NO_BUILD:-0}" != 1 ]; then
   source scripts/ui-deps.sh
   ui_build "$root/ui" app-e2e
-  echo "==> cargo build --release -p pinbridge-app --features custom-protocol" >&2
-  cargo build --release --locked -p pinbridge-app --features custom-protocol
+  echo "==> cargo build --release -p pinbridge-app --features custom-protocol,sandbox" >&2
+  cargo build --release --locked -p pinbridge-app --features custom-protocol,sandbox
 fi
 app="$CARGO_TARGET_DIR/release/pinbridge-app"
 [ -x "$app" ] || { echo "app-e2e: $app is missing; run without APP_E2E_NO_BUILD" >&2; exit 1; }

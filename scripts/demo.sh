@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main-job command: builds PinBridge and runs it on the embedded default.
 #
-# On a desktop (DISPLAY or WAYLAND_DISPLAY set) it opens the desktop app, which with no bank
+# On a desktop (DISPLAY or WAYLAND_DISPLAY set) it opens the desktop app's sandbox flavour
+# (`--features sandbox`; the production build has no embedded bank), which with no bank
 # configured starts an in-process sandbox bank and the mock PIN pad PB-SIM-0001 (customer
 # C-1001, sandbox PIN 123456 typed on the mock device's on-screen keypad): pair, log in and
 # pay in the window. The app runs with a scratch settings directory so it is always the
@@ -19,7 +20,7 @@ if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "${PINBRIDGE_DEMO:-app}" != cl
     echo "demo: the desktop app's UI did not build; PINBRIDGE_DEMO=cli runs the terminal demo" >&2
     exit 1
   fi
-  cargo build --release --locked -p pinbridge-app --features custom-protocol -q
+  cargo build --release --locked -p pinbridge-app --features custom-protocol,sandbox -q
   config="$(mktemp -d)"
   trap 'rm -rf "$config"' EXIT
   echo "PinBridge: opening the desktop app (embedded sandbox bank, mock PIN pad PB-SIM-0001; customer C-1001, PIN 123456 on the on-screen keypad)" >&2

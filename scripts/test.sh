@@ -13,6 +13,8 @@ cargo fmt --all -- --check
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The desktop app's sandbox flavour (the embedded default, QA) is a feature: lint it too.
+cargo clippy -p pinbridge-app --all-targets --locked --features sandbox -- -D warnings
 
 step "firmware-protocol builds without std (no_std + alloc)"
 cargo build -p firmware-protocol --no-default-features --locked
@@ -26,6 +28,13 @@ eval "$(bash scripts/postgres.sh)"
 
 step "tests (store tests run on SQLite files and on PostgreSQL)"
 cargo test --workspace --locked
+# The workspace run tests the app's production flavour (tests/production.rs); its flows on the
+# embedded sandbox bank (tests/flows.rs) and the shell tests again run in the sandbox flavour.
+cargo test -p pinbridge-app --locked --features sandbox
+
+step "the production app binary links no sandbox crate (debug build: every symbol kept)"
+cargo build -p pinbridge-app --locked
+bash scripts/check-production-app.sh "$CARGO_TARGET_DIR/debug/pinbridge-app"
 
 step "ui: typecheck, Vitest, build, browser end-to-end in Chromium (mocked IPC)"
 bash scripts/ui-test.sh

@@ -27,6 +27,10 @@ pub struct AppInfo {
     pub backend: &'static str,
     /// Whether the in-process sandbox bank and mock device are running.
     pub embedded: bool,
+    /// `production` or `sandbox` (the screens hide QA and mark the sandbox by it).
+    pub flavour: &'static str,
+    /// The bank profile (production flavour; `None` in the sandbox).
+    pub bank_profile: Option<crate::profile::ProfileInfo>,
 }
 
 /// Hex SHA-256 of the file this process was started from.
@@ -71,6 +75,8 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, AppError> {
                 state.flows.embedded_status(),
                 crate::flows::EmbeddedStatus::Off
             ),
+        flavour: crate::FLAVOUR,
+        bank_profile: state.profile.clone(),
     })
 }
 

@@ -88,6 +88,9 @@ pub enum AppError {
     /// A fault in the app itself (files, tasks).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The production build has no bank profile (or an invalid one): no flow can reach a bank.
+    #[error("no bank profile: {0}")]
+    NoBankProfile(String),
 }
 
 impl AppError {
@@ -120,6 +123,7 @@ impl AppError {
             AppError::InvalidInput(_) => "invalidInput",
             AppError::NotFound(_) => "notFound",
             AppError::Internal(_) => "internal",
+            AppError::NoBankProfile(_) => "noBankProfile",
         }
     }
 }
@@ -269,7 +273,7 @@ mod tests {
             userTooSlow tampered locked revoked notPaired notInitialised notEnrolled notBound \
             pairingFailed keyCheckFailed integrityFailed corruptFrame bankUnreachable \
             bankRejected notLoggedIn staffAuthRequired staffAuthFailed staffNotAllowed \
-            invalidInput notFound internal";
+            invalidInput notFound internal noBankProfile";
         let m = String::new;
         let all = [
             AppError::DeviceNotFound(m()),
@@ -298,6 +302,7 @@ mod tests {
             AppError::InvalidInput(m()),
             AppError::NotFound(m()),
             AppError::Internal(m()),
+            AppError::NoBankProfile(m()),
         ];
         let serialised: Vec<String> = all
             .iter()

@@ -23,9 +23,13 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::AppState;
-use crate::confirmations::{BankWatch, ConfirmationRequest, now_rfc3339, request_from_bank};
+use crate::confirmations::BankWatch;
+#[cfg(feature = "sandbox")]
+use crate::confirmations::{ConfirmationRequest, now_rfc3339, request_from_bank};
 use crate::devices::{self, DeviceStatus, Firmware, Indicator, Lifecycle, LockState, TamperState};
-use crate::embedded::{self, Embedded, Key, MockDevice, MockDevices};
+use crate::embedded::{self, Embedded, MockDevices};
+#[cfg(feature = "sandbox")]
+use crate::embedded::{Key, MockDevice};
 use crate::error::AppError;
 use crate::events::AppEvent;
 
@@ -768,6 +772,7 @@ impl Flows {
 }
 
 /// Starts the embedded default: the sandbox bank, then `PB-SIM-0001` provisioned for C-1001.
+#[cfg(feature = "sandbox")]
 pub async fn start_embedded(
     flows: Arc<Flows>,
     devices: companion::devices::DeviceManager,
@@ -1663,6 +1668,7 @@ pub async fn staff_tamper_reset(
 
 // ------------------------------------------------------------------------- QA
 
+#[cfg(feature = "sandbox")]
 fn mock(state: &AppState, device_id: &str) -> Result<Arc<MockDevice>, AppError> {
     state.flows.mocks.by_id(device_id).ok_or_else(|| {
         if state
@@ -1681,6 +1687,7 @@ fn mock(state: &AppState, device_id: &str) -> Result<Arc<MockDevice>, AppError> 
 }
 
 /// QA: starts another mock PIN pad (manufactured: staff initialise and enrol it).
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_mock_start(
     state: State<'_, AppState>,
@@ -1702,6 +1709,7 @@ pub async fn qa_mock_start(
 }
 
 /// QA: stops a mock PIN pad.
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_mock_stop(state: State<'_, AppState>, device_id: String) -> Result<(), AppError> {
     let device = mock(&state, &device_id)?;
@@ -1717,6 +1725,7 @@ pub async fn qa_mock_stop(state: State<'_, AppState>, device_id: String) -> Resu
 
 /// QA: a key on the mock device's keypad. The key goes straight to the device; the log
 /// never names a digit.
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_key_press(
     state: State<'_, AppState>,
@@ -1736,6 +1745,7 @@ pub async fn qa_key_press(
 }
 
 /// QA: trips the mock device's tamper switch (it wipes its keys).
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_trip_tamper(state: State<'_, AppState>, device_id: String) -> Result<(), AppError> {
     let device = mock(&state, &device_id)?;
@@ -1745,6 +1755,7 @@ pub async fn qa_trip_tamper(state: State<'_, AppState>, device_id: String) -> Re
 }
 
 /// QA: arms a fault on the mock device's link.
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_inject_fault(
     state: State<'_, AppState>,
@@ -1758,6 +1769,7 @@ pub async fn qa_inject_fault(
 }
 
 /// QA: clears every fault.
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_clear_faults(
     state: State<'_, AppState>,
@@ -1790,6 +1802,7 @@ pub struct ConfirmationResult {
 /// QA: the sandbox's web-shop terminal creates a payment that needs confirmation on the device,
 /// for the customer the mock device is bound to. The bank pushes it on the customer's event
 /// stream; a logged-in app receives it from there (at the next login otherwise).
+#[cfg(feature = "sandbox")]
 #[tauri::command]
 pub async fn qa_push_confirmation(
     state: State<'_, AppState>,

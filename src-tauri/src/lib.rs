@@ -3,6 +3,11 @@
 //!
 //! Every command is listed in build.rs's app manifest, so the runtime checks each call against
 //! the window's capability (capabilities/main.json) and refuses anything not granted there.
+//!
+//! Two flavours (README, "Two flavours"): the production build (default features) links no
+//! sandbox code, registers no `qa_*` command and takes its bank from the bank profile
+//! (`profile.rs`); the sandbox build (`--features sandbox`) adds the embedded default (an
+//! in-process sandbox bank and mock PIN pads) and the QA commands, and says so in its title.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,17 +22,55 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub mod commands;
 pub mod confirmations;
 pub mod devices;
+#[cfg(feature = "sandbox")]
+pub mod embedded;
+#[cfg(not(feature = "sandbox"))]
+#[path = "embedded_off.rs"]
 pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod flows;
 pub mod logs;
+pub mod profile;
 pub mod settings;
 
+/// Which flavour this build is: `sandbox` or `production`.
+pub const FLAVOUR: &str = if cfg!(feature = "sandbox") {
+    "sandbox"
+} else {
+    "production"
+};
+
+/// The commands that start or drive a flow with the bank (and need one): refused with
+/// `noBankProfile` when the production build has no valid bank profile.
+pub const FLOW_COMMANDS: &[&str] = &[
+    "device_connect",
+    "device_disconnect",
+    "pairing_begin",
+    "pairing_confirm",
+    "pairing_cancel",
+    "login",
+    "logout",
+    "payment_prepare",
+    "payment_approve",
+    "payment_cancel",
+    "staff_sign_in",
+    "staff_sign_out",
+    "staff_initialise",
+    "staff_enrol",
+    "staff_bind",
+    "staff_revoke",
+    "staff_rebind",
+    "staff_tamper_reset",
+    "confirmation_approve",
+];
+
 use crate::confirmations::ConfirmationInbox;
+use crate::error::AppError;
 use crate::events::{AppEvent, Subscribers};
 use crate::flows::{EmbeddedStatus, Flows};
 use crate::logs::LogRing;
+use crate::profile::ProfileInfo;
 use crate::settings::SettingsStore;
 
 /// What the shell is started with.
@@ -44,8 +87,11 @@ pub struct ShellOptions {
     /// `None`: the platform's data directory for the app (`~/.local/share/<identifier>`).
     pub data_dir: Option<PathBuf>,
     /// Start the embedded default (sandbox bank and mock PIN pad) when no bank URL is
-    /// configured. On in the app; tests of other parts turn it off.
+    /// configured. On in the app; tests of other parts turn it off. The sandbox flavour only.
     pub embedded_default: bool,
+    /// The bank profile to read (production flavour); `None`: the OS's path
+    /// ([`profile::default_path`]).
+    pub bank_profile: Option<PathBuf>,
 }
 
 impl ShellOptions {
@@ -57,6 +103,7 @@ impl ShellOptions {
             device_poll_interval: Duration::from_secs(2),
             data_dir: None,
             embedded_default: true,
+            bank_profile: None,
         }
     }
 }
@@ -80,108 +127,208 @@ pub struct AppState {
     pub confirmations: ConfirmationInbox,
     /// Device sessions, pairings, logins, payments, staff, the embedded default.
     pub flows: Arc<Flows>,
+    /// The bank profile as loaded (production flavour); `None` in the sandbox flavour.
+    pub profile: Option<ProfileInfo>,
+}
+
+impl AppState {
+    /// Why no flow may start: the production build without a valid bank profile.
+    pub fn no_bank(&self) -> Option<AppError> {
+        match &self.profile {
+            Some(ProfileInfo::Missing { path }) => Some(AppError::NoBankProfile(format!(
+                "no bank is configured: the administrator installs the bank's profile at {path}"
+            ))),
+            Some(ProfileInfo::Invalid { error, .. }) => Some(AppError::NoBankProfile(format!(
+                "the installed bank profile is not valid: {error}"
+            ))),
+            Some(ProfileInfo::Loaded { .. }) | None => None,
+        }
+    }
 }
 
 /// The app's context (configuration, capabilities, assets) for any runtime: the real one
 /// (Wry) in the app, the mock runtime in the tests.
 pub fn context<R: Runtime>() -> tauri::Context<R> {
-    tauri::generate_context!()
+    #[cfg_attr(not(feature = "sandbox"), allow(unused_mut))]
+    let mut context = tauri::generate_context!();
+    // The sandbox says so in the title bar, whatever the page does.
+    #[cfg(feature = "sandbox")]
+    for window in &mut context.config_mut().app.windows {
+        window.title = format!("{} — SANDBOX", window.title);
+    }
+    context
+}
+
+/// Every command this flavour has.
+fn commands<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::app_info,
+        commands::events_subscribe,
+        commands::device_list,
+        commands::device_status,
+        commands::confirmations_list,
+        commands::logs_list,
+        commands::logs_export,
+        commands::settings_get,
+        commands::settings_set,
+        flows::device_connect,
+        flows::device_disconnect,
+        flows::pairing_begin,
+        flows::pairing_confirm,
+        flows::pairing_cancel,
+        flows::login,
+        flows::logout,
+        flows::payment_prepare,
+        flows::payment_approve,
+        flows::payment_cancel,
+        flows::staff_sign_in,
+        flows::staff_sign_out,
+        flows::staff_initialise,
+        flows::staff_enrol,
+        flows::staff_bind,
+        flows::staff_revoke,
+        flows::staff_rebind,
+        flows::staff_tamper_reset,
+        #[cfg(feature = "sandbox")]
+        flows::qa_mock_start,
+        #[cfg(feature = "sandbox")]
+        flows::qa_mock_stop,
+        #[cfg(feature = "sandbox")]
+        flows::qa_key_press,
+        #[cfg(feature = "sandbox")]
+        flows::qa_trip_tamper,
+        #[cfg(feature = "sandbox")]
+        flows::qa_inject_fault,
+        #[cfg(feature = "sandbox")]
+        flows::qa_clear_faults,
+        #[cfg(feature = "sandbox")]
+        flows::qa_push_confirmation,
+        flows::confirmation_approve,
+    ]
+}
+
+/// The command handler: [`commands`] behind the bank-profile gate.
+fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    let commands = commands();
+    move |invoke: tauri::ipc::Invoke<R>| {
+        if FLOW_COMMANDS.contains(&invoke.message.command())
+            && let Some(state) = invoke.message.webview_ref().try_state::<AppState>()
+            && let Some(error) = state.no_bank()
+        {
+            tracing::warn!("{} refused: {error}", invoke.message.command());
+            invoke.resolver.reject(error);
+            return true;
+        }
+        commands(invoke)
+    }
 }
 
 /// Adds the commands and the start-up work (settings, device watch, event forwarding) to a
 /// builder.
 pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<R> {
-    builder
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::events_subscribe,
-            commands::device_list,
-            commands::device_status,
-            commands::confirmations_list,
-            commands::logs_list,
-            commands::logs_export,
-            commands::settings_get,
-            commands::settings_set,
-            flows::device_connect,
-            flows::device_disconnect,
-            flows::pairing_begin,
-            flows::pairing_confirm,
-            flows::pairing_cancel,
-            flows::login,
-            flows::logout,
-            flows::payment_prepare,
-            flows::payment_approve,
-            flows::payment_cancel,
-            flows::staff_sign_in,
-            flows::staff_sign_out,
-            flows::staff_initialise,
-            flows::staff_enrol,
-            flows::staff_bind,
-            flows::staff_revoke,
-            flows::staff_rebind,
-            flows::staff_tamper_reset,
-            flows::qa_mock_start,
-            flows::qa_mock_stop,
-            flows::qa_key_press,
-            flows::qa_trip_tamper,
-            flows::qa_inject_fault,
-            flows::qa_clear_faults,
-            flows::qa_push_confirmation,
-            flows::confirmation_approve,
-        ])
-        .setup(move |app| {
-            let config_dir = match options.config_dir {
-                Some(dir) => dir,
-                None => app.path().app_config_dir()?,
-            };
-            let (settings, recovered) = SettingsStore::load_or_recover(&config_dir)?;
-            if let Some(words) = recovered {
-                tracing::warn!("{words}");
-            }
+    builder.invoke_handler(handler()).setup(move |app| {
+        let config_dir = match options.config_dir {
+            Some(dir) => dir,
+            None => app.path().app_config_dir()?,
+        };
+        let (settings, recovered) = SettingsStore::load_or_recover(&config_dir)?;
+        if let Some(words) = recovered {
+            tracing::warn!("{words}");
+        }
+        #[cfg(feature = "sandbox")]
+        let (settings, discovery, profile) = {
             let discovery = settings.discovery();
-            let data_dir = match options.data_dir {
-                Some(dir) => dir,
-                None => app.path().app_data_dir()?,
-            };
-            let embedded = options.embedded_default && settings.settings().bank_url.is_empty();
-            let flows = Arc::new(Flows::new(
-                data_dir.join("pairings"),
-                if embedded {
-                    EmbeddedStatus::Starting
-                } else {
-                    EmbeddedStatus::Off
-                },
-            ));
-            let manager = DeviceManager::with_platform_sources(&discovery.to_config())
-                .with_source(Arc::new(flows.mocks.clone()));
-            tracing::info!(
-                "PinBridge {} started; settings in {}",
-                app.package_info().version,
-                settings.path().display()
-            );
-            let state = AppState {
-                version: app.package_info().version.to_string(),
-                settings,
-                logs: options.logs,
-                subscribers: Subscribers::default(),
-                devices: manager,
-                build_hash: tokio::sync::OnceCell::new(),
-                confirmations: ConfirmationInbox::default(),
-                flows,
-            };
-            forward_logs(&state);
-            watch_devices(&state, options.device_poll_interval);
-            tauri::async_runtime::spawn(flows::watch_mock_devices(&state));
+            (settings, discovery, None)
+        };
+        #[cfg(not(feature = "sandbox"))]
+        let (settings, discovery, profile) = apply_profile(settings, &options.bank_profile);
+        let data_dir = match options.data_dir {
+            Some(dir) => dir,
+            None => app.path().app_data_dir()?,
+        };
+        let embedded = cfg!(feature = "sandbox")
+            && options.embedded_default
+            && settings.settings().bank_url.is_empty();
+        let flows = Arc::new(Flows::new(
+            data_dir.join("pairings"),
             if embedded {
-                tauri::async_runtime::spawn(flows::start_embedded(
-                    state.flows.clone(),
-                    state.devices.clone(),
-                    data_dir.join("embedded"),
-                ));
+                EmbeddedStatus::Starting
+            } else {
+                EmbeddedStatus::Off
+            },
+        ));
+        let manager = DeviceManager::with_platform_sources(&discovery.to_config());
+        #[cfg(feature = "sandbox")]
+        let manager = manager.with_source(Arc::new(flows.mocks.clone()));
+        tracing::info!(
+            "PinBridge {} ({FLAVOUR} build) started; settings in {}",
+            app.package_info().version,
+            settings.path().display()
+        );
+        let state = AppState {
+            version: app.package_info().version.to_string(),
+            settings,
+            logs: options.logs,
+            subscribers: Subscribers::default(),
+            devices: manager,
+            build_hash: tokio::sync::OnceCell::new(),
+            confirmations: ConfirmationInbox::default(),
+            flows,
+            profile,
+        };
+        forward_logs(&state);
+        watch_devices(&state, options.device_poll_interval);
+        tauri::async_runtime::spawn(flows::watch_mock_devices(&state));
+        #[cfg(feature = "sandbox")]
+        if embedded {
+            tauri::async_runtime::spawn(flows::start_embedded(
+                state.flows.clone(),
+                state.devices.clone(),
+                data_dir.join("embedded"),
+            ));
+        }
+        app.manage(state);
+        Ok(())
+    })
+}
+
+/// The production build's bank: the profile's URL, CA and transports, or no bank at all.
+#[cfg(not(feature = "sandbox"))]
+fn apply_profile(
+    settings: SettingsStore,
+    path: &Option<PathBuf>,
+) -> (SettingsStore, settings::Discovery, Option<ProfileInfo>) {
+    use crate::profile::Transport;
+    use crate::settings::BankPolicy;
+    let path = path.clone().unwrap_or_else(profile::default_path);
+    let loaded = profile::load(&path);
+    let info = ProfileInfo::of(&path, &loaded);
+    let mut discovery = settings.discovery();
+    let policy = match loaded {
+        Ok(profile) => {
+            tracing::info!(
+                "bank profile {}: {} at {}",
+                path.display(),
+                profile.display_name,
+                profile.url
+            );
+            discovery.usb &= profile.allows(Transport::Usb);
+            discovery.ble &= profile.allows(Transport::Ble);
+            if !profile.allows(Transport::Sim) {
+                discovery.sim_devices.clear();
             }
-            app.manage(state);
-            Ok(())
-        })
+            BankPolicy::Profile {
+                url: profile.url,
+                ca_pem: profile.ca_pem,
+                user_override: profile.allow_user_override,
+            }
+        }
+        Err(error) => {
+            tracing::warn!("no bank: {error}");
+            BankPolicy::Unprovisioned
+        }
+    };
+    (settings.with_policy(policy), discovery, Some(info))
 }
 
 /// Every new log line goes to the subscribed pages.

@@ -191,11 +191,31 @@ impl From<SettingsError> for AppError {
     }
 }
 
+/// Who decides which bank the app talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BankPolicy {
+    /// The sandbox flavour: the user's settings (an empty URL: the embedded sandbox bank).
+    User,
+    /// The production flavour with a bank profile: its URL and CA, read-only unless the
+    /// profile lets the user override them.
+    Profile {
+        /// The profile's bank URL.
+        url: String,
+        /// The profile's pinned CA.
+        ca_pem: Option<String>,
+        /// Whether the user may set another URL and CA.
+        user_override: bool,
+    },
+    /// The production flavour without a valid profile: no bank, and none can be typed in.
+    Unprovisioned,
+}
+
 /// The settings in memory and on disk (`settings.json` in the app's config directory).
 #[derive(Debug)]
 pub struct SettingsStore {
     path: PathBuf,
     current: Mutex<SettingsFile>,
+    policy: BankPolicy,
 }
 
 impl SettingsStore {
@@ -223,7 +243,83 @@ impl SettingsStore {
         Ok(SettingsStore {
             path,
             current: Mutex::new(current),
+            policy: BankPolicy::User,
         })
+    }
+
+    /// The same store under a bank policy.
+    pub fn with_policy(self, policy: BankPolicy) -> Self {
+        SettingsStore { policy, ..self }
+    }
+
+    /// Who decides the bank.
+    pub fn policy(&self) -> &BankPolicy {
+        &self.policy
+    }
+
+    /// The screen's settings as the policy makes them: the profile's bank unless the user may
+    /// override it and did.
+    fn effective(&self, stored: Settings) -> Settings {
+        match &self.policy {
+            BankPolicy::User => stored,
+            BankPolicy::Profile {
+                user_override: true,
+                ..
+            } if !stored.bank_url.is_empty() => stored,
+            BankPolicy::Profile { url, ca_pem, .. } => Settings {
+                bank_url: url.clone(),
+                bank_ca_pem: ca_pem.clone(),
+                ..stored
+            },
+            BankPolicy::Unprovisioned => Settings {
+                bank_url: String::new(),
+                bank_ca_pem: None,
+                ..stored
+            },
+        }
+    }
+
+    /// What of the screen's settings is saved under the policy, or why the bank part is
+    /// refused. `kept` is the file's current content.
+    fn to_store(&self, wanted: Settings, kept: &Settings) -> Result<Settings, AppError> {
+        let read_only = |why: &str| {
+            Err(AppError::InvalidInput(format!(
+                "the bank URL and CA are set by the administrator ({why}) and cannot be changed here"
+            )))
+        };
+        match &self.policy {
+            BankPolicy::User => Ok(wanted),
+            BankPolicy::Profile {
+                url,
+                ca_pem,
+                user_override,
+            } => {
+                let is_profiles = wanted.bank_url == *url && wanted.bank_ca_pem == *ca_pem;
+                if is_profiles {
+                    // Follow the profile (and its updates) rather than a copy of it.
+                    Ok(Settings {
+                        bank_url: String::new(),
+                        bank_ca_pem: None,
+                        ..wanted
+                    })
+                } else if *user_override {
+                    Ok(wanted)
+                } else {
+                    read_only("the bank profile")
+                }
+            }
+            BankPolicy::Unprovisioned => {
+                if wanted.bank_url.is_empty() && wanted.bank_ca_pem.is_none() {
+                    Ok(Settings {
+                        bank_url: kept.bank_url.clone(),
+                        bank_ca_pem: kept.bank_ca_pem.clone(),
+                        ..wanted
+                    })
+                } else {
+                    read_only("no bank profile is installed")
+                }
+            }
+        }
     }
 
     /// Like [`SettingsStore::load`], but a malformed file does not stop the app: it is moved
@@ -261,9 +357,9 @@ impl SettingsStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The screen's settings.
+    /// The screen's settings (the bank as the policy decides it).
     pub fn settings(&self) -> Settings {
-        self.lock().settings.clone()
+        self.effective(self.lock().settings.clone())
     }
 
     /// The discovery section.
@@ -276,13 +372,14 @@ impl SettingsStore {
     pub fn set(&self, settings: Settings) -> Result<Settings, AppError> {
         let settings = settings.validated()?;
         let mut current = self.lock();
+        let stored = self.to_store(settings, &current.settings)?;
         let next = SettingsFile {
-            settings: settings.clone(),
+            settings: stored.clone(),
             discovery: current.discovery.clone(),
         };
         self.write(&next)?;
         *current = next;
-        Ok(settings)
+        Ok(self.effective(stored))
     }
 
     fn write(&self, file: &SettingsFile) -> Result<(), SettingsError> {
@@ -428,6 +525,71 @@ mod tests {
         );
         let (_, again) = SettingsStore::load_or_recover(dir.path()).expect("second start");
         assert!(again.is_none());
+    }
+
+    #[test]
+    fn a_profile_without_override_makes_the_bank_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SettingsStore::load(dir.path())
+                .expect("load")
+                .with_policy(BankPolicy::Profile {
+                    url: "https://bank.example/api".into(),
+                    ca_pem: None,
+                    user_override: false,
+                });
+        assert_eq!(store.settings().bank_url, "https://bank.example/api");
+        // Language and theme change; the bank stays the profile's.
+        assert_eq!(store.set(sample()), Ok(sample()));
+        let other = Settings {
+            bank_url: "https://evil.example".into(),
+            ..sample()
+        };
+        assert!(matches!(store.set(other), Err(AppError::InvalidInput(_))));
+        assert_eq!(store.settings(), sample());
+    }
+
+    #[test]
+    fn a_profile_with_override_lets_the_user_choose_and_go_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SettingsStore::load(dir.path())
+                .expect("load")
+                .with_policy(BankPolicy::Profile {
+                    url: "https://bank.example/api".into(),
+                    ca_pem: None,
+                    user_override: true,
+                });
+        let other = Settings {
+            bank_url: "https://test.bank.example".into(),
+            ..sample()
+        };
+        assert_eq!(store.set(other.clone()), Ok(other));
+        let cleared = Settings {
+            bank_url: String::new(),
+            ..sample()
+        };
+        assert_eq!(
+            store.set(cleared).map(|s| s.bank_url),
+            Ok("https://bank.example/api".into())
+        );
+    }
+
+    #[test]
+    fn without_a_profile_no_bank_can_be_typed_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SettingsStore::load(dir.path())
+            .expect("load")
+            .with_policy(BankPolicy::Unprovisioned);
+        assert!(matches!(
+            store.set(sample()),
+            Err(AppError::InvalidInput(_))
+        ));
+        let local = Settings {
+            bank_url: String::new(),
+            ..sample()
+        };
+        assert_eq!(store.set(local.clone()), Ok(local));
     }
 
     #[test]

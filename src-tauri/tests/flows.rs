@@ -2,6 +2,8 @@
 //! the in-process sandbox bank and the mock PIN pad PB-SIM-0001, whose keypad the test drives
 //! with `qa_key_press` as the on-screen keypad does.
 
+// The embedded default and the QA keypad exist in the sandbox flavour only.
+#![cfg(feature = "sandbox")]
 // Test harness helpers: a broken fixture or an impossible state should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -44,6 +46,7 @@ fn start() -> Harness {
         device_poll_interval: Duration::from_millis(200),
         data_dir: Some(dir.path().join("data")),
         embedded_default: true,
+        bank_profile: None,
     };
     let (app, main, captured) = start_app(options);
     let h = Harness {

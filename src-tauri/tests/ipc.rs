@@ -29,12 +29,24 @@ struct Harness {
 fn start(sim_devices: &[SocketAddr]) -> Harness {
     let config_dir = tempfile::tempdir().unwrap();
     seed_settings(config_dir.path(), sim_devices);
+    // The production build takes its bank from a profile; this one lets the user override it
+    // (the settings tests set their own URL) and allows the simulators the device tests use.
+    let profile = config_dir.path().join("bank.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "display_name = \"Test Bank\"\nurl = \"{PROFILE_URL}\"\n\
+             transports = [\"usb\", \"sim\"]\nallow_user_override = true\n"
+        ),
+    )
+    .unwrap();
     let options = ShellOptions {
         config_dir: Some(config_dir.path().to_owned()),
         logs: LogRing::new(100),
         device_poll_interval: Duration::from_millis(100),
         data_dir: Some(config_dir.path().join("data")),
         embedded_default: false,
+        bank_profile: Some(profile),
     };
     let (app, main, channel_messages) = start_app(options);
     Harness {
@@ -42,6 +54,18 @@ fn start(sim_devices: &[SocketAddr]) -> Harness {
         main,
         channel_messages,
         config_dir,
+    }
+}
+
+/// The bank of the production build's profile in these tests.
+const PROFILE_URL: &str = "https://profile.bank.example/api";
+
+/// The bank URL with nothing configured: the profile's, or empty (embedded) in the sandbox.
+fn default_bank_url() -> &'static str {
+    if cfg!(feature = "sandbox") {
+        ""
+    } else {
+        PROFILE_URL
     }
 }
 
@@ -54,6 +78,7 @@ fn app_info_reports_the_version_and_the_sha256_of_the_running_executable() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["backend"], "tauri");
     assert_eq!(info["embedded"], false);
+    assert_eq!(info["flavour"], pinbridge_app::FLAVOUR);
     // The test binary is the running executable here; coreutils' sha256sum is the
     // independent computation.
     let exe = std::env::current_exe().unwrap();
@@ -71,7 +96,7 @@ fn app_info_reports_the_version_and_the_sha256_of_the_running_executable() {
 fn settings_round_trip_through_ipc_and_persist_as_json() {
     let h = start(&[]);
     let before = invoke(&h.main, "settings_get", json!({})).unwrap();
-    assert_eq!(before["bankUrl"], "");
+    assert_eq!(before["bankUrl"], default_bank_url());
     let wanted = json!({
         "bankUrl": " https://bank.example/api ",
         "bankCaPem": null,

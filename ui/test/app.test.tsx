@@ -20,12 +20,12 @@ async function until(cond: () => boolean, what = 'condition'): Promise<void> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function mount(hash = '#/devices') {
+async function mount(hash = '#/devices', backend: MockBackend = new MockBackend({ stepMs: 0 })) {
   window.location.hash = hash;
   const el = document.createElement('div');
   document.body.appendChild(el);
   root = el;
-  const c = createController(new MockBackend({ stepMs: 0 }), createStore(initialState('en')));
+  const c = createController(backend, createStore(initialState('en')));
   await act(async () => {
     render(
       <Ctl.Provider value={c}>
@@ -118,5 +118,38 @@ describe('App', () => {
     expect(select.value).toBe('sim-2');
     await act(() => c.staffSelectDevice(select.options[0].value));
     expect(root.querySelector<HTMLSelectElement>('[data-testid="staff-device"]')!.value).toBe(select.options[0].value);
+  });
+
+  it('marks the sandbox build in the header and the title', async () => {
+    const { root } = await mount();
+    expect(root.querySelector('[data-testid="sandbox-badge"]')?.textContent).toBe('Sandbox');
+    expect(document.title).toContain('Sandbox');
+    expect(root.querySelector('[data-testid="nav-qa"]')).not.toBeNull();
+  });
+
+  it('a production build without a bank profile shows the no-bank screen and no QA', async () => {
+    const backend = new MockBackend({ stepMs: 0 });
+    const base = backend.appInfo.bind(backend);
+    backend.appInfo = async () => ({
+      ...(await base()),
+      backend: 'tauri',
+      embedded: false,
+      flavour: 'production',
+      bankProfile: { status: 'missing', path: '/etc/pinbridge/bank.toml' },
+    });
+    const { root } = await mount('#/qa', backend);
+    expect(root.querySelector('[data-testid="nav-qa"]')).toBeNull();
+    expect(root.querySelector('[data-testid="sandbox-badge"]')).toBeNull();
+    expect(root.querySelector('[data-testid="screen-qa"]')).toBeNull();
+    expect(root.querySelector('[data-testid="no-bank"]')).not.toBeNull();
+    expect(root.querySelector('[data-testid="no-bank-path"]')?.textContent).toBe('/etc/pinbridge/bank.toml');
+    expect(text()).toContain('No bank is configured');
+    // Settings still opens, with the bank read-only.
+    await act(async () => {
+      window.location.hash = '#/settings';
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
+    });
+    expect(root.querySelector('[data-testid="bank-locked"]')).not.toBeNull();
+    expect(root.querySelector<HTMLInputElement>('#set-url')?.readOnly).toBe(true);
   });
 });

@@ -2,7 +2,7 @@
 //! the one-byte enumerations. Nothing here is secret: keys travel only inside TR-31 blocks
 //! and PINs only as enciphered PIN blocks, so these types need no zeroizing.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 

@@ -29,6 +29,7 @@ export const ERROR_KINDS = [
   'invalidInput',
   'notFound',
   'internal',
+  'noBankProfile',
 ] as const;
 
 export type ErrorKind = (typeof ERROR_KINDS)[number];

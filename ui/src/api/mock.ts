@@ -405,7 +405,8 @@ export class MockBackend implements Backend {
   // ------------------------------------------------------------------ Backend
 
   async appInfo(): Promise<AppInfo> {
-    return { version: '0.1.0', buildHash: 'dev-mock', backend: 'mock', embedded: this.settings.bankUrl === '' };
+    // The mock stands in for the sandbox build (it has QA and the embedded bank).
+    return { version: '0.1.0', buildHash: 'dev-mock', backend: 'mock', embedded: this.settings.bankUrl === '', flavour: 'sandbox', bankProfile: null };
   }
 
   async subscribe(sink: EventSink): Promise<Unsubscribe> {

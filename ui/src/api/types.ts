@@ -235,4 +235,14 @@ export interface AppInfo {
   backend: 'tauri' | 'mock';
   /** Running the in-process sandbox bank and mock device (no configuration). */
   embedded: boolean;
+  /** Which build: `production` (bank from the bank profile, no QA) or `sandbox`. */
+  flavour: 'production' | 'sandbox';
+  /** The bank profile (production build); null in the sandbox. */
+  bankProfile: BankProfileInfo | null;
 }
+
+/** The production build's bank profile as the app loaded it. */
+export type BankProfileInfo =
+  | { status: 'loaded'; path: string; displayName: string; url: string; userOverride: boolean }
+  | { status: 'missing'; path: string }
+  | { status: 'invalid'; path: string; error: string };

@@ -2,6 +2,15 @@
 export const en = {
   'app.title': 'PinBridge',
   'app.skip': 'Skip to the screen',
+  'app.sandbox': 'Sandbox',
+  'app.sandboxHint': 'A sandbox build: a built-in test bank and simulated PIN pads. Not for real money.',
+  'noBank.title': 'No bank is configured',
+  'noBank.missing': 'This computer has no bank profile, so PinBridge cannot pair a PIN pad, log in or pay.',
+  'noBank.invalid': 'The bank profile on this computer is not valid, so PinBridge cannot pair a PIN pad, log in or pay:',
+  'noBank.install': 'Your bank’s installer or your administrator puts the bank profile here:',
+  'noBank.contents': 'It names the bank, its address and certificate, and the connections allowed (see the README, “Bank profile”). Restart PinBridge after installing it.',
+  'settings.bankLocked': 'Set by your bank’s profile ({path}); only an administrator can change it.',
+  'settings.bankUrlHintProfile': 'From the bank profile.',
   'lang.en': 'English',
   'lang.zh-CN': '中文（简体）',
 
@@ -358,4 +367,6 @@ export const en = {
   'error.notFound.hint': 'Refresh the screen and try again.',
   'error.internal': 'Something went wrong in the app.',
   'error.internal.hint': 'Try again. If it keeps happening, export the logs for support.',
+  'error.noBankProfile': 'No bank is configured on this computer.',
+  'error.noBankProfile.hint': 'Ask your bank or administrator to install the bank profile.',
 } as const;

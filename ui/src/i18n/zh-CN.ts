@@ -3,6 +3,15 @@ import type { en } from './en';
 
 export const zhCN: Record<keyof typeof en, string> = {
   'app.title': 'PinBridge',
+  'app.sandbox': '沙盒',
+  'app.sandboxHint': '沙盒版本：内置测试银行和模拟密码键盘。不可用于真实资金。',
+  'noBank.title': '未配置银行',
+  'noBank.missing': '此电脑没有银行配置文件，PinBridge 无法配对密码键盘、登录或付款。',
+  'noBank.invalid': '此电脑上的银行配置文件无效，PinBridge 无法配对密码键盘、登录或付款：',
+  'noBank.install': '银行的安装程序或您的管理员会将银行配置文件放在此处：',
+  'noBank.contents': '其中包含银行名称、地址和证书以及允许的连接方式（见 README“银行配置文件”）。安装后请重新启动 PinBridge。',
+  'settings.bankLocked': '由银行配置文件（{path}）设定；只有管理员可以更改。',
+  'settings.bankUrlHintProfile': '来自银行配置文件。',
   'app.skip': '跳到页面内容',
   'lang.en': 'English',
   'lang.zh-CN': '中文（简体）',
@@ -360,4 +369,6 @@ export const zhCN: Record<keyof typeof en, string> = {
   'error.notFound.hint': '请刷新页面后重试。',
   'error.internal': '应用出现问题。',
   'error.internal.hint': '请重试。如果反复出现，请导出日志交给技术支持。',
+  'error.noBankProfile': '此电脑未配置银行。',
+  'error.noBankProfile.hint': '请联系您的银行或管理员安装银行配置文件。',
 };

@@ -34,6 +34,37 @@ function useRoute(): Route {
   return route;
 }
 
+/** The production build has no QA tools: its route and nav entry are gone. */
+export function routesFor(flavour: 'production' | 'sandbox' | undefined): readonly Route[] {
+  return flavour === 'production' ? ROUTES.filter((r) => r !== 'qa') : ROUTES;
+}
+
+/** Screens that need no bank: the rest show the no-bank screen in a production build without one. */
+const WITHOUT_BANK: Route[] = ['logs', 'settings'];
+
+/** The production build without a (valid) bank profile: says so and what the administrator installs. */
+function NoBankScreen() {
+  const t = useT();
+  const profile = useApp((s) => s.info?.bankProfile);
+  if (!profile || profile.status === 'loaded') return null;
+  return (
+    <section class="no-bank" data-testid="no-bank">
+      <h1 tabIndex={-1}>{t('noBank.title')}</h1>
+      <p>{t(profile.status === 'missing' ? 'noBank.missing' : 'noBank.invalid')}</p>
+      {profile.status === 'invalid' && (
+        <p>
+          <code data-testid="no-bank-error">{profile.error}</code>
+        </p>
+      )}
+      <p>{t('noBank.install')}</p>
+      <p>
+        <code data-testid="no-bank-path">{profile.path}</code>
+      </p>
+      <p class="muted">{t('noBank.contents')}</p>
+    </section>
+  );
+}
+
 export function SafetyStatus() {
   const t = useT();
   const dev = useApp(activeDevice);
@@ -113,13 +144,16 @@ export function App() {
   const dev = useApp(activeDevice);
   const pending = useApp((s) => s.confirmations.length);
   const staff = useApp((s) => s.staff);
+  const info = useApp((s) => s.info);
   const mainRef = useRef<HTMLElement>(null);
   const first = useRef(true);
+  const sandbox = info?.flavour === 'sandbox';
+  const noBank = info?.flavour === 'production' && info.bankProfile?.status !== 'loaded';
 
   useEffect(() => {
     document.documentElement.lang = lang;
-    document.title = t('app.title');
-  }, [lang]);
+    document.title = sandbox ? `${t('app.title')} — ${t('app.sandbox')}` : t('app.title');
+  }, [lang, sandbox]);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
   }, [theme]);
@@ -132,7 +166,9 @@ export function App() {
     mainRef.current?.querySelector<HTMLElement>('h1')?.focus();
   }, [route]);
 
-  const Screen = SCREENS[route];
+  const routes = routesFor(info?.flavour);
+  const shown: Route = routes.includes(route) ? route : 'devices';
+  const Screen = noBank && !WITHOUT_BANK.includes(shown) ? NoBankScreen : SCREENS[shown];
   const showMock = dev?.mock && WITH_DEVICE.includes(route);
   return (
     <div class={`app${showMock ? ' with-mock' : ''}`}>
@@ -142,15 +178,20 @@ export function App() {
       <header class="topbar">
         <span class="brand">
           <span class="brand-mark" aria-hidden="true">◆</span> PinBridge
+          {sandbox && (
+            <span class="sandbox-badge" data-testid="sandbox-badge" title={t('app.sandboxHint')}>
+              {t('app.sandbox')}
+            </span>
+          )}
         </span>
         <SafetyStatus />
         <LanguageSwitch />
       </header>
       <nav class="nav" aria-label={t('nav.label')}>
         <ul>
-          {ROUTES.map((r) => (
+          {routes.map((r) => (
             <li key={r}>
-              <a href={`#/${r}`} aria-current={r === route ? 'page' : undefined} data-testid={`nav-${r}`}>
+              <a href={`#/${r}`} aria-current={r === shown ? 'page' : undefined} data-testid={`nav-${r}`}>
                 {t(`nav.${r}`)}
                 {r === 'confirmations' && pending > 0 && (
                   <span class="badge" aria-label={t('nav.pending', { n: pending })}>
@@ -163,7 +204,7 @@ export function App() {
           ))}
         </ul>
       </nav>
-      <main id="main" ref={mainRef} class={`screen screen-${route}`} data-testid={`screen-${route}`}>
+      <main id="main" ref={mainRef} class={`screen screen-${shown}`} data-testid={`screen-${shown}`}>
         <Screen />
       </main>
       {showMock && dev && (

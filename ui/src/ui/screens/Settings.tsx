@@ -17,6 +17,10 @@ export function SettingsScreen() {
   }, [saved]);
   if (!draft) return <h1 tabIndex={-1}>{t('settings.title')}</h1>;
   const patch = (p: Partial<Settings>) => setDraft({ ...draft, ...p });
+  // The production build: the bank is the administrator's (the bank profile) unless it lets
+  // the user override it.
+  const profile = info?.flavour === 'production' ? info.bankProfile : null;
+  const bankLocked = info?.flavour === 'production' && !(profile?.status === 'loaded' && profile.userOverride);
 
   const readCa = (e: Event) => {
     const file = (e.target as HTMLInputElement).files?.[0];
@@ -35,16 +39,23 @@ export function SettingsScreen() {
       >
         <fieldset>
           <legend>{t('settings.bank')}</legend>
-          <Field id="set-url" label={t('settings.bankUrl')} hint={t('settings.bankUrlHint')}>
-            <input {...fieldAria('set-url', null, true)} type="url" value={draft.bankUrl} placeholder="https://bank.example/api" onInput={(e) => patch({ bankUrl: (e.target as HTMLInputElement).value })} />
+          {bankLocked && (
+            <p class="muted" data-testid="bank-locked">
+              {t('settings.bankLocked', { path: profile?.path ?? '' })}
+            </p>
+          )}
+          <Field id="set-url" label={t('settings.bankUrl')} hint={t(info?.flavour === 'production' ? 'settings.bankUrlHintProfile' : 'settings.bankUrlHint')}>
+            <input {...fieldAria('set-url', null, true)} type="url" readOnly={bankLocked} value={draft.bankUrl} placeholder="https://bank.example/api" onInput={(e) => patch({ bankUrl: (e.target as HTMLInputElement).value })} />
           </Field>
           <Field id="set-ca" label={t('settings.ca')} hint={t('settings.caHint')}>
-            <textarea {...fieldAria('set-ca', null, true)} rows={4} value={draft.bankCaPem ?? ''} placeholder="-----BEGIN CERTIFICATE-----" onInput={(e) => patch({ bankCaPem: (e.target as HTMLTextAreaElement).value || null })} />
+            <textarea {...fieldAria('set-ca', null, true)} rows={4} readOnly={bankLocked} value={draft.bankCaPem ?? ''} placeholder="-----BEGIN CERTIFICATE-----" onInput={(e) => patch({ bankCaPem: (e.target as HTMLTextAreaElement).value || null })} />
           </Field>
-          <label class="btn file-pick">
-            {t('settings.caFile')}
-            <input class="visually-hidden-file" type="file" accept=".pem,.crt,.cer" onChange={readCa} />
-          </label>
+          {!bankLocked && (
+            <label class="btn file-pick">
+              {t('settings.caFile')}
+              <input class="visually-hidden-file" type="file" accept=".pem,.crt,.cer" onChange={readCa} />
+            </label>
+          )}
         </fieldset>
         <fieldset>
           <legend>{t('settings.appearance')}</legend>
@@ -87,7 +98,15 @@ export function SettingsScreen() {
             <dt>{t('settings.backend')}</dt>
             <dd>{t(`settings.backend.${info.backend}`)}</dd>
             <dt>{t('settings.bankInUse')}</dt>
-            <dd>{info.embedded || !saved?.bankUrl ? t('settings.embedded') : saved.bankUrl}</dd>
+            <dd>
+              {info.flavour === 'production'
+                ? profile?.status === 'loaded'
+                  ? `${profile.displayName} (${saved?.bankUrl || profile.url})`
+                  : t('noBank.title')
+                : info.embedded || !saved?.bankUrl
+                  ? t('settings.embedded')
+                  : saved.bankUrl}
+            </dd>
           </dl>
         </section>
       )}
