@@ -83,6 +83,8 @@ pub struct MockState {
     pub firmware_hash: String,
     /// The display.
     pub display: Vec<String>,
+    /// The prompt on the display, if any.
+    pub prompt_id: Option<u64>,
 }
 
 /// Unreachable: there are no mock devices.
