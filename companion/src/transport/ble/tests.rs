@@ -329,15 +329,3 @@ fn the_serial_is_read_from_the_advertised_name() {
     assert_eq!(serial_from_name("PinBridge "), None);
     assert_eq!(serial_from_name("Headphones"), None);
 }
-
-#[cfg(target_os = "linux")]
-#[test]
-fn the_simulator_s_peripheral_offers_this_service() {
-    use device_sim::ble_peripheral as sim;
-    assert_eq!(sim::SERVICE_UUID, SERVICE_UUID);
-    assert_eq!(sim::CONTROL_POINT_UUID, CONTROL_POINT_UUID);
-    assert_eq!(sim::STATUS_UUID, STATUS_UUID);
-    assert_eq!(sim::CONTROL_POINT_LENGTH_UUID, CONTROL_POINT_LENGTH_UUID);
-    assert_eq!(sim::SERVICE_REVISION_UUID, SERVICE_REVISION_UUID);
-    assert_eq!(sim::NAME_PREFIX, NAME_PREFIX);
-}
