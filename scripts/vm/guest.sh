@@ -137,13 +137,15 @@ run_stack() {
   CA=$(cat "$W/ca.pub")
   FIRMWARE=$(cat "$W/firmware")
   APP=$(cat "$W/app")
-  keys() { for ((i = 0; i < ${#1}; i++)); do printf '"%s", ' "${1:i:1}"; done; }
   cat >"$W/scenario.toml" <<TOML
 [[device]]
 index = 0
 [[device.step]]
 on = "pin"
-keys = [$(keys $PIN)"enter", $(keys $PIN)"enter"]
+pin = "$PIN"
+[[device.step]]
+on = "pin"
+pin = "$PIN"
 [[device.step]]
 on = "confirm"
 confirm = true
