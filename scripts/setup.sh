@@ -26,6 +26,12 @@ for pkg in sqlite3; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 
+# scripts/keystore-test.sh: the pairing keys in a real Secret Service (GNOME Keyring) on a
+# private D-Bus session bus.
+for pkg in gnome-keyring dbus-daemon; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

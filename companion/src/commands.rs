@@ -8,11 +8,11 @@ use clap::{Args, Subcommand};
 use companion::bank::{BankClient, BankSettings, BearerToken};
 use companion::devices::{DeviceManager, DiscoveryConfig};
 use companion::flows::{self, FlowEvent, PaymentOrder};
+use companion::input;
 use companion::keystore::{KeyStore, PairedHost};
 use companion::session::Session;
 use companion::transport::Transport;
 use companion::transport::sim::SimTransport;
-use companion::{input, redaction};
 use firmware_protocol::message::{Lifecycle, LockState};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -222,7 +222,7 @@ pub fn input_locale() -> String {
         .unwrap_or_else(|| "en".into())
 }
 
-fn state_dir(connection: &Connection) -> PathBuf {
+pub(crate) fn state_dir(connection: &Connection) -> PathBuf {
     if let Some(dir) = &connection.state_dir {
         return dir.clone();
     }
@@ -257,6 +257,7 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
         .device
         .clone()
         .ok_or("no PIN pad: give --device (e.g. sim:127.0.0.1:7000) or set PINBRIDGE_DEVICE")?;
+    let mut kind = "sim";
     let transport: Box<dyn Transport> = if let Some(address) = wanted.strip_prefix("sim:") {
         let address = address
             .parse()
@@ -280,9 +281,12 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
             })
             .await
             .map_err(|e| e.to_string())?;
+        kind = info.identity.kind().short_name();
         manager.open(info.id()).await.map_err(|e| e.to_string())?
     };
     let session = Session::open(transport).await.map_err(|e| e.to_string())?;
+    // The transport in its own field: diagnostics list the transports seen from the log.
+    tracing::info!(target: "companion::devices", transport = kind, device = %wanted, "PIN pad opened");
     // Ctrl-C while the PIN pad waits for the user cancels the request on the device too, so
     // it does not stay on a PIN prompt nobody will answer.
     let cancel = session.cancel_handle();
@@ -305,7 +309,8 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
 struct Reporter {
     json: bool,
     events: Vec<Value>,
-    log: Option<PathBuf>,
+    /// Each event is written as it happens: a command killed mid-flow leaves them all.
+    log: companion::logfile::LogFile,
     waiting: Option<indicatif::ProgressBar>,
 }
 
@@ -339,23 +344,23 @@ fn waiting_bar() -> indicatif::ProgressBar {
 }
 
 impl Reporter {
-    fn new(json: bool, connection: &Connection) -> Self {
-        let dir = state_dir(connection);
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        let log = builder.create(&dir).ok().map(|()| dir.join("events.log"));
+    fn new(json: bool, _connection: &Connection) -> Self {
         Self {
             json,
             events: Vec::new(),
-            log,
+            log: companion::logfile::LogFile::at_default_dir(),
             waiting: None,
         }
     }
 
     fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
         move |event: FlowEvent| {
+            // Logged before it is shown: whatever kills the process next, an event the user
+            // saw is in the log. A log that cannot be written must not stop a payment.
+            let _ = self.log.append(companion::logfile::LogRecord::flow_event(
+                event.to_string(),
+                serde_json::to_value(&event).unwrap_or(Value::Null),
+            ));
             if !self.json {
                 match &event {
                     FlowEvent::WaitingForUser | FlowEvent::PinEntry { .. }
@@ -394,9 +399,6 @@ impl Reporter {
                 }
             }
             let value = serde_json::to_value(&event).unwrap_or(Value::Null);
-            if let Some(log) = &self.log {
-                append_log(log, &value);
-            }
             self.events.push(value);
         }
     }
@@ -404,7 +406,7 @@ impl Reporter {
 
 /// Opens a file for the user's eyes only (0600 on Unix: the event log holds payees, amounts
 /// and customer ids); an existing file readable by others is narrowed.
-fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.create(true);
     if append {
@@ -435,20 +437,6 @@ impl Drop for Reporter {
     }
 }
 
-fn append_log(path: &Path, event: &Value) {
-    use std::io::Write;
-    let line = json!({"at": unix_ms(), "event": event});
-    if let Ok(mut file) = open_private(path, true) {
-        let _ = writeln!(file, "{line}");
-    }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToken, String> {
     let password = staff_password(login)?;
     bank.staff_login(&login.staff_user, &password)
@@ -458,6 +446,12 @@ async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToke
 
 /// `pinbridge devices`.
 pub async fn devices(connection: &Connection) -> CommandResult {
+    let list = device_list(connection).await;
+    Ok(json!({"devices": list}))
+}
+
+/// Every PIN pad present now, as `pinbridge devices` lists them.
+pub(crate) async fn device_list(connection: &Connection) -> Vec<Value> {
     // Every transport, and the sim link when one is named.
     let mut config = DiscoveryConfig::for_device(connection.device.as_deref().unwrap_or(""));
     config.usb = true;
@@ -477,7 +471,7 @@ pub async fn devices(connection: &Connection) -> CommandResult {
             })
         })
         .collect();
-    Ok(json!({"devices": list}))
+    list
 }
 
 async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHost, String> {
@@ -495,7 +489,7 @@ async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHo
 /// `pinbridge pair`.
 pub async fn pair(connection: &Connection, json: bool, host_name: &str) -> CommandResult {
     let mut session = open_device(connection).await?;
-    let store = KeyStore::new(state_dir(connection));
+    let store = KeyStore::new_interactive(state_dir(connection));
     let mut reporter = Reporter::new(json, connection);
     let host = flows::pair(&mut session, host_name, &mut reporter.sink())
         .await
@@ -521,7 +515,7 @@ async fn login_with(
 > {
     let client = bank(connection)?;
     let mut session = open_device(connection).await?;
-    let store = KeyStore::new(state_dir(connection));
+    let store = KeyStore::new_interactive(state_dir(connection));
     let mut host = paired_host(&store, &mut session).await?;
     reserve_counters(&store, &host)?;
     let result = flows::login(&mut session, &client, &mut host, &mut reporter.sink()).await;
@@ -863,33 +857,6 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
                 .map_err(|e| e.to_string())?;
             Ok(json!({"reset": serial, "events": reporter.events}))
         }
-    }
-}
-
-/// `pinbridge logs export`.
-pub fn logs_export(connection: &Connection, out: Option<&Path>) -> CommandResult {
-    let path = state_dir(connection).join("events.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let redacted: Vec<String> = text
-        .lines()
-        .map(|line| match serde_json::from_str::<Value>(line) {
-            Ok(mut value) => {
-                redaction::redact_json(&mut value);
-                value.to_string()
-            }
-            Err(_) => redaction::redact_hex_runs(line).0,
-        })
-        .collect();
-    let body = redacted.join("\n");
-    match out {
-        Some(file) => {
-            use std::io::Write;
-            open_private(file, false)
-                .and_then(|mut f| f.write_all(body.as_bytes()))
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            Ok(json!({"exported": redacted.len(), "to": file.display().to_string()}))
-        }
-        None => Ok(json!({"exported": redacted.len(), "lines": redacted})),
     }
 }
 

@@ -244,7 +244,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
     ));
     let keypad = script_keypad(device.handle.clone(), DEMO_PIN, Duration::from_millis(40));
     let state = tempfile::tempdir().map_err(|e| setup("state dir")(e.to_string()))?;
-    let keystore = KeyStore::new(state.path());
+    let keystore = KeyStore::in_memory(state.path());
 
     let client = BankClient::new(&BankSettings {
         url: bank.url.clone(),

@@ -5,9 +5,11 @@
 pub mod bank;
 pub mod crypto_tool;
 pub mod devices;
+pub mod diagnostics;
 pub mod flows;
 pub mod input;
 pub mod keystore;
+pub mod logfile;
 pub mod redaction;
 pub mod session;
 pub mod transport;

@@ -8,6 +8,7 @@ use companion::crypto_tool::{self, Output, ToolError};
 mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
+mod support;
 
 use commands::{Connection, LogsCommand, StaffCommand};
 
@@ -66,9 +67,11 @@ enum Command {
     /// Branch staff: initialise, enrol/bind, revoke, operator tamper reset.
     #[command(subcommand)]
     Staff(StaffCommand),
-    /// The companion's event log.
+    /// The companion's log file (shared with the desktop app).
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// A support bundle: versions, OS, transports, devices, last flow events; no secrets.
+    Diagnostics(support::DiagnosticsArgs),
     /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
     #[command(subcommand)]
     Crypto(CryptoCommand),
@@ -358,9 +361,8 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 }
                 Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
-                Command::Logs(LogsCommand::Export { out }) => {
-                    commands::logs_export(connection, out.as_deref())
-                }
+                Command::Logs(LogsCommand::Export { out }) => support::logs_export(out.as_deref()),
+                Command::Diagnostics(args) => support::diagnostics(connection, &args).await,
                 Command::Demo | Command::Crypto(_) => {
                     Err(String::from("not a flow command").into())
                 }
@@ -529,6 +531,7 @@ pub(crate) fn emit(line: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    support::init_logging();
     let json = cli.json;
     let connection = cli.connection;
     let crypto = match cli.command {

@@ -13,6 +13,7 @@ fn pinbridge(state: &std::path::Path, locale: &str, args: &[&str]) -> Output {
         .env("PINBRIDGE_BANK_URL", "https://127.0.0.1:1")
         .env("PINBRIDGE_DEVICE", "sim:127.0.0.1:1")
         .env("PINBRIDGE_STATE_DIR", state)
+        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
         .env_remove("LC_NUMERIC")
         .env("LC_ALL", locale)
         .env("LANG", locale)
@@ -94,17 +95,18 @@ fn the_payee_name_is_required() {
 fn logs_export_into_a_reader_that_stops_after_one_line_exits_cleanly() {
     let state = tempfile::tempdir().unwrap();
     // Far more than a pipe holds, so the export is still writing when the reader goes.
-    let mut log = std::fs::File::create(state.path().join("events.log")).unwrap();
+    let mut log = std::fs::File::create(state.path().join("pinbridge.log")).unwrap();
     for n in 0..20_000 {
         writeln!(
             log,
-            r#"{{"step":"device_pay","n":{n},"detail":"padding padding"}}"#
+            r#"{{"time":"2026-01-01T00:00:00Z","level":"info","source":"app","process":"pinbridge","pid":1,"message":"device_pay {n} padding padding"}}"#
         )
         .unwrap();
     }
     drop(log);
     let mut child = Command::new(env!("CARGO_BIN_EXE_pinbridge"))
         .env("PINBRIDGE_STATE_DIR", state.path())
+        .env("PINBRIDGE_LOG_DIR", state.path())
         .args(["logs", "export"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

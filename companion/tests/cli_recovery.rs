@@ -16,6 +16,8 @@ fn command(world: &World, state: &std::path::Path, args: &[&str]) -> Command {
         .env("PINBRIDGE_BANK_URL", &world.url)
         .env("PINBRIDGE_DEVICE", format!("sim:{}", world.device_address))
         .env("PINBRIDGE_STATE_DIR", state)
+        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
+        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
         .env("PINBRIDGE_STAFF_USER", "teller")
         .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
         .env("LC_ALL", "en_US.UTF-8")

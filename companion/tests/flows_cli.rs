@@ -15,6 +15,8 @@ async fn pinbridge(world: &World, state: &std::path::Path, args: &[&str]) -> Out
         .env("PINBRIDGE_BANK_URL", &world.url)
         .env("PINBRIDGE_DEVICE", format!("sim:{}", world.device_address))
         .env("PINBRIDGE_STATE_DIR", state)
+        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
+        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
         .env("PINBRIDGE_STAFF_USER", "teller")
         .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
         .args(args);
@@ -76,13 +78,14 @@ async fn staff_pair_and_pay_from_the_command_line() {
     assert!(text.contains("PIN ●●●●●●"), "{text}");
     // Device waits say how long the customer has and how to cancel (issue 17 item 6).
     assert!(text.contains("2:00 to act; Ctrl-C cancels"), "{text}");
-    // The key store holds no pairing key in clear: nothing but the encrypted file and its key.
+    // The key store holds no pairing key in clear and no key to open it: nothing but the
+    // sealed file (the log is in its own directory).
     let mut names: Vec<String> = std::fs::read_dir(state.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["events.log", "host-keys.enc", "host-keys.key"]);
+    assert_eq!(names, ["host-keys.enc", "logs"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

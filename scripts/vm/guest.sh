@@ -186,6 +186,9 @@ TOML
 
   export PINBRIDGE_BANK_URL=$BANK PINBRIDGE_STATE_DIR=$W/state PINBRIDGE_DEVICE=$SERIAL
   export PINBRIDGE_STAFF_USER=teller PINBRIDGE_STAFF_PASSWORD=teller-password
+  # The guest has no Secret Service: the pairing store is sealed under a passphrase
+  # (docs/SECURITY.md, "Pairing keys at rest"); the log stays beside the run.
+  export PINBRIDGE_KEYSTORE_PASSPHRASE=real-stack-rig PINBRIDGE_LOG_DIR=$W/logs
   device_state() { curl -fsS "$CONTROL/devices/0"; }
   journal() { sqlite3 -readonly "$W/bank.db" 'SELECT COUNT(*) FROM journal;'; }
 

@@ -601,6 +601,8 @@ impl World {
                 format!("sim:{}", self.link_proxy.address),
             )
             .env("PINBRIDGE_STATE_DIR", self.state.path())
+            .env("PINBRIDGE_LOG_DIR", self.state.path().join("logs"))
+            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "an e2e test passphrase")
             .env("PINBRIDGE_STAFF_USER", "teller")
             .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
             .env_remove("PINBRIDGE_BANK_CA")
@@ -660,6 +662,8 @@ impl World {
                 format!("sim:{}", self.link_proxy.address),
             )
             .env("PINBRIDGE_STATE_DIR", self.state.path())
+            .env("PINBRIDGE_LOG_DIR", self.state.path().join("logs"))
+            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "an e2e test passphrase")
             .env("PINBRIDGE_STAFF_USER", "teller")
             .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
             .env_remove("PINBRIDGE_BANK_CA")

@@ -19,8 +19,8 @@ fn mode(path: &std::path::Path) -> u32 {
         & 0o777
 }
 
-/// Everything the companion writes (event log with payees, amounts and customer ids; the
-/// pairing store and its key) and the bank's SQLite files are readable by their owner only.
+/// Everything the companion writes (the log with payees, amounts and customer ids; the
+/// sealed pairing store) and the bank's SQLite files are readable by their owner only.
 #[cfg(unix)]
 #[test]
 fn logs_state_and_database_files_are_private() {
@@ -36,7 +36,7 @@ fn logs_state_and_database_files_are_private() {
         .iter()
         .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    assert!(names.iter().any(|n| n == "events.log"), "{names:?}");
+    assert!(names.iter().any(|n| n == "pinbridge.log"), "{names:?}");
     for (path, _) in &files {
         assert_eq!(mode(path), 0o600, "{} is not private", path.display());
     }

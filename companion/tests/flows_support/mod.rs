@@ -142,6 +142,12 @@ impl World {
         }
     }
 
+    /// The customer walks away: nothing is typed on the keypad from now on, so the device
+    /// waits at its next prompt (a flow stays in the middle).
+    pub fn stop_keypad(&self) {
+        self.keypad.abort();
+    }
+
     pub fn sink(&self) -> impl FnMut(FlowEvent) + Send + use<> {
         let events = self.events.clone();
         move |e| events.lock().unwrap().push(e)
