@@ -17,6 +17,7 @@ const COMMANDS: &[&str] = &[
     "confirmations_list",
     "logs_list",
     "logs_export",
+    "diagnostics_export",
     "settings_get",
     "settings_set",
     "device_connect",

@@ -143,6 +143,44 @@ pub async fn logs_export(state: State<'_, AppState>) -> Result<LogExport, AppErr
     Ok(export)
 }
 
+/// The support bundle (versions, OS, transports seen, devices, the last flow events and
+/// problems from the log file; nothing secret), as pretty JSON for the page to offer as a
+/// download: the same bundle as `pinbridge diagnostics` (companion::diagnostics).
+#[tauri::command]
+pub async fn diagnostics_export(state: State<'_, AppState>) -> Result<LogExport, AppError> {
+    let devices = crate::devices::statuses(&state.devices.devices())
+        .into_iter()
+        .filter_map(|d| serde_json::to_value(d).ok())
+        .collect();
+    let settings = state.settings.settings();
+    let facts = companion::diagnostics::Facts {
+        program: format!("PinBridge app ({} build)", crate::FLAVOUR),
+        version: state.version.clone(),
+        bank_url: (!settings.bank_url.is_empty()).then_some(settings.bank_url),
+        key_protection: state.flows.pairing_protection(),
+        devices,
+    };
+    let log = state
+        .logs
+        .file()
+        .cloned()
+        .unwrap_or_else(companion::logfile::LogFile::at_default_dir);
+    let (bundle, redactions) =
+        companion::diagnostics::collect(&facts, &log, companion::diagnostics::DEFAULT_EVENTS);
+    let content =
+        serde_json::to_string_pretty(&bundle).map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!("diagnostics exported ({redactions} secrets redacted)");
+    Ok(LogExport {
+        file_name: format!(
+            "pinbridge-diagnostics-{}.json",
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ),
+        content,
+        redactions,
+        saved_to: None,
+    })
+}
+
 /// The current settings.
 #[tauri::command]
 pub async fn settings_get(state: State<'_, AppState>) -> Result<Settings, AppError> {

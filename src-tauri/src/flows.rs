@@ -506,6 +506,11 @@ impl Flows {
         format!("{prefix}-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// How the real devices' pairing keys are protected (diagnostics).
+    pub fn pairing_protection(&self) -> companion::keystore::Protection {
+        self.keys.protection()
+    }
+
     /// Sets the embedded default's state.
     pub fn set_embedded(&self, status: EmbeddedStatus) {
         self.embedded.send_replace(status);
@@ -566,7 +571,7 @@ impl Flows {
     /// every run), the app's for real ones.
     async fn keystore_for(&self, device_id: &str) -> Result<KeyStore, AppError> {
         if self.mocks.by_id(device_id).is_some() {
-            Ok(KeyStore::new(
+            Ok(KeyStore::in_memory(
                 self.embedded().await?.run_dir().join("pairings"),
             ))
         } else {
@@ -577,7 +582,7 @@ impl Flows {
     fn keystore_now(&self, device_id: &str) -> Option<KeyStore> {
         if self.mocks.by_id(device_id).is_some() {
             match &*self.embedded.borrow() {
-                EmbeddedStatus::Ready(e) => Some(KeyStore::new(e.run_dir().join("pairings"))),
+                EmbeddedStatus::Ready(e) => Some(KeyStore::in_memory(e.run_dir().join("pairings"))),
                 _ => None,
             }
         } else {

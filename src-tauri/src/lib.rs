@@ -169,6 +169,7 @@ fn commands<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Syn
         commands::confirmations_list,
         commands::logs_list,
         commands::logs_export,
+        commands::diagnostics_export,
         commands::settings_get,
         commands::settings_set,
         flows::device_connect,
@@ -377,9 +378,12 @@ fn watch_devices(state: &AppState, poll_interval: Duration) {
 
 /// Runs the desktop app until its window closes.
 pub fn run() -> ExitCode {
-    let logs = LogRing::new(LogRing::DEFAULT_CAPACITY);
-    // The ring is the only sink: it redacts before it stores, so no secret reaches a terminal
-    // or a file either. PINBRIDGE_LOG_STDERR=1 echoes its (redacted) lines for debugging.
+    let logs = LogRing::with_file(
+        LogRing::DEFAULT_CAPACITY,
+        companion::logfile::LogFile::at_default_dir(),
+    );
+    // The ring is the only sink: it redacts before it stores or writes the log file, so no
+    // secret reaches a terminal or a file. PINBRIDGE_LOG_STDERR=1 echoes its (redacted) lines for debugging.
     let _ = tracing_subscriber::registry().with(logs.layer()).try_init();
     if std::env::var_os("PINBRIDGE_LOG_STDERR").is_some() {
         let mut lines = logs.subscribe();

@@ -1,43 +1,21 @@
-//! The Logs screen's source: a bounded ring of the app's own tracing events, with secrets
-//! redacted before anything is stored, so neither the screen, the export nor an event
-//! subscriber can ever receive them.
+//! The Logs screen's source: the app's own tracing events, with secrets redacted before
+//! anything is stored, so neither the screen, the export nor an event subscriber can ever
+//! receive them. Every line goes to the log file in the OS's log directory
+//! ([`companion::logfile`], shared with the CLI: rotated, size-capped, 0600) as it happens,
+//! and a bounded ring in memory serves the screen; at start the ring is filled from the file,
+//! so the lines before an exit or a crash are on the screen and in the export.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use companion::redaction::{REDACTED, is_secret_field, redact_hex_runs};
+use companion::logfile::{LogFile, LogRecord, record_of};
+pub use companion::logfile::{LogLevel, LogSource, source_of};
+use companion::redaction::redact_hex_runs;
 use serde::Serialize;
 use tokio::sync::broadcast;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-
-/// How bad a log line is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LogLevel {
-    /// Routine.
-    Info,
-    /// Something to look at.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-/// Which part of the system a log line is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LogSource {
-    /// The app itself.
-    App,
-    /// A PIN pad or its transport.
-    Device,
-    /// The bank.
-    Bank,
-    /// QA tooling (mock devices, faults).
-    Qa,
-}
 
 /// One line on the Logs screen (`LogEntry` in ui/src/api/types.ts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -72,37 +50,6 @@ pub struct LogExport {
     pub saved_to: Option<String>,
 }
 
-/// Collects an event's message and fields into one line, secret fields already replaced.
-#[derive(Debug, Default)]
-struct LineVisitor {
-    message: String,
-    fields: String,
-    redactions: usize,
-}
-
-impl LineVisitor {
-    fn record(&mut self, field: &Field, value: &dyn std::fmt::Display) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value}");
-        } else if is_secret_field(field.name()) {
-            let _ = write!(self.fields, " {}={REDACTED}", field.name());
-            self.redactions += 1;
-        } else {
-            let _ = write!(self.fields, " {}={value}", field.name());
-        }
-    }
-}
-
-impl Visit for LineVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.record(field, &value);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.record(field, &format_args!("{value:?}"));
-    }
-}
-
 #[derive(Debug)]
 struct Ring {
     entries: VecDeque<LogEntry>,
@@ -116,6 +63,8 @@ pub struct LogRing {
     ring: Arc<Mutex<Ring>>,
     capacity: usize,
     appended: broadcast::Sender<LogEntry>,
+    /// Where every line is also written; `None`: memory only (tests of other parts).
+    file: Option<LogFile>,
 }
 
 impl LogRing {
@@ -132,7 +81,36 @@ impl LogRing {
             })),
             capacity: capacity.max(1),
             appended,
+            file: None,
         }
+    }
+
+    /// A ring that writes every line to `file`, filled first with the file's newest
+    /// `capacity` records (the previous runs', the CLI's).
+    pub fn with_file(capacity: usize, file: LogFile) -> Self {
+        let mut ring = Self::new(capacity);
+        {
+            let mut inner = ring.lock();
+            for record in file.tail(ring.capacity) {
+                let entry = LogEntry {
+                    seq: inner.next_seq,
+                    time: record.time.clone(),
+                    level: record.level,
+                    source: record.source,
+                    message: record.text(),
+                    redactions: 0,
+                };
+                inner.next_seq += 1;
+                inner.entries.push_back(entry);
+            }
+        }
+        ring.file = Some(file);
+        ring
+    }
+
+    /// The log file, if this ring writes one.
+    pub fn file(&self) -> Option<&LogFile> {
+        self.file.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -144,20 +122,19 @@ impl LogRing {
 
     /// Appends a line, redacting hex runs from it first; returns the stored entry.
     pub fn push(&self, level: LogLevel, source: LogSource, message: &str) -> LogEntry {
-        self.push_redacted(level, source, message, 0)
+        self.push_record(LogRecord::now(level, source, message), 0)
     }
 
-    fn push_redacted(
-        &self,
-        level: LogLevel,
-        source: LogSource,
-        message: &str,
-        already_redacted: usize,
-    ) -> LogEntry {
-        let (message, hex_runs) = redact_hex_runs(message);
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+    /// Appends a record (secret fields already replaced, `already_redacted` of them): to the
+    /// file first, so the line is on disk before anyone sees it.
+    fn push_record(&self, mut record: LogRecord, already_redacted: usize) -> LogEntry {
+        let hex_runs = record.redact();
+        if let Some(file) = &self.file {
+            // The screen keeps working on a full disk; the line is still in the ring.
+            let _ = file.append(record.clone());
+        }
+        let (level, source, time) = (record.level, record.source, record.time.clone());
+        let message = record.text();
         let entry = {
             let mut ring = self.lock();
             let entry = LogEntry {
@@ -187,8 +164,27 @@ impl LogRing {
         ring.entries.iter().skip(skip).cloned().collect()
     }
 
-    /// Every entry as text, for the user to save or send to support.
+    /// Every line as text, for the user to save or send to support: the whole log file
+    /// (every rotated file, the previous runs' and the CLI's lines too) when there is one.
     pub fn export(&self) -> LogExport {
+        let (content, redactions) = match &self.file {
+            Some(file) => {
+                let (text, more) = file.export_text();
+                // Lines redacted when they were written count too.
+                let earlier: usize = self.lock().entries.iter().map(|e| e.redactions).sum();
+                (text, earlier + more)
+            }
+            None => self.export_ring(),
+        };
+        LogExport {
+            file_name: export_file_name(),
+            content,
+            redactions,
+            saved_to: None,
+        }
+    }
+
+    fn export_ring(&self) -> (String, usize) {
         let entries = self.list(usize::MAX);
         let mut content = String::new();
         let mut redactions = 0;
@@ -197,33 +193,10 @@ impl LogRing {
             // anything it still finds.
             let (message, more) = redact_hex_runs(&entry.message);
             redactions += entry.redactions + more;
-            let level = match entry.level {
-                LogLevel::Info => "INFO",
-                LogLevel::Warn => "WARN",
-                LogLevel::Error => "ERROR",
-            };
-            let source = serde_json::to_value(entry.source)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let (level, source) = (entry.level.label(), entry.source.label());
             let _ = writeln!(content, "{} {level} {source} {message}", entry.time);
         }
-        let stamp = time::OffsetDateTime::now_utc();
-        let file_name = format!(
-            "pinbridge-log-{:04}{:02}{:02}-{:02}{:02}{:02}.txt",
-            stamp.year(),
-            u8::from(stamp.month()),
-            stamp.day(),
-            stamp.hour(),
-            stamp.minute(),
-            stamp.second()
-        );
-        LogExport {
-            file_name,
-            content,
-            redactions,
-            saved_to: None,
-        }
+        (content, redactions)
     }
 
     /// Entries as they are appended (for the app's event channel).
@@ -237,6 +210,20 @@ impl LogRing {
     }
 }
 
+/// `pinbridge-log-20261204-183500.txt`.
+fn export_file_name() -> String {
+    let stamp = time::OffsetDateTime::now_utc();
+    format!(
+        "pinbridge-log-{:04}{:02}{:02}-{:02}{:02}{:02}.txt",
+        stamp.year(),
+        u8::from(stamp.month()),
+        stamp.day(),
+        stamp.hour(),
+        stamp.minute(),
+        stamp.second()
+    )
+}
+
 /// A tracing layer that records INFO and above from the app and the companion library into a
 /// [`LogRing`]. Other crates (the webview, the HTTP stack) stay out: their lines mean nothing
 /// to a user, and a line logged while the ring's own event is being delivered must not loop.
@@ -245,46 +232,11 @@ pub struct RingLayer {
     ring: LogRing,
 }
 
-/// Which source a tracing target belongs to.
-pub fn source_of(target: &str) -> Option<LogSource> {
-    let crate_name = target.split("::").next().unwrap_or_default();
-    match crate_name {
-        "pinbridge_app" => Some(if target.contains("::qa") {
-            LogSource::Qa
-        } else {
-            LogSource::App
-        }),
-        "companion" => Some(if target.contains("::bank") {
-            LogSource::Bank
-        } else if ["::transport", "::devices", "::session"]
-            .iter()
-            .any(|part| target.contains(part))
-        {
-            LogSource::Device
-        } else {
-            LogSource::App
-        }),
-        _ => None,
-    }
-}
-
 impl<S: Subscriber> Layer<S> for RingLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let metadata = event.metadata();
-        let level = match *metadata.level() {
-            Level::ERROR => LogLevel::Error,
-            Level::WARN => LogLevel::Warn,
-            Level::INFO => LogLevel::Info,
-            _ => return,
-        };
-        let Some(source) = source_of(metadata.target()) else {
-            return;
-        };
-        let mut line = LineVisitor::default();
-        event.record(&mut line);
-        let text = format!("{}{}", line.message, line.fields);
-        self.ring
-            .push_redacted(level, source, text.trim_start(), line.redactions);
+        if let Some((record, redacted)) = record_of(event) {
+            self.ring.push_record(record, redacted);
+        }
     }
 }
 
@@ -306,7 +258,7 @@ mod tests {
         });
         let entries = ring.list(10);
         assert_eq!(entries.len(), 3);
-        assert_eq!(entries[0].message, "pairing pin=[redacted] device=sim:1");
+        assert_eq!(entries[0].message, "pairing device=sim:1 pin=[redacted]");
         assert_eq!(
             (entries[0].level, entries[0].source),
             (LogLevel::Info, LogSource::App)
@@ -329,6 +281,36 @@ mod tests {
         assert!(!export.content.contains("123456"));
         assert!(!export.content.contains("00112233"));
         assert_eq!(export.content.lines().count(), 3);
+    }
+
+    #[test]
+    fn lines_survive_the_app_in_the_log_file_and_come_back_on_the_next_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = LogFile::new(dir.path());
+        {
+            let ring = LogRing::with_file(10, file.clone());
+            let subscriber = tracing_subscriber::registry().with(ring.layer());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(target: "pinbridge_app", session_key = "k", "payment approved");
+                tracing::warn!(target: "companion::bank", "token 00112233445566778899 refused");
+            });
+            // The app is gone without a word (a crash): no flush, no drop of anything.
+            std::mem::forget(ring);
+        }
+        let on_disk = std::fs::read_to_string(file.path()).expect("log file");
+        assert!(on_disk.contains("payment approved"), "{on_disk}");
+        assert!(!on_disk.contains("00112233445566778899"), "{on_disk}");
+        let next_run = LogRing::with_file(10, file);
+        let entries = next_run.list(10);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[0].message,
+            "payment approved session_key=[redacted]"
+        );
+        assert_eq!(entries[1].level, LogLevel::Warn);
+        let export = next_run.export();
+        assert_eq!(export.content.lines().count(), 2);
+        assert!(export.content.contains("token [redacted] refused"));
     }
 
     #[test]

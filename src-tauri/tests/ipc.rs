@@ -9,6 +9,7 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use companion::logfile::LogFile;
 use pinbridge_app::logs::{LogLevel, LogRing, LogSource};
 use pinbridge_app::{AppState, ShellOptions};
 use serde_json::{Value, json};
@@ -42,7 +43,8 @@ fn start(sim_devices: &[SocketAddr]) -> Harness {
     .unwrap();
     let options = ShellOptions {
         config_dir: Some(config_dir.path().to_owned()),
-        logs: LogRing::new(100),
+        // As `run()` has it: the ring writes the log file (here in the test's directory).
+        logs: LogRing::with_file(100, LogFile::new(config_dir.path().join("logs"))),
         device_poll_interval: Duration::from_millis(100),
         data_dir: Some(config_dir.path().join("data")),
         embedded_default: false,
@@ -268,8 +270,55 @@ fn logs_list_and_export_return_redacted_lines() {
     assert_eq!(export["savedTo"], Value::Null);
     assert!(export["redactions"].as_u64().unwrap() >= 1);
     let content = export["content"].as_str().unwrap();
-    assert!(content.contains("ERROR bank mac [redacted] bad"));
+    assert!(
+        content
+            .lines()
+            .any(|l| l.contains(" ERROR bank ") && l.ends_with("mac [redacted] bad")),
+        "{content}"
+    );
     assert!(!content.contains("fedcba98"));
+    // What the screen showed is in the file, for the next start and for support.
+    let on_disk = std::fs::read_to_string(h.config_dir.path().join("logs/pinbridge.log")).unwrap();
+    assert!(
+        on_disk.contains("line 4") && !on_disk.contains("fedcba98"),
+        "{on_disk}"
+    );
+}
+
+#[test]
+fn diagnostics_export_gives_the_support_bundle_without_secrets() {
+    let h = start(&[]);
+    let state = h.app.state::<AppState>();
+    state.logs.push(
+        LogLevel::Warn,
+        LogSource::Device,
+        "session key 00112233445566778899aabbccddeeff refused",
+    );
+    let export = invoke(&h.main, "diagnostics_export", json!({})).unwrap();
+    assert!(
+        export["fileName"]
+            .as_str()
+            .unwrap()
+            .starts_with("pinbridge-diagnostics-")
+    );
+    let content = export["content"].as_str().unwrap();
+    let bundle: Value = serde_json::from_str(content).unwrap();
+    assert!(
+        bundle["program"]
+            .as_str()
+            .unwrap()
+            .starts_with("PinBridge app ("),
+        "{bundle}"
+    );
+    assert_eq!(bundle["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(bundle["os"]["family"], std::env::consts::OS);
+    assert_eq!(bundle["pairingKeys"], "none");
+    let problems = bundle["recentProblems"].as_array().unwrap();
+    assert_eq!(
+        problems.last().unwrap()["message"],
+        "session key [redacted] refused"
+    );
+    assert!(!content.contains("00112233"), "{content}");
 }
 
 #[test]
