@@ -258,6 +258,11 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
                 EmbeddedStatus::Off
             },
         ));
+        // A pairing store of the old format (its key in a file beside it) moves into the OS
+        // key store now, on the first start, and its key file is deleted.
+        if let Err(error) = companion::keystore::KeyStore::new(data_dir.join("pairings")).load() {
+            tracing::warn!("pairing key store: {error}");
+        }
         let manager = DeviceManager::with_platform_sources(&discovery.to_config());
         #[cfg(feature = "sandbox")]
         let manager = manager.with_source(Arc::new(flows.mocks.clone()));
