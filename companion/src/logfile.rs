@@ -395,17 +395,31 @@ pub fn source_of(target: &str) -> Option<LogSource> {
     }
 }
 
+/// The field a flow event travels in through tracing ([`trace_flow_event`]).
+const FLOW_EVENT_FIELD: &str = "flow_event";
+
+/// Logs a flow event through tracing, as one record with the event attached: for hosts whose
+/// log is a tracing layer (the desktop app's log ring). The CLI appends its events directly.
+pub fn trace_flow_event(event: &crate::flows::FlowEvent) {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    tracing::info!(target: "companion::flows", flow_event = %json, "{event}");
+}
+
 /// Collects an event's message and fields, secret fields already replaced.
 #[derive(Debug, Default)]
 struct RecordVisitor {
     message: String,
     fields: BTreeMap<String, String>,
+    event: Option<Value>,
     redactions: usize,
 }
 
 impl RecordVisitor {
     fn record(&mut self, field: &Field, value: String) {
-        if field.name() == "message" {
+        if field.name() == FLOW_EVENT_FIELD {
+            // Serialised by trace_flow_event just above, not text to be parsed.
+            self.event = serde_json::from_str(&value).ok();
+        } else if field.name() == "message" {
             self.message.push_str(&value);
         } else if is_secret_field(field.name()) {
             self.fields.insert(field.name().to_owned(), REDACTED.into());
@@ -439,8 +453,10 @@ pub fn record_of(event: &Event<'_>) -> Option<(LogRecord, usize)> {
     let source = source_of(metadata.target())?;
     let mut visitor = RecordVisitor::default();
     event.record(&mut visitor);
-    let mut record = LogRecord::now(level, source, visitor.message);
+    // Flow events are indented for a terminal; a log line starts at its first word.
+    let mut record = LogRecord::now(level, source, visitor.message.trim());
     record.fields = visitor.fields;
+    record.event = visitor.event;
     Some((record, visitor.redactions))
 }
 
@@ -483,6 +499,7 @@ mod tests {
             tracing::warn!(target: "companion::bank", "no to 00112233445566778899aabbccddeeff");
             tracing::debug!(target: "companion", "too chatty");
             tracing::info!(target: "wry::webview", "not ours");
+            trace_flow_event(&crate::flows::FlowEvent::WaitingForUser);
         });
         log.append(LogRecord::flow_event(
             "paid",
@@ -495,16 +512,23 @@ mod tests {
             "{on_disk}"
         );
         let records = log.records();
-        assert_eq!(records.len(), 3);
+        assert_eq!(records.len(), 4);
         assert_eq!(records[0].source, LogSource::Device);
         assert_eq!(records[0].fields["transport"], "sim");
         assert_eq!(records[0].text(), "opened pin=[redacted] transport=sim");
         assert_eq!(records[1].level, LogLevel::Warn);
         assert_eq!(records[1].message, "no to [redacted]");
-        assert_eq!(records[2].event.as_ref().unwrap()["macKey"], REDACTED);
-        assert_eq!(records[2].event.as_ref().unwrap()["amount"], 12);
+        let waiting = serde_json::to_value(crate::flows::FlowEvent::WaitingForUser).unwrap();
+        assert_eq!(records[2].event.as_ref(), Some(&waiting));
+        assert_eq!(
+            records[2].message,
+            crate::flows::FlowEvent::WaitingForUser.to_string().trim()
+        );
+        assert!(records[2].fields.is_empty());
+        assert_eq!(records[3].event.as_ref().unwrap()["macKey"], REDACTED);
+        assert_eq!(records[3].event.as_ref().unwrap()["amount"], 12);
         let (text, _) = log.export_text();
-        assert_eq!(text.lines().count(), 3);
+        assert_eq!(text.lines().count(), 4);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

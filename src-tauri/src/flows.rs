@@ -395,6 +395,8 @@ fn sink_for(slot: &Arc<Slot>) -> impl FnMut(FlowEvent) + Send + use<> {
     // PIN entry is the device waiting for the user too: the screens get that stage first.
     let mut waiting = false;
     move |event: FlowEvent| {
+        // Into the log file (diagnostics' last flow events) before the screen sees it.
+        companion::logfile::trace_flow_event(&event);
         match &event {
             FlowEvent::Step { .. } => waiting = false,
             FlowEvent::WaitingForUser => waiting = true,
