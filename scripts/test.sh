@@ -32,6 +32,9 @@ cargo test --workspace --locked
 # embedded sandbox bank (tests/flows.rs) and the shell tests again run in the sandbox flavour.
 cargo test -p pinbridge-app --locked --features sandbox
 
+step "pairing keys in a real OS key store (GNOME Keyring's Secret Service in a private D-Bus session)"
+bash scripts/keystore-test.sh
+
 step "the production app binary links no sandbox crate (debug build: every symbol kept)"
 cargo build -p pinbridge-app --locked
 bash scripts/check-production-app.sh "$CARGO_TARGET_DIR/debug/pinbridge-app"
