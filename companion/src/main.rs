@@ -72,6 +72,8 @@ enum Command {
     /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
     #[command(subcommand)]
     Crypto(CryptoCommand),
+    /// Conformance kit for PIN pad vendors: checks --device against PROTOCOL.md, case by case.
+    Conformance(companion::conformance::cli::ConformanceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,7 +363,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Logs(LogsCommand::Export { out }) => {
                     commands::logs_export(connection, out.as_deref())
                 }
-                Command::Demo | Command::Crypto(_) => {
+                Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {
                     Err(String::from("not a flow command").into())
                 }
             }
@@ -533,6 +535,14 @@ fn main() -> ExitCode {
     let connection = cli.connection;
     let crypto = match cli.command {
         Command::Demo => return run_demo(json),
+        Command::Conformance(args) => {
+            return companion::conformance::cli::main(
+                args,
+                connection.device,
+                connection.ble_adapter,
+                json,
+            );
+        }
         Command::Crypto(crypto) => crypto,
         other => return run_flow_command(other, &connection, json),
     };

@@ -1,0 +1,371 @@
+//! The conformance kit for PIN pad vendors: runs the normative rules of
+//! `firmware-protocol/PROTOCOL.md` against a connected device and reports, case by case,
+//! which the device keeps (what FIDO's conformance tools are to authenticators).
+//!
+//! Cases are data: [`CASES`] is one table, each row with its id, its PROTOCOL.md section,
+//! what the section requires, the cases it builds on, and the function that drives the
+//! device. The table's order is the run order: a case that changes the device (initialise,
+//! pair) comes before the cases that need that state, and a case whose prerequisite did not
+//! pass is SKIP. After a failed case the kit resynchronises its channel (INIT, §2.6.3) so
+//! the next case starts clean.
+//!
+//! What a case needs beyond the link: the test bank ([`testbank`], bank-signed requests and
+//! session keys) and a test hook ([`hook`], keypad and tamper switch). Without them those
+//! cases are SKIP with the reason.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use firmware_protocol::crypto::host_auth::HostSigner;
+use firmware_protocol::crypto::keys::KeyBlockProtectionKey;
+use firmware_protocol::link::ChannelId;
+use firmware_protocol::message::{self, Info, Request, Response, StatusCode};
+
+pub mod cli;
+pub mod hook;
+mod link_cases;
+mod message_cases;
+mod probe;
+pub mod report;
+mod session_cases;
+pub mod testbank;
+
+use hook::TestHook;
+use probe::{Chan, Exchange, ExchangeError, Probe, UserScript};
+use report::{CaseResult, DeviceSummary, Report, Verdict};
+use testbank::TestBank;
+
+use crate::transport::Transport;
+
+/// What a run has besides the device.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The device as named (`sim:127.0.0.1:7000`), for the report.
+    pub address: String,
+    /// The test bank's keys: initialise, pairing state, login and payment cases.
+    pub bank: Option<TestBank>,
+    /// The keypad and tamper switch.
+    pub hook: Option<TestHook>,
+}
+
+/// Why a case did not pass.
+#[derive(Debug)]
+pub(crate) enum Why {
+    Fail(String),
+    Skip(String),
+}
+
+impl From<ExchangeError> for Why {
+    fn from(error: ExchangeError) -> Self {
+        Why::Fail(error.to_string())
+    }
+}
+
+pub(crate) fn fail<T>(seen: impl Into<String>) -> Result<T, Why> {
+    Err(Why::Fail(seen.into()))
+}
+
+/// What a case returns: what was seen (PASS) or why not.
+pub(crate) type Outcome = Result<String, Why>;
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+type CaseFn = for<'a> fn(&'a mut Ctx) -> BoxFuture<'a>;
+
+/// One row of the table.
+pub(crate) struct Case {
+    pub id: &'static str,
+    pub section: &'static str,
+    pub title: &'static str,
+    pub expected: &'static str,
+    /// Cases that must have passed first (they put the device in the state this one needs).
+    pub after: &'static [&'static str],
+    pub run: CaseFn,
+}
+
+/// Wraps an `async fn(&mut Ctx) -> Outcome` into a table entry.
+macro_rules! case_fn {
+    ($f:path) => {{
+        fn run(ctx: &mut $crate::conformance::Ctx) -> $crate::conformance::BoxFutureOf<'_> {
+            Box::pin($f(ctx))
+        }
+        run
+    }};
+}
+pub(crate) use case_fn;
+
+pub(crate) type BoxFutureOf<'a> = BoxFuture<'a>;
+
+/// A host paired by the kit.
+pub(crate) struct Paired {
+    pub signer: HostSigner,
+}
+
+/// Keys the kit, as the test bank, gave the device.
+#[derive(Default)]
+pub(crate) struct BankState {
+    /// The KBPK installed by `bank.initialise`.
+    pub kbpk: Option<KeyBlockProtectionKey>,
+    /// The last bank sequence the device accepted.
+    pub last_sequence: Option<u64>,
+    /// A signed command already accepted (for the replay case).
+    pub used_reset: Option<Vec<u8>>,
+}
+
+/// What cases share: the link, the device's identity, what earlier cases set up.
+pub(crate) struct Ctx {
+    pub probe: Probe,
+    pub chan: Chan,
+    pub bank: Option<TestBank>,
+    pub hook: Option<TestHook>,
+    pub info: Option<Info>,
+    pub paired: Option<Paired>,
+    pub bank_state: BankState,
+    next_request_id: u32,
+}
+
+impl Ctx {
+    pub fn request_id(&mut self) -> u32 {
+        self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
+        self.next_request_id
+    }
+
+    /// The test bank, or SKIP.
+    pub fn bank(&self) -> Result<&TestBank, Why> {
+        self.bank.as_ref().ok_or_else(|| {
+            Why::Skip("needs the test bank's keys (--bank-keys, see `new-test-bank`)".into())
+        })
+    }
+
+    /// The test hook, or SKIP.
+    pub fn hook(&self) -> Result<&TestHook, Why> {
+        self.hook.as_ref().ok_or_else(|| {
+            Why::Skip("needs a user at the keypad: give a test hook (--sim-control)".into())
+        })
+    }
+
+    /// Sends raw message bytes, returns the answer's request id and response.
+    pub async fn exchange_raw(
+        &mut self,
+        bytes: &[u8],
+        user: &UserScript,
+    ) -> Result<(u32, Response, Exchange), Why> {
+        let hook = self.hook.clone();
+        let exchange = self
+            .probe
+            .transact(&mut self.chan, bytes, hook.as_ref(), user)
+            .await?;
+        let (request_id, response) = message::decode_response(&exchange.answer)
+            .map_err(|e| Why::Fail(format!("an answer that does not decode: {e}")))?;
+        Ok((request_id, response, exchange))
+    }
+
+    /// One request, its response (request id checked).
+    pub async fn ask_with(
+        &mut self,
+        request: &Request,
+        user: &UserScript,
+    ) -> Result<(Response, Exchange), Why> {
+        let id = self.request_id();
+        let bytes = request
+            .encode(id)
+            .map_err(|e| Why::Fail(format!("cannot encode {}: {e}", request.name())))?;
+        let (answer_id, response, exchange) = self.exchange_raw(&bytes, user).await?;
+        if answer_id != id {
+            return fail(format!(
+                "{} answered with request id {answer_id}, not {id}",
+                response.name()
+            ));
+        }
+        Ok((response, exchange))
+    }
+
+    pub async fn ask(&mut self, request: &Request) -> Result<Response, Why> {
+        Ok(self.ask_with(request, &UserScript::default()).await?.0)
+    }
+
+    /// Wraps `inner` in a HostVerified envelope of the kit's pairing.
+    pub fn envelope(&mut self, inner: &Request) -> Result<(u32, Request), Why> {
+        let id = self.request_id();
+        let paired = self
+            .paired
+            .as_mut()
+            .ok_or_else(|| Why::Skip("needs the kit's pairing (pair.confirm)".into()))?;
+        let envelope = message::HostVerified::sign(id, inner, &mut paired.signer)
+            .map_err(|e| Why::Fail(format!("cannot wrap {}: {e}", inner.name())))?;
+        Ok((id, Request::HostVerified(envelope)))
+    }
+
+    /// `inner` inside the kit's envelope; the response.
+    pub async fn ask_verified_with(
+        &mut self,
+        inner: &Request,
+        user: &UserScript,
+    ) -> Result<(Response, Exchange), Why> {
+        let (id, envelope) = self.envelope(inner)?;
+        let bytes = envelope
+            .encode(id)
+            .map_err(|e| Why::Fail(format!("cannot encode the envelope: {e}")))?;
+        let (answer_id, response, exchange) = self.exchange_raw(&bytes, user).await?;
+        if answer_id != id {
+            return fail(format!("answered with request id {answer_id}, not {id}"));
+        }
+        Ok((response, exchange))
+    }
+
+    pub async fn status(&mut self) -> Result<message::Status, Why> {
+        match self.ask(&Request::GetStatus(message::GetStatus)).await? {
+            Response::Status(status) => Ok(status),
+            other => fail(format!("{} to GetStatus", describe_response(&other))),
+        }
+    }
+
+    /// After a failed case: resynchronise the channel (aborting whatever it owns), or open
+    /// a new one.
+    async fn recover(&mut self) {
+        if let Ok((Some(init), _)) = self.probe.init(self.chan.id).await {
+            self.chan.tx = 0;
+            self.chan.rx = 0;
+            self.chan.init = init;
+            return;
+        }
+        if let Ok(chan) = self.probe.open().await {
+            self.chan = chan;
+        }
+    }
+}
+
+/// A response in words: its name, and for an Error its status.
+pub(crate) fn describe_response(response: &Response) -> String {
+    match response {
+        Response::Error(error) => format!("Error({:?})", error.status),
+        other => other.name().to_owned(),
+    }
+}
+
+/// PASS if `response` is `Error(status)`.
+pub(crate) fn expect_status(response: &Response, status: StatusCode) -> Outcome {
+    match response {
+        Response::Error(error) if error.status == status => Ok(format!("Error({status:?})")),
+        other => fail(describe_response(other)),
+    }
+}
+
+/// The table: link layer, message layer, then what needs the bank and the hook.
+pub(crate) fn cases() -> Vec<Case> {
+    let mut all = link_cases::cases();
+    all.extend(message_cases::cases());
+    all.extend(session_cases::cases());
+    all
+}
+
+/// Runs every case against the device behind `transport`.
+pub async fn run(transport: Box<dyn Transport>, options: Options) -> Report {
+    let mtu = transport.mtu().get();
+    let mut seed = [0u8; 32];
+    // Without OS entropy the nonces are still distinct per run thanks to the clock.
+    if getrandom::fill(&mut seed).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        seed[..16].copy_from_slice(&now.to_be_bytes());
+    }
+    let mut probe = Probe::new(transport, seed);
+    let mut device = DeviceSummary {
+        address: options.address.clone(),
+        mtu,
+        ..DeviceSummary::default()
+    };
+    let table = cases();
+    let chan = match probe.open().await {
+        Ok(chan) => chan,
+        Err(error) => {
+            // Without a channel nothing can run: every case fails on the first one's reason.
+            let results = table
+                .iter()
+                .map(|case| CaseResult {
+                    id: case.id,
+                    section: case.section,
+                    title: case.title,
+                    verdict: if case.id == "link.init.allocate" {
+                        Verdict::Fail
+                    } else {
+                        Verdict::Skip
+                    },
+                    expected: case.expected,
+                    seen: if case.id == "link.init.allocate" {
+                        error.to_string()
+                    } else {
+                        "needs link.init.allocate, which did not pass".into()
+                    },
+                    duration_ms: 0,
+                })
+                .collect();
+            probe.close().await;
+            return Report::new(device, results);
+        }
+    };
+    let mut ctx = Ctx {
+        probe,
+        chan,
+        bank: options.bank,
+        hook: options.hook,
+        info: None,
+        paired: None,
+        bank_state: BankState::default(),
+        next_request_id: 0,
+    };
+    let mut passed: HashSet<&'static str> = HashSet::new();
+    let mut results = Vec::new();
+    for case in &table {
+        let started = Instant::now();
+        let missing = case.after.iter().find(|id| !passed.contains(**id));
+        let outcome = match missing {
+            Some(id) => Err(Why::Skip(format!("needs {id}, which did not pass"))),
+            None => (case.run)(&mut ctx).await,
+        };
+        let (verdict, seen) = match outcome {
+            Ok(seen) => {
+                passed.insert(case.id);
+                (Verdict::Pass, seen)
+            }
+            Err(Why::Fail(seen)) => {
+                ctx.recover().await;
+                (Verdict::Fail, seen)
+            }
+            Err(Why::Skip(reason)) => (Verdict::Skip, reason),
+        };
+        tracing::info!(
+            case = case.id,
+            verdict = verdict.as_str(),
+            "conformance case"
+        );
+        results.push(CaseResult {
+            id: case.id,
+            section: case.section,
+            title: case.title,
+            verdict,
+            expected: case.expected,
+            seen,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    if let Some(info) = &ctx.info {
+        device.serial = Some(info.serial.clone());
+        device.firmware_version = Some(info.firmware_version.clone());
+    }
+    ctx.probe.close().await;
+    Report::new(device, results)
+}
+
+/// Channel ids the device never assigned to this kit, for the refusal cases.
+pub(crate) fn foreign_channel(own: ChannelId) -> ChannelId {
+    let candidate = ChannelId(own.0 ^ 0x5A5A_5A5A);
+    if candidate.is_assignable() {
+        candidate
+    } else {
+        ChannelId(0x0102_0304)
+    }
+}
