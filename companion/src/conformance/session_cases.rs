@@ -587,7 +587,16 @@ async fn busy_other_channel_inner(ctx: &mut Ctx) -> Outcome {
             "INIT answered (channel {}); PING there: ERROR CHANNEL_BUSY",
             other.id
         )),
-        None => fail(format!("PING on {}: {}", other.id, describe(&before))),
+        None => {
+            let there: Vec<Seen> = before
+                .into_iter()
+                .filter(|s| {
+                    s.frame_on(other.id).is_some()
+                        || !matches!(s.what, super::probe::Received::Frame(_))
+                })
+                .collect();
+            fail(format!("PING on {}: {}", other.id, describe(&there)))
+        }
     }
 }
 
@@ -616,7 +625,13 @@ async fn busy_same_channel_inner(ctx: &mut Ctx) -> Outcome {
         .any(|s| matches!(s.frame_on(chan.id), Some(Body::Ack { seq }) if *seq == chan.tx));
     match (acked, found) {
         (true, Some(_)) => Ok("ACK, then ERROR CHANNEL_BUSY".into()),
-        _ => fail(describe(&before)),
+        _ => {
+            let not_keepalive: Vec<Seen> = before
+                .into_iter()
+                .filter(|s| !matches!(s.frame_on(chan.id), Some(Body::Keepalive(_))))
+                .collect();
+            fail(describe(&not_keepalive))
+        }
     }
 }
 
