@@ -5,7 +5,8 @@
 //! are SKIP without a hook. The hook never sees a key or PIN of a real customer: it types the
 //! kit's own test PIN on a test unit.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Why a hook action failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,12 @@ pub enum HookError {
         url: String,
         /// Why.
         source: reqwest::Error,
+    },
+    /// The device showed no new prompt to press keys for.
+    #[error("the device showed no prompt within {waited_ms} ms")]
+    NoPrompt {
+        /// How long the hook waited.
+        waited_ms: u64,
     },
     /// The control API refused the action.
     #[error("the control API refused {action}: HTTP {status}")]
@@ -36,7 +43,14 @@ pub enum HookError {
 pub struct TestHook {
     device_url: String,
     client: reqwest::Client,
+    /// The last prompt keys were pressed for: the next press waits for another one.
+    last_prompt: Arc<Mutex<Option<u64>>>,
 }
+
+/// How long a press waits for the device to show the next prompt.
+const PROMPT_WAIT: Duration = Duration::from_secs(5);
+/// How often the control API is asked meanwhile (it has no wait of its own).
+const PROMPT_POLL: Duration = Duration::from_millis(20);
 
 impl TestHook {
     /// The control API at `url` (`http://127.0.0.1:PORT` or `.../devices/N`); loopback only,
@@ -67,7 +81,11 @@ impl TestHook {
                 url: url.to_owned(),
                 source,
             })?;
-        Ok(TestHook { device_url, client })
+        Ok(TestHook {
+            device_url,
+            client,
+            last_prompt: Arc::new(Mutex::new(None)),
+        })
     }
 
     async fn post(
@@ -94,10 +112,75 @@ impl TestHook {
         }
     }
 
-    /// Presses keys (`0`-`9`, `enter`, `cancel`, `clear`) on the keypad.
-    pub async fn press(&self, keys: &[String]) -> Result<(), HookError> {
-        self.post("keys", "a key press", serde_json::json!({ "keys": keys }))
+    /// The prompt on the screen now, if any.
+    async fn prompt(&self) -> Result<Option<u64>, HookError> {
+        let url = self.device_url.clone();
+        let response =
+            self.client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|source| HookError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?;
+        if !response.status().is_success() {
+            return Err(HookError::Refused {
+                action: "reading the device",
+                status: response.status().as_u16(),
+            });
+        }
+        let view: serde_json::Value = response
+            .json()
             .await
+            .map_err(|source| HookError::Unreachable { url, source })?;
+        Ok(view["prompt_id"].as_u64())
+    }
+
+    /// Presses keys (`0`-`9`, `enter`, `cancel`, `clear`) for the next prompt the device
+    /// shows (not the one keys were last pressed for): a real user reads the screen first,
+    /// and the device discards keys pressed before its prompt (§6.1).
+    pub async fn press(&self, keys: &[String]) -> Result<(), HookError> {
+        let deadline = Instant::now() + PROMPT_WAIT;
+        let last = *self
+            .last_prompt
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            match self.prompt().await? {
+                Some(prompt) if Some(prompt) != last => {
+                    let body = serde_json::json!({ "keys": keys, "prompt_id": prompt });
+                    match self.post("keys", "a key press", body).await {
+                        // 409: the prompt went away meanwhile; look again.
+                        Err(HookError::Refused { status: 409, .. }) => {}
+                        other => {
+                            *self
+                                .last_prompt
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(prompt);
+                            return other;
+                        }
+                    }
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(HookError::NoPrompt {
+                        waited_ms: u64::try_from(PROMPT_WAIT.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+                _ => tokio::time::sleep(PROMPT_POLL).await,
+            }
+        }
+    }
+
+    /// Presses keys for the prompt keys were last pressed for (the rest of a PIN typed one
+    /// key at a time).
+    pub async fn press_again(&self, keys: &[String]) -> Result<(), HookError> {
+        let last = *self
+            .last_prompt
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let body = serde_json::json!({ "keys": keys, "prompt_id": last });
+        self.post("keys", "a key press", body).await
     }
 
     /// Opens (trips) or closes the tamper switch.

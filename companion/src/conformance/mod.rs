@@ -27,6 +27,7 @@ pub mod cli;
 pub mod hook;
 mod link_cases;
 mod message_cases;
+mod payment_cases;
 mod probe;
 pub mod report;
 mod session_cases;
@@ -122,6 +123,7 @@ pub(crate) struct Ctx {
     pub info: Option<Info>,
     pub paired: Option<Paired>,
     pub bank_state: BankState,
+    pub flow: payment_cases::FlowState,
     next_request_id: u32,
 }
 
@@ -256,7 +258,10 @@ pub(crate) fn expect_status(response: &Response, status: StatusCode) -> Outcome 
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = link_cases::cases();
     all.extend(message_cases::cases());
-    all.extend(session_cases::cases());
+    let (before_tamper, tamper) = session_cases::cases_and_tamper();
+    all.extend(before_tamper);
+    all.extend(payment_cases::cases());
+    all.extend(tamper);
     all
 }
 
@@ -315,6 +320,7 @@ pub async fn run(transport: Box<dyn Transport>, options: Options) -> Report {
         info: None,
         paired: None,
         bank_state: BankState::default(),
+        flow: payment_cases::FlowState::default(),
         next_request_id: 0,
     };
     let mut passed: HashSet<&'static str> = HashSet::new();

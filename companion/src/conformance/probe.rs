@@ -24,6 +24,10 @@ const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 /// A host waiting for an answer gives up after this long without any packet (§2.10).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_millis(3000);
 
+/// How long the kit waits for a keepalive before pressing the next keys anyway.
+const UNPROMPTED_PRESS_MS: u64 = 300;
+const UNPROMPTED_PRESS: Duration = Duration::from_millis(UNPROMPTED_PRESS_MS);
+
 /// One thing the device sent, and when (ms since the probe started).
 #[derive(Clone, Debug)]
 pub(crate) struct Seen {
@@ -138,6 +142,8 @@ pub(crate) struct Exchange {
 pub(crate) struct UserScript {
     /// Key sequences, one per prompt, in order (`["1","2","enter"]`).
     pub presses: Vec<Vec<String>>,
+    /// Press each key on its own, as a person types (so the device reports each digit).
+    pub key_by_key: bool,
 }
 
 pub(crate) struct Probe {
@@ -378,25 +384,25 @@ impl Probe {
             sent_ms: self.send_request(chan, message).await?,
             ..Exchange::default()
         };
-        let mut presses = user.presses.iter();
+        let mut keys = Keypad::new(user);
         let mut prompt_seen = false;
-        let mut entered_before = false;
         let mut last_press_ms = exchange.sent_ms;
         let mut last_packet = Instant::now();
         let mut retransmissions = 0;
         loop {
-            // Without a keepalive saying a prompt is up, a press is made anyway after a
-            // second (a device that sends none must still be driven through the flow).
-            let deadline =
-                (last_packet + IDLE_TIMEOUT).min(Instant::now() + Duration::from_millis(1000));
+            // Without a keepalive saying a prompt is up (or a digit counted), the next keys
+            // are played anyway after a while: a device that sends none must still be driven
+            // through the flow, within the host's idle timeout.
+            let deadline = (last_packet + IDLE_TIMEOUT).min(Instant::now() + UNPROMPTED_PRESS);
             let Some(seen) = self.next(deadline).await? else {
                 if last_packet.elapsed() >= IDLE_TIMEOUT {
                     return Err(ExchangeError::Idle);
                 }
-                if self.now_ms().saturating_sub(last_press_ms) >= 1000
-                    && let Some(keys) = presses.next()
+                if self.now_ms().saturating_sub(last_press_ms) >= UNPROMPTED_PRESS_MS
+                    && !keys.done()
                 {
-                    press(hook, keys).await?;
+                    prompt_seen = true;
+                    keys.next(hook).await?;
                     last_press_ms = self.now_ms();
                 }
                 continue;
@@ -413,22 +419,16 @@ impl Probe {
                     }
                     Body::Keepalive(status) => {
                         exchange.keepalives.push((seen.at_ms, status));
-                        let fresh_prompt = match status {
-                            KeepaliveStatus::Processing => false,
-                            KeepaliveStatus::AwaitingUser => !prompt_seen,
-                            KeepaliveStatus::PinEntry(progress) => {
-                                let fresh =
-                                    !prompt_seen || (entered_before && progress.entered() == 0);
-                                entered_before = progress.entered() > 0;
-                                fresh
-                            }
-                        };
-                        if fresh_prompt {
+                        // The first prompt keepalive says the user is asked; typing one key
+                        // at a time, each next key waits for the device to count the last.
+                        let counted = matches!(
+                            status,
+                            KeepaliveStatus::PinEntry(progress) if keys.typed(progress.entered())
+                        );
+                        if (status != KeepaliveStatus::Processing && !prompt_seen) || counted {
                             prompt_seen = true;
-                            if let Some(keys) = presses.next() {
-                                press(hook, keys).await?;
-                                last_press_ms = self.now_ms();
-                            }
+                            keys.next(hook).await?;
+                            last_press_ms = self.now_ms();
                         }
                     }
                     Body::Msg { seq, message } => {
@@ -495,15 +495,67 @@ impl Probe {
     }
 }
 
-async fn press(hook: Option<&TestHook>, keys: &[String]) -> Result<(), ExchangeError> {
-    match hook {
-        Some(hook) => hook
-            .press(keys)
-            .await
-            .map_err(|error| ExchangeError::Hook(error.to_string())),
-        None => Err(ExchangeError::Hook(
-            "the request needs a user at the keypad and there is no test hook".into(),
-        )),
+/// The user's keys still to press during one exchange.
+struct Keypad {
+    /// Whole sequences, each for the next prompt (pressed all together).
+    batches: std::collections::VecDeque<Vec<String>>,
+    /// Single keys (key by key): whether it is the first of its prompt, and the key.
+    keys: std::collections::VecDeque<(bool, String)>,
+    /// Digits pressed at the current prompt.
+    digits: u8,
+}
+
+impl Keypad {
+    fn new(user: &UserScript) -> Self {
+        let mut keypad = Keypad {
+            batches: user.presses.iter().cloned().collect(),
+            keys: std::collections::VecDeque::new(),
+            digits: 0,
+        };
+        if user.key_by_key {
+            for sequence in keypad.batches.drain(..) {
+                for (index, key) in sequence.into_iter().enumerate() {
+                    keypad.keys.push_back((index == 0, key));
+                }
+            }
+        }
+        keypad
+    }
+
+    fn done(&self) -> bool {
+        self.batches.is_empty() && self.keys.is_empty()
+    }
+
+    /// Whether the device has counted every digit pressed so far (time for the next key).
+    fn typed(&self, entered: u8) -> bool {
+        !self.keys.is_empty() && self.digits > 0 && entered == self.digits
+    }
+
+    /// Presses what comes next: every remaining sequence (each waits in the hook for its
+    /// prompt), or the next single key.
+    async fn next(&mut self, hook: Option<&TestHook>) -> Result<(), ExchangeError> {
+        let hook = hook.ok_or_else(|| {
+            ExchangeError::Hook(
+                "the request needs a user at the keypad and there is no test hook".into(),
+            )
+        })?;
+        let hook_error = |error: super::hook::HookError| ExchangeError::Hook(error.to_string());
+        while let Some(sequence) = self.batches.pop_front() {
+            hook.press(&sequence).await.map_err(hook_error)?;
+        }
+        if let Some((first, key)) = self.keys.pop_front() {
+            let one = std::slice::from_ref(&key);
+            if first {
+                self.digits = 0;
+                hook.press(one).await.map_err(hook_error)?;
+            } else {
+                hook.press_again(one).await.map_err(hook_error)?;
+            }
+            if key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
+                self.digits = self.digits.saturating_add(1);
+            }
+        }
+        Ok(())
     }
 }
 

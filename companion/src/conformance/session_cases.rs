@@ -27,8 +27,9 @@ use super::link_cases::TOLERANCE_MS;
 use super::probe::{Seen, UserScript, describe};
 use super::{Case, Ctx, Outcome, Paired, Why, case_fn, describe_response, expect_status, fail};
 
-pub(crate) fn cases() -> Vec<Case> {
-    vec![
+/// The cases, and the tamper cases apart (they run last: they wipe what the others set up).
+pub(crate) fn cases_and_tamper() -> (Vec<Case>, Vec<Case>) {
+    let mut all = vec![
         Case {
             id: "bank.reset",
             section: "3.4",
@@ -189,7 +190,9 @@ pub(crate) fn cases() -> Vec<Case> {
             after: &["tamper.trip"],
             run: case_fn!(tamper_reset),
         },
-    ]
+    ];
+    let tamper = all.split_off(all.len() - 3);
+    (all, tamper)
 }
 
 /// A valid P-256 point (the generator), for requests refused before it is used.
@@ -232,7 +235,7 @@ pub(crate) fn unsigned_initialise(ctx: &Ctx) -> Result<Request, Why> {
     }))
 }
 
-async fn next_sequence(ctx: &mut Ctx) -> Result<u64, Why> {
+pub(crate) async fn next_sequence(ctx: &mut Ctx) -> Result<u64, Why> {
     let status = ctx.status().await?;
     let last = status
         .bank_sequence
@@ -675,6 +678,7 @@ async fn pair_with(ctx: &mut Ctx, keys: &[&str]) -> Result<(HostPairing, Respons
     };
     let user = UserScript {
         presses: vec![keys.iter().map(|k| (*k).to_owned()).collect()],
+        key_by_key: false,
     };
     let (response, _) = ctx
         .ask_with(
