@@ -31,6 +31,7 @@ mod payment_cases;
 mod probe;
 pub mod report;
 mod session_cases;
+mod tamper_cases;
 pub mod testbank;
 
 use hook::TestHook;
@@ -258,10 +259,10 @@ pub(crate) fn expect_status(response: &Response, status: StatusCode) -> Outcome 
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = link_cases::cases();
     all.extend(message_cases::cases());
-    let (before_tamper, tamper) = session_cases::cases_and_tamper();
-    all.extend(before_tamper);
+    all.extend(session_cases::cases());
     all.extend(payment_cases::cases());
-    all.extend(tamper);
+    // Last: a tamper wipes what the cases before set up.
+    all.extend(tamper_cases::cases());
     all
 }
 

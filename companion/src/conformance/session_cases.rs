@@ -27,9 +27,8 @@ use super::link_cases::TOLERANCE_MS;
 use super::probe::{Seen, UserScript, describe};
 use super::{Case, Ctx, Outcome, Paired, Why, case_fn, describe_response, expect_status, fail};
 
-/// The cases, and the tamper cases apart (they run last: they wipe what the others set up).
-pub(crate) fn cases_and_tamper() -> (Vec<Case>, Vec<Case>) {
-    let mut all = vec![
+pub(crate) fn cases() -> Vec<Case> {
+    vec![
         Case {
             id: "bank.reset",
             section: "3.4",
@@ -166,33 +165,7 @@ pub(crate) fn cases_and_tamper() -> (Vec<Case>, Vec<Case>) {
             after: &["pair.confirm"],
             run: case_fn!(host_bad_envelope),
         },
-        Case {
-            id: "tamper.trip",
-            section: "6.6",
-            title: "tamper switch opened",
-            expected: "Status tampered, Manufactured, indicator danger, no paired host; PairBegin -> Error(Tampered)",
-            after: &["bank.reset"],
-            run: case_fn!(tamper_trip),
-        },
-        Case {
-            id: "tamper.reset-while-open",
-            section: "6.6",
-            title: "OperatorReset with the switch still open",
-            expected: "Error(WrongState)",
-            after: &["tamper.trip"],
-            run: case_fn!(tamper_reset_while_open),
-        },
-        Case {
-            id: "tamper.reset",
-            section: "6.6",
-            title: "OperatorReset after the switch is closed",
-            expected: "Status not tampered, Manufactured, indicator off",
-            after: &["tamper.trip"],
-            run: case_fn!(tamper_reset),
-        },
-    ];
-    let tamper = all.split_off(all.len() - 3);
-    (all, tamper)
+    ]
 }
 
 /// A valid P-256 point (the generator), for requests refused before it is used.
@@ -243,7 +216,7 @@ pub(crate) async fn next_sequence(ctx: &mut Ctx) -> Result<u64, Why> {
     Ok(last + 1)
 }
 
-fn operator_reset(ctx: &Ctx, sequence: u64) -> Result<Request, Why> {
+pub(crate) fn operator_reset(ctx: &Ctx, sequence: u64) -> Result<Request, Why> {
     let bank = ctx.bank()?;
     let mut request = OperatorReset {
         device_serial: serial(ctx)?,
@@ -257,7 +230,7 @@ fn operator_reset(ctx: &Ctx, sequence: u64) -> Result<Request, Why> {
 }
 
 /// OperatorReset with a fresh sequence; the Status it answers with.
-async fn reset(ctx: &mut Ctx) -> Result<Response, Why> {
+pub(crate) async fn reset(ctx: &mut Ctx) -> Result<Response, Why> {
     let sequence = next_sequence(ctx).await?;
     let request = operator_reset(ctx, sequence)?;
     let response = ctx.ask(&request).await?;
@@ -792,62 +765,4 @@ async fn host_bad_envelope(ctx: &mut Ctx) -> Outcome {
         .map_err(message_error)?;
     let (_, response, _) = ctx.exchange_raw(&bytes, &UserScript::default()).await?;
     expect_status(&response, StatusCode::BadEnvelope)
-}
-
-async fn tamper_trip(ctx: &mut Ctx) -> Outcome {
-    ctx.bank()?;
-    let hook = ctx.hook()?.clone();
-    hook.tamper(true)
-        .await
-        .map_err(|e| Why::Fail(format!("test hook: {e}")))?;
-    let status = ctx.status().await?;
-    ctx.paired = None;
-    let seen = format!(
-        "tampered {}, {:?}, indicator {:?}, {} paired hosts",
-        status.tampered, status.lifecycle, status.indicator, status.paired_hosts
-    );
-    if !status.tampered
-        || status.lifecycle != Lifecycle::Manufactured
-        || status.indicator != Indicator::Danger
-        || status.paired_hosts != 0
-    {
-        return fail(seen);
-    }
-    let refused = ctx.ask(&message_cases_pair_begin()).await?;
-    expect_status(&refused, StatusCode::Tampered).map(|r| format!("{seen}; PairBegin -> {r}"))
-}
-
-fn message_cases_pair_begin() -> Request {
-    Request::PairBegin(PairBegin {
-        host_public_key: dummy_point(),
-        host_commitment: Sha256Digest([0; 32]),
-        host_name: "CONFORMANCE".into(),
-    })
-}
-
-async fn tamper_reset_while_open(ctx: &mut Ctx) -> Outcome {
-    let sequence = next_sequence(ctx).await?;
-    let request = operator_reset(ctx, sequence)?;
-    expect_status(&ctx.ask(&request).await?, StatusCode::WrongState)
-}
-
-async fn tamper_reset(ctx: &mut Ctx) -> Outcome {
-    let hook = ctx.hook()?.clone();
-    hook.tamper(false)
-        .await
-        .map_err(|e| Why::Fail(format!("test hook: {e}")))?;
-    match reset(ctx).await? {
-        Response::Status(status)
-            if !status.tampered
-                && status.lifecycle == Lifecycle::Manufactured
-                && status.indicator == Indicator::Off =>
-        {
-            Ok("Status: not tampered, Manufactured, indicator off".into())
-        }
-        Response::Status(status) => fail(format!(
-            "tampered {}, {:?}, indicator {:?}",
-            status.tampered, status.lifecycle, status.indicator
-        )),
-        other => fail(describe_response(&other)),
-    }
 }
