@@ -376,3 +376,132 @@ pub(crate) fn foreign_channel(own: ChannelId) -> ChannelId {
         ChannelId(0x0102_0304)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_case_has_a_unique_id_and_names_a_section_of_protocol_md() {
+        let protocol = include_str!("../../../firmware-protocol/PROTOCOL.md");
+        let headings: HashSet<&str> = protocol
+            .lines()
+            .filter(|line| line.starts_with('#'))
+            .filter_map(|line| line.trim_start_matches('#').split_whitespace().next())
+            .map(|number| number.trim_end_matches('.'))
+            .collect();
+        let table = cases();
+        let mut ids = HashSet::new();
+        for case in &table {
+            assert!(ids.insert(case.id), "{} twice", case.id);
+            assert!(
+                headings.contains(case.section),
+                "{}: PROTOCOL.md has no section {}",
+                case.id,
+                case.section
+            );
+            assert!(
+                !case.expected.is_empty() && !case.title.is_empty(),
+                "{}",
+                case.id
+            );
+        }
+        // A prerequisite comes earlier in the table (cases run in table order).
+        let mut earlier = HashSet::new();
+        for case in &table {
+            for after in case.after {
+                assert!(earlier.contains(after), "{} runs before {after}", case.id);
+            }
+            earlier.insert(case.id);
+        }
+    }
+
+    #[test]
+    fn the_text_report_has_one_line_per_case_with_expected_and_seen_on_failure() {
+        let case = |id, verdict, seen: &str| CaseResult {
+            id,
+            section: "2.8",
+            title: "bad CRC from the host",
+            verdict,
+            expected: "NACK CRC_MISMATCH",
+            seen: seen.into(),
+            duration_ms: 3,
+        };
+        let report = Report::new(
+            DeviceSummary {
+                address: "sim:127.0.0.1:7000".into(),
+                mtu: 64,
+                serial: Some("PB-1".into()),
+                firmware_version: Some("1.0".into()),
+            },
+            vec![
+                case("link.crc.bad", Verdict::Pass, "NACK"),
+                case("link.crc.other", Verdict::Fail, "nothing"),
+                case("bank.login", Verdict::Skip, "needs the test bank's keys"),
+            ],
+        );
+        assert!(!report.passed());
+        let text = report.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[1].starts_with("PASS link.crc.bad"), "{text}");
+        assert!(lines[1].contains("§2.8"), "{text}");
+        assert!(
+            lines[2].ends_with("expected NACK CRC_MISMATCH; seen nothing"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("SKIP bank.login"), "{text}");
+        assert_eq!(lines[4], "1 passed, 1 failed, 1 skipped");
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["cases"][1]["verdict"], "fail");
+        assert_eq!(json["summary"]["skip"], 1);
+    }
+
+    #[test]
+    fn the_test_bank_file_round_trips_privately_and_refuses_mismatched_keys() {
+        let dir = std::env::temp_dir().join(format!("pb-testbank-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("bank.json");
+        let bank = TestBank::generate(
+            &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([7; 32]),
+        );
+        assert!(bank.save(&path).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600));
+        }
+        let loaded = TestBank::load(&path);
+        assert!(
+            loaded.is_ok_and(|l| l.management.verifying_key() == bank.management.verifying_key())
+        );
+        // Someone swapped a public key: refused rather than signing for the wrong anchor.
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let other = TestBank::generate(
+            &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([8; 32]),
+        );
+        let swapped = text.replace(
+            &hex::encode(bank.operator.verifying_key().to_sec1_bytes()),
+            &hex::encode(other.operator.verifying_key().to_sec1_bytes()),
+        );
+        assert!(std::fs::write(&path, swapped).is_ok());
+        assert!(matches!(
+            TestBank::load(&path),
+            Err(testbank::TestBankError::Invalid { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_sim_hook_is_loopback_http_only() {
+        assert!(TestHook::sim_control("http://127.0.0.1:7001").is_ok());
+        assert!(TestHook::sim_control("http://[::1]:7001/devices/2").is_ok());
+        assert!(TestHook::sim_control("http://localhost:7001").is_ok());
+        assert!(TestHook::sim_control("http://192.168.1.10:7001").is_err());
+        assert!(TestHook::sim_control("https://127.0.0.1:7001").is_err());
+        assert!(TestHook::sim_control("127.0.0.1:7001").is_err());
+    }
+}
