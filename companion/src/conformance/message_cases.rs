@@ -92,6 +92,14 @@ pub(crate) fn cases() -> Vec<Case> {
             run: case_fn!(response_type),
         },
         Case {
+            id: "msg.bad-text",
+            section: "3.2",
+            title: "text field with a bidirectional override",
+            expected: "Error(MalformedMessage) for a host name holding U+202E",
+            after: &[],
+            run: case_fn!(bad_text),
+        },
+        Case {
             id: "msg.not-paired",
             section: "3.7",
             title: "host-verified request sent bare",
@@ -257,6 +265,20 @@ async fn response_type(ctx: &mut Ctx) -> Outcome {
         StatusCode::MalformedMessage,
     )
     .await
+}
+
+async fn bad_text(ctx: &mut Ctx) -> Outcome {
+    let id = ctx.request_id();
+    let request = Request::PairBegin(PairBegin {
+        host_public_key: super::session_cases::dummy_point(),
+        host_commitment: firmware_protocol::message::Sha256Digest([0; 32]),
+        host_name: "PC-XYZ".into(),
+    });
+    let mut bytes = request.encode(id).map_err(|e| Why::Fail(e.to_string()))?;
+    // "XYZ" -> U+202E RIGHT-TO-LEFT OVERRIDE (3 bytes of UTF-8): same length, bad text.
+    let at = bytes.len() - 3;
+    bytes[at..].copy_from_slice("\u{202E}".as_bytes());
+    raw_refusal(ctx, &bytes, id, StatusCode::MalformedMessage).await
 }
 
 async fn tampered(ctx: &mut Ctx) -> Result<bool, Why> {

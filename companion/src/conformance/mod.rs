@@ -23,6 +23,7 @@ use firmware_protocol::crypto::keys::KeyBlockProtectionKey;
 use firmware_protocol::link::ChannelId;
 use firmware_protocol::message::{self, Info, Request, Response, StatusCode};
 
+mod bank_command_cases;
 pub mod cli;
 pub mod hook;
 mod link_cases;
@@ -261,6 +262,7 @@ pub(crate) fn cases() -> Vec<Case> {
     all.extend(message_cases::cases());
     all.extend(session_cases::cases());
     all.extend(payment_cases::cases());
+    all.extend(bank_command_cases::cases());
     // Last: a tamper wipes what the cases before set up.
     all.extend(tamper_cases::cases());
     all

@@ -14,8 +14,7 @@ use firmware_protocol::link::KeepaliveStatus;
 use firmware_protocol::message::{
     ApprovePayment, BankChallenge, BankResult, CurrencyCode, EcdsaSignature, Enrol,
     GetIntegrityReport, Indicator, Kcv, KeyBlock, LoadSessionKeys, MacTag, Nonce, PaymentDetails,
-    PinBlock, PinBlockFormat, Request, Response, SessionId, StatusCode, VerifyBankResponse,
-    WrappedKey,
+    PinBlock, PinBlockFormat, Request, Response, SessionId, StatusCode, WrappedKey,
 };
 use zeroize::Zeroizing;
 
@@ -334,6 +333,79 @@ async fn login(ctx: &mut Ctx) -> Outcome {
     Ok("KeysLoaded; ChallengeResponse MAC verifies".into())
 }
 
+/// The kit's test payment: EUR 123.45 to a test shop.
+pub(crate) fn test_payment(transaction: &str) -> Result<PaymentDetails, Why> {
+    Ok(PaymentDetails {
+        payer_account: "DE89370400440532013000".into(),
+        payee_account: "FR7630006000011234567890189".into(),
+        payee_name: "Conformance Shop".into(),
+        amount_minor: 12_345,
+        currency: CurrencyCode::new("EUR").map_err(build_error)?,
+        currency_exponent: 2,
+        reference: "conformance".into(),
+        bank_transaction_id: transaction.into(),
+    })
+}
+
+/// The VerifyBankResponse of the payment `bank.payment` approved (already answered once).
+pub(crate) fn verify_again(ctx: &Ctx) -> Result<Option<Request>, Why> {
+    let (Some((_, device_counter, transaction)), Some(session)) =
+        (ctx.flow.approved.as_ref(), ctx.flow.session.as_ref())
+    else {
+        return Ok(None);
+    };
+    let verify = super::bank_command_cases::bank_response(
+        session.id,
+        transaction,
+        *device_counter,
+        &session.response_key,
+    )?;
+    Ok(Some(Request::VerifyBankResponse(verify)))
+}
+
+/// A BankChallenge for the session `bank.login` loaded.
+pub(crate) fn current_challenge(ctx: &mut Ctx) -> Result<Option<Request>, Why> {
+    let Some(id) = ctx.flow.session.as_ref().map(|session| session.id) else {
+        return Ok(None);
+    };
+    Ok(Some(Request::BankChallenge(BankChallenge {
+        session_id: id,
+        bank_nonce: Nonce(ctx.probe.random_bytes()),
+    })))
+}
+
+/// A LoadSessionKeys with three fresh keys for a new session (not remembered), when a
+/// session was loaded before.
+pub(crate) fn fresh_session_keys(ctx: &mut Ctx) -> Result<Option<LoadSessionKeys>, Why> {
+    if ctx.flow.session.is_none() {
+        return Ok(None);
+    }
+    let pin_key: PinKey = fresh_key(ctx)?;
+    let mac_key: MacKey = fresh_key(ctx)?;
+    let response_key: MacKey = fresh_key(ctx)?;
+    Ok(Some(LoadSessionKeys {
+        session_id: SessionId(ctx.probe.random_bytes()),
+        pin_key: wrap(
+            ctx,
+            pin_key.material(),
+            KeyUsageCode::P0,
+            ModeOfUse::EncryptOnly,
+        )?,
+        mac_key: wrap(
+            ctx,
+            mac_key.material(),
+            KeyUsageCode::M6,
+            ModeOfUse::MacGenerateOnly,
+        )?,
+        response_key: wrap(
+            ctx,
+            response_key.material(),
+            KeyUsageCode::M6,
+            ModeOfUse::MacVerifyOnly,
+        )?,
+    }))
+}
+
 fn approve(ctx: &mut Ctx, counter: u64, good_mac: bool) -> Result<Request, Why> {
     let session = ctx
         .flow
@@ -342,16 +414,7 @@ fn approve(ctx: &mut Ctx, counter: u64, good_mac: bool) -> Result<Request, Why> 
         .ok_or_else(|| Why::Skip("needs bank.login".into()))?;
     let mut request = ApprovePayment {
         session_id: session.id,
-        payment: PaymentDetails {
-            payer_account: "DE89370400440532013000".into(),
-            payee_account: "FR7630006000011234567890189".into(),
-            payee_name: "Conformance Shop".into(),
-            amount_minor: 12_345,
-            currency: CurrencyCode::new("EUR").map_err(build_error)?,
-            currency_exponent: 2,
-            reference: "conformance".into(),
-            bank_transaction_id: format!("CONF-{counter}"),
-        },
+        payment: test_payment(&format!("CONF-{counter}"))?,
         counter,
         bank_mac: MacTag([0; 16]),
     };
@@ -393,15 +456,12 @@ async fn payment(ctx: &mut Ctx) -> Outcome {
         Err(error) => return fail(format!("PaymentApproved, but {error}")),
     }
     let transaction = sent.payment.bank_transaction_id.clone();
-    let mut verify = VerifyBankResponse {
-        session_id: session.id,
-        bank_transaction_id: transaction.clone(),
-        device_counter: approved.device_counter,
-        result: BankResult::Approved,
-        bank_mac: MacTag([0; 16]),
-    };
-    let input = verify.mac_input().map_err(build_error)?;
-    verify.bank_mac = MacTag::aes_cmac(&session.response_key, &input).map_err(build_error)?;
+    let verify = super::bank_command_cases::bank_response(
+        session.id,
+        &transaction,
+        approved.device_counter,
+        &session.response_key,
+    )?;
     ctx.flow.approved = Some((request.clone(), approved.device_counter, transaction));
     let (response, _) = ctx
         .ask_verified_with(&Request::VerifyBankResponse(verify), &UserScript::default())
