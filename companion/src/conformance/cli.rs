@@ -28,6 +28,10 @@ pub struct ConformanceArgs {
     /// presses keys and opens the tamper switch.
     #[arg(long, value_name = "URL")]
     pub sim_control: Option<String>,
+    /// How late a device timer (keepalive, retransmission, reassembly timeout) may be, as
+    /// measured here, before its case fails: transport and scheduling delay.
+    #[arg(long, value_name = "MS", default_value_t = super::DEFAULT_TOLERANCE_MS)]
+    pub tolerance_ms: u64,
     /// Also write the report as JSON to this file.
     #[arg(long = "report", value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -119,6 +123,7 @@ pub fn main(
                 address: wanted,
                 bank,
                 hook,
+                tolerance_ms: args.tolerance_ms,
             },
         ))
     };

@@ -12,10 +12,6 @@ use firmware_protocol::message::{GetStatus, Request, Response};
 use super::probe::{Seen, UserScript, describe};
 use super::{Case, Ctx, Outcome, case_fn, fail, foreign_channel};
 
-/// Allowance for scheduling and transport delay on top of a timer the spec states (the
-/// host measures the device's timers from the outside).
-pub(crate) const TOLERANCE_MS: u64 = 100;
-
 /// How long the kit waits for an answer that is due at once.
 const ANSWER_WINDOW: Duration = Duration::from_millis(1000);
 
@@ -439,6 +435,7 @@ async fn seq_gap(ctx: &mut Ctx) -> Outcome {
 }
 
 async fn reassembly_timeout(ctx: &mut Ctx) -> Outcome {
+    let tolerance = ctx.tolerance_ms;
     let packets = long_ping(ctx);
     let chan = ctx.chan.id;
     let Some(first) = packets.first() else {
@@ -448,7 +445,7 @@ async fn reassembly_timeout(ctx: &mut Ctx) -> Outcome {
     let sent = ctx.probe.now_ms();
     let (found, before) = ctx
         .probe
-        .wait_for(Duration::from_millis(3100 + 2 * TOLERANCE_MS + 400), |s| {
+        .wait_for(Duration::from_millis(3100 + 2 * tolerance + 400), |s| {
             matches!(
                 s.frame_on(chan),
                 Some(Body::Nack {
@@ -461,7 +458,7 @@ async fn reassembly_timeout(ctx: &mut Ctx) -> Outcome {
         return fail(describe(&before));
     };
     let after = found.at_ms.saturating_sub(sent);
-    if after + TOLERANCE_MS < 3000 || after > 3100 + TOLERANCE_MS {
+    if after + tolerance < 3000 || after > 3100 + tolerance {
         return fail(format!("NACK MESSAGE_TIMEOUT after {after} ms"));
     }
     Ok(format!("NACK MESSAGE_TIMEOUT after {after} ms"))
@@ -544,6 +541,7 @@ async fn msg_stale(ctx: &mut Ctx) -> Outcome {
 }
 
 async fn retransmit(ctx: &mut Ctx) -> Outcome {
+    let tolerance = ctx.tolerance_ms;
     let message = get_status_bytes(ctx)?;
     let chan = ctx.chan.id;
     let rx = ctx.chan.rx;
@@ -574,10 +572,7 @@ async fn retransmit(ctx: &mut Ctx) -> Outcome {
     let rto = RETRANSMIT_BASE_MS + RETRANSMIT_PER_PACKET_MS * u64::try_from(packets).unwrap_or(1);
     let (again, before) = ctx
         .probe
-        .wait_for(
-            Duration::from_millis(rto + 2 * TOLERANCE_MS + 300),
-            is_answer,
-        )
+        .wait_for(Duration::from_millis(rto + 2 * tolerance + 300), is_answer)
         .await?;
     let Some(again) = again else {
         return fail(format!("no retransmission: {}", describe(&before)));
@@ -585,7 +580,7 @@ async fn retransmit(ctx: &mut Ctx) -> Outcome {
     let gap = again.at_ms.saturating_sub(first.at_ms);
     let same =
         matches!(again.frame_on(chan), Some(Body::Msg { message, .. }) if *message == answer);
-    if !same || gap + TOLERANCE_MS < rto || gap > rto + 2 * TOLERANCE_MS {
+    if !same || gap + tolerance < rto || gap > rto + 2 * tolerance {
         return fail(format!(
             "retransmission after {gap} ms (RTO {rto} ms), {}",
             if same {
@@ -619,7 +614,7 @@ async fn retransmit(ctx: &mut Ctx) -> Outcome {
         .send_frame(&Frame::new(chan, Body::Ack { seq: rx }))
         .await?;
     ctx.chan.rx = ctx.chan.rx.wrapping_add(1);
-    if on_nack > TOLERANCE_MS {
+    if on_nack > tolerance {
         return fail(format!("retransmitted {on_nack} ms after the NACK"));
     }
     Ok(format!(

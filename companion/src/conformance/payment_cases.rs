@@ -235,9 +235,11 @@ async fn keepalive_pin_entry(ctx: &mut Ctx) -> Outcome {
     let every_digit = (0..=digits).all(|n| counts.contains(&n));
     let all_max = entries.iter().all(|(_, max)| *max == PIN_MAX);
     let seen = format!(
-        "{} PIN-entry KEEPALIVEs, max {:?}, counts {counts:?}",
+        "{} PIN-entry KEEPALIVEs, max {}, counts {counts:?}",
         entries.len(),
-        entries.first().map(|(_, max)| *max),
+        entries
+            .first()
+            .map_or(String::from("-"), |(_, max)| max.to_string()),
     );
     if entries.is_empty() || !all_max || !every_digit {
         return fail(seen);

@@ -23,7 +23,6 @@ use firmware_protocol::message::{
 };
 use zeroize::Zeroizing;
 
-use super::link_cases::TOLERANCE_MS;
 use super::probe::{Seen, UserScript, describe};
 use super::{Case, Ctx, Outcome, Paired, Why, case_fn, describe_response, expect_status, fail};
 
@@ -494,11 +493,13 @@ async fn keepalive_interval(ctx: &mut Ctx) -> Outcome {
         .iter()
         .all(|(_, status)| *status == KeepaliveStatus::AwaitingUser);
     let seen_text = format!(
-        "{} KEEPALIVEs in 1200 ms, longest gap {longest} ms, status {:?}",
+        "{} KEEPALIVEs in 1200 ms, longest gap {longest} ms, status {}",
         keepalives.len(),
-        keepalives.first().map(|(_, s)| *s)
+        keepalives
+            .first()
+            .map_or(String::from("-"), |(_, s)| format!("{s:?}"))
     );
-    if longest > 250 + TOLERANCE_MS || !statuses_ok {
+    if longest > 250 + ctx.tolerance_ms || !statuses_ok {
         return fail(seen_text);
     }
     Ok(seen_text)
