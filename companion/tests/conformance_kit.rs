@@ -272,3 +272,43 @@ async fn without_bank_keys_and_hook_those_cases_are_skipped_with_the_reason() {
     // The link and message cases ran.
     assert!(report.summary.pass >= 30, "{}", report.to_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_of_another_bank_refuses_the_kits_reset() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The device trusts its own bank's keys; the kit holds a test bank's.
+    let own_bank = TestBank::generate(&mut ChaCha20Rng::from_seed(seed()));
+    let test_bank = TestBank::generate(&mut ChaCha20Rng::from_seed(seed()));
+    let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(seed()));
+    let mut settings = Manufacture::new("CONF-TEST-3");
+    settings.bank_management_key = Some(own_bank.management.verifying_key());
+    settings.bank_operator_key = Some(own_bank.operator.verifying_key());
+    let device_seed = seed();
+    let device =
+        Device::manufacture(&settings, &ca, &mut ChaCha20Rng::from_seed(device_seed)).unwrap();
+    let hw = VirtualHardware::with(
+        device_seed,
+        Clock::System { offset_ms: 0 },
+        SecureStore::Memory(None),
+    );
+    let handle = SimHandle::new(SimCore::new(device, hw, Mtu::SIM));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = ServedDevice::spawn(handle.clone(), listener).unwrap();
+    let transport = companion::transport::sim::SimTransport::connect(served.address)
+        .await
+        .unwrap();
+    let report = companion::conformance::run(
+        Box::new(transport),
+        companion::conformance::Options {
+            address: format!("sim:{}", served.address),
+            bank: Some(test_bank),
+            ..Default::default()
+        },
+    )
+    .await;
+    let reset = report.cases.iter().find(|c| c.id == "bank.reset").unwrap();
+    assert_eq!(reset.verdict, companion::conformance::report::Verdict::Fail);
+    assert!(reset.seen.contains("BadSignature"), "{}", report.to_text());
+    // Nothing the bank signs took effect.
+    assert_eq!(handle.view().state.bank_sequence, 0);
+}
