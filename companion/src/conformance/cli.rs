@@ -28,6 +28,10 @@ pub struct ConformanceArgs {
     /// presses keys and opens the tamper switch.
     #[arg(long, value_name = "URL")]
     pub sim_control: Option<String>,
+    /// Run only the cases whose id starts with this (repeatable: `--case link.busy --case
+    /// pair.`), with the cases they build on.
+    #[arg(long = "case", value_name = "ID_PREFIX")]
+    pub only: Vec<String>,
     /// How late a device timer (keepalive, retransmission, reassembly timeout) may be, as
     /// measured here, before its case fails: transport and scheduling delay.
     #[arg(long, value_name = "MS", default_value_t = super::DEFAULT_TOLERANCE_MS)]
@@ -123,6 +127,7 @@ pub fn main(
                 address: wanted,
                 bank,
                 hook,
+                only: args.only.clone(),
                 tolerance_ms: args.tolerance_ms,
             },
         ))

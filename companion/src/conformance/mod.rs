@@ -51,6 +51,9 @@ pub struct Options {
     pub bank: Option<TestBank>,
     /// The keypad and tamper switch.
     pub hook: Option<TestHook>,
+    /// Run only the cases whose id starts with one of these (and the cases they build on);
+    /// empty: every case.
+    pub only: Vec<String>,
     /// How late a device timer may be, as measured from the host, before it fails
     /// ([`DEFAULT_TOLERANCE_MS`] when 0).
     pub tolerance_ms: u64,
@@ -294,7 +297,7 @@ pub async fn run(transport: Box<dyn Transport>, options: Options) -> Report {
         mtu,
         ..DeviceSummary::default()
     };
-    let table = cases();
+    let table = selected(cases(), &options.only);
     let chan = match probe.open().await {
         Ok(chan) => chan,
         Err(error) => {
@@ -382,6 +385,30 @@ pub async fn run(transport: Box<dyn Transport>, options: Options) -> Report {
     Report::new(device, results)
 }
 
+/// The cases `only` selects (id prefixes), with the cases they build on; all when empty.
+fn selected(table: Vec<Case>, only: &[String]) -> Vec<Case> {
+    if only.is_empty() {
+        return table;
+    }
+    // Opening the channel is every run's first check.
+    let mut needed: HashSet<&'static str> = HashSet::from(["link.init.allocate"]);
+    // Prerequisites come earlier in the table, so one pass from the end finds them all.
+    for case in table.iter().rev() {
+        if needed.contains(case.id)
+            || only
+                .iter()
+                .any(|prefix| case.id.starts_with(prefix.as_str()))
+        {
+            needed.insert(case.id);
+            needed.extend(case.after.iter().copied());
+        }
+    }
+    table
+        .into_iter()
+        .filter(|case| needed.contains(case.id))
+        .collect()
+}
+
 /// Channel ids the device never assigned to this kit, for the refusal cases.
 pub(crate) fn foreign_channel(own: ChannelId) -> ChannelId {
     let candidate = ChannelId(own.0 ^ 0x5A5A_5A5A);
@@ -431,6 +458,29 @@ mod tests {
             }
             earlier.insert(case.id);
         }
+    }
+
+    #[test]
+    fn a_selection_keeps_the_cases_it_builds_on_in_order() {
+        let ids = |only: &[&str]| -> Vec<&'static str> {
+            let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+            selected(cases(), &only).iter().map(|c| c.id).collect()
+        };
+        assert_eq!(ids(&[]).len(), cases().len());
+        assert_eq!(
+            ids(&["host.replay"]),
+            [
+                "link.init.allocate",
+                "msg.getstatus",
+                "pair.confirm",
+                "host.replay"
+            ]
+        );
+        assert!(
+            ids(&["link.msg."])
+                .iter()
+                .all(|id| id.starts_with("link.msg.") || *id == "link.init.allocate")
+        );
     }
 
     #[test]
