@@ -6,13 +6,13 @@
 use firmware_protocol::crypto::ecdsa::{EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::message::{
     BankChallenge, BankCommand, BankCommandKind, BankResult, EcdsaSignature, GetStatus, Indicator,
-    Kcv, LockState, MacTag, Nonce, PairBegin, Request, Response, SessionId, Sha256Digest,
-    SignConfirmation, StatusCode, Unpair, VerifyBankResponse,
+    Kcv, LockState, MacTag, Nonce, Request, Response, SessionId, SignConfirmation, StatusCode,
+    Unpair, VerifyBankResponse,
 };
 
 use super::payment_cases::{self, FlowState};
 use super::probe::UserScript;
-use super::session_cases::{dummy_point, next_sequence};
+use super::session_cases::{next_sequence, refused_pair_begin};
 use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -198,13 +198,7 @@ async fn lock_unlock(ctx: &mut Ctx) -> Outcome {
         Response::Status(status) => return fail(format!("Lock, then Status {:?}", status.lock)),
         other => return fail(format!("{} to Lock", describe_response(&other))),
     }
-    let refused = ctx
-        .ask(&Request::PairBegin(PairBegin {
-            host_public_key: dummy_point(),
-            host_commitment: Sha256Digest([0; 32]),
-            host_name: "CONFORMANCE".into(),
-        }))
-        .await?;
+    let refused = ctx.ask(&refused_pair_begin()?).await?;
     let refused = expect_status(&refused, StatusCode::LockedByBank);
     let unlocked = bank_command(ctx, BankCommandKind::Unlock).await?;
     let refused = refused?;

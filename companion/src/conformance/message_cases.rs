@@ -270,7 +270,7 @@ async fn response_type(ctx: &mut Ctx) -> Outcome {
 async fn bad_text(ctx: &mut Ctx) -> Outcome {
     let id = ctx.request_id();
     let request = Request::PairBegin(PairBegin {
-        host_public_key: super::session_cases::dummy_point(),
+        host_public_key: super::session_cases::dummy_point()?,
         host_commitment: firmware_protocol::message::Sha256Digest([0; 32]),
         host_name: "PC-XYZ".into(),
     });
@@ -320,19 +320,13 @@ async fn unknown_host(ctx: &mut Ctx) -> Outcome {
 
 async fn lifecycle(ctx: &mut Ctx) -> Outcome {
     let status = ctx.status().await?;
-    let pair_begin = || {
-        Request::PairBegin(PairBegin {
-            host_public_key: super::session_cases::dummy_point(),
-            host_commitment: firmware_protocol::message::Sha256Digest([0; 32]),
-            host_name: "CONFORMANCE".into(),
-        })
-    };
+    let pair_begin = super::session_cases::refused_pair_begin;
     let (request, want) = if status.tampered {
-        (pair_begin(), StatusCode::Tampered)
+        (pair_begin()?, StatusCode::Tampered)
     } else {
         match status.lifecycle {
-            Lifecycle::Manufactured => (pair_begin(), StatusCode::NotInitialised),
-            Lifecycle::Revoked => (pair_begin(), StatusCode::Revoked),
+            Lifecycle::Manufactured => (pair_begin()?, StatusCode::NotInitialised),
+            Lifecycle::Revoked => (pair_begin()?, StatusCode::Revoked),
             Lifecycle::Initialised | Lifecycle::Bound => (
                 super::session_cases::unsigned_initialise(ctx)?,
                 StatusCode::WrongState,

@@ -168,18 +168,22 @@ pub(crate) fn cases() -> Vec<Case> {
 }
 
 /// A valid P-256 point (the generator), for requests refused before it is used.
-pub(crate) fn dummy_point() -> EcPublicKey {
+pub(crate) fn dummy_point() -> Result<EcPublicKey, Why> {
     const G: &str = "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
-    let mut bytes = [0u8; 65];
-    if let Ok(decoded) = hex::decode(G) {
-        bytes.copy_from_slice(&decoded);
-    }
-    EcPublicKey::new(bytes).unwrap_or_else(|_| unreachable_point())
+    let bytes: [u8; 65] = hex::decode(G)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| Why::Fail("the P-256 generator does not decode".into()))?;
+    EcPublicKey::new(bytes).map_err(message_error)
 }
 
-#[allow(clippy::panic)] // The constant above is a valid SEC1 point; this is never reached.
-fn unreachable_point() -> EcPublicKey {
-    panic!("the P-256 generator is a valid point")
+/// A PairBegin for a device expected to refuse it (state, lock, tamper).
+pub(crate) fn refused_pair_begin() -> Result<Request, Why> {
+    Ok(Request::PairBegin(PairBegin {
+        host_public_key: dummy_point()?,
+        host_commitment: Sha256Digest([0; 32]),
+        host_name: "CONFORMANCE".into(),
+    }))
 }
 
 fn serial(ctx: &Ctx) -> Result<String, Why> {
@@ -198,7 +202,7 @@ pub(crate) fn unsigned_initialise(ctx: &Ctx) -> Result<Request, Why> {
     Ok(Request::Initialise(Initialise {
         device_serial: serial(ctx).unwrap_or_else(|_| "CONFORMANCE".into()),
         sequence: u64::MAX,
-        bank_public_key: dummy_point(),
+        bank_public_key: dummy_point()?,
         kbpk: WrappedKey {
             key_block: KeyBlock::new("D0016K1AB00N0000").map_err(message_error)?,
             kcv: Kcv::new(&[0; 5]).map_err(message_error)?,

@@ -2,11 +2,9 @@
 //! tamper wipes what the other cases set up, and the test bank's operator key resets the
 //! device afterwards.
 
-use firmware_protocol::message::{
-    Indicator, Lifecycle, PairBegin, Request, Response, Sha256Digest, StatusCode,
-};
+use firmware_protocol::message::{Indicator, Lifecycle, Response, StatusCode};
 
-use super::session_cases::{dummy_point, next_sequence, operator_reset, reset};
+use super::session_cases::{next_sequence, operator_reset, refused_pair_begin, reset};
 use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -57,16 +55,8 @@ async fn tamper_trip(ctx: &mut Ctx) -> Outcome {
     {
         return fail(seen);
     }
-    let refused = ctx.ask(&message_cases_pair_begin()).await?;
+    let refused = ctx.ask(&refused_pair_begin()?).await?;
     expect_status(&refused, StatusCode::Tampered).map(|r| format!("{seen}; PairBegin -> {r}"))
-}
-
-fn message_cases_pair_begin() -> Request {
-    Request::PairBegin(PairBegin {
-        host_public_key: dummy_point(),
-        host_commitment: Sha256Digest([0; 32]),
-        host_name: "CONFORMANCE".into(),
-    })
 }
 
 async fn tamper_reset_while_open(ctx: &mut Ctx) -> Outcome {
