@@ -93,6 +93,14 @@ pub(crate) fn cases() -> Vec<Case> {
             run: case_fn!(cancel_prompt),
         },
         Case {
+            id: "link.init.abort",
+            section: "2.6.3",
+            title: "INIT on the owner channel during a prompt",
+            expected: "INIT answer on the channel, no answer MSG to the aborted request; the device then serves the next request",
+            after: &["link.init.resync"],
+            run: case_fn!(init_abort),
+        },
+        Case {
             id: "link.busy.other-channel",
             section: "2.10",
             title: "another channel during a transaction",
@@ -115,6 +123,14 @@ pub(crate) fn cases() -> Vec<Case> {
             expected: "Error(PairingConfirmationFailed), no prompt",
             after: &["msg.getstatus"],
             run: case_fn!(pair_commitment),
+        },
+        Case {
+            id: "pair.no-begin",
+            section: "6.9",
+            title: "PairConfirm with no pairing in progress",
+            expected: "Error(WrongState) (the last PairConfirm used the pairing up)",
+            after: &["pair.commitment"],
+            run: case_fn!(pair_no_begin),
         },
         Case {
             id: "pair.cancel-key",
@@ -540,6 +556,42 @@ async fn cancel_prompt(ctx: &mut Ctx) -> Outcome {
         "ERROR CANCELLED, no answer; GetStatus then answered ({:?})",
         status.lifecycle
     ))
+}
+
+async fn init_abort(ctx: &mut Ctx) -> Outcome {
+    start_prompt(ctx).await?;
+    let chan = ctx.chan.id;
+    let (answer, before) = ctx.probe.init(chan).await?;
+    let Some(init) = answer else {
+        end_prompt(ctx).await;
+        return fail(format!("no INIT answer on {chan}: {}", describe(&before)));
+    };
+    ctx.chan.tx = 0;
+    ctx.chan.rx = 0;
+    ctx.chan.init = init;
+    let after = ctx.probe.collect(Duration::from_millis(400)).await?;
+    if let Some(answer) = after
+        .iter()
+        .find(|s| matches!(s.frame_on(chan), Some(Body::Msg { .. })))
+    {
+        return fail(format!(
+            "INIT answered, then {}",
+            super::probe::describe_one(answer)
+        ));
+    }
+    match ctx.ask(&Request::GetStatus(GetStatus)).await? {
+        Response::Status(_) => Ok("INIT answered on the channel; no answer to the aborted PairConfirm; GetStatus then answered".into()),
+        other => fail(format!("INIT answered, then {} to GetStatus", describe_response(&other))),
+    }
+}
+
+async fn pair_no_begin(ctx: &mut Ctx) -> Outcome {
+    require_prompt_state(ctx).await?;
+    let host_nonce = Nonce(ctx.probe.random_bytes());
+    let response = ctx
+        .ask(&Request::PairConfirm(PairConfirm { host_nonce }))
+        .await?;
+    expect_status(&response, StatusCode::WrongState)
 }
 
 async fn busy_other_channel(ctx: &mut Ctx) -> Outcome {
