@@ -3,6 +3,7 @@
 //! sandbox bank: only the binary's demo (feature `embedded`) wires them in.
 
 pub mod bank;
+pub mod conformance;
 pub mod crypto_tool;
 pub mod devices;
 pub mod diagnostics;

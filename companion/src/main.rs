@@ -75,6 +75,8 @@ enum Command {
     /// The operator's crypto tool: check keys, PIN blocks, MACs and key blocks by hand.
     #[command(subcommand)]
     Crypto(CryptoCommand),
+    /// Conformance kit for PIN pad vendors: checks --device against PROTOCOL.md, case by case.
+    Conformance(companion::conformance::cli::ConformanceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -363,7 +365,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
                 Command::Logs(LogsCommand::Export { out }) => support::logs_export(out.as_deref()),
                 Command::Diagnostics(args) => support::diagnostics(connection, &args).await,
-                Command::Demo | Command::Crypto(_) => {
+                Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {
                     Err(String::from("not a flow command").into())
                 }
             }
@@ -536,6 +538,14 @@ fn main() -> ExitCode {
     let connection = cli.connection;
     let crypto = match cli.command {
         Command::Demo => return run_demo(json),
+        Command::Conformance(args) => {
+            return companion::conformance::cli::main(
+                args,
+                connection.device,
+                connection.ble_adapter,
+                json,
+            );
+        }
         Command::Crypto(crypto) => crypto,
         other => return run_flow_command(other, &connection, json),
     };

@@ -26,6 +26,7 @@ pub mod control;
 pub mod device;
 pub mod hardware;
 pub mod link;
+pub mod nonconforming;
 pub mod scenario;
 pub mod scripted;
 pub mod server;

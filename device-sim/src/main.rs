@@ -133,6 +133,10 @@ struct ServeArgs {
     /// Seed the device RNG (hex, 64 digits) for reproducible runs; default: OS entropy.
     #[arg(long)]
     seed: Option<String>,
+    /// QA of conformance tools: break one link rule on the sim link (wrong-crc, ignore-busy,
+    /// no-keepalive, ignore-cancel). Never for anything but testing a conformance kit.
+    #[arg(long, value_name = "SCENARIO")]
+    nonconforming: Option<device_sim::nonconforming::Nonconformity>,
 }
 
 #[derive(Deserialize)]
@@ -345,7 +349,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
                     address.set_port(port);
                 }
                 let listener = tokio::net::TcpListener::bind(address).await?;
-                let device = ServedDevice::spawn(handle.clone(), listener)?;
+                let device = ServedDevice::spawn_nonconforming(
+                    handle.clone(),
+                    listener,
+                    args.nonconforming,
+                )?;
+                if let Some(scenario) = args.nonconforming {
+                    eprintln!("WARNING: device {k} breaks PROTOCOL.md on purpose: {scenario}");
+                }
                 println!("device {k} {serial} link {}", device.address);
                 served.push(device);
             } else {

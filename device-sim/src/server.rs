@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::nonconforming::Nonconformity;
 use crate::sim::{ConnectionCommand, SimHandle};
 
 /// How often the core is polled (keys, tamper, clock) and link timers run. Key presses
@@ -35,6 +36,16 @@ pub struct ServedDevice {
 impl ServedDevice {
     /// Serves `handle` on `listener`: accepts hosts and ticks the core. Needs a Tokio runtime.
     pub fn spawn(handle: SimHandle, listener: TcpListener) -> std::io::Result<Self> {
+        Self::spawn_nonconforming(handle, listener, None)
+    }
+
+    /// [`ServedDevice::spawn`], breaking the protocol as `nonconformity` says (QA of
+    /// conformance tools, [`crate::nonconforming`]).
+    pub fn spawn_nonconforming(
+        handle: SimHandle,
+        listener: TcpListener,
+        nonconformity: Option<Nonconformity>,
+    ) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
         let clock = Instant::now();
         let ticker = spawn_ticker(handle.clone(), clock);
@@ -44,7 +55,12 @@ impl ServedDevice {
                 while let Ok((stream, peer)) = listener.accept().await {
                     tracing::info!(%peer, "host connected");
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(handle.clone(), stream, clock));
+                    tokio::spawn(serve_connection(
+                        handle.clone(),
+                        stream,
+                        clock,
+                        nonconformity,
+                    ));
                 }
             })
         };
@@ -89,7 +105,12 @@ fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn serve_connection(handle: SimHandle, stream: TcpStream, clock: Instant) {
+async fn serve_connection(
+    handle: SimHandle,
+    stream: TcpStream,
+    clock: Instant,
+    nonconformity: Option<Nonconformity>,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let (sender, mut commands) = mpsc::unbounded_channel();
     let (connection, mtu) = {
@@ -100,6 +121,13 @@ async fn serve_connection(handle: SimHandle, stream: TcpStream, clock: Instant) 
         while let Some(command) = commands.recv().await {
             match command {
                 ConnectionCommand::Packet { packet, delay_ms } => {
+                    let packet = match nonconformity {
+                        Some(scenario) => match scenario.outbound(packet) {
+                            Some(packet) => packet,
+                            None => continue,
+                        },
+                        None => packet,
+                    };
                     if delay_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     }
@@ -118,6 +146,9 @@ async fn serve_connection(handle: SimHandle, stream: TcpStream, clock: Instant) 
             read = reader.read_exact(&mut packet) => {
                 if read.is_err() {
                     break;
+                }
+                if nonconformity.is_some_and(|scenario| !scenario.inbound(&packet)) {
+                    continue;
                 }
                 handle.receive(connection, packet.clone(), elapsed_ms(clock));
             }
