@@ -20,12 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bluer::adv::{Advertisement, AdvertisementHandle};
+use bluer::gatt::CharacteristicReader;
 use bluer::gatt::local::{
-    Application, ApplicationHandle, Characteristic, CharacteristicNotifier, CharacteristicNotify,
+    Application, ApplicationHandle, Characteristic, CharacteristicControl,
+    CharacteristicControlEvent, CharacteristicNotifier, CharacteristicNotify,
     CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
-    Service,
+    Service, characteristic_control,
 };
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::link::ConnectionId;
@@ -81,6 +85,13 @@ pub struct BlePeripheral {
     pub name: String,
     _application: ApplicationHandle,
     _advertisement: AdvertisementHandle,
+    receiver: JoinHandle<()>,
+}
+
+impl Drop for BlePeripheral {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -119,22 +130,18 @@ impl BlePeripheral {
         let clock = Instant::now();
         let current: Arc<Mutex<Option<ConnectionId>>> = Arc::new(Mutex::new(None));
 
-        let write = {
-            let (handle, current) = (handle.clone(), current.clone());
-            CharacteristicWrite {
-                write: true,
-                write_without_response: true,
-                method: CharacteristicWriteMethod::Fun(Box::new(move |packet, _request| {
-                    let connection = *current.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(connection) = connection
-                        && packet.len() == packet_size
-                    {
-                        handle.receive(connection, packet, elapsed_ms(clock));
-                    }
-                    Box::pin(async { Ok(()) })
-                })),
-                ..Default::default()
-            }
+        // The control point is served through an acquired socket (BlueZ `AcquireWrite`), not
+        // as a D-Bus `WriteValue` per packet: bluer runs each D-Bus method call as a task of
+        // its own, and tasks on a multi-threaded runtime (tokio's LIFO slot, two workers) run
+        // in any order, so two packets written back to back could reach the link engine
+        // swapped and a multi-packet message never reassembled. BlueZ writes every ATT write
+        // to the socket in the order it arrived, as a PIN pad's radio would hand them over.
+        let (control_point_control, control_point_handle) = characteristic_control();
+        let write = CharacteristicWrite {
+            write: true,
+            write_without_response: true,
+            method: CharacteristicWriteMethod::Io,
+            ..Default::default()
         };
         let notify = {
             let (handle, current) = (handle.clone(), current.clone());
@@ -166,6 +173,7 @@ impl BlePeripheral {
                     Characteristic {
                         uuid: CONTROL_POINT_UUID,
                         write: Some(write),
+                        control_handle: control_point_handle,
                         ..Default::default()
                     },
                     Characteristic {
@@ -208,12 +216,20 @@ impl BlePeripheral {
                 what: "advertising",
                 source,
             })?;
+        let receiver = tokio::spawn(receive_control_point(
+            handle,
+            current,
+            control_point_control,
+            packet_size,
+            clock,
+        ));
         tracing::info!(adapter = adapter.name(), %name, "BLE peripheral advertising");
         Ok(Self {
             adapter: adapter.name().to_owned(),
             name,
             _application: application,
             _advertisement: advertisement,
+            receiver,
         })
     }
 }
@@ -256,4 +272,72 @@ async fn serve_subscription(
     }
     handle.lock().disconnect(connection);
     tracing::info!(connection, "BLE central gone");
+}
+
+/// The control point's writes: BlueZ hands each central's writes over on a socket of their
+/// own (acquired at its first write, closed when it disconnects); each packet goes, in order,
+/// to the link engine as the subscribed central's.
+async fn receive_control_point(
+    handle: SimHandle,
+    current: Arc<Mutex<Option<ConnectionId>>>,
+    mut control: CharacteristicControl,
+    packet_size: usize,
+    clock: Instant,
+) {
+    let mut reading: Option<JoinHandle<()>> = None;
+    while let Some(event) = control.next().await {
+        let CharacteristicControlEvent::Write(request) = event else {
+            continue;
+        };
+        let reader = match request.accept() {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::warn!(%error, "BLE: could not accept the control point's writes");
+                continue;
+            }
+        };
+        tracing::info!(central = %reader.device_address(), "BLE central writes the control point");
+        // One central at a time: a new socket means the previous central is gone.
+        if let Some(previous) = reading.take() {
+            previous.abort();
+        }
+        reading = Some(tokio::spawn(read_packets(
+            handle.clone(),
+            current.clone(),
+            reader,
+            packet_size,
+            clock,
+        )));
+    }
+    if let Some(reading) = reading {
+        reading.abort();
+    }
+}
+
+async fn read_packets(
+    handle: SimHandle,
+    current: Arc<Mutex<Option<ConnectionId>>>,
+    reader: CharacteristicReader,
+    packet_size: usize,
+    clock: Instant,
+) {
+    loop {
+        match reader.recv().await {
+            // End of stream: BlueZ closed the socket (the central disconnected).
+            Ok(packet) if packet.is_empty() => break,
+            Ok(packet) => {
+                let connection = *current.lock().unwrap_or_else(|p| p.into_inner());
+                // Other lengths are not packets (§2.1); nor is anything before a subscription.
+                if let Some(connection) = connection
+                    && packet.len() == packet_size
+                {
+                    handle.receive(connection, packet, elapsed_ms(clock));
+                }
+            }
+            Err(error) => {
+                tracing::info!(%error, "BLE control point socket closed");
+                break;
+            }
+        }
+    }
 }
