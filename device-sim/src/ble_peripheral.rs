@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bluer::adv::{Advertisement, AdvertisementHandle};
-use bluer::gatt::CharacteristicReader;
 use bluer::gatt::local::{
     Application, ApplicationHandle, Characteristic, CharacteristicControl,
-    CharacteristicControlEvent, CharacteristicNotifier, CharacteristicNotify,
-    CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
-    Service, characteristic_control,
+    CharacteristicControlEvent, CharacteristicNotify, CharacteristicNotifyMethod,
+    CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod, Service,
+    characteristic_control,
 };
+use bluer::gatt::{CharacteristicReader, CharacteristicWriter};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -86,11 +86,15 @@ pub struct BlePeripheral {
     _application: ApplicationHandle,
     _advertisement: AdvertisementHandle,
     receiver: JoinHandle<()>,
+    link: JoinHandle<()>,
+    subscriptions: JoinHandle<()>,
 }
 
 impl Drop for BlePeripheral {
     fn drop(&mut self) {
         self.receiver.abort();
+        self.link.abort();
+        self.subscriptions.abort();
     }
 }
 
@@ -143,19 +147,17 @@ impl BlePeripheral {
             method: CharacteristicWriteMethod::Io,
             ..Default::default()
         };
-        let notify = {
-            let (handle, current) = (handle.clone(), current.clone());
-            CharacteristicNotify {
-                notify: true,
-                method: CharacteristicNotifyMethod::Fun(Box::new(move |notifier| {
-                    let (handle, current) = (handle.clone(), current.clone());
-                    Box::pin(async move {
-                        tokio::spawn(serve_subscription(handle, current, notifier));
-                    })
-                })),
-                ..Default::default()
-            }
+        // Status goes out through BlueZ's acquired notify socket too (`AcquireNotify`): one
+        // datagram per notification, in order, without a D-Bus property change per packet.
+        let (status_control, status_handle) = characteristic_control();
+        let notify = CharacteristicNotify {
+            notify: true,
+            method: CharacteristicNotifyMethod::Io,
+            ..Default::default()
         };
+        let (notifiers, new_notifiers) = mpsc::unbounded_channel();
+        let subscriptions = tokio::spawn(forward_subscriptions(status_control, notifiers));
+        let link = tokio::spawn(serve_link(handle.clone(), current.clone(), new_notifiers));
         let read_value = |value: Vec<u8>| CharacteristicRead {
             read: true,
             fun: Box::new(move |_request| {
@@ -179,6 +181,7 @@ impl BlePeripheral {
                     Characteristic {
                         uuid: STATUS_UUID,
                         notify: Some(notify),
+                        control_handle: status_handle,
                         ..Default::default()
                     },
                     Characteristic {
@@ -230,48 +233,118 @@ impl BlePeripheral {
             _application: application,
             _advertisement: advertisement,
             receiver,
+            link,
+            subscriptions,
         })
     }
 }
 
-/// One central's subscription to status: a host connection of the link engine for as long as
-/// it lasts; the engine's packets for it go out as notifications, in order.
-async fn serve_subscription(
+/// The BLE link as a host connection of the link engine. A PIN pad has one central at a
+/// time: the connection opens with a subscription to status and closes when the latest
+/// subscription stops (the central unsubscribed or disconnected: the device abandons what the
+/// host was doing). BlueZ tells the application about subscriptions over D-Bus, later than the
+/// central's first writes may arrive: a new central's subscription can start before the
+/// previous one's stop is reported, and its first packets can come before either. So a new
+/// subscription takes over the open connection instead of opening another, and only the stop
+/// of the latest one closes it; the engine's packets go out, in order, as notifications of the
+/// latest subscription (BlueZ sends them to the subscribed central).
+async fn serve_link(
     handle: SimHandle,
     current: Arc<Mutex<Option<ConnectionId>>>,
-    mut notifier: CharacteristicNotifier,
+    mut new_notifiers: mpsc::UnboundedReceiver<CharacteristicWriter>,
 ) {
-    let (sender, mut commands) = mpsc::unbounded_channel();
-    let connection = handle.lock().connect(sender);
-    *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection);
-    tracing::info!(connection, "BLE central subscribed");
+    let mut notifier: Option<CharacteristicWriter> = None;
+    let mut open: Option<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)> = None;
+    let set_current = |connection: Option<ConnectionId>| {
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = connection;
+    };
     loop {
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            () = notifier.stopped() => None,
-        };
-        match command {
-            Some(ConnectionCommand::Packet { packet, delay_ms }) => {
-                if delay_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let stopped = async {
+            match &notifier {
+                Some(notifier) => {
+                    // Readable means closed: BlueZ writes nothing to a notify socket.
+                    let _ = notifier.closed().await;
                 }
-                if let Err(error) = notifier.notify(packet).await {
-                    tracing::info!(%error, "BLE notification failed; the central is gone");
-                    break;
-                }
+                None => std::future::pending().await,
             }
-            // Fault injection "disconnect", the core forgetting us, or the central leaving.
-            Some(ConnectionCommand::Close) | None => break,
+        };
+        let command = async {
+            match &mut open {
+                Some((_, commands)) => commands.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            new = new_notifiers.recv() => {
+                let Some(new) = new else { break };
+                if open.is_none() {
+                    let (sender, commands) = mpsc::unbounded_channel();
+                    let connection = handle.lock().connect(sender);
+                    set_current(Some(connection));
+                    open = Some((connection, commands));
+                }
+                tracing::info!(connection = ?open.as_ref().map(|(c, _)| *c), "BLE central subscribed");
+                notifier = Some(new);
+            }
+            () = stopped => {
+                notifier = None;
+                close(&handle, &mut open, &set_current);
+                tracing::info!("BLE central gone");
+            }
+            command = command => match command {
+                Some(ConnectionCommand::Packet { packet, delay_ms }) => {
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    if let Some(active) = notifier.as_ref()
+                        && let Err(error) = active.send(&packet).await
+                    {
+                        tracing::info!(%error, "BLE notification failed; the central is gone");
+                        notifier = None;
+                        close(&handle, &mut open, &set_current);
+                    }
+                }
+                // Fault injection "disconnect", or the core forgetting us: the host's channels
+                // go; a central still subscribed gets a fresh connection (it will INIT again).
+                Some(ConnectionCommand::Close) | None => {
+                    close(&handle, &mut open, &set_current);
+                    if notifier.is_some() {
+                        let (sender, commands) = mpsc::unbounded_channel();
+                        let connection = handle.lock().connect(sender);
+                        set_current(Some(connection));
+                        open = Some((connection, commands));
+                    }
+                }
+            },
         }
     }
-    {
-        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
-        if *current == Some(connection) {
-            *current = None;
+    close(&handle, &mut open, &set_current);
+}
+
+fn close(
+    handle: &SimHandle,
+    open: &mut Option<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)>,
+    set_current: &impl Fn(Option<ConnectionId>),
+) {
+    if let Some((connection, _)) = open.take() {
+        set_current(None);
+        handle.lock().disconnect(connection);
+    }
+}
+
+/// Each central's subscription to status (BlueZ's `AcquireNotify`) goes to the link task.
+async fn forward_subscriptions(
+    mut control: CharacteristicControl,
+    notifiers: mpsc::UnboundedSender<CharacteristicWriter>,
+) {
+    while let Some(event) = control.next().await {
+        if let CharacteristicControlEvent::Notify(writer) = event {
+            tracing::info!(central = %writer.device_address(), mtu = writer.mtu(), "BLE central subscribes to status");
+            if notifiers.send(writer).is_err() {
+                break;
+            }
         }
     }
-    handle.lock().disconnect(connection);
-    tracing::info!(connection, "BLE central gone");
 }
 
 /// The control point's writes: BlueZ hands each central's writes over on a socket of their
