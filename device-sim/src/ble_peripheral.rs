@@ -17,7 +17,7 @@
 //! service UUID in a legacy advertisement).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bluer::adv::{Advertisement, AdvertisementHandle};
 use bluer::gatt::local::{
@@ -98,10 +98,6 @@ impl Drop for BlePeripheral {
     }
 }
 
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
 impl BlePeripheral {
     /// Registers the service and the advertisement for `handle`'s device on `adapter` (or
     /// BlueZ's default adapter). The core must be ticked by its owner.
@@ -131,7 +127,6 @@ impl BlePeripheral {
             let core = handle.lock();
             (core.device.serial().to_string(), core.link.mtu().get())
         };
-        let clock = Instant::now();
         let current: Arc<Mutex<Option<ConnectionId>>> = Arc::new(Mutex::new(None));
 
         // The control point is served through an acquired socket (BlueZ `AcquireWrite`), not
@@ -224,7 +219,6 @@ impl BlePeripheral {
             current,
             control_point_control,
             packet_size,
-            clock,
         ));
         tracing::info!(adapter = adapter.name(), %name, "BLE peripheral advertising");
         Ok(Self {
@@ -355,7 +349,6 @@ async fn receive_control_point(
     current: Arc<Mutex<Option<ConnectionId>>>,
     mut control: CharacteristicControl,
     packet_size: usize,
-    clock: Instant,
 ) {
     let mut reading: Option<JoinHandle<()>> = None;
     while let Some(event) = control.next().await {
@@ -379,7 +372,6 @@ async fn receive_control_point(
             current.clone(),
             reader,
             packet_size,
-            clock,
         )));
     }
     if let Some(reading) = reading {
@@ -392,7 +384,6 @@ async fn read_packets(
     current: Arc<Mutex<Option<ConnectionId>>>,
     reader: CharacteristicReader,
     packet_size: usize,
-    clock: Instant,
 ) {
     loop {
         match reader.recv().await {
@@ -404,7 +395,7 @@ async fn read_packets(
                 if let Some(connection) = connection
                     && packet.len() == packet_size
                 {
-                    handle.receive(connection, packet, elapsed_ms(clock));
+                    handle.receive(connection, packet, handle.link_now_ms());
                 }
             }
             Err(error) => {
