@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bluer::adv::{Advertisement, AdvertisementHandle};
+use bluer::gatt::CharacteristicReader;
 use bluer::gatt::local::{
     Application, ApplicationHandle, Characteristic, CharacteristicControl,
-    CharacteristicControlEvent, CharacteristicNotify, CharacteristicNotifyMethod,
-    CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod, Service,
-    characteristic_control,
+    CharacteristicControlEvent, CharacteristicNotifier, CharacteristicNotify,
+    CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
+    Service, characteristic_control,
 };
-use bluer::gatt::{CharacteristicReader, CharacteristicWriter};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -87,14 +87,12 @@ pub struct BlePeripheral {
     _advertisement: AdvertisementHandle,
     receiver: JoinHandle<()>,
     link: JoinHandle<()>,
-    subscriptions: JoinHandle<()>,
 }
 
 impl Drop for BlePeripheral {
     fn drop(&mut self) {
         self.receiver.abort();
         self.link.abort();
-        self.subscriptions.abort();
     }
 }
 
@@ -142,16 +140,20 @@ impl BlePeripheral {
             method: CharacteristicWriteMethod::Io,
             ..Default::default()
         };
-        // Status goes out through BlueZ's acquired notify socket too (`AcquireNotify`): one
-        // datagram per notification, in order, without a D-Bus property change per packet.
-        let (status_control, status_handle) = characteristic_control();
+        // Status notifications are D-Bus property changes (BlueZ's `StartNotify` model), not
+        // an acquired notify socket: BlueZ 5.66 keeps one notify socket per characteristic,
+        // not per central, and closes it when a departing central is cleaned up, even after
+        // the next central subscribed through it. A property change goes to every subscribed
+        // central, and `StopNotify` comes only when the last one leaves.
+        let (notifiers, new_notifiers) = mpsc::unbounded_channel();
         let notify = CharacteristicNotify {
             notify: true,
-            method: CharacteristicNotifyMethod::Io,
+            method: CharacteristicNotifyMethod::Fun(Box::new(move |notifier| {
+                let _ = notifiers.send(notifier);
+                Box::pin(async {})
+            })),
             ..Default::default()
         };
-        let (notifiers, new_notifiers) = mpsc::unbounded_channel();
-        let subscriptions = tokio::spawn(forward_subscriptions(status_control, notifiers));
         let link = tokio::spawn(serve_link(handle.clone(), current.clone(), new_notifiers));
         let read_value = |value: Vec<u8>| CharacteristicRead {
             read: true,
@@ -176,7 +178,6 @@ impl BlePeripheral {
                     Characteristic {
                         uuid: STATUS_UUID,
                         notify: Some(notify),
-                        control_handle: status_handle,
                         ..Default::default()
                     },
                     Characteristic {
@@ -228,7 +229,6 @@ impl BlePeripheral {
             _advertisement: advertisement,
             receiver,
             link,
-            subscriptions,
         })
     }
 }
@@ -241,13 +241,13 @@ impl BlePeripheral {
 /// previous one's stop is reported, and its first packets can come before either. So a new
 /// subscription takes over the open connection instead of opening another, and only the stop
 /// of the latest one closes it; the engine's packets go out, in order, as notifications of the
-/// latest subscription (BlueZ sends them to the subscribed central).
+/// latest subscription (BlueZ sends them to the subscribed centrals).
 async fn serve_link(
     handle: SimHandle,
     current: Arc<Mutex<Option<ConnectionId>>>,
-    mut new_notifiers: mpsc::UnboundedReceiver<CharacteristicWriter>,
+    mut new_notifiers: mpsc::UnboundedReceiver<CharacteristicNotifier>,
 ) {
-    let mut notifier: Option<CharacteristicWriter> = None;
+    let mut notifier: Option<CharacteristicNotifier> = None;
     let mut open: Option<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)> = None;
     let set_current = |connection: Option<ConnectionId>| {
         *current.lock().unwrap_or_else(|p| p.into_inner()) = connection;
@@ -255,10 +255,7 @@ async fn serve_link(
     loop {
         let stopped = async {
             match &notifier {
-                Some(notifier) => {
-                    // Readable means closed: BlueZ writes nothing to a notify socket.
-                    let _ = notifier.closed().await;
-                }
+                Some(notifier) => notifier.stopped().await,
                 None => std::future::pending().await,
             }
         };
@@ -290,8 +287,8 @@ async fn serve_link(
                     if delay_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     }
-                    if let Some(active) = notifier.as_ref()
-                        && let Err(error) = active.send(&packet).await
+                    if let Some(active) = notifier.as_mut()
+                        && let Err(error) = active.notify(packet).await
                     {
                         tracing::info!(%error, "BLE notification failed; the central is gone");
                         notifier = None;
@@ -323,21 +320,6 @@ fn close(
     if let Some((connection, _)) = open.take() {
         set_current(None);
         handle.lock().disconnect(connection);
-    }
-}
-
-/// Each central's subscription to status (BlueZ's `AcquireNotify`) goes to the link task.
-async fn forward_subscriptions(
-    mut control: CharacteristicControl,
-    notifiers: mpsc::UnboundedSender<CharacteristicWriter>,
-) {
-    while let Some(event) = control.next().await {
-        if let CharacteristicControlEvent::Notify(writer) = event {
-            tracing::info!(central = %writer.device_address(), mtu = writer.mtu(), "BLE central subscribes to status");
-            if notifiers.send(writer).is_err() {
-                break;
-            }
-        }
     }
 }
 

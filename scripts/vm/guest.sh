@@ -23,7 +23,11 @@ SERIAL=$(cat "$(param pinbridge.prep)/serial")
 t0=$(date +%s%N)
 say() { printf '[%6d ms] %s\n' $(( ($(date +%s%N) - t0) / 1000000 )) "$*"; }
 pass() { echo "PASS $1" >>"$CHECKS"; say "PASS $1"; }
-fail() { echo "FAIL $1: $2" >>"$CHECKS"; say "FAIL $1: $2"; }
+fail() {
+  echo "FAIL $1: $2" >>"$CHECKS"; say "FAIL $1: $2"
+  # What the PIN pad's link saw last (its event log), to tell a lost packet from a stuck device.
+  [ -n "${CONTROL:-}" ] && curl -fsS "$CONTROL/devices/0/events" 2>/dev/null | tr '}' '\n' | tail -n 25
+}
 
 
 # pinbridge ARGS: output in $W/out, status in $?; bounded.
