@@ -377,7 +377,19 @@ async fn read_packets(
                 if let Some(connection) = connection
                     && packet.len() == packet_size
                 {
-                    handle.receive(connection, packet, handle.link_now_ms());
+                    // The device's work (its cryptography: hundreds of milliseconds in a
+                    // debug build under emulation) runs off the runtime's two workers, as the
+                    // USB gadget's reader thread does: on a worker, with the ticker blocked on
+                    // the core's lock on the other, it stalled bluer's D-Bus connection and the
+                    // notifications with it. Awaited, so packets stay in order.
+                    let handle = handle.clone();
+                    let received = tokio::task::spawn_blocking(move || {
+                        handle.receive(connection, packet, handle.link_now_ms());
+                    })
+                    .await;
+                    if received.is_err() {
+                        break;
+                    }
                 }
             }
             Err(error) => {
