@@ -140,11 +140,12 @@ impl BlePeripheral {
             method: CharacteristicWriteMethod::Io,
             ..Default::default()
         };
-        // Status notifications are D-Bus property changes (BlueZ's `StartNotify` model), not
-        // an acquired notify socket: BlueZ 5.66 keeps one notify socket per characteristic,
-        // not per central, and closes it when a departing central is cleaned up, even after
-        // the next central subscribed through it. A property change goes to every subscribed
-        // central, and `StopNotify` comes only when the last one leaves.
+        // Status notifications are D-Bus property changes (BlueZ's `StartNotify` model): a
+        // property change goes to every subscribed central, and `StopNotify` comes only when
+        // the last one leaves, which suits centrals that come and go while an earlier one's
+        // departure is still being reported. (An acquired notify socket, `AcquireNotify`, was
+        // tried: it is per central, and it did not change the notification loss the rig
+        // shows under emulation; see the README's real-stack section.)
         let (notifiers, new_notifiers) = mpsc::unbounded_channel();
         let notify = CharacteristicNotify {
             notify: true,
