@@ -381,8 +381,8 @@ async fn read_packets(
                     // The device's work (its cryptography: hundreds of milliseconds in a
                     // debug build under emulation) runs off the runtime's two workers, as the
                     // USB gadget's reader thread does: on a worker, with the ticker blocked on
-                    // the core's lock on the other, it stalled bluer's D-Bus connection and the
-                    // notifications with it. Awaited, so packets stay in order.
+                    // the core's lock on the other, no worker was left for bluer's D-Bus
+                    // connection (the notifications) meanwhile. Awaited: packets stay in order.
                     let handle = handle.clone();
                     let received = tokio::task::spawn_blocking(move || {
                         handle.receive(connection, packet, handle.link_now_ms());
