@@ -47,25 +47,32 @@ fn main() -> Result<(), Failure> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut session = Session::open(open(&wanted).await?).await?;
-        let ping = Request::Ping(Ping {
-            payload: vec![0x5A; 16],
-        });
-        // The first one pays for lazy set-up on both sides.
-        session.request(&ping).await?;
-        let mut samples = Vec::with_capacity(count);
-        for _ in 0..count {
-            let started = Instant::now();
-            session.request(&ping).await?;
-            samples.push(started.elapsed());
-        }
-        samples.sort();
-        println!(
-            "{{\"device\":\"{wanted}\",\"count\":{count},\"p50_us\":{},\"p90_us\":{},\"max_us\":{}}}",
-            percentile(&samples, 0.5),
-            percentile(&samples, 0.9),
-            percentile(&samples, 1.0)
-        );
-        Ok(())
+        let result = ping(&wanted, count).await;
+        // Leaves no BLE link behind for the next program (see `finish_disconnects`).
+        companion::transport::ble::finish_disconnects(Duration::from_secs(3)).await;
+        result
     })
+}
+
+async fn ping(wanted: &str, count: usize) -> Result<(), Failure> {
+    let mut session = Session::open(open(wanted).await?).await?;
+    let ping = Request::Ping(Ping {
+        payload: vec![0x5A; 16],
+    });
+    // The first one pays for lazy set-up on both sides.
+    session.request(&ping).await?;
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        session.request(&ping).await?;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "{{\"device\":\"{wanted}\",\"count\":{count},\"p50_us\":{},\"p90_us\":{},\"max_us\":{}}}",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.9),
+        percentile(&samples, 1.0)
+    );
+    Ok(())
 }

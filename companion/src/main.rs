@@ -1,6 +1,7 @@
 //! `pinbridge`: the PinBridge command line, over the same core the desktop app uses.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use companion::crypto_tool::{self, Output, ToolError};
@@ -339,7 +340,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
     let result = match runtime() {
         Err(e) => Err(e.to_string().into()),
         Ok(rt) => rt.block_on(async {
-            match command {
+            let result = match command {
                 Command::Devices => commands::devices(connection).await,
                 Command::Pair { name } => commands::pair(connection, json, &name).await,
                 Command::Login => commands::login(connection, json).await,
@@ -368,7 +369,11 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {
                     Err(String::from("not a flow command").into())
                 }
-            }
+            };
+            // The command's PIN pad connection was dropped with it: a BLE link is ended
+            // before the program exits (BlueZ would keep it up for nobody).
+            companion::transport::ble::finish_disconnects(Duration::from_secs(3)).await;
+            result
         }),
     };
     match result {

@@ -17,15 +17,19 @@
 //! service UUID in a legacy advertisement).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bluer::adv::{Advertisement, AdvertisementHandle};
+use bluer::gatt::CharacteristicReader;
 use bluer::gatt::local::{
-    Application, ApplicationHandle, Characteristic, CharacteristicNotifier, CharacteristicNotify,
+    Application, ApplicationHandle, Characteristic, CharacteristicControl,
+    CharacteristicControlEvent, CharacteristicNotifier, CharacteristicNotify,
     CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
-    Service,
+    Service, characteristic_control,
 };
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::link::ConnectionId;
@@ -81,10 +85,15 @@ pub struct BlePeripheral {
     pub name: String,
     _application: ApplicationHandle,
     _advertisement: AdvertisementHandle,
+    receiver: JoinHandle<()>,
+    link: JoinHandle<()>,
 }
 
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+impl Drop for BlePeripheral {
+    fn drop(&mut self) {
+        self.receiver.abort();
+        self.link.abort();
+    }
 }
 
 impl BlePeripheral {
@@ -116,39 +125,37 @@ impl BlePeripheral {
             let core = handle.lock();
             (core.device.serial().to_string(), core.link.mtu().get())
         };
-        let clock = Instant::now();
         let current: Arc<Mutex<Option<ConnectionId>>> = Arc::new(Mutex::new(None));
 
-        let write = {
-            let (handle, current) = (handle.clone(), current.clone());
-            CharacteristicWrite {
-                write: true,
-                write_without_response: true,
-                method: CharacteristicWriteMethod::Fun(Box::new(move |packet, _request| {
-                    let connection = *current.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(connection) = connection
-                        && packet.len() == packet_size
-                    {
-                        handle.receive(connection, packet, elapsed_ms(clock));
-                    }
-                    Box::pin(async { Ok(()) })
-                })),
-                ..Default::default()
-            }
+        // The control point is served through an acquired socket (BlueZ `AcquireWrite`), not
+        // as a D-Bus `WriteValue` per packet: bluer runs each D-Bus method call as a task of
+        // its own, and tasks on a multi-threaded runtime (tokio's LIFO slot, two workers) run
+        // in any order, so two packets written back to back could reach the link engine
+        // swapped and a multi-packet message never reassembled. BlueZ writes every ATT write
+        // to the socket in the order it arrived, as a PIN pad's radio would hand them over.
+        let (control_point_control, control_point_handle) = characteristic_control();
+        let write = CharacteristicWrite {
+            write: true,
+            write_without_response: true,
+            method: CharacteristicWriteMethod::Io,
+            ..Default::default()
         };
-        let notify = {
-            let (handle, current) = (handle.clone(), current.clone());
-            CharacteristicNotify {
-                notify: true,
-                method: CharacteristicNotifyMethod::Fun(Box::new(move |notifier| {
-                    let (handle, current) = (handle.clone(), current.clone());
-                    Box::pin(async move {
-                        tokio::spawn(serve_subscription(handle, current, notifier));
-                    })
-                })),
-                ..Default::default()
-            }
+        // Status notifications are D-Bus property changes (BlueZ's `StartNotify` model): a
+        // property change goes to every subscribed central, and `StopNotify` comes only when
+        // the last one leaves, which suits centrals that come and go while an earlier one's
+        // departure is still being reported. (An acquired notify socket, `AcquireNotify`, was
+        // tried: it is per central, and it did not change the notification loss the rig
+        // shows under emulation; see the README's real-stack section.)
+        let (notifiers, new_notifiers) = mpsc::unbounded_channel();
+        let notify = CharacteristicNotify {
+            notify: true,
+            method: CharacteristicNotifyMethod::Fun(Box::new(move |notifier| {
+                let _ = notifiers.send(notifier);
+                Box::pin(async {})
+            })),
+            ..Default::default()
         };
+        let link = tokio::spawn(serve_link(handle.clone(), current.clone(), new_notifiers));
         let read_value = |value: Vec<u8>| CharacteristicRead {
             read: true,
             fun: Box::new(move |_request| {
@@ -166,6 +173,7 @@ impl BlePeripheral {
                     Characteristic {
                         uuid: CONTROL_POINT_UUID,
                         write: Some(write),
+                        control_handle: control_point_handle,
                         ..Default::default()
                     },
                     Characteristic {
@@ -208,52 +216,187 @@ impl BlePeripheral {
                 what: "advertising",
                 source,
             })?;
+        let receiver = tokio::spawn(receive_control_point(
+            handle,
+            current,
+            control_point_control,
+            packet_size,
+        ));
         tracing::info!(adapter = adapter.name(), %name, "BLE peripheral advertising");
         Ok(Self {
             adapter: adapter.name().to_owned(),
             name,
             _application: application,
             _advertisement: advertisement,
+            receiver,
+            link,
         })
     }
 }
 
-/// One central's subscription to status: a host connection of the link engine for as long as
-/// it lasts; the engine's packets for it go out as notifications, in order.
-async fn serve_subscription(
+/// The BLE link as a host connection of the link engine. A PIN pad has one central at a
+/// time: the connection opens with a subscription to status and closes when the latest
+/// subscription stops (the central unsubscribed or disconnected: the device abandons what the
+/// host was doing). BlueZ tells the application about subscriptions over D-Bus, later than the
+/// central's first writes may arrive: a new central's subscription can start before the
+/// previous one's stop is reported, and its first packets can come before either. So a new
+/// subscription takes over the open connection instead of opening another, and only the stop
+/// of the latest one closes it; the engine's packets go out, in order, as notifications of the
+/// latest subscription (BlueZ sends them to the subscribed centrals).
+async fn serve_link(
     handle: SimHandle,
     current: Arc<Mutex<Option<ConnectionId>>>,
-    mut notifier: CharacteristicNotifier,
+    mut new_notifiers: mpsc::UnboundedReceiver<CharacteristicNotifier>,
 ) {
-    let (sender, mut commands) = mpsc::unbounded_channel();
-    let connection = handle.lock().connect(sender);
-    *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection);
-    tracing::info!(connection, "BLE central subscribed");
+    let mut notifier: Option<CharacteristicNotifier> = None;
+    let mut open: Option<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)> = None;
+    let set_current = |connection: Option<ConnectionId>| {
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = connection;
+    };
     loop {
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            () = notifier.stopped() => None,
+        let stopped = async {
+            match &notifier {
+                Some(notifier) => notifier.stopped().await,
+                None => std::future::pending().await,
+            }
         };
-        match command {
-            Some(ConnectionCommand::Packet { packet, delay_ms }) => {
-                if delay_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let command = async {
+            match &mut open {
+                Some((_, commands)) => commands.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            new = new_notifiers.recv() => {
+                let Some(new) = new else { break };
+                if open.is_none() {
+                    let (sender, commands) = mpsc::unbounded_channel();
+                    let connection = handle.lock().connect(sender);
+                    set_current(Some(connection));
+                    open = Some((connection, commands));
                 }
-                if let Err(error) = notifier.notify(packet).await {
-                    tracing::info!(%error, "BLE notification failed; the central is gone");
-                    break;
+                tracing::info!(connection = ?open.as_ref().map(|(c, _)| *c), "BLE central subscribed");
+                notifier = Some(new);
+            }
+            () = stopped => {
+                notifier = None;
+                close(&handle, &mut open, &set_current);
+                tracing::info!("BLE central gone");
+            }
+            command = command => match command {
+                Some(ConnectionCommand::Packet { packet, delay_ms }) => {
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    if let Some(active) = notifier.as_mut()
+                        && let Err(error) = active.notify(packet).await
+                    {
+                        tracing::info!(%error, "BLE notification failed; the central is gone");
+                        notifier = None;
+                        close(&handle, &mut open, &set_current);
+                    }
+                }
+                // Fault injection "disconnect", or the core forgetting us: the host's channels
+                // go; a central still subscribed gets a fresh connection (it will INIT again).
+                Some(ConnectionCommand::Close) | None => {
+                    close(&handle, &mut open, &set_current);
+                    if notifier.is_some() {
+                        let (sender, commands) = mpsc::unbounded_channel();
+                        let connection = handle.lock().connect(sender);
+                        set_current(Some(connection));
+                        open = Some((connection, commands));
+                    }
+                }
+            },
+        }
+    }
+    close(&handle, &mut open, &set_current);
+}
+
+fn close(
+    handle: &SimHandle,
+    open: &mut Option<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)>,
+    set_current: &impl Fn(Option<ConnectionId>),
+) {
+    if let Some((connection, _)) = open.take() {
+        set_current(None);
+        handle.lock().disconnect(connection);
+    }
+}
+
+/// The control point's writes: BlueZ hands each central's writes over on a socket of their
+/// own (acquired at its first write, closed when it disconnects); each packet goes, in order,
+/// to the link engine as the subscribed central's.
+async fn receive_control_point(
+    handle: SimHandle,
+    current: Arc<Mutex<Option<ConnectionId>>>,
+    mut control: CharacteristicControl,
+    packet_size: usize,
+) {
+    let mut reading: Option<JoinHandle<()>> = None;
+    while let Some(event) = control.next().await {
+        let CharacteristicControlEvent::Write(request) = event else {
+            continue;
+        };
+        let reader = match request.accept() {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::warn!(%error, "BLE: could not accept the control point's writes");
+                continue;
+            }
+        };
+        tracing::info!(central = %reader.device_address(), "BLE central writes the control point");
+        // One central at a time: a new socket means the previous central is gone.
+        if let Some(previous) = reading.take() {
+            previous.abort();
+        }
+        reading = Some(tokio::spawn(read_packets(
+            handle.clone(),
+            current.clone(),
+            reader,
+            packet_size,
+        )));
+    }
+    if let Some(reading) = reading {
+        reading.abort();
+    }
+}
+
+async fn read_packets(
+    handle: SimHandle,
+    current: Arc<Mutex<Option<ConnectionId>>>,
+    reader: CharacteristicReader,
+    packet_size: usize,
+) {
+    loop {
+        match reader.recv().await {
+            // End of stream: BlueZ closed the socket (the central disconnected).
+            Ok(packet) if packet.is_empty() => break,
+            Ok(packet) => {
+                let connection = *current.lock().unwrap_or_else(|p| p.into_inner());
+                // Other lengths are not packets (§2.1); nor is anything before a subscription.
+                if let Some(connection) = connection
+                    && packet.len() == packet_size
+                {
+                    // The device's work (its cryptography: hundreds of milliseconds in a
+                    // debug build under emulation) runs off the runtime's two workers, as the
+                    // USB gadget's reader thread does: on a worker, with the ticker blocked on
+                    // the core's lock on the other, no worker was left for bluer's D-Bus
+                    // connection (the notifications) meanwhile. Awaited: packets stay in order.
+                    let handle = handle.clone();
+                    let received = tokio::task::spawn_blocking(move || {
+                        handle.receive(connection, packet, handle.link_now_ms());
+                    })
+                    .await;
+                    if received.is_err() {
+                        break;
+                    }
                 }
             }
-            // Fault injection "disconnect", the core forgetting us, or the central leaving.
-            Some(ConnectionCommand::Close) | None => break,
+            Err(error) => {
+                tracing::info!(%error, "BLE control point socket closed");
+                break;
+            }
         }
     }
-    {
-        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
-        if *current == Some(connection) {
-            *current = None;
-        }
-    }
-    handle.lock().disconnect(connection);
-    tracing::info!(connection, "BLE central gone");
 }

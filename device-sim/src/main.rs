@@ -363,7 +363,6 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
                 // The sim link's server ticks the core; without it the gadget needs a ticker.
                 _tickers.push(AbortOnDrop(device_sim::server::spawn_ticker(
                     handle.clone(),
-                    std::time::Instant::now(),
                 )));
             }
             handles.push(handle);

@@ -9,7 +9,7 @@
 //! shared USB HID interface; packets on a channel go to the connection that opened it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,20 +47,14 @@ impl ServedDevice {
         nonconformity: Option<Nonconformity>,
     ) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
-        let clock = Instant::now();
-        let ticker = spawn_ticker(handle.clone(), clock);
+        let ticker = spawn_ticker(handle.clone());
         let acceptor = {
             let handle = handle.clone();
             tokio::spawn(async move {
                 while let Ok((stream, peer)) = listener.accept().await {
                     tracing::info!(%peer, "host connected");
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(
-                        handle.clone(),
-                        stream,
-                        clock,
-                        nonconformity,
-                    ));
+                    tokio::spawn(serve_connection(handle.clone(), stream, nonconformity));
                 }
             })
         };
@@ -85,9 +79,9 @@ impl Drop for ServedDevice {
     }
 }
 
-/// Ticks the core every [`TICK`] and at once on a key press, with link time counted from
-/// `clock`. Every adapter of a device shares one ticker. Needs a Tokio runtime.
-pub fn spawn_ticker(handle: SimHandle, clock: Instant) -> JoinHandle<()> {
+/// Ticks the core every [`TICK`] and at once on a key press, at the device's link time
+/// ([`SimHandle::link_now_ms`]). Every adapter of a device shares one ticker. Needs a Tokio runtime.
+pub fn spawn_ticker(handle: SimHandle) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -96,19 +90,14 @@ pub fn spawn_ticker(handle: SimHandle, clock: Instant) -> JoinHandle<()> {
                 _ = interval.tick() => {}
                 () = handle.keys_pressed() => {}
             }
-            handle.tick(elapsed_ms(clock));
+            handle.tick(handle.link_now_ms());
         }
     })
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn serve_connection(
     handle: SimHandle,
     stream: TcpStream,
-    clock: Instant,
     nonconformity: Option<Nonconformity>,
 ) {
     let (mut reader, mut writer) = stream.into_split();
@@ -150,7 +139,7 @@ async fn serve_connection(
                 if nonconformity.is_some_and(|scenario| !scenario.inbound(&packet)) {
                     continue;
                 }
-                handle.receive(connection, packet.clone(), elapsed_ms(clock));
+                handle.receive(connection, packet.clone(), handle.link_now_ms());
             }
             _ = &mut writer_task => break,
         }

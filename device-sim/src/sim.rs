@@ -296,6 +296,11 @@ pub struct SimHandle {
     /// Bumped whenever the adapter let the core run (a packet, a tick), so a scripted user can
     /// wait for the device to change instead of polling it on a timer.
     activity: Arc<watch::Sender<()>>,
+    /// Link time zero: every adapter of the device (sim link, ticker, USB gadget, BLE) reads
+    /// the link clock here. Clocks of their own, started seconds apart (BlueZ set-up under
+    /// emulation), made the engine see packets from the past: a partial message expired
+    /// at the next tick and retransmission timers fired at once.
+    epoch: std::time::Instant,
 }
 
 impl SimHandle {
@@ -305,7 +310,13 @@ impl SimHandle {
             core: Arc::new(Mutex::new(core)),
             keypad_interrupt: Arc::new(Notify::new()),
             activity: Arc::new(watch::channel(()).0),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Link time: milliseconds since the handle was made, the same for every adapter.
+    pub fn link_now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// A packet from a host (see [`SimCore::receive`]); wakes [`SimHandle::activity`] waiters.

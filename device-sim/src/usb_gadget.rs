@@ -18,7 +18,7 @@
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -194,7 +194,6 @@ impl UsbGadgetDevice {
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(Enabled::default());
         let (writers, writer_queue) = std::sync::mpsc::channel();
-        let clock = Instant::now();
         let mut threads = Vec::new();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -213,7 +212,7 @@ impl UsbGadgetDevice {
             let (handle, stop, enabled) = (handle.clone(), stop.clone(), enabled.clone());
             threads.push(spawn(
                 "usb-gadget-out",
-                Box::new(move || read_loop(ep_out, &handle, &stop, &enabled, clock)),
+                Box::new(move || read_loop(ep_out, &handle, &stop, &enabled)),
             )?);
         }
         {
@@ -258,10 +257,6 @@ fn packet_endpoint(direction: EndpointDirection) -> Endpoint {
     // Poll every microframe at high speed (bInterval 1 = 125 µs), every frame at full speed.
     endpoint.interval = 1;
     endpoint
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// ep0: the host configures (ENABLE) and unconfigures/unplugs (DISABLE, UNBIND) the
@@ -319,7 +314,6 @@ fn read_loop(
     handle: &SimHandle,
     stop: &AtomicBool,
     enabled: &Enabled,
-    clock: Instant,
 ) {
     while !stop.load(Ordering::Relaxed) {
         let Some(connection) = enabled.wait(POLL) else {
@@ -327,7 +321,7 @@ fn read_loop(
         };
         match endpoint.recv_and_fetch_timeout(BytesMut::with_capacity(PACKET_SIZE), POLL) {
             Ok(packet) if packet.len() == PACKET_SIZE => {
-                handle.receive(connection, packet.to_vec(), elapsed_ms(clock));
+                handle.receive(connection, packet.to_vec(), handle.link_now_ms());
             }
             // A short or empty transfer is not a packet (PROTOCOL.md §2.1).
             Ok(_) => {}

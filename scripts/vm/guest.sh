@@ -23,7 +23,11 @@ SERIAL=$(cat "$(param pinbridge.prep)/serial")
 t0=$(date +%s%N)
 say() { printf '[%6d ms] %s\n' $(( ($(date +%s%N) - t0) / 1000000 )) "$*"; }
 pass() { echo "PASS $1" >>"$CHECKS"; say "PASS $1"; }
-fail() { echo "FAIL $1: $2" >>"$CHECKS"; say "FAIL $1: $2"; }
+fail() {
+  echo "FAIL $1: $2" >>"$CHECKS"; say "FAIL $1: $2"
+  # What the PIN pad's link saw last (its event log), to tell a lost packet from a stuck device.
+  [ -n "${CONTROL:-}" ] && curl -fsS "$CONTROL/devices/0/events" 2>/dev/null | tr '}' '\n' | tail -n 25
+}
 
 
 # pinbridge ARGS: output in $W/out, status in $?; bounded.
@@ -92,11 +96,18 @@ setup_ble() {
   # Under TCG btvirt may answer a controller's first HCI Reset after the kernel's timeout
   # ("Opcode 0x0c03 failed: -110"): that controller never initialises. Closing /dev/vhci
   # removes both; a second start is fast (everything cached).
+  # The kernel logs the timed-out command ("Opcode 0x0c03 failed: -110"): restart at once
+  # instead of waiting out the attempt.
+  init_failed() { dmesg | grep -q -E "Opcode 0x[0-9a-f]+ failed: -110"; }
+  up_or_failed() { controllers || init_failed; }
   local attempt
   for attempt in 1 2 3; do
+    dmesg -C
     btvirt -L -l2 >"$RESULTS/btvirt.log" 2>&1 &
     BTVIRT=$!
-    wait_for 30 "two initialised Bluetooth controllers (attempt $attempt)" controllers && break
+    wait_for 30 "two initialised Bluetooth controllers (attempt $attempt)" up_or_failed \
+      && controllers && break
+    say "ble: btvirt attempt $attempt: $(dmesg | grep -E 'hci[0-9]' | tail -n 2 | tr '\n' ' ')"
     kill "$BTVIRT"; wait "$BTVIRT" 2>/dev/null
     wait_for 10 "the controllers to go" sh -c '[ -z "$(ls /sys/class/bluetooth)" ]'
   done
@@ -177,7 +188,7 @@ TOML
   BANK=$(start_server bank "bank-sandbox: listening on " "$BIN/bank-sandbox" serve --database "$DB" \
     --listen 127.0.0.1:0 --trust-ca "$CA" --allow-firmware "$FIRMWARE" --allow-app "$APP") \
     || { fail "$S: setup" "bank did not start"; return 1; }
-  start_server sim "control " "$BIN/pinpad-sim" serve --state "$W/device.json" "${SIM_FLAGS[@]}" \
+  start_server sim "control " env RUST_LOG=info "$BIN/pinpad-sim" serve --state "$W/device.json" "${SIM_FLAGS[@]}" \
     --listen 127.0.0.1:0 --control 127.0.0.1:0 --scenario "$W/scenario.toml" >"$W/control" \
     || { fail "$S: setup" "pinpad-sim did not start"; return 1; }
   CONTROL=$(cat "$W/control")
@@ -263,6 +274,10 @@ TOML
     pass "$S: tamper mid-payment refused, nothing paid"
   else fail "$S: tamper mid-payment" "$(tail -n 5 "$W/out"; device_state)"; fi
 
+  if grep -q "^FAIL $S" "$CHECKS"; then
+    say "$S: the PIN pad's log (last lines)"
+    tail -n 60 "$W/sim.out"
+  fi
   kill -TERM "$(cat "$W/sim.pid")" "$(cat "$W/bank.pid")" 2>/dev/null
   wait "$(cat "$W/sim.pid")" "$(cat "$W/bank.pid")" 2>/dev/null
   say "$S: done"

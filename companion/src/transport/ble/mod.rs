@@ -396,9 +396,42 @@ impl BleTransport {
 }
 
 impl Drop for BleTransport {
+    /// A transport dropped while connected disconnects, as `close` does: BlueZ keeps an LE
+    /// link up after the program that asked for it goes, so without this the PIN pad stays
+    /// connected to a central nobody uses (it does not advertise while connected, and the
+    /// next program finds it busy). Drop cannot wait: the disconnect runs on the runtime, and
+    /// a program about to exit waits for it with [`finish_disconnects`].
     fn drop(&mut self) {
+        if self.connection.is_none() {
+            return;
+        }
         self.drop_connection();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let link = Arc::clone(&self.link);
+        let task = runtime.spawn(async move {
+            if let Err(error) = link.disconnect().await {
+                tracing::debug!(%error, "BLE disconnect on drop");
+            }
+        });
+        pending_disconnects().push(task);
     }
+}
+
+fn pending_disconnects() -> std::sync::MutexGuard<'static, Vec<JoinHandle<()>>> {
+    static PENDING: std::sync::Mutex<Vec<JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits (at most `limit`) for the disconnects of BLE transports dropped while connected:
+/// a program calls it before its runtime ends, so that it leaves no link behind.
+pub async fn finish_disconnects(limit: Duration) {
+    let tasks = std::mem::take(&mut *pending_disconnects());
+    if tasks.is_empty() {
+        return;
+    }
+    let _ = tokio::time::timeout(limit, futures::future::join_all(tasks)).await;
 }
 
 #[async_trait]

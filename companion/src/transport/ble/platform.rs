@@ -97,6 +97,11 @@ pub struct BleListing {
 }
 
 /// Scans for `window` for peripherals advertising the PinBridge service.
+///
+/// Only peripherals heard in this scan (BlueZ gives them an RSSI) or connected count: the
+/// system also lists every peripheral it has seen before, and one that stopped advertising
+/// (switched off, out of range) is not there to connect to. BlueZ forgets the RSSIs when the
+/// scan stops, so they are read before it does.
 pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>, BleError> {
     let map = |e| map_btleplug_error(e, BleOperation::Scan, "Bluetooth");
     adapter
@@ -106,8 +111,14 @@ pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>
         .await
         .map_err(map)?;
     tokio::time::sleep(window).await;
-    let peripherals = adapter.peripherals().await.map_err(map)?;
+    let found = listings(adapter).await;
     let _ = adapter.stop_scan().await;
+    found
+}
+
+async fn listings(adapter: &Adapter) -> Result<Vec<BleListing>, BleError> {
+    let map = |e| map_btleplug_error(e, BleOperation::Scan, "Bluetooth");
+    let peripherals = adapter.peripherals().await.map_err(map)?;
     let mut found = Vec::new();
     for peripheral in peripherals {
         let Ok(Some(properties)) = peripheral.properties().await else {
@@ -117,12 +128,16 @@ pub async fn scan(adapter: &Adapter, window: Duration) -> Result<Vec<BleListing>
         if !properties.services.contains(&SERVICE_UUID) {
             continue;
         }
+        let connected = peripheral.is_connected().await.unwrap_or(false);
+        if properties.rssi.is_none() && !connected {
+            continue;
+        }
         let mut identity = DeviceIdentity::new(TransportKind::Ble, peripheral.id().to_string());
         identity.name = properties.local_name.or(properties.advertisement_name);
         identity.serial = identity.name.as_deref().and_then(super::serial_from_name);
         found.push(BleListing {
             identity,
-            connected: peripheral.is_connected().await.unwrap_or(false),
+            connected,
         });
     }
     Ok(found)

@@ -146,6 +146,7 @@ struct FakePeripheral {
     connects: Mutex<u32>,
     writes: Mutex<Vec<(Vec<u8>, WriteType)>>,
     notify: Mutex<Option<mpsc::UnboundedSender<GattEvent>>>,
+    disconnects: tokio::sync::watch::Sender<u32>,
 }
 
 impl FakePeripheral {
@@ -157,6 +158,7 @@ impl FakePeripheral {
             connects: Mutex::new(0),
             writes: Mutex::new(Vec::new()),
             notify: Mutex::new(None),
+            disconnects: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -223,6 +225,7 @@ impl GattLink for FakePeripheral {
     }
 
     async fn disconnect(&self) -> Result<(), BleError> {
+        self.disconnects.send_modify(|n| *n += 1);
         Ok(())
     }
 }
@@ -318,6 +321,28 @@ async fn close_disconnects_and_refuses_further_use() {
         transport.receive_packet(WAIT).await,
         Err(TransportError::Closed { .. })
     ));
+}
+
+#[tokio::test]
+async fn dropping_a_connected_transport_disconnects_the_link() {
+    // BlueZ keeps a link up after the program that made it exits: a CLI command that just
+    // drops its transport left the PIN pad connected to nobody.
+    let peripheral = FakePeripheral::new(20);
+    let mut disconnects = peripheral.disconnects.subscribe();
+    let transport = BleTransport::open_with(peripheral.clone()).await.unwrap();
+    drop(transport);
+    finish_disconnects(WAIT).await;
+    let waited = tokio::time::timeout(WAIT, disconnects.wait_for(|n| *n == 1))
+        .await
+        .is_ok_and(|seen| seen.is_ok());
+    assert!(waited, "no disconnect after the drop");
+
+    // Closed first: the drop does not disconnect a second time.
+    let mut transport = BleTransport::open_with(peripheral.clone()).await.unwrap();
+    transport.close().await.unwrap();
+    drop(transport);
+    finish_disconnects(WAIT).await;
+    assert_eq!(*peripheral.disconnects.borrow(), 2);
 }
 
 #[test]
