@@ -94,6 +94,14 @@ struct InitArgs {
     /// T2: lock after this many seconds without a successful bank contact.
     #[arg(long, default_value_t = DEFAULT_LOCK_AFTER_SECONDS)]
     lock_after_seconds: u64,
+    /// T1: a device powered off for longer than this locks at power-on until the bank
+    /// verifies it (0: never).
+    #[arg(long, default_value_t = firmware_protocol::lifecycle::REFERENCE_T1_SECONDS)]
+    power_off_lock_seconds: u64,
+    /// T: an identity lock (activation record mismatch) held this long deletes the payment
+    /// data.
+    #[arg(long, default_value_t = firmware_protocol::lifecycle::REFERENCE_T_SECONDS)]
+    identity_wipe_seconds: u64,
     /// How long the user has to act on a prompt.
     #[arg(long, default_value_t = DEFAULT_USER_TIMEOUT_SECONDS)]
     user_timeout_seconds: u64,
@@ -133,6 +141,11 @@ struct ServeArgs {
     /// Seed the device RNG (hex, 64 digits) for reproducible runs; default: OS entropy.
     #[arg(long)]
     seed: Option<String>,
+    /// The board id the simulated hardware reports (PROTOCOL.md §6.11); default: the
+    /// simulator's one board. Serving a store under another id is a store moved to another
+    /// board: its payments lock.
+    #[arg(long)]
+    board_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +253,8 @@ fn init(args: InitArgs) -> Result<(), Failure> {
         settings.bank_management_key = management;
         settings.bank_operator_key = operator;
         settings.lock_after_seconds = args.lock_after_seconds;
+        settings.power_off_lock_seconds = args.power_off_lock_seconds;
+        settings.identity_wipe_seconds = args.identity_wipe_seconds;
         settings.user_timeout_seconds = args.user_timeout_seconds;
         let device = Device::manufacture(&settings, &ca, &mut rng)?;
         write_atomically(path, &device.stored_state())?;
@@ -320,11 +335,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         let device = Device::restore(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut device_seed = seed;
         device_seed[31] ^= u8::try_from(k % 256).unwrap_or(0);
-        let hw = VirtualHardware::with(
+        let mut hw = VirtualHardware::with(
             device_seed,
             Clock::System { offset_ms: 0 },
             SecureStore::File(path.clone()),
         );
+        if let Some(board_id) = &args.board_id {
+            hw.set_board_id(board_id.as_bytes().to_vec());
+        }
         cores.push(SimCore::new(device, hw, Mtu::SIM));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

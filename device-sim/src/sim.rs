@@ -402,6 +402,27 @@ impl SimHandle {
         core.tick_without_link();
     }
 
+    /// Puts the device's secure store on another board (QA: a cloned or moved store); the
+    /// activation record no longer matches at the next payment.
+    pub fn set_board_id(&self, board_id: &[u8]) {
+        self.lock().hw.set_board_id(board_id.to_vec());
+    }
+
+    /// A power cycle: the device is off for `off_ms` (its real-time clock runs on), then
+    /// restarts from its secure store: volatile state (session keys, a pending payment or
+    /// prompt) is gone, and the T1 power-off rule runs at power-on.
+    pub fn power_cycle(&self, off_ms: u64) -> Result<(), ControlError> {
+        let mut core = self.lock();
+        let stored = core.device.stored_state();
+        let mut device =
+            Device::restore(&stored).map_err(|e| ControlError::Restart(e.to_string()))?;
+        core.hw.advance_clock(off_ms);
+        device.set_link_mtu(u16::try_from(core.link.mtu().get()).unwrap_or(u16::MAX));
+        device.power_on(&mut core.hw);
+        core.device = device;
+        Ok(())
+    }
+
     /// Sets the faults.
     pub fn set_faults(&self, faults: Faults) {
         self.lock().set_faults(faults);
@@ -482,6 +503,9 @@ pub enum ControlError {
     /// A key name not in 0-9, enter, cancel, clear.
     #[error("unknown key {0:?} (use 0-9, enter, cancel, clear)")]
     UnknownKey(String),
+    /// The device did not come back from its secure store.
+    #[error("the device did not restart: {0}")]
+    Restart(String),
 }
 
 /// Parses a key name: `0`..`9`, `enter`/`ok`, `cancel`/`x`, `clear`/`back`.
