@@ -455,6 +455,16 @@ impl Bank {
                     hex::encode(login.load_keys.unwrap_or_default()),
                 ));
             }
+            Response::Error(e)
+                if matches!(
+                    e.status,
+                    DeviceStatus::IdentityMismatch | DeviceStatus::LockedByBank
+                ) =>
+            {
+                return Err(self
+                    .staff_only_lock(&serial, e.status, login.load_keys.unwrap_or_default())
+                    .await?);
+            }
             Response::Error(e) => {
                 let refused = device_refused(&e);
                 if matches!(
@@ -509,6 +519,88 @@ impl Bank {
         .execute(self.store.writer())
         .await?;
         Ok(serde_json::json!({ "bank_challenge": encoded }))
+    }
+
+    /// The device refused the session keys under a lock only staff lift (PROTOCOL.md
+    /// §6.11): a bank lock, or its activation record no longer matching (a secure store on
+    /// another board). A staff Unlock issued after the device last reported the lock is handed
+    /// over to relay (`device_unlock_pending`, then the same keys again); otherwise the lock
+    /// is reported: an intrusion report, and a refusal naming the lock.
+    async fn staff_only_lock(
+        &self,
+        serial: &str,
+        status: DeviceStatus,
+        load_keys: Vec<u8>,
+    ) -> BankResult<BankError> {
+        let what = match status {
+            DeviceStatus::IdentityMismatch => "identity mismatch: payments locked on the device",
+            _ => "locked by the bank on the device",
+        };
+        let last_report: Option<i64> = sqlx::query(&self.store.q(
+            "SELECT MAX(created_at) AS at FROM intrusion_reports WHERE serial = ? AND detail = ?",
+        ))
+        .bind(serial)
+        .bind(what)
+        .fetch_one(self.store.reader())
+        .await?
+        .try_get("at")?;
+        let last_lock: Option<i64> = sqlx::query(&self.store.q(
+            "SELECT MAX(created_at) AS at FROM device_commands WHERE serial = ? AND kind = 'lock'",
+        ))
+        .bind(serial)
+        .fetch_one(self.store.reader())
+        .await?
+        .try_get("at")?;
+        // The Unlock must be newer than what staff knew of the lock: the device's report of
+        // it, or (a bank lock) the lock command itself.
+        let lock_known_at = last_report.max(last_lock);
+        let unlock = sqlx::query(&self.store.q(
+            "SELECT message, created_at FROM device_commands WHERE serial = ? AND kind = 'unlock' \
+             ORDER BY sequence DESC LIMIT 1",
+        ))
+        .bind(serial)
+        .fetch_optional(self.store.reader())
+        .await?;
+        let locked_now = self.device(serial).await?.locked_by_bank;
+        // The report is written either way: a handed-over Unlock is used once, so a device
+        // that locks itself again later is not handed the same (stale) Unlock.
+        sqlx::query(
+            &self
+                .store
+                .q("INSERT INTO intrusion_reports (serial, detail, created_at) VALUES (?, ?, ?)"),
+        )
+        .bind(serial)
+        .bind(what)
+        .bind(now_ms())
+        .execute(self.store.writer())
+        .await?;
+        if let Some(row) = unlock
+            && !locked_now
+            && lock_known_at
+                .is_some_and(|at| row.try_get::<i64, _>("created_at").is_ok_and(|c| c > at))
+        {
+            let message: Vec<u8> = row.try_get("message")?;
+            return Ok(BankError::conflict(
+                "device_unlock_pending",
+                "staff unlocked the device; relay bank_command, then load_session_keys again",
+            )
+            .with("bank_command", hex::encode(message))
+            .with("load_session_keys", hex::encode(load_keys)));
+        }
+        Ok(match status {
+            DeviceStatus::IdentityMismatch => BankError::new(
+                StatusCode::FORBIDDEN,
+                "device_identity_mismatch",
+                "the PIN pad's identifiers differ from those it was activated with (its secure \
+                 store may have been moved to another board): its payments are locked. The \
+                 customer must have it checked at the branch, where staff unlock it",
+            ),
+            _ => BankError::new(
+                StatusCode::FORBIDDEN,
+                "device_locked",
+                "the PIN pad is locked by the bank; staff must unlock it",
+            ),
+        })
     }
 
     /// Step 4: the ChallengeResponse. Checks the deadline and the MAC (session MAC key over

@@ -602,10 +602,12 @@ pub async fn login(
     let mut challenge = bank
         .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
         .await;
-    // Locked after T2 without bank contact: the bank, having just verified a fresh integrity
-    // report, answers with a signed Unlock and the same keys to relay again.
+    // Locked after T2 without bank contact or T1 powered off: the bank, having just verified
+    // a fresh integrity report, answers with a signed Unlock and the same keys to relay
+    // again; so it does with an Unlock staff issued for a lock only staff lift (PROTOCOL.md
+    // §6.11).
     if let Err(BankError::Refused { code, details, .. }) = &challenge
-        && code == "device_locked_inactivity"
+        && (code == "device_locked_inactivity" || code == "device_unlock_pending")
         && matches!(loaded, DeviceAnswer::Refused { .. })
     {
         let details = details.clone();
