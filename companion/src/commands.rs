@@ -115,6 +115,31 @@ pub enum StaffCommand {
         #[arg(long)]
         customer: String,
     },
+    /// Make a PIN pad forget every computer paired with it (a lost or stolen PC), by serial
+    /// (no device needed: it gets the signed order through any app it is connected to, or at
+    /// its next login).
+    Unpair {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Device serial.
+        #[arg(long)]
+        serial: String,
+        /// Why.
+        #[arg(long, default_value = "Computer lost")]
+        reason: String,
+    },
+    /// Move a customer from a lost PIN pad (by serial, not here) to the one connected: the
+    /// old one is revoked, the connected one enrolled (PIN on its keypad) and bound.
+    Rebind {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// The serial of the PIN pad being replaced.
+        #[arg(long)]
+        from: String,
+        /// The customer id.
+        #[arg(long)]
+        customer: String,
+    },
     /// Revoke a lost or stolen PIN pad (its wipe is relayed if it is connected).
     Revoke {
         #[command(flatten)]
@@ -235,7 +260,7 @@ fn state_dir(connection: &Connection) -> PathBuf {
     PathBuf::from(".pinbridge")
 }
 
-fn bank(connection: &Connection) -> Result<BankClient, String> {
+pub(crate) fn bank(connection: &Connection) -> Result<BankClient, String> {
     let url = connection
         .bank_url
         .clone()
@@ -252,7 +277,7 @@ fn bank(connection: &Connection) -> Result<BankClient, String> {
 /// How long a command waits for its PIN pad to be plugged in.
 const DEVICE_WAIT: Duration = Duration::from_secs(30);
 
-async fn open_device(connection: &Connection) -> Result<Session, String> {
+pub(crate) async fn open_device(connection: &Connection) -> Result<Session, String> {
     let wanted = connection
         .device
         .clone()
@@ -302,9 +327,9 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
 /// Prints events as they come (text mode) and keeps them (JSON result, event log). While the
 /// PIN pad waits for the customer, a spinner on stderr counts down the time left to act
 /// (reset by each key, as the device's own timer is) and says Ctrl-C cancels.
-struct Reporter {
+pub(crate) struct Reporter {
     json: bool,
-    events: Vec<Value>,
+    pub(crate) events: Vec<Value>,
     log: Option<PathBuf>,
     waiting: Option<indicatif::ProgressBar>,
 }
@@ -339,7 +364,7 @@ fn waiting_bar() -> indicatif::ProgressBar {
 }
 
 impl Reporter {
-    fn new(json: bool, connection: &Connection) -> Self {
+    pub(crate) fn new(json: bool, connection: &Connection) -> Self {
         let dir = state_dir(connection);
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -354,7 +379,7 @@ impl Reporter {
         }
     }
 
-    fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
+    pub(crate) fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
         move |event: FlowEvent| {
             if !self.json {
                 match &event {
@@ -449,7 +474,10 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToken, String> {
+pub(crate) async fn staff_token(
+    bank: &BankClient,
+    login: &StaffLogin,
+) -> Result<BearerToken, String> {
     let password = staff_password(login)?;
     bank.staff_login(&login.staff_user, &password)
         .await
@@ -743,7 +771,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
 }
 
 /// A device serial as a URL path or query part (letters, digits, `-`, `_`, `.`).
-fn serial_part(serial: &str) -> Result<&str, String> {
+pub(crate) fn serial_part(serial: &str) -> Result<&str, String> {
     if !serial.is_empty()
         && serial
             .chars()
@@ -797,7 +825,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let serial = flows::device_serial(&mut session)
                 .await
                 .map_err(|e| e.to_string())?;
-            flows::enrol(
+            let enrolment = flows::enrol(
                 &mut session,
                 &client,
                 &token,
@@ -807,8 +835,21 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             )
             .await
             .map_err(|e| e.to_string())?;
-            Ok(json!({"bound": serial, "customerId": customer, "events": reporter.events}))
+            Ok(crate::lifecycle::enrolled(
+                json!({"bound": serial, "customerId": customer, "events": reporter.events}),
+                &enrolment,
+            ))
         }
+        StaffCommand::Unpair {
+            login,
+            serial,
+            reason,
+        } => crate::lifecycle::unpair(connection, &login, &serial, &reason).await,
+        StaffCommand::Rebind {
+            login,
+            from,
+            customer,
+        } => crate::lifecycle::rebind(connection, json, &login, &from, &customer).await,
         StaffCommand::Revoke {
             login,
             serial,

@@ -8,6 +8,7 @@ use companion::crypto_tool::{self, Output, ToolError};
 mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
+mod lifecycle;
 
 use commands::{Connection, LogsCommand, StaffCommand};
 
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Your PIN pad: report it lost.
+    #[command(subcommand)]
+    Device(lifecycle::DeviceCommand),
     /// Branch staff: initialise, enrol/bind, revoke, operator tamper reset.
     #[command(subcommand)]
     Staff(StaffCommand),
@@ -358,6 +362,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 }
                 Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
+                Command::Device(device) => lifecycle::device(connection, device).await,
                 Command::Logs(LogsCommand::Export { out }) => {
                     commands::logs_export(connection, out.as_deref())
                 }

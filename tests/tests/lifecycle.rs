@@ -49,7 +49,11 @@ fn a_store_on_another_board_locks_payments_until_staff_unlock_the_genuine_one() 
     let login = world.pinbridge(&["login"]);
     assert!(!login.status.success(), "{}", text(&login));
     // The device's refusal is what the customer is told (the bank records it too).
-    assert!(text(&login).contains("activation record"), "{}", text(&login));
+    assert!(
+        text(&login).contains("activation record"),
+        "{}",
+        text(&login)
+    );
     let reports = world.pinbridge_ok(&["--json", "staff", "intrusions", "--serial", SERIAL]);
     let reports: serde_json::Value = serde_json::from_slice(&reports.stdout).unwrap();
     assert!(
@@ -106,4 +110,103 @@ fn a_pin_pad_off_longer_than_t1_is_unlocked_by_the_bank_at_the_next_login() {
         "SELECT COUNT(*) FROM device_commands WHERE kind = 'unlock' AND issued_by = 'login';",
     );
     assert_eq!(unlocks, 1);
+}
+
+/// Enrols alice on the PIN pad through staff commands and returns her loss-report code.
+fn provision_with_loss_code(world: &World) -> String {
+    world.pinbridge_ok(&["staff", "init"]);
+    let enrolled = world.pinbridge_ok(&["--json", "staff", "enrol", "--customer", "alice"]);
+    let enrolled: serde_json::Value = serde_json::from_slice(&enrolled.stdout).unwrap();
+    world.pinbridge_ok(&["pair", "--name", "E2E-PC"]);
+    enrolled["lossReportCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no loss-report code: {enrolled}"))
+        .to_owned()
+}
+
+/// The customer reports the PIN pad lost from any computer, with no PIN pad and no login,
+/// using the code from enrolment: a wrong code is refused; the right one revokes the device
+/// at the bank and the PC the PIN pad is plugged into wipes it within seconds.
+#[test]
+fn a_customer_reports_the_pin_pad_lost_and_the_pc_it_is_plugged_into_wipes_it() {
+    let world = World::start();
+    let code = provision_with_loss_code(&world);
+    let (watcher, lines) = world.pinbridge_spawn(&["confirm", "--watch"]);
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "watching for bank events",
+        std::time::Duration::from_secs(60),
+    );
+    let report = [
+        "device",
+        "report-lost",
+        "--serial",
+        SERIAL,
+        "--customer",
+        "alice",
+    ];
+    let wrong = world.pinbridge_env(
+        &report,
+        &[(
+            "PINBRIDGE_LOSS_REPORT_CODE",
+            Some("0000-0000-0000-0000-0000"),
+        )],
+    );
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("loss-report code"),
+        "{}",
+        text(&wrong)
+    );
+    assert_eq!(world.device_state()["lifecycle"], "bound");
+
+    let reported = world.pinbridge_env(
+        &report,
+        &[
+            ("PINBRIDGE_LOSS_REPORT_CODE", Some(code.as_str())),
+            ("PINBRIDGE_DEVICE", None),
+            ("PINBRIDGE_STAFF_USER", None),
+            ("PINBRIDGE_STAFF_PASSWORD", None),
+        ],
+    );
+    assert!(reported.status.success(), "{}", text(&reported));
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "bank command wipe applied",
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(world.device_state()["lifecycle"], "revoked");
+    drop(watcher);
+    assert!(!world.pinbridge(&["login"]).status.success());
+}
+
+/// A teller makes the PIN pad forget every paired computer (the customer's PC was stolen)
+/// with no PIN pad at hand: at its next login the PIN pad gets the order first and forgets
+/// the PC; the customer pairs the computer they still have again and pays.
+#[test]
+fn staff_unpair_by_serial_reaches_the_pin_pad_at_its_next_login() {
+    let confirm_again = "[[device.step]]\non = \"confirm\"\nafter_ms = 50\nconfirm = true\n";
+    let world = World::start_with(&format!("{confirm_again}{}", pinbridge_e2e::pay_with_pin()));
+    world.provision();
+    world.pinbridge_ok(&["staff", "unpair", "--serial", SERIAL]);
+    assert_eq!(world.device_state()["paired_hosts"], 1);
+
+    let login = world.pinbridge(&["login"]);
+    assert!(!login.status.success(), "{}", text(&login));
+    assert_eq!(world.device_state()["paired_hosts"], 0);
+    assert!(
+        text(&login).to_lowercase().contains("pair"),
+        "{}",
+        text(&login)
+    );
+
+    world.pinbridge_ok(&["pair", "--name", "E2E-PC-2"]);
+    let paid = world.pinbridge_ok(PAY);
+    let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    assert_eq!(
+        world.journal_query("SELECT forget_hosts_pending FROM devices;"),
+        0,
+        "a completed login ends the order"
+    );
 }

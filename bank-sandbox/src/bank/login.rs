@@ -54,6 +54,7 @@ struct LoginRow {
     bank_challenge: Option<Vec<u8>>,
     challenge_expires_at: Option<i64>,
     expires_at: i64,
+    created_at: i64,
 }
 
 fn hex_field(text: &str, field: &str) -> BankResult<Vec<u8>> {
@@ -229,16 +230,21 @@ impl Bank {
         .bind(now + self.config.login_ttl_ms)
         .execute(self.store.writer())
         .await?;
-        Ok(serde_json::json!({
+        let mut begun = serde_json::json!({
             "login_id": session_hex,
             "get_integrity_report": encode_request(Request::GetIntegrityReport(GetIntegrityReport { nonce }))?,
-        }))
+        });
+        // Staff made the device forget its paired computers: the app relays that first.
+        if let Some(forget) = self.pending_forget_hosts(&serial).await? {
+            begun["bank_command"] = serde_json::Value::String(forget);
+        }
+        Ok(begun)
     }
 
     async fn login_row(&self, login_id: &str, stage: &str) -> BankResult<LoginRow> {
         let row = sqlx::query(&self.store.q(
             "SELECT device_serial, binding_id, customer_id, stage, integrity_nonce, pin_key, mac_key, response_key, \
-             load_keys, bank_challenge, challenge_expires_at, expires_at FROM sessions WHERE session_id = ?",
+             load_keys, bank_challenge, challenge_expires_at, expires_at, created_at FROM sessions WHERE session_id = ?",
         ))
         .bind(login_id)
         .fetch_optional(self.store.writer())
@@ -257,6 +263,7 @@ impl Bank {
             bank_challenge: row.try_get("bank_challenge")?,
             challenge_expires_at: row.try_get("challenge_expires_at")?,
             expires_at: row.try_get("expires_at")?,
+            created_at: row.try_get("created_at")?,
         };
         if login.stage != stage {
             return Err(BankError::conflict(
@@ -643,6 +650,8 @@ impl Bank {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.forget_hosts_delivered(&serial, login.created_at)
+            .await?;
         let session = self.activate(login_id, &login, expires_at)?;
         self.cache_session(token_hash, Arc::new(session));
         tracing::info!(serial, customer = login.customer_id, "login complete");

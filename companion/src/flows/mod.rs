@@ -429,7 +429,7 @@ pub async fn enrol(
     serial: &str,
     customer_id: &str,
     events: EventSink<'_>,
-) -> Result<(), FlowError> {
+) -> Result<Enrolment, FlowError> {
     events(FlowEvent::Step {
         step: Step::BankEnrol,
     });
@@ -450,13 +450,37 @@ pub async fn enrol(
         step: Step::BankCompleteEnrol,
     });
     let enrolled = DeviceAnswer::Answer(answer).to_hex()?;
-    bank.post(
-        &format!("/v1/devices/{serial}/enrol/complete"),
-        Some(teller),
-        &json!({"enrolled": enrolled}),
-    )
-    .await?;
-    Ok(())
+    let done = bank
+        .post(
+            &format!("/v1/devices/{serial}/enrol/complete"),
+            Some(teller),
+            &json!({"enrolled": enrolled}),
+        )
+        .await?;
+    Ok(Enrolment {
+        loss_report_code: done["loss_report_code"]
+            .as_str()
+            .map(|code| zeroize::Zeroizing::new(code.to_owned())),
+    })
+}
+
+/// What an enrolment gives the customer besides the bound PIN pad.
+#[derive(Default)]
+pub struct Enrolment {
+    /// The code that reports this PIN pad lost with no device and no session (shown once;
+    /// the customer keeps it apart from the PIN pad).
+    pub loss_report_code: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field(
+                "loss_report_code",
+                &self.loss_report_code.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Staff: initialise, then enrol and bind `customer_id`. Returns the serial.
@@ -580,6 +604,17 @@ pub async fn login(
         }
     };
     let login_id = field(&begun, "login_id")?.to_owned();
+    // Staff made the device forget its paired computers (a lost PC): relayed before anything
+    // else. A device that already did answers StaleBankCounter, which changes nothing; one
+    // that does it now no longer knows this computer, and the login stops at the session
+    // keys (UnknownHost: pair again).
+    if let Some(command) = begun["bank_command"].as_str() {
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        let request = bank_request("bank_command", command)?;
+        let _ = send_to_device(session, None, &request, events).await?;
+    }
     events(FlowEvent::Step {
         step: Step::IntegrityReport,
     });
