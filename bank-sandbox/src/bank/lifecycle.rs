@@ -41,8 +41,8 @@ pub(crate) fn loss_code_hash(code: &str) -> [u8; 32] {
 impl Bank {
     /// The customer reports their PIN pad lost, with the loss-report code they got at
     /// enrolment (no device, no session). The bank locks the device and revokes it: logins
-    /// are refused from now on, and the signed Lock and Wipe go to any app the device is
-    /// connected to, and to the device at its next login attempt.
+    /// are refused from now on, and the signed Wipe goes to any app the device is connected
+    /// to, and to the device at its next login attempt.
     pub async fn report_lost(
         &self,
         serial: &str,
@@ -76,10 +76,20 @@ impl Bank {
         if !crate::hsm::same_bytes(&stored, &offered) {
             return Err(refused());
         }
+        // Locked at the bank at once (no login, whatever happens next), and the signed Wipe
+        // queued: pushed to any app the device is connected to now, handed to the device at
+        // its next login attempt otherwise. A Wipe locks the device's payment functions for
+        // good, so no separate device Lock is sent (an app stops watching after a lock, and
+        // the Wipe must not wait behind it).
+        sqlx::query(
+            &self
+                .store
+                .q("UPDATE devices SET locked_by_bank = 1 WHERE serial = ?"),
+        )
+        .bind(serial)
+        .execute(self.store.writer())
+        .await?;
         let who = format!("customer {customer_id}");
-        let lock = self
-            .issue_command(serial, CommandKind::Lock, "Reported lost", &who)
-            .await?;
         let wipe = self
             .issue_command(serial, CommandKind::Wipe, "Reported lost", &who)
             .await?;
@@ -87,7 +97,7 @@ impl Bank {
         Ok(serde_json::json!({
             "serial": serial,
             "state": "revoked",
-            "commands": [lock["bank_command"], wipe["bank_command"]],
+            "bank_command": wipe["bank_command"],
         }))
     }
 
