@@ -809,8 +809,8 @@ async fn login_challenge(
 }
 
 async fn logout(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
-    bank.logout(bearer(&headers)?).await?;
-    ok(json!({ "logged_out": true }))
+    let end = bank.logout(bearer(&headers)?).await?;
+    ok(json!({ "logged_out": true, "bank_command": end }))
 }
 
 async fn accounts(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {

@@ -577,10 +577,10 @@ fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), String> {
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, client, store, host, login) = login_with(connection, &mut reporter).await?;
+    let (mut session, client, store, host, login) = login_with(connection, &mut reporter).await?;
     store.save(&host).map_err(|e| e.to_string())?;
     let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
-    end_session(&client, login).await;
+    end_session(&mut session, &client, login).await;
     Ok(
         json!({"loggedIn": true, "customerId": customer_id, "serial": serial, "events": reporter.events}),
     )
@@ -589,9 +589,10 @@ pub async fn login(connection: &Connection, json: bool) -> CommandResult {
 /// Ends the bank session a command opened (a command-line session lives as long as its
 /// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
 /// and the token still expires at the bank.
-async fn end_session(client: &BankClient, login: flows::BankSession) {
-    if let Err(error) = flows::logout(client, login).await {
-        eprintln!("pinbridge: could not end the bank session: {error}");
+async fn end_session(session: &mut Session, client: &BankClient, login: flows::BankSession) {
+    let mut quiet = |_: FlowEvent| {};
+    if let Err(error) = flows::logout_device(session, client, login, &mut quiet).await {
+        eprintln!("pinbridge: could not end the session: {error}");
     }
 }
 
@@ -632,7 +633,7 @@ pub async fn pay(
         &mut reporter.sink(),
     )
     .await;
-    end_session(&client, login).await;
+    end_session(&mut session, &client, login).await;
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
@@ -684,7 +685,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
-        end_session(&client, login).await;
+        end_session(&mut session, &client, login).await;
         store.save(&host).map_err(|e| e.to_string())?;
         decided = result.map_err(|e| e.to_string())?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));

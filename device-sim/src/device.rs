@@ -1715,6 +1715,11 @@ impl Device {
                 self.pending_payment = None;
                 "paired computers forgotten by the bank"
             }
+            BankCommandKind::EndSession => {
+                self.session = None;
+                self.pending_payment = None;
+                "session ended by the bank (logout)"
+            }
         };
         // The bank's reason stays as long as the state it explains.
         self.banner = if request.reason.is_empty() {

@@ -188,3 +188,25 @@ fn the_bank_can_make_the_device_forget_every_paired_computer() {
     rig.login();
     rig.approved("TX-1");
 }
+
+#[test]
+fn a_bank_end_session_drops_the_session_keys_and_nothing_else() {
+    let mut rig = Rig::ready();
+    let end = rig.bank.command(SERIAL, BankCommandKind::EndSession, "");
+    let after = match rig.request(Request::BankCommand(end)) {
+        Response::Status(status) => status,
+        other => panic!("{other:?}"),
+    };
+    assert!(!after.session_active);
+    assert_eq!(
+        (after.lifecycle, after.lock, after.paired_hosts),
+        (Lifecycle::Bound, LockState::Unlocked, 1)
+    );
+    let challenge = rig.bank.challenge();
+    assert_eq!(
+        status_of(&rig.request_hv(Request::BankChallenge(challenge))),
+        StatusCode::NoSession
+    );
+    rig.login();
+    rig.approved("TX-1");
+}

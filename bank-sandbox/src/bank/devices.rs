@@ -50,6 +50,8 @@ pub enum CommandKind {
     /// Forget every paired computer (a lost or stolen PC); handed to the device at every
     /// login until one completes.
     ForgetHosts,
+    /// Drop the session keys (logout); issued by `Bank::logout`, not by staff.
+    EndSession,
 }
 
 impl CommandKind {
@@ -59,6 +61,7 @@ impl CommandKind {
             CommandKind::Unlock => BankCommandKind::Unlock,
             CommandKind::Wipe => BankCommandKind::Wipe,
             CommandKind::ForgetHosts => BankCommandKind::ForgetHosts,
+            CommandKind::EndSession => BankCommandKind::EndSession,
         }
     }
 
@@ -68,6 +71,7 @@ impl CommandKind {
             CommandKind::Unlock => "unlock",
             CommandKind::Wipe => "wipe",
             CommandKind::ForgetHosts => "forget_hosts",
+            CommandKind::EndSession => "end_session",
         }
     }
 }
@@ -792,6 +796,8 @@ impl Bank {
                 .execute(&mut *tx)
                 .await?;
             }
+            // A logout's business: nothing changes in the registry.
+            CommandKind::EndSession => {}
             CommandKind::ForgetHosts => {
                 sqlx::query(
                     &self

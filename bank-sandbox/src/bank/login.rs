@@ -726,19 +726,32 @@ impl Bank {
     /// Ends a customer session (`POST /v1/logout`): the stored session is marked `ended`
     /// (its token is refused from now on, in every bank process) and the opened keys leave
     /// this process's cache.
-    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<()> {
+    /// A signed EndSession is returned for the app to relay, so the device drops its session
+    /// keys too (PROTOCOL.md §3.4 BankCommand `5`).
+    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<String> {
         let session = self.session(token_hex).await?;
         let login_id = hex::encode(session.session_id.0);
+        let mut tx = self.store.begin().await?;
         sqlx::query(&self.store.q(
             "UPDATE sessions SET stage = 'ended', expires_at = ? WHERE session_id = ? AND stage = 'active'",
         ))
         .bind(now_ms())
         .bind(login_id)
-        .execute(self.store.writer())
+        .execute(&mut *tx)
         .await?;
+        let end = self
+            .signed_command(
+                &mut tx,
+                &session.device_serial,
+                super::CommandKind::EndSession,
+                "",
+                "logout",
+            )
+            .await?;
+        tx.commit().await?;
         self.forget_device_sessions(&session.device_serial);
         tracing::info!(serial = session.device_serial, "session ended by logout");
-        Ok(())
+        Ok(end)
     }
 
     /// The session behind a bearer token (memory first, then the store).

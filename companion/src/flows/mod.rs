@@ -584,6 +584,31 @@ pub async fn logout(bank: &BankClient, login: BankSession) -> Result<(), FlowErr
     Ok(())
 }
 
+/// Logout at both ends: the bank revokes the token and signs an EndSession, relayed to the
+/// device, which drops its session keys (PROTOCOL.md §6.11). Returns the device's state.
+pub async fn logout_device(
+    session: &mut Session,
+    bank: &BankClient,
+    login: BankSession,
+    events: EventSink<'_>,
+) -> Result<firmware_protocol::message::Status, FlowError> {
+    let ended = bank.logout(&login.token).await?;
+    events(FlowEvent::Step {
+        step: Step::RelayBankCommand,
+    });
+    let answer = relay_field(session, None, &ended, "bank_command", events)
+        .await?
+        .into_answer()?;
+    match answer {
+        Response::Status(status) => Ok(status),
+        other => Err(FlowError::UnexpectedAnswer {
+            request: "BankCommand",
+            expected: "Status",
+            got: other.name(),
+        }),
+    }
+}
+
 /// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
 /// `host.next_counter` advances; persist it afterwards.
 pub async fn login(

@@ -405,6 +405,9 @@ wire_enum!(
         /// Forget every paired host (a lost or stolen computer): the customer pairs the
         /// computers they still have again. Binding, keys and lock are kept.
         ForgetHosts = 4,
+        /// Drop the session keys and any pending payment now: the bank ended the session
+        /// (logout). Nothing else changes.
+        EndSession = 5,
     }
 );
 
