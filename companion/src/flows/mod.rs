@@ -147,15 +147,31 @@ impl PaymentOutcome {
     }
 }
 
-/// The build identity the companion reports at login (the bank's app allow-list): SHA-256 of
-/// `"PinBridge companion build <version>"`.
+/// The app's integrity measurement (CN102610045A) reported at login and checked against the
+/// bank's app allow-list: SHA-256 of the running executable (`std::env::current_exe`), read
+/// once per process. A release step registers the hash of each released binary
+/// (`bank-sandbox allow-hash --kind app`, docs/SECURITY.md). If the executable cannot be
+/// read, the measurement is all zeros, which no allow-list holds: the bank refuses the login
+/// with `app_hash_not_allowed` (fail closed, never a guess).
 pub fn app_build_hash() -> [u8; 32] {
+    static MEASURED: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *MEASURED.get_or_init(|| match measure_executable() {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::error!(%error, "cannot measure the running executable");
+            [0; 32]
+        }
+    })
+}
+
+/// SHA-256 of the running executable, streamed.
+fn measure_executable() -> std::io::Result<[u8; 32]> {
     use sha2::Digest;
-    sha2::Sha256::digest(format!(
-        "PinBridge companion build {}",
-        env!("CARGO_PKG_VERSION")
-    ))
-    .into()
+    let path = std::env::current_exe()?;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
 }
 
 fn forward_progress(events: &mut (dyn FnMut(FlowEvent) + Send), progress: Progress) {
