@@ -167,10 +167,18 @@ pub fn app_build_hash() -> [u8; 32] {
 /// SHA-256 of the running executable, streamed.
 fn measure_executable() -> std::io::Result<[u8; 32]> {
     use sha2::Digest;
+    use std::io::Read;
     let path = std::env::current_exe()?;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
     Ok(hasher.finalize().into())
 }
 
