@@ -1,0 +1,62 @@
+//! Integrity through real processes (issue 14, CN102610045A): the CLI measures its own
+//! executable and the bank's allow-list holds the hash of the binary under test; a modified
+//! app or modified PIN pad firmware is refused at login with a message naming which.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use pinbridge_e2e::{World, binaries};
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A copy of `pinbridge` with one byte added at the end (it still runs): a modified app.
+#[cfg(unix)]
+#[test]
+fn a_modified_app_is_refused_at_login_naming_the_app() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start();
+    world.provision();
+    let modified = world.dir.path().join("pinbridge-modified");
+    let mut bytes = std::fs::read(&binaries().pinbridge).unwrap();
+    bytes.push(0);
+    std::fs::write(&modified, bytes).unwrap();
+    std::fs::set_permissions(&modified, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(&modified)
+        .env(
+            "PINBRIDGE_BANK_URL",
+            format!("http://{}", world.bank_proxy.address),
+        )
+        .env(
+            "PINBRIDGE_DEVICE",
+            format!("sim:{}", world.link_proxy.address),
+        )
+        .env("PINBRIDGE_STATE_DIR", world.state.path())
+        .env_remove("PINBRIDGE_BANK_CA")
+        .args(["--json", "login"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("app_hash"), "{}", text(&output));
+    // The genuine binary still logs in.
+    world.pinbridge_ok(&["login"]);
+}
+
+/// The PIN pad runs modified firmware: its signed integrity report carries a hash the bank
+/// does not allow, and the login is refused naming the firmware.
+#[test]
+fn modified_pin_pad_firmware_is_refused_at_login_naming_the_firmware() {
+    let world = World::start();
+    world.provision();
+    let (status, body) = world.control_post("/devices/0/firmware", r#"{"modified": true}"#);
+    assert_eq!(status, 200, "{body}");
+    let output = world.pinbridge(&["--json", "login"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("firmware"), "{}", text(&output));
+}
