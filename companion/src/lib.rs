@@ -7,6 +7,7 @@ pub mod crypto_tool;
 pub mod devices;
 pub mod flows;
 pub mod input;
+pub mod integrity;
 pub mod keystore;
 pub mod redaction;
 pub mod session;

@@ -20,6 +20,24 @@ pub enum DeviceCommand {
     /// and revokes it at once. Uses the loss-report code you got at enrolment, from
     /// --code-file, PINBRIDGE_LOSS_REPORT_CODE or a prompt.
     ReportLost(ReportLost),
+    /// The connected PIN pad: genuine or not (its signed integrity report over a fresh nonce,
+    /// its certificate), lifecycle, tamper, lock, firmware and certificate expiry.
+    Info(InfoArgs),
+}
+
+/// `pinbridge device info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Public key (SEC1 hex) of a device-issuing CA this installation trusts; repeat for
+    /// several, or give them comma-separated in PINBRIDGE_DEVICE_CA. Without one the issuer
+    /// is not checked and the PIN pad is reported "not verified".
+    #[arg(
+        long = "device-ca",
+        value_name = "HEX",
+        env = "PINBRIDGE_DEVICE_CA",
+        value_delimiter = ','
+    )]
+    pub device_ca: Vec<String>,
 }
 
 /// `pinbridge device report-lost`.
@@ -68,6 +86,7 @@ fn loss_code(args: &ReportLost) -> Result<Zeroizing<String>, String> {
 /// `pinbridge device ...`.
 pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandResult {
     match command {
+        DeviceCommand::Info(args) => device_info(connection, &args).await,
         DeviceCommand::ReportLost(args) => {
             let client = bank(connection)?;
             let serial = serial_part(&args.serial)?;
@@ -89,6 +108,75 @@ pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandR
                 )],
             }))
         }
+    }
+}
+
+async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult {
+    use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
+    let mut cas = Vec::new();
+    for text in &args.device_ca {
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| format!("--device-ca {text:?}: not hexadecimal"))?;
+        cas.push(
+            EcdsaVerifyingKey::from_sec1_bytes(&bytes)
+                .map_err(|e| format!("--device-ca {text:?}: {e}"))?,
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut session = open_device(connection).await?;
+    let check = companion::integrity::check(&mut session, &cas, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = session.close().await;
+    // `LockedByBank` -> `locked_by_bank`, as the app and the control API name states.
+    let snake = |debug: String| {
+        let mut out = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    };
+    let verdict = if !check.failures.is_empty() {
+        "not genuine"
+    } else if check.issuer_unchecked {
+        "not verified (no trusted device CA given)"
+    } else {
+        "genuine"
+    };
+    let result = json!({
+        "serial": check.info.serial,
+        "genuine": verdict,
+        "failures": check.failures,
+        "lifecycle": snake(format!("{:?}", check.status.lifecycle)),
+        "tampered": check.status.tampered,
+        "lock": snake(format!("{:?}", check.status.lock)),
+        "indicator": snake(format!("{:?}", check.status.indicator)),
+        "pairedComputers": check.status.paired_hosts,
+        "sessionActive": check.status.session_active,
+        "locksInSeconds": check.status.locks_in_seconds,
+        "firmwareVersion": check.info.firmware_version,
+        "firmwareHash": hex::encode(check.info.firmware_hash.0),
+        "certificateValidUntil": check.certificate_window.map(|(_, until)| until),
+        "certificateExpiresInDays": check
+            .certificate_window
+            .map(|(_, until)| (i128::from(until) - i128::from(now)) / 86_400),
+    });
+    if check.failures.is_empty() {
+        Ok(result)
+    } else {
+        Err(crate::commands::CliError {
+            code: "not_genuine",
+            message: format!(
+                "the PIN pad {} is NOT genuine: {}",
+                check.info.serial,
+                check.failures.join("; ")
+            ),
+        })
     }
 }
 

@@ -60,3 +60,46 @@ fn modified_pin_pad_firmware_is_refused_at_login_naming_the_firmware() {
     assert!(!output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("firmware"), "{}", text(&output));
 }
+
+fn ca_public_key(ca_file: &std::path::Path) -> String {
+    let output = Command::new(&binaries().sim)
+        .args(["ca", "show", "--ca-key"])
+        .arg(ca_file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The client's genuine check of the connected PIN pad: its certificate from the trusted CA
+/// and a fresh integrity report signed by the certified key. A CA this installation does not
+/// trust makes it "not genuine", naming the certificate.
+#[test]
+fn device_info_says_genuine_only_for_a_pin_pad_of_a_trusted_ca() {
+    let world = World::start();
+    world.provision();
+    let ca = ca_public_key(&world.dir.path().join("ca.json"));
+    let info = world.pinbridge_ok(&["--json", "device", "info", "--device-ca", &ca]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["genuine"], "genuine", "{info}");
+    assert_eq!(info["lifecycle"], "bound", "{info}");
+    assert_eq!(info["lock"], "unlocked", "{info}");
+    assert_eq!(info["tampered"], false, "{info}");
+    assert!(
+        info["certificateExpiresInDays"].as_i64().unwrap() > 365,
+        "{info}"
+    );
+
+    let other = world.dir.path().join("other-ca.json");
+    let made = Command::new(&binaries().sim)
+        .args(["ca", "new", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let untrusted = ca_public_key(&other);
+    let refused = world.pinbridge(&["device", "info", "--device-ca", &untrusted]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("NOT genuine"), "{}", text(&refused));
+    assert!(text(&refused).contains("certificate"), "{}", text(&refused));
+}
