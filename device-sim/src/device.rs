@@ -137,6 +137,9 @@ pub struct Manufacture {
     pub power_off_lock_seconds: u64,
     /// T: an identity lock held this long deletes the payment data.
     pub identity_wipe_seconds: u64,
+    /// SHA-256 of the firmware image installed at manufacture: the reference the device
+    /// compares its start-up measurement with (default: [`firmware_image_hash`]).
+    pub firmware_hash: [u8; 32],
     /// How long the user has to act on a prompt, seconds.
     pub user_timeout_seconds: u64,
     /// Certificate validity start, Unix seconds.
@@ -163,6 +166,7 @@ impl Manufacture {
             lock_after_seconds: DEFAULT_LOCK_AFTER_SECONDS,
             power_off_lock_seconds: firmware_protocol::lifecycle::REFERENCE_T1_SECONDS,
             identity_wipe_seconds: firmware_protocol::lifecycle::REFERENCE_T_SECONDS,
+            firmware_hash: firmware_image_hash(FIRMWARE_VERSION),
             user_timeout_seconds: DEFAULT_USER_TIMEOUT_SECONDS,
             certificate_not_before: not_before,
             certificate_not_after: not_before.saturating_add(CERTIFICATE_VALIDITY_SECONDS),
@@ -601,7 +605,7 @@ impl Device {
             settings.certificate_not_before,
             settings.certificate_not_after,
         )?;
-        let reference = firmware_image_hash(FIRMWARE_VERSION);
+        let reference = settings.firmware_hash;
         Ok(Self {
             serial: settings.serial.clone(),
             firmware_version: FIRMWARE_VERSION.into(),
@@ -825,6 +829,22 @@ impl Device {
     /// (`IntegrityFailure`) and is what the integrity report then carries.
     pub fn measure_firmware(&mut self, image: &[u8]) {
         self.measured_firmware_hash = Sha256::digest(image).into();
+    }
+
+    /// Takes `hash` as the start-up measurement (a measurement made elsewhere, e.g. of a
+    /// large image streamed from flash).
+    pub fn set_measured_firmware_hash(&mut self, hash: [u8; 32]) {
+        self.measured_firmware_hash = hash;
+    }
+
+    /// The reference firmware hash recorded at manufacture.
+    pub fn reference_firmware_hash(&self) -> [u8; 32] {
+        self.firmware_reference_hash
+    }
+
+    /// The start-up measurement of the running firmware.
+    pub fn measured_firmware_hash(&self) -> [u8; 32] {
+        self.measured_firmware_hash
     }
 
     /// Whether the measured firmware is the reference one.

@@ -91,6 +91,9 @@ pub struct SimCore {
     counters: FaultCounters,
     connections: HashMap<ConnectionId, tokio::sync::mpsc::UnboundedSender<ConnectionCommand>>,
     next_connection: ConnectionId,
+    /// The start-up measurement of the firmware the simulator runs (what a restart measures
+    /// again, and what "genuine firmware" restores after a QA modification).
+    firmware_hash: [u8; 32],
 }
 
 impl std::fmt::Debug for SimCore {
@@ -118,11 +121,13 @@ pub enum ConnectionCommand {
 }
 
 impl SimCore {
-    /// A simulated device on a link of `mtu`.
+    /// A simulated device on a link of `mtu`, running the firmware it was measured with
+    /// ([`Device::measure_firmware`] before this call; by default the reference image).
     pub fn new(mut device: Device, mut hw: VirtualHardware, mtu: Mtu) -> Self {
         device.set_link_mtu(u16::try_from(mtu.get()).unwrap_or(u16::MAX));
         device.power_on(&mut hw);
         Self {
+            firmware_hash: device.measured_firmware_hash(),
             device,
             hw,
             link: LinkEngine::new(mtu),
@@ -417,6 +422,8 @@ impl SimHandle {
         let mut device =
             Device::restore(&stored).map_err(|e| ControlError::Restart(e.to_string()))?;
         core.hw.advance_clock(off_ms);
+        // The same firmware image starts again and measures the same.
+        device.set_measured_firmware_hash(core.firmware_hash);
         device.set_link_mtu(u16::try_from(core.link.mtu().get()).unwrap_or(u16::MAX));
         device.power_on(&mut core.hw);
         core.device = device;
@@ -432,9 +439,13 @@ impl SimHandle {
     /// genuine image again.
     pub fn set_firmware(&self, image: Option<&[u8]>) {
         let mut core = self.lock();
-        let version = crate::device::FIRMWARE_VERSION;
-        let genuine = crate::device::firmware_image(version);
-        core.device.measure_firmware(image.unwrap_or(&genuine));
+        match image {
+            Some(image) => core.device.measure_firmware(image),
+            None => {
+                let genuine = core.firmware_hash;
+                core.device.set_measured_firmware_hash(genuine);
+            }
+        }
     }
 
     /// Display lines.

@@ -103,3 +103,23 @@ fn device_info_says_genuine_only_for_a_pin_pad_of_a_trusted_ca() {
     assert!(text(&refused).contains("NOT genuine"), "{}", text(&refused));
     assert!(text(&refused).contains("certificate"), "{}", text(&refused));
 }
+
+/// The simulator's firmware is its real image: `pinpad-sim init` records the SHA-256 of its
+/// own executable (the hash the bank allow-lists), and `serve` measures the executable it
+/// runs as at start-up (the PIN pads of every test here pay only because the two agree).
+#[test]
+fn the_pin_pad_is_manufactured_with_its_real_firmware_image() {
+    let world = World::start();
+    world.provision();
+    let info = Command::new(&binaries().sim)
+        .args(["info", "--state"])
+        .arg(world.dir.path().join("device.json"))
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    // Manufactured with this pinpad-sim executable as its firmware image.
+    use sha2::Digest;
+    let own = hex::encode(sha2::Sha256::digest(std::fs::read(&binaries().sim).unwrap()));
+    assert_eq!(info["firmware_hash"], own.as_str(), "{info}");
+    assert_eq!(info["state"]["integrity_ok"], true, "{info}");
+}
