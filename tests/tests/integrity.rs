@@ -119,7 +119,9 @@ fn the_pin_pad_is_manufactured_with_its_real_firmware_image() {
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     // Manufactured with this pinpad-sim executable as its firmware image.
     use sha2::Digest;
-    let own = hex::encode(sha2::Sha256::digest(std::fs::read(&binaries().sim).unwrap()));
+    let own = hex::encode(sha2::Sha256::digest(
+        std::fs::read(&binaries().sim).unwrap(),
+    ));
     assert_eq!(info["firmware_hash"], own.as_str(), "{info}");
     assert_eq!(info["state"]["integrity_ok"], true, "{info}");
 }
