@@ -150,9 +150,10 @@ impl PaymentOutcome {
 /// The app's integrity measurement (CN102610045A) reported at login and checked against the
 /// bank's app allow-list: SHA-256 of the running executable (`std::env::current_exe`), read
 /// once per process. A release step registers the hash of each released binary
-/// (`scripts/release-hashes.sh`, the bank's `POST /v1/admin/allowed-hashes`; docs/SECURITY.md). If the executable cannot be
-/// read, the measurement is all zeros, which no allow-list holds: the bank refuses the login
-/// with `app_hash_not_allowed` (fail closed, never a guess).
+/// (`scripts/release-hashes.sh`, the bank's `POST /v1/admin/allowed-hashes`;
+/// docs/SECURITY.md). If the executable cannot be read, the measurement is all zeros, which
+/// no allow-list holds: the bank refuses the login with `app_hash_not_allowed` (fail closed,
+/// never a guess).
 pub fn app_build_hash() -> [u8; 32] {
     static MEASURED: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     *MEASURED.get_or_init(|| match measure_executable() {
