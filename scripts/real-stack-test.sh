@@ -38,7 +38,7 @@ serial=RIG-1
   --bank-keys "$prep/bank-keys.json" >/dev/null
 "$bin/pinpad-sim" info --state "$prep/device.json" \
   | sed -n 's/^  "firmware_hash": "\([0-9a-f]*\)".*/\1/p' >"$prep/firmware"
-printf 'PinBridge companion build %s' "$version" | sha256sum | cut -d' ' -f1 >"$prep/app"
+sha256sum "$bin/pinbridge" | cut -d' ' -f1 >"$prep/app" # the app measures its own executable
 echo "$serial" >"$prep/serial"
 qemu_pid=""
 cleanup() {

@@ -149,6 +149,7 @@ fn routes() -> Routes {
         .post("/v1/devices/{serial}/revoke", revoke)
         .post("/v1/devices/{serial}/commands", device_command)
         .post("/v1/devices/{serial}/operator-reset", operator_reset)
+        .post("/v1/devices/{serial}/report-lost", report_lost)
         .get("/v1/intrusion-reports", intrusion_reports)
         .post("/v1/confirmations", create_confirmation)
         .get("/v1/confirmations/{transaction_id}", confirmation_view)
@@ -654,6 +655,30 @@ async fn device_command(
         .await?)
 }
 
+#[derive(Deserialize)]
+struct ReportLostBody {
+    customer_id: String,
+    loss_report_code: String,
+}
+
+/// The customer's own loss report: no session (the device is gone), the loss-report code
+/// from enrolment instead; refusals count toward the source's throttle like device logins.
+async fn report_lost(
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> BankResult<Json> {
+    login_step(&throttles, &source, async {
+        let b: ReportLostBody = parse(&body)?;
+        ok(bank
+            .report_lost(&serial, &b.customer_id, &b.loss_report_code)
+            .await?)
+    })
+    .await
+}
+
 async fn operator_reset(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
@@ -784,8 +809,8 @@ async fn login_challenge(
 }
 
 async fn logout(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {
-    bank.logout(bearer(&headers)?).await?;
-    ok(json!({ "logged_out": true }))
+    let end = bank.logout(bearer(&headers)?).await?;
+    ok(json!({ "logged_out": true, "bank_command": end }))
 }
 
 async fn accounts(State(bank): State<Arc<Bank>>, headers: HeaderMap) -> BankResult<Json> {

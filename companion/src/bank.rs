@@ -343,9 +343,8 @@ impl BankClient {
     }
 
     /// Ends a customer session at the bank (`POST /v1/logout`): the token is revoked there.
-    pub async fn logout(&self, token: &BearerToken) -> Result<(), BankError> {
-        self.post("/v1/logout", Some(token), &json!({})).await?;
-        Ok(())
+    pub async fn logout(&self, token: &BearerToken) -> Result<Value, BankError> {
+        self.post("/v1/logout", Some(token), &json!({})).await
     }
 
     /// Opens `GET /v1/events` and calls `on_event` for each event until the stream ends or

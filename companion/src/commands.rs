@@ -115,6 +115,31 @@ pub enum StaffCommand {
         #[arg(long)]
         customer: String,
     },
+    /// Make a PIN pad forget every computer paired with it (a lost or stolen PC), by serial
+    /// (no device needed: it gets the signed order through any app it is connected to, or at
+    /// its next login).
+    Unpair {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Device serial.
+        #[arg(long)]
+        serial: String,
+        /// Why.
+        #[arg(long, default_value = "Computer lost")]
+        reason: String,
+    },
+    /// Move a customer from a lost PIN pad (by serial, not here) to the one connected: the
+    /// old one is revoked, the connected one enrolled (PIN on its keypad) and bound.
+    Rebind {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// The serial of the PIN pad being replaced.
+        #[arg(long)]
+        from: String,
+        /// The customer id.
+        #[arg(long)]
+        customer: String,
+    },
     /// Revoke a lost or stolen PIN pad (its wipe is relayed if it is connected).
     Revoke {
         #[command(flatten)]
@@ -235,7 +260,7 @@ pub(crate) fn state_dir(connection: &Connection) -> PathBuf {
     PathBuf::from(".pinbridge")
 }
 
-fn bank(connection: &Connection) -> Result<BankClient, String> {
+pub(crate) fn bank(connection: &Connection) -> Result<BankClient, String> {
     let url = connection
         .bank_url
         .clone()
@@ -252,7 +277,7 @@ fn bank(connection: &Connection) -> Result<BankClient, String> {
 /// How long a command waits for its PIN pad to be plugged in.
 const DEVICE_WAIT: Duration = Duration::from_secs(30);
 
-async fn open_device(connection: &Connection) -> Result<Session, String> {
+pub(crate) async fn open_device(connection: &Connection) -> Result<Session, String> {
     let wanted = connection
         .device
         .clone()
@@ -306,9 +331,9 @@ async fn open_device(connection: &Connection) -> Result<Session, String> {
 /// Prints events as they come (text mode) and keeps them (JSON result, event log). While the
 /// PIN pad waits for the customer, a spinner on stderr counts down the time left to act
 /// (reset by each key, as the device's own timer is) and says Ctrl-C cancels.
-struct Reporter {
+pub(crate) struct Reporter {
     json: bool,
-    events: Vec<Value>,
+    pub(crate) events: Vec<Value>,
     /// Each event is written as it happens: a command killed mid-flow leaves them all.
     log: companion::logfile::LogFile,
     waiting: Option<indicatif::ProgressBar>,
@@ -344,7 +369,7 @@ fn waiting_bar() -> indicatif::ProgressBar {
 }
 
 impl Reporter {
-    fn new(json: bool, _connection: &Connection) -> Self {
+    pub(crate) fn new(json: bool, _connection: &Connection) -> Self {
         Self {
             json,
             events: Vec::new(),
@@ -353,7 +378,7 @@ impl Reporter {
         }
     }
 
-    fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
+    pub(crate) fn sink(&mut self) -> impl FnMut(FlowEvent) + Send + '_ {
         move |event: FlowEvent| {
             // Logged before it is shown: whatever kills the process next, an event the user
             // saw is in the log. A log that cannot be written must not stop a payment.
@@ -437,7 +462,10 @@ impl Drop for Reporter {
     }
 }
 
-async fn staff_token(bank: &BankClient, login: &StaffLogin) -> Result<BearerToken, String> {
+pub(crate) async fn staff_token(
+    bank: &BankClient,
+    login: &StaffLogin,
+) -> Result<BearerToken, String> {
     let password = staff_password(login)?;
     bank.staff_login(&login.staff_user, &password)
         .await
@@ -543,10 +571,10 @@ fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), String> {
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (_, client, store, host, login) = login_with(connection, &mut reporter).await?;
+    let (mut session, client, store, host, login) = login_with(connection, &mut reporter).await?;
     store.save(&host).map_err(|e| e.to_string())?;
     let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
-    end_session(&client, login).await;
+    end_session(&mut session, &client, login).await;
     Ok(
         json!({"loggedIn": true, "customerId": customer_id, "serial": serial, "events": reporter.events}),
     )
@@ -555,9 +583,10 @@ pub async fn login(connection: &Connection, json: bool) -> CommandResult {
 /// Ends the bank session a command opened (a command-line session lives as long as its
 /// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
 /// and the token still expires at the bank.
-async fn end_session(client: &BankClient, login: flows::BankSession) {
-    if let Err(error) = flows::logout(client, login).await {
-        eprintln!("pinbridge: could not end the bank session: {error}");
+async fn end_session(session: &mut Session, client: &BankClient, login: flows::BankSession) {
+    let mut quiet = |_: FlowEvent| {};
+    if let Err(error) = flows::logout_device(session, client, login, &mut quiet).await {
+        eprintln!("pinbridge: could not end the session: {error}");
     }
 }
 
@@ -598,7 +627,7 @@ pub async fn pay(
         &mut reporter.sink(),
     )
     .await;
-    end_session(&client, login).await;
+    end_session(&mut session, &client, login).await;
     store.save(&host).map_err(|e| e.to_string())?;
     let outcome = result.map_err(|e| e.to_string())?;
     if !outcome.approved() {
@@ -650,7 +679,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
-        end_session(&client, login).await;
+        end_session(&mut session, &client, login).await;
         store.save(&host).map_err(|e| e.to_string())?;
         decided = result.map_err(|e| e.to_string())?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
@@ -737,7 +766,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
 }
 
 /// A device serial as a URL path or query part (letters, digits, `-`, `_`, `.`).
-fn serial_part(serial: &str) -> Result<&str, String> {
+pub(crate) fn serial_part(serial: &str) -> Result<&str, String> {
     if !serial.is_empty()
         && serial
             .chars()
@@ -791,7 +820,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let serial = flows::device_serial(&mut session)
                 .await
                 .map_err(|e| e.to_string())?;
-            flows::enrol(
+            let enrolment = flows::enrol(
                 &mut session,
                 &client,
                 &token,
@@ -801,8 +830,21 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             )
             .await
             .map_err(|e| e.to_string())?;
-            Ok(json!({"bound": serial, "customerId": customer, "events": reporter.events}))
+            Ok(crate::lifecycle::enrolled(
+                json!({"bound": serial, "customerId": customer, "events": reporter.events}),
+                &enrolment,
+            ))
         }
+        StaffCommand::Unpair {
+            login,
+            serial,
+            reason,
+        } => crate::lifecycle::unpair(connection, &login, &serial, &reason).await,
+        StaffCommand::Rebind {
+            login,
+            from,
+            customer,
+        } => crate::lifecycle::rebind(connection, json, &login, &from, &customer).await,
         StaffCommand::Revoke {
             login,
             serial,

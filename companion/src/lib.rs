@@ -9,6 +9,7 @@ pub mod devices;
 pub mod diagnostics;
 pub mod flows;
 pub mod input;
+pub mod integrity;
 pub mod keystore;
 pub mod logfile;
 pub mod redaction;

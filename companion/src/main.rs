@@ -10,6 +10,7 @@ mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
 mod support;
+mod lifecycle;
 
 use commands::{Connection, LogsCommand, StaffCommand};
 
@@ -65,6 +66,9 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Your PIN pad: report it lost.
+    #[command(subcommand)]
+    Device(lifecycle::DeviceCommand),
     /// Branch staff: initialise, enrol/bind, revoke, operator tamper reset.
     #[command(subcommand)]
     Staff(StaffCommand),
@@ -364,6 +368,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 }
                 Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
+                Command::Device(device) => lifecycle::device(connection, device).await,
                 Command::Logs(LogsCommand::Export { out }) => support::logs_export(out.as_deref()),
                 Command::Diagnostics(args) => support::diagnostics(connection, &args).await,
                 Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {

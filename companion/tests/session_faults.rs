@@ -422,3 +422,62 @@ async fn resync_restarts_sequence_numbers_on_the_same_channel() {
     assert_eq!(device_faults.lock().unwrap().init_packets(INIT).len(), 2);
     assert!(device_faults.lock().unwrap().init_packets(NACK).is_empty());
 }
+
+/// A device that answers "processing" forever (keepalives every 20 ms, never an answer) is
+/// cancelled after the processing limit with a typed error, long before the overall limit.
+#[tokio::test]
+async fn a_device_that_says_processing_forever_is_cancelled_as_stalled() {
+    let (host, device) = MemoryTransport::pair(Mtu::USB, "pad");
+    let (_device, log) = spawn_device(device, |_| {
+        let mut steps = Vec::new();
+        for _ in 0..500 {
+            steps.push(Step::Keepalive(KeepaliveStatus::Processing));
+            steps.push(Step::Wait(Duration::from_millis(20)));
+        }
+        Plan::steps(steps)
+    });
+    let mut session = Session::open_with_config(Box::new(host), fast_config())
+        .await
+        .unwrap();
+    session.set_processing_limit(Duration::from_millis(400));
+    let started = Instant::now();
+    let error = session.request(&ping(vec![])).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SessionError::DeviceStalled {
+                request: "Ping",
+                limit_ms: 400
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(log.lock().unwrap().cancels, 1);
+}
+
+/// Time the device spends waiting for the user is not "processing": a prompt that lasts
+/// longer than the processing limit is answered normally.
+#[tokio::test]
+async fn waiting_for_the_user_is_not_a_stall() {
+    let (host, device) = MemoryTransport::pair(Mtu::USB, "pad");
+    let (_device, _log) = spawn_device(device, |request| {
+        let Request::Ping(ping) = request else {
+            panic!("unexpected {}", request.name())
+        };
+        let mut steps = vec![Step::Keepalive(KeepaliveStatus::Processing)];
+        for _ in 0..40 {
+            steps.push(Step::Keepalive(KeepaliveStatus::AwaitingUser));
+            steps.push(Step::Wait(Duration::from_millis(20)));
+        }
+        steps.push(Step::Respond(pong(ping.payload.clone())));
+        Plan::steps(steps)
+    });
+    let mut session = Session::open_with_config(Box::new(host), fast_config())
+        .await
+        .unwrap();
+    session.set_processing_limit(Duration::from_millis(300));
+    let answer = session.request(&ping(vec![1])).await.unwrap();
+    assert!(matches!(answer, Response::Pong(_)), "{answer:?}");
+}

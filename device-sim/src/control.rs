@@ -16,6 +16,8 @@
 //! | `POST /devices/{i}/clock` | `{"advance_ms": 60000}` | move the device clock |
 //! | `GET`/`PUT /devices/{i}/faults` | [`Faults`] | read / set fault injection |
 //! | `POST /devices/{i}/firmware` | `{"modified": true}` | simulate modified firmware |
+//! | `POST /devices/{i}/board` | `{"board_id": "other"}` | move the secure store to another board |
+//! | `POST /devices/{i}/power-cycle` | `{"off_ms": 60000}` | power off that long, restart from the store |
 //! | `GET /devices/{i}/events?since=N` | | the event log from index N |
 //!
 //! Nothing secret comes out: the view and the log hold no PIN digit and no key (a typed
@@ -53,6 +55,7 @@ impl IntoResponse for ControlError {
             ControlError::NoDevice(_) => StatusCode::NOT_FOUND,
             ControlError::NotDigits | ControlError::UnknownKey(_) => StatusCode::BAD_REQUEST,
             ControlError::PromptGone(_) => StatusCode::CONFLICT,
+            ControlError::Restart(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -77,6 +80,8 @@ pub fn router(devices: Vec<SimHandle>) -> Router {
         .route("/devices/{index}/clock", post(clock))
         .route("/devices/{index}/faults", get(get_faults).put(put_faults))
         .route("/devices/{index}/firmware", post(firmware))
+        .route("/devices/{index}/board", post(board))
+        .route("/devices/{index}/power-cycle", post(power_cycle))
         .route("/devices/{index}/events", get(events))
         .layer(axum::middleware::from_fn(local_callers_only))
         .with_state(Arc::new(devices))
@@ -308,6 +313,36 @@ async fn firmware(
     let handle = device(&devices, index)?;
     let patched: &[u8] = b"pinpad-sim firmware, modified by QA";
     handle.set_firmware(body.modified.then_some(patched));
+    Ok(Json(json!({ "state": handle.view() })))
+}
+
+#[derive(Deserialize)]
+struct BoardBody {
+    board_id: String,
+}
+
+async fn board(
+    State(devices): State<Devices>,
+    Path(index): Path<usize>,
+    Json(body): Json<BoardBody>,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    let handle = device(&devices, index)?;
+    handle.set_board_id(body.board_id.as_bytes());
+    Ok(Json(json!({ "state": handle.view() })))
+}
+
+#[derive(Deserialize)]
+struct PowerCycleBody {
+    off_ms: u64,
+}
+
+async fn power_cycle(
+    State(devices): State<Devices>,
+    Path(index): Path<usize>,
+    Json(body): Json<PowerCycleBody>,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    let handle = device(&devices, index)?;
+    handle.power_cycle(body.off_ms)?;
     Ok(Json(json!({ "state": handle.view() })))
 }
 

@@ -9,6 +9,7 @@
 //!
 //! The checks run in the order of PROTOCOL.md §3.8; the first that fails is the answer.
 
+mod lifecycle;
 mod stored;
 
 use std::fmt;
@@ -132,6 +133,13 @@ pub struct Manufacture {
     pub bank_operator_key: Option<EcdsaVerifyingKey>,
     /// T2, seconds.
     pub lock_after_seconds: u64,
+    /// T1: powered off for longer than this, the device locks at power-on (0: never).
+    pub power_off_lock_seconds: u64,
+    /// T: an identity lock held this long deletes the payment data.
+    pub identity_wipe_seconds: u64,
+    /// SHA-256 of the firmware image installed at manufacture: the reference the device
+    /// compares its start-up measurement with (default: [`firmware_image_hash`]).
+    pub firmware_hash: [u8; 32],
     /// How long the user has to act on a prompt, seconds.
     pub user_timeout_seconds: u64,
     /// Certificate validity start, Unix seconds.
@@ -156,6 +164,9 @@ impl Manufacture {
             bank_management_key: None,
             bank_operator_key: None,
             lock_after_seconds: DEFAULT_LOCK_AFTER_SECONDS,
+            power_off_lock_seconds: firmware_protocol::lifecycle::REFERENCE_T1_SECONDS,
+            identity_wipe_seconds: firmware_protocol::lifecycle::REFERENCE_T_SECONDS,
+            firmware_hash: firmware_image_hash(FIRMWARE_VERSION),
             user_timeout_seconds: DEFAULT_USER_TIMEOUT_SECONDS,
             certificate_not_before: not_before,
             certificate_not_after: not_before.saturating_add(CERTIFICATE_VALIDITY_SECONDS),
@@ -361,6 +372,10 @@ pub struct Device {
     bank_management_key: Option<EcdsaVerifyingKey>,
     bank_operator_key: Option<EcdsaVerifyingKey>,
     lock_after_ms: u64,
+    /// T1 (0: no power-off lock).
+    power_off_lock_ms: u64,
+    /// T.
+    identity_wipe_ms: u64,
     user_timeout_ms: u64,
     link_mtu: u16,
 
@@ -375,6 +390,12 @@ pub struct Device {
     last_payment_counter: u64,
     device_counter: u64,
     last_bank_contact_ms: u64,
+    /// The identifiers payments were enabled for (Enrol), §6.11.
+    activation_record: Option<firmware_protocol::lifecycle::ActivationRecord>,
+    /// When the current lock was taken.
+    locked_since_ms: u64,
+    /// Last time the device recorded it was running (T1 is measured from it).
+    last_alive_ms: u64,
 
     indicator: Indicator,
     /// The outcome (or sticky state note) shown under the state line when idle.
@@ -451,6 +472,8 @@ fn lock_name(lock: LockState) -> &'static str {
         LockState::Unlocked => "unlocked",
         LockState::LockedInactivity => "locked_inactivity",
         LockState::LockedByBank => "locked_by_bank",
+        LockState::LockedPowerOff => "locked_power_off",
+        LockState::LockedIdentity => "locked_identity",
     }
 }
 
@@ -582,7 +605,7 @@ impl Device {
             settings.certificate_not_before,
             settings.certificate_not_after,
         )?;
-        let reference = firmware_image_hash(FIRMWARE_VERSION);
+        let reference = settings.firmware_hash;
         Ok(Self {
             serial: settings.serial.clone(),
             firmware_version: FIRMWARE_VERSION.into(),
@@ -593,6 +616,8 @@ impl Device {
             bank_management_key: settings.bank_management_key,
             bank_operator_key: settings.bank_operator_key,
             lock_after_ms: settings.lock_after_seconds.saturating_mul(1000),
+            power_off_lock_ms: settings.power_off_lock_seconds.saturating_mul(1000),
+            identity_wipe_ms: settings.identity_wipe_seconds.saturating_mul(1000),
             user_timeout_ms: settings.user_timeout_seconds.saturating_mul(1000),
             link_mtu: DEFAULT_LINK_MTU,
             bank_sequence: 0,
@@ -606,6 +631,9 @@ impl Device {
             last_payment_counter: 0,
             device_counter: 0,
             last_bank_contact_ms: 0,
+            activation_record: None,
+            locked_since_ms: 0,
+            last_alive_ms: 0,
             indicator: Indicator::Off,
             banner: Vec::new(),
             banner_until_ms: None,
@@ -677,6 +705,8 @@ impl Device {
             bank_management_key: public_key(&stored.bank_management_key, "bank_management_key")?,
             bank_operator_key: public_key(&stored.bank_operator_key, "bank_operator_key")?,
             lock_after_ms: stored.lock_after_seconds.saturating_mul(1000),
+            power_off_lock_ms: stored.power_off_lock_seconds.saturating_mul(1000),
+            identity_wipe_ms: stored.identity_wipe_seconds.saturating_mul(1000),
             user_timeout_ms: stored.user_timeout_seconds.saturating_mul(1000),
             link_mtu: DEFAULT_LINK_MTU,
             bank_sequence: stored.bank_sequence,
@@ -695,6 +725,17 @@ impl Device {
             last_payment_counter: stored.last_payment_counter,
             device_counter: stored.device_counter,
             last_bank_contact_ms: stored.last_bank_contact_ms,
+            activation_record: match &stored.activation_record {
+                Some(text) => Some(firmware_protocol::lifecycle::ActivationRecord(hex32(
+                    text,
+                    "activation_record",
+                )?)),
+                None => None,
+            },
+            locked_since_ms: stored.locked_since_ms,
+            // A store from before the alive record: the power-off time is unknown, so T1
+            // cannot be applied this once (saturating: "off for 0 ms").
+            last_alive_ms: stored.last_alive_ms.unwrap_or(u64::MAX),
             indicator: if stored.tampered {
                 Indicator::Danger
             } else {
@@ -726,6 +767,8 @@ impl Device {
                 .bank_operator_key
                 .map(|k| hex::encode(k.to_sec1_bytes())),
             lock_after_seconds: self.lock_after_ms / 1000,
+            power_off_lock_seconds: self.power_off_lock_ms / 1000,
+            identity_wipe_seconds: self.identity_wipe_ms / 1000,
             user_timeout_seconds: self.user_timeout_ms / 1000,
             bank_sequence: self.bank_sequence,
             tampered: self.tampered,
@@ -753,6 +796,9 @@ impl Device {
             last_payment_counter: self.last_payment_counter,
             device_counter: self.device_counter,
             last_bank_contact_ms: self.last_bank_contact_ms,
+            activation_record: self.activation_record.map(|r| hex::encode(r.0)),
+            locked_since_ms: self.locked_since_ms,
+            last_alive_ms: Some(self.last_alive_ms),
         };
         Zeroizing::new(serde_json::to_vec_pretty(&stored).unwrap_or_default())
     }
@@ -768,6 +814,7 @@ impl Device {
     pub fn power_on<H: Hardware>(&mut self, hw: &mut H) {
         let indicator = self.indicator;
         self.set_indicator(indicator, hw);
+        self.power_on_rules(hw);
         let _ = self.sense(hw);
         self.refresh_display(hw);
     }
@@ -782,6 +829,22 @@ impl Device {
     /// (`IntegrityFailure`) and is what the integrity report then carries.
     pub fn measure_firmware(&mut self, image: &[u8]) {
         self.measured_firmware_hash = Sha256::digest(image).into();
+    }
+
+    /// Takes `hash` as the start-up measurement (a measurement made elsewhere, e.g. of a
+    /// large image streamed from flash).
+    pub fn set_measured_firmware_hash(&mut self, hash: [u8; 32]) {
+        self.measured_firmware_hash = hash;
+    }
+
+    /// The reference firmware hash recorded at manufacture.
+    pub fn reference_firmware_hash(&self) -> [u8; 32] {
+        self.firmware_reference_hash
+    }
+
+    /// The start-up measurement of the running firmware.
+    pub fn measured_firmware_hash(&self) -> [u8; 32] {
+        self.measured_firmware_hash
     }
 
     /// Whether the measured firmware is the reference one.
@@ -991,15 +1054,12 @@ impl Device {
         if hw.tamper_switch_open() && !self.tampered {
             return self.trip_tamper(hw);
         }
-        if !self.tampered
-            && self.running.is_none()
-            && matches!(self.lifecycle, Lifecycle::Initialised | Lifecycle::Bound)
-            && self.lock == LockState::Unlocked
+        self.timer_rules(hw);
+        if self.running.is_none()
+            && self.can_self_lock()
             && hw.now_ms().saturating_sub(self.last_bank_contact_ms) > self.lock_after_ms
         {
-            self.lock = LockState::LockedInactivity;
-            self.session = None;
-            self.pending_payment = None;
+            self.lock_payments(LockState::LockedInactivity, hw);
             hw.record(EventKind::State {
                 change: "locked: no bank contact within T2".into(),
             });
@@ -1044,6 +1104,7 @@ impl Device {
         self.pairing = None;
         self.last_payment_counter = 0;
         self.device_counter = 0;
+        self.activation_record = None;
     }
 
     fn set_indicator<H: Hardware>(&mut self, indicator: Indicator, hw: &mut H) {
@@ -1099,6 +1160,8 @@ impl Device {
                 (Lifecycle::Manufactured, _) => "Not initialised",
                 (_, LockState::LockedInactivity) => "Locked: contact your bank",
                 (_, LockState::LockedByBank) => "Locked by your bank",
+                (_, LockState::LockedPowerOff) => "Locked: log in to unlock",
+                (_, LockState::LockedIdentity) => "Locked: identity changed",
                 (Lifecycle::Initialised, _) => "Initialised, not enrolled",
                 (Lifecycle::Bound, _) => "Ready",
             }
@@ -1286,7 +1349,26 @@ impl Device {
                 LockState::LockedByBank => {
                     return Err(refuse(StatusCode::LockedByBank, "locked by the bank"));
                 }
+                LockState::LockedPowerOff => {
+                    return Err(refuse(
+                        StatusCode::Locked,
+                        "powered off for longer than T1: the bank must verify the device",
+                    ));
+                }
+                LockState::LockedIdentity => {
+                    return Err(refuse(
+                        StatusCode::IdentityMismatch,
+                        "the device's identifiers differ from its activation record",
+                    ));
+                }
             }
+        }
+        // 8a. The activation record, before every payment (§6.11).
+        if matches!(
+            request,
+            Request::ApprovePayment(_) | Request::SignConfirmation(_)
+        ) {
+            self.check_activation(hw)?;
         }
         // 9. Session, then 10. payload checks in the handlers.
         match request {
@@ -1630,9 +1712,7 @@ impl Device {
         self.bank_contact(hw);
         let change = match request.command {
             BankCommandKind::Lock => {
-                self.lock = LockState::LockedByBank;
-                self.session = None;
-                self.pending_payment = None;
+                self.lock_payments(LockState::LockedByBank, hw);
                 "locked by the bank"
             }
             BankCommandKind::Unlock => {
@@ -1644,6 +1724,21 @@ impl Device {
                 self.lifecycle = Lifecycle::Revoked;
                 self.lock = LockState::Unlocked;
                 "wiped by the bank: revoked"
+            }
+            BankCommandKind::ForgetHosts => {
+                // A lost computer: its pairing (and every other) goes; the session the lost
+                // one may hold goes with it.
+                self.hosts = HostVerifier::new();
+                self.host_names.clear();
+                self.pairing = None;
+                self.session = None;
+                self.pending_payment = None;
+                "paired computers forgotten by the bank"
+            }
+            BankCommandKind::EndSession => {
+                self.session = None;
+                self.pending_payment = None;
+                "session ended by the bank (logout)"
             }
         };
         // The bank's reason stays as long as the state it explains.
@@ -2109,6 +2204,7 @@ impl Device {
             pin_length_max: request.pin_length_max,
         });
         self.lifecycle = Lifecycle::Bound;
+        self.record_activation(hw);
         self.bank_sequence = self.bank_sequence.max(request.sequence);
         self.last_payment_counter = 0;
         self.device_counter = 0;

@@ -165,7 +165,15 @@ pub trait Hardware {
     fn persist(&mut self, state: &[u8]) -> Result<(), StoreError>;
     /// Adds an event to the device log.
     fn record(&mut self, event: EventKind);
+    /// The board's hardware identifier (an MCU's factory-programmed unique id): read from
+    /// the hardware, never from the secure store, so a store moved to another board shows a
+    /// different one (the activation record of PROTOCOL.md §6.11 covers it).
+    fn board_id(&self) -> Vec<u8>;
 }
+
+/// The board id of a [`VirtualHardware`] until [`VirtualHardware::set_board_id`] says
+/// otherwise.
+pub const DEFAULT_BOARD_ID: &[u8] = b"pinpad-sim virtual board";
 
 /// Where [`VirtualHardware`] keeps the persisted state.
 #[derive(Clone)]
@@ -268,6 +276,7 @@ pub struct VirtualHardware {
     store: SecureStore,
     events: Vec<Event>,
     max_events: usize,
+    board_id: Vec<u8>,
 }
 
 impl fmt::Debug for VirtualHardware {
@@ -302,7 +311,13 @@ impl VirtualHardware {
             store,
             events: Vec::new(),
             max_events: 10_000,
+            board_id: DEFAULT_BOARD_ID.to_vec(),
         }
+    }
+
+    /// Puts the hardware on another board (QA: a secure store moved to another device).
+    pub fn set_board_id(&mut self, board_id: Vec<u8>) {
+        self.board_id = board_id;
     }
 
     /// Moves the clock forward.
@@ -375,6 +390,10 @@ impl VirtualHardware {
 
 impl Hardware for VirtualHardware {
     type Rng = ChaCha20Rng;
+
+    fn board_id(&self) -> Vec<u8> {
+        self.board_id.clone()
+    }
 
     fn rng(&mut self) -> &mut ChaCha20Rng {
         &mut self.rng

@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use device_sim::certificate::CaKey;
 use device_sim::device::{
-    DEFAULT_LOCK_AFTER_SECONDS, DEFAULT_USER_TIMEOUT_SECONDS, Device, FIRMWARE_VERSION,
-    Manufacture, firmware_image_hash,
+    DEFAULT_LOCK_AFTER_SECONDS, DEFAULT_USER_TIMEOUT_SECONDS, Device, FIRMWARE_VERSION, Manufacture,
 };
 use device_sim::hardware::{Clock, SecureStore, VirtualHardware, write_atomically};
 use device_sim::scenario::Scenario;
@@ -94,9 +93,22 @@ struct InitArgs {
     /// T2: lock after this many seconds without a successful bank contact.
     #[arg(long, default_value_t = DEFAULT_LOCK_AFTER_SECONDS)]
     lock_after_seconds: u64,
+    /// T1: a device powered off for longer than this locks at power-on until the bank
+    /// verifies it (0: never).
+    #[arg(long, default_value_t = firmware_protocol::lifecycle::REFERENCE_T1_SECONDS)]
+    power_off_lock_seconds: u64,
+    /// T: an identity lock (activation record mismatch) held this long deletes the payment
+    /// data.
+    #[arg(long, default_value_t = firmware_protocol::lifecycle::REFERENCE_T_SECONDS)]
+    identity_wipe_seconds: u64,
     /// How long the user has to act on a prompt.
     #[arg(long, default_value_t = DEFAULT_USER_TIMEOUT_SECONDS)]
     user_timeout_seconds: u64,
+    /// The firmware image the device is manufactured with (its SHA-256 is the reference the
+    /// device checks at start-up and the hash for the bank's allow-list); default: this
+    /// `pinpad-sim` executable.
+    #[arg(long, value_name = "FILE")]
+    firmware: Option<PathBuf>,
     /// Make N devices in the --state folder.
     #[arg(long)]
     count: Option<usize>,
@@ -137,6 +149,16 @@ struct ServeArgs {
     /// no-keepalive, ignore-cancel). Never for anything but testing a conformance kit.
     #[arg(long, value_name = "SCENARIO")]
     nonconforming: Option<device_sim::nonconforming::Nonconformity>,
+    /// The firmware image the device runs, measured (SHA-256) at start-up; default: this
+    /// `pinpad-sim` executable. Not the image it was manufactured with: the device's
+    /// payment functions stay off (`IntegrityFailure`) and its integrity report says so.
+    #[arg(long, value_name = "FILE")]
+    firmware: Option<PathBuf>,
+    /// The board id the simulated hardware reports (PROTOCOL.md §6.11); default: the
+    /// simulator's one board. Serving a store under another id is a store moved to another
+    /// board: its payments lock.
+    #[arg(long)]
+    board_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +191,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// SHA-256 of the firmware image: `file`, or this executable (the simulator's firmware).
+fn firmware_hash(file: Option<&Path>) -> Result<[u8; 32], Failure> {
+    use sha2::Digest;
+    let path = match file {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?,
+    };
+    let image = std::fs::read(&path).map_err(|e| format!("firmware {}: {e}", path.display()))?;
+    Ok(sha2::Sha256::digest(&image).into())
 }
 
 fn os_rng() -> Result<ChaCha20Rng, Failure> {
@@ -244,6 +277,9 @@ fn init(args: InitArgs) -> Result<(), Failure> {
         settings.bank_management_key = management;
         settings.bank_operator_key = operator;
         settings.lock_after_seconds = args.lock_after_seconds;
+        settings.power_off_lock_seconds = args.power_off_lock_seconds;
+        settings.identity_wipe_seconds = args.identity_wipe_seconds;
+        settings.firmware_hash = firmware_hash(args.firmware.as_deref())?;
         settings.user_timeout_seconds = args.user_timeout_seconds;
         let device = Device::manufacture(&settings, &ca, &mut rng)?;
         write_atomically(path, &device.stored_state())?;
@@ -264,14 +300,17 @@ fn init(args: InitArgs) -> Result<(), Failure> {
 
 fn info(state: &Path) -> Result<(), Failure> {
     let bytes = Zeroizing::new(std::fs::read(state)?);
-    let device = Device::restore(&bytes)?;
+    let mut device = Device::restore(&bytes)?;
+    // `state.integrity_ok` says whether `serve` with this executable as firmware would pass.
+    device.set_measured_firmware_hash(firmware_hash(None)?);
     let snapshot = device.snapshot();
     let out = serde_json::json!({
         "serial": device.serial(),
         "attestation_public_key": hex::encode(device.attestation_public_key().to_sec1_bytes()),
         "certificate": hex::encode(device.certificate()),
         "firmware_version": FIRMWARE_VERSION,
-        "firmware_hash": hex::encode(firmware_image_hash(FIRMWARE_VERSION)),
+        // The image it was manufactured with: the hash for the bank's allow-list.
+        "firmware_hash": hex::encode(device.reference_firmware_hash()),
         "state": snapshot,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -316,19 +355,24 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         tracing::warn!(listen = %listen, "device link on a non-loopback address");
     }
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
+    let measured = firmware_hash(args.firmware.as_deref())?;
     let seed = seed_from(args.seed.as_deref())?;
     let mut cores = Vec::new();
     for (k, path) in state_files(&args.state, args.count).iter().enumerate() {
         let bytes =
             Zeroizing::new(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
-        let device = Device::restore(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut device = Device::restore(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        device.set_measured_firmware_hash(measured);
         let mut device_seed = seed;
         device_seed[31] ^= u8::try_from(k % 256).unwrap_or(0);
-        let hw = VirtualHardware::with(
+        let mut hw = VirtualHardware::with(
             device_seed,
             Clock::System { offset_ms: 0 },
             SecureStore::File(path.clone()),
         );
+        if let Some(board_id) = &args.board_id {
+            hw.set_board_id(board_id.as_bytes().to_vec());
+        }
         cores.push(SimCore::new(device, hw, Mtu::SIM));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -91,6 +91,9 @@ pub struct SimCore {
     counters: FaultCounters,
     connections: HashMap<ConnectionId, tokio::sync::mpsc::UnboundedSender<ConnectionCommand>>,
     next_connection: ConnectionId,
+    /// The start-up measurement of the firmware the simulator runs (what a restart measures
+    /// again, and what "genuine firmware" restores after a QA modification).
+    firmware_hash: [u8; 32],
 }
 
 impl std::fmt::Debug for SimCore {
@@ -118,11 +121,13 @@ pub enum ConnectionCommand {
 }
 
 impl SimCore {
-    /// A simulated device on a link of `mtu`.
+    /// A simulated device on a link of `mtu`, running the firmware it was measured with
+    /// ([`Device::measure_firmware`] before this call; by default the reference image).
     pub fn new(mut device: Device, mut hw: VirtualHardware, mtu: Mtu) -> Self {
         device.set_link_mtu(u16::try_from(mtu.get()).unwrap_or(u16::MAX));
         device.power_on(&mut hw);
         Self {
+            firmware_hash: device.measured_firmware_hash(),
             device,
             hw,
             link: LinkEngine::new(mtu),
@@ -413,6 +418,29 @@ impl SimHandle {
         core.tick_without_link();
     }
 
+    /// Puts the device's secure store on another board (QA: a cloned or moved store); the
+    /// activation record no longer matches at the next payment.
+    pub fn set_board_id(&self, board_id: &[u8]) {
+        self.lock().hw.set_board_id(board_id.to_vec());
+    }
+
+    /// A power cycle: the device is off for `off_ms` (its real-time clock runs on), then
+    /// restarts from its secure store: volatile state (session keys, a pending payment or
+    /// prompt) is gone, and the T1 power-off rule runs at power-on.
+    pub fn power_cycle(&self, off_ms: u64) -> Result<(), ControlError> {
+        let mut core = self.lock();
+        let stored = core.device.stored_state();
+        let mut device =
+            Device::restore(&stored).map_err(|e| ControlError::Restart(e.to_string()))?;
+        core.hw.advance_clock(off_ms);
+        // The same firmware image starts again and measures the same.
+        device.set_measured_firmware_hash(core.firmware_hash);
+        device.set_link_mtu(u16::try_from(core.link.mtu().get()).unwrap_or(u16::MAX));
+        device.power_on(&mut core.hw);
+        core.device = device;
+        Ok(())
+    }
+
     /// Sets the faults.
     pub fn set_faults(&self, faults: Faults) {
         self.lock().set_faults(faults);
@@ -422,9 +450,13 @@ impl SimHandle {
     /// genuine image again.
     pub fn set_firmware(&self, image: Option<&[u8]>) {
         let mut core = self.lock();
-        let version = crate::device::FIRMWARE_VERSION;
-        let genuine = crate::device::firmware_image(version);
-        core.device.measure_firmware(image.unwrap_or(&genuine));
+        match image {
+            Some(image) => core.device.measure_firmware(image),
+            None => {
+                let genuine = core.firmware_hash;
+                core.device.set_measured_firmware_hash(genuine);
+            }
+        }
     }
 
     /// Display lines.
@@ -493,6 +525,9 @@ pub enum ControlError {
     /// A key name not in 0-9, enter, cancel, clear.
     #[error("unknown key {0:?} (use 0-9, enter, cancel, clear)")]
     UnknownKey(String),
+    /// The device did not come back from its secure store.
+    #[error("the device did not restart: {0}")]
+    Restart(String),
 }
 
 /// Parses a key name: `0`..`9`, `enter`/`ok`, `cancel`/`x`, `clear`/`back`.

@@ -16,5 +16,6 @@ extern crate std;
 
 pub mod crypto;
 pub mod display;
+pub mod lifecycle;
 pub mod link;
 pub mod message;

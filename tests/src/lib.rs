@@ -438,13 +438,12 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// The companion's app build hash (companion::flows::app_build_hash), for the allow-list.
+/// The `pinbridge` binary's integrity measurement (companion::flows::app_build_hash: SHA-256
+/// of the executable), registered in the bank's allow-list as a release step would.
 pub fn app_build_hash() -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(format!(
-        "PinBridge companion build {}",
-        env!("CARGO_PKG_VERSION")
-    )))
+    let bytes = std::fs::read(&binaries().pinbridge).unwrap();
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A sandbox bank, one mock PIN pad, recording proxies in front of both, and a `pinbridge`

@@ -47,6 +47,11 @@ pub enum CommandKind {
     Unlock,
     /// Wipe the device (it becomes Revoked).
     Wipe,
+    /// Forget every paired computer (a lost or stolen PC); handed to the device at every
+    /// login until one completes.
+    ForgetHosts,
+    /// Drop the session keys (logout); issued by `Bank::logout`, not by staff.
+    EndSession,
 }
 
 impl CommandKind {
@@ -55,6 +60,8 @@ impl CommandKind {
             CommandKind::Lock => BankCommandKind::Lock,
             CommandKind::Unlock => BankCommandKind::Unlock,
             CommandKind::Wipe => BankCommandKind::Wipe,
+            CommandKind::ForgetHosts => BankCommandKind::ForgetHosts,
+            CommandKind::EndSession => BankCommandKind::EndSession,
         }
     }
 
@@ -63,6 +70,8 @@ impl CommandKind {
             CommandKind::Lock => "lock",
             CommandKind::Unlock => "unlock",
             CommandKind::Wipe => "wipe",
+            CommandKind::ForgetHosts => "forget_hosts",
+            CommandKind::EndSession => "end_session",
         }
     }
 }
@@ -675,11 +684,14 @@ impl Bank {
                 )
             })?;
         let now = now_ms();
+        let loss_code = super::lifecycle::new_loss_report_code()?;
         let mut tx = self.store.begin().await?;
         let done = sqlx::query(&self.store.q(
-            "UPDATE bindings SET status = 'active', pvv = ?, enrol_pin_key = NULL WHERE binding_id = ? AND status = 'pending'",
+            "UPDATE bindings SET status = 'active', pvv = ?, enrol_pin_key = NULL, loss_code_hash = ? \
+             WHERE binding_id = ? AND status = 'pending'",
         ))
         .bind(pvv.0.to_vec())
+        .bind(super::lifecycle::loss_code_hash(&loss_code).to_vec())
         .bind(binding_id.clone())
         .execute(&mut *tx)
         .await?;
@@ -705,6 +717,9 @@ impl Bank {
             "binding_id": binding_id,
             "customer_id": customer_id,
             "state": "bound",
+            // Shown once, for the customer to keep apart from the PIN pad: it reports the
+            // device lost with no device and no session.
+            "loss_report_code": loss_code.as_str(),
         }))
     }
 
@@ -781,6 +796,19 @@ impl Bank {
                 .execute(&mut *tx)
                 .await?;
             }
+            // A logout's business: nothing changes in the registry.
+            CommandKind::EndSession => {}
+            CommandKind::ForgetHosts => {
+                sqlx::query(
+                    &self
+                        .store
+                        .q("UPDATE devices SET forget_hosts_pending = ? WHERE serial = ?"),
+                )
+                .bind(now)
+                .bind(serial)
+                .execute(&mut *tx)
+                .await?;
+            }
             CommandKind::Wipe => {
                 sqlx::query(&self.store.q(
                     "UPDATE devices SET state = 'revoked', kbpk = NULL, pending_kbpk = NULL, updated_at = ? WHERE serial = ?",
@@ -798,7 +826,10 @@ impl Bank {
                 .await?;
             }
         }
-        if matches!(kind, CommandKind::Lock | CommandKind::Wipe) {
+        if matches!(
+            kind,
+            CommandKind::Lock | CommandKind::Wipe | CommandKind::ForgetHosts
+        ) {
             sqlx::query(
                 &self
                     .store
@@ -809,7 +840,10 @@ impl Bank {
             .await?;
         }
         tx.commit().await?;
-        if matches!(kind, CommandKind::Lock | CommandKind::Wipe) {
+        if matches!(
+            kind,
+            CommandKind::Lock | CommandKind::Wipe | CommandKind::ForgetHosts
+        ) {
             self.forget_device_sessions(serial);
         }
         if let Some(customer) = customer {

@@ -54,6 +54,7 @@ struct LoginRow {
     bank_challenge: Option<Vec<u8>>,
     challenge_expires_at: Option<i64>,
     expires_at: i64,
+    created_at: i64,
 }
 
 fn hex_field(text: &str, field: &str) -> BankResult<Vec<u8>> {
@@ -229,16 +230,21 @@ impl Bank {
         .bind(now + self.config.login_ttl_ms)
         .execute(self.store.writer())
         .await?;
-        Ok(serde_json::json!({
+        let mut begun = serde_json::json!({
             "login_id": session_hex,
             "get_integrity_report": encode_request(Request::GetIntegrityReport(GetIntegrityReport { nonce }))?,
-        }))
+        });
+        // Staff made the device forget its paired computers: the app relays that first.
+        if let Some(forget) = self.pending_forget_hosts(&serial).await? {
+            begun["bank_command"] = serde_json::Value::String(forget);
+        }
+        Ok(begun)
     }
 
     async fn login_row(&self, login_id: &str, stage: &str) -> BankResult<LoginRow> {
         let row = sqlx::query(&self.store.q(
             "SELECT device_serial, binding_id, customer_id, stage, integrity_nonce, pin_key, mac_key, response_key, \
-             load_keys, bank_challenge, challenge_expires_at, expires_at FROM sessions WHERE session_id = ?",
+             load_keys, bank_challenge, challenge_expires_at, expires_at, created_at FROM sessions WHERE session_id = ?",
         ))
         .bind(login_id)
         .fetch_optional(self.store.writer())
@@ -257,6 +263,7 @@ impl Bank {
             bank_challenge: row.try_get("bank_challenge")?,
             challenge_expires_at: row.try_get("challenge_expires_at")?,
             expires_at: row.try_get("expires_at")?,
+            created_at: row.try_get("created_at")?,
         };
         if login.stage != stage {
             return Err(BankError::conflict(
@@ -455,6 +462,16 @@ impl Bank {
                     hex::encode(login.load_keys.unwrap_or_default()),
                 ));
             }
+            Response::Error(e)
+                if matches!(
+                    e.status,
+                    DeviceStatus::IdentityMismatch | DeviceStatus::LockedByBank
+                ) =>
+            {
+                return Err(self
+                    .staff_only_lock(&serial, e.status, login.load_keys.unwrap_or_default())
+                    .await?);
+            }
             Response::Error(e) => {
                 let refused = device_refused(&e);
                 if matches!(
@@ -511,6 +528,88 @@ impl Bank {
         Ok(serde_json::json!({ "bank_challenge": encoded }))
     }
 
+    /// The device refused the session keys under a lock only staff lift (PROTOCOL.md
+    /// §6.11): a bank lock, or its activation record no longer matching (a secure store on
+    /// another board). A staff Unlock issued after the device last reported the lock is handed
+    /// over to relay (`device_unlock_pending`, then the same keys again); otherwise the lock
+    /// is reported: an intrusion report, and a refusal naming the lock.
+    async fn staff_only_lock(
+        &self,
+        serial: &str,
+        status: DeviceStatus,
+        load_keys: Vec<u8>,
+    ) -> BankResult<BankError> {
+        let what = match status {
+            DeviceStatus::IdentityMismatch => "identity mismatch: payments locked on the device",
+            _ => "locked by the bank on the device",
+        };
+        let last_report: Option<i64> = sqlx::query(&self.store.q(
+            "SELECT MAX(created_at) AS at FROM intrusion_reports WHERE serial = ? AND detail = ?",
+        ))
+        .bind(serial)
+        .bind(what)
+        .fetch_one(self.store.reader())
+        .await?
+        .try_get("at")?;
+        let last_lock: Option<i64> = sqlx::query(&self.store.q(
+            "SELECT MAX(created_at) AS at FROM device_commands WHERE serial = ? AND kind = 'lock'",
+        ))
+        .bind(serial)
+        .fetch_one(self.store.reader())
+        .await?
+        .try_get("at")?;
+        // The Unlock must be newer than what staff knew of the lock: the device's report of
+        // it, or (a bank lock) the lock command itself.
+        let lock_known_at = last_report.max(last_lock);
+        let unlock = sqlx::query(&self.store.q(
+            "SELECT message, created_at FROM device_commands WHERE serial = ? AND kind = 'unlock' \
+             ORDER BY sequence DESC LIMIT 1",
+        ))
+        .bind(serial)
+        .fetch_optional(self.store.reader())
+        .await?;
+        let locked_now = self.device(serial).await?.locked_by_bank;
+        // The report is written either way: a handed-over Unlock is used once, so a device
+        // that locks itself again later is not handed the same (stale) Unlock.
+        sqlx::query(
+            &self
+                .store
+                .q("INSERT INTO intrusion_reports (serial, detail, created_at) VALUES (?, ?, ?)"),
+        )
+        .bind(serial)
+        .bind(what)
+        .bind(now_ms())
+        .execute(self.store.writer())
+        .await?;
+        if let Some(row) = unlock
+            && !locked_now
+            && lock_known_at
+                .is_some_and(|at| row.try_get::<i64, _>("created_at").is_ok_and(|c| c > at))
+        {
+            let message: Vec<u8> = row.try_get("message")?;
+            return Ok(BankError::conflict(
+                "device_unlock_pending",
+                "staff unlocked the device; relay bank_command, then load_session_keys again",
+            )
+            .with("bank_command", hex::encode(message))
+            .with("load_session_keys", hex::encode(load_keys)));
+        }
+        Ok(match status {
+            DeviceStatus::IdentityMismatch => BankError::new(
+                StatusCode::FORBIDDEN,
+                "device_identity_mismatch",
+                "the PIN pad's identifiers differ from those it was activated with (its secure \
+                 store may have been moved to another board): its payments are locked. The \
+                 customer must have it checked at the branch, where staff unlock it",
+            ),
+            _ => BankError::new(
+                StatusCode::FORBIDDEN,
+                "device_locked",
+                "the PIN pad is locked by the bank; staff must unlock it",
+            ),
+        })
+    }
+
     /// Step 4: the ChallengeResponse. Checks the deadline and the MAC (session MAC key over
     /// both nonces); on success the session is active and a token is issued.
     pub async fn login_challenge(
@@ -551,6 +650,8 @@ impl Bank {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.forget_hosts_delivered(&serial, login.created_at)
+            .await?;
         let session = self.activate(login_id, &login, expires_at)?;
         self.cache_session(token_hash, Arc::new(session));
         tracing::info!(serial, customer = login.customer_id, "login complete");
@@ -625,19 +726,32 @@ impl Bank {
     /// Ends a customer session (`POST /v1/logout`): the stored session is marked `ended`
     /// (its token is refused from now on, in every bank process) and the opened keys leave
     /// this process's cache.
-    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<()> {
+    /// A signed EndSession is returned for the app to relay, so the device drops its session
+    /// keys too (PROTOCOL.md §3.4 BankCommand `5`).
+    pub(crate) async fn logout(&self, token_hex: &str) -> BankResult<String> {
         let session = self.session(token_hex).await?;
         let login_id = hex::encode(session.session_id.0);
+        let mut tx = self.store.begin().await?;
         sqlx::query(&self.store.q(
             "UPDATE sessions SET stage = 'ended', expires_at = ? WHERE session_id = ? AND stage = 'active'",
         ))
         .bind(now_ms())
         .bind(login_id)
-        .execute(self.store.writer())
+        .execute(&mut *tx)
         .await?;
+        let end = self
+            .signed_command(
+                &mut tx,
+                &session.device_serial,
+                super::CommandKind::EndSession,
+                "",
+                "logout",
+            )
+            .await?;
+        tx.commit().await?;
         self.forget_device_sessions(&session.device_serial);
         tracing::info!(serial = session.device_serial, "session ended by logout");
-        Ok(())
+        Ok(end)
     }
 
     /// The session behind a bearer token (memory first, then the store).

@@ -3,6 +3,7 @@
 
 mod confirm;
 mod devices;
+mod lifecycle;
 mod login;
 mod payments;
 mod staff;

@@ -147,15 +147,40 @@ impl PaymentOutcome {
     }
 }
 
-/// The build identity the companion reports at login (the bank's app allow-list): SHA-256 of
-/// `"PinBridge companion build <version>"`.
+/// The app's integrity measurement (CN102610045A) reported at login and checked against the
+/// bank's app allow-list: SHA-256 of the running executable (`std::env::current_exe`), read
+/// once per process. A release step registers the hash of each released binary
+/// (`scripts/release-hashes.sh`, the bank's `POST /v1/admin/allowed-hashes`;
+/// docs/SECURITY.md). If the executable cannot be read, the measurement is all zeros, which
+/// no allow-list holds: the bank refuses the login with `app_hash_not_allowed` (fail closed,
+/// never a guess).
 pub fn app_build_hash() -> [u8; 32] {
+    static MEASURED: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *MEASURED.get_or_init(|| match measure_executable() {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::error!(%error, "cannot measure the running executable");
+            [0; 32]
+        }
+    })
+}
+
+/// SHA-256 of the running executable, streamed.
+fn measure_executable() -> std::io::Result<[u8; 32]> {
     use sha2::Digest;
-    sha2::Sha256::digest(format!(
-        "PinBridge companion build {}",
-        env!("CARGO_PKG_VERSION")
-    ))
-    .into()
+    use std::io::Read;
+    let path = std::env::current_exe()?;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher.finalize().into())
 }
 
 fn forward_progress(events: &mut (dyn FnMut(FlowEvent) + Send), progress: Progress) {
@@ -429,7 +454,7 @@ pub async fn enrol(
     serial: &str,
     customer_id: &str,
     events: EventSink<'_>,
-) -> Result<(), FlowError> {
+) -> Result<Enrolment, FlowError> {
     events(FlowEvent::Step {
         step: Step::BankEnrol,
     });
@@ -450,13 +475,37 @@ pub async fn enrol(
         step: Step::BankCompleteEnrol,
     });
     let enrolled = DeviceAnswer::Answer(answer).to_hex()?;
-    bank.post(
-        &format!("/v1/devices/{serial}/enrol/complete"),
-        Some(teller),
-        &json!({"enrolled": enrolled}),
-    )
-    .await?;
-    Ok(())
+    let done = bank
+        .post(
+            &format!("/v1/devices/{serial}/enrol/complete"),
+            Some(teller),
+            &json!({"enrolled": enrolled}),
+        )
+        .await?;
+    Ok(Enrolment {
+        loss_report_code: done["loss_report_code"]
+            .as_str()
+            .map(|code| zeroize::Zeroizing::new(code.to_owned())),
+    })
+}
+
+/// What an enrolment gives the customer besides the bound PIN pad.
+#[derive(Default)]
+pub struct Enrolment {
+    /// The code that reports this PIN pad lost with no device and no session (shown once;
+    /// the customer keeps it apart from the PIN pad).
+    pub loss_report_code: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field(
+                "loss_report_code",
+                &self.loss_report_code.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Staff: initialise, then enrol and bind `customer_id`. Returns the serial.
@@ -560,6 +609,31 @@ pub async fn logout(bank: &BankClient, login: BankSession) -> Result<(), FlowErr
     Ok(())
 }
 
+/// Logout at both ends: the bank revokes the token and signs an EndSession, relayed to the
+/// device, which drops its session keys (PROTOCOL.md §6.11). Returns the device's state.
+pub async fn logout_device(
+    session: &mut Session,
+    bank: &BankClient,
+    login: BankSession,
+    events: EventSink<'_>,
+) -> Result<firmware_protocol::message::Status, FlowError> {
+    let ended = bank.logout(&login.token).await?;
+    events(FlowEvent::Step {
+        step: Step::RelayBankCommand,
+    });
+    let answer = relay_field(session, None, &ended, "bank_command", events)
+        .await?
+        .into_answer()?;
+    match answer {
+        Response::Status(status) => Ok(status),
+        other => Err(FlowError::UnexpectedAnswer {
+            request: "BankCommand",
+            expected: "Status",
+            got: other.name(),
+        }),
+    }
+}
+
 /// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
 /// `host.next_counter` advances; persist it afterwards.
 pub async fn login(
@@ -580,6 +654,17 @@ pub async fn login(
         }
     };
     let login_id = field(&begun, "login_id")?.to_owned();
+    // Staff made the device forget its paired computers (a lost PC): relayed before anything
+    // else. A device that already did answers StaleBankCounter, which changes nothing; one
+    // that does it now no longer knows this computer, and the login stops at the session
+    // keys (UnknownHost: pair again).
+    if let Some(command) = begun["bank_command"].as_str() {
+        events(FlowEvent::Step {
+            step: Step::RelayBankCommand,
+        });
+        let request = bank_request("bank_command", command)?;
+        let _ = send_to_device(session, None, &request, events).await?;
+    }
     events(FlowEvent::Step {
         step: Step::IntegrityReport,
     });
@@ -602,10 +687,12 @@ pub async fn login(
     let mut challenge = bank
         .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
         .await;
-    // Locked after T2 without bank contact: the bank, having just verified a fresh integrity
-    // report, answers with a signed Unlock and the same keys to relay again.
+    // Locked after T2 without bank contact or T1 powered off: the bank, having just verified
+    // a fresh integrity report, answers with a signed Unlock and the same keys to relay
+    // again; so it does with an Unlock staff issued for a lock only staff lift (PROTOCOL.md
+    // §6.11).
     if let Err(BankError::Refused { code, details, .. }) = &challenge
-        && code == "device_locked_inactivity"
+        && (code == "device_locked_inactivity" || code == "device_unlock_pending")
         && matches!(loaded, DeviceAnswer::Refused { .. })
     {
         let details = details.clone();

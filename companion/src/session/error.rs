@@ -88,6 +88,18 @@ pub enum SessionError {
         /// How often it was sent.
         transmissions: u8,
     },
+    /// The device kept answering "processing" (not waiting for the user) for longer than
+    /// the processing limit; the request was cancelled. A device at work answers in seconds:
+    /// one that says "processing" forever is stuck or hostile, and must not hold the flow.
+    #[error(
+        "{request}: the PIN pad kept saying \"processing\" for {limit_ms} ms without answering, and was cancelled"
+    )]
+    DeviceStalled {
+        /// The request.
+        request: &'static str,
+        /// The limit.
+        limit_ms: u64,
+    },
     /// The per-request time limit passed; the request was cancelled.
     #[error("{request} took longer than {limit_ms} ms and was cancelled")]
     RequestTimeout {

@@ -60,6 +60,11 @@ pub struct SessionConfig {
     pub cancel_repeat: Duration,
 }
 
+/// How long a device may answer "processing" before a request counts as stalled: every
+/// computation of a PIN pad (ECDH, a signature, key unwrapping) takes well under a second, and
+/// a slow firmware a few; the user's own time (PIN, confirmation) is not counted.
+pub const PROCESSING_LIMIT: Duration = Duration::from_secs(30);
+
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
@@ -88,6 +93,7 @@ const EXPIRE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Session {
     transport: Box<dyn Transport>,
     config: SessionConfig,
+    processing_limit: Duration,
     mtu: Mtu,
     channel: ChannelId,
     capabilities: Capabilities,
@@ -122,6 +128,8 @@ enum Attempt {
 enum CancelReason {
     Caller,
     TimeLimit,
+    /// The device said "processing" for longer than the processing limit.
+    Stalled,
 }
 
 struct Cancelling {
@@ -137,6 +145,9 @@ struct RequestState {
     cancel_seen: u64,
     deadline: Option<Instant>,
     limit: Option<Duration>,
+    /// Since when the device has been reporting "processing" (not waiting for the user).
+    processing_since: Option<Instant>,
+    processing_limit: Duration,
 }
 
 impl RequestState {
@@ -145,6 +156,10 @@ impl RequestState {
             (CancelReason::TimeLimit, Some(limit)) => SessionError::RequestTimeout {
                 request: self.name,
                 limit_ms: limit.as_millis() as u64,
+            },
+            (CancelReason::Stalled, _) => SessionError::DeviceStalled {
+                request: self.name,
+                limit_ms: self.processing_limit.as_millis() as u64,
             },
             _ => SessionError::Cancelled { request: self.name },
         }
@@ -183,6 +198,7 @@ impl Session {
         let mut session = Session {
             transport,
             config,
+            processing_limit: PROCESSING_LIMIT,
             mtu,
             channel: ChannelId::BROADCAST,
             capabilities: Capabilities::default(),
@@ -227,6 +243,14 @@ impl Session {
     /// Changes the per-request time limit (`None`: none).
     pub fn set_request_timeout(&mut self, limit: Option<Duration>) {
         self.config.request_timeout = limit;
+    }
+
+    /// Changes how long the device may keep answering "processing" (KEEPALIVE `01`) before
+    /// the request is cancelled as stalled ([`PROCESSING_LIMIT`] by default). Time the device
+    /// spends waiting for the user does not count: that has the device's own limit and
+    /// [`SessionConfig::request_timeout`].
+    pub fn set_processing_limit(&mut self, limit: Duration) {
+        self.processing_limit = limit;
     }
 
     /// A handle that cancels the request in progress, usable from another task.
@@ -277,6 +301,8 @@ impl Session {
             cancel_seen,
             deadline: limit.map(|limit| Instant::now() + limit),
             limit,
+            processing_since: None,
+            processing_limit: self.processing_limit,
         };
         let mut busy = Backoff::new(self.config.busy_retry);
         let mut reallocated = false;
@@ -485,6 +511,9 @@ impl Session {
                     if let Some(deadline) = state.deadline {
                         wake = wake.min(deadline);
                     }
+                    if let Some(since) = state.processing_since {
+                        wake = wake.min(since + state.processing_limit);
+                    }
                 }
             }
 
@@ -514,6 +543,11 @@ impl Session {
                                 }
                                 Body::Keepalive(status) => {
                                     let progress = Progress::from_keepalive(status);
+                                    if progress == Progress::Processing {
+                                        state.processing_since.get_or_insert_with(Instant::now);
+                                    } else {
+                                        state.processing_since = None;
+                                    }
                                     if last_progress != Some(progress) {
                                         last_progress = Some(progress);
                                         on_progress(progress);
@@ -556,6 +590,19 @@ impl Session {
                                 }
                                 _ => {}
                             }
+                            // A device that keeps sending never lets the wait run out: the
+                            // limits are checked after every packet too.
+                            let now = Instant::now();
+                            if cancelling.is_none() {
+                                if state.deadline.is_some_and(|deadline| now >= deadline) {
+                                    cancelling = Some(self.start_cancel(CancelReason::TimeLimit, delivered, on_progress).await?);
+                                } else if state
+                                    .processing_since
+                                    .is_some_and(|since| now >= since + state.processing_limit)
+                                {
+                                    cancelling = Some(self.start_cancel(CancelReason::Stalled, delivered, on_progress).await?);
+                                }
+                            }
                             false
                         }
                         None => {
@@ -578,6 +625,11 @@ impl Session {
                                 });
                             } else if state.deadline.is_some_and(|deadline| now >= deadline) {
                                 cancelling = Some(self.start_cancel(CancelReason::TimeLimit, delivered, on_progress).await?);
+                            } else if state
+                                .processing_since
+                                .is_some_and(|since| now >= since + state.processing_limit)
+                            {
+                                cancelling = Some(self.start_cancel(CancelReason::Stalled, delivered, on_progress).await?);
                             }
                             false
                         }

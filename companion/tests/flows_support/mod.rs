@@ -83,6 +83,12 @@ impl World {
         bank.allow_hash("app", &flows::app_build_hash(), "companion")
             .await
             .unwrap();
+        // The `pinbridge` binary measures its own executable at login.
+        let cli: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(std::fs::read(env!("CARGO_BIN_EXE_pinbridge")).unwrap()).into()
+        };
+        bank.allow_hash("app", &cli, "pinbridge CLI").await.unwrap();
         let bank = Arc::new(bank);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -62,7 +62,7 @@ pub struct StoredState {
     pub tampered: bool,
     /// 0 Manufactured, 1 Initialised, 2 Bound, 3 Revoked.
     pub lifecycle: u8,
-    /// 0 Unlocked, 1 LockedInactivity, 2 LockedByBank.
+    /// 0 Unlocked, 1 LockedInactivity, 2 LockedByBank, 3 LockedPowerOff, 4 LockedIdentity.
     pub lock: u8,
     /// Key-block protection key, AES, hex (secret).
     pub kbpk: Option<String>,
@@ -78,6 +78,25 @@ pub struct StoredState {
     pub device_counter: u64,
     /// Device clock of the last successful bank contact, ms.
     pub last_bank_contact_ms: u64,
+    /// T1, seconds (0: no power-off lock). Absent in older stores: no T1 lock.
+    #[serde(default)]
+    pub power_off_lock_seconds: u64,
+    /// T, seconds.
+    #[serde(default = "reference_t")]
+    pub identity_wipe_seconds: u64,
+    /// The activation record (§6.11), hex, if bound.
+    #[serde(default)]
+    pub activation_record: Option<String>,
+    /// Device clock when the current lock was taken, ms.
+    #[serde(default)]
+    pub locked_since_ms: u64,
+    /// Device clock when the device last recorded it was running, ms.
+    #[serde(default)]
+    pub last_alive_ms: Option<u64>,
+}
+
+fn reference_t() -> u64 {
+    firmware_protocol::lifecycle::REFERENCE_T_SECONDS
 }
 
 impl std::fmt::Debug for StoredState {

@@ -77,8 +77,9 @@ status_codes! {
     InternalError = 0x000A, "internal device error";
     /// The tamper switch fired: keys wiped, refused until an operator reset.
     Tampered = 0x0100, "device tampered: keys wiped, operator reset required";
-    /// Locked because the bank was not contacted within T2; only the bank can unlock.
-    Locked = 0x0101, "device locked after too long without bank contact";
+    /// A temporary lock: no bank contact within T2, or powered off for longer than T1. Only
+    /// the bank unlocks it, after it verified the device again.
+    Locked = 0x0101, "device locked: too long without bank contact or powered off";
     /// Locked by a bank command.
     LockedByBank = 0x0102, "device locked by the bank";
     /// No key-block protection key yet: the bank must initialise the device.
@@ -93,6 +94,9 @@ status_codes! {
     NoSession = 0x0107, "no bank session";
     /// A bank-signed payload names another device's serial.
     WrongDevice = 0x0108, "payload is for another device";
+    /// The device's identifiers differ from its activation record: payment functions are
+    /// locked (`LockState::LockedIdentity`) until the bank unlocks them.
+    IdentityMismatch = 0x0109, "device identity differs from its activation record";
     /// The request needs the host-verified envelope and came without it.
     NotPaired = 0x0200, "host not paired: request needs host verification";
     /// The envelope's host id is not in the device's pairing table.

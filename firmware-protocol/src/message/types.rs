@@ -372,6 +372,12 @@ wire_enum!(
         LockedInactivity = 1,
         /// Locked by a bank command (loss report).
         LockedByBank = 2,
+        /// Locked by the device itself at power-on: it was off for longer than T1
+        /// (PROTOCOL.md §6.11). Lifted like `LockedInactivity`, by a bank Unlock.
+        LockedPowerOff = 3,
+        /// Locked by the device itself: its identifiers no longer match the activation
+        /// record made at enrolment (§6.11). Held longer than T, the payment data is deleted.
+        LockedIdentity = 4,
     }
 );
 
@@ -396,6 +402,12 @@ wire_enum!(
         Unlock = 2,
         /// Wipe all bank keys, bindings and pairings; the device becomes `Revoked`.
         Wipe = 3,
+        /// Forget every paired host (a lost or stolen computer): the customer pairs the
+        /// computers they still have again. Binding, keys and lock are kept.
+        ForgetHosts = 4,
+        /// Drop the session keys and any pending payment now: the bank ended the session
+        /// (logout). Nothing else changes.
+        EndSession = 5,
     }
 );
 
