@@ -90,7 +90,7 @@ impl Settings {
             let allowed = url.scheme() == "https" || (url.scheme() == "http" && loopback);
             if !allowed {
                 return Err(AppError::InvalidInput(
-                    "the bank URL must use https (http only for this computer)".into(),
+                    "the bank URL must use https (http only for this computer)",
                 ));
             }
         }
@@ -103,8 +103,7 @@ impl Settings {
                 && pem.ends_with("-----END CERTIFICATE-----");
             if !framed {
                 return Err(AppError::InvalidInput(
-                    "the CA must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
-                        .into(),
+                    "the CA must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
                 ));
             }
         }
@@ -452,7 +451,13 @@ mod tests {
             "https://",
         ] {
             assert!(
-                matches!(with_url(bad).validated(), Err(AppError::InvalidInput(_))),
+                matches!(
+                    with_url(bad).validated(),
+                    Err(AppError {
+                        kind: companion::error::ErrorKind::InvalidInput,
+                        ..
+                    })
+                ),
                 "{bad} accepted"
             );
         }
@@ -474,7 +479,10 @@ mod tests {
         assert_eq!(with_ca("  ").validated().map(|s| s.bank_ca_pem), Ok(None));
         assert!(matches!(
             with_ca("-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----").validated(),
-            Err(AppError::InvalidInput(_))
+            Err(AppError {
+                kind: companion::error::ErrorKind::InvalidInput,
+                ..
+            })
         ));
     }
 
@@ -545,7 +553,13 @@ mod tests {
             bank_url: "https://evil.example".into(),
             ..sample()
         };
-        assert!(matches!(store.set(other), Err(AppError::InvalidInput(_))));
+        assert!(matches!(
+            store.set(other),
+            Err(AppError {
+                kind: companion::error::ErrorKind::InvalidInput,
+                ..
+            })
+        ));
         assert_eq!(store.settings(), sample());
     }
 
@@ -583,7 +597,10 @@ mod tests {
             .with_policy(BankPolicy::Unprovisioned);
         assert!(matches!(
             store.set(sample()),
-            Err(AppError::InvalidInput(_))
+            Err(AppError {
+                kind: companion::error::ErrorKind::InvalidInput,
+                ..
+            })
         ));
         let local = Settings {
             bank_url: String::new(),
