@@ -54,6 +54,7 @@ fn generated_types() -> String {
         decl::<Stage>(&cfg),
         decl::<DeviceProgress>(&cfg),
         decl::<ConfirmationRequest>(&cfg),
+        decl::<LinkState>(&cfg),
         decl::<CoreEvent>(&cfg),
         decl::<PairingStart>(&cfg),
         decl::<LoginSession>(&cfg),

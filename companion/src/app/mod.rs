@@ -249,6 +249,8 @@ pub struct AppCore {
     next_id: AtomicU64,
     /// What the mock watcher saw last, per mock device.
     seen: Mutex<HashMap<String, MockState>>,
+    /// Devices that had a session when they went away: device id -> serial.
+    reconnecting: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for AppCore {
@@ -280,6 +282,7 @@ impl AppCore {
             tables: Mutex::new(Tables::default()),
             next_id: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
+            reconnecting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -489,12 +492,120 @@ impl AppCore {
                     } else {
                         tracing::info!(target: "companion::devices", "{words}");
                     }
+                    self.follow_link(&event).await;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
             self.push_devices();
         }
+    }
+
+    /// Hotplug drives the link of connected devices: an unplugged device's session is closed
+    /// and remembered ("reconnecting"); when a device with its serial is listed again (the
+    /// same or another port), a new session is opened and the pairing and customer session go
+    /// on ("reconnected"), or, if the device restarted and forgot the session keys, the
+    /// customer is told to log in again ("sessionLost").
+    async fn follow_link(&self, event: &DeviceEvent) {
+        match event {
+            DeviceEvent::Left(id) => {
+                let device_id = id.to_string();
+                let Some(slot) = self.tables().slots.remove(&device_id) else {
+                    return;
+                };
+                slot.cancel.cancel();
+                lock(&self.reconnecting).insert(device_id.clone(), slot.serial.clone());
+                tracing::warn!(target: "companion::devices", "{} unplugged; reconnecting when it is back", slot.serial);
+                (self.emit)(CoreEvent::DeviceLink {
+                    device_id,
+                    link: LinkState::Reconnecting,
+                    message: format!(
+                        "{} was unplugged; plug it in again to continue (nothing is paid without it)",
+                        slot.serial
+                    ),
+                });
+            }
+            DeviceEvent::Arrived(info) | DeviceEvent::Changed(info) => {
+                let new_id = info.id().to_string();
+                let old_id = {
+                    let waiting = lock(&self.reconnecting);
+                    waiting
+                        .iter()
+                        .find(|(id, serial)| {
+                            **id == new_id || info.identity.serial.as_deref() == Some(serial)
+                        })
+                        .map(|(id, _)| id.clone())
+                };
+                if let Some(old_id) = old_id {
+                    self.reconnect(&old_id, &new_id).await;
+                }
+            }
+            DeviceEvent::SourceFailed { .. } => {}
+        }
+    }
+
+    async fn reconnect(&self, old_id: &str, new_id: &str) {
+        let Some(serial) = lock(&self.reconnecting).get(old_id).cloned() else {
+            return;
+        };
+        // A half-enumerated device fails here; the next change event tries again.
+        let status = match self.connect(new_id).await {
+            Ok(status) => status,
+            Err(error) => {
+                tracing::info!(target: "companion::devices", "{serial}: not back yet ({error})");
+                return;
+            }
+        };
+        if status.serial != serial {
+            self.disconnect(new_id);
+            return;
+        }
+        lock(&self.reconnecting).remove(old_id);
+        let session_active = self
+            .tables()
+            .slots
+            .get(new_id)
+            .and_then(|slot| *lock(&slot.status))
+            .is_some_and(|s| s.session_active);
+        let lost = {
+            let mut tables = self.tables();
+            if let Some(customer) = tables.customers.remove(old_id) {
+                tables.customers.insert(new_id.to_owned(), customer);
+            }
+            let mut lost = Vec::new();
+            for (session_id, login) in tables.logins.iter_mut() {
+                if login.device_id == old_id {
+                    login.device_id = new_id.to_owned();
+                    if !session_active {
+                        lost.push(session_id.clone());
+                    }
+                }
+            }
+            for session_id in &lost {
+                tables.logins.remove(session_id);
+                tables.payments.retain(|_, p| p.session_id != *session_id);
+            }
+            !lost.is_empty()
+        };
+        let (link, message) = if lost {
+            tracing::warn!(target: "companion::devices", "{serial} is back but restarted: the customer session is lost");
+            (
+                LinkState::SessionLost,
+                format!("{serial} is back but restarted and forgot the session: log in again"),
+            )
+        } else {
+            tracing::info!(target: "companion::devices", "{serial} is back; the session goes on");
+            (
+                LinkState::Reconnected,
+                format!("{serial} is back; you can go on"),
+            )
+        };
+        (self.emit)(CoreEvent::DeviceLink {
+            device_id: new_id.to_owned(),
+            link,
+            message,
+        });
+        self.push_devices();
     }
 
     /// Pushes mock devices' display, light and state changes as they happen, for as long as

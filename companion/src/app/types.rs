@@ -576,6 +576,29 @@ pub enum CoreEvent {
         /// The request.
         request: ConfirmationRequest,
     },
+    /// A connected device's link went away or came back (unplug and replug).
+    #[serde(rename_all = "camelCase")]
+    DeviceLink {
+        /// The device.
+        device_id: String,
+        /// What happened.
+        link: LinkState,
+        /// Plain words for the user: what happened and what to do.
+        message: String,
+    },
+}
+
+/// A connected device's link after an unplug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum LinkState {
+    /// Unplugged (or out of range): the app reconnects when the device is back.
+    Reconnecting,
+    /// Back, with the same pairing and the same customer session.
+    Reconnected,
+    /// Back, but the device restarted and forgot the customer session: log in again.
+    SessionLost,
 }
 
 /// Words for the log about one manager event.

@@ -134,6 +134,8 @@ currency: string,
  */
 receivedAt: string, };
 
+export type LinkState = "reconnecting" | "reconnected" | "sessionLost";
+
 export type CoreEvent = { "type": "devices", 
 /**
  * The list.
@@ -156,7 +158,19 @@ promptId: number | null, } | { "type": "confirmationPushed",
 /**
  * The request.
  */
-request: ConfirmationRequest, };
+request: ConfirmationRequest, } | { "type": "deviceLink", 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * What happened.
+ */
+link: LinkState, 
+/**
+ * Plain words for the user: what happened and what to do.
+ */
+message: string, };
 
 export type PairingStart = { 
 /**

@@ -20,6 +20,7 @@ export type {
   Firmware,
   Indicator,
   Lifecycle,
+  LinkState,
   LockState,
   LoginSession,
   Outcome,
