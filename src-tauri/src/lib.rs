@@ -27,10 +27,11 @@ pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod logs;
-pub mod profile;
 #[cfg(feature = "sandbox")]
 pub mod qa;
-pub mod settings;
+
+// The settings store and the bank profile live in the core (the CLI can read them too).
+pub use companion::app::{profile, settings};
 
 /// Which flavour this build is: `sandbox` or `production`.
 pub const FLAVOUR: &str = if cfg!(feature = "sandbox") {

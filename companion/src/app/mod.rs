@@ -10,6 +10,8 @@
 pub mod confirmations;
 mod error;
 mod ops;
+pub mod profile;
+pub mod settings;
 pub mod types;
 
 use std::collections::HashMap;

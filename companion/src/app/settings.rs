@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use super::AppError;
 
 /// Screen language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ impl Settings {
     pub fn validated(self) -> Result<Self, AppError> {
         let bank_url = self.bank_url.trim().to_owned();
         if !bank_url.is_empty() {
-            let url = tauri::Url::parse(&bank_url).map_err(|error| {
+            let url = reqwest::Url::parse(&bank_url).map_err(|error| {
                 AppError::InvalidInput(format!("the bank URL is not a valid URL: {error}"))
             })?;
             let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
@@ -141,8 +141,8 @@ impl Default for Discovery {
 
 impl Discovery {
     /// The companion's discovery configuration for these settings.
-    pub fn to_config(&self) -> companion::devices::DiscoveryConfig {
-        companion::devices::DiscoveryConfig {
+    pub fn to_config(&self) -> crate::devices::DiscoveryConfig {
+        crate::devices::DiscoveryConfig {
             usb: self.usb,
             ble: self.ble,
             sim: self.sim_devices.clone(),
@@ -454,7 +454,7 @@ mod tests {
                 matches!(
                     with_url(bad).validated(),
                     Err(AppError {
-                        kind: companion::error::ErrorKind::InvalidInput,
+                        kind: crate::error::ErrorKind::InvalidInput,
                         ..
                     })
                 ),
@@ -480,7 +480,7 @@ mod tests {
         assert!(matches!(
             with_ca("-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----").validated(),
             Err(AppError {
-                kind: companion::error::ErrorKind::InvalidInput,
+                kind: crate::error::ErrorKind::InvalidInput,
                 ..
             })
         ));
@@ -556,7 +556,7 @@ mod tests {
         assert!(matches!(
             store.set(other),
             Err(AppError {
-                kind: companion::error::ErrorKind::InvalidInput,
+                kind: crate::error::ErrorKind::InvalidInput,
                 ..
             })
         ));
@@ -598,7 +598,7 @@ mod tests {
         assert!(matches!(
             store.set(sample()),
             Err(AppError {
-                kind: companion::error::ErrorKind::InvalidInput,
+                kind: crate::error::ErrorKind::InvalidInput,
                 ..
             })
         ));
