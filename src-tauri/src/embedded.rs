@@ -704,4 +704,6 @@ pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, runs_dir: Pa
         }
     }
     core.devices().refresh().await;
+    // The sandbox device's customer is the app's to know: the windows get it now.
+    core.push_devices();
 }

@@ -474,7 +474,8 @@ impl AppCore {
             .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))
     }
 
-    fn push_devices(&self) {
+    /// Pushes the device list to the windows (after a change the manager does not see).
+    pub fn push_devices(&self) {
         (self.emit)(CoreEvent::Devices {
             devices: self.device_list_now(),
         });
