@@ -114,10 +114,34 @@ impl Harness {
     /// (`promptId`, so no key can reach a prompt nobody saw), each digit after the last one
     /// showed on `channel`'s PIN count.
     fn keypad(&self, channel: u32, keys: &'static [&'static str]) -> std::thread::JoinHandle<()> {
+        self.keypad_after(channel, keys, None)
+    }
+
+    /// [`Harness::keypad`], once `shown` is on the operation's progress channel (a person
+    /// compares the code on the screen before confirming it on the device).
+    fn keypad_after(
+        &self,
+        channel: u32,
+        keys: &'static [&'static str],
+        shown: Option<String>,
+    ) -> std::thread::JoinHandle<()> {
         let main = self.main.clone();
         let captured = self.captured.clone();
         let used = self.used_prompts.clone();
         std::thread::spawn(move || {
+            if let Some(shown) = shown {
+                captured.wait_for(
+                    &format!("{shown} on channel {channel}"),
+                    Duration::from_secs(60),
+                    |messages| {
+                        messages.iter().any(|(id, m)| {
+                            *id == channel
+                                && m["type"] == "display"
+                                && m["lines"].to_string().contains(&shown)
+                        })
+                    },
+                );
+            }
             let mut prompt = None;
             captured.wait_for(
                 &format!("a new prompt on the device for channel {channel}"),
@@ -177,7 +201,7 @@ impl Harness {
             code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
             "{code}"
         );
-        let keys = self.keypad(10, &["ok"]);
+        let keys = self.keypad_after(10, &["ok"], Some(code[..3].to_owned()));
         let paired = invoke(
             &self.main,
             "pairing_confirm",
