@@ -12,6 +12,7 @@ mod error;
 mod ops;
 pub mod profile;
 pub mod settings;
+mod staff;
 pub mod types;
 
 use std::collections::HashMap;
