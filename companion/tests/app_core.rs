@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use companion::app::{
-    AppCore, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, LinkState, Outcome,
-    OutcomeReason, PaymentRequest, ProgressSink,
+    AppCore, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator, LinkState, Outcome,
+    OutcomeReason, PaymentRequest, ProgressSink, StaffRole, TamperState,
 };
 use companion::bank::BankSettings;
 use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
@@ -21,7 +21,7 @@ use companion::error::ErrorKind;
 use companion::flows;
 use companion::transport::sim::SimTransport;
 use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
-use flows_support::World;
+use flows_support::{WRONG_PIN, World};
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 
@@ -85,7 +85,7 @@ impl DeviceSource for Plug {
 const DEVICE: &str = "usb:1-1";
 
 struct Harness {
-    _world: World,
+    world: World,
     core: Arc<AppCore>,
     plug: Arc<Plug>,
     events: broadcast::Sender<CoreEvent>,
@@ -125,7 +125,7 @@ async fn start() -> Harness {
         mocks: None,
     }));
     Harness {
-        _world: world,
+        world,
         core,
         plug,
         events,
@@ -302,4 +302,71 @@ async fn an_unplugged_device_is_reconnected_on_replug_with_the_same_session() {
         .await
         .unwrap();
     assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_declined_by_the_bank_and_the_device_stays_safe() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    *h.world.pin.lock().unwrap() = WRONG_PIN;
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Declined, "{result:?}");
+    assert_eq!(result.reason, OutcomeReason::WrongPin);
+    assert_eq!(result.indicator, Indicator::Safe);
+    assert_eq!(result.bank_reference, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_device_refuses_in_danger_and_only_an_operator_resets_it() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    h.world.device.set_tamper(true);
+    h.world.device.set_tamper(false);
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Refused, "{result:?}");
+    assert_eq!(result.reason, OutcomeReason::Tampered);
+    assert_eq!(result.indicator, Indicator::Danger);
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.tamper, TamperState::Tampered);
+    let refused = h
+        .core
+        .login(DEVICE, "alice", progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Tampered, "{refused}");
+
+    let clerk = h
+        .core
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    assert_eq!(clerk.role, StaffRole::Clerk);
+    let not_allowed = h.core.staff_tamper_reset(DEVICE).await.unwrap_err();
+    assert_eq!(not_allowed.kind, ErrorKind::StaffNotAllowed);
+    let operator = h
+        .core
+        .staff_sign_in("operator", "operator-password")
+        .await
+        .unwrap();
+    assert_eq!(operator.role, StaffRole::Operator);
+    let reset = h.core.staff_tamper_reset(DEVICE).await.unwrap();
+    assert_eq!(reset.device.tamper, TamperState::Clear);
 }
