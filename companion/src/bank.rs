@@ -160,6 +160,84 @@ impl BankError {
     }
 }
 
+impl BankError {
+    /// What kind of failure this is, from the bank's JSON error `code` (never its words) or
+    /// the way the call failed; the app and the CLI report this kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            BankError::BadUrl { .. }
+            | BankError::InsecureUrl { .. }
+            | BankError::MissingCa { .. }
+            | BankError::BadCa(_)
+            | BankError::Client(_)
+            | BankError::UntrustedCertificate { .. }
+            | BankError::Redirected { .. }
+            | BankError::Unreachable { .. } => K::BankUnreachable,
+            BankError::Refused { status, code, .. } => match code.as_str() {
+                "device_revoked" => K::Revoked,
+                "device_locked" | "device_locked_inactivity" | "pin_locked" => K::Locked,
+                "device_not_bound" => K::NotBound,
+                "device_not_trusted"
+                | "integrity_report_invalid"
+                | "firmware_hash_not_allowed"
+                | "app_hash_not_allowed"
+                | "firmware_and_app_hash_not_allowed" => K::IntegrityFailed,
+                "kcv_mismatch" => K::KeyCheckFailed,
+                "invalid_request" => K::InvalidInput,
+                _ => match status {
+                    401 => K::NotLoggedIn,
+                    403 => K::StaffNotAllowed,
+                    404 => K::NotFound,
+                    _ => K::BankRejected,
+                },
+            },
+            BankError::BadAnswer { .. } => K::BankRejected,
+        }
+    }
+}
+
+/// A staff sign-in: the token and the bank's role for it (`teller`, `operator`, ...).
+#[derive(Clone, Debug)]
+pub struct StaffLogin {
+    /// The bearer token.
+    pub token: BearerToken,
+    /// The bank's role name.
+    pub role: String,
+}
+
+/// One of a customer's accounts (`GET /v1/accounts`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Account {
+    /// The account number.
+    pub account_number: String,
+    /// The holder's name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A payment for the customer to confirm on the device, from a second terminal (a web shop):
+/// `POST /v1/confirmations`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConfirmationOrder {
+    /// The customer who confirms it.
+    pub customer_id: String,
+    /// Their account.
+    pub payer_account: String,
+    /// Who is paid.
+    pub payee_account: String,
+    /// Their name.
+    pub payee_name: String,
+    /// Minor units.
+    pub amount_minor: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// The merchant's order id.
+    pub reference: String,
+    /// Makes a retried call create one request.
+    pub idempotency_key: String,
+}
+
 /// One server-sent event from `GET /v1/events`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BankEvent {
@@ -340,6 +418,56 @@ impl BankClient {
             )
             .await?;
         Ok(BearerToken::new(token.token))
+    }
+
+    /// Staff sign-in with the role the bank gives the account (`POST /v1/staff/login`).
+    pub async fn staff_sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<StaffLogin, BankError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            token: String,
+            #[serde(default)]
+            role: String,
+        }
+        let answer: Answer = self
+            .post_as(
+                "/v1/staff/login",
+                None,
+                &json!({"username": username, "password": password}),
+            )
+            .await?;
+        Ok(StaffLogin {
+            token: BearerToken::new(answer.token),
+            role: answer.role,
+        })
+    }
+
+    /// The logged-in customer's accounts (`GET /v1/accounts`).
+    pub async fn accounts(&self, token: &BearerToken) -> Result<Vec<Account>, BankError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            accounts: Vec<Account>,
+        }
+        let value = self.get("/v1/accounts", Some(token)).await?;
+        let answer: Answer = serde_json::from_value(value).map_err(|e| BankError::BadAnswer {
+            what: "/v1/accounts".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(answer.accounts)
+    }
+
+    /// A terminal creates a payment the customer confirms on the device
+    /// (`POST /v1/confirmations`); the bank's view of it (as its event stream sends it).
+    pub async fn create_confirmation(
+        &self,
+        terminal: &BearerToken,
+        order: &ConfirmationOrder,
+    ) -> Result<Value, BankError> {
+        let body = serde_json::to_value(order).map_err(|e| BankError::Client(e.to_string()))?;
+        self.post("/v1/confirmations", Some(terminal), &body).await
     }
 
     /// Ends a customer session at the bank (`POST /v1/logout`): the token is revoked there.

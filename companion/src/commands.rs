@@ -233,6 +233,17 @@ impl From<input::InputError> for CliError {
     }
 }
 
+/// The CLI reports the kind the app reports (`companion::error::ErrorKind`, decided where the
+/// error was born): a flow's failure has the kind's name as its `--json` code.
+impl From<flows::FlowError> for CliError {
+    fn from(error: flows::FlowError) -> Self {
+        CliError {
+            code: error.kind().as_str(),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// A command's result, or its failure.
 pub type CommandResult = Result<Value, CliError>;
 
@@ -629,7 +640,7 @@ pub async fn pay(
     .await;
     end_session(&mut session, &client, login).await;
     store.save(&host).map_err(|e| e.to_string())?;
-    let outcome = result.map_err(|e| e.to_string())?;
+    let outcome = result.map_err(CliError::from)?;
     if !outcome.approved() {
         let (code, advice) = pin_advice(&outcome.bank_result, outcome.pin_tries_left);
         return Err(CliError {
@@ -681,7 +692,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         .await;
         end_session(&mut session, &client, login).await;
         store.save(&host).map_err(|e| e.to_string())?;
-        decided = result.map_err(|e| e.to_string())?;
+        decided = result.map_err(CliError::from)?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -135,6 +135,19 @@ pub enum DeviceError {
     },
 }
 
+impl DeviceError {
+    /// What kind of failure this is, as the app and the CLI report it.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            DeviceError::NoDevices | DeviceError::NotFound { .. } => K::DeviceNotFound,
+            DeviceError::Ambiguous { .. } | DeviceError::NoneSelected => K::InvalidInput,
+            // Enabled but unopenable: the device is there for the system but not for us.
+            DeviceError::NoSource { .. } | DeviceError::Open { .. } => K::DeviceDisconnected,
+        }
+    }
+}
+
 fn list(devices: &[DeviceId]) -> String {
     devices
         .iter()

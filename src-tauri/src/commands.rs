@@ -1,19 +1,33 @@
-//! The commands the screens invoke, by the names in ui/README.md. Each is a typed async
-//! function returning `Result<T, AppError>`; Tauri maps the camelCase argument names the page
-//! sends to these snake_case parameters.
+//! The commands the screens invoke, by the names in the command table (command_table.rs).
+//! Each is a thin typed wrapper over the app core (`companion::app`) returning
+//! `Result<T, AppError>`; Tauri maps the camelCase argument names the page sends to these
+//! snake_case parameters, and a long operation's progress goes to its `onProgress` channel.
 
+use std::sync::Arc;
+
+use companion::app::{
+    ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus, EmbeddedStatus,
+    LoginSession, PairingStart, PaymentRequest, PaymentResult, PreparedPayment, ProgressSink,
+    StaffActionResult, StaffSession,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tauri::ipc::Channel;
 use tauri::{Runtime, State, Webview};
 
 use crate::AppState;
-use crate::confirmations::ConfirmationRequest;
-use crate::devices::DeviceStatus;
 use crate::error::AppError;
 use crate::events::AppEvent;
 use crate::logs::{LogEntry, LogExport};
 use crate::settings::Settings;
+
+/// A command's progress channel as the core's progress sink.
+fn progress(channel: Channel<DeviceProgress>) -> ProgressSink {
+    Arc::new(move |progress| {
+        // A page that went away no longer listens; the operation goes on.
+        let _ = channel.send(progress);
+    })
+}
 
 /// What `app_info` returns (`AppInfo` in ui/src/api/types.ts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -71,10 +85,7 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, AppError> {
         build_hash,
         backend: "tauri",
         embedded: state.settings.settings().bank_url.is_empty()
-            && !matches!(
-                state.flows.embedded_status(),
-                crate::flows::EmbeddedStatus::Off
-            ),
+            && !matches!(state.core.embedded_status(), EmbeddedStatus::Off),
         flavour: crate::FLAVOUR,
         bank_profile: state.profile.clone(),
     })
@@ -88,9 +99,11 @@ pub async fn events_subscribe<R: Runtime>(
     state: State<'_, AppState>,
     on_event: Channel<AppEvent>,
 ) -> Result<(), AppError> {
-    let devices = crate::flows::list_now(&state);
+    let devices = state.core.device_list_now();
     on_event
-        .send(AppEvent::Devices { devices })
+        .send(AppEvent::from(companion::app::CoreEvent::Devices {
+            devices,
+        }))
         .map_err(|error| AppError::Internal(format!("cannot reach the page: {error}")))?;
     state.subscribers.subscribe(webview.label(), on_event);
     tracing::info!("events: {} page(s) subscribed", state.subscribers.count());
@@ -100,7 +113,7 @@ pub async fn events_subscribe<R: Runtime>(
 /// Every PIN pad on the enabled transports, rescanned now.
 #[tauri::command]
 pub async fn device_list(state: State<'_, AppState>) -> Result<Vec<DeviceStatus>, AppError> {
-    Ok(crate::flows::list(&state).await)
+    Ok(state.core.device_list().await)
 }
 
 /// One PIN pad's status, rescanned now.
@@ -109,11 +122,7 @@ pub async fn device_status(
     state: State<'_, AppState>,
     device_id: String,
 ) -> Result<DeviceStatus, AppError> {
-    crate::flows::list(&state)
-        .await
-        .into_iter()
-        .find(|d| d.device_id == device_id)
-        .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))
+    state.core.device_status(&device_id).await
 }
 
 /// Confirmation requests the bank pushed and the customer has not answered yet.
@@ -121,7 +130,7 @@ pub async fn device_status(
 pub async fn confirmations_list(
     state: State<'_, AppState>,
 ) -> Result<Vec<ConfirmationRequest>, AppError> {
-    Ok(state.confirmations.list())
+    Ok(state.core.confirmations().list())
 }
 
 /// The newest `limit` log lines, oldest first.
@@ -148,7 +157,10 @@ pub async fn logs_export(state: State<'_, AppState>) -> Result<LogExport, AppErr
 /// download: the same bundle as `pinbridge diagnostics` (companion::diagnostics).
 #[tauri::command]
 pub async fn diagnostics_export(state: State<'_, AppState>) -> Result<LogExport, AppError> {
-    let devices = crate::devices::statuses(&state.devices.devices())
+    let devices = state
+        .core
+        .device_list()
+        .await
         .into_iter()
         .filter_map(|d| serde_json::to_value(d).ok())
         .collect();
@@ -157,7 +169,7 @@ pub async fn diagnostics_export(state: State<'_, AppState>) -> Result<LogExport,
         program: format!("PinBridge app ({} build)", crate::FLAVOUR),
         version: state.version.clone(),
         bank_url: (!settings.bank_url.is_empty()).then_some(settings.bank_url),
-        key_protection: state.flows.pairing_protection(),
+        key_protection: state.core.pairing_protection(),
         devices,
     };
     let log = state
@@ -208,4 +220,207 @@ pub async fn settings_set(
             Err(error)
         }
     }
+}
+
+/// Opens a session with a device and asks it who and how it is.
+#[tauri::command]
+pub async fn device_connect(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<DeviceStatus, AppError> {
+    state.core.connect(&device_id).await
+}
+
+/// Closes the session with a device.
+#[tauri::command]
+pub async fn device_disconnect(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<(), AppError> {
+    state.core.disconnect(&device_id);
+    Ok(())
+}
+
+/// Starts pairing: keys exchanged with the device, which shows the comparison code.
+#[tauri::command]
+pub async fn pairing_begin(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<PairingStart, AppError> {
+    state.core.pairing_begin(&device_id).await
+}
+
+/// Waits for the user to confirm the code on the device; stores the pairing key.
+#[tauri::command]
+pub async fn pairing_confirm(
+    state: State<'_, AppState>,
+    pairing_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<DeviceStatus, AppError> {
+    state
+        .core
+        .pairing_confirm(&pairing_id, progress(on_progress))
+        .await
+}
+
+/// Cancels a pairing in progress (the device's prompt is cancelled too).
+#[tauri::command]
+pub async fn pairing_cancel(
+    state: State<'_, AppState>,
+    pairing_id: String,
+) -> Result<(), AppError> {
+    state.core.pairing_cancel(&pairing_id).await;
+    Ok(())
+}
+
+/// Logs the customer in at the bank through the paired device.
+#[tauri::command]
+pub async fn login(
+    state: State<'_, AppState>,
+    device_id: String,
+    customer_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<LoginSession, AppError> {
+    state
+        .core
+        .login(&device_id, &customer_id, progress(on_progress))
+        .await
+}
+
+/// Forgets a customer session.
+#[tauri::command]
+pub async fn logout(state: State<'_, AppState>, session_id: String) -> Result<(), AppError> {
+    state.core.logout(&session_id);
+    Ok(())
+}
+
+/// The bank prepares (and MACs) the payment the device will show.
+#[tauri::command]
+pub async fn payment_prepare(
+    state: State<'_, AppState>,
+    request: PaymentRequest,
+) -> Result<PreparedPayment, AppError> {
+    state.core.payment_prepare(request).await
+}
+
+/// The device shows the payment and takes the PIN; the result is what the device decided.
+#[tauri::command]
+pub async fn payment_approve(
+    state: State<'_, AppState>,
+    payment_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<PaymentResult, AppError> {
+    state
+        .core
+        .payment_approve(&payment_id, progress(on_progress))
+        .await
+}
+
+/// Cancels a payment: the device's prompt is cancelled and the payment cannot be sent.
+#[tauri::command]
+pub async fn payment_cancel(
+    state: State<'_, AppState>,
+    payment_id: String,
+) -> Result<(), AppError> {
+    state.core.payment_cancel(&payment_id);
+    Ok(())
+}
+
+/// Staff sign-in at the bank; the bank's teller is a clerk here.
+#[tauri::command]
+pub async fn staff_sign_in(
+    state: State<'_, AppState>,
+    staff_id: String,
+    password: String,
+) -> Result<StaffSession, AppError> {
+    state.core.staff_sign_in(&staff_id, &password).await
+}
+
+/// Staff sign-out.
+#[tauri::command]
+pub async fn staff_sign_out(state: State<'_, AppState>) -> Result<(), AppError> {
+    state.core.staff_sign_out();
+    Ok(())
+}
+
+/// Staff: initialise a device at the bank.
+#[tauri::command]
+pub async fn staff_initialise(
+    state: State<'_, AppState>,
+    device_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<StaffActionResult, AppError> {
+    state
+        .core
+        .staff_initialise(&device_id, progress(on_progress))
+        .await
+}
+
+/// Staff: the customer chooses a PIN on the device; the bank binds the device.
+#[tauri::command]
+pub async fn staff_enrol(
+    state: State<'_, AppState>,
+    device_id: String,
+    customer_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<StaffActionResult, AppError> {
+    state
+        .core
+        .staff_enrol(&device_id, &customer_id, progress(on_progress))
+        .await
+}
+
+/// Staff: confirms a binding the bank made at enrolment.
+#[tauri::command]
+pub async fn staff_bind(
+    state: State<'_, AppState>,
+    device_id: String,
+    customer_id: String,
+) -> Result<StaffActionResult, AppError> {
+    state.core.staff_bind(&device_id, &customer_id).await
+}
+
+/// Staff: revoke a device (lost or stolen).
+#[tauri::command]
+pub async fn staff_revoke(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<StaffActionResult, AppError> {
+    state.core.staff_revoke(&device_id).await
+}
+
+/// Staff: moves the customer to another device.
+#[tauri::command]
+pub async fn staff_rebind(
+    state: State<'_, AppState>,
+    from_device_id: String,
+    to_device_id: String,
+) -> Result<StaffActionResult, AppError> {
+    state
+        .core
+        .staff_rebind(&from_device_id, &to_device_id)
+        .await
+}
+
+/// Operator: resets a tampered device with an operator-signed token.
+#[tauri::command]
+pub async fn staff_tamper_reset(
+    state: State<'_, AppState>,
+    device_id: String,
+) -> Result<StaffActionResult, AppError> {
+    state.core.staff_tamper_reset(&device_id).await
+}
+
+/// A pushed request, approved (or not) on the device and signed with the device key.
+#[tauri::command]
+pub async fn confirmation_approve(
+    state: State<'_, AppState>,
+    request_id: String,
+    device_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<ConfirmationResult, AppError> {
+    state
+        .core
+        .confirmation_approve(&request_id, &device_id, progress(on_progress))
+        .await
 }

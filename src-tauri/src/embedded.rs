@@ -25,6 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bank_sandbox::bank::{Bank, BankConfig, Role};
+use companion::app::{
+    AppCore, EmbeddedStatus, Fault, Firmware, Indicator, Lifecycle, MockPads, MockState,
+    SandboxBank,
+};
 use companion::bank::{BankClient, BankSettings};
 use companion::devices::{DeviceInfo, DeviceSource, DeviceState};
 use companion::flows::{self, FlowEvent};
@@ -39,7 +43,7 @@ use device_sim::sim::{Faults, SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The serial of the mock PIN pad the embedded default starts with.
 pub const SANDBOX_SERIAL: &str = "PB-SIM-0001";
@@ -141,6 +145,17 @@ pub struct MockDevice {
     /// Keypad, tamper switch, faults, display.
     pub handle: SimHandle,
     _served: ServedDevice,
+    /// Signals [`MockDevices`]' change channel when the device's display or state changed.
+    _watcher: Watcher,
+}
+
+/// A task that stops when dropped.
+struct Watcher(tokio::task::JoinHandle<()>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for MockDevice {
@@ -160,10 +175,22 @@ impl MockDevice {
 }
 
 /// The mock PIN pads running in this process: a device source for the companion's manager
-/// (kind in-process) and the QA controls. Cheap to clone.
-#[derive(Clone, Debug, Default)]
+/// (kind in-process), the core's view of them ([`MockPads`]) and the QA controls. Cheap to
+/// clone.
+#[derive(Clone, Debug)]
 pub struct MockDevices {
     devices: Arc<Mutex<Vec<Arc<MockDevice>>>>,
+    /// Marked changed when a device's display or state changed, or a device came or went.
+    changes: Arc<watch::Sender<()>>,
+}
+
+impl Default for MockDevices {
+    fn default() -> Self {
+        MockDevices {
+            devices: Arc::default(),
+            changes: Arc::new(watch::Sender::new(())),
+        }
+    }
 }
 
 impl MockDevices {
@@ -190,15 +217,42 @@ impl MockDevices {
     fn add(&self, device: MockDevice) -> Arc<MockDevice> {
         let device = Arc::new(device);
         self.lock().push(device.clone());
+        self.changes.send_replace(());
         device
     }
 
     /// Stops and removes a mock device; `false` if there is none with that id.
     pub fn remove(&self, device_id: &str) -> bool {
-        let mut devices = self.lock();
-        let before = devices.len();
-        devices.retain(|d| d.device_id() != device_id);
-        devices.len() != before
+        let removed = {
+            let mut devices = self.lock();
+            let before = devices.len();
+            devices.retain(|d| d.device_id() != device_id);
+            devices.len() != before
+        };
+        self.changes.send_replace(());
+        removed
+    }
+
+    /// Watches one device: the simulator signals each time its core ran (a packet, a tick);
+    /// what the screens see (display, prompt, light, state) is compared and only a change
+    /// marks [`MockDevices`]' channel, so the core wakes on changes only.
+    fn watch(&self, handle: SimHandle) -> Watcher {
+        let changes = self.changes.clone();
+        Watcher(tokio::spawn(async move {
+            let mut activity = handle.activity();
+            let mut last = None;
+            loop {
+                let view = handle.view();
+                let now = (view.display, view.state);
+                if last.as_ref() != Some(&now) {
+                    last = Some(now);
+                    changes.send_replace(());
+                }
+                if activity.changed().await.is_err() {
+                    break;
+                }
+            }
+        }))
     }
 
     /// The next free `PB-SIM-NNNN` serial.
@@ -241,6 +295,20 @@ impl DeviceSource for MockDevices {
                 device: device.id().to_string(),
             })?;
         Ok(Box::new(SimTransport::connect(found.address).await?))
+    }
+}
+
+impl MockPads for MockDevices {
+    fn state(&self, device_id: &str) -> Option<MockState> {
+        self.by_id(device_id).map(|device| mock_state(&device))
+    }
+
+    fn device_ids(&self) -> Vec<String> {
+        self.all().iter().map(|d| d.device_id()).collect()
+    }
+
+    fn changes(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
     }
 }
 
@@ -375,12 +443,14 @@ impl Embedded {
             .map_err(|e| fail(e.to_string()))?;
         let served =
             ServedDevice::spawn(handle.clone(), listener).map_err(|e| fail(e.to_string()))?;
+        let watcher = devices.watch(handle.clone());
         Ok(devices.add(MockDevice {
             serial: serial.to_owned(),
             name: name.to_owned(),
             address: served.address,
             handle,
             _served: served,
+            _watcher: watcher,
         }))
     }
 
@@ -478,8 +548,7 @@ fn script_keypad(handle: SimHandle) -> tokio::task::JoinHandle<()> {
 
 /// The QA faults of the contract on the simulator's fault settings: one-shot on the next
 /// exchange, except `delay`, which stays until cleared.
-pub fn apply_fault(device: &MockDevice, fault: &crate::flows::Fault) {
-    use crate::flows::Fault;
+pub fn apply_fault(device: &MockDevice, fault: &Fault) {
     let handle = &device.handle;
     let mut faults: Faults = handle.view().faults;
     match fault {
@@ -498,37 +567,29 @@ pub fn clear_faults(device: &MockDevice) {
     device.handle.set_faults(Faults::default());
 }
 
-/// What a mock device reports about itself, read in process (its display included).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MockState {
-    /// `manufactured`, `initialised`, `bound`, `revoked`.
-    pub lifecycle: &'static str,
-    /// The sticky tamper flag.
-    pub tampered: bool,
-    /// Any lock.
-    pub locked: bool,
-    /// `off`, `safe`, `danger`.
-    pub indicator: &'static str,
-    /// Firmware version.
-    pub firmware_version: String,
-    /// Firmware hash as measured, hex.
-    pub firmware_hash: String,
-    /// The display.
-    pub display: Vec<String>,
-    /// The prompt on the display waiting for a key, if any.
-    pub prompt_id: Option<u64>,
-}
-
-/// Reads a mock device's state.
+/// Reads a mock device's state, display included.
 pub fn mock_state(device: &MockDevice) -> MockState {
     let view = device.handle.view();
     MockState {
-        lifecycle: view.state.lifecycle,
+        serial: device.serial.clone(),
+        name: device.name.clone(),
+        lifecycle: match view.state.lifecycle {
+            "initialised" => Lifecycle::Initialised,
+            "bound" => Lifecycle::Bound,
+            "revoked" => Lifecycle::Revoked,
+            _ => Lifecycle::Manufactured,
+        },
         tampered: view.state.tampered,
         locked: view.state.lock != "unlocked",
-        indicator: view.state.indicator,
-        firmware_version: FIRMWARE_VERSION.to_owned(),
-        firmware_hash: view.state.firmware_hash,
+        indicator: match view.state.indicator {
+            "safe" => Indicator::Safe,
+            "danger" => Indicator::Danger,
+            _ => Indicator::Off,
+        },
+        firmware: Firmware {
+            version: FIRMWARE_VERSION.to_owned(),
+            hash: view.state.firmware_hash,
+        },
         display: view.display,
         prompt_id: view.state.prompt_id,
     }
@@ -604,4 +665,45 @@ pub fn press(device: &MockDevice, key: Key, prompt_id: Option<u64>) -> bool {
 pub fn trip_tamper(device: &MockDevice) {
     device.handle.set_tamper(true);
     device.handle.set_tamper(false);
+}
+
+/// Starts the embedded default: the sandbox bank, then `PB-SIM-0001` provisioned for C-1001.
+pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, runs_dir: PathBuf) {
+    let started = async {
+        let embedded = Arc::new(Embedded::start_bank(&runs_dir).await?);
+        tracing::info!(target: "companion::bank", "embedded sandbox bank started on {}", embedded.bank_url);
+        let device = embedded
+            .start_device(&mocks, SANDBOX_SERIAL, SANDBOX_DEVICE_NAME)
+            .await?;
+        embedded.provision_sandbox_device(&device).await?;
+        core.set_customer(&device.device_id(), Some(SANDBOX_CUSTOMER));
+        tracing::info!(
+            target: "companion::devices",
+            "mock PIN pad {} started and enrolled for {} (sandbox)",
+            device.serial,
+            SANDBOX_CUSTOMER
+        );
+        let client = embedded
+            .client()
+            .map_err(|e| EmbeddedError::Provision(e.to_string()))?;
+        Ok::<_, EmbeddedError>(SandboxBank {
+            client,
+            pairings_dir: embedded.run_dir().join("pairings"),
+            staff_names: SANDBOX_STAFF
+                .iter()
+                .map(|s| (s.staff_id.to_owned(), s.display_name.to_owned()))
+                .collect(),
+            keep_alive: embedded,
+        })
+    };
+    match started.await {
+        Ok(sandbox) => core.set_embedded(EmbeddedStatus::Ready(Arc::new(sandbox))),
+        Err(error) => {
+            tracing::error!("{error}");
+            core.set_embedded(EmbeddedStatus::Failed(error.to_string()));
+        }
+    }
+    core.devices().refresh().await;
+    // The sandbox device's customer is the app's to know: the windows get it now.
+    core.push_devices();
 }

@@ -7,41 +7,36 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use tauri::ipc::Channel;
 
-use crate::devices::DeviceStatus;
+use companion::app::CoreEvent;
+
 use crate::logs::LogEntry;
 
-/// What the `events_subscribe` channel carries (`AppEvent` in ui/src/api/types.ts).
-///
+/// What the `events_subscribe` channel carries (`AppEvent` in ui/src/api/types.ts): the
+/// core's events, and log lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AppEvent {
+    /// Devices, a device's display, a pushed confirmation (tag `type`).
+    Core(CoreEvent),
+    /// A new log line (`{ "type": "log", "entry": ... }`).
+    Log(LogLine),
+}
+
+/// A log line event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum AppEvent {
-    /// The whole device list after any change.
-    Devices {
-        /// The list.
-        devices: Vec<DeviceStatus>,
-    },
-    /// What a device's own display shows now (mock devices: read from the device itself).
-    #[serde(rename_all = "camelCase")]
-    DeviceDisplay {
-        /// The device.
-        device_id: String,
-        /// Its display, line by line.
-        lines: Vec<String>,
-        /// The prompt on the display, if one waits for a key (mock devices; a key press names
-        /// it so a key never goes to a prompt the user has not seen). `None`: the keypad is
-        /// idle and a key would be discarded.
-        prompt_id: Option<u64>,
-    },
-    /// The bank pushed a confirmation request.
-    ConfirmationPushed {
-        /// The request.
-        request: crate::confirmations::ConfirmationRequest,
-    },
+pub enum LogLine {
     /// A new log line.
     Log {
         /// The line, secrets already redacted.
         entry: LogEntry,
     },
+}
+
+impl From<CoreEvent> for AppEvent {
+    fn from(event: CoreEvent) -> Self {
+        AppEvent::Core(event)
+    }
 }
 
 /// The pages listening for app events, one channel per webview: a page that reloads and

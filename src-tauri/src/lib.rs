@@ -14,25 +14,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use companion::devices::{DeviceEvent, DeviceManager};
+use companion::app::{AppCore, CoreConfig, EmbeddedStatus};
+use companion::bank::BankSettings;
+use companion::devices::DeviceManager;
 use tauri::{Builder, Manager, Runtime};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub mod commands;
-pub mod confirmations;
-pub mod devices;
 #[cfg(feature = "sandbox")]
-pub mod embedded;
-#[cfg(not(feature = "sandbox"))]
-#[path = "embedded_off.rs"]
 pub mod embedded;
 pub mod error;
 pub mod events;
-pub mod flows;
 pub mod logs;
-pub mod profile;
-pub mod settings;
+#[cfg(feature = "sandbox")]
+pub mod qa;
+
+// The settings store and the bank profile live in the core (the CLI can read them too).
+pub use companion::app::{profile, settings};
 
 /// Which flavour this build is: `sandbox` or `production`.
 pub const FLAVOUR: &str = if cfg!(feature = "sandbox") {
@@ -41,34 +40,31 @@ pub const FLAVOUR: &str = if cfg!(feature = "sandbox") {
     "production"
 };
 
-/// The commands that start or drive a flow with the bank (and need one): refused with
-/// `noBankProfile` when the production build has no valid bank profile.
-pub const FLOW_COMMANDS: &[&str] = &[
-    "device_connect",
-    "device_disconnect",
-    "pairing_begin",
-    "pairing_confirm",
-    "pairing_cancel",
-    "login",
-    "logout",
-    "payment_prepare",
-    "payment_approve",
-    "payment_cancel",
-    "staff_sign_in",
-    "staff_sign_out",
-    "staff_initialise",
-    "staff_enrol",
-    "staff_bind",
-    "staff_revoke",
-    "staff_rebind",
-    "staff_tamper_reset",
-    "confirmation_approve",
-];
+/// Registration and the command lists, from the one table (src/command_table.rs).
+macro_rules! command_table {
+    (plain: [$($plain:ident),* $(,)?], flow: [$($flow:ident),* $(,)?], qa: [$($qa:ident),* $(,)?] $(,)?) => {
+        /// The commands that start or drive a flow with the bank (and need one): refused with
+        /// `noBankProfile` when the production build has no valid bank profile.
+        pub const FLOW_COMMANDS: &[&str] = &[$(stringify!($flow)),*];
+        /// Every flavour's commands.
+        pub const COMMANDS: &[&str] = &[$(stringify!($plain),)* $(stringify!($flow)),*];
+        /// The sandbox flavour's QA commands.
+        pub const QA_COMMANDS: &[&str] = &[$(stringify!($qa)),*];
 
-use crate::confirmations::ConfirmationInbox;
+        /// Every command this flavour has.
+        fn commands<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![
+                $(commands::$plain,)*
+                $(commands::$flow,)*
+                $(#[cfg(feature = "sandbox")] qa::$qa,)*
+            ]
+        }
+    };
+}
+include!("command_table.rs");
+
 use crate::error::AppError;
-use crate::events::{AppEvent, Subscribers};
-use crate::flows::{EmbeddedStatus, Flows};
+use crate::events::{AppEvent, LogLine, Subscribers};
 use crate::logs::LogRing;
 use crate::profile::ProfileInfo;
 use crate::settings::SettingsStore;
@@ -114,19 +110,18 @@ pub struct AppState {
     /// The app's version (from tauri.conf.json / Cargo.toml).
     pub version: String,
     /// Settings in memory and on disk.
-    pub settings: SettingsStore,
+    pub settings: Arc<SettingsStore>,
     /// The log ring.
     pub logs: LogRing,
     /// Pages listening for app events.
     pub subscribers: Subscribers,
-    /// PIN pads on the transports the settings enable.
-    pub devices: DeviceManager,
     /// SHA-256 of the running executable, computed on first use.
     pub build_hash: tokio::sync::OnceCell<String>,
-    /// Confirmation requests the bank pushed.
-    pub confirmations: ConfirmationInbox,
-    /// Device sessions, pairings, logins, payments, staff, the embedded default.
-    pub flows: Arc<Flows>,
+    /// The app's core: devices, sessions, pairings, logins, payments, staff, confirmations.
+    pub core: Arc<AppCore>,
+    /// The in-process mock PIN pads (sandbox flavour).
+    #[cfg(feature = "sandbox")]
+    pub mocks: embedded::MockDevices,
     /// The bank profile as loaded (production flavour); `None` in the sandbox flavour.
     pub profile: Option<ProfileInfo>,
 }
@@ -157,55 +152,6 @@ pub fn context<R: Runtime>() -> tauri::Context<R> {
         window.title = format!("{} — SANDBOX", window.title);
     }
     context
-}
-
-/// Every command this flavour has.
-fn commands<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![
-        commands::app_info,
-        commands::events_subscribe,
-        commands::device_list,
-        commands::device_status,
-        commands::confirmations_list,
-        commands::logs_list,
-        commands::logs_export,
-        commands::diagnostics_export,
-        commands::settings_get,
-        commands::settings_set,
-        flows::device_connect,
-        flows::device_disconnect,
-        flows::pairing_begin,
-        flows::pairing_confirm,
-        flows::pairing_cancel,
-        flows::login,
-        flows::logout,
-        flows::payment_prepare,
-        flows::payment_approve,
-        flows::payment_cancel,
-        flows::staff_sign_in,
-        flows::staff_sign_out,
-        flows::staff_initialise,
-        flows::staff_enrol,
-        flows::staff_bind,
-        flows::staff_revoke,
-        flows::staff_rebind,
-        flows::staff_tamper_reset,
-        #[cfg(feature = "sandbox")]
-        flows::qa_mock_start,
-        #[cfg(feature = "sandbox")]
-        flows::qa_mock_stop,
-        #[cfg(feature = "sandbox")]
-        flows::qa_key_press,
-        #[cfg(feature = "sandbox")]
-        flows::qa_trip_tamper,
-        #[cfg(feature = "sandbox")]
-        flows::qa_inject_fault,
-        #[cfg(feature = "sandbox")]
-        flows::qa_clear_faults,
-        #[cfg(feature = "sandbox")]
-        flows::qa_push_confirmation,
-        flows::confirmation_approve,
-    ]
 }
 
 /// The command handler: [`commands`] behind the bank-profile gate.
@@ -247,25 +193,44 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             Some(dir) => dir,
             None => app.path().app_data_dir()?,
         };
+        let settings = Arc::new(settings);
         let embedded = cfg!(feature = "sandbox")
             && options.embedded_default
             && settings.settings().bank_url.is_empty();
-        let flows = Arc::new(Flows::new(
-            data_dir.join("pairings"),
-            if embedded {
+        let subscribers = Subscribers::default();
+        let manager = DeviceManager::with_platform_sources(&discovery.to_config());
+        #[cfg(feature = "sandbox")]
+        let mocks = embedded::MockDevices::default();
+        #[cfg(feature = "sandbox")]
+        let manager = manager.with_source(Arc::new(mocks.clone()));
+        let bank_settings = settings.clone();
+        let emit_to = subscribers.clone();
+        let core = Arc::new(AppCore::new(CoreConfig {
+            keys_dir: data_dir.join("pairings"),
+            bank: Arc::new(move || {
+                let settings = bank_settings.settings();
+                BankSettings {
+                    url: settings.bank_url,
+                    ca_pem: settings.bank_ca_pem.map(String::into_bytes),
+                }
+            }),
+            embedded: if embedded {
                 EmbeddedStatus::Starting
             } else {
                 EmbeddedStatus::Off
             },
-        ));
+            emit: Arc::new(move |event| emit_to.emit(&AppEvent::from(event))),
+            devices: manager,
+            #[cfg(feature = "sandbox")]
+            mocks: Some(Arc::new(mocks.clone())),
+            #[cfg(not(feature = "sandbox"))]
+            mocks: None,
+        }));
         // A pairing store of the old format (its key in a file beside it) moves into the OS
         // key store now, on the first start, and its key file is deleted.
         if let Err(error) = companion::keystore::KeyStore::new(data_dir.join("pairings")).load() {
             tracing::warn!("pairing key store: {error}");
         }
-        let manager = DeviceManager::with_platform_sources(&discovery.to_config());
-        #[cfg(feature = "sandbox")]
-        let manager = manager.with_source(Arc::new(flows.mocks.clone()));
         tracing::info!(
             "PinBridge {} ({FLAVOUR} build) started; settings in {}",
             app.package_info().version,
@@ -275,21 +240,21 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             version: app.package_info().version.to_string(),
             settings,
             logs: options.logs,
-            subscribers: Subscribers::default(),
-            devices: manager,
+            subscribers,
             build_hash: tokio::sync::OnceCell::new(),
-            confirmations: ConfirmationInbox::default(),
-            flows,
+            core: core.clone(),
+            #[cfg(feature = "sandbox")]
+            mocks: mocks.clone(),
             profile,
         };
         forward_logs(&state);
-        watch_devices(&state, options.device_poll_interval);
-        tauri::async_runtime::spawn(flows::watch_mock_devices(&state));
+        tauri::async_runtime::spawn(core.clone().watch_devices(options.device_poll_interval));
+        tauri::async_runtime::spawn(core.clone().watch_mocks());
         #[cfg(feature = "sandbox")]
         if embedded {
-            tauri::async_runtime::spawn(flows::start_embedded(
-                state.flows.clone(),
-                state.devices.clone(),
+            tauri::async_runtime::spawn(embedded::start_embedded(
+                core,
+                mocks,
                 data_dir.join("embedded"),
             ));
         }
@@ -344,39 +309,11 @@ fn forward_logs(state: &AppState) {
     tauri::async_runtime::spawn(async move {
         loop {
             match lines.recv().await {
-                Ok(entry) => subscribers.emit(&AppEvent::Log { entry }),
+                Ok(entry) => subscribers.emit(&AppEvent::Log(LogLine::Log { entry })),
                 // Lines missed while the pages were slow are still in the ring.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
-        }
-    });
-}
-
-/// Keeps the device list current and pushes it to the pages after every change.
-fn watch_devices(state: &AppState, poll_interval: Duration) {
-    let manager = state.devices.clone();
-    let subscribers = state.subscribers.clone();
-    let flows = state.flows.clone();
-    tauri::async_runtime::spawn(async move {
-        let mut changes = manager.subscribe();
-        let _watch = manager.watch(poll_interval).await;
-        loop {
-            match changes.recv().await {
-                Ok(event) => {
-                    let words = devices::describe(&event);
-                    if matches!(event, DeviceEvent::SourceFailed { .. }) {
-                        tracing::warn!(target: "companion::devices", "{words}");
-                    } else {
-                        tracing::info!(target: "companion::devices", "{words}");
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-            subscribers.emit(&AppEvent::Devices {
-                devices: flows.describe(devices::statuses(&manager.devices())),
-            });
         }
     });
 }

@@ -1,6 +1,8 @@
-//! The device flows through Tauri's real IPC path (mock runtime) against the embedded default:
-//! the in-process sandbox bank and the mock PIN pad PB-SIM-0001, whose keypad the test drives
-//! with `qa_key_press` as the on-screen keypad does.
+//! The sandbox composition through Tauri's real IPC path (mock runtime): the embedded default
+//! (the in-process sandbox bank and the mock PIN pad PB-SIM-0001, whose keypad the test drives
+//! with `qa_key_press` as the on-screen keypad does), the QA commands, and the command wrappers
+//! and progress channels. The core's flows themselves are plain async tests in
+//! companion/tests/app_core.rs. Every wait is on the app's channel messages (no polling).
 
 // The embedded default and the QA keypad exist in the sandbox flavour only.
 #![cfg(feature = "sandbox")]
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 use tauri::test::MockRuntime;
 use tauri::{App, WebviewWindow};
 
-use support::{Captured, eventually, invoke, seed_settings, start_app};
+use support::{Captured, invoke, seed_settings, start_app};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -63,24 +65,23 @@ fn start() -> Harness {
         json!({"onEvent": format!("__CHANNEL__:{APP_EVENTS}")}),
     )
     .unwrap();
-    // The shell provisions PB-SIM-0001 (initialise + enrol C-1001) in the background.
-    eventually(
+    // The shell provisions PB-SIM-0001 (initialise + enrol C-1001) in the background and pushes
+    // the device list when it is done.
+    h.captured.wait_for(
         "the sandbox device, bound to C-1001",
         Duration::from_secs(120),
-        || {
-            invoke(&h.main, "device_list", json!({}))
-                .ok()
-                .and_then(|list| {
-                    list.as_array()?
-                        .iter()
-                        .find(|d| {
+        |messages| {
+            messages.iter().any(|(id, m)| {
+                *id == APP_EVENTS
+                    && m["type"] == "devices"
+                    && m["devices"].as_array().is_some_and(|list| {
+                        list.iter().any(|d| {
                             d["deviceId"] == DEVICE
                                 && d["lifecycle"] == "bound"
                                 && d["customerId"] == "C-1001"
                         })
-                        .cloned()
-                })
-                .is_some()
+                    })
+            })
         },
     );
     h
@@ -101,7 +102,6 @@ impl Harness {
     fn on(&self, channel: u32) -> Vec<Value> {
         self.captured
             .lock()
-            .unwrap()
             .iter()
             .filter(|(id, _)| *id == channel)
             .map(|(_, m)| m.clone())
@@ -114,19 +114,41 @@ impl Harness {
     /// (`promptId`, so no key can reach a prompt nobody saw), each digit after the last one
     /// showed on `channel`'s PIN count.
     fn keypad(&self, channel: u32, keys: &'static [&'static str]) -> std::thread::JoinHandle<()> {
+        self.keypad_after(channel, keys, None)
+    }
+
+    /// [`Harness::keypad`], once `shown` is on the operation's progress channel (a person
+    /// compares the code on the screen before confirming it on the device).
+    fn keypad_after(
+        &self,
+        channel: u32,
+        keys: &'static [&'static str],
+        shown: Option<String>,
+    ) -> std::thread::JoinHandle<()> {
         let main = self.main.clone();
         let captured = self.captured.clone();
         let used = self.used_prompts.clone();
         std::thread::spawn(move || {
+            if let Some(shown) = shown {
+                captured.wait_for(
+                    &format!("{shown} on channel {channel}"),
+                    Duration::from_secs(60),
+                    |messages| {
+                        messages.iter().any(|(id, m)| {
+                            *id == channel
+                                && m["type"] == "display"
+                                && m["lines"].to_string().contains(&shown)
+                        })
+                    },
+                );
+            }
             let mut prompt = None;
-            eventually(
+            captured.wait_for(
                 &format!("a new prompt on the device for channel {channel}"),
                 Duration::from_secs(60),
-                || {
+                |messages| {
                     let used = used.lock().unwrap();
-                    prompt = captured
-                        .lock()
-                        .unwrap()
+                    prompt = messages
                         .iter()
                         .rfind(|(id, m)| {
                             *id == APP_EVENTS
@@ -151,11 +173,15 @@ impl Harness {
                 // Like a person watching the dots: the next key once this digit shows.
                 if key.len() == 1 && key.as_bytes()[0].is_ascii_digit() {
                     digits += 1;
-                    eventually("the digit count to grow", Duration::from_secs(30), || {
-                        captured.lock().unwrap().iter().any(|(id, m)| {
-                            *id == channel && m["type"] == "pin" && m["entered"] == digits
-                        })
-                    });
+                    captured.wait_for(
+                        "the digit count to grow",
+                        Duration::from_secs(30),
+                        |messages| {
+                            messages.iter().any(|(id, m)| {
+                                *id == channel && m["type"] == "pin" && m["entered"] == digits
+                            })
+                        },
+                    );
                 }
             }
         })
@@ -175,7 +201,7 @@ impl Harness {
             code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
             "{code}"
         );
-        let keys = self.keypad(10, &["ok"]);
+        let keys = self.keypad_after(10, &["ok"], Some(code[..3].to_owned()));
         let paired = invoke(
             &self.main,
             "pairing_confirm",
@@ -235,7 +261,7 @@ impl Harness {
 
     fn assert_no_pin_anywhere(&self) {
         // The PIN's digits never travel as a string: not in a channel message, not in a log.
-        for (_, message) in self.captured.lock().unwrap().iter() {
+        for (_, message) in self.captured.lock().iter() {
             assert!(!message.to_string().contains("123456"), "{message}");
         }
         let log = self.logs.export().content;
@@ -452,24 +478,22 @@ fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
     assert_eq!(pushed["payerAccount"], "6222021000001234");
     assert_eq!(pushed["currency"], "CNY");
     // It reaches the app over the bank's event stream, not from the QA command.
-    eventually("the request in the inbox", Duration::from_secs(10), || {
-        invoke(&h.main, "confirmations_list", json!({}))
-            .is_ok_and(|listed| listed.as_array().is_some_and(|l| l.len() == 1))
-    });
-    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
-    assert_eq!(listed[0]["requestId"], pushed["requestId"]);
-    assert_eq!(listed[0]["payeeName"], "JD.com");
-    eventually(
+    h.captured.wait_for(
         "the confirmationPushed event",
         Duration::from_secs(10),
-        || {
-            h.on(APP_EVENTS).iter().any(|m| {
-                m["type"] == "confirmationPushed"
+        |messages| {
+            messages.iter().any(|(id, m)| {
+                *id == APP_EVENTS
+                    && m["type"] == "confirmationPushed"
                     && m["request"]["requestId"] == pushed["requestId"]
                     && m["request"]["amountMinor"] == pushed["amountMinor"]
             })
         },
     );
+    let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["requestId"], pushed["requestId"]);
+    assert_eq!(listed[0]["payeeName"], "JD.com");
     let keys = h.keypad(71, &["ok"]);
     let result = invoke(
         &h.main,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tauri::test::MockRuntime;
 use tauri::{App, Manager, WebviewWindow};
 
-use support::{Captured, eventually, invoke, seed_settings, start_app};
+use support::{Captured, Messages, invoke, seed_settings, start_app};
 
 struct Harness {
     app: App<MockRuntime>,
@@ -186,18 +186,19 @@ fn events_subscribe_sends_the_device_list_then_log_lines_and_device_changes() {
     );
     assert_eq!(result, Ok(Value::Null));
 
-    let on_channel = |pred: &dyn Fn(&Value) -> bool| {
-        h.channel_messages
-            .lock()
-            .unwrap()
+    let on_channel = |messages: &Messages, pred: &dyn Fn(&Value) -> bool| {
+        messages
             .iter()
             .filter(|(id, m)| *id == 77 && pred(m))
             .map(|(_, m)| m.clone())
             .collect::<Vec<_>>()
     };
+    let wait = |what: &str, pred: &dyn Fn(&Messages) -> bool| {
+        h.channel_messages.wait_for(what, WAIT, |m| pred(m));
+    };
     // First message: the list as the manager knows it.
-    eventually("the first devices event", WAIT, || {
-        !on_channel(&|m| m["type"] == "devices").is_empty()
+    wait("the first devices event", &|m| {
+        !on_channel(m, &|m| m["type"] == "devices").is_empty()
     });
 
     // A log line made by a command arrives as a `log` event, in the contract's shape.
@@ -207,23 +208,25 @@ fn events_subscribe_sends_the_device_list_then_log_lines_and_device_changes() {
         LogSource::Device,
         "key 00112233445566778899aabbccddeeff lost",
     );
-    eventually("the log event", WAIT, || {
-        !on_channel(&|m| m["type"] == "log" && m["entry"]["level"] == "warn").is_empty()
+    wait("the log event", &|m| {
+        !on_channel(m, &|m| m["type"] == "log" && m["entry"]["level"] == "warn").is_empty()
     });
-    let logged = on_channel(&|m| m["type"] == "log" && m["entry"]["level"] == "warn");
+    let logged = on_channel(&h.channel_messages.lock(), &|m| {
+        m["type"] == "log" && m["entry"]["level"] == "warn"
+    });
     assert_eq!(logged[0]["entry"]["message"], "key [redacted] lost");
     assert_eq!(logged[0]["entry"]["source"], "device");
 
     // The simulator going away is noticed by the background watch and pushed as a new list.
-    eventually("the simulator to be listed", WAIT, || {
-        !on_channel(&|m| {
+    wait("the simulator to be listed", &|m| {
+        !on_channel(m, &|m| {
             m["type"] == "devices" && m["devices"].as_array().is_some_and(|d| d.len() == 1)
         })
         .is_empty()
     });
     drop(listening);
-    eventually("the empty list after the simulator stopped", WAIT, || {
-        let lists = on_channel(&|m| m["type"] == "devices");
+    wait("the empty list after the simulator stopped", &|m| {
+        let lists = on_channel(m, &|m| m["type"] == "devices");
         lists
             .last()
             .is_some_and(|m| m["devices"].as_array().is_some_and(|d| d.is_empty()))

@@ -2,6 +2,7 @@
 // backend and feeds results through these, so every transition is unit-testable.
 import type { AppError } from './api/errors';
 import type {
+  LinkState,
   AppEvent,
   AppInfo,
   ConfirmationRequest,
@@ -99,6 +100,9 @@ export interface State {
   displays: Record<string, string[]>;
   /** The prompt waiting for a key per device (deviceDisplay events); null/absent: idle. */
   prompts: Record<string, number | null>;
+  /** Connected devices that were unplugged (deviceLink events): reconnecting, or back without
+   *  the customer session. A device that is back with its session leaves the list. */
+  links: Record<string, { link: LinkState; message: string }>;
   session: LoginSession | null;
   staff: StaffSession | null;
   confirmations: ConfirmationRequest[];
@@ -128,6 +132,7 @@ export function initialState(lang: Language = 'en'): State {
     activeDeviceId: null,
     displays: {},
     prompts: {},
+    links: {},
     session: null,
     staff: null,
     confirmations: [],
@@ -161,6 +166,14 @@ export function applyEvent(s: State, ev: AppEvent): State {
         displays: { ...s.displays, [ev.deviceId]: [...ev.lines] },
         prompts: { ...s.prompts, [ev.deviceId]: ev.promptId ?? null },
       };
+    case 'deviceLink': {
+      const links = { ...s.links };
+      if (ev.link === 'reconnected') delete links[ev.deviceId];
+      else links[ev.deviceId] = { link: ev.link, message: ev.message };
+      // The device restarted and forgot the customer session: the app's session is gone too.
+      const lost = ev.link === 'sessionLost' && s.session?.deviceId === ev.deviceId;
+      return { ...s, links, session: lost ? null : s.session };
+    }
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
       return { ...s, confirmations: [...s.confirmations, ev.request] };

@@ -41,6 +41,19 @@ describe('app events', () => {
     s = applyEvent(s, { type: 'devices', devices: [dev('a')] });
     expect(s.activeDeviceId).toBeNull();
   });
+  it('follow an unplugged device: reconnecting, then back with or without the session', () => {
+    const session = { sessionId: 's1', customerId: 'C-1001', customerName: 'Li Wei', deviceId: 'usb:1-1', accounts: [] };
+    let s: State = { ...initialState(), session };
+    s = applyEvent(s, { type: 'deviceLink', deviceId: 'usb:1-1', link: 'reconnecting', message: 'unplugged' });
+    expect(s.links).toEqual({ 'usb:1-1': { link: 'reconnecting', message: 'unplugged' } });
+    expect(s.session).toEqual(session);
+    s = applyEvent(s, { type: 'deviceLink', deviceId: 'usb:1-1', link: 'reconnected', message: 'back' });
+    expect(s.links).toEqual({});
+    expect(s.session).toEqual(session);
+    s = applyEvent(s, { type: 'deviceLink', deviceId: 'usb:1-1', link: 'sessionLost', message: 'log in again' });
+    expect(s.links['usb:1-1']?.link).toBe('sessionLost');
+    expect(s.session).toBeNull();
+  });
   it('keep each device display, dedupe pushed requests, cap the log', () => {
     let s = initialState();
     s = applyEvent(s, { type: 'deviceDisplay', deviceId: 'a', lines: ['Ready'], promptId: null });

@@ -81,6 +81,23 @@ pub enum FlowError {
     MissingField(&'static str),
 }
 
+impl FlowError {
+    /// What kind of failure this is, as the app and the CLI report it.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            FlowError::Bank(error) => error.kind(),
+            FlowError::Device(error) => error.kind(),
+            FlowError::Tampered => K::Tampered,
+            FlowError::NotPaired => K::NotPaired,
+            FlowError::Pairing(_) => K::PairingFailed,
+            FlowError::BadBankMessage { .. } | FlowError::MissingField(_) => K::BankRejected,
+            FlowError::UnexpectedAnswer { .. } => K::CorruptFrame,
+            FlowError::Encode { .. } => K::Internal,
+        }
+    }
+}
+
 /// Staff and customer identities the bank gave at the end of a login.
 #[derive(Debug, Clone)]
 pub struct BankSession {
@@ -749,23 +766,32 @@ pub async fn prepare_payment(
     order: &PaymentOrder,
     events: EventSink<'_>,
 ) -> Result<PreparedPayment, FlowError> {
+    prepare_payment_from(bank, login, None, order, events).await
+}
+
+/// [`prepare_payment`] from one of the customer's accounts (`None`: the bank's default).
+pub async fn prepare_payment_from(
+    bank: &BankClient,
+    login: &BankSession,
+    payer_account: Option<&str>,
+    order: &PaymentOrder,
+    events: EventSink<'_>,
+) -> Result<PreparedPayment, FlowError> {
     events(FlowEvent::Step {
         step: Step::PreparePayment,
     });
-    let prepared = bank
-        .post(
-            "/v1/payments",
-            Some(&login.token),
-            &json!({
-                "payee_account": order.payee_account,
-                "payee_name": order.payee_name,
-                "amount_minor": order.amount_minor,
-                "currency": order.currency,
-                "reference": order.reference,
-                "idempotency_key": order.idempotency_key,
-            }),
-        )
-        .await?;
+    let mut body = json!({
+        "payee_account": order.payee_account,
+        "payee_name": order.payee_name,
+        "amount_minor": order.amount_minor,
+        "currency": order.currency,
+        "reference": order.reference,
+        "idempotency_key": order.idempotency_key,
+    });
+    if let Some(account) = payer_account {
+        body["payer_account"] = json!(account);
+    }
+    let prepared = bank.post("/v1/payments", Some(&login.token), &body).await?;
     let approve = field(&prepared, "approve_payment")?;
     Ok(PreparedPayment {
         transaction_id: field(&prepared, "transaction_id")?.to_owned(),

@@ -194,6 +194,58 @@ impl SessionError {
         }
     }
 
+    /// What kind of failure this is (the device's status code when it refused).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        use firmware_protocol::message::StatusCode as S;
+        if self.is_disconnect() {
+            return K::DeviceDisconnected;
+        }
+        match self {
+            SessionError::NoAnswer { .. }
+            | SessionError::DeviceSilent { .. }
+            | SessionError::RequestTimeout { .. }
+            | SessionError::DeviceStalled { .. } => K::Timeout,
+            SessionError::DeliveryFailed { .. } => K::DeviceDisconnected,
+            SessionError::Cancelled { .. } => K::UserCancelled,
+            SessionError::DeviceBusy { .. } => K::DeviceBusy,
+            SessionError::LinkRefused { .. }
+            | SessionError::MalformedAnswer { .. }
+            | SessionError::ChannelLost => K::CorruptFrame,
+            SessionError::Refused { status, .. } => match status {
+                S::Busy => K::DeviceBusy,
+                S::HostCancelled | S::UserCancelled => K::UserCancelled,
+                S::UserTimeout => K::UserTooSlow,
+                S::Tampered => K::Tampered,
+                S::Locked | S::LockedByBank | S::IdentityMismatch => K::Locked,
+                S::NotInitialised => K::NotInitialised,
+                S::NotBound => K::NotBound,
+                S::Revoked => K::Revoked,
+                S::IntegrityFailure => K::IntegrityFailed,
+                S::NotPaired | S::UnknownHost | S::BadHostMac => K::NotPaired,
+                S::PairingCodeMismatch | S::PairingConfirmationFailed | S::PairingTableFull => {
+                    K::PairingFailed
+                }
+                S::KeyBlockRejected
+                | S::WrongKeyUsage
+                | S::KcvMismatch
+                | S::KeysNotDistinct
+                | S::UnsupportedKeyAlgorithm => K::KeyCheckFailed,
+                S::MalformedMessage | S::BadEnvelope => K::CorruptFrame,
+                S::PinMismatch | S::PinPolicy | S::WrongState => K::InvalidInput,
+                S::BadBankMac
+                | S::BadSignature
+                | S::StaleBankCounter
+                | S::SessionMismatch
+                | S::TransactionMismatch
+                | S::NoSession
+                | S::WrongDevice => K::BankRejected,
+                _ => K::Internal,
+            },
+            _ => K::Internal,
+        }
+    }
+
     /// The device's status code, when it refused the request with an Error message.
     pub fn status(&self) -> Option<StatusCode> {
         match self {

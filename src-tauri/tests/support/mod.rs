@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pinbridge_app::ShellOptions;
@@ -13,8 +13,43 @@ use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Manager, WebviewWindow};
 
-/// Messages the app sent on channels: (channel id, the message as JSON).
-pub type Captured = Arc<Mutex<Vec<(u32, Value)>>>;
+/// Messages the app sent on channels: (channel id, the message as JSON), and a condition
+/// variable woken by each one, so a test waits on the messages themselves (no polling).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<(Mutex<Messages>, Condvar)>);
+
+/// (channel id, message) in arrival order.
+pub type Messages = Vec<(u32, Value)>;
+
+impl Captured {
+    /// The messages so far.
+    pub fn lock(&self) -> MutexGuard<'_, Messages> {
+        self.0.0.lock().unwrap()
+    }
+
+    fn push(&self, channel: u32, message: Value) {
+        self.lock().push((channel, message));
+        self.0.1.notify_all();
+    }
+
+    /// Blocks until the messages satisfy `condition`, re-checked at each new message; fails
+    /// the test after `limit`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut condition: impl FnMut(&Messages) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        let mut messages = self.lock();
+        while !condition(&messages) {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+            messages = self.0.1.wait_timeout(messages, left).unwrap().0;
+        }
+    }
+}
 
 /// A first-run settings file (no bank configured) listing `sim_devices`.
 pub fn seed_settings(dir: &Path, sim_devices: &[SocketAddr]) {
@@ -33,14 +68,14 @@ pub fn seed_settings(dir: &Path, sim_devices: &[SocketAddr]) {
 pub fn start_app(
     options: ShellOptions,
 ) -> (App<MockRuntime>, WebviewWindow<MockRuntime>, Captured) {
-    let captured: Captured = Arc::default();
+    let captured = Captured::default();
     let sink = captured.clone();
     let builder = mock_builder().channel_interceptor(move |_webview, channel, _index, body| {
         let message = match body {
             InvokeResponseBody::Json(text) => serde_json::from_str(text).unwrap(),
             InvokeResponseBody::Raw(bytes) => json!({ "raw": bytes.len() }),
         };
-        sink.lock().unwrap().push((channel.0, message));
+        sink.push(channel.0, message);
         true
     });
     let mut app = pinbridge_app::build(builder, options)
@@ -71,13 +106,4 @@ pub fn invoke(
         invoke_key: INVOKE_KEY.to_string(),
     };
     get_ipc_response(webview, request).map(|body| body.deserialize::<Value>().unwrap())
-}
-
-/// Waits up to `limit` for a condition the app's background tasks make true.
-pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

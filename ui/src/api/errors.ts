@@ -1,3 +1,5 @@
+import type { ErrorKind as RustErrorKind } from './generated';
+
 // Errors crossing the IPC boundary are plain serialisable objects `{ kind, message }`.
 // `kind` picks the plain-words explanation shown to the user (i18n key `error.<kind>`);
 // `message` is the backend's technical detail, shown under "Details".
@@ -33,6 +35,11 @@ export const ERROR_KINDS = [
 ] as const;
 
 export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+// The list is the Rust one (./generated.ts): tsc fails when a kind is on one side only.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameKinds: Same<ErrorKind, RustErrorKind> = true;
+void sameKinds;
 
 export interface AppError {
   kind: ErrorKind;

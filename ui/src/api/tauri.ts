@@ -3,6 +3,7 @@
 // over the `Channel<AppEvent>` handed to `events_subscribe`.
 import { Channel, invoke } from '@tauri-apps/api/core';
 import type { Backend, EventSink, ProgressSink, Unsubscribe } from './backend';
+import type { Command } from './commands';
 import { toAppError } from './errors';
 import type {
   AppEvent,
@@ -25,7 +26,9 @@ import type {
   StaffSession,
 } from './types';
 
-async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+// Only the command table's names (./commands.ts, generated): a renamed or removed command
+// fails the typecheck here.
+async function call<T>(cmd: Command, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {

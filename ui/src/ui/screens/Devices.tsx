@@ -70,6 +70,7 @@ export function DevicesScreen() {
   const c = useController();
   const devices = useApp((s) => s.devices);
   const active = useApp(activeDevice);
+  const links = useApp((s) => s.links);
   return (
     <>
       <h1 tabIndex={-1}>{t('devices.title')}</h1>
@@ -80,6 +81,11 @@ export function DevicesScreen() {
         </button>
       </div>
       <Notice screen="devices" />
+      {Object.entries(links).map(([deviceId, l]) => (
+        <p key={deviceId} class={`link-state ${l.link === 'sessionLost' ? 'bad' : ''}`} role="status" data-testid={`link-${deviceId}`}>
+          <strong>{t(`link.${l.link}`)}</strong> {l.message}
+        </p>
+      ))}
       {devices.length === 0 ? (
         <p class="empty">{t('devices.none')}</p>
       ) : (

@@ -9,35 +9,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use companion::bank::{BankClient, BankError, BankEvent, BearerToken};
 use firmware_protocol::message::Request;
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::AppError;
-use crate::events::{AppEvent, Subscribers};
-
-/// One pushed request (`ConfirmationRequest` in ui/src/api/types.ts).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfirmationRequest {
-    /// The bank's id for this request.
-    pub request_id: String,
-    /// The merchant's order id.
-    pub order_id: String,
-    /// The customer's account to pay from.
-    pub payer_account: String,
-    /// Who is paid.
-    pub payee_name: String,
-    /// Their account.
-    pub payee_account: String,
-    /// Integer minor units as a decimal string.
-    pub amount_minor: String,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// ISO-8601 time the bank pushed it.
-    pub received_at: String,
-}
+use super::types::{ConfirmationRequest, CoreEvent};
+use super::{AppError, Emit};
+use crate::bank::{BankClient, BankError, BankEvent, BearerToken};
 
 /// The pending requests, oldest first, each with the bank's own view of it (the
 /// SignConfirmation to relay to the device).
@@ -98,15 +75,15 @@ pub fn request_from_bank(
 ) -> Result<ConfirmationRequest, AppError> {
     let request_id = view["transaction_id"]
         .as_str()
-        .ok_or_else(|| AppError::BankRejected("a confirmation without transaction_id".into()))?;
+        .ok_or_else(|| AppError::BankRejected("a confirmation without transaction_id"))?;
     let hex_request = view["sign_confirmation"]
         .as_str()
-        .ok_or_else(|| AppError::BankRejected("a confirmation without sign_confirmation".into()))?;
+        .ok_or_else(|| AppError::BankRejected("a confirmation without sign_confirmation"))?;
     let Request::SignConfirmation(sign) =
-        companion::flows::bank_request("sign_confirmation", hex_request)?
+        crate::flows::bank_request("sign_confirmation", hex_request)?
     else {
         return Err(AppError::BankRejected(
-            "sign_confirmation holds another kind of request".into(),
+            "sign_confirmation holds another kind of request",
         ));
     };
     let payment = sign.payment;
@@ -131,7 +108,7 @@ pub fn now_rfc3339() -> String {
 
 /// Files one event from the bank's stream: a pending confirmation goes into the inbox (once)
 /// and to the windows; a decided or expired one leaves it.
-fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, subscribers: &Subscribers) {
+fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, emit: &Emit) {
     if event.event != "confirmation" {
         return;
     }
@@ -152,7 +129,7 @@ fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, subscribers: &Subscr
                     "request {} pushed to the app",
                     request.order_id
                 );
-                subscribers.emit(&AppEvent::ConfirmationPushed { request });
+                emit(CoreEvent::ConfirmationPushed { request });
             }
         }
         Err(error) => {
@@ -168,12 +145,12 @@ pub async fn watch_bank(
     bank: BankClient,
     token: BearerToken,
     inbox: ConfirmationInbox,
-    subscribers: Subscribers,
+    emit: Emit,
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
         let mut on_event = |event: BankEvent| {
-            file_event(&event, &inbox, &subscribers);
+            file_event(&event, &inbox, &emit);
             true
         };
         match bank.watch_events(&token, &mut on_event).await {
@@ -193,7 +170,7 @@ pub async fn watch_bank(
 
 /// The running [`watch_bank`] task of one login; dropping it stops the task.
 #[derive(Debug)]
-pub struct BankWatch(tauri::async_runtime::JoinHandle<()>);
+pub struct BankWatch(tokio::task::JoinHandle<()>);
 
 impl BankWatch {
     /// Starts listening.
@@ -201,14 +178,9 @@ impl BankWatch {
         bank: BankClient,
         token: BearerToken,
         inbox: ConfirmationInbox,
-        subscribers: Subscribers,
+        emit: Emit,
     ) -> Self {
-        Self(tauri::async_runtime::spawn(watch_bank(
-            bank,
-            token,
-            inbox,
-            subscribers,
-        )))
+        Self(tokio::spawn(watch_bank(bank, token, inbox, emit)))
     }
 }
 
@@ -297,14 +269,14 @@ mod tests {
     #[test]
     fn pending_requests_are_filed_once_and_decided_ones_leave() {
         let inbox = ConfirmationInbox::default();
-        let subscribers = Subscribers::default();
+        let emit: Emit = std::sync::Arc::new(|_| {});
         let pending = BankEvent {
             event: "confirmation".into(),
             data: view("TX-1", "pending_confirmation", &sign_confirmation()),
         };
-        file_event(&pending, &inbox, &subscribers);
+        file_event(&pending, &inbox, &emit);
         // A reconnected stream repeats the pending ones.
-        file_event(&pending, &inbox, &subscribers);
+        file_event(&pending, &inbox, &emit);
         assert_eq!(inbox.list().len(), 1);
         assert!(inbox.bank_view("TX-1").is_some());
 
@@ -312,14 +284,14 @@ mod tests {
             event: "bank_command".into(),
             data: view("TX-1", "approved", &sign_confirmation()),
         };
-        file_event(&other_event, &inbox, &subscribers);
+        file_event(&other_event, &inbox, &emit);
         assert_eq!(inbox.list().len(), 1);
 
         let decided = BankEvent {
             event: "confirmation".into(),
             data: view("TX-1", "approved", &sign_confirmation()),
         };
-        file_event(&decided, &inbox, &subscribers);
+        file_event(&decided, &inbox, &emit);
         assert!(inbox.list().is_empty());
     }
 }

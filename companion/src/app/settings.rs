@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use super::AppError;
 
 /// Screen language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,14 +83,14 @@ impl Settings {
     pub fn validated(self) -> Result<Self, AppError> {
         let bank_url = self.bank_url.trim().to_owned();
         if !bank_url.is_empty() {
-            let url = tauri::Url::parse(&bank_url).map_err(|error| {
+            let url = reqwest::Url::parse(&bank_url).map_err(|error| {
                 AppError::InvalidInput(format!("the bank URL is not a valid URL: {error}"))
             })?;
             let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
             let allowed = url.scheme() == "https" || (url.scheme() == "http" && loopback);
             if !allowed {
                 return Err(AppError::InvalidInput(
-                    "the bank URL must use https (http only for this computer)".into(),
+                    "the bank URL must use https (http only for this computer)",
                 ));
             }
         }
@@ -103,8 +103,7 @@ impl Settings {
                 && pem.ends_with("-----END CERTIFICATE-----");
             if !framed {
                 return Err(AppError::InvalidInput(
-                    "the CA must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
-                        .into(),
+                    "the CA must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
                 ));
             }
         }
@@ -142,8 +141,8 @@ impl Default for Discovery {
 
 impl Discovery {
     /// The companion's discovery configuration for these settings.
-    pub fn to_config(&self) -> companion::devices::DiscoveryConfig {
-        companion::devices::DiscoveryConfig {
+    pub fn to_config(&self) -> crate::devices::DiscoveryConfig {
+        crate::devices::DiscoveryConfig {
             usb: self.usb,
             ble: self.ble,
             sim: self.sim_devices.clone(),
@@ -452,7 +451,13 @@ mod tests {
             "https://",
         ] {
             assert!(
-                matches!(with_url(bad).validated(), Err(AppError::InvalidInput(_))),
+                matches!(
+                    with_url(bad).validated(),
+                    Err(AppError {
+                        kind: crate::error::ErrorKind::InvalidInput,
+                        ..
+                    })
+                ),
                 "{bad} accepted"
             );
         }
@@ -474,7 +479,10 @@ mod tests {
         assert_eq!(with_ca("  ").validated().map(|s| s.bank_ca_pem), Ok(None));
         assert!(matches!(
             with_ca("-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----").validated(),
-            Err(AppError::InvalidInput(_))
+            Err(AppError {
+                kind: crate::error::ErrorKind::InvalidInput,
+                ..
+            })
         ));
     }
 
@@ -545,7 +553,13 @@ mod tests {
             bank_url: "https://evil.example".into(),
             ..sample()
         };
-        assert!(matches!(store.set(other), Err(AppError::InvalidInput(_))));
+        assert!(matches!(
+            store.set(other),
+            Err(AppError {
+                kind: crate::error::ErrorKind::InvalidInput,
+                ..
+            })
+        ));
         assert_eq!(store.settings(), sample());
     }
 
@@ -583,7 +597,10 @@ mod tests {
             .with_policy(BankPolicy::Unprovisioned);
         assert!(matches!(
             store.set(sample()),
-            Err(AppError::InvalidInput(_))
+            Err(AppError {
+                kind: crate::error::ErrorKind::InvalidInput,
+                ..
+            })
         ));
         let local = Settings {
             bank_url: String::new(),

@@ -181,7 +181,7 @@ pub fn parse(path: &Path, text: &str) -> Result<BankProfile, ProfileError> {
     if url.is_empty() {
         return Err(field("url", "missing or empty"));
     }
-    let parsed = tauri::Url::parse(&url).map_err(|error| field("url", &error.to_string()))?;
+    let parsed = reqwest::Url::parse(&url).map_err(|error| field("url", &error.to_string()))?;
     if parsed.scheme() != "https" || parsed.host_str().is_none_or(str::is_empty) {
         return Err(field("url", "must be an https URL with a host"));
     }

@@ -1,0 +1,583 @@
+//! The app's operations: connect, pairing, login, payment, staff and confirmation, each over
+//! the companion's flows ([`crate::flows`]) and the typed bank client. No PIN digit reaches a
+//! result, an event or a log: the PIN is typed on the device and only a count is reported.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use firmware_protocol::message::{GetInfo, GetStatus, Request, Response};
+
+use super::types::{PreparedPayment as Prepared, *};
+use super::{
+    AppCore, AppError, LoginEntry, Operation, PaymentEntry, PaymentState, PendingPairing,
+    ProgressSink, Slot, Tables, lock, sink_for,
+};
+use crate::flows::{self as core, FlowError, FlowEvent, PaymentOrder};
+use crate::session::{Session, SessionError};
+
+async fn ask(session: &mut Session, request: &Request) -> Result<Response, AppError> {
+    Ok(session.request(request).await?)
+}
+
+pub(super) async fn refresh_status(slot: &Slot) {
+    let mut session = slot.session.lock().await;
+    if let Ok(Response::Status(status)) = session.request(&Request::GetStatus(GetStatus)).await {
+        *lock(&slot.status) = Some(status);
+    }
+}
+
+fn compact(account: &str) -> String {
+    account.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+fn random_key() -> Result<String, AppError> {
+    let mut key = [0u8; 8];
+    getrandom::fill(&mut key).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(hex::encode(key))
+}
+
+impl AppCore {
+    // --------------------------------------------------------------------- device
+
+    /// Opens a session with a device and asks it who and how it is.
+    pub async fn connect(&self, device_id: &str) -> Result<DeviceStatus, AppError> {
+        if self.tables().slots.contains_key(device_id) {
+            return self.device_status(device_id).await;
+        }
+        self.devices.refresh().await;
+        let id = self
+            .devices
+            .devices()
+            .into_iter()
+            .map(|d| d.id().clone())
+            .find(|id| id.to_string() == device_id)
+            .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))?;
+        let transport = self.devices.open(&id).await?;
+        let mut session = Session::open(transport).await?;
+        let Response::Info(info) = ask(&mut session, &Request::GetInfo(GetInfo)).await? else {
+            return Err(AppError::CorruptFrame(
+                "the PIN pad did not answer GetInfo with Info",
+            ));
+        };
+        let reported = match ask(&mut session, &Request::GetStatus(GetStatus)).await? {
+            Response::Status(status) => Some(status),
+            _ => None,
+        };
+        let slot = Arc::new(Slot {
+            serial: info.serial.clone(),
+            firmware: Firmware {
+                version: info.firmware_version.clone(),
+                hash: hex::encode(info.firmware_hash.0),
+            },
+            cancel: session.cancel_handle(),
+            session: tokio::sync::Mutex::new(session),
+            status: Mutex::new(reported),
+            progress: Mutex::new(None),
+        });
+        self.tables().slots.insert(device_id.to_owned(), slot);
+        tracing::info!(
+            target: "companion::devices",
+            "{} connected ({device_id}); firmware {}",
+            info.serial,
+            info.firmware_version
+        );
+        lock(&self.seen).remove(device_id);
+        self.push_devices();
+        self.device_status(device_id).await
+    }
+
+    /// Closes the session with a device.
+    pub fn disconnect(&self, device_id: &str) {
+        let slot = self.tables().slots.remove(device_id);
+        if let Some(slot) = slot {
+            slot.cancel.cancel();
+            tracing::info!(target: "companion::devices", "{} disconnected", slot.serial);
+            tokio::spawn(async move {
+                // Waits for a cancelled operation to let go of the session first.
+                let _session = slot.session.lock().await;
+            });
+        }
+        self.push_devices();
+    }
+
+    // --------------------------------------------------------------------- pairing
+
+    /// Starts pairing: keys exchanged with the device, which shows the comparison code.
+    pub async fn pairing_begin(&self, device_id: &str) -> Result<PairingStart, AppError> {
+        let slot = self.slot(device_id)?;
+        let (code_tx, code_rx) = tokio::sync::oneshot::channel::<String>();
+        let task_slot = slot.clone();
+        let task = tokio::spawn(async move {
+            let mut code_tx = Some(code_tx);
+            let mut forward = sink_for(&task_slot);
+            let mut sink = move |event: FlowEvent| {
+                if let FlowEvent::ComparisonCode { code } = &event
+                    && let Some(tx) = code_tx.take()
+                {
+                    let _ = tx.send(code.clone());
+                }
+                forward(event);
+            };
+            let mut session = task_slot.session.lock().await;
+            core::pair(&mut session, "PinBridge desktop", &mut sink).await
+        });
+        let pairing_id = self.next_id("pair");
+        match code_rx.await {
+            Ok(code) => {
+                self.tables().pairings.insert(
+                    pairing_id.clone(),
+                    PendingPairing {
+                        device_id: device_id.to_owned(),
+                        task,
+                    },
+                );
+                tracing::info!("pairing started with {} (ECDH)", slot.serial);
+                Ok(PairingStart { pairing_id, code })
+            }
+            // The flow ended before the device showed a code: its error says why.
+            Err(_) => match task.await {
+                Ok(Err(error)) => Err(error.into()),
+                Ok(Ok(_)) => Err(AppError::PairingFailed("no comparison code")),
+                Err(error) => Err(AppError::Internal(error.to_string())),
+            },
+        }
+    }
+
+    /// Waits for the user to confirm the code on the device; stores the pairing key.
+    pub async fn pairing_confirm(
+        &self,
+        pairing_id: &str,
+        progress: ProgressSink,
+    ) -> Result<DeviceStatus, AppError> {
+        let pending = self
+            .tables()
+            .pairings
+            .remove(pairing_id)
+            .ok_or_else(|| AppError::NotFound(format!("no pairing {pairing_id}")))?;
+        let slot = self.slot(&pending.device_id)?;
+        let _op = Operation::begin(&slot, progress.clone());
+        progress(DeviceProgress::Stage {
+            stage: Stage::WaitingForUser,
+        });
+        if let Some(mock) = self.mock(&pending.device_id) {
+            progress(DeviceProgress::Display {
+                lines: mock.display,
+            });
+        }
+        let host = match pending.task.await {
+            Ok(result) => result?,
+            Err(error) if error.is_cancelled() => {
+                return Err(AppError::UserCancelled("pairing cancelled in the app"));
+            }
+            Err(error) => return Err(AppError::Internal(error.to_string())),
+        };
+        let keys = self.keystore_for(&pending.device_id).await?;
+        keys.save(&host)?;
+        tracing::info!("paired with {}; host pairing key stored", host.serial);
+        progress(DeviceProgress::Stage { stage: Stage::Done });
+        refresh_status(&slot).await;
+        self.push_devices();
+        self.device_status(&pending.device_id).await
+    }
+
+    /// Cancels a pairing in progress (the device's prompt is cancelled too).
+    pub async fn pairing_cancel(&self, pairing_id: &str) {
+        let pending = self.tables().pairings.remove(pairing_id);
+        if let Some(pending) = pending {
+            if let Ok(slot) = self.slot(&pending.device_id) {
+                slot.cancel.cancel();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), pending.task).await;
+            tracing::info!("pairing cancelled in the app");
+        }
+    }
+
+    // --------------------------------------------------------------------- login
+
+    /// Logs the customer in at the bank through the paired device.
+    pub async fn login(
+        &self,
+        device_id: &str,
+        customer_id: &str,
+        progress: ProgressSink,
+    ) -> Result<LoginSession, AppError> {
+        let slot = self.slot(device_id)?;
+        let keys = self.keystore_for(device_id).await?;
+        let mut host = keys.find(&slot.serial)?.ok_or_else(|| {
+            AppError::NotPaired(format!(
+                "{} is not paired with this computer; pair it first",
+                slot.serial
+            ))
+        })?;
+        let bank = self.bank().await?;
+        let _op = Operation::begin(&slot, progress.clone());
+        let mut sink = sink_for(&slot);
+        let result = {
+            let mut session = slot.session.lock().await;
+            core::login(&mut session, &bank, &mut host, &mut sink).await
+        };
+        // The host counter moved whatever the outcome: never reuse it.
+        keys.save(&host)?;
+        let login = result?;
+        if !login.customer_id.eq_ignore_ascii_case(customer_id.trim()) {
+            return Err(AppError::BankRejected(format!(
+                "{} is bound to another customer, not {}",
+                slot.serial,
+                customer_id.trim()
+            )));
+        }
+        let accounts = bank.accounts(&login.token).await?;
+        let customer_name = accounts
+            .first()
+            .map(|a| a.name.clone())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| login.customer_id.clone());
+        let numbers: Vec<String> = accounts.into_iter().map(|a| a.account_number).collect();
+        let session = LoginSession {
+            session_id: login.session_id.clone(),
+            customer_id: login.customer_id.clone(),
+            customer_name,
+            device_id: device_id.to_owned(),
+            accounts: numbers.clone(),
+        };
+        self.set_customer(device_id, Some(&login.customer_id));
+        tracing::info!(target: "companion::bank", "session opened for {}", login.customer_id);
+        // The session's listener on the bank's event stream (pushed confirmations).
+        let watch = super::BankWatch::start(
+            bank.clone(),
+            login.token.clone(),
+            self.confirmations.clone(),
+            self.emit.clone(),
+        );
+        self.tables().logins.insert(
+            login.session_id.clone(),
+            LoginEntry {
+                login,
+                bank,
+                device_id: device_id.to_owned(),
+                accounts: numbers,
+                _confirmations: watch,
+            },
+        );
+        progress(DeviceProgress::Stage { stage: Stage::Done });
+        refresh_status(&slot).await;
+        self.push_devices();
+        Ok(session)
+    }
+
+    /// Forgets a customer session.
+    pub fn logout(&self, session_id: &str) {
+        let mut tables = self.tables();
+        tables.logins.remove(session_id);
+        tables.payments.retain(|_, p| p.session_id != session_id);
+        drop(tables);
+        tracing::info!(target: "companion::bank", "session closed");
+    }
+
+    // --------------------------------------------------------------------- payment
+
+    /// Checks the payment with the companion's input rules (as the CLI applies them), then
+    /// the bank prepares (and MACs) the payment the device will show.
+    pub async fn payment_prepare(&self, request: PaymentRequest) -> Result<Prepared, AppError> {
+        let (login, bank, accounts) = {
+            let tables = self.tables();
+            let entry = tables
+                .logins
+                .get(&request.session_id)
+                .ok_or_else(|| AppError::NotLoggedIn("log in first"))?;
+            (
+                entry.login.clone(),
+                entry.bank.clone(),
+                entry.accounts.clone(),
+            )
+        };
+        let amount_minor: u64 = request
+            .amount_minor
+            .parse()
+            .ok()
+            .filter(|&a| a > 0)
+            .ok_or_else(|| AppError::InvalidInput("amount must be more than zero"))?;
+        let payee_name = crate::input::parse_payee_name(&request.payee_name)?;
+        let payee_account = crate::input::parse_account(&request.payee_account)?
+            .as_str()
+            .to_owned();
+        let currency = crate::input::Currency::parse(&request.currency)?;
+        let from_account = compact(&request.from_account);
+        if !accounts.iter().any(|a| compact(a) == from_account) {
+            return Err(AppError::InvalidInput("not one of your accounts"));
+        }
+        let reference = request.reference.trim().to_owned();
+        let order = PaymentOrder {
+            payee_account: payee_account.clone(),
+            payee_name: payee_name.clone(),
+            amount_minor,
+            currency: currency.code().to_owned(),
+            reference: reference.clone(),
+            idempotency_key: random_key()?,
+        };
+        let mut quiet = |_: FlowEvent| {};
+        let prepared =
+            core::prepare_payment_from(&bank, &login, Some(&from_account), &order, &mut quiet)
+                .await?;
+        let payment_id = prepared.transaction_id.clone();
+        tracing::info!(target: "companion::bank", "payment {payment_id} prepared");
+        self.tables().payments.insert(
+            payment_id.clone(),
+            PaymentEntry {
+                session_id: request.session_id,
+                prepared,
+                state: PaymentState::Prepared,
+            },
+        );
+        Ok(Prepared {
+            payment_id,
+            from_account: request.from_account,
+            payee_name,
+            payee_account,
+            amount_minor: amount_minor.to_string(),
+            currency: currency.code().to_owned(),
+            reference,
+        })
+    }
+
+    /// The device shows the payment, the customer enters the PIN on it, the bank verifies and
+    /// journals, the device checks the bank's answer: the result is what the device decided.
+    pub async fn payment_approve(
+        &self,
+        payment_id: &str,
+        progress: ProgressSink,
+    ) -> Result<PaymentResult, AppError> {
+        let (prepared, login, bank, device_id) = {
+            let mut tables = self.tables();
+            let Tables {
+                payments, logins, ..
+            } = &mut *tables;
+            let payment = payments
+                .get_mut(payment_id)
+                .ok_or_else(|| AppError::NotFound(format!("no payment {payment_id}")))?;
+            if payment.state != PaymentState::Prepared {
+                return Err(AppError::InvalidInput("this payment was already sent"));
+            }
+            let entry = logins
+                .get(&payment.session_id)
+                .ok_or_else(|| AppError::NotLoggedIn("the session has ended; log in again"))?;
+            payment.state = PaymentState::Approving;
+            (
+                payment.prepared.clone(),
+                entry.login.clone(),
+                entry.bank.clone(),
+                entry.device_id.clone(),
+            )
+        };
+        let finish = |state: PaymentState| {
+            if let Some(p) = self.tables().payments.get_mut(payment_id) {
+                p.state = state;
+            }
+        };
+        let (slot, keys) = match self.slot(&device_id) {
+            Ok(slot) => match self.keystore_for(&device_id).await {
+                Ok(keys) => (slot, keys),
+                Err(error) => {
+                    finish(PaymentState::Prepared);
+                    return Err(error);
+                }
+            },
+            Err(error) => {
+                finish(PaymentState::Prepared);
+                return Err(error);
+            }
+        };
+        let mut host = match keys.find(&slot.serial) {
+            Ok(Some(host)) => host,
+            Ok(None) => {
+                finish(PaymentState::Prepared);
+                return Err(AppError::NotPaired(format!(
+                    "{} is not paired with this computer",
+                    slot.serial
+                )));
+            }
+            Err(error) => {
+                finish(PaymentState::Prepared);
+                return Err(error.into());
+            }
+        };
+        let _op = Operation::begin(&slot, progress.clone());
+        let mut sink = sink_for(&slot);
+        let result = {
+            let mut session = slot.session.lock().await;
+            core::approve_and_submit(&mut session, &bank, &login, &mut host, &prepared, &mut sink)
+                .await
+        };
+        keys.save(&host)?;
+        finish(PaymentState::Done);
+        let lines_now = |fallback: Vec<String>| match self.mock(&device_id) {
+            Some(mock) => mock.display,
+            None => fallback,
+        };
+        let result = match result {
+            Ok(outcome) => {
+                let indicator = indicator_named(&outcome.indicator);
+                let (decision, reason) = if indicator == Indicator::Danger {
+                    (Outcome::Refused, OutcomeReason::BankResponseInvalid)
+                } else if outcome.approved() {
+                    (Outcome::Approved, OutcomeReason::None)
+                } else {
+                    let reason = match outcome.bank_result.as_str() {
+                        "pin_incorrect" | "pin_locked" => OutcomeReason::WrongPin,
+                        "insufficient_funds" => OutcomeReason::InsufficientFunds,
+                        _ => OutcomeReason::None,
+                    };
+                    (Outcome::Declined, reason)
+                };
+                tracing::info!(
+                    target: "companion::bank",
+                    "payment {payment_id}: bank {}, device {} ({})",
+                    outcome.bank_result,
+                    outcome.device_result,
+                    outcome.indicator
+                );
+                PaymentResult {
+                    payment_id: payment_id.to_owned(),
+                    outcome: decision,
+                    indicator,
+                    reason,
+                    device_lines: lines_now(vec![outcome.display_text.clone()]),
+                    bank_reference: (decision == Outcome::Approved)
+                        .then(|| outcome.transaction_id.clone()),
+                }
+            }
+            Err(FlowError::Tampered) => {
+                tracing::error!(target: "companion::devices", "{}: payment refused, the device is tampered", slot.serial);
+                PaymentResult {
+                    payment_id: payment_id.to_owned(),
+                    outcome: Outcome::Refused,
+                    indicator: Indicator::Danger,
+                    reason: OutcomeReason::Tampered,
+                    device_lines: lines_now(vec!["TAMPERED".into()]),
+                    bank_reference: None,
+                }
+            }
+            Err(FlowError::Device(SessionError::Refused {
+                indicator: firmware_protocol::message::Indicator::Danger,
+                detail,
+                ..
+            })) => {
+                tracing::error!(target: "companion::devices", "{}: the bank's answer failed the device's check", slot.serial);
+                PaymentResult {
+                    payment_id: payment_id.to_owned(),
+                    outcome: Outcome::Refused,
+                    indicator: Indicator::Danger,
+                    reason: OutcomeReason::BankResponseInvalid,
+                    device_lines: lines_now(vec![detail]),
+                    bank_reference: None,
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        progress(DeviceProgress::Indicator {
+            indicator: result.indicator,
+        });
+        progress(DeviceProgress::Stage { stage: Stage::Done });
+        refresh_status(&slot).await;
+        self.push_devices();
+        Ok(result)
+    }
+
+    /// Cancels a payment: the device's prompt is cancelled and the payment cannot be sent.
+    pub fn payment_cancel(&self, payment_id: &str) {
+        let device_id = {
+            let mut tables = self.tables();
+            let Tables {
+                payments, logins, ..
+            } = &mut *tables;
+            payments.get_mut(payment_id).and_then(|p| {
+                let approving = p.state == PaymentState::Approving;
+                p.state = PaymentState::Done;
+                approving
+                    .then(|| logins.get(&p.session_id).map(|l| l.device_id.clone()))
+                    .flatten()
+            })
+        };
+        if let Some(device_id) = device_id
+            && let Ok(slot) = self.slot(&device_id)
+        {
+            slot.cancel.cancel();
+        }
+    }
+
+    // --------------------------------------------------------------------- confirmations
+
+    /// A pushed request, shown on the device, approved (or not) there and signed with the
+    /// device key; the bank checks the signature.
+    pub async fn confirmation_approve(
+        &self,
+        request_id: &str,
+        device_id: &str,
+        progress: ProgressSink,
+    ) -> Result<ConfirmationResult, AppError> {
+        let raw = self
+            .confirmations
+            .bank_view(request_id)
+            .ok_or_else(|| AppError::NotFound(format!("no pending request {request_id}")))?;
+        let (login, bank) = self
+            .tables()
+            .logins
+            .values()
+            .find(|l| l.device_id == device_id)
+            .map(|l| (l.login.clone(), l.bank.clone()))
+            .ok_or_else(|| AppError::NotLoggedIn("log in with this device first, then confirm"))?;
+        let slot = self.slot(device_id)?;
+        let keys = self.keystore_for(device_id).await?;
+        let mut host = keys.find(&slot.serial)?.ok_or_else(|| {
+            AppError::NotPaired(format!("{} is not paired with this computer", slot.serial))
+        })?;
+        let _op = Operation::begin(&slot, progress.clone());
+        let mut sink = sink_for(&slot);
+        let result = {
+            let mut session = slot.session.lock().await;
+            core::confirm_one(&mut session, &bank, &login, &mut host, &raw, &mut sink).await
+        };
+        keys.save(&host)?;
+        let (outcome, indicator, reason, fallback) = match result {
+            Ok(answer) => {
+                let status = answer["status"].as_str().unwrap_or("unknown").to_owned();
+                let outcome = if status == "approved" {
+                    Outcome::Signed
+                } else {
+                    Outcome::Declined
+                };
+                (outcome, Indicator::Safe, OutcomeReason::None, status)
+            }
+            Err(FlowError::Tampered) => (
+                Outcome::Refused,
+                Indicator::Danger,
+                OutcomeReason::Tampered,
+                "TAMPERED".to_owned(),
+            ),
+            Err(FlowError::Device(SessionError::Refused {
+                status: firmware_protocol::message::StatusCode::UserCancelled,
+                detail,
+                ..
+            })) => (
+                Outcome::Rejected,
+                Indicator::Off,
+                OutcomeReason::UserRejected,
+                detail,
+            ),
+            Err(error) => return Err(error.into()),
+        };
+        self.confirmations.remove(request_id);
+        tracing::info!(target: "companion::bank", "request {request_id}: {outcome:?}");
+        progress(DeviceProgress::Stage { stage: Stage::Done });
+        self.push_devices();
+        Ok(ConfirmationResult {
+            request_id: request_id.to_owned(),
+            outcome,
+            indicator,
+            reason,
+            device_lines: self
+                .mock(device_id)
+                .map_or_else(|| vec![fallback], |mock| mock.display),
+        })
+    }
+}

@@ -1,0 +1,372 @@
+//! The desktop app's core (`companion::app`) as plain async calls, without a window: a sandbox
+//! bank and a simulated PIN pad (tests/flows_support), listed by a fake hotplug source at the
+//! transport seam so a test can unplug and replug the device.
+
+// Test harness: a broken fixture or an impossible state should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod flows_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use companion::app::{
+    AppCore, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator, LinkState, Outcome,
+    OutcomeReason, PaymentRequest, ProgressSink, StaffRole, TamperState,
+};
+use companion::bank::BankSettings;
+use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
+use companion::error::ErrorKind;
+use companion::flows;
+use companion::transport::sim::SimTransport;
+use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
+use flows_support::{WRONG_PIN, World};
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc};
+
+/// A USB-like source listing the simulated PIN pad while it is plugged in, with hotplug
+/// notifications as libusb gives them.
+#[derive(Debug)]
+struct Plug {
+    address: std::net::SocketAddr,
+    plugged: Mutex<bool>,
+    notify: mpsc::UnboundedSender<()>,
+    changes: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+}
+
+impl Plug {
+    fn new(address: std::net::SocketAddr) -> Arc<Self> {
+        let (notify, changes) = mpsc::unbounded_channel();
+        Arc::new(Plug {
+            address,
+            plugged: Mutex::new(true),
+            notify,
+            changes: Mutex::new(Some(changes)),
+        })
+    }
+
+    fn set(&self, plugged: bool) {
+        *self.plugged.lock().unwrap() = plugged;
+        self.notify.send(()).unwrap();
+    }
+}
+
+#[async_trait]
+impl DeviceSource for Plug {
+    fn kind(&self) -> TransportKind {
+        TransportKind::Usb
+    }
+
+    async fn scan(&self) -> Result<Vec<DeviceInfo>, TransportError> {
+        if !*self.plugged.lock().unwrap() {
+            return Ok(Vec::new());
+        }
+        let mut identity = DeviceIdentity::new(TransportKind::Usb, "1-1");
+        identity.serial = Some("PB-TEST-1".into());
+        Ok(vec![DeviceInfo::new(identity, DeviceState::Available)])
+    }
+
+    async fn open(&self, device: &DeviceInfo) -> Result<Box<dyn Transport>, TransportError> {
+        if !*self.plugged.lock().unwrap() {
+            return Err(TransportError::Disconnected {
+                device: device.id().to_string(),
+            });
+        }
+        Ok(Box::new(SimTransport::connect(self.address).await?))
+    }
+
+    async fn changes(&self) -> Option<ChangeStream> {
+        let mut receiver = self.changes.lock().unwrap().take()?;
+        Some(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed())
+    }
+}
+
+const DEVICE: &str = "usb:1-1";
+
+struct Harness {
+    world: World,
+    core: Arc<AppCore>,
+    plug: Arc<Plug>,
+    events: broadcast::Sender<CoreEvent>,
+    _keys: tempfile::TempDir,
+}
+
+/// The world's device initialised and enrolled for alice (by the branch), then listed for a
+/// core whose bank is the world's.
+async fn start() -> Harness {
+    let mut world = World::start().await;
+    let mut sink = world.sink();
+    flows::provision(
+        &mut world.session,
+        &world.client,
+        &world.teller,
+        "alice",
+        &mut sink,
+    )
+    .await
+    .unwrap();
+    let plug = Plug::new(world.device_address);
+    let (events, _) = broadcast::channel(256);
+    let emit_to = events.clone();
+    let url = world.url.clone();
+    let keys = tempfile::tempdir().unwrap();
+    let core = Arc::new(AppCore::new(CoreConfig {
+        keys_dir: keys.path().to_owned(),
+        bank: Arc::new(move || BankSettings {
+            url: url.clone(),
+            ca_pem: None,
+        }),
+        embedded: EmbeddedStatus::Off,
+        emit: Arc::new(move |event| {
+            let _ = emit_to.send(event);
+        }),
+        devices: DeviceManager::new().with_source(plug.clone()),
+        mocks: None,
+    }));
+    Harness {
+        world,
+        core,
+        plug,
+        events,
+        _keys: keys,
+    }
+}
+
+fn progress() -> (ProgressSink, Arc<Mutex<Vec<DeviceProgress>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = seen.clone();
+    (
+        Arc::new(move |p| into.lock().unwrap().push(p)),
+        seen.clone(),
+    )
+}
+
+impl Harness {
+    async fn pair_and_login(&self) -> companion::app::LoginSession {
+        self.core.connect(DEVICE).await.unwrap();
+        let start = self.core.pairing_begin(DEVICE).await.unwrap();
+        assert_eq!(start.code.len(), 6);
+        let (sink, _) = progress();
+        let paired = self
+            .core
+            .pairing_confirm(&start.pairing_id, sink)
+            .await
+            .unwrap();
+        assert!(paired.paired);
+        let (sink, seen) = progress();
+        let session = self.core.login(DEVICE, "alice", sink).await.unwrap();
+        assert_eq!(session.customer_id, "alice");
+        assert!(!session.accounts.is_empty());
+        assert!(seen.lock().unwrap().iter().any(|p| matches!(
+            p,
+            DeviceProgress::Stage {
+                stage: companion::app::Stage::Done
+            }
+        )));
+        session
+    }
+
+    fn payment(&self, session: &companion::app::LoginSession, account: &str) -> PaymentRequest {
+        PaymentRequest {
+            session_id: session.session_id.clone(),
+            from_account: session.accounts[0].clone(),
+            payee_name: "Shop SARL".into(),
+            payee_account: account.into(),
+            amount_minor: "1250".into(),
+            currency: "EUR".into(),
+            reference: "core test".into(),
+        }
+    }
+
+    /// Waits for the core to announce `link` for the device.
+    async fn link(&self, events: &mut broadcast::Receiver<CoreEvent>, want: LinkState) {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let CoreEvent::DeviceLink { link, .. } = events.recv().await.unwrap()
+                    && link == want
+                {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {want:?} event"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_login_and_pay_through_the_core() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR76 3000 6000 0112 3456 7890 189"))
+        .await
+        .unwrap();
+    assert_eq!(prepared.payee_account, "FR7630006000011234567890189");
+    let (sink, seen) = progress();
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, sink)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+    assert_eq!(result.reason, OutcomeReason::None);
+    // PIN entry was a count of digits, never the digits.
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, DeviceProgress::Pin { entered: 6, .. }))
+    );
+    let again = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind, ErrorKind::InvalidInput);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_missing_prerequisites_have_their_kinds() {
+    let h = start().await;
+    h.core.connect(DEVICE).await.unwrap();
+    let refused = h
+        .core
+        .login(DEVICE, "alice", progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::NotPaired);
+    let none = h
+        .core
+        .staff_initialise(DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(none.kind, ErrorKind::StaffAuthRequired);
+    let wrong = h
+        .core
+        .staff_sign_in("teller", "not-the-password")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind, ErrorKind::StaffAuthFailed);
+    let missing = h.core.connect("usb:9-9").await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::DeviceNotFound);
+
+    let session = h.pair_and_login().await;
+    for (account, says) in [
+        ("FR7630006000011234567890188", "check digits"),
+        ("12", "not an account number"),
+    ] {
+        let error = h
+            .core
+            .payment_prepare(h.payment(&session, account))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidInput, "{error}");
+        assert!(error.message.contains(says), "{says}: {error}");
+    }
+}
+
+/// Issue 12 item 2: the app never reconnected after an unplug; it kept a dead session until
+/// the user disconnected and connected by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_device_is_reconnected_on_replug_with_the_same_session() {
+    let h = start().await;
+    let _watch = tokio::spawn(h.core.clone().watch_devices(Duration::from_secs(3600)));
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+
+    h.plug.set(false);
+    h.link(&mut events, LinkState::Reconnecting).await;
+    let unplugged = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let error = h
+        .core
+        .payment_approve(&unplugged.payment_id, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::DeviceDisconnected, "{error}");
+
+    h.plug.set(true);
+    h.link(&mut events, LinkState::Reconnected).await;
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert!(status.connected && status.paired, "{status:?}");
+    // The same customer session goes on: the payment prepared before the unplug is sent now.
+    let result = h
+        .core
+        .payment_approve(&unplugged.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_declined_by_the_bank_and_the_device_stays_safe() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    *h.world.pin.lock().unwrap() = WRONG_PIN;
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Declined, "{result:?}");
+    assert_eq!(result.reason, OutcomeReason::WrongPin);
+    assert_eq!(result.indicator, Indicator::Safe);
+    assert_eq!(result.bank_reference, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_device_refuses_in_danger_and_only_an_operator_resets_it() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    h.world.device.set_tamper(true);
+    h.world.device.set_tamper(false);
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Refused, "{result:?}");
+    assert_eq!(result.reason, OutcomeReason::Tampered);
+    assert_eq!(result.indicator, Indicator::Danger);
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.tamper, TamperState::Tampered);
+    let refused = h
+        .core
+        .login(DEVICE, "alice", progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Tampered, "{refused}");
+
+    let clerk = h
+        .core
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    assert_eq!(clerk.role, StaffRole::Clerk);
+    let not_allowed = h.core.staff_tamper_reset(DEVICE).await.unwrap_err();
+    assert_eq!(not_allowed.kind, ErrorKind::StaffNotAllowed);
+    let operator = h
+        .core
+        .staff_sign_in("operator", "operator-password")
+        .await
+        .unwrap();
+    assert_eq!(operator.role, StaffRole::Operator);
+    let reset = h.core.staff_tamper_reset(DEVICE).await.unwrap();
+    assert_eq!(reset.device.tamper, TamperState::Clear);
+}

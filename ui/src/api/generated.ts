@@ -1,0 +1,372 @@
+// GENERATED from the Rust types of companion::app by src-tauri/tests/contract.rs (ts-rs).
+// Do not edit: change the Rust type, then run
+// PINBRIDGE_UPDATE_CONTRACT=1 cargo test -p pinbridge-app --test contract
+
+export type TransportName = "usb" | "ble" | "sim";
+
+export type Lifecycle = "manufactured" | "initialised" | "bound" | "revoked";
+
+export type TamperState = "clear" | "tampered";
+
+export type LockState = "unlocked" | "locked";
+
+export type Indicator = "off" | "safe" | "danger";
+
+export type Firmware = { 
+/**
+ * Version text.
+ */
+version: string, 
+/**
+ * Hex SHA-256 of the image.
+ */
+hash: string, };
+
+export type DeviceStatus = { 
+/**
+ * `usb:1-4.2`, `sim:127.0.0.1:7001`: the id commands take.
+ */
+deviceId: string, 
+/**
+ * Display name.
+ */
+name: string, 
+/**
+ * Transport.
+ */
+transport: TransportName, 
+/**
+ * Serial number; empty until the device has told it.
+ */
+serial: string, 
+/**
+ * This app has a session open to it.
+ */
+connected: boolean, 
+/**
+ * As reported by the device.
+ */
+lifecycle: Lifecycle, 
+/**
+ * As reported by the device.
+ */
+tamper: TamperState, 
+/**
+ * As reported by the device.
+ */
+lock: LockState, 
+/**
+ * As reported by the device.
+ */
+indicator: Indicator, 
+/**
+ * This app holds a pairing key for it.
+ */
+paired: boolean, 
+/**
+ * The customer it is bound to at the bank.
+ */
+customerId: string | null, 
+/**
+ * As reported by the device.
+ */
+firmware: Firmware, 
+/**
+ * A software PIN pad whose keypad QA can drive.
+ */
+mock: boolean, };
+
+export type Stage = "contactingBank" | "sendingToDevice" | "waitingForUser" | "sendingToBank" | "verifyingResponse" | "done";
+
+export type DeviceProgress = { "type": "stage", 
+/**
+ * Which.
+ */
+stage: Stage, } | { "type": "display", 
+/**
+ * Lines.
+ */
+lines: Array<string>, } | { "type": "pin", 
+/**
+ * Digits entered.
+ */
+entered: number, 
+/**
+ * Most digits possible.
+ */
+length: number, } | { "type": "indicator", 
+/**
+ * As the device reports it.
+ */
+indicator: Indicator, };
+
+export type ConfirmationRequest = { 
+/**
+ * The bank's id for this request.
+ */
+requestId: string, 
+/**
+ * The merchant's order id.
+ */
+orderId: string, 
+/**
+ * The customer's account to pay from.
+ */
+payerAccount: string, 
+/**
+ * Who is paid.
+ */
+payeeName: string, 
+/**
+ * Their account.
+ */
+payeeAccount: string, 
+/**
+ * Integer minor units as a decimal string.
+ */
+amountMinor: string, 
+/**
+ * ISO 4217 code.
+ */
+currency: string, 
+/**
+ * ISO-8601 time the bank pushed it.
+ */
+receivedAt: string, };
+
+export type LinkState = "reconnecting" | "reconnected" | "sessionLost";
+
+export type CoreEvent = { "type": "devices", 
+/**
+ * The list.
+ */
+devices: Array<DeviceStatus>, } | { "type": "deviceDisplay", 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * Its display, line by line.
+ */
+lines: Array<string>, 
+/**
+ * The prompt on the display, if one waits for a key (mock devices; a key press names
+ * it so a key never goes to a prompt the user has not seen). `None`: the keypad is
+ * idle and a key would be discarded.
+ */
+promptId: number | null, } | { "type": "confirmationPushed", 
+/**
+ * The request.
+ */
+request: ConfirmationRequest, } | { "type": "deviceLink", 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * What happened.
+ */
+link: LinkState, 
+/**
+ * Plain words for the user: what happened and what to do.
+ */
+message: string, };
+
+export type PairingStart = { 
+/**
+ * Names this pairing in `pairing_confirm` / `pairing_cancel`.
+ */
+pairingId: string, 
+/**
+ * Six digits, also on the device's display.
+ */
+code: string, };
+
+export type LoginSession = { 
+/**
+ * The bank's session id.
+ */
+sessionId: string, 
+/**
+ * The customer.
+ */
+customerId: string, 
+/**
+ * Their name.
+ */
+customerName: string, 
+/**
+ * The device logged in with.
+ */
+deviceId: string, 
+/**
+ * Accounts to pay from.
+ */
+accounts: Array<string>, };
+
+export type PaymentRequest = { 
+/**
+ * From `login`.
+ */
+sessionId: string, 
+/**
+ * One of the session's accounts.
+ */
+fromAccount: string, 
+/**
+ * Payee.
+ */
+payeeName: string, 
+/**
+ * Payee account.
+ */
+payeeAccount: string, 
+/**
+ * Integer minor units as a decimal string.
+ */
+amountMinor: string, 
+/**
+ * ISO 4217.
+ */
+currency: string, 
+/**
+ * Free text.
+ */
+reference: string, };
+
+export type PreparedPayment = { 
+/**
+ * The bank's transaction id.
+ */
+paymentId: string, 
+/**
+ * Payer account.
+ */
+fromAccount: string, 
+/**
+ * Payee.
+ */
+payeeName: string, 
+/**
+ * Payee account.
+ */
+payeeAccount: string, 
+/**
+ * Minor units.
+ */
+amountMinor: string, 
+/**
+ * ISO 4217.
+ */
+currency: string, 
+/**
+ * Free text.
+ */
+reference: string, };
+
+export type Outcome = "approved" | "declined" | "signed" | "rejected" | "refused";
+
+export type OutcomeReason = "none" | "wrongPin" | "insufficientFunds" | "bankResponseInvalid" | "tampered" | "hostNotVerified" | "userRejected";
+
+export type PaymentResult = { 
+/**
+ * The payment.
+ */
+paymentId: string, 
+/**
+ * As the device decided.
+ */
+outcome: Outcome, 
+/**
+ * As the device reports it.
+ */
+indicator: Indicator, 
+/**
+ * Why.
+ */
+reason: OutcomeReason, 
+/**
+ * The device's display at the end.
+ */
+deviceLines: Array<string>, 
+/**
+ * The bank's journal reference (its transaction id) when approved.
+ */
+bankReference: string | null, };
+
+export type ConfirmationResult = { 
+/**
+ * The request.
+ */
+requestId: string, 
+/**
+ * As the device decided.
+ */
+outcome: Outcome, 
+/**
+ * As the device reports it.
+ */
+indicator: Indicator, 
+/**
+ * Why.
+ */
+reason: OutcomeReason, 
+/**
+ * The device's display at the end.
+ */
+deviceLines: Array<string>, };
+
+export type StaffRole = "clerk" | "operator";
+
+export type StaffSession = { 
+/**
+ * Sign-in name.
+ */
+staffId: string, 
+/**
+ * Display name.
+ */
+displayName: string, 
+/**
+ * Role.
+ */
+role: StaffRole, };
+
+export type StaffAction = "initialise" | "enrol" | "bind" | "revoke" | "rebind" | "tamperReset";
+
+export type StaffActionResult = { 
+/**
+ * Which.
+ */
+action: StaffAction, 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * Plain words, no secrets.
+ */
+detail: string, 
+/**
+ * The device afterwards.
+ */
+device: DeviceStatus, };
+
+export type Fault = { "kind": "delay", 
+/**
+ * Milliseconds (at most 30 000).
+ */
+ms: number, } | { "kind": "drop" } | { "kind": "corrupt" } | { "kind": "disconnect" } | { "kind": "busy" } | { "kind": "userTooSlow" };
+
+export type ErrorKind = "deviceNotFound" | "deviceDisconnected" | "deviceBusy" | "timeout" | "userCancelled" | "userTooSlow" | "tampered" | "locked" | "revoked" | "notPaired" | "notInitialised" | "notEnrolled" | "notBound" | "pairingFailed" | "keyCheckFailed" | "integrityFailed" | "corruptFrame" | "bankUnreachable" | "bankRejected" | "notLoggedIn" | "staffAuthRequired" | "staffAuthFailed" | "staffNotAllowed" | "invalidInput" | "notFound" | "internal" | "noBankProfile";
+
+export type AppError = { 
+/**
+ * What kind of failure (the screens explain each kind in plain words).
+ */
+kind: ErrorKind, 
+/**
+ * The details, shown under "Details".
+ */
+message: string, };
+
