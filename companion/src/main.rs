@@ -9,8 +9,8 @@ use companion::crypto_tool::{self, Output, ToolError};
 mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
-mod support;
 mod lifecycle;
+mod support;
 
 use commands::{Connection, LogsCommand, StaffCommand};
 

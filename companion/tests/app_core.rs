@@ -112,7 +112,7 @@ async fn start() -> Harness {
     let url = world.url.clone();
     let keys = tempfile::tempdir().unwrap();
     let core = Arc::new(AppCore::new(CoreConfig {
-        keys_dir: keys.path().to_owned(),
+        keys: companion::keystore::KeyStore::in_memory(keys.path()),
         bank: Arc::new(move || BankSettings {
             url: url.clone(),
             ca_pem: None,

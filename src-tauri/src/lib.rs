@@ -206,7 +206,7 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
         let bank_settings = settings.clone();
         let emit_to = subscribers.clone();
         let core = Arc::new(AppCore::new(CoreConfig {
-            keys_dir: data_dir.join("pairings"),
+            keys: companion::keystore::KeyStore::new(data_dir.join("pairings")),
             bank: Arc::new(move || {
                 let settings = bank_settings.settings();
                 BankSettings {

@@ -110,8 +110,9 @@ pub enum EmbeddedStatus {
 
 /// What the core is built from.
 pub struct CoreConfig {
-    /// Where real devices' pairing keys live.
-    pub keys_dir: PathBuf,
+    /// Real devices' pairing keys (the shell chooses the store: the OS key store for the
+    /// app; tests keep theirs in memory).
+    pub keys: KeyStore,
     /// The bank settings in force.
     pub bank: BankSource,
     /// The embedded default's state at start.
@@ -127,7 +128,7 @@ pub struct CoreConfig {
 impl std::fmt::Debug for CoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoreConfig")
-            .field("keys_dir", &self.keys_dir)
+            .field("keys", &self.keys.dir())
             .finish_non_exhaustive()
     }
 }
@@ -285,7 +286,7 @@ impl AppCore {
             devices: config.devices,
             mocks: config.mocks,
             embedded: tokio::sync::watch::Sender::new(config.embedded),
-            keys: KeyStore::new(config.keys_dir),
+            keys: config.keys,
             bank: config.bank,
             emit: config.emit,
             confirmations: ConfirmationInbox::default(),

@@ -11,6 +11,7 @@ export const PLAIN_COMMANDS = [
   'confirmations_list',
   'logs_list',
   'logs_export',
+  'diagnostics_export',
   'settings_get',
   'settings_set',
 ] as const;
