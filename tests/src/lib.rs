@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 pub const PIN: &str = "739164";
 /// The device's serial.
 pub const SERIAL: &str = "E2E-1";
+
+/// The CLI's pairing-store passphrase in these tests (no OS key store on a test machine).
+pub const KEYSTORE_PASSPHRASE: &str = "an e2e test passphrase";
 /// How long one `pinbridge` command may take before the test fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -601,7 +604,7 @@ impl World {
             )
             .env("PINBRIDGE_STATE_DIR", self.state.path())
             .env("PINBRIDGE_LOG_DIR", self.state.path().join("logs"))
-            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "an e2e test passphrase")
+            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", KEYSTORE_PASSPHRASE)
             .env("PINBRIDGE_STAFF_USER", "teller")
             .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
             .env_remove("PINBRIDGE_BANK_CA")
@@ -662,7 +665,7 @@ impl World {
             )
             .env("PINBRIDGE_STATE_DIR", self.state.path())
             .env("PINBRIDGE_LOG_DIR", self.state.path().join("logs"))
-            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "an e2e test passphrase")
+            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", KEYSTORE_PASSPHRASE)
             .env("PINBRIDGE_STAFF_USER", "teller")
             .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
             .env_remove("PINBRIDGE_BANK_CA")

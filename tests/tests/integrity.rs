@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use pinbridge_e2e::{World, binaries};
+use pinbridge_e2e::{KEYSTORE_PASSPHRASE, World, binaries};
 
 fn text(output: &std::process::Output) -> String {
     format!(
@@ -38,6 +38,7 @@ fn a_modified_app_is_refused_at_login_naming_the_app() {
             format!("sim:{}", world.link_proxy.address),
         )
         .env("PINBRIDGE_STATE_DIR", world.state.path())
+        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", KEYSTORE_PASSPHRASE)
         .env_remove("PINBRIDGE_BANK_CA")
         .args(["--json", "login"])
         .output()
