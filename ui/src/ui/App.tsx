@@ -1,6 +1,6 @@
 // The window: skip link, header with the always-visible device safety status, navigation,
 // the current screen, and (when the active device is a mock) its on-screen PIN pad.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Language } from '../api/types';
 import { LANGUAGES, type MessageKey } from '../i18n';
 import { activeDevice } from '../state';
@@ -150,7 +150,9 @@ export function App() {
   const sandbox = info?.flavour === 'sandbox';
   const noBank = info?.flavour === 'production' && info.bankProfile?.status !== 'loaded';
 
-  useEffect(() => {
+  // Layout effect: the page's language changes in the same commit as its words (a screen
+  // reader must never read Chinese text under lang="en"; the e2e caught the gap).
+  useLayoutEffect(() => {
     document.documentElement.lang = lang;
     document.title = sandbox ? `${t('app.title')} — ${t('app.sandbox')}` : t('app.title');
   }, [lang, sandbox]);
