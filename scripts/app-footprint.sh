@@ -1,84 +1,66 @@
 #!/usr/bin/env bash
-# The desktop app's footprint on this machine, as a markdown table (for docs/BENCHMARKS.md):
-#   - idle memory of the app and all its WebKit child processes after 5 s idle under Xvfb: the
-#     physical memory they occupy together (distinct resident pages, each shared library page
-#     counted once: scripts/resident-pages.py, needs root), which is what the goal is about; also
-#     the naive RSS sum (every shared library once per process) and the PSS sum, and the
-#     largest contributors by mapping;
-#   - time to first paint: launch (the WebDriver request that starts the app) to the page's
-#     first contentful paint, median of 3 launches under Xvfb;
-#   - the .deb's size.
-# Builds first (scripts/app-build.sh) unless APP_FOOTPRINT_NO_BUILD=1.
+# The desktop app's footprint, production and sandbox flavours measured in one run, as a
+# markdown table (for docs/BENCHMARKS.md). Per flavour, the release build under Xvfb:
+#   - idle memory of the app and all its WebKit processes with a PIN pad connected: the physical
+#     memory they occupy together (distinct resident pages, each shared library page counted
+#     once: scripts/resident-pages.py, needs root), the naive RSS and the PSS sums, and
+#     PinBridge's own share (its executable's pages and the app process's heap and anonymous
+#     memory);
+#   - idle CPU and wake-ups per second (context switches of every thread) over IDLE_SECONDS
+#     (60) with the PIN pad connected, for the app process and for its WebKit processes;
+#   - time to first paint (median of 3 launches through WebDriver) and the .deb's size.
+# The production flavour gets a bank profile (/etc/pinbridge/bank.toml, put back as it was
+# afterwards: this needs root) allowing the sim link, and a pinpad-sim on loopback as its PIN
+# pad; the sandbox flavour connects its embedded mock PIN pad. The production flavour's first
+# screen with no bank profile is saved to docs/screenshots/production-no-bank-profile.png.
+# Builds first (scripts/app-build.sh, then the sandbox .deb) unless APP_FOOTPRINT_NO_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 source scripts/env.sh
 source scripts/app-xvfb.sh
+IDLE_SECONDS="${IDLE_SECONDS:-60}"
+release="$CARGO_TARGET_DIR/release"
+kept="$CARGO_TARGET_DIR/footprint"
+mkdir -p "$kept"
 
+# Both flavours build to the same path: each is kept aside after its build.
 if [ "${APP_FOOTPRINT_NO_BUILD:-0}" != 1 ]; then
   bash scripts/app-build.sh >&2
+  cp "$release/pinbridge-app" "$kept/pinbridge-app-production"
+  cp "$(ls -t "$release"/bundle/deb/*.deb | head -1)" "$kept/production.deb"
+  echo "==> cargo tauri build --bundles deb --features sandbox" >&2
+  (cd src-tauri && cargo tauri build --ci --bundles deb --features sandbox) >&2
+  cp "$release/pinbridge-app" "$kept/pinbridge-app-sandbox"
+  cp "$(ls -t "$release"/bundle/deb/*.deb | head -1)" "$kept/sandbox.deb"
+  cargo build --locked -q -p device-sim --bin pinpad-sim
 fi
-app="$CARGO_TARGET_DIR/release/pinbridge-app"
-[ -x "$app" ] || { echo "app-footprint: $app is missing; run scripts/app-build.sh" >&2; exit 1; }
-deb="$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb 2>/dev/null | head -1)"
-[ -n "$deb" ] || { echo "app-footprint: no .deb; run scripts/app-build.sh" >&2; exit 1; }
+for f in pinbridge-app-production pinbridge-app-sandbox production.deb sandbox.deb; do
+  [ -e "$kept/$f" ] || { echo "app-footprint: $kept/$f is missing; run without APP_FOOTPRINT_NO_BUILD" >&2; exit 1; }
+done
+# The production binary is what it claims to be.
+bash scripts/check-production-app.sh "$kept/pinbridge-app-production" >&2
 ensure_tauri_driver
 
 scratch="$(mktemp -d)"
-trap 'cleanup_started; rm -rf "$scratch"' EXIT
-export HOME="$scratch/home" XDG_CONFIG_HOME="$scratch/config" XDG_DATA_HOME="$scratch/data" \
-  XDG_CACHE_HOME="$scratch/cache" XDG_RUNTIME_DIR="$scratch/run"
-mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
+profile=/etc/pinbridge/bank.toml
+profile_saved=""
+if [ -e "$profile" ]; then
+  profile_saved="$scratch/bank.toml.saved"
+  cp -p "$profile" "$profile_saved"
+fi
+restore_profile() {
+  if [ -n "$profile_saved" ]; then cp -p "$profile_saved" "$profile"; else rm -f "$profile"; fi
+}
+trap 'restore_profile; cleanup_started; rm -rf "$scratch"' EXIT
+export HOME="$scratch/home" XDG_DATA_HOME="$scratch/data" XDG_CACHE_HOME="$scratch/cache" \
+  XDG_RUNTIME_DIR="$scratch/run"
+mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
+# No OS key store in this session: the pairing store's passphrase fallback.
+export PINBRIDGE_KEYSTORE_PASSPHRASE="footprint-scratch-passphrase"
 start_xvfb
 
-# The pid and every descendant of it.
-descendants() {
-  local pid="$1" child
-  echo "$pid"
-  for child in $(ps -o pid= --ppid "$pid"); do
-    descendants "$child"
-  done
-}
-
-# --- idle memory: the app on its own (no driver), 5 s after its web process is up.
-"$app" >"$scratch/app.log" 2>&1 &
-app_pid=$!
-started_pids+=("$app_pid")
-for _ in $(seq 100); do
-  [ "$(descendants "$app_pid" | wc -l)" -gt 1 ] && break
-  sleep 0.1
-done
-sleep 5
-# shellcheck disable=SC2046 # one pid per word
-memory_json="$(python3 scripts/resident-pages.py $(descendants "$app_pid"))"
-field() { python3 -c 'import json, sys; print(eval(sys.argv[2], {}, json.loads(sys.argv[1])))' "$memory_json" "$1"; }
-unique_kib="$(field unique_kib)"
-rss_kib="$(field rss_sum_kib)"
-pss_kib="$(field pss_sum_kib)"
-procs="$(field '", ".join(p["name"] for p in processes)')"
-contributors="$(field '"; ".join("%s %.1f MiB" % (n, k / 1024) for n, k in by_mapping[:8])')"
-# What a second WebKitGTK app costs next to one already running (the system webview's
-# libraries resident once for the session, as on a desktop that uses WebKitGTK elsewhere):
-# a second instance with its own config, measured besides the first.
-second_home="$scratch/second"
-mkdir -p "$second_home/config" "$second_home/data" "$second_home/cache"
-XDG_CONFIG_HOME="$second_home/config" XDG_DATA_HOME="$second_home/data" \
-  XDG_CACHE_HOME="$second_home/cache" "$app" >"$scratch/app2.log" 2>&1 &
-second_pid=$!
-started_pids+=("$second_pid")
-for _ in $(seq 100); do
-  [ "$(descendants "$second_pid" | wc -l)" -gt 1 ] && break
-  sleep 0.1
-done
-sleep 5
-# shellcheck disable=SC2046 # one pid per word
-marginal_json="$(python3 scripts/resident-pages.py $(descendants "$second_pid") --besides $(descendants "$app_pid"))"
-marginal_kib="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["unique_kib"])' "$marginal_json")"
-kill "$app_pid" "$second_pid" 2>/dev/null || true
-wait "$app_pid" "$second_pid" 2>/dev/null || true
-
-# --- time to first paint, through tauri-driver.
 port="$(free_port)"
 native_port="$(free_port)"
 while [ "$native_port" = "$port" ]; do native_port="$(free_port)"; done
@@ -86,28 +68,91 @@ tauri-driver --port "$port" --native-port "$native_port" --native-driver /usr/bi
   >"$scratch/driver.log" 2>&1 &
 started_pids+=("$!")
 wait_for_port "$port"
-paint_json="$(PINBRIDGE_APP="$app" WEBDRIVER="http://127.0.0.1:$port" node src-tauri/e2e/first-paint.mjs)"
-paint_ms="$(node -e 'console.log(JSON.parse(process.argv[1]).medianMs)' "$paint_json")"
-paint_runs="$(node -e 'console.log(JSON.parse(process.argv[1]).runs.join(", "))' "$paint_json")"
-paint_metric="$(node -e 'console.log(JSON.parse(process.argv[1]).metric)' "$paint_json")"
+export WEBDRIVER="http://127.0.0.1:$port"
 
-deb_bytes="$(stat -c %s "$deb")"
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-pass() { if awk -v v="$1" -v g="$2" 'BEGIN { exit !(v <= g) }'; then echo "yes"; else echo "**no**"; fi; }
-unique_mib="$(mib "$unique_kib")"
-rss_mib="$(mib "$rss_kib")"
-pss_mib="$(mib "$pss_kib")"
-marginal_mib="$(mib "$marginal_kib")"
-deb_mib="$(awk -v b="$deb_bytes" 'BEGIN { printf "%.1f", b / 1048576 }')"
+# The production flavour's PIN pad: a pinpad-sim on loopback (manufactured, not initialised:
+# connecting reads its identity and status, which is all an idle app does).
+sim="$CARGO_TARGET_DIR/debug/pinpad-sim"
+"$sim" ca new --out "$scratch/ca.json" >/dev/null
+"$sim" init --serial PB-FOOTPRINT-1 --state "$scratch/unit.json" --ca-key "$scratch/ca.json" >/dev/null
+sim_port="$(free_port)"
+"$sim" serve --state "$scratch/unit.json" --listen "127.0.0.1:$sim_port" >"$scratch/sim.log" 2>&1 &
+started_pids+=("$!")
+wait_for_port "$sim_port"
 
-cat <<TABLE
-| measure | value | goal | met |
-| --- | --- | --- | --- |
-| idle resident memory of all the app's processes (${procs}): distinct physical pages | ${unique_mib} MiB | ≤ 120 MB | $(pass "$unique_mib" 114.4) |
-| the same, naive RSS sum (shared libraries counted once per process) | ${rss_mib} MiB | — | — |
-| the same, PSS sum (shared pages split with every process mapping them) | ${pss_mib} MiB | — | — |
-| the same for a second instance next to the first (pages the first does not already have) | ${marginal_mib} MiB | — | — |
-| largest contributors (each page charged once) | ${contributors} | — | — |
-| time to first paint under Xvfb (median; runs: ${paint_runs} ms; ${paint_metric}) | ${paint_ms} ms | ≤ 1 s | $(pass "$paint_ms" 1000) |
-| .deb size ($(basename "$deb")) | ${deb_mib} MiB (${deb_bytes} bytes) | ≤ 15 MB | $(pass "$deb_mib" 14.3) |
-TABLE
+# config_home FLAVOUR: a fresh settings home (the production one lists the pinpad-sim).
+config_home() {
+  local dir="$scratch/config-$1-$RANDOM"
+  mkdir -p "$dir/app.pinbridge.desktop"
+  if [ "$1" = production ]; then
+    printf '{"simDevices": ["127.0.0.1:%s"]}\n' "$sim_port" >"$dir/app.pinbridge.desktop/settings.json"
+  fi
+  echo "$dir"
+}
+
+mkdir -p docs/screenshots
+# The production app with no bank profile: the first-run screen says so.
+rm -f "$profile"
+XDG_CONFIG_HOME="$(config_home none)" PINBRIDGE_APP="$kept/pinbridge-app-production" \
+  SCREENSHOT="$root/docs/screenshots/production-no-bank-profile.png" IDLE_SECONDS=1 SETTLE_SECONDS=0 \
+  node src-tauri/e2e/footprint.mjs >"$scratch/no-profile.json"
+mkdir -p "$(dirname "$profile")"
+cat >"$profile" <<TOML
+display_name = "Footprint Bank"
+url = "https://bank.invalid/"
+transports = ["sim"]
+allow_user_override = false
+TOML
+
+declare -A measured paint
+for flavour in production sandbox; do
+  echo "==> $flavour: idle ${IDLE_SECONDS} s with a PIN pad connected" >&2
+  measured[$flavour]="$(XDG_CONFIG_HOME="$(config_home "$flavour")" \
+    PINBRIDGE_APP="$kept/pinbridge-app-$flavour" IDLE_SECONDS="$IDLE_SECONDS" \
+    node src-tauri/e2e/footprint.mjs)"
+  paint[$flavour]="$(XDG_CONFIG_HOME="$(config_home "$flavour")" \
+    PINBRIDGE_APP="$kept/pinbridge-app-$flavour" node src-tauri/e2e/first-paint.mjs)"
+done
+
+python3 - "${measured[production]}" "${measured[sandbox]}" "${paint[production]}" "${paint[sandbox]}" \
+  "$(stat -c %s "$kept/production.deb")" "$(stat -c %s "$kept/sandbox.deb")" "$IDLE_SECONDS" <<'PY'
+import json, sys
+m = {"production": json.loads(sys.argv[1]), "sandbox": json.loads(sys.argv[2])}
+p = {"production": json.loads(sys.argv[3]), "sandbox": json.loads(sys.argv[4])}
+deb = {"production": int(sys.argv[5]), "sandbox": int(sys.argv[6])}
+idle = sys.argv[7]
+mib = lambda kib: kib / 1024
+
+def own(r):
+    app = r["memory"]["processes"][0]
+    exe = [n for n, _ in r["memory"]["by_mapping"] if n.startswith("pinbridge-app")]
+    mine = lambda n: n in exe or n.endswith(" of " + app["name"])
+    return sum(k for n, k in r["memory"]["by_mapping"] if mine(n))
+
+def procs(r, app):
+    rows = [i for i in r["idle"] if (i["pid"] == r["memory"]["processes"][0]["pid"]) == app]
+    return (sum(i["wakeupsPerSecond"] for i in rows), sum(i["cpuMs"] for i in rows))
+
+rows = [
+    ("PIN pad connected (its card)", lambda f: m[f]["connected"] or "none", None),
+    ("idle memory, all processes: distinct physical pages", lambda f: "%.1f MiB" % mib(m[f]["memory"]["unique_kib"]), ("<= 160 MiB", lambda f: mib(m[f]["memory"]["unique_kib"]) <= 160)),
+    ("the same, naive RSS sum", lambda f: "%.1f MiB" % mib(m[f]["memory"]["rss_sum_kib"]), None),
+    ("the same, PSS sum", lambda f: "%.1f MiB" % mib(m[f]["memory"]["pss_sum_kib"]), None),
+    ("PinBridge's own share: its executable's pages + the app process's heap and anonymous memory", lambda f: "%.1f MiB" % mib(own(m[f])), ("<= 20 MiB", lambda f: mib(own(m[f])) <= 20)),
+    ("largest contributors", lambda f: "; ".join("%s %.1f" % (n, mib(k)) for n, k in m[f]["memory"]["by_mapping"][:5]), None),
+    (f"app process over {idle} s idle: wake-ups/s, CPU ms", lambda f: "%.1f/s, %d ms" % procs(m[f], True), None),
+    (f"WebKit processes over {idle} s idle: wake-ups/s, CPU ms", lambda f: "%.1f/s, %d ms" % procs(m[f], False), None),
+    ("time to first paint (median of 3)", lambda f: "%d ms (%s)" % (p[f]["medianMs"], ", ".join(map(str, p[f]["runs"]))), ("<= 1 s", lambda f: p[f]["medianMs"] <= 1000)),
+    (".deb size", lambda f: "%.1f MiB" % (deb[f] / 1048576), None),
+]
+print("| measure | production | sandbox | goal (production) |")
+print("| --- | --- | --- | --- |")
+for name, value, goal in rows:
+    g = "" if goal is None else "%s: %s" % (goal[0], "met" if goal[1]("production") else "**missed**")
+    print(f"| {name} | {value('production')} | {value('sandbox')} | {g} |")
+print()
+print("Per process over the idle window (production): " + "; ".join(
+    "%s %.1f wake-ups/s %d ms" % (i["comm"], i["wakeupsPerSecond"], i["cpuMs"]) for i in m["production"]["idle"]))
+print("Per process over the idle window (sandbox): " + "; ".join(
+    "%s %.1f wake-ups/s %d ms" % (i["comm"], i["wakeupsPerSecond"], i["cpuMs"]) for i in m["sandbox"]["idle"]))
+PY

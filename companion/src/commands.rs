@@ -1,12 +1,13 @@
 //! The `pinbridge` subcommands over the library's flows: devices, pair, login, pay, confirm,
 //! staff and logs. Connection settings come from flags or the environment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use companion::bank::{BankClient, BankSettings, BearerToken};
 use companion::devices::{DeviceManager, DiscoveryConfig};
+use companion::error::ErrorKind;
 use companion::flows::{self, FlowEvent, PaymentOrder};
 use companion::input;
 use companion::keystore::{KeyStore, PairedHost};
@@ -57,24 +58,25 @@ pub struct StaffLogin {
 const STAFF_PASSWORD_ENV: &str = "PINBRIDGE_STAFF_PASSWORD";
 
 /// The staff password, from the file, the environment or the terminal (see [`StaffLogin`]).
-fn staff_password(login: &StaffLogin) -> Result<Zeroizing<String>, String> {
+fn staff_password(login: &StaffLogin) -> Result<Zeroizing<String>, CliError> {
     if login.refused_staff_password.is_some() {
-        return Err(format!(
+        return Err(CliError::input(format!(
             "--staff-password is refused: a password on the command line shows in the process \
              list of every user of this machine. Use --staff-password-file FILE, set \
              {STAFF_PASSWORD_ENV}, or run on a terminal to be asked for it"
-        ));
+        )));
     }
     if let Some(path) = &login.staff_password_file {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?,
         );
         let password = text.lines().next().unwrap_or_default();
         if password.is_empty() {
-            return Err(format!(
+            return Err(CliError::input(format!(
                 "{}: the first line (the staff password) is empty",
                 path.display()
-            ));
+            )));
         }
         return Ok(Zeroizing::new(password.to_owned()));
     }
@@ -86,11 +88,18 @@ fn staff_password(login: &StaffLogin) -> Result<Zeroizing<String>, String> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return rpassword::prompt_password(format!("Staff password for {}: ", login.staff_user))
             .map(Zeroizing::new)
-            .map_err(|e| format!("cannot read the staff password from the terminal: {e}"));
+            .map_err(|e| {
+                CliError::input(format!(
+                    "cannot read the staff password from the terminal: {e}"
+                ))
+            });
     }
-    Err(format!(
-        "no staff password: give --staff-password-file FILE or set {STAFF_PASSWORD_ENV} (not on \
-         a terminal, so there is no prompt)"
+    Err(CliError::new(
+        ErrorKind::StaffAuthRequired,
+        format!(
+            "no staff password: give --staff-password-file FILE or set {STAFF_PASSWORD_ENV} \
+             (not on a terminal, so there is no prompt)"
+        ),
     ))
 }
 
@@ -206,41 +215,78 @@ pub enum LogsCommand {
     },
 }
 
-/// A command's failure: a stable code (for `--json` and scripts) and the words.
+/// A command's failure: the kind the desktop app reports for the same failure
+/// (`companion::error::ErrorKind`, decided where the error was born), a stable code for
+/// scripts (the kind's name, or a finer one such as `invalid_amount` or `pin_incorrect`), and
+/// the words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
-    /// Machine code, e.g. `invalid_amount`, `unknown_currency`, `not_approved`, `failed`.
+    /// The app's error kind.
+    pub kind: ErrorKind,
+    /// Machine code: the kind's name unless a finer one was given.
     pub code: &'static str,
     /// What happened, in words.
     pub message: String,
 }
 
-impl From<String> for CliError {
-    fn from(message: String) -> Self {
+impl CliError {
+    /// A failure of `kind`, coded by the kind's name.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CliError {
-            code: "failed",
-            message,
+            kind,
+            code: kind.as_str(),
+            message: message.into(),
         }
+    }
+
+    /// Something typed on the command line is wrong.
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError::new(ErrorKind::InvalidInput, message)
     }
 }
 
 impl From<input::InputError> for CliError {
     fn from(error: input::InputError) -> Self {
         CliError {
+            kind: ErrorKind::InvalidInput,
             code: error.code(),
             message: error.to_string(),
         }
     }
 }
 
-/// The CLI reports the kind the app reports (`companion::error::ErrorKind`, decided where the
-/// error was born): a flow's failure has the kind's name as its `--json` code.
-impl From<flows::FlowError> for CliError {
-    fn from(error: flows::FlowError) -> Self {
+/// Each typed error carries its kind: the CLI reports what the app reports.
+macro_rules! classified {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for CliError {
+            fn from(error: $error) -> Self {
+                CliError::new(error.kind(), error.to_string())
+            }
+        })*
+    };
+}
+
+classified!(
+    flows::FlowError,
+    companion::session::SessionError,
+    companion::bank::BankError,
+    companion::devices::DeviceError,
+    companion::integrity::GenuineCheckError,
+);
+
+impl From<companion::keystore::KeyStoreError> for CliError {
+    fn from(error: companion::keystore::KeyStoreError) -> Self {
         CliError {
-            code: error.kind().as_str(),
+            kind: error.kind(),
+            code: error.code(),
             message: error.to_string(),
         }
+    }
+}
+
+impl From<companion::transport::TransportError> for CliError {
+    fn from(error: companion::transport::TransportError) -> Self {
+        companion::session::SessionError::from(error).into()
     }
 }
 
@@ -271,37 +317,39 @@ pub(crate) fn state_dir(connection: &Connection) -> PathBuf {
     PathBuf::from(".pinbridge")
 }
 
-pub(crate) fn bank(connection: &Connection) -> Result<BankClient, String> {
+pub(crate) fn bank(connection: &Connection) -> Result<BankClient, CliError> {
     let url = connection
         .bank_url
         .clone()
-        .ok_or("no bank URL: give --bank-url or set PINBRIDGE_BANK_URL")?;
+        .ok_or_else(|| CliError::input("no bank URL: give --bank-url or set PINBRIDGE_BANK_URL"))?;
     let ca_pem = match &connection.bank_ca {
-        Some(path) => {
-            Some(std::fs::read(path).map_err(|e| format!("--bank-ca {}: {e}", path.display()))?)
-        }
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| CliError::input(format!("--bank-ca {}: {e}", path.display())))?,
+        ),
         None => None,
     };
-    BankClient::new(&BankSettings { url, ca_pem }).map_err(|e| e.to_string())
+    BankClient::new(&BankSettings { url, ca_pem }).map_err(CliError::from)
 }
 
 /// How long a command waits for its PIN pad to be plugged in.
 const DEVICE_WAIT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn open_device(connection: &Connection) -> Result<Session, String> {
-    let wanted = connection
-        .device
-        .clone()
-        .ok_or("no PIN pad: give --device (e.g. sim:127.0.0.1:7000) or set PINBRIDGE_DEVICE")?;
+pub(crate) async fn open_device(connection: &Connection) -> Result<Session, CliError> {
+    let wanted = connection.device.clone().ok_or_else(|| {
+        CliError::input(
+            "no PIN pad: give --device (e.g. sim:127.0.0.1:7000) or set PINBRIDGE_DEVICE",
+        )
+    })?;
     let mut kind = "sim";
     let transport: Box<dyn Transport> = if let Some(address) = wanted.strip_prefix("sim:") {
         let address = address
             .parse()
-            .map_err(|e| format!("--device {wanted}: not HOST:PORT ({e})"))?;
+            .map_err(|e| CliError::input(format!("--device {wanted}: not HOST:PORT ({e})")))?;
         Box::new(
             SimTransport::connect(address)
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(CliError::from)?,
         )
     } else {
         // A PIN pad being plugged in (or back in) is waited for, as hardware wallets' tools do.
@@ -316,11 +364,11 @@ pub(crate) async fn open_device(connection: &Connection) -> Result<Session, Stri
                 );
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::from)?;
         kind = info.identity.kind().short_name();
-        manager.open(info.id()).await.map_err(|e| e.to_string())?
+        manager.open(info.id()).await.map_err(CliError::from)?
     };
-    let session = Session::open(transport).await.map_err(|e| e.to_string())?;
+    let session = Session::open(transport).await.map_err(CliError::from)?;
     // The transport in its own field: diagnostics list the transports seen from the log.
     tracing::info!(target: "companion::devices", transport = kind, device = %wanted, "PIN pad opened");
     // Ctrl-C while the PIN pad waits for the user cancels the request on the device too, so
@@ -440,30 +488,6 @@ impl Reporter {
     }
 }
 
-/// Opens a file for the user's eyes only (0600 on Unix: the event log holds payees, amounts
-/// and customer ids); an existing file readable by others is narrowed.
-pub(crate) fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true);
-    if append {
-        options.append(true);
-    } else {
-        options.write(true).truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path)?;
-        if file.metadata()?.permissions().mode() & 0o077 != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(file)
-    }
-    #[cfg(not(unix))]
-    options.open(path)
-}
-
 impl Drop for Reporter {
     fn drop(&mut self) {
         // A command that ends (or fails) while the PIN pad waits leaves no spinner behind.
@@ -476,11 +500,11 @@ impl Drop for Reporter {
 pub(crate) async fn staff_token(
     bank: &BankClient,
     login: &StaffLogin,
-) -> Result<BearerToken, String> {
+) -> Result<BearerToken, CliError> {
     let password = staff_password(login)?;
     bank.staff_login(&login.staff_user, &password)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(CliError::from)
 }
 
 /// `pinbridge devices`.
@@ -513,16 +537,16 @@ pub(crate) async fn device_list(connection: &Connection) -> Vec<Value> {
     list
 }
 
-async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHost, String> {
+async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHost, CliError> {
     let serial = flows::device_serial(session)
         .await
-        .map_err(|e| e.to_string())?;
-    store
-        .find(&serial)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!("this computer is not paired with PIN pad {serial}; run `pinbridge pair`")
-        })
+        .map_err(CliError::from)?;
+    store.find(&serial).map_err(CliError::from)?.ok_or_else(|| {
+        CliError::new(
+            ErrorKind::NotPaired,
+            format!("this computer is not paired with PIN pad {serial}; run `pinbridge pair`"),
+        )
+    })
 }
 
 /// `pinbridge pair`.
@@ -532,8 +556,8 @@ pub async fn pair(connection: &Connection, json: bool, host_name: &str) -> Comma
     let mut reporter = Reporter::new(json, connection);
     let host = flows::pair(&mut session, host_name, &mut reporter.sink())
         .await
-        .map_err(|e| e.to_string())?;
-    store.save(&host).map_err(|e| e.to_string())?;
+        .map_err(CliError::from)?;
+    store.save(&host).map_err(CliError::from)?;
     Ok(
         json!({"paired": host.serial, "hostId": hex::encode(host.host_id.as_bytes()), "events": reporter.events}),
     )
@@ -550,7 +574,7 @@ async fn login_with(
         PairedHost,
         flows::BankSession,
     ),
-    String,
+    CliError,
 > {
     let client = bank(connection)?;
     let mut session = open_device(connection).await?;
@@ -561,7 +585,7 @@ async fn login_with(
     // The host counter moved whatever happened: persist it (reserved ahead again, the command
     // goes on to use more) before reporting. `login` alone saves it exactly afterwards.
     reserve_counters(&store, &host)?;
-    let login = result.map_err(|e| e.to_string())?;
+    let login = result.map_err(CliError::from)?;
     Ok((session, client, store, host, login))
 }
 
@@ -573,17 +597,17 @@ const COUNTER_RESERVE: u64 = 1 << 16;
 /// twice, a closed terminal, `kill -9`) leaves that reserved value, above every counter it can
 /// have used, so the next command is never refused "replayed host counter"; one that ends
 /// normally saves the exact counter. Skipped counters cost nothing (u64).
-fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), String> {
+fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), CliError> {
     let mut reserved = host.clone();
     reserved.next_counter = host.next_counter.saturating_add(COUNTER_RESERVE);
-    store.save(&reserved).map_err(|e| e.to_string())
+    store.save(&reserved).map_err(CliError::from)
 }
 
 /// `pinbridge login`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
     let (mut session, client, store, host, login) = login_with(connection, &mut reporter).await?;
-    store.save(&host).map_err(|e| e.to_string())?;
+    store.save(&host).map_err(CliError::from)?;
     let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
     end_session(&mut session, &client, login).await;
     Ok(
@@ -620,7 +644,12 @@ pub async fn pay(
     let (mut session, client, store, mut host, login) =
         login_with(connection, &mut reporter).await?;
     let mut key = [0u8; 8];
-    getrandom::fill(&mut key).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut key).map_err(|e| {
+        CliError::new(
+            ErrorKind::Internal,
+            format!("no randomness from the OS: {e}"),
+        )
+    })?;
     let order = PaymentOrder {
         payee_account: payee_account.as_str().to_owned(),
         payee_name,
@@ -639,11 +668,12 @@ pub async fn pay(
     )
     .await;
     end_session(&mut session, &client, login).await;
-    store.save(&host).map_err(|e| e.to_string())?;
+    store.save(&host).map_err(CliError::from)?;
     let outcome = result.map_err(CliError::from)?;
     if !outcome.approved() {
         let (code, advice) = pin_advice(&outcome.bank_result, outcome.pin_tries_left);
         return Err(CliError {
+            kind: ErrorKind::BankRejected,
             code,
             message: format!(
                 "payment {} not approved{advice}: bank {}, PIN pad {} ({})",
@@ -691,7 +721,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         )
         .await;
         end_session(&mut session, &client, login).await;
-        store.save(&host).map_err(|e| e.to_string())?;
+        store.save(&host).map_err(CliError::from)?;
         decided = result.map_err(CliError::from)?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));
     }
@@ -769,7 +799,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
         }
     }
     match watcher.await {
-        Ok(Err(e)) => Err(e.to_string().into()),
+        Ok(Err(e)) => Err(e.into()),
         _ => Ok(
             json!({"confirmations": decided, "bankCommands": commands, "events": reporter.events}),
         ),
@@ -777,7 +807,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
 }
 
 /// A device serial as a URL path or query part (letters, digits, `-`, `_`, `.`).
-pub(crate) fn serial_part(serial: &str) -> Result<&str, String> {
+pub(crate) fn serial_part(serial: &str) -> Result<&str, CliError> {
     if !serial.is_empty()
         && serial
             .chars()
@@ -785,9 +815,9 @@ pub(crate) fn serial_part(serial: &str) -> Result<&str, String> {
     {
         Ok(serial)
     } else {
-        Err(format!(
+        Err(CliError::input(format!(
             "--serial {serial:?}: letters, digits, '-', '_' and '.' only"
-        ))
+        )))
     }
 }
 
@@ -808,7 +838,7 @@ async fn staff_device_command(
             &json!({"command": command, "reason": reason}),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::from)?;
     Ok(json!({"serial": serial, "command": command, "issued": answer["command"]}))
 }
 
@@ -822,7 +852,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let mut session = open_device(connection).await?;
             let serial = flows::initialise(&mut session, &client, &token, &mut reporter.sink())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::from)?;
             Ok(json!({"initialised": serial, "events": reporter.events}))
         }
         StaffCommand::Enrol { login, customer } | StaffCommand::Bind { login, customer } => {
@@ -830,7 +860,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let mut session = open_device(connection).await?;
             let serial = flows::device_serial(&mut session)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::from)?;
             let enrolment = flows::enrol(
                 &mut session,
                 &client,
@@ -840,7 +870,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
                 &mut reporter.sink(),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::from)?;
             Ok(crate::lifecycle::enrolled(
                 json!({"bound": serial, "customerId": customer, "events": reporter.events}),
                 &enrolment,
@@ -877,7 +907,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
                 &mut reporter.sink(),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::from)?;
             Ok(json!({"revoked": serial, "events": reporter.events}))
         }
         StaffCommand::Lock {
@@ -899,7 +929,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let answer = client
                 .get(&path, Some(&token))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::from)?;
             Ok(answer)
         }
         StaffCommand::ResetTamper { login, serial } => {
@@ -907,7 +937,7 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             let mut session = open_device(connection).await?;
             flows::operator_reset(&mut session, &client, &token, &serial, &mut reporter.sink())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::from)?;
             Ok(json!({"reset": serial, "events": reporter.events}))
         }
     }

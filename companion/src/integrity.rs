@@ -55,6 +55,17 @@ pub enum GenuineCheckError {
     Entropy(String),
 }
 
+impl GenuineCheckError {
+    /// What kind of failure this is, as the app and the CLI report it.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            GenuineCheckError::Session(error) => error.kind(),
+            GenuineCheckError::Unexpected { .. } => crate::error::ErrorKind::CorruptFrame,
+            GenuineCheckError::Entropy(_) => crate::error::ErrorKind::Internal,
+        }
+    }
+}
+
 /// Runs the genuine check on `session` against `trusted_cas` at Unix time `now`.
 pub async fn check(
     session: &mut Session,

@@ -9,8 +9,11 @@ use companion::flows;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use companion::error::ErrorKind;
+
 use crate::commands::{
-    CommandResult, Connection, Reporter, StaffLogin, bank, open_device, serial_part, staff_token,
+    CliError, CommandResult, Connection, Reporter, StaffLogin, bank, open_device, serial_part,
+    staff_token,
 };
 
 /// The customer's own commands about their PIN pad.
@@ -56,14 +59,18 @@ pub struct ReportLost {
 
 const LOSS_CODE_ENV: &str = "PINBRIDGE_LOSS_REPORT_CODE";
 
-fn loss_code(args: &ReportLost) -> Result<Zeroizing<String>, String> {
+fn loss_code(args: &ReportLost) -> Result<Zeroizing<String>, CliError> {
     if let Some(path) = &args.code_file {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?,
         );
         let code = text.lines().next().unwrap_or_default().trim();
         if code.is_empty() {
-            return Err(format!("{}: the first line is empty", path.display()));
+            return Err(CliError::input(format!(
+                "{}: the first line is empty",
+                path.display()
+            )));
         }
         return Ok(Zeroizing::new(code.to_owned()));
     }
@@ -75,12 +82,12 @@ fn loss_code(args: &ReportLost) -> Result<Zeroizing<String>, String> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return rpassword::prompt_password("Loss-report code (from your enrolment slip): ")
             .map(Zeroizing::new)
-            .map_err(|e| format!("cannot read the code from the terminal: {e}"));
+            .map_err(|e| CliError::input(format!("cannot read the code from the terminal: {e}")));
     }
-    Err(format!(
+    Err(CliError::input(format!(
         "no loss-report code: give --code-file FILE or set {LOSS_CODE_ENV} (not on a terminal, \
          so there is no prompt)"
-    ))
+    )))
 }
 
 /// `pinbridge device ...`.
@@ -98,7 +105,7 @@ pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandR
                     &json!({"customer_id": args.customer, "loss_report_code": code.as_str()}),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::from)?;
             Ok(json!({
                 "reportedLost": serial,
                 "state": answer["state"],
@@ -116,10 +123,10 @@ async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult 
     let mut cas = Vec::new();
     for text in &args.device_ca {
         let bytes = hex::decode(text.trim())
-            .map_err(|_| format!("--device-ca {text:?}: not hexadecimal"))?;
+            .map_err(|_| CliError::input(format!("--device-ca {text:?}: not hexadecimal")))?;
         cas.push(
             EcdsaVerifyingKey::from_sec1_bytes(&bytes)
-                .map_err(|e| format!("--device-ca {text:?}: {e}"))?,
+                .map_err(|e| CliError::input(format!("--device-ca {text:?}: {e}")))?,
         );
     }
     let now = std::time::SystemTime::now()
@@ -128,7 +135,7 @@ async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult 
     let mut session = open_device(connection).await?;
     let check = companion::integrity::check(&mut session, &cas, now)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::from)?;
     let _ = session.close().await;
     // `LockedByBank` -> `locked_by_bank`, as the app and the control API name states.
     let snake = |debug: String| {
@@ -169,7 +176,8 @@ async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult 
     if check.failures.is_empty() {
         Ok(result)
     } else {
-        Err(crate::commands::CliError {
+        Err(CliError {
+            kind: ErrorKind::IntegrityFailed,
             code: "not_genuine",
             message: format!(
                 "the PIN pad {} is NOT genuine: {}",
@@ -198,7 +206,7 @@ pub async fn unpair(
             &json!({"command": "forget_hosts", "reason": reason}),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::from)?;
     Ok(json!({"serial": serial, "command": "forget_hosts", "issued": answer["command"]}))
 }
 
@@ -219,12 +227,11 @@ pub async fn rebind(
     let mut session = open_device(connection).await?;
     let serial = flows::device_serial(&mut session)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::from)?;
     if serial == from {
-        return Err(format!(
+        return Err(CliError::input(format!(
             "--from {from} is the PIN pad connected here: rebind moves the customer to another one"
-        )
-        .into());
+        )));
     }
     flows::revoke(
         None,
@@ -235,7 +242,7 @@ pub async fn rebind(
         &mut reporter.sink(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CliError::from)?;
     let enrolment = flows::enrol(
         &mut session,
         &client,
@@ -245,7 +252,7 @@ pub async fn rebind(
         &mut reporter.sink(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CliError::from)?;
     Ok(enrolled(
         json!({"revoked": from, "bound": serial, "customerId": customer, "events": reporter.events}),
         &enrolment,

@@ -348,28 +348,10 @@ impl LogFile {
     }
 }
 
-/// Opens `path` for appending, created 0600 in a 0700 directory; a file others can read is
-/// narrowed to 0600.
+/// Opens `path` for appending, for the user alone, in a directory for the user alone.
 fn open_append(dir: &Path, path: &Path) -> std::io::Result<std::fs::File> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path)?;
-        if file.metadata()?.permissions().mode() & 0o077 != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(file)
-    }
-    #[cfg(not(unix))]
-    options.open(path)
+    crate::private_file::create_dir(dir)?;
+    crate::private_file::open(path, crate::private_file::Open::Append)
 }
 
 /// Which source a tracing target belongs to; `None`: not ours (the webview, the HTTP stack).

@@ -342,7 +342,10 @@ fn run_demo(_json: bool) -> ExitCode {
 
 fn run_flow_command(command: Command, connection: &Connection, json: bool) -> ExitCode {
     let result = match runtime() {
-        Err(e) => Err(e.to_string().into()),
+        Err(e) => Err(commands::CliError::new(
+            companion::error::ErrorKind::Internal,
+            format!("cannot start the async runtime: {e}"),
+        )),
         Ok(rt) => rt.block_on(async {
             let result = match command {
                 Command::Devices => commands::devices(connection).await,
@@ -372,7 +375,10 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Logs(LogsCommand::Export { out }) => support::logs_export(out.as_deref()),
                 Command::Diagnostics(args) => support::diagnostics(connection, &args).await,
                 Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {
-                    Err(String::from("not a flow command").into())
+                    Err(commands::CliError::new(
+                        companion::error::ErrorKind::Internal,
+                        "not a flow command",
+                    ))
                 }
             };
             // The command's PIN pad connection was dropped with it: a BLE link is ended
@@ -394,10 +400,14 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
             if json {
                 eprintln!(
                     "{}",
-                    serde_json::json!({ "error": { "code": error.code, "message": error.message } })
+                    serde_json::json!({ "error": {
+                        "kind": error.kind.as_str(),
+                        "code": error.code,
+                        "message": error.message,
+                    } })
                 );
             } else {
-                eprintln!("pinbridge: {}", error.message);
+                eprintln!("pinbridge: {}: {}", error.kind.words(), error.message);
             }
             ExitCode::FAILURE
         }

@@ -9,7 +9,10 @@ use companion::keystore::KeyStore;
 use companion::logfile::{FileLayer, LogFile};
 use serde_json::json;
 
-use crate::commands::{CommandResult, Connection, device_list, open_private, state_dir};
+use companion::error::ErrorKind;
+
+use crate::commands::{CliError, CommandResult, Connection, device_list, state_dir};
+use companion::private_file;
 
 /// `pinbridge diagnostics` options.
 #[derive(Debug, Clone, Args)]
@@ -31,11 +34,11 @@ pub fn init_logging() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-fn write_out(file: &Path, body: &str) -> Result<(), String> {
+fn write_out(file: &Path, body: &str) -> Result<(), CliError> {
     use std::io::Write;
-    open_private(file, false)
+    private_file::open(file, private_file::Open::Truncate)
         .and_then(|mut f| f.write_all(body.as_bytes()))
-        .map_err(|e| format!("{}: {e}", file.display()))
+        .map_err(|e| CliError::input(format!("{}: {e}", file.display())))
 }
 
 /// `pinbridge logs export`: every record of the log, redacted, as text lines.
@@ -70,7 +73,8 @@ pub async fn diagnostics(connection: &Connection, args: &DiagnosticsArgs) -> Com
         diagnostics::collect(&facts, &LogFile::at_default_dir(), args.events);
     match &args.out {
         Some(file) => {
-            let text = serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(&bundle)
+                .map_err(|e| CliError::new(ErrorKind::Internal, e.to_string()))?;
             write_out(file, &text)?;
             Ok(json!({"diagnostics": file.display().to_string(), "redactions": redactions}))
         }

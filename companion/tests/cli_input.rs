@@ -7,10 +7,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
 /// `pinbridge` with no reachable device or bank: a command that gets past input checking
-/// fails on the connection (code `failed`), not on the input.
+/// fails on the connection (a device error kind), not on the input.
 fn pinbridge(state: &std::path::Path, locale: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pinbridge"))
-        .env("PINBRIDGE_BANK_URL", "https://127.0.0.1:1")
+        .env("PINBRIDGE_BANK_URL", "http://127.0.0.1:1")
         .env("PINBRIDGE_DEVICE", "sim:127.0.0.1:1")
         .env("PINBRIDGE_STATE_DIR", state)
         .env("PINBRIDGE_LOG_DIR", state.join("logs"))
@@ -76,7 +76,70 @@ fn twelve_comma_thirty_four_follows_the_locale() {
     // Where the comma is the decimal separator the amount is accepted: the command goes on
     // to the (unreachable) device.
     let (code, message) = pay("de_DE.UTF-8", IBAN, "12,34", "EUR");
-    assert_eq!(code, "failed", "{message}");
+    assert_eq!(code, "deviceNotFound", "{message}");
+}
+
+/// The `--json` error of `pinbridge args...` with no reachable device or bank.
+fn json_error(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let state = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pinbridge"));
+    command
+        .env("PINBRIDGE_STATE_DIR", state.path())
+        .env("PINBRIDGE_LOG_DIR", state.path().join("logs"))
+        .env_remove("PINBRIDGE_DEVICE")
+        .env_remove("PINBRIDGE_BANK_URL")
+        .env_remove("PINBRIDGE_STAFF_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .arg("--json")
+        .args(args);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    error["error"].clone()
+}
+
+/// Every failure, not only a flow's, carries the kind the desktop app reports for it (issue
+/// 13): before, anything outside a payment or confirmation flow was coded `failed`.
+#[test]
+fn every_failure_carries_the_app_error_kind() {
+    let unreachable = [("PINBRIDGE_DEVICE", "sim:127.0.0.1:1")];
+    for args in [&["pair"][..], &["login"], &["device", "info"]] {
+        let mut env = unreachable.to_vec();
+        env.push(("PINBRIDGE_BANK_URL", "http://127.0.0.1:1"));
+        let error = json_error(args, &env);
+        assert_eq!(error["kind"], "deviceNotFound", "{args:?}: {error}");
+        assert_eq!(error["code"], error["kind"], "{args:?}: {error}");
+    }
+    let error = json_error(&["pair"], &[]);
+    assert_eq!(error["kind"], "invalidInput", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("--device"),
+        "{error}"
+    );
+    let error = json_error(
+        &["staff", "init", "--staff-user", "clerk"],
+        &[("PINBRIDGE_BANK_URL", "http://127.0.0.1:1")],
+    );
+    assert_eq!(error["kind"], "staffAuthRequired", "{error}");
+    // A finer code stays beside the kind.
+    let error = json_error(
+        &[
+            "pay",
+            "--to",
+            IBAN,
+            "--payee-name",
+            "Shop",
+            "--amount",
+            "1,2,3",
+            "--currency",
+            "EUR",
+        ],
+        &unreachable,
+    );
+    assert_eq!(error["kind"], "invalidInput", "{error}");
+    assert_eq!(error["code"], "invalid_amount", "{error}");
 }
 
 #[test]

@@ -173,3 +173,52 @@ fn no_qa_command_exists_or_is_granted() {
         }
     }
 }
+
+/// The value of `key` in the top-level dict of an XML property list (strings only).
+fn plist_string(plist: &str, key: &str) -> Option<String> {
+    let after = plist
+        .split_once(&format!("<key>{key}</key>"))?
+        .1
+        .trim_start();
+    let value = after.strip_prefix("<string>")?;
+    Some(value.split_once("</string>")?.0.to_owned())
+}
+
+#[test]
+fn the_packages_declare_what_each_os_asks_of_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf: Value =
+        serde_json::from_slice(&std::fs::read(root.join("tauri.conf.json")).unwrap()).unwrap();
+    let bundle = &conf["bundle"];
+    // macOS ends an app at its first Bluetooth scan when Info.plist has no usage text; the
+    // bundler merges src-tauri/Info.plist, and the texts are translated for each language.
+    let plist = std::fs::read_to_string(root.join("Info.plist")).unwrap();
+    let usage = plist_string(&plist, "NSBluetoothAlwaysUsageDescription").unwrap();
+    assert!(usage.contains("PIN pad"), "{usage}");
+    let files = bundle["macOS"]["files"].as_object().unwrap();
+    for language in ["en", "zh-Hans"] {
+        let source = files[&format!("Resources/{language}.lproj/InfoPlist.strings")]
+            .as_str()
+            .unwrap();
+        let strings = std::fs::read_to_string(root.join(source)).unwrap();
+        assert!(
+            strings.contains("\"NSBluetoothAlwaysUsageDescription\" = \""),
+            "{language}: {strings}"
+        );
+        assert!(plist.contains(&format!("<string>{language}</string>")));
+    }
+    // Windows: WebView2 installed by the installer when missing; installers in both of the
+    // app's languages.
+    let windows = &bundle["windows"];
+    assert_eq!(windows["webviewInstallMode"]["type"], "embedBootstrapper");
+    assert_eq!(
+        windows["nsis"]["languages"],
+        json!(["English", "SimpChinese"])
+    );
+    assert_eq!(windows["wix"]["language"], json!(["en-US", "zh-CN"]));
+    // Linux: the udev rule that lets a desktop user open the PIN pad without root.
+    let rule = bundle["linux"]["deb"]["files"]["/usr/lib/udev/rules.d/70-pinbridge.rules"]
+        .as_str()
+        .unwrap();
+    assert!(root.join(rule).is_file());
+}

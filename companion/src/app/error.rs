@@ -100,7 +100,7 @@ impl From<crate::devices::DeviceError> for AppError {
 
 impl From<crate::keystore::KeyStoreError> for AppError {
     fn from(error: crate::keystore::KeyStoreError) -> Self {
-        AppError::Internal(format!("pairing key store: {error}"))
+        AppError::new(error.kind(), format!("pairing key store: {error}"))
     }
 }
 

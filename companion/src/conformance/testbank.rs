@@ -133,19 +133,13 @@ impl TestBank {
                 reason: e.to_string(),
             }
         })?);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
         let io = |source| TestBankError::Io {
             path: path.display().to_string(),
             source,
         };
         use std::io::Write;
-        let mut out = options.open(path).map_err(io)?;
+        let mut out =
+            crate::private_file::open(path, crate::private_file::Open::Truncate).map_err(io)?;
         out.write_all(text.as_bytes()).map_err(io)?;
         out.write_all(b"\n").map_err(io)
     }

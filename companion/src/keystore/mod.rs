@@ -20,7 +20,6 @@
 pub mod secrets;
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -107,6 +106,17 @@ pub enum KeyStoreError {
 }
 
 impl KeyStoreError {
+    /// What kind of failure this is, as the app and the CLI report it: a missing sealing key
+    /// means this computer must pair again; a wrong passphrase is the user's input.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            KeyStoreError::KeyMissing { .. } => K::NotPaired,
+            KeyStoreError::WrongPassphrase(_) | KeyStoreError::Passphrase(_) => K::InvalidInput,
+            _ => K::Internal,
+        }
+    }
+
     /// A stable code for the CLI's `--json` and the app.
     pub fn code(&self) -> &'static str {
         match self {
@@ -594,11 +604,7 @@ impl KeyStore {
         let (sealing, key) = match cached {
             Some(opened) => opened,
             None => {
-                let mut builder = std::fs::DirBuilder::new();
-                builder.recursive(true);
-                #[cfg(unix)]
-                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-                builder.create(&self.dir).map_err(io(&self.dir))?;
+                crate::private_file::create_dir(&self.dir).map_err(io(&self.dir))?;
                 let opened = self.new_sealing()?;
                 *self.opened() = Some(opened.clone());
                 opened
@@ -691,40 +697,14 @@ fn parse_hosts(plain: &[u8]) -> Result<Vec<PairedHost>, String> {
         .collect()
 }
 
-/// A store file another user can read is narrowed to 0600 (Unix; on Windows the profile
-/// directory's inherited ACL already limits it to the user).
+/// A store file another user could read is narrowed to the user alone.
 fn narrow_permissions(path: &Path) -> Result<(), KeyStoreError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(io(path))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(path))?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+    crate::private_file::narrow(path).map_err(io(path))
 }
 
-/// Writes `bytes` to `path` atomically (temp file + rename) with mode 0600 on Unix.
+/// Writes `bytes` to `path` atomically, for the user alone.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyStoreError> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    crate::private_file::write_atomic(path, bytes).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -242,6 +242,7 @@ impl SessionError {
                 | S::WrongDevice => K::BankRejected,
                 _ => K::Internal,
             },
+            SessionError::Transport(error) => error.kind(),
             _ => K::Internal,
         }
     }

@@ -218,6 +218,46 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// What kind of failure this is, as the app and the CLI report it.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        if self.is_disconnect() {
+            return K::DeviceDisconnected;
+        }
+        match self {
+            TransportError::Closed { .. } | TransportError::ReconnectUnsupported { .. } => {
+                K::DeviceDisconnected
+            }
+            TransportError::SendTimeout { .. } => K::Timeout,
+            TransportError::WrongPacketSize { .. } => K::Internal,
+            TransportError::Usb(error) => match error {
+                UsbError::NotFound { .. } | UsbError::OtherDevice { .. } => K::DeviceNotFound,
+                UsbError::NoVendorInterface { .. } => K::DeviceNotFound,
+                UsbError::InterfaceBusy { .. } => K::DeviceBusy,
+                UsbError::Timeout { .. } => K::Timeout,
+                UsbError::Enumerating { .. } | UsbError::WorkerStopped { .. } => {
+                    K::DeviceDisconnected
+                }
+                UsbError::Overflow { .. } | UsbError::Stalled { .. } => K::CorruptFrame,
+                _ => K::Internal,
+            },
+            TransportError::Ble(error) => match error {
+                BleError::NoAdapter
+                | BleError::NotFound { .. }
+                | BleError::ServiceMissing { .. }
+                | BleError::CharacteristicMissing { .. } => K::DeviceNotFound,
+                BleError::Timeout { .. } => K::Timeout,
+                _ => K::Internal,
+            },
+            // Nothing listens at the address: no PIN pad there.
+            TransportError::Sim(SimError::Connect { .. } | SimError::ConnectTimeout { .. }) => {
+                K::DeviceNotFound
+            }
+            TransportError::Sim(SimError::Io { .. }) => K::DeviceDisconnected,
+            TransportError::Disconnected { .. } => K::DeviceDisconnected,
+        }
+    }
+
     /// Whether the device is gone (as opposed to refusing or misbehaving): a reconnect may
     /// bring it back.
     pub fn is_disconnect(&self) -> bool {

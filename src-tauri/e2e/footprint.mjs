@@ -1,0 +1,92 @@
+// One flavour's idle footprint, measured on the real app under Xvfb (scripts/app-footprint.sh):
+// launched through WebDriver, a screenshot of its first screen (SCREENSHOT), the first listed
+// PIN pad connected, then, after SETTLE seconds, the distinct physical pages of the app and all
+// its WebKit processes (scripts/resident-pages.py, root) and, over IDLE_SECONDS of idling, each
+// process's CPU time and wake-ups (context switches of all its threads). Prints one JSON line.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Session } from './webdriver.mjs';
+
+const APP = process.env.PINBRIDGE_APP;
+const DRIVER = process.env.WEBDRIVER ?? 'http://127.0.0.1:4444';
+const SCREENSHOT = process.env.SCREENSHOT;
+const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 60);
+const SETTLE_SECONDS = Number(process.env.SETTLE_SECONDS ?? 5);
+const RESIDENT_PAGES = new URL('../../scripts/resident-pages.py', import.meta.url).pathname;
+const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The app process WebKitWebDriver started (the newest running APP) and its descendants. */
+function appProcesses() {
+  const all = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  const stat = (pid) => {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      return { pid: Number(pid), ppid: Number(fields[1]), start: Number(fields[19]) };
+    } catch {
+      return null;
+    }
+  };
+  const stats = all.map(stat).filter(Boolean);
+  const exe = (pid) => {
+    try {
+      return execFileSync('readlink', [`/proc/${pid}/exe`]).toString().trim();
+    } catch {
+      return '';
+    }
+  };
+  const apps = stats.filter((s) => basename(exe(s.pid)) === basename(APP)).sort((a, b) => b.start - a.start);
+  if (!apps.length) throw new Error(`no running ${APP}`);
+  const found = [apps[0].pid];
+  for (let i = 0; i < found.length; i += 1) {
+    for (const s of stats) if (s.ppid === found[i]) found.push(s.pid);
+  }
+  return found;
+}
+
+/** CPU ticks and context switches (voluntary + not) of every thread of `pid`. */
+function activity(pid) {
+  let switches = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+    for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) switches += Number(m[1]);
+  }
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+  return { pid, comm, ticks: Number(fields[11]) + Number(fields[12]), switches };
+}
+
+const session = await Session.start(APP, { driver: DRIVER });
+try {
+  await session.waitFor('the first screen', () => session.exec(`return document.querySelector('#app h1') ? true : null;`), { timeoutMs: 30000 });
+  if (SCREENSHOT) writeFileSync(SCREENSHOT, await session.screenshot());
+  const connect = await session.findAll('[data-testid^="connect-"]').catch(() => []);
+  let connected = null;
+  if (connect.length) {
+    await session.click(connect[0]);
+    // Connected: its card offers Disconnect instead of Connect.
+    connected = await session.waitFor('a connected PIN pad', () => session.exec(`
+      const card = [...document.querySelectorAll('.device-card')]
+        .find((el) => !el.querySelector('[data-testid^="connect-"]'));
+      return card ? card.getAttribute('data-testid') : null;`), { timeoutMs: 30000 });
+  }
+  await sleep(SETTLE_SECONDS * 1000);
+  const pids = appProcesses();
+  const memory = JSON.parse(execFileSync('python3', [RESIDENT_PAGES, ...pids.map(String)]).toString());
+  const before = pids.map(activity);
+  await sleep(IDLE_SECONDS * 1000);
+  const after = pids.map(activity);
+  const idle = after.map((a, i) => ({
+    pid: a.pid,
+    comm: a.comm,
+    cpuMs: Math.round(((a.ticks - before[i].ticks) * 1000) / TICK),
+    wakeupsPerSecond: Math.round(((a.switches - before[i].switches) / IDLE_SECONDS) * 10) / 10,
+  }));
+  console.log(JSON.stringify({ connected, memory, idleSeconds: IDLE_SECONDS, idle }));
+} finally {
+  await session.end().catch(() => {});
+}
