@@ -36,6 +36,7 @@ pub struct Facts {
 
 /// The OS: family, architecture, and the distribution's or kernel's version where readable.
 pub fn os_summary() -> Value {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut os = json!({
         "family": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
