@@ -167,7 +167,10 @@ fn routes() -> Routes {
         .get("/v1/payments/{transaction_id}", payment_status)
         .post("/v1/payments/{transaction_id}/approval", approve_payment)
         .post("/v1/pin/change", owner::pin_change_prepare)
-        .post("/v1/pin/change/{change_id}/entered", owner::pin_change_entered)
+        .post(
+            "/v1/pin/change/{change_id}/entered",
+            owner::pin_change_entered,
+        )
         .get("/v1/session/confirmations", pending_confirmations)
         .post(
             "/v1/confirmations/{transaction_id}/signature",

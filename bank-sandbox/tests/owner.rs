@@ -53,7 +53,10 @@ fn enter(device: &mut TestDevice, change_hex: &str, current: &str, new: &str) ->
     assert_eq!(request.session_id, session.id);
     let expected = MacTag::aes_cmac(&session.response_key, &request.mac_input().unwrap()).unwrap();
     assert_eq!(request.bank_mac, expected, "the bank MACs the ChangePin");
-    assert!(request.counter > device.last_bank_counter, "a fresh bank counter");
+    assert!(
+        request.counter > device.last_bank_counter,
+        "a fresh bank counter"
+    );
     device.last_bank_counter = request.counter;
     entered(device, &request, current, new)
 }
@@ -96,7 +99,12 @@ async fn change(
     new: &str,
 ) -> (StatusCode, Value) {
     let prepared = prepare(t, token).await;
-    let answer = enter(device, prepared["change_pin"].as_str().unwrap(), current, new);
+    let answer = enter(
+        device,
+        prepared["change_pin"].as_str().unwrap(),
+        current,
+        new,
+    );
     submit(t, token, prepared["change_id"].as_str().unwrap(), &answer).await
 }
 
@@ -158,7 +166,11 @@ async fn wrong_current_pin_counts_toward_blocking(db: Db) {
     let (_, body) = t.pay(&token, &mut device, 100, PIN).await;
     assert_eq!(body["result"], "account_blocked");
     let (status, _) = t.post("/v1/pin/change", Some(&token), json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT, "no PIN change on a blocked PIN");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "no PIN change on a blocked PIN"
+    );
     let (status, body) = t
         .post("/v1/login", None, json!({"info": device.info()}))
         .await;
@@ -183,7 +195,10 @@ async fn replayed_forged_and_cancelled_answers_change_nothing(db: Db) {
     assert_eq!(body["error"], "bad_mac");
     // The genuine answer is then decided; sent again it gets the same stored verdict.
     let (status, first) = submit(&t, &token, id, &answer).await;
-    assert_eq!((status, &first["result"]), (StatusCode::OK, &json!("changed")));
+    assert_eq!(
+        (status, &first["result"]),
+        (StatusCode::OK, &json!("changed"))
+    );
     let (status, again) = submit(&t, &token, id, &answer).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["replayed"], true);
@@ -224,7 +239,10 @@ fn receipt(device: &TestDevice, sequence: u64, key: &EcdsaSigningKey) -> String 
         bank_sequence: sequence,
         signature: EcdsaSignature::from_array([0; 64]),
     };
-    wiped.signature = key.sign(DeviceWiped::SIGNATURE_DOMAIN, &wiped.signed_bytes().unwrap());
+    wiped.signature = key.sign(
+        DeviceWiped::SIGNATURE_DOMAIN,
+        &wiped.signed_bytes().unwrap(),
+    );
     encode(Response::DeviceWiped(wiped))
 }
 
@@ -236,7 +254,11 @@ async fn wipe_receipt_ends_the_binding(db: Db) {
     // Signed by another key, or for an older enrolment: refused.
     let stranger = EcdsaSigningKey::generate(&mut ChaCha20Rng::from_seed([9; 32]));
     let (status, body) = t
-        .post(&path, None, json!({"device_wiped": receipt(&device, device.last_sequence, &stranger)}))
+        .post(
+            &path,
+            None,
+            json!({"device_wiped": receipt(&device, device.last_sequence, &stranger)}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"], "wipe_receipt_refused");

@@ -285,9 +285,9 @@ impl Operation {
         match self {
             Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. } => Some(entry),
             Operation::ChangePin(change) => Some(&mut change.entry),
-            Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. } | Operation::Wipe => {
-                None
-            }
+            Operation::ConfirmPairing { .. }
+            | Operation::SignConfirmation { .. }
+            | Operation::Wipe => None,
         }
     }
 
@@ -297,9 +297,9 @@ impl Operation {
                 Some(entry.entered())
             }
             Operation::ChangePin(change) => Some(change.entry.entered()),
-            Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. } | Operation::Wipe => {
-                None
-            }
+            Operation::ConfirmPairing { .. }
+            | Operation::SignConfirmation { .. }
+            | Operation::Wipe => None,
         }
     }
 }

@@ -62,12 +62,27 @@ fn verdict(rig: &Rig, device_counter: u64, result: PinChangeResult, tries: u8) -
 fn change(rig: &mut Rig, current: &str, new: &str, again: &str) -> (ChangePin, Response) {
     let request = change_pin(rig);
     let (id, outcome) = rig.start_hv(Request::ChangePin(request.clone()));
-    assert!(outcome.is_pending(), "asks for the current PIN: {outcome:?}");
-    assert!(shows(rig, "Enter your current PIN"), "{:?}", rig.hw.display());
+    assert!(
+        outcome.is_pending(),
+        "asks for the current PIN: {outcome:?}"
+    );
+    assert!(
+        shows(rig, "Enter your current PIN"),
+        "{:?}",
+        rig.hw.display()
+    );
     assert!(rig.type_pin(current).is_pending());
-    assert!(shows(rig, "Choose a new PIN (4-6 digits)"), "{:?}", rig.hw.display());
+    assert!(
+        shows(rig, "Choose a new PIN (4-6 digits)"),
+        "{:?}",
+        rig.hw.display()
+    );
     assert!(rig.type_pin(new).is_pending());
-    assert!(shows(rig, "Enter the new PIN again"), "{:?}", rig.hw.display());
+    assert!(
+        shows(rig, "Enter the new PIN again"),
+        "{:?}",
+        rig.hw.display()
+    );
     let outcome = rig.type_pin(again);
     assert!(!outcome.is_pending());
     let (answer_id, answer) = response(outcome.answer().expect("an answer"));
@@ -122,7 +137,12 @@ fn a_pin_change_sends_both_pins_enciphered_under_the_session_and_shows_the_verdi
 fn a_wrong_current_pin_verdict_shows_the_tries_left_and_a_blocked_one_says_so() {
     let mut rig = Rig::ready();
     let (_, answer) = entered(&mut rig, "9999", NEW_PIN);
-    let wrong = verdict(&rig, answer.device_counter, PinChangeResult::OldPinIncorrect, 2);
+    let wrong = verdict(
+        &rig,
+        answer.device_counter,
+        PinChangeResult::OldPinIncorrect,
+        2,
+    );
     match rig.request_hv(Request::VerifyPinChange(wrong)) {
         Response::IndicatorSet(set) => {
             assert_eq!(set.result, BankResult::PinIncorrect);
@@ -146,7 +166,11 @@ fn two_different_new_pins_are_refused_on_the_device_and_nothing_goes_to_the_bank
     let mut rig = Rig::ready();
     let (_, answer) = change(&mut rig, PIN, NEW_PIN, "7392");
     assert_eq!(status_of(&answer), StatusCode::PinMismatch);
-    assert!(shows(&rig, "PINs differ: PIN not changed"), "{:?}", rig.hw.display());
+    assert!(
+        shows(&rig, "PINs differ: PIN not changed"),
+        "{:?}",
+        rig.hw.display()
+    );
     // Nothing is pending: no verdict can be shown for it.
     let unasked = verdict(&rig, 1, PinChangeResult::Changed, 0);
     assert_eq!(
@@ -250,7 +274,12 @@ fn a_pin_change_is_bound_to_the_paired_host_the_session_and_the_bank_counter() {
 fn a_forged_pin_change_verdict_is_an_intrusion() {
     let mut rig = Rig::ready();
     let (_, answer) = entered(&mut rig, PIN, NEW_PIN);
-    let mut forged = verdict(&rig, answer.device_counter, PinChangeResult::OldPinIncorrect, 2);
+    let mut forged = verdict(
+        &rig,
+        answer.device_counter,
+        PinChangeResult::OldPinIncorrect,
+        2,
+    );
     forged.result = PinChangeResult::Changed;
     let refused = rig.request_hv(Request::VerifyPinChange(forged));
     assert_eq!(status_of(&refused), StatusCode::BadBankMac);

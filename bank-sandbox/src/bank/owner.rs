@@ -67,7 +67,11 @@ fn bad_request(what: &str, e: impl std::fmt::Display) -> BankError {
 
 impl Bank {
     /// The latest bank-signed message of `kind` recorded for a device (initialise, enrol).
-    async fn latest_recorded(&self, serial: &str, kind: &str) -> BankResult<Option<(u64, Vec<u8>)>> {
+    async fn latest_recorded(
+        &self,
+        serial: &str,
+        kind: &str,
+    ) -> BankResult<Option<(u64, Vec<u8>)>> {
         let row = sqlx::query(&self.store.q(
             "SELECT sequence, message FROM device_commands WHERE serial = ? AND kind = ? \
              ORDER BY sequence DESC LIMIT 1",
@@ -89,7 +93,9 @@ impl Bank {
     async fn binding_pin_policy(&self, serial: &str) -> BankResult<(u8, u8)> {
         let enrol = self.latest_recorded(serial, "enrol").await?;
         match enrol.map(|(_, bytes)| message::decode_request(&bytes)) {
-            Some(Ok((_, Request::Enrol(enrol)))) => Ok((enrol.pin_length_min, enrol.pin_length_max)),
+            Some(Ok((_, Request::Enrol(enrol)))) => {
+                Ok((enrol.pin_length_min, enrol.pin_length_max))
+            }
             _ => Ok((4, 6)),
         }
     }
@@ -315,15 +321,20 @@ impl Bank {
                 .bind(session.binding_id.clone())
                 .execute(&mut *tx)
                 .await?;
-                tracing::warn!(serial = session.device_serial, "binding locked after wrong PINs");
+                tracing::warn!(
+                    serial = session.device_serial,
+                    "binding locked after wrong PINs"
+                );
                 PinChangeResult::PinBlocked
             } else {
                 PinChangeResult::OldPinIncorrect
             }
         } else if let Some(new_pvv) = &new_pvv {
-            sqlx::query(&self.store.q(
-                "UPDATE bindings SET pvv = ?, wrong_pin_count = 0 WHERE binding_id = ?",
-            ))
+            sqlx::query(
+                &self
+                    .store
+                    .q("UPDATE bindings SET pvv = ?, wrong_pin_count = 0 WHERE binding_id = ?"),
+            )
             .bind(new_pvv.0.to_vec())
             .bind(session.binding_id.clone())
             .execute(&mut *tx)
@@ -343,9 +354,7 @@ impl Bank {
         };
         verdict.bank_mac = cmac(
             &session.response_key,
-            &verdict
-                .mac_input()
-                .map_err(|e| BankError::internal(&e))?,
+            &verdict.mac_input().map_err(|e| BankError::internal(&e))?,
         )?;
         let encoded = encode_request(Request::VerifyPinChange(verdict))?;
         let decided = sqlx::query(&self.store.q(
@@ -427,8 +436,8 @@ impl Bank {
         .await?
         .ok_or_else(|| BankError::not_found("unknown_device", "no such device"))?;
         let key_bytes: Vec<u8> = device.try_get("attestation_public_key")?;
-        let key = EcdsaVerifyingKey::from_sec1_bytes(&key_bytes)
-            .map_err(|e| BankError::internal(&e))?;
+        let key =
+            EcdsaVerifyingKey::from_sec1_bytes(&key_bytes).map_err(|e| BankError::internal(&e))?;
         let signed = receipt
             .signed_bytes()
             .map_err(|e| BankError::invalid(e.to_string()))?;
@@ -436,7 +445,9 @@ impl Bank {
             .verify(DeviceWiped::SIGNATURE_DOMAIN, &signed, &receipt.signature)
             .is_err()
         {
-            return Err(refused("the signature does not verify under the device's key"));
+            return Err(refused(
+                "the signature does not verify under the device's key",
+            ));
         }
         // A receipt from before the latest initialisation or enrolment is old news: it must
         // not end a binding made after it.
@@ -484,11 +495,12 @@ impl Bank {
         .await?;
         tx.commit().await?;
         self.forget_device_sessions(serial);
-        let state: String = sqlx::query(&self.store.q("SELECT state FROM devices WHERE serial = ?"))
-            .bind(serial)
-            .fetch_one(self.store.reader())
-            .await?
-            .try_get("state")?;
+        let state: String =
+            sqlx::query(&self.store.q("SELECT state FROM devices WHERE serial = ?"))
+                .bind(serial)
+                .fetch_one(self.store.reader())
+                .await?
+                .try_get("state")?;
         tracing::info!(serial, bindings_ended = ended, "device wiped by its owner");
         Ok(serde_json::json!({
             "serial": serial,

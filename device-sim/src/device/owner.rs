@@ -12,7 +12,9 @@ use firmware_protocol::message::{
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, cmac, internal, refuse};
+use super::{
+    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, cmac, internal, refuse,
+};
 use crate::hardware::{EventKind, Hardware};
 
 /// Which of the three PIN entries of a PIN change is on the screen.
@@ -70,9 +72,10 @@ fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (String, BankResul
             BankResult::AccountBlocked,
         ),
         PinChangeResult::Declined => ("Declined: PIN not changed".into(), BankResult::Declined),
-        PinChangeResult::SystemError => {
-            ("Bank error: PIN not changed".into(), BankResult::SystemError)
-        }
+        PinChangeResult::SystemError => (
+            "Bank error: PIN not changed".into(),
+            BankResult::SystemError,
+        ),
     }
 }
 
@@ -253,7 +256,10 @@ impl Device {
         let input = request.mac_input().map_err(internal)?;
         if !request.bank_mac.verifies(&session.response_key, &input) {
             self.outcome(vec!["WARNING: forged bank response".into()], hw);
-            let refusal = refuse(StatusCode::BadBankMac, "PIN change verdict MAC does not verify");
+            let refusal = refuse(
+                StatusCode::BadBankMac,
+                "PIN change verdict MAC does not verify",
+            );
             return Err(self.intrusion(refusal, hw));
         }
         if self.pending_pin_change != Some(request.device_counter) {
@@ -316,7 +322,9 @@ impl Device {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         let signed = receipt.signed_bytes().map_err(internal)?;
-        receipt.signature = self.attestation.sign(DeviceWiped::SIGNATURE_DOMAIN, &signed);
+        receipt.signature = self
+            .attestation
+            .sign(DeviceWiped::SIGNATURE_DOMAIN, &signed);
         Ok(Response::DeviceWiped(receipt))
     }
 }

@@ -17,11 +17,11 @@
 use alloc::vec::Vec;
 
 use super::codec::Writer;
+use super::owner::{ChangePin, DeviceWiped, PinChangeEntered, VerifyPinChange, WipeDevice};
 use super::request::{
     ApprovePayment, BankChallenge, BankCommand, Enrol, GetIntegrityReport, HostVerified,
     Initialise, OperatorReset, SignConfirmation, VerifyBankResponse,
 };
-use super::owner::{ChangePin, DeviceWiped, PinChangeEntered, VerifyPinChange, WipeDevice};
 use super::response::{ChallengeResponse, IntegrityReport, PaymentApproved};
 use super::types::{EcdsaSignature, MacTag};
 use super::{Body, MessageError, Request, WireBody, decode};

@@ -37,12 +37,14 @@ mod types;
 
 pub use codec::LengthLimit;
 pub use error::MessageError;
+pub use owner::{
+    ChangePin, DeviceWiped, PinChangeEntered, PinChangeResult, VerifyPinChange, WipeDevice,
+};
 pub use request::{
     ApprovePayment, BankChallenge, BankCommand, Cancel, Enrol, GetInfo, GetIntegrityReport,
     GetStatus, HostVerified, Initialise, LoadSessionKeys, OperatorReset, PairBegin, PairConfirm,
     Ping, Request, SignConfirmation, Unpair, VerifyBankResponse, requires_host_verification,
 };
-pub use owner::{ChangePin, DeviceWiped, PinChangeEntered, PinChangeResult, VerifyPinChange, WipeDevice};
 pub use response::{
     CancelResult, ChallengeResponse, ConfirmationSignature, Enrolled, ErrorResponse, IndicatorSet,
     Info, Initialised, IntegrityReport, KeysLoaded, PairChallenge, PairResult, PaymentApproved,

@@ -5,11 +5,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::{Reader, Writer};
+use super::owner::{ChangePin, VerifyPinChange, WipeDevice, check_pin_lengths};
 use super::types::{
     BankCommandKind, BankResult, EcPublicKey, EcdsaSignature, HostId, MacTag, Nonce,
     PaymentDetails, SessionId, Sha256Digest, WrappedKey, check_pin_account,
 };
-use super::owner::{ChangePin, VerifyPinChange, WipeDevice, check_pin_lengths};
 use super::{MessageError, WireBody, limits, message_type};
 
 /// Asks for the device's identity and capabilities (answered by `Info`). Empty body.

@@ -5,12 +5,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::{Reader, Writer};
+use super::owner::{DeviceWiped, PinChangeEntered};
 use super::status::StatusCode;
 use super::types::{
     BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv, Lifecycle,
     LockState, MacTag, Nonce, PinBlock, SessionId, Sha256Digest,
 };
-use super::owner::{DeviceWiped, PinChangeEntered};
 use super::{MessageError, WireBody, limits, message_type};
 
 /// Any failure, for any request. `indicator` is the LED state after the failure, so the app

@@ -293,15 +293,17 @@ pub fn request() -> impl Strategy<Value = Request> {
             (4u8..=12).prop_flat_map(|min| (Just(min), min..=12)),
             mac()
         )
-            .prop_map(|(session_id, counter, (pin_length_min, pin_length_max), bank_mac)| {
-                Request::ChangePin(ChangePin {
-                    session_id,
-                    counter,
-                    pin_length_min,
-                    pin_length_max,
-                    bank_mac,
-                })
-            }),
+            .prop_map(
+                |(session_id, counter, (pin_length_min, pin_length_max), bank_mac)| {
+                    Request::ChangePin(ChangePin {
+                        session_id,
+                        counter,
+                        pin_length_min,
+                        pin_length_max,
+                        bank_mac,
+                    })
+                }
+            ),
         (
             session_id(),
             any::<u64>(),
