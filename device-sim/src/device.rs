@@ -1778,13 +1778,16 @@ impl Device {
                 "session ended by the bank (logout)"
             }
         };
-        // The bank's reason stays as long as the state it explains.
-        self.banner = if request.reason.is_empty() {
-            Vec::new()
-        } else {
-            vec![request.reason.clone()]
-        };
-        self.banner_until_ms = None;
+        // The bank's reason stays as long as the state it explains. An EndSession without
+        // one changes nothing on the screen (§6.11 "nothing else changes"): the logout relayed
+        // right after a payment or PIN change must not erase that outcome's screen (§6.1).
+        if !request.reason.is_empty() {
+            self.banner = vec![request.reason.clone()];
+            self.banner_until_ms = None;
+        } else if request.command != BankCommandKind::EndSession {
+            self.banner = Vec::new();
+            self.banner_until_ms = None;
+        }
         hw.record(EventKind::State {
             change: change.into(),
         });

@@ -8,8 +8,9 @@ mod support;
 
 use device_sim::hardware::KeyPress;
 use firmware_protocol::message::{
-    BankResult, ChangePin, DeviceWiped, GetStatus, Indicator, Lifecycle, MacTag, PinChangeEntered,
-    PinChangeResult, Request, Response, Status, StatusCode, VerifyPinChange, WipeDevice,
+    BankCommandKind, BankResult, ChangePin, DeviceWiped, GetStatus, Indicator, Lifecycle, MacTag,
+    PinChangeEntered, PinChangeResult, Request, Response, Status, StatusCode, VerifyPinChange,
+    WipeDevice,
 };
 use support::{PIN, Rig, SERIAL, cmac, response, status_of};
 
@@ -123,6 +124,15 @@ fn a_pin_change_sends_both_pins_enciphered_under_the_session_and_shows_the_verdi
         other => panic!("VerifyPinChange answered {other:?}"),
     }
     assert!(shows(&rig, "PIN changed"));
+    // The logout the app relays right after (a bank EndSession with no reason) leaves the
+    // outcome on the screen.
+    let end = rig.bank.command(SERIAL, BankCommandKind::EndSession, "");
+    assert!(matches!(
+        rig.request(Request::BankCommand(end)),
+        Response::Status(_)
+    ));
+    assert!(shows(&rig, "PIN changed"), "{:?}", rig.hw.display());
+    rig.login();
     // The same verdict again matches nothing pending.
     let again = verdict(&rig, answer.device_counter, PinChangeResult::Changed, 0);
     assert_eq!(

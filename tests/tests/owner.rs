@@ -50,6 +50,11 @@ fn a_changed_pin_pays_and_the_old_one_no_longer_does() {
         "{changed}"
     );
     assert_eq!(changed["pinChange"]["indicator"], "safe", "{changed}");
+    assert!(
+        world.device_display().iter().any(|l| l == "PIN changed"),
+        "the PIN pad shows the outcome: {:?}",
+        world.device_display()
+    );
 
     let paid = json(&world.pinbridge_ok(PAY));
     assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
@@ -91,6 +96,14 @@ fn a_wrong_current_pin_counts_toward_blocking_like_a_payment_pin() {
     let wrong = world.pinbridge(&["--json", "pin", "change"]);
     assert!(!wrong.status.success(), "{}", text(&wrong));
     assert!(text(&wrong).contains("2 tries left"), "{}", text(&wrong));
+    assert!(
+        world
+            .device_display()
+            .iter()
+            .any(|l| l == "Wrong PIN: not changed, 2 tries left"),
+        "{:?}",
+        world.device_display()
+    );
 
     // The same counter: a wrong payment PIN leaves one try.
     let paid = world.pinbridge(PAY);
@@ -120,6 +133,14 @@ fn the_owner_wipes_the_pin_pad_and_the_bank_ends_the_binding() {
     let state = world.device_state();
     assert_eq!(state["lifecycle"], "manufactured", "{state}");
     assert_eq!(state["paired_hosts"], 0, "{state}");
+    let screen = world.device_display();
+    assert!(screen.iter().any(|l| l == "Not initialised"), "{screen:?}");
+    assert!(
+        screen
+            .iter()
+            .any(|l| l == "Wiped: keys and pairings erased"),
+        "{screen:?}"
+    );
     assert_eq!(
         world.journal_query("SELECT COUNT(*) FROM bindings WHERE status = 'active';"),
         0
