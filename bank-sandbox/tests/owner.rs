@@ -233,6 +233,48 @@ async fn replayed_forged_and_cancelled_answers_change_nothing(db: Db) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+async fn concurrent_copies_of_an_answer_get_the_stored_verdict(db: Db) {
+    let Some(t) = bank(db).await else { return };
+    let mut device = t.provision("PP-OWN-5", 45, "alice", PIN).await;
+    let token = t.login(&mut device).await;
+    let prepared = prepare(&t, &token).await;
+    let id = prepared["change_id"].as_str().unwrap();
+    let answer = enter(
+        &mut device,
+        prepared["change_pin"].as_str().unwrap(),
+        PIN,
+        NEW_PIN,
+    );
+    let copies = four_copies_at_once(&t, &token, id, &answer).await;
+    for (status, body) in &copies {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["result"], "changed", "{body}");
+    }
+    assert_eq!(
+        copies.iter().filter(|(_, b)| b["replayed"] == true).count(),
+        copies.len() - 1,
+        "one decision, the other copies get it"
+    );
+    // Decided once: the wrong-PIN count was not touched and the new PIN pays.
+    let (_, body) = t.pay(&token, &mut device, 100, NEW_PIN).await;
+    assert_eq!(body["result"], "approved", "{body}");
+}
+
+async fn four_copies_at_once(
+    t: &TestBank,
+    token: &str,
+    id: &str,
+    answer: &str,
+) -> Vec<(StatusCode, Value)> {
+    let (a, b, c, d) = tokio::join!(
+        submit(t, token, id, answer),
+        submit(t, token, id, answer),
+        submit(t, token, id, answer),
+        submit(t, token, id, answer),
+    );
+    vec![a, b, c, d]
+}
+
 fn receipt(device: &TestDevice, sequence: u64, key: &EcdsaSigningKey) -> String {
     let mut wiped = DeviceWiped {
         device_serial: device.serial.clone(),
@@ -321,4 +363,5 @@ on_both_databases!(
     wrong_current_pin_counts_toward_blocking,
     replayed_forged_and_cancelled_answers_change_nothing,
     wipe_receipt_ends_the_binding,
+    concurrent_copies_of_an_answer_get_the_stored_verdict,
 );

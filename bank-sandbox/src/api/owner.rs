@@ -36,9 +36,20 @@ pub(super) async fn pin_change_entered(
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
     let b: EnteredBody = parse(&body)?;
-    let decided = bank
+    let decided = match bank
         .decide_pin_change(&session, &change_id, &b.pin_change_entered)
-        .await?;
+        .await
+    {
+        // Copies of one answer sent at once: the losers of the device-counter race are asked
+        // again once the winner committed, and get its stored verdict (as for payments).
+        Err(refused) if refused.code == "replayed_counter" => bank
+            .decide_pin_change(&session, &change_id, &b.pin_change_entered)
+            .await
+            .ok()
+            .filter(|again| again.replayed)
+            .ok_or(refused)?,
+        other => other?,
+    };
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 
