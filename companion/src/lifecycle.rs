@@ -1,6 +1,7 @@
-//! `pinbridge device report-lost` (`device wipe` is in `owner.rs`) and the staff commands that act on a PIN pad that is not
+//! `pinbridge device report-lost` and the staff commands that act on a PIN pad that is not
 //! plugged into this computer (CN101093566A): unpair every computer, rebind the customer to a
-//! replacement. Revoke and lock/unlock by serial live with the other staff commands.
+//! replacement. Revoke and lock/unlock by serial live with the other staff commands; `device
+//! wipe` and `pin change` in `owner.rs`.
 
 use std::path::PathBuf;
 
