@@ -119,9 +119,21 @@ fn a_wrong_current_pin_counts_toward_blocking_like_a_payment_pin() {
 
 #[test]
 fn the_owner_wipes_the_pin_pad_and_the_bank_ends_the_binding() {
-    let world =
-        World::start_with("[[device.step]]\non = \"confirm\"\nafter_ms = 50\nconfirm = true\n");
+    // X at the first wipe prompt, OK at the second.
+    let world = World::start_with(
+        "[[device.step]]\non = \"confirm\"\nafter_ms = 50\ncancel = true\n\
+         [[device.step]]\non = \"confirm\"\nafter_ms = 50\nconfirm = true\n",
+    );
     world.provision();
+    let kept = world.pinbridge(&["--json", "device", "wipe"]);
+    assert!(!kept.status.success(), "{}", text(&kept));
+    assert!(text(&kept).contains("cancelled"), "{}", text(&kept));
+    let screen = world.device_display();
+    assert!(
+        screen.iter().any(|l| l == "Cancelled: not wiped"),
+        "{screen:?}"
+    );
+    assert_eq!(world.device_state()["lifecycle"], "bound");
     assert_eq!(
         world.journal_query("SELECT COUNT(*) FROM bindings WHERE status = 'active';"),
         1
