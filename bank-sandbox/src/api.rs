@@ -3,6 +3,8 @@
 //! `Authorization: Bearer <token>`. The route table is built through [`Routes`] so the list
 //! the server serves can be compared with `openapi.json` (a test does).
 
+mod owner;
+
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -150,6 +152,7 @@ fn routes() -> Routes {
         .post("/v1/devices/{serial}/commands", device_command)
         .post("/v1/devices/{serial}/operator-reset", operator_reset)
         .post("/v1/devices/{serial}/report-lost", report_lost)
+        .post("/v1/devices/{serial}/wiped", owner::device_wiped)
         .get("/v1/intrusion-reports", intrusion_reports)
         .post("/v1/confirmations", create_confirmation)
         .get("/v1/confirmations/{transaction_id}", confirmation_view)
@@ -163,6 +166,11 @@ fn routes() -> Routes {
         .post("/v1/payments", prepare_payment)
         .get("/v1/payments/{transaction_id}", payment_status)
         .post("/v1/payments/{transaction_id}/approval", approve_payment)
+        .post("/v1/pin/change", owner::pin_change_prepare)
+        .post(
+            "/v1/pin/change/{change_id}/entered",
+            owner::pin_change_entered,
+        )
         .get("/v1/session/confirmations", pending_confirmations)
         .post(
             "/v1/confirmations/{transaction_id}/signature",

@@ -563,7 +563,7 @@ pub async fn pair(connection: &Connection, json: bool, host_name: &str) -> Comma
     )
 }
 
-async fn login_with(
+pub(crate) async fn login_with(
     connection: &Connection,
     reporter: &mut Reporter,
 ) -> Result<
@@ -618,7 +618,11 @@ pub async fn login(connection: &Connection, json: bool) -> CommandResult {
 /// Ends the bank session a command opened (a command-line session lives as long as its
 /// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
 /// and the token still expires at the bank.
-async fn end_session(session: &mut Session, client: &BankClient, login: flows::BankSession) {
+pub(crate) async fn end_session(
+    session: &mut Session,
+    client: &BankClient,
+    login: flows::BankSession,
+) {
     let mut quiet = |_: FlowEvent| {};
     if let Err(error) = flows::logout_device(session, client, login, &mut quiet).await {
         eprintln!("pinbridge: could not end the session: {error}");
@@ -689,7 +693,7 @@ pub async fn pay(
 
 /// What a declined payment tells the customer about their PIN, from the bank's verdict and
 /// `pin_tries_left`: the error code and words (" - wrong PIN, 2 tries left").
-fn pin_advice(bank_result: &str, tries_left: Option<i64>) -> (&'static str, String) {
+pub(crate) fn pin_advice(bank_result: &str, tries_left: Option<i64>) -> (&'static str, String) {
     match (bank_result, tries_left) {
         ("pin_incorrect", Some(n)) if n <= 0 => (
             "pin_blocked",

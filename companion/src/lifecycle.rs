@@ -1,6 +1,7 @@
 //! `pinbridge device report-lost` and the staff commands that act on a PIN pad that is not
 //! plugged into this computer (CN101093566A): unpair every computer, rebind the customer to a
-//! replacement. Revoke and lock/unlock by serial live with the other staff commands.
+//! replacement. Revoke and lock/unlock by serial live with the other staff commands; `device
+//! wipe` and `pin change` in `owner.rs`.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,10 @@ pub enum DeviceCommand {
     /// and revokes it at once. Uses the loss-report code you got at enrolment, from
     /// --code-file, PINBRIDGE_LOSS_REPORT_CODE or a prompt.
     ReportLost(ReportLost),
+    /// Wipe the connected PIN pad (confirm with OK on its keypad): its keys, pairings and
+    /// payment data are erased and it returns to the factory state; the bank is told, and the
+    /// binding ends there (a new owner's PIN pad is initialised again at a branch).
+    Wipe(crate::owner::WipeArgs),
     /// The connected PIN pad: genuine or not (its signed integrity report over a fresh nonce,
     /// its certificate), lifecycle, tamper, lock, firmware and certificate expiry.
     Info(InfoArgs),
@@ -91,8 +96,9 @@ fn loss_code(args: &ReportLost) -> Result<Zeroizing<String>, CliError> {
 }
 
 /// `pinbridge device ...`.
-pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandResult {
+pub async fn device(connection: &Connection, json: bool, command: DeviceCommand) -> CommandResult {
     match command {
+        DeviceCommand::Wipe(args) => crate::owner::wipe(connection, json, &args).await,
         DeviceCommand::Info(args) => device_info(connection, &args).await,
         DeviceCommand::ReportLost(args) => {
             let client = bank(connection)?;

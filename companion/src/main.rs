@@ -10,6 +10,7 @@ mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
 mod lifecycle;
+mod owner;
 mod support;
 
 use commands::{Connection, LogsCommand, StaffCommand};
@@ -66,9 +67,12 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Your PIN pad: report it lost.
+    /// Your PIN pad: its identity and state, wipe it, report it lost.
     #[command(subcommand)]
     Device(lifecycle::DeviceCommand),
+    /// Your PIN: change it on the PIN pad's keypad (bank-verified).
+    #[command(subcommand)]
+    Pin(owner::PinCommand),
     /// Branch staff: initialise, enrol/bind, revoke, operator tamper reset.
     #[command(subcommand)]
     Staff(StaffCommand),
@@ -371,7 +375,8 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 }
                 Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
-                Command::Device(device) => lifecycle::device(connection, device).await,
+                Command::Device(device) => lifecycle::device(connection, json, device).await,
+                Command::Pin(pin) => owner::pin(connection, json, pin).await,
                 Command::Logs(LogsCommand::Export { out }) => support::logs_export(out.as_deref()),
                 Command::Diagnostics(args) => support::diagnostics(connection, &args).await,
                 Command::Demo | Command::Crypto(_) | Command::Conformance(_) => {

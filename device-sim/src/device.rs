@@ -10,6 +10,7 @@
 //! The checks run in the order of PROTOCOL.md §3.8; the first that fails is the answer.
 
 mod lifecycle;
+mod owner;
 mod stored;
 
 use std::fmt;
@@ -273,13 +274,20 @@ enum Operation {
     SignConfirmation {
         request: Box<SignConfirmation>,
     },
+    /// The owner's PIN change (§6.12): three PIN entries.
+    ChangePin(Box<owner::PinChange>),
+    /// The owner's wipe (§6.13): OK or X.
+    Wipe,
 }
 
 impl Operation {
     fn pin_entry_mut(&mut self) -> Option<&mut PinEntry> {
         match self {
             Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. } => Some(entry),
-            Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. } => None,
+            Operation::ChangePin(change) => Some(&mut change.entry),
+            Operation::ConfirmPairing { .. }
+            | Operation::SignConfirmation { .. }
+            | Operation::Wipe => None,
         }
     }
 
@@ -288,7 +296,10 @@ impl Operation {
             Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. } => {
                 Some(entry.entered())
             }
-            Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. } => None,
+            Operation::ChangePin(change) => Some(change.entry.entered()),
+            Operation::ConfirmPairing { .. }
+            | Operation::SignConfirmation { .. }
+            | Operation::Wipe => None,
         }
     }
 }
@@ -312,6 +323,8 @@ impl Operation {
             Operation::ApprovePayment { .. } => "not paid",
             Operation::ConfirmPairing { .. } => "not paired",
             Operation::SignConfirmation { .. } => "not confirmed",
+            Operation::ChangePin(_) => "PIN not changed",
+            Operation::Wipe => "not wiped",
         }
     }
 
@@ -406,6 +419,9 @@ pub struct Device {
     prompt_seq: u64,
     session: Option<Session>,
     pending_payment: Option<PendingPayment>,
+    /// The device counter of the PIN change sent to the bank, until its verdict (volatile,
+    /// like the session it belongs to).
+    pending_pin_change: Option<u64>,
     pairing: Option<PendingPairing>,
     running: Option<Running>,
 }
@@ -640,6 +656,7 @@ impl Device {
             prompt_seq: 0,
             session: None,
             pending_payment: None,
+            pending_pin_change: None,
             pairing: None,
             running: None,
         })
@@ -746,6 +763,7 @@ impl Device {
             prompt_seq: 0,
             session: None,
             pending_payment: None,
+            pending_pin_change: None,
             pairing: None,
             running: None,
         })
@@ -876,9 +894,12 @@ impl Device {
             Some(Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. }) => {
                 (Some("pin"), Some(entry.entered()))
             }
-            Some(Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. }) => {
-                (Some("confirm"), None)
-            }
+            Some(Operation::ChangePin(change)) => (Some("pin"), Some(change.entry.entered())),
+            Some(
+                Operation::ConfirmPairing { .. }
+                | Operation::SignConfirmation { .. }
+                | Operation::Wipe,
+            ) => (Some("confirm"), None),
             None => (None, None),
         };
         Snapshot {
@@ -1022,9 +1043,13 @@ impl Device {
                         max: entry.max,
                     }
                 }
-                Operation::ConfirmPairing { .. } | Operation::SignConfirmation { .. } => {
-                    Progress::AwaitingUser
-                }
+                Operation::ChangePin(change) => Progress::PinEntry {
+                    entered: change.entry.entered(),
+                    max: change.entry.max,
+                },
+                Operation::ConfirmPairing { .. }
+                | Operation::SignConfirmation { .. }
+                | Operation::Wipe => Progress::AwaitingUser,
             })
     }
 
@@ -1101,6 +1126,7 @@ impl Device {
         self.host_names.clear();
         self.session = None;
         self.pending_payment = None;
+        self.pending_pin_change = None;
         self.pairing = None;
         self.last_payment_counter = 0;
         self.device_counter = 0;
@@ -1326,6 +1352,7 @@ impl Device {
                 | Request::BankChallenge(_)
                 | Request::ApprovePayment(_)
                 | Request::SignConfirmation(_)
+                | Request::ChangePin(_)
         );
         // 7. Integrity.
         if payment_function && !self.integrity_ok() {
@@ -1338,7 +1365,10 @@ impl Device {
         let lockable = payment_function
             || matches!(
                 request,
-                Request::PairBegin(_) | Request::PairConfirm(_) | Request::VerifyBankResponse(_)
+                Request::PairBegin(_)
+                    | Request::PairConfirm(_)
+                    | Request::VerifyBankResponse(_)
+                    | Request::VerifyPinChange(_)
             );
         if lockable {
             match self.lock {
@@ -1366,7 +1396,7 @@ impl Device {
         // 8a. The activation record, before every payment (§6.11).
         if matches!(
             request,
-            Request::ApprovePayment(_) | Request::SignConfirmation(_)
+            Request::ApprovePayment(_) | Request::SignConfirmation(_) | Request::ChangePin(_)
         ) {
             self.check_activation(hw)?;
         }
@@ -1385,6 +1415,9 @@ impl Device {
             Request::ApprovePayment(r) => self.approve_payment(request_id, r, hw),
             Request::VerifyBankResponse(r) => self.verify_bank_response(r, hw),
             Request::SignConfirmation(r) => self.sign_confirmation(request_id, r, hw),
+            Request::ChangePin(r) => self.change_pin(request_id, r, hw),
+            Request::VerifyPinChange(r) => self.verify_pin_change(r, hw),
+            Request::WipeDevice(_) => self.wipe_device(request_id, hw),
             // Answered above; an envelope cannot contain an envelope.
             Request::GetInfo(_)
             | Request::GetStatus(_)
@@ -1484,7 +1517,9 @@ impl Device {
                 | Request::BankChallenge(_)
                 | Request::ApprovePayment(_)
                 | Request::VerifyBankResponse(_)
-                | Request::SignConfirmation(_) => Err(refuse(
+                | Request::SignConfirmation(_)
+                | Request::ChangePin(_)
+                | Request::VerifyPinChange(_) => Err(refuse(
                     StatusCode::NotBound,
                     format!("{name} needs a device bound to a customer"),
                 )),
@@ -1733,21 +1768,26 @@ impl Device {
                 self.pairing = None;
                 self.session = None;
                 self.pending_payment = None;
+                self.pending_pin_change = None;
                 "paired computers forgotten by the bank"
             }
             BankCommandKind::EndSession => {
                 self.session = None;
                 self.pending_payment = None;
+                self.pending_pin_change = None;
                 "session ended by the bank (logout)"
             }
         };
-        // The bank's reason stays as long as the state it explains.
-        self.banner = if request.reason.is_empty() {
-            Vec::new()
-        } else {
-            vec![request.reason.clone()]
-        };
-        self.banner_until_ms = None;
+        // The bank's reason stays as long as the state it explains. An EndSession without
+        // one changes nothing on the screen (§6.11 "nothing else changes"): the logout relayed
+        // right after a payment or PIN change must not erase that outcome's screen (§6.1).
+        if !request.reason.is_empty() {
+            self.banner = vec![request.reason.clone()];
+            self.banner_until_ms = None;
+        } else if request.command != BankCommandKind::EndSession {
+            self.banner = Vec::new();
+            self.banner_until_ms = None;
+        }
         hw.record(EventKind::State {
             change: change.into(),
         });
@@ -1863,6 +1903,7 @@ impl Device {
             .map_err(|r| self.intrusion(r, hw))?;
         self.session = Some(session);
         self.pending_payment = None;
+        self.pending_pin_change = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
         Ok(Step::Respond(Response::KeysLoaded(KeysLoaded {
@@ -2161,6 +2202,8 @@ impl Device {
             Operation::ConfirmPairing { outcome, host_name } => {
                 Some(self.finish_pairing(outcome, host_name, hw))
             }
+            Operation::ChangePin(_) => self.change_pin_enter(running, hw),
+            Operation::Wipe => Some(self.finish_wipe(hw)),
             Operation::SignConfirmation { request } => {
                 let signed = match request.signed_bytes() {
                     Ok(signed) => signed,

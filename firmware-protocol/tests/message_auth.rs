@@ -155,7 +155,7 @@ fn domain_tags_are_distinct_ascii_and_prefix_free() {
             );
         }
     }
-    assert_eq!(domain::ALL.len(), 11);
+    assert_eq!(domain::ALL.len(), 15);
 }
 
 /// The same body bytes under two different purposes never give the same input: an operator

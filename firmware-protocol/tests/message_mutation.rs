@@ -110,6 +110,9 @@ const KNOWN_TYPES: &[u16] = &[
     message_type::APPROVE_PAYMENT,
     message_type::VERIFY_BANK_RESPONSE,
     message_type::SIGN_CONFIRMATION,
+    message_type::WIPE_DEVICE,
+    message_type::CHANGE_PIN,
+    message_type::VERIFY_PIN_CHANGE,
     message_type::ERROR,
     message_type::INFO,
     message_type::STATUS,
@@ -125,6 +128,8 @@ const KNOWN_TYPES: &[u16] = &[
     message_type::PAYMENT_APPROVED,
     message_type::INDICATOR_SET,
     message_type::CONFIRMATION_SIGNATURE,
+    message_type::DEVICE_WIPED,
+    message_type::PIN_CHANGE_ENTERED,
 ];
 
 fn header(message_type: u16) -> Vec<u8> {

@@ -148,7 +148,11 @@ fn host_verification_is_required_exactly_for_session_payment_and_unpair() {
         message_type::APPROVE_PAYMENT,
         message_type::VERIFY_BANK_RESPONSE,
         message_type::SIGN_CONFIRMATION,
+        message_type::CHANGE_PIN,
+        message_type::VERIFY_PIN_CHANGE,
     ];
+    // WipeDevice is not among them: the owner's keypad confirmation is the consent (§3.7).
+    assert!(!requires_host_verification(message_type::WIPE_DEVICE));
     for code in 0..=message_type::VENDOR_REQUEST_LAST {
         assert_eq!(
             requires_host_verification(code),

@@ -83,6 +83,16 @@ fn approve_payment() -> ApprovePayment {
     }
 }
 
+fn change_pin() -> ChangePin {
+    ChangePin {
+        session_id: session(),
+        counter: 8,
+        pin_length_min: 4,
+        pin_length_max: 6,
+        bank_mac: MacTag(arr(0xC8)),
+    }
+}
+
 fn get_integrity_report() -> GetIntegrityReport {
     GetIntegrityReport {
         nonce: Nonce(arr(0x90)),
@@ -387,6 +397,40 @@ fn examples() -> Vec<(&'static str, u32, Body)> {
                 body: vec![0x00, 0x01],
             }),
         ),
+        // Added with the owner's operations (PROTOCOL.md 6.12, 6.13): appended so the
+        // earlier vectors keep their place in the file.
+        req("WipeDevice", 19, Request::WipeDevice(WipeDevice)),
+        req("ChangePin", 20, Request::ChangePin(change_pin())),
+        req(
+            "VerifyPinChange",
+            21,
+            Request::VerifyPinChange(VerifyPinChange {
+                session_id: session(),
+                device_counter: 32,
+                result: PinChangeResult::OldPinIncorrect,
+                pin_tries_left: 2,
+                bank_mac: MacTag(arr(0xD8)),
+            }),
+        ),
+        resp(
+            "DeviceWiped",
+            19,
+            Response::DeviceWiped(DeviceWiped {
+                device_serial: "PB-2024-000123".into(),
+                bank_sequence: 6,
+                signature: EcdsaSignature::from_array(arr(0xA6)),
+            }),
+        ),
+        resp(
+            "PinChangeEntered",
+            20,
+            Response::PinChangeEntered(PinChangeEntered {
+                old_pin_block: PinBlock::new(PinBlockFormat::Iso4, &arr::<16>(0xF8)).unwrap(),
+                new_pin_block: PinBlock::new(PinBlockFormat::Iso4, &arr::<16>(0x08)).unwrap(),
+                device_counter: 32,
+                mac: MacTag(arr(0xE6)),
+            }),
+        ),
     ]
 }
 
@@ -451,6 +495,21 @@ fn auth_input(body: &Body) -> Option<(Vec<u8>, String)> {
         Body::Response(Response::PaymentApproved(m)) => mac(
             m.mac_input(&approve_payment()),
             "AES-CMAC, session MAC key (device MAC); request = ApprovePayment example",
+        ),
+        Body::Request(Request::ChangePin(m)) => {
+            mac(m.mac_input(), "AES-CMAC, session response key (bank MAC)")
+        }
+        Body::Request(Request::VerifyPinChange(m)) => {
+            mac(m.mac_input(), "AES-CMAC, session response key (bank MAC)")
+        }
+        Body::Response(Response::PinChangeEntered(m)) => mac(
+            m.mac_input(&change_pin()),
+            "AES-CMAC, session MAC key (device MAC); request = ChangePin example",
+        ),
+        Body::Response(Response::DeviceWiped(m)) => signed(
+            DeviceWiped::SIGNATURE_DOMAIN,
+            m.signed_bytes(),
+            "device attestation key; request = WipeDevice (empty body)",
         ),
         Body::Response(Response::IntegrityReport(m)) => signed(
             IntegrityReport::SIGNATURE_DOMAIN,
@@ -564,6 +623,21 @@ fn fields(body: &Body) -> Value {
                 "payment": payment_fields(&m.payment),
                 "nonce": hex_of(&m.nonce.0),
             }),
+            Request::WipeDevice(_) => json!({}),
+            Request::ChangePin(m) => json!({
+                "session_id": hex_of(&m.session_id.0),
+                "counter": m.counter,
+                "pin_length_min": m.pin_length_min,
+                "pin_length_max": m.pin_length_max,
+                "bank_mac": hex_of(&m.bank_mac.0),
+            }),
+            Request::VerifyPinChange(m) => json!({
+                "session_id": hex_of(&m.session_id.0),
+                "device_counter": m.device_counter,
+                "result": m.result.to_wire(),
+                "pin_tries_left": m.pin_tries_left,
+                "bank_mac": hex_of(&m.bank_mac.0),
+            }),
             Request::Vendor(m) => json!({ "body": hex_of(&m.body) }),
         },
         Body::Response(r) => match r {
@@ -632,6 +706,17 @@ fn fields(body: &Body) -> Value {
             Response::ConfirmationSignature(m) => {
                 json!({ "signature": hex_of(m.signature.as_bytes()) })
             }
+            Response::DeviceWiped(m) => json!({
+                "device_serial": m.device_serial,
+                "bank_sequence": m.bank_sequence,
+                "signature": hex_of(m.signature.as_bytes()),
+            }),
+            Response::PinChangeEntered(m) => json!({
+                "old_pin_block": pin_block_fields(&m.old_pin_block),
+                "new_pin_block": pin_block_fields(&m.new_pin_block),
+                "device_counter": m.device_counter,
+                "mac": hex_of(&m.mac.0),
+            }),
             Response::Vendor(m) => json!({ "body": hex_of(&m.body) }),
         },
     }
@@ -734,8 +819,8 @@ fn vectors_cover_every_message_type() {
     types.sort_unstable();
     types.dedup();
     assert_eq!(types.len(), examples.len(), "no type twice");
-    // 18 request types + 15 response types + one vendor example each way.
-    assert_eq!(types.len(), 18 + 15 + 2);
+    // 21 request types + 17 response types + one vendor example each way.
+    assert_eq!(types.len(), 21 + 17 + 2);
 }
 
 /// The two hand-built encodings of PROTOCOL.md §3.10, written byte by byte from the layout

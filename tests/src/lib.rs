@@ -739,6 +739,22 @@ impl World {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// What the PIN pad's screen shows now (`GET /devices/0/display`), one line per entry.
+    pub fn device_display(&self) -> Vec<String> {
+        let (status, body) = self.control("GET", "/devices/0/display", "");
+        assert_eq!(status, 200, "{body}");
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        value["lines"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// POSTs JSON to the PIN pad's control API.
     pub fn control_post(&self, path: &str, body: &str) -> (u16, String) {
         self.control("POST", path, body)

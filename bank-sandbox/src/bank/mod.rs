@@ -5,6 +5,7 @@ mod confirm;
 mod devices;
 mod lifecycle;
 mod login;
+mod owner;
 mod payments;
 mod staff;
 
@@ -12,6 +13,7 @@ pub use confirm::{ConfirmationRequest, ConfirmationView};
 pub use devices::initialisation_context;
 pub use devices::{CommandKind, DeviceView};
 pub use login::LoginComplete;
+pub use owner::{PinChangeDecision, PreparedPinChange};
 pub use payments::{PaymentDecision, PaymentRequest, PreparedPayment};
 pub use staff::{Role, StaffIdentity};
 

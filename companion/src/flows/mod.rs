@@ -1,6 +1,6 @@
 //! The flows of DESIGN.md §3 over a device [`Session`] and a [`BankClient`]: staff
 //! provisioning (initialise + enrol/bind), pairing, login, payment, out-of-band confirmation,
-//! revoke and operator tamper reset.
+//! revoke and operator tamper reset; the customer's PIN change and wipe are in [`pin`].
 //!
 //! The companion is a relay: bank requests go to the device byte for byte (inside a
 //! `HostVerified` envelope where PROTOCOL.md §3.7 requires one), device answers go back to the
@@ -8,6 +8,7 @@
 //! serialise to camelCase JSON for the desktop app and never carry a PIN, a key or a token.
 
 mod events;
+pub mod pin;
 
 pub use events::{FlowEvent, Step};
 

@@ -17,6 +17,7 @@
 use alloc::vec::Vec;
 
 use super::codec::Writer;
+use super::owner::{ChangePin, DeviceWiped, PinChangeEntered, VerifyPinChange, WipeDevice};
 use super::request::{
     ApprovePayment, BankChallenge, BankCommand, Enrol, GetIntegrityReport, HostVerified,
     Initialise, OperatorReset, SignConfirmation, VerifyBankResponse,
@@ -53,6 +54,14 @@ pub mod domain {
     pub const INTEGRITY_REPORT: &[u8] = b"PinBridge/1/integrity-report";
     /// `ConfirmationSignature.signature`, by the device attestation key.
     pub const CONFIRMATION: &[u8] = b"PinBridge/1/confirmation";
+    /// `ChangePin.bank_mac`, by the bank under the session response key.
+    pub const CHANGE_PIN: &[u8] = b"PinBridge/1/change-pin";
+    /// `PinChangeEntered.mac`, by the device under the session MAC key.
+    pub const PIN_CHANGE_ENTERED: &[u8] = b"PinBridge/1/pin-change-entered";
+    /// `VerifyPinChange.bank_mac`, by the bank under the session response key.
+    pub const PIN_CHANGE_RESULT: &[u8] = b"PinBridge/1/pin-change-result";
+    /// `DeviceWiped.signature`, by the device attestation key.
+    pub const DEVICE_WIPED: &[u8] = b"PinBridge/1/device-wiped";
 
     /// All tags, for tests that check they are distinct.
     pub const ALL: &[&[u8]] = &[
@@ -67,6 +76,10 @@ pub mod domain {
         PAYMENT_APPROVED,
         INTEGRITY_REPORT,
         CONFIRMATION,
+        CHANGE_PIN,
+        PIN_CHANGE_ENTERED,
+        PIN_CHANGE_RESULT,
+        DEVICE_WIPED,
     ];
 }
 
@@ -91,6 +104,11 @@ impl OperatorReset {
 }
 impl IntegrityReport {
     /// Device attestation key, domain `device-attestation`.
+    pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::DeviceAttestation;
+}
+impl DeviceWiped {
+    /// Device attestation key, domain `device-attestation` (the tag tells it from an
+    /// integrity report).
     pub const SIGNATURE_DOMAIN: SignatureDomain = SignatureDomain::DeviceAttestation;
 }
 impl SignConfirmation {
@@ -320,5 +338,37 @@ impl IntegrityReport {
     /// serial, firmware version and firmware hash.
     pub fn signed_bytes(&self, request: &GetIntegrityReport) -> Result<Vec<u8>, MessageError> {
         device_answer(domain::INTEGRITY_REPORT, request, self, EcdsaSignature::LEN)
+    }
+}
+
+impl ChangePin {
+    /// The bytes the bank MACs under the session response key: session id, bank counter and
+    /// the new PIN's length policy.
+    pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::CHANGE_PIN, self, MacTag::LEN)
+    }
+}
+
+impl PinChangeEntered {
+    /// The bytes the device MACs under the session MAC key: the whole `ChangePin` (bank MAC
+    /// included), both PIN blocks and the device counter.
+    pub fn mac_input(&self, request: &ChangePin) -> Result<Vec<u8>, MessageError> {
+        device_answer(domain::PIN_CHANGE_ENTERED, request, self, MacTag::LEN)
+    }
+}
+
+impl VerifyPinChange {
+    /// The bytes the bank MACs under the session response key: session id, device counter,
+    /// verdict and tries left.
+    pub fn mac_input(&self) -> Result<Vec<u8>, MessageError> {
+        signed_request(domain::PIN_CHANGE_RESULT, self, MacTag::LEN)
+    }
+}
+
+impl DeviceWiped {
+    /// The bytes the attestation key signs (ECDSA P-256 with SHA-256): the (empty)
+    /// `WipeDevice` body, serial and bank sequence.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        device_answer(domain::DEVICE_WIPED, &WipeDevice, self, EcdsaSignature::LEN)
     }
 }

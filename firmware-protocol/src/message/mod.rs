@@ -29,6 +29,7 @@ use alloc::vec::Vec;
 pub mod auth;
 mod codec;
 mod error;
+mod owner;
 mod request;
 mod response;
 mod status;
@@ -36,6 +37,9 @@ mod types;
 
 pub use codec::LengthLimit;
 pub use error::MessageError;
+pub use owner::{
+    ChangePin, DeviceWiped, PinChangeEntered, PinChangeResult, VerifyPinChange, WipeDevice,
+};
 pub use request::{
     ApprovePayment, BankChallenge, BankCommand, Cancel, Enrol, GetInfo, GetIntegrityReport,
     GetStatus, HostVerified, Initialise, LoadSessionKeys, OperatorReset, PairBegin, PairConfirm,
@@ -92,6 +96,8 @@ pub mod message_type {
     pub const OPERATOR_RESET: u16 = 0x0032;
     /// Request `BankCommand`.
     pub const BANK_COMMAND: u16 = 0x0033;
+    /// Request `WipeDevice` (the owner's wipe, confirmed on the keypad).
+    pub const WIPE_DEVICE: u16 = 0x0034;
     /// Request `GetIntegrityReport`.
     pub const GET_INTEGRITY_REPORT: u16 = 0x0040;
     /// Request `LoadSessionKeys`.
@@ -104,6 +110,10 @@ pub mod message_type {
     pub const VERIFY_BANK_RESPONSE: u16 = 0x0051;
     /// Request `SignConfirmation`.
     pub const SIGN_CONFIRMATION: u16 = 0x0052;
+    /// Request `ChangePin`.
+    pub const CHANGE_PIN: u16 = 0x0053;
+    /// Request `VerifyPinChange`.
+    pub const VERIFY_PIN_CHANGE: u16 = 0x0054;
     /// First vendor request type.
     pub const VENDOR_REQUEST_FIRST: u16 = 0x7000;
     /// Last vendor request type.
@@ -127,6 +137,8 @@ pub mod message_type {
     pub const INITIALISED: u16 = 0x8030;
     /// Response `Enrolled`.
     pub const ENROLLED: u16 = 0x8031;
+    /// Response `DeviceWiped`.
+    pub const DEVICE_WIPED: u16 = 0x8034;
     /// Response `IntegrityReport`.
     pub const INTEGRITY_REPORT: u16 = 0x8040;
     /// Response `KeysLoaded`.
@@ -139,6 +151,8 @@ pub mod message_type {
     pub const INDICATOR_SET: u16 = 0x8051;
     /// Response `ConfirmationSignature`.
     pub const CONFIRMATION_SIGNATURE: u16 = 0x8052;
+    /// Response `PinChangeEntered`.
+    pub const PIN_CHANGE_ENTERED: u16 = 0x8053;
     /// First vendor response type.
     pub const VENDOR_RESPONSE_FIRST: u16 = 0xF000;
     /// Last vendor response type.

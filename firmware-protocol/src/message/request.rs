@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::{Reader, Writer};
+use super::owner::{ChangePin, VerifyPinChange, WipeDevice, check_pin_lengths};
 use super::types::{
     BankCommandKind, BankResult, EcPublicKey, EcdsaSignature, HostId, MacTag, Nonce,
     PaymentDetails, SessionId, Sha256Digest, WrappedKey, check_pin_account,
@@ -245,16 +246,6 @@ pub struct Enrol {
     pub signature: EcdsaSignature,
 }
 
-fn check_pin_lengths(min: u8, max: u8) -> Result<(), MessageError> {
-    if min < limits::MIN_PIN_DIGITS || min > max || max > limits::MAX_PIN_DIGITS {
-        return Err(MessageError::InvalidValue {
-            field: "Enrol.pin_length_max",
-            reason: "PIN lengths must satisfy 4 <= min <= max <= 12",
-        });
-    }
-    Ok(())
-}
-
 impl WireBody for Enrol {
     fn read(r: &mut Reader<'_>) -> Result<Self, MessageError> {
         let device_serial = r.string("Enrol.device_serial", limits::SERIAL)?;
@@ -264,7 +255,7 @@ impl WireBody for Enrol {
         check_pin_account("Enrol.pin_account_number", &pin_account_number)?;
         let pin_length_min = r.u8("Enrol.pin_length_min")?;
         let pin_length_max = r.u8("Enrol.pin_length_max")?;
-        check_pin_lengths(pin_length_min, pin_length_max)?;
+        check_pin_lengths("Enrol.pin_length_max", pin_length_min, pin_length_max)?;
         Ok(Self {
             device_serial,
             sequence,
@@ -286,7 +277,11 @@ impl WireBody for Enrol {
             &self.pin_account_number,
             limits::PIN_ACCOUNT,
         )?;
-        check_pin_lengths(self.pin_length_min, self.pin_length_max)?;
+        check_pin_lengths(
+            "Enrol.pin_length_max",
+            self.pin_length_min,
+            self.pin_length_max,
+        )?;
         w.u8(self.pin_length_min);
         w.u8(self.pin_length_max);
         self.pin_key
@@ -609,6 +604,8 @@ super::message_enum! {
         OperatorReset(OperatorReset) = message_type::OPERATOR_RESET,
         /// `0x0033`
         BankCommand(BankCommand) = message_type::BANK_COMMAND,
+        /// `0x0034`
+        WipeDevice(WipeDevice) = message_type::WIPE_DEVICE,
         /// `0x0040`
         GetIntegrityReport(GetIntegrityReport) = message_type::GET_INTEGRITY_REPORT,
         /// `0x0041`
@@ -621,6 +618,10 @@ super::message_enum! {
         VerifyBankResponse(VerifyBankResponse) = message_type::VERIFY_BANK_RESPONSE,
         /// `0x0052`
         SignConfirmation(SignConfirmation) = message_type::SIGN_CONFIRMATION,
+        /// `0x0053`
+        ChangePin(ChangePin) = message_type::CHANGE_PIN,
+        /// `0x0054`
+        VerifyPinChange(VerifyPinChange) = message_type::VERIFY_PIN_CHANGE,
     }
 }
 
@@ -633,7 +634,9 @@ impl Request {
 }
 
 /// Whether requests of `message_type` must come inside a [`HostVerified`] envelope: the
-/// session and payment requests (a paired app only may drive a bank session) and `Unpair`.
+/// session, payment and PIN-change requests (a paired app only may drive a bank session) and
+/// `Unpair`. `WipeDevice` is not among them: the keypad confirmation is the owner's consent,
+/// and an owner who lost the paired computer must still be able to wipe the device.
 pub const fn requires_host_verification(message_type: u16) -> bool {
     matches!(
         message_type,
@@ -643,5 +646,7 @@ pub const fn requires_host_verification(message_type: u16) -> bool {
             | message_type::APPROVE_PAYMENT
             | message_type::VERIFY_BANK_RESPONSE
             | message_type::SIGN_CONFIRMATION
+            | message_type::CHANGE_PIN
+            | message_type::VERIFY_PIN_CHANGE
     )
 }

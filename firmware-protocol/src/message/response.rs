@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::{Reader, Writer};
+use super::owner::{DeviceWiped, PinChangeEntered};
 use super::status::StatusCode;
 use super::types::{
     BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv, Lifecycle,
@@ -485,6 +486,8 @@ super::message_enum! {
         Initialised(Initialised) = message_type::INITIALISED,
         /// `0x8031`, to `Enrol`
         Enrolled(Enrolled) = message_type::ENROLLED,
+        /// `0x8034`, to `WipeDevice`
+        DeviceWiped(DeviceWiped) = message_type::DEVICE_WIPED,
         /// `0x8040`, to `GetIntegrityReport`
         IntegrityReport(IntegrityReport) = message_type::INTEGRITY_REPORT,
         /// `0x8041`, to `LoadSessionKeys`
@@ -493,9 +496,11 @@ super::message_enum! {
         ChallengeResponse(ChallengeResponse) = message_type::CHALLENGE_RESPONSE,
         /// `0x8050`, to `ApprovePayment`
         PaymentApproved(PaymentApproved) = message_type::PAYMENT_APPROVED,
-        /// `0x8051`, to `VerifyBankResponse`
+        /// `0x8051`, to `VerifyBankResponse` and `VerifyPinChange`
         IndicatorSet(IndicatorSet) = message_type::INDICATOR_SET,
         /// `0x8052`, to `SignConfirmation`
         ConfirmationSignature(ConfirmationSignature) = message_type::CONFIRMATION_SIGNATURE,
+        /// `0x8053`, to `ChangePin`
+        PinChangeEntered(PinChangeEntered) = message_type::PIN_CHANGE_ENTERED,
     }
 }

@@ -348,6 +348,8 @@ macro_rules! wire_enum {
     };
 }
 
+pub(crate) use wire_enum;
+
 wire_enum!(
     /// Where the device is in its life (see the lifecycle diagram in `PROTOCOL.md` §3).
     Lifecycle {

@@ -285,6 +285,44 @@ pub fn request() -> impl Strategy<Value = Request> {
             Request::SignConfirmation(SignConfirmation { payment, nonce })
         }),
     ];
+    let owner = prop_oneof![
+        Just(Request::WipeDevice(WipeDevice)),
+        (
+            session_id(),
+            any::<u64>(),
+            (4u8..=12).prop_flat_map(|min| (Just(min), min..=12)),
+            mac()
+        )
+            .prop_map(
+                |(session_id, counter, (pin_length_min, pin_length_max), bank_mac)| {
+                    Request::ChangePin(ChangePin {
+                        session_id,
+                        counter,
+                        pin_length_min,
+                        pin_length_max,
+                        bank_mac,
+                    })
+                }
+            ),
+        (
+            session_id(),
+            any::<u64>(),
+            pick(PinChangeResult::ALL),
+            any::<u8>(),
+            mac()
+        )
+            .prop_map(
+                |(session_id, device_counter, result, pin_tries_left, bank_mac)| {
+                    Request::VerifyPinChange(VerifyPinChange {
+                        session_id,
+                        device_counter,
+                        result,
+                        pin_tries_left,
+                        bank_mac,
+                    })
+                }
+            ),
+    ];
     prop_oneof![
         Just(Request::GetInfo(GetInfo)),
         Just(Request::GetStatus(GetStatus)),
@@ -293,6 +331,7 @@ pub fn request() -> impl Strategy<Value = Request> {
         pairing,
         bank,
         session,
+        owner,
         (
             message_type::VENDOR_REQUEST_FIRST..=message_type::VENDOR_REQUEST_LAST,
             bytes(LengthLimit::new(0, limits::VENDOR_BODY.max))
@@ -450,6 +489,25 @@ pub fn response() -> impl Strategy<Value = Response> {
         signature().prop_map(|signature| {
             Response::ConfirmationSignature(ConfirmationSignature { signature })
         }),
+        (text(limits::SERIAL), any::<u64>(), signature()).prop_map(
+            |(device_serial, bank_sequence, signature)| {
+                Response::DeviceWiped(DeviceWiped {
+                    device_serial,
+                    bank_sequence,
+                    signature,
+                })
+            }
+        ),
+        (pin_block(), pin_block(), any::<u64>(), mac()).prop_map(
+            |(old_pin_block, new_pin_block, device_counter, mac)| {
+                Response::PinChangeEntered(PinChangeEntered {
+                    old_pin_block,
+                    new_pin_block,
+                    device_counter,
+                    mac,
+                })
+            }
+        ),
         (
             message_type::VENDOR_RESPONSE_FIRST..=message_type::VENDOR_RESPONSE_LAST,
             bytes(LengthLimit::new(0, limits::VENDOR_BODY.max))

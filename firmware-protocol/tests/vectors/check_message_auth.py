@@ -66,6 +66,21 @@ def main() -> int:
             body("ApprovePayment"),
             body("PaymentApproved")[:-MAC],
         ),
+        "ChangePin": tagged(b"PinBridge/1/change-pin", body("ChangePin")[:-MAC]),
+        "VerifyPinChange": tagged(
+            b"PinBridge/1/pin-change-result", body("VerifyPinChange")[:-MAC]
+        ),
+        "PinChangeEntered": tagged(
+            b"PinBridge/1/pin-change-entered",
+            body("ChangePin"),
+            body("PinChangeEntered")[:-MAC],
+        ),
+        "DeviceWiped": signed(
+            ATTESTATION,
+            b"PinBridge/1/device-wiped",
+            body("WipeDevice"),
+            body("DeviceWiped")[:-SIG],
+        ),
         "IntegrityReport": signed(
             ATTESTATION,
             b"PinBridge/1/integrity-report",

@@ -1,0 +1,73 @@
+//! HTTP handlers of the customer's own PIN pad operations (PROTOCOL.md §6.12, §6.13): change
+//! the PIN (session bearer, like payments) and the owner's wipe receipt (no session: a wiped
+//! device has no keys to log in with; the receipt's signature is the proof, and refusals count
+//! toward the source's login throttle like a loss report's).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+
+use super::{Json, Source, bearer, login_step, ok, parse};
+use crate::bank::Bank;
+use crate::error::BankResult;
+use crate::throttle::Throttles;
+
+pub(super) async fn pin_change_prepare(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+) -> BankResult<Json> {
+    let session = bank.session(bearer(&headers)?).await?;
+    ok(serde_json::to_value(bank.prepare_pin_change(&session).await?).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct EnteredBody {
+    pin_change_entered: String,
+}
+
+pub(super) async fn pin_change_entered(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    Path(change_id): Path<String>,
+    body: Bytes,
+) -> BankResult<Json> {
+    let session = bank.session(bearer(&headers)?).await?;
+    let b: EnteredBody = parse(&body)?;
+    let decided = match bank
+        .decide_pin_change(&session, &change_id, &b.pin_change_entered)
+        .await
+    {
+        // Copies of one answer sent at once: the losers of the device-counter race are asked
+        // again once the winner committed, and get its stored verdict (as for payments).
+        Err(refused) if refused.code == "replayed_counter" => bank
+            .decide_pin_change(&session, &change_id, &b.pin_change_entered)
+            .await
+            .ok()
+            .filter(|again| again.replayed)
+            .ok_or(refused)?,
+        other => other?,
+    };
+    ok(serde_json::to_value(decided).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct WipedBody {
+    device_wiped: String,
+}
+
+pub(super) async fn device_wiped(
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> BankResult<Json> {
+    login_step(&throttles, &source, async {
+        let b: WipedBody = parse(&body)?;
+        ok(bank.device_wiped(&serial, &b.device_wiped).await?)
+    })
+    .await
+}

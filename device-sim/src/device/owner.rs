@@ -1,0 +1,330 @@
+//! The owner's operations on the device (PROTOCOL.md §6.12, §6.13): change the PIN on the
+//! keypad (current PIN, new PIN, new PIN again; the bank verifies the current one), and the
+//! owner's wipe back to `Manufactured`, confirmed on the keypad, with a signed receipt for
+//! the bank. Every outcome writes its own screen.
+
+use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
+use firmware_protocol::message::{
+    BankResult, ChangePin, DeviceWiped, EcdsaSignature, Indicator, IndicatorSet, Lifecycle,
+    LockState, MacTag, PinBlock, PinBlockFormat, PinChangeEntered, PinChangeResult, Response,
+    StatusCode, VerifyPinChange,
+};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::{
+    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, cmac, internal, refuse,
+};
+use crate::hardware::{EventKind, Hardware};
+
+/// Which of the three PIN entries of a PIN change is on the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PinChangeStage {
+    /// The PIN the bank knows today.
+    Current,
+    /// The new PIN, first time.
+    New,
+    /// The new PIN again.
+    Again,
+}
+
+/// The PIN change in progress: the request and the digits of the earlier entries (zeroized
+/// when the operation ends, whichever way).
+pub(super) struct PinChange {
+    pub(super) request: Box<ChangePin>,
+    pub(super) stage: PinChangeStage,
+    pub(super) current: Option<Zeroizing<Vec<u8>>>,
+    pub(super) new_first: Option<Zeroizing<Vec<u8>>>,
+    pub(super) entry: PinEntry,
+}
+
+fn change_prompt(stage: PinChangeStage, request: &ChangePin) -> Vec<String> {
+    let ask = match stage {
+        PinChangeStage::Current => "Enter your current PIN".to_string(),
+        PinChangeStage::New => format!(
+            "Choose a new PIN ({}-{} digits)",
+            request.pin_length_min, request.pin_length_max
+        ),
+        PinChangeStage::Again => "Enter the new PIN again".to_string(),
+    };
+    vec![
+        "Change PIN".into(),
+        ask,
+        PIN_LINE.into(),
+        "OK = enter, X = cancel".into(),
+    ]
+}
+
+/// The screen for the bank's verdict, and the `BankResult` that `IndicatorSet` reports for it
+/// (PROTOCOL.md §6.12 maps one to the other).
+fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (String, BankResult) {
+    match result {
+        PinChangeResult::Changed => ("PIN changed".into(), BankResult::Approved),
+        PinChangeResult::OldPinIncorrect => {
+            let tries = if tries_left == 1 { "try" } else { "tries" };
+            (
+                format!("Wrong PIN: not changed, {tries_left} {tries} left"),
+                BankResult::PinIncorrect,
+            )
+        }
+        PinChangeResult::PinBlocked => (
+            "PIN blocked: contact your bank".into(),
+            BankResult::AccountBlocked,
+        ),
+        PinChangeResult::Declined => ("Declined: PIN not changed".into(), BankResult::Declined),
+        PinChangeResult::SystemError => (
+            "Bank error: PIN not changed".into(),
+            BankResult::SystemError,
+        ),
+    }
+}
+
+fn pin_of(digits: &[u8]) -> Option<Pin> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| Pin::new(s).ok())
+}
+
+impl Device {
+    /// `ChangePin`: checked like `ApprovePayment` (session, bank counter, bank MAC under the
+    /// response key, an intrusion if forged), then the first of three PIN prompts.
+    pub(super) fn change_pin<H: Hardware>(
+        &mut self,
+        request_id: u32,
+        request: ChangePin,
+        hw: &mut H,
+    ) -> Result<Step, Refusal> {
+        let session = self.session_for(&request.session_id)?;
+        if request.counter <= self.last_payment_counter {
+            return Err(refuse(
+                StatusCode::StaleBankCounter,
+                format!(
+                    "bank counter {} is not above the last accepted {}",
+                    request.counter, self.last_payment_counter
+                ),
+            ));
+        }
+        let input = request.mac_input().map_err(internal)?;
+        if !request.bank_mac.verifies(&session.response_key, &input) {
+            let refusal = refuse(
+                StatusCode::BadBankMac,
+                "bank MAC on the PIN change does not verify",
+            );
+            return Err(self.intrusion(refusal, hw));
+        }
+        let current_max = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?
+            .pin_length_max;
+        // The counter is consumed now: the same ChangePin cannot start a second entry.
+        self.last_payment_counter = request.counter;
+        self.pending_payment = None;
+        self.pending_pin_change = None;
+        self.bank_contact(hw);
+        self.persist_or_refuse(hw)?;
+        let prompt = change_prompt(PinChangeStage::Current, &request);
+        self.start(
+            request_id,
+            Operation::ChangePin(Box::new(PinChange {
+                request: Box::new(request),
+                stage: PinChangeStage::Current,
+                current: None,
+                new_first: None,
+                entry: PinEntry::new(current_max),
+            })),
+            prompt,
+            hw,
+        );
+        Ok(Step::Pending)
+    }
+
+    /// OK during a PIN change: the next prompt (`None`), or the answer.
+    pub(super) fn change_pin_enter<H: Hardware>(
+        &mut self,
+        running: &mut Running,
+        hw: &mut H,
+    ) -> Option<Result<Response, Refusal>> {
+        let Operation::ChangePin(change) = &mut running.operation else {
+            return Some(Err(internal("not a PIN change")));
+        };
+        let entered = change.entry.entered();
+        let next = match change.stage {
+            PinChangeStage::Current => {
+                let min = self.binding.as_ref().map_or(4, |b| b.pin_length_min);
+                if entered < min {
+                    // Too short: a real PIN pad beeps and keeps waiting (as for a payment).
+                    return None;
+                }
+                change.current = Some(Zeroizing::new(change.entry.digits.to_vec()));
+                change.entry.max = change.request.pin_length_max;
+                PinChangeStage::New
+            }
+            PinChangeStage::New => {
+                let (min, max) = (change.request.pin_length_min, change.request.pin_length_max);
+                if entered < min || entered > max {
+                    return Some(Err(refuse(
+                        StatusCode::PinPolicy,
+                        format!("the new PIN must have {min}-{max} digits"),
+                    )));
+                }
+                change.new_first = Some(Zeroizing::new(change.entry.digits.to_vec()));
+                PinChangeStage::Again
+            }
+            PinChangeStage::Again => {
+                let same = change
+                    .new_first
+                    .as_ref()
+                    .is_some_and(|first| bool::from(first.as_slice().ct_eq(&change.entry.digits)));
+                if !same {
+                    return Some(Err(refuse(
+                        StatusCode::PinMismatch,
+                        "the two entries of the new PIN differ",
+                    )));
+                }
+                return Some(self.finish_pin_change(change, hw));
+            }
+        };
+        change.entry.clear();
+        change.stage = next;
+        // A new prompt: keys typed ahead of it are not taken for it.
+        running.prompt = change_prompt(next, &change.request);
+        running.prompt_id = self.next_prompt_id();
+        hw.discard_keys();
+        None
+    }
+
+    /// Both PINs enciphered under the session PIN key, the device counter, the MAC.
+    fn finish_pin_change<H: Hardware>(
+        &mut self,
+        change: &PinChange,
+        hw: &mut H,
+    ) -> Result<Response, Refusal> {
+        let too_long = || refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits");
+        let current = change
+            .current
+            .as_ref()
+            .and_then(|digits| pin_of(digits))
+            .ok_or_else(too_long)?;
+        let new = pin_of(&change.entry.digits).ok_or_else(too_long)?;
+        let binding = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
+        let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
+        let mut block_of = |pin: &Pin| -> Result<PinBlock, Refusal> {
+            let block = pinblock::encrypt_pin(
+                pinblock::PinBlockFormat::Iso4,
+                pin,
+                Some(&pan),
+                &session.pin_key,
+                hw.rng(),
+            )
+            .map_err(internal)?;
+            PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).map_err(internal)
+        };
+        let old_pin_block = block_of(&current)?;
+        let new_pin_block = block_of(&new)?;
+        let device_counter = self.device_counter.saturating_add(1);
+        let mut response = PinChangeEntered {
+            old_pin_block,
+            new_pin_block,
+            device_counter,
+            mac: MacTag([0; 16]),
+        };
+        let input = response.mac_input(&change.request).map_err(internal)?;
+        response.mac = cmac(&session.mac_key, &input)?;
+        self.device_counter = device_counter;
+        self.pending_pin_change = Some(device_counter);
+        self.outcome(vec!["Sent to your bank...".into()], hw);
+        self.persist_or_refuse(hw)?;
+        Ok(Response::PinChangeEntered(response))
+    }
+
+    /// `VerifyPinChange`: the bank's verdict, MAC-checked like `VerifyBankResponse` (a forged
+    /// one is an intrusion), shown on the screen.
+    pub(super) fn verify_pin_change<H: Hardware>(
+        &mut self,
+        request: VerifyPinChange,
+        hw: &mut H,
+    ) -> Result<Step, Refusal> {
+        let session = self.session_for(&request.session_id)?;
+        let input = request.mac_input().map_err(internal)?;
+        if !request.bank_mac.verifies(&session.response_key, &input) {
+            self.outcome(vec!["WARNING: forged bank response".into()], hw);
+            let refusal = refuse(
+                StatusCode::BadBankMac,
+                "PIN change verdict MAC does not verify",
+            );
+            return Err(self.intrusion(refusal, hw));
+        }
+        if self.pending_pin_change != Some(request.device_counter) {
+            return Err(refuse(
+                StatusCode::TransactionMismatch,
+                "no PIN change sent with that device counter",
+            ));
+        }
+        self.pending_pin_change = None;
+        self.bank_contact(hw);
+        self.set_indicator(Indicator::Safe, hw);
+        let (text, result) = verdict_screen(request.result, request.pin_tries_left);
+        self.outcome(vec![text.clone()], hw);
+        hw.record(EventKind::State {
+            change: format!("PIN change verdict verified: {text}"),
+        });
+        self.persist_or_refuse(hw)?;
+        Ok(Step::Respond(Response::IndicatorSet(IndicatorSet {
+            indicator: Indicator::Safe,
+            result,
+            display_text: text,
+        })))
+    }
+
+    /// `WipeDevice`: ask the owner on the keypad.
+    pub(super) fn wipe_device<H: Hardware>(
+        &mut self,
+        request_id: u32,
+        hw: &mut H,
+    ) -> Result<Step, Refusal> {
+        let prompt = vec![
+            "Wipe this PIN pad?".into(),
+            "Erases its keys, pairings".into(),
+            "and payment data; your bank".into(),
+            "binding ends.".into(),
+            "OK = wipe, X = keep".into(),
+        ];
+        self.start(request_id, Operation::Wipe, prompt, hw);
+        Ok(Step::Pending)
+    }
+
+    /// OK on the wipe prompt: everything the bank and the owner gave the device goes; the
+    /// attestation identity and the bank sequence stay (so no old bank-signed message can be
+    /// replayed), and the receipt is signed.
+    pub(super) fn finish_wipe<H: Hardware>(&mut self, hw: &mut H) -> Result<Response, Refusal> {
+        self.wipe_bank_data();
+        self.pending_pin_change = None;
+        self.lifecycle = Lifecycle::Manufactured;
+        self.lock = LockState::Unlocked;
+        self.locked_since_ms = 0;
+        self.set_indicator(Indicator::Off, hw);
+        self.outcome(vec!["Wiped: keys and pairings erased".into()], hw);
+        hw.record(EventKind::State {
+            change: "wiped by its owner".into(),
+        });
+        self.persist_or_refuse(hw)?;
+        let mut receipt = DeviceWiped {
+            device_serial: self.serial.clone(),
+            bank_sequence: self.bank_sequence,
+            signature: EcdsaSignature::from_array([0; 64]),
+        };
+        let signed = receipt.signed_bytes().map_err(internal)?;
+        receipt.signature = self
+            .attestation
+            .sign(DeviceWiped::SIGNATURE_DOMAIN, &signed);
+        Ok(Response::DeviceWiped(receipt))
+    }
+}
