@@ -50,7 +50,7 @@ async fn change(connection: &Connection, json_output: bool) -> CommandResult {
     )
     .await;
     end_session(&mut session, &client, login).await;
-    store.save(&host).map_err(|e| e.to_string())?;
+    store.save(&host).map_err(CliError::from)?;
     let outcome = result.map_err(CliError::from)?;
     if !outcome.changed() {
         let (code, advice) = match outcome.bank_result.as_str() {
@@ -59,6 +59,7 @@ async fn change(connection: &Connection, json_output: bool) -> CommandResult {
             _ => ("not_changed", String::new()),
         };
         return Err(CliError {
+            kind: companion::error::ErrorKind::BankRejected,
             code,
             message: format!(
                 "PIN not changed{advice}: bank {}, PIN pad {} ({})",
