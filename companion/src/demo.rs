@@ -229,7 +229,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
     let mut events_log: Vec<Value> = Vec::new();
     let say = |line: &str| {
         if !json_mode {
-            println!("{line}");
+            crate::emit(line);
         }
     };
     let mut seed = [0u8; 32];
@@ -257,18 +257,20 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
 
     let mut on_event = |event: FlowEvent| {
         if !json_mode {
-            println!("{event}");
+            crate::emit(&event.to_string());
         }
         events_log.push(serde_json::to_value(&event).unwrap_or(Value::Null));
     };
 
     if !json_mode {
-        println!("\n1. Initialise (branch teller)");
+        crate::emit("\n1. Initialise (branch teller)");
     }
     let teller = client.staff_login("teller", "teller-password").await?;
     let serial = flows::initialise(&mut session, &client, &teller, &mut on_event).await?;
     if !json_mode {
-        println!("\n2. Enrol and bind customer {DEMO_CUSTOMER} (PIN chosen on the keypad)");
+        crate::emit(&format!(
+            "\n2. Enrol and bind customer {DEMO_CUSTOMER} (PIN chosen on the keypad)"
+        ));
     }
     flows::enrol(
         &mut session,
@@ -280,21 +282,21 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
     )
     .await?;
     if !json_mode {
-        println!("\n3. Pair this computer with the PIN pad");
+        crate::emit("\n3. Pair this computer with the PIN pad");
     }
     let mut host = flows::pair(&mut session, "PINBRIDGE-DEMO", &mut on_event).await?;
     keystore.save(&host)?;
     if !json_mode {
-        println!(
+        crate::emit(&format!(
             "    host pairing key stored encrypted (AES-256-GCM) in {}",
             state.path().display()
-        );
-        println!("\n4. Log in at the bank through the PIN pad");
+        ));
+        crate::emit("\n4. Log in at the bank through the PIN pad");
     }
     let login = flows::login(&mut session, &client, &mut host, &mut on_event).await?;
     keystore.save(&host)?;
     if !json_mode {
-        println!("\n5. Pay 12.34 EUR to Shop SARL (PIN on the PIN pad)");
+        crate::emit("\n5. Pay 12.34 EUR to Shop SARL (PIN on the PIN pad)");
     }
     let mut key = [0u8; 8];
     getrandom::fill(&mut key).map_err(|e| setup("idempotency key")(e.to_string()))?;
@@ -333,7 +335,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
         });
     }
     if !json_mode {
-        println!(
+        crate::emit(&format!(
             "\n6. The bank's books: payment {} is {} ({}), {} journal entr{}; {}'s balance now {}",
             outcome.transaction_id,
             status["status"].as_str().unwrap_or("?"),
@@ -342,8 +344,8 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
             if journal == 1 { "y" } else { "ies" },
             DEMO_CUSTOMER,
             balance.map_or("?".into(), |b| flows::format_amount(b.unsigned_abs(), 2)),
-        );
-        println!("\nApproved: the PIN pad verified the bank's answer (indicator safe).");
+        ));
+        crate::emit("\nApproved: the PIN pad verified the bank's answer (indicator safe).");
     }
     Ok(json!({
         "result": "approved",

@@ -186,3 +186,27 @@ fn logs_export_into_a_reader_that_stops_after_one_line_exits_cleanly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
 }
+
+/// `pinbridge demo | head -1`: the demo goes on printing after the reader left; it ends
+/// quietly instead of panicking on the closed pipe (println! did).
+#[test]
+fn the_demo_into_a_reader_that_stops_after_one_line_exits_cleanly() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinbridge"))
+        .env("PINBRIDGE_STATE_DIR", state.path())
+        .env("PINBRIDGE_LOG_DIR", state.path())
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("PinBridge demo"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
