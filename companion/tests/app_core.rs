@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use companion::app::{
-    AppCore, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator, LinkState, Outcome,
-    OutcomeReason, PaymentRequest, ProgressSink, StaffRole, TamperState,
+    AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator,
+    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PaymentRequest, ProgressSink,
+    StaffRole, TamperState,
 };
 use companion::bank::BankSettings;
 use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
@@ -23,6 +24,7 @@ use companion::transport::sim::SimTransport;
 use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
 use flows_support::{WRONG_PIN, World};
 use futures::StreamExt;
+use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 /// A USB-like source listing the simulated PIN pad while it is plugged in, with hotplug
@@ -179,6 +181,49 @@ impl Harness {
         }
     }
 
+    /// Waits (on the core's events, at most 20 s) for the core to report what the device did
+    /// with a bank command of `kind`.
+    async fn bank_command(
+        &self,
+        events: &mut broadcast::Receiver<CoreEvent>,
+        kind: BankCommandKind,
+    ) -> CoreEvent {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let event = events.recv().await.unwrap();
+                if matches!(&event, CoreEvent::BankCommand { command, .. } if *command == kind) {
+                    return event;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind:?} bank command reported"))
+    }
+
+    /// Staff issue a signed lock or unlock by serial at the bank (no device at the branch).
+    async fn staff_command(&self, command: &str) {
+        self.world
+            .client
+            .post(
+                "/v1/devices/PB-TEST-1/commands",
+                Some(&self.world.teller),
+                &json!({"command": command, "reason": "core test"}),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The bank's record of a customer session (`active`, `ended`).
+    async fn session_stage(&self, session_id: &str) -> String {
+        let store = self.world.bank.store();
+        let row = sqlx::query(&store.q("SELECT stage FROM sessions WHERE session_id = ?"))
+            .bind(session_id.to_owned())
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        sqlx::Row::try_get::<String, _>(&row, "stage").unwrap()
+    }
+
     /// Waits for the core to announce `link` for the device.
     async fn link(&self, events: &mut broadcast::Receiver<CoreEvent>, want: LinkState) {
         tokio::time::timeout(Duration::from_secs(20), async {
@@ -193,6 +238,17 @@ impl Harness {
         .await
         .unwrap_or_else(|_| panic!("no {want:?} event"));
     }
+}
+
+/// A progress sink that also hands each progress report to the test as it comes.
+fn progress_events() -> (ProgressSink, mpsc::UnboundedReceiver<DeviceProgress>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Arc::new(move |p| {
+            let _ = tx.send(p);
+        }),
+        rx,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,4 +425,188 @@ async fn a_tampered_device_refuses_in_danger_and_only_an_operator_resets_it() {
     assert_eq!(operator.role, StaffRole::Operator);
     let reset = h.core.staff_tamper_reset(DEVICE).await.unwrap();
     assert_eq!(reset.device.tamper, TamperState::Clear);
+}
+
+/// Issue 14 item 1: the app dropped every bank event that was not a confirmation, so a device
+/// staff revoked kept its keys while connected. A separate `pinbridge staff revoke` process
+/// (another PC, no device there) now wipes the device connected to this app within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_by_staff_elsewhere_is_wiped_within_seconds() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    let state = tempfile::tempdir().unwrap();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_pinbridge"));
+    cli.env("PINBRIDGE_BANK_URL", &h.world.url)
+        .env("PINBRIDGE_STATE_DIR", state.path())
+        .env("PINBRIDGE_LOG_DIR", state.path().join("logs"))
+        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
+        .env("PINBRIDGE_STAFF_USER", "teller")
+        .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
+        .args([
+            "staff",
+            "revoke",
+            "--serial",
+            "PB-TEST-1",
+            "--reason",
+            "stolen",
+        ]);
+    let output = tokio::task::spawn_blocking(move || cli.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let CoreEvent::BankCommand {
+        device_id,
+        applied,
+        lifecycle,
+        session_ended,
+        message,
+        ..
+    } = h.bank_command(&mut events, BankCommandKind::Wipe).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(device_id, DEVICE);
+    assert!(applied && session_ended, "{message}");
+    assert_eq!(lifecycle, Some(Lifecycle::Revoked));
+    assert!(
+        message.contains("revoked this PIN pad") && message.contains("wiped"),
+        "{message}"
+    );
+    assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.lifecycle, Lifecycle::Revoked, "{status:?}");
+    // The login ended with it.
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
+}
+
+/// A lock staff issue while the customer is typing a payment's PIN waits for the payment's
+/// device exchange (no deadlock, no interleaving), then locks the device and ends the login;
+/// the staff unlock reaches the device at the next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_mid_payment_is_applied_after_it_and_an_unlock_comes_with_the_next_login() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let (sink, mut seen) = progress_events();
+    let payment = {
+        let core = h.core.clone();
+        let id = prepared.payment_id.clone();
+        tokio::spawn(async move { core.payment_approve(&id, sink).await })
+    };
+    // The payment holds the device: the PIN is being typed.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !matches!(seen.recv().await, Some(DeviceProgress::Pin { .. })) {}
+    })
+    .await
+    .expect("PIN entry");
+    h.staff_command("lock").await;
+    match payment.await.unwrap() {
+        // The payment reached the bank before the lock.
+        Ok(result) => assert_eq!(result.outcome, Outcome::Approved, "{result:?}"),
+        // The lock ended the bank session first.
+        Err(error) => assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}"),
+    }
+    let CoreEvent::BankCommand {
+        applied,
+        lock,
+        session_ended,
+        message,
+        ..
+    } = h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied && session_ended, "{message}");
+    assert_eq!(lock, Some(LockState::Locked));
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+    let refused = h
+        .core
+        .login(DEVICE, "alice", progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Locked, "{refused}");
+
+    h.staff_command("unlock").await;
+    let session = h.core.login(DEVICE, "alice", progress().0).await.unwrap();
+    assert_eq!(h.world.device.view().state.lock, "unlocked");
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}
+
+/// A command the bank sends while the device is unplugged is relayed first when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_for_an_unplugged_device_is_relayed_when_it_is_back() {
+    let h = start().await;
+    let _watch = tokio::spawn(h.core.clone().watch_devices(Duration::from_secs(3600)));
+    h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    h.plug.set(false);
+    h.link(&mut events, LinkState::Reconnecting).await;
+    h.staff_command("lock").await;
+    let CoreEvent::BankCommand {
+        applied, message, ..
+    } = h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(!applied, "{message}");
+    assert!(message.contains("not locked itself yet"), "{message}");
+    assert_eq!(h.world.device.view().state.lock, "unlocked");
+
+    h.plug.set(true);
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+}
+
+/// Issue 14 item 4: logout only forgot the session in the app; the bank token lived on and the
+/// device kept its session keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_bank_session_and_the_device_drops_its_session_keys() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    assert!(h.world.device.view().state.session_active);
+    assert_eq!(h.session_stage(&session.session_id).await, "active");
+
+    let result = h.core.logout(&session.session_id).await.unwrap();
+    assert!(result.bank_ended && result.device_cleared, "{result:?}");
+    assert_eq!(h.session_stage(&session.session_id).await, "ended");
+    assert!(!h.world.device.view().state.session_active);
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
+    // The customer logs in again as usual.
+    h.core.login(DEVICE, "alice", progress().0).await.unwrap();
 }

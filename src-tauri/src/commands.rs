@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use companion::app::{
     ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus, EmbeddedStatus,
-    LoginSession, PairingStart, PaymentRequest, PaymentResult, PreparedPayment, ProgressSink,
-    StaffActionResult, StaffSession,
+    LoginSession, LogoutResult, PairingStart, PaymentRequest, PaymentResult, PreparedPayment,
+    ProgressSink, StaffActionResult, StaffSession,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -287,11 +287,14 @@ pub async fn login(
         .await
 }
 
-/// Forgets a customer session.
+/// Ends a customer session at the bank and on the device (its session keys dropped); says
+/// what ended where.
 #[tauri::command]
-pub async fn logout(state: State<'_, AppState>, session_id: String) -> Result<(), AppError> {
-    state.core.logout(&session_id);
-    Ok(())
+pub async fn logout(
+    state: State<'_, AppState>,
+    session_id: String,
+) -> Result<LogoutResult, AppError> {
+    state.core.logout(&session_id).await
 }
 
 /// The bank prepares (and MACs) the payment the device will show.

@@ -9,6 +9,7 @@
 
 pub mod confirmations;
 mod error;
+mod lifecycle;
 mod ops;
 pub mod profile;
 pub mod settings;
@@ -257,6 +258,8 @@ pub struct AppCore {
     seen: Mutex<HashMap<String, MockState>>,
     /// Devices that had a session when they went away: device id -> serial.
     reconnecting: Mutex<HashMap<String, String>>,
+    /// Bank commands for devices that were unplugged when the bank sent them.
+    held: Mutex<lifecycle::Held>,
 }
 
 impl std::fmt::Debug for AppCore {
@@ -294,6 +297,7 @@ impl AppCore {
             next_id: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
             reconnecting: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -575,6 +579,8 @@ impl AppCore {
             return;
         }
         lock(&self.reconnecting).remove(old_id);
+        // What the bank commanded while it was away comes first.
+        self.relay_held(new_id, &serial).await;
         let session_active = self
             .tables()
             .slots

@@ -196,7 +196,7 @@ impl AppCore {
 
     /// Logs the customer in at the bank through the paired device.
     pub async fn login(
-        &self,
+        self: &Arc<Self>,
         device_id: &str,
         customer_id: &str,
         progress: ProgressSink,
@@ -242,36 +242,36 @@ impl AppCore {
         };
         self.set_customer(device_id, Some(&login.customer_id));
         tracing::info!(target: "companion::bank", "session opened for {}", login.customer_id);
-        // The session's listener on the bank's event stream (pushed confirmations).
-        let watch = super::BankWatch::start(
-            bank.clone(),
-            login.token.clone(),
-            self.confirmations.clone(),
-            self.emit.clone(),
-        );
-        self.tables().logins.insert(
-            login.session_id.clone(),
-            LoginEntry {
-                login,
-                bank,
-                device_id: device_id.to_owned(),
-                accounts: numbers,
-                _confirmations: watch,
-            },
-        );
+        // The session's listener on the bank's event stream (pushed confirmations, and the
+        // bank's commands for the device, relayed by the follower as they come). Started
+        // with the tables locked: the follower looks its login up there, so it cannot see a
+        // command before the login is in (a std lock held for no await).
+        {
+            let mut tables = self.tables();
+            let (commands, follower) = self.follow_bank_commands(&login.session_id);
+            let watch = super::BankWatch::start(
+                bank.clone(),
+                login.token.clone(),
+                self.confirmations.clone(),
+                self.emit.clone(),
+                commands,
+            )
+            .with(follower);
+            tables.logins.insert(
+                login.session_id.clone(),
+                LoginEntry {
+                    login,
+                    bank,
+                    device_id: device_id.to_owned(),
+                    accounts: numbers,
+                    _confirmations: watch,
+                },
+            );
+        }
         progress(DeviceProgress::Stage { stage: Stage::Done });
         refresh_status(&slot).await;
         self.push_devices();
         Ok(session)
-    }
-
-    /// Forgets a customer session.
-    pub fn logout(&self, session_id: &str) {
-        let mut tables = self.tables();
-        tables.logins.remove(session_id);
-        tables.payments.retain(|_, p| p.session_id != session_id);
-        drop(tables);
-        tracing::info!(target: "companion::bank", "session closed");
     }
 
     // --------------------------------------------------------------------- payment

@@ -160,7 +160,7 @@ impl AppCore {
     }
 
     /// The device is no longer anyone's: its customer and this computer's pairing with it go.
-    fn forget_binding(&self, device_id: &str, serial: &str) {
+    pub(super) fn forget_binding(&self, device_id: &str, serial: &str) {
         self.set_customer(device_id, None);
         if let Some(keys) = self.keystore_now(device_id) {
             let _ = keys.remove(serial);

@@ -165,27 +165,41 @@ impl DeviceStatus {
 impl DeviceStatus {
     /// Takes what the device itself reported (GetStatus) over the neutral listing values.
     pub fn apply_reported(&mut self, reported: &firmware_protocol::message::Status) {
-        use firmware_protocol::message::{Indicator as I, Lifecycle as L, LockState as K};
-        self.lifecycle = match reported.lifecycle {
-            L::Manufactured => Lifecycle::Manufactured,
-            L::Initialised => Lifecycle::Initialised,
-            L::Bound => Lifecycle::Bound,
-            L::Revoked => Lifecycle::Revoked,
-        };
+        use firmware_protocol::message::Indicator as I;
+        self.lifecycle = reported.lifecycle.into();
         self.tamper = if reported.tampered {
             TamperState::Tampered
         } else {
             TamperState::Clear
         };
-        self.lock = match reported.lock {
-            K::Unlocked => LockState::Unlocked,
-            _ => LockState::Locked,
-        };
+        self.lock = reported.lock.into();
         self.indicator = match reported.indicator {
             I::Safe => Indicator::Safe,
             I::Danger => Indicator::Danger,
             I::Off => Indicator::Off,
         };
+    }
+}
+
+impl From<firmware_protocol::message::Lifecycle> for Lifecycle {
+    fn from(reported: firmware_protocol::message::Lifecycle) -> Self {
+        use firmware_protocol::message::Lifecycle as L;
+        match reported {
+            L::Manufactured => Lifecycle::Manufactured,
+            L::Initialised => Lifecycle::Initialised,
+            L::Bound => Lifecycle::Bound,
+            L::Revoked => Lifecycle::Revoked,
+        }
+    }
+}
+
+impl From<firmware_protocol::message::LockState> for LockState {
+    fn from(reported: firmware_protocol::message::LockState) -> Self {
+        match reported {
+            firmware_protocol::message::LockState::Unlocked => LockState::Unlocked,
+            // Whoever locked it, the screens show one lock (the device page says why).
+            _ => LockState::Locked,
+        }
     }
 }
 
@@ -576,6 +590,27 @@ pub enum CoreEvent {
         /// The request.
         request: ConfirmationRequest,
     },
+    /// The bank sent a connected device a signed command (staff or the customer revoked,
+    /// locked or unlocked it) and this app relayed it: what the device did.
+    #[serde(rename_all = "camelCase")]
+    BankCommand {
+        /// The device.
+        device_id: String,
+        /// Its serial.
+        serial: String,
+        /// What the bank commanded.
+        command: BankCommandKind,
+        /// The device obeyed (its state after it says so); `false`: `message` says why not.
+        applied: bool,
+        /// The device's lifecycle after it (`revoked` after a wipe); `None`: it did not answer.
+        lifecycle: Option<Lifecycle>,
+        /// Its lock after it; `None`: it did not answer.
+        lock: Option<LockState>,
+        /// The customer session on this device ended (the bank ends it for a wipe or lock).
+        session_ended: bool,
+        /// Plain words for the customer: what the bank did and what it means.
+        message: String,
+    },
     /// A connected device's link went away or came back (unplug and replug).
     #[serde(rename_all = "camelCase")]
     DeviceLink {
@@ -586,6 +621,51 @@ pub enum CoreEvent {
         /// Plain words for the user: what happened and what to do.
         message: String,
     },
+}
+
+/// A signed command of the bank for a device (PROTOCOL.md §3.4 BankCommand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum BankCommandKind {
+    /// Revoked (lost or stolen): the device wipes its keys and pairings.
+    Wipe,
+    /// Payment functions locked until the bank unlocks them.
+    Lock,
+    /// A lock lifted.
+    Unlock,
+    /// The device forgets every paired computer (a lost PC).
+    ForgetHosts,
+    /// The session keys dropped (logout).
+    EndSession,
+}
+
+impl BankCommandKind {
+    /// The bank's name for it (`wipe`, `forget_hosts`, ...); `None`: not a command this app
+    /// knows (the device still checks and obeys or refuses it).
+    pub fn from_bank(name: &str) -> Option<Self> {
+        Some(match name {
+            "wipe" => Self::Wipe,
+            "lock" => Self::Lock,
+            "unlock" => Self::Unlock,
+            "forget_hosts" => Self::ForgetHosts,
+            "end_session" => Self::EndSession,
+            _ => return None,
+        })
+    }
+}
+
+/// `logout`'s result: whether each end dropped the session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutResult {
+    /// The bank revoked the session token.
+    pub bank_ended: bool,
+    /// The device dropped its session keys (it said so in its status).
+    pub device_cleared: bool,
+    /// Plain words: what ended where, and what did not.
+    pub message: String,
 }
 
 /// A connected device's link after an unplug.
