@@ -610,3 +610,76 @@ async fn logout_ends_the_bank_session_and_the_device_drops_its_session_keys() {
     // The customer logs in again as usual.
     h.core.login(DEVICE, "alice", progress().0).await.unwrap();
 }
+
+/// Issue 14 item 5 in the app: a decline on the PIN pad is posted to the bank and shown as the
+/// customer's decline; it never holds up the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_confirmation_is_posted_and_the_next_one_is_signed() {
+    let h = start().await;
+    let mut events = h.events.subscribe();
+    h.pair_and_login().await;
+    let terminal = h
+        .world
+        .client
+        .staff_login("terminal", "terminal-password")
+        .await
+        .unwrap();
+    for basket in ["basket-31", "basket-32"] {
+        h.world
+            .client
+            .post(
+                "/v1/confirmations",
+                Some(&terminal),
+                &json!({
+                    "customer_id": "alice",
+                    "payee_account": "FR7630006000011234567890189",
+                    "payee_name": "Web Shop",
+                    "amount_minor": 1_500,
+                    "currency": "EUR",
+                    "reference": basket,
+                    "idempotency_key": basket,
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let mut pushed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while pushed.len() < 2 {
+            if let CoreEvent::ConfirmationPushed { request } = events.recv().await.unwrap() {
+                pushed.push(request.request_id);
+            }
+        }
+    })
+    .await
+    .expect("both requests pushed");
+
+    h.world
+        .decline
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let declined = h
+        .core
+        .confirmation_approve(&pushed[0], DEVICE, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(declined.outcome, Outcome::Declined, "{declined:?}");
+    assert_eq!(declined.reason, OutcomeReason::UserRejected, "{declined:?}");
+    let signed = h
+        .core
+        .confirmation_approve(&pushed[1], DEVICE, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(signed.outcome, Outcome::Signed, "{signed:?}");
+    assert!(h.core.confirmations().list().is_empty());
+    for (id, status) in [(&pushed[0], "declined"), (&pushed[1], "approved")] {
+        let view = h
+            .world
+            .client
+            .get(&format!("/v1/confirmations/{id}"), Some(&terminal))
+            .await
+            .unwrap();
+        assert_eq!(view["status"], status, "{view}");
+    }
+    assert_eq!(h.world.journal_entries(&pushed[0]).await, 0);
+    assert_eq!(h.world.journal_entries(&pushed[1]).await, 1);
+}

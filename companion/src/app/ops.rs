@@ -15,6 +15,15 @@ use super::{
 use crate::flows::{self as core, FlowError, FlowEvent, PaymentOrder};
 use crate::session::{Session, SessionError};
 
+/// The bank's refusals of a confirmation signature after which the request is decided for
+/// good (declined, expired, decided elsewhere or gone): the app's list drops it.
+const DECIDED_AT_THE_BANK: [&str; 4] = [
+    "bad_signature",
+    "payment_already_decided",
+    "confirmation_expired",
+    "unknown_confirmation",
+];
+
 async fn ask(session: &mut Session, request: &Request) -> Result<Response, AppError> {
     Ok(session.request(request).await?)
 }
@@ -541,12 +550,14 @@ impl AppCore {
         let (outcome, indicator, reason, fallback) = match result {
             Ok(answer) => {
                 let status = answer["status"].as_str().unwrap_or("unknown").to_owned();
-                let outcome = if status == "approved" {
-                    Outcome::Signed
-                } else {
-                    Outcome::Declined
+                let (outcome, reason) = match (status.as_str(), answer["device_status"].as_str()) {
+                    ("approved", _) => (Outcome::Signed, OutcomeReason::None),
+                    // The customer said no on the keypad: the device's refusal was posted and
+                    // the bank recorded the request as declined (not left pending).
+                    (_, Some("UserCancelled")) => (Outcome::Declined, OutcomeReason::UserRejected),
+                    _ => (Outcome::Declined, OutcomeReason::None),
                 };
-                (outcome, Indicator::Safe, OutcomeReason::None, status)
+                (outcome, Indicator::Safe, reason, status)
             }
             Err(FlowError::Tampered) => (
                 Outcome::Refused,
@@ -564,6 +575,17 @@ impl AppCore {
                 OutcomeReason::UserRejected,
                 detail,
             ),
+            Err(FlowError::Bank(error))
+                if error
+                    .code()
+                    .is_some_and(|code| DECIDED_AT_THE_BANK.contains(&code)) =>
+            {
+                // Decided for good at the bank (a bad signature is declined there too): never
+                // offered again.
+                self.confirmations.remove(request_id);
+                tracing::info!(target: "companion::bank", "request {request_id}: {error}");
+                return Err(error.into());
+            }
             Err(error) => return Err(error.into()),
         };
         self.confirmations.remove(request_id);
