@@ -2,7 +2,7 @@
 // Every backend failure becomes an AppError in the state of the screen that asked.
 import type { Backend } from './api/backend';
 import { toAppError, type AppError } from './api/errors';
-import type { DeviceProgress, Fault, Key, Language, Settings, StaffActionResult, Theme } from './api/types';
+import type { DeviceProgress, Fault, Key, Language, LogoutResult, Settings, StaffActionResult, Theme } from './api/types';
 import type { MessageKey } from './i18n';
 import {
   activeDevice,
@@ -144,9 +144,14 @@ export function createController(backend: Backend, store: Store<State> = createS
         const session = await backend.login(deviceId, customerId, (ev) =>
           set((s) => (s.login.step === 'device' ? { ...s, login: { ...s.login, live: applyProgress(s.login.live, ev) } } : s)),
         );
+        const bankCommands = { ...store.get().bankCommands };
+        delete bankCommands[deviceId];
         set((s) => ({
           ...s,
           session,
+          loggedOut: null,
+          // A new login: what the bank did to the device before is history.
+          bankCommands,
           login: { step: 'done' },
           payment: { step: 'form', form: emptyPaymentForm(session.accounts[0] ?? ''), errors: {}, error: null, busy: false },
         }));
@@ -156,10 +161,16 @@ export function createController(backend: Backend, store: Store<State> = createS
     },
     async logout(): Promise<void> {
       const session = store.get().session;
-      if (session) await backend.logout(session.sessionId).catch(() => undefined);
+      // Forgotten here whatever the bank says; the result says what ended where.
+      const loggedOut = session
+        ? await backend.logout(session.sessionId).catch(
+            (e: unknown): LogoutResult => ({ bankEnded: false, deviceCleared: false, message: toAppError(e).message }),
+          )
+        : null;
       set((s) => ({
         ...s,
         session: null,
+        loggedOut,
         login: { step: 'form', customerId: session?.customerId ?? '', error: null, busy: false },
         payment: { step: 'form', form: emptyPaymentForm(), errors: {}, error: null, busy: false },
       }));

@@ -25,7 +25,8 @@ async function mount(hash = '#/devices', backend: MockBackend = new MockBackend(
   const el = document.createElement('div');
   document.body.appendChild(el);
   root = el;
-  const c = createController(backend, createStore(initialState('en')));
+  const store = createStore(initialState('en'));
+  const c = createController(backend, store);
   await act(async () => {
     render(
       <Ctl.Provider value={c}>
@@ -35,7 +36,7 @@ async function mount(hash = '#/devices', backend: MockBackend = new MockBackend(
     );
     await c.start();
   });
-  return { c, root: el };
+  return { c, root: el, store };
 }
 
 afterEach(() => {
@@ -118,6 +119,29 @@ describe('App', () => {
     expect(select.value).toBe('sim-2');
     await act(() => c.staffSelectDevice(select.options[0].value));
     expect(root.querySelector<HTMLSelectElement>('[data-testid="staff-device"]')!.value).toBe(select.options[0].value);
+  });
+
+  it('says what logout ended, and tells the customer in plain words when the bank revokes their PIN pad', async () => {
+    const { c, root, store } = await mount('#/login');
+    await act(() => c.connect('sim-1'));
+    const pairing = c.pair();
+    await until(() => store.get().pairing.step === 'compare', 'pairing code');
+    await act(() => c.keyPress('sim-1', 'ok'));
+    await act(() => pairing);
+    c.setLoginCustomer('C-1001');
+    await act(() => c.login());
+    await act(() => c.logout());
+    expect(root.querySelector('[data-testid="logged-out"]')?.textContent).toContain('dropped its session keys');
+    await act(() => c.login());
+    expect(root.querySelector('[data-testid="logged-out"]')).toBeNull();
+    await act(() => c.staffSignIn('clerk-01', 'clerk-pass'));
+    await act(() => c.staffAction('revoke', { deviceId: 'sim-1' }));
+    const told = root.querySelector('[data-testid="login-bank-command"]');
+    expect(told?.getAttribute('role')).toBe('alert');
+    expect(told?.textContent).toContain('Revoked by your bank');
+    expect(told?.textContent).toContain('it has been wiped');
+    // Logged out: the login form is back.
+    expect(root.querySelector('[data-testid="login-submit"]')).not.toBeNull();
   });
 
   it('marks the sandbox build in the header and the title', async () => {

@@ -12,6 +12,7 @@ import type {
   LogEntry,
   LogExport,
   LoginSession,
+  LogoutResult,
   PairingStart,
   PaymentRequest,
   PaymentResult,
@@ -49,8 +50,8 @@ export interface Backend {
 
   /** login { deviceId, customerId, onProgress } */
   login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession>;
-  /** logout { sessionId } */
-  logout(sessionId: string): Promise<void>;
+  /** logout { sessionId } — ends the session at the bank and on the device; says what ended where */
+  logout(sessionId: string): Promise<LogoutResult>;
 
   /** payment_prepare { request } */
   paymentPrepare(request: PaymentRequest): Promise<PreparedPayment>;

@@ -136,6 +136,8 @@ receivedAt: string, };
 
 export type LinkState = "reconnecting" | "reconnected" | "sessionLost";
 
+export type BankCommandKind = "wipe" | "lock" | "unlock" | "forgetHosts" | "endSession";
+
 export type CoreEvent = { "type": "devices", 
 /**
  * The list.
@@ -158,7 +160,39 @@ promptId: number | null, } | { "type": "confirmationPushed",
 /**
  * The request.
  */
-request: ConfirmationRequest, } | { "type": "deviceLink", 
+request: ConfirmationRequest, } | { "type": "bankCommand", 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * Its serial.
+ */
+serial: string, 
+/**
+ * What the bank commanded.
+ */
+command: BankCommandKind, 
+/**
+ * The device obeyed (its state after it says so); `false`: `message` says why not.
+ */
+applied: boolean, 
+/**
+ * The device's lifecycle after it (`revoked` after a wipe); `None`: it did not answer.
+ */
+lifecycle: Lifecycle | null, 
+/**
+ * Its lock after it; `None`: it did not answer.
+ */
+lock: LockState | null, 
+/**
+ * The customer session on this device ended (the bank ends it for a wipe or lock).
+ */
+sessionEnded: boolean, 
+/**
+ * Plain words for the customer: what the bank did and what it means.
+ */
+message: string, } | { "type": "deviceLink", 
 /**
  * The device.
  */
@@ -203,6 +237,20 @@ deviceId: string,
  * Accounts to pay from.
  */
 accounts: Array<string>, };
+
+export type LogoutResult = { 
+/**
+ * The bank revoked the session token.
+ */
+bankEnded: boolean, 
+/**
+ * The device dropped its session keys (it said so in its status).
+ */
+deviceCleared: boolean, 
+/**
+ * Plain words: what ended where, and what did not.
+ */
+message: string, };
 
 export type PaymentRequest = { 
 /**

@@ -19,6 +19,7 @@ import type {
   LogEntry,
   LogExport,
   LoginSession,
+  LogoutResult,
   LogLevel,
   LogSource,
   PairingStart,
@@ -529,9 +530,18 @@ export class MockBackend implements Backend {
     return clone(session);
   }
 
-  async logout(sessionId: string): Promise<void> {
+  async logout(sessionId: string): Promise<LogoutResult> {
+    const session = this.sessions.get(sessionId);
     this.sessions.delete(sessionId);
-    this.addLog('info', 'bank', 'Session closed');
+    if (!session) return { bankEnded: false, deviceCleared: false, message: 'This session had already ended.' };
+    this.addLog('info', 'bank', 'Session closed at the bank');
+    const dev = this.devices.get(session.deviceId);
+    if (!dev?.status.connected) {
+      return { bankEnded: true, deviceCleared: false, message: 'Logged out at the bank. The PIN pad was not connected; it drops its session keys when it restarts.' };
+    }
+    this.setDisplay(dev, ['Session ended']);
+    this.addLog('info', 'device', `${dev.status.serial} dropped its session keys (bank-signed EndSession)`);
+    return { bankEnded: true, deviceCleared: true, message: 'Logged out: the bank ended the session and the PIN pad dropped its session keys.' };
   }
 
   // payment -------------------------------------------------------------
@@ -795,6 +805,25 @@ export class MockBackend implements Backend {
     if (dev.status.connected) {
       this.setDisplay(dev, ['Revoked by bank', 'Keys erased']);
       dev.status.indicator = 'off';
+    }
+    // As the core does: a customer logged in with the device gets the bank's wipe pushed, and
+    // the login ends.
+    for (const [id, session] of this.sessions) {
+      if (session.deviceId !== dev.id) continue;
+      this.sessions.delete(id);
+      this.emit({
+        type: 'bankCommand',
+        deviceId: dev.id,
+        serial: dev.status.serial,
+        command: 'wipe',
+        applied: dev.status.connected,
+        lifecycle: dev.status.connected ? 'revoked' : null,
+        lock: dev.status.connected ? dev.status.lock : null,
+        sessionEnded: true,
+        message: dev.status.connected
+          ? `Your bank revoked this PIN pad (${dev.status.serial}); it has been wiped and can no longer be used. You are logged out.`
+          : `Your bank revoked this PIN pad (${dev.status.serial}) and ended your session, but the PIN pad has not been wiped yet (it is not connected); it is wiped when it next reaches the bank or this app.`,
+      });
     }
     this.addLog('warn', 'bank', `${dev.status.serial} revoked; ${dev.status.connected ? 'bank-signed wipe delivered' : 'wipe queued for next contact'}`);
   }

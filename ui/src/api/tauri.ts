@@ -17,6 +17,7 @@ import type {
   LogEntry,
   LogExport,
   LoginSession,
+  LogoutResult,
   PairingStart,
   PaymentRequest,
   PaymentResult,
@@ -86,8 +87,8 @@ export class TauriBackend implements Backend {
   login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession> {
     return call('login', { deviceId, customerId, onProgress: progress(onProgress) });
   }
-  async logout(sessionId: string): Promise<void> {
-    await call('logout', { sessionId });
+  logout(sessionId: string): Promise<LogoutResult> {
+    return call('logout', { sessionId });
   }
 
   paymentPrepare(request: PaymentRequest): Promise<PreparedPayment> {

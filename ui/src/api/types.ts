@@ -11,6 +11,7 @@
 import type { CoreEvent, Fault, PaymentResult, TransportName } from './generated';
 
 export type {
+  BankCommandKind,
   ConfirmationRequest,
   ConfirmationResult,
   CoreEvent,
@@ -23,6 +24,7 @@ export type {
   LinkState,
   LockState,
   LoginSession,
+  LogoutResult,
   Outcome,
   OutcomeReason,
   PairingStart,

@@ -71,6 +71,7 @@ export function DevicesScreen() {
   const devices = useApp((s) => s.devices);
   const active = useApp(activeDevice);
   const links = useApp((s) => s.links);
+  const bankCommands = useApp((s) => s.bankCommands);
   return (
     <>
       <h1 tabIndex={-1}>{t('devices.title')}</h1>
@@ -84,6 +85,11 @@ export function DevicesScreen() {
       {Object.entries(links).map(([deviceId, l]) => (
         <p key={deviceId} class={`link-state ${l.link === 'sessionLost' ? 'bad' : ''}`} role="status" data-testid={`link-${deviceId}`}>
           <strong>{t(`link.${l.link}`)}</strong> {l.message}
+        </p>
+      ))}
+      {Object.entries(bankCommands).map(([deviceId, b]) => (
+        <p key={deviceId} class={`link-state ${b.applied && b.command === 'unlock' ? '' : 'bad'}`} role="alert" data-testid={`bank-command-${deviceId}`}>
+          <strong>{t(`bankCommand.${b.command}`)}</strong> {b.message}
         </p>
       ))}
       {devices.length === 0 ? (
