@@ -112,15 +112,9 @@ pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandR
 }
 
 async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult {
-    use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
     let mut cas = Vec::new();
     for text in &args.device_ca {
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| format!("--device-ca {text:?}: not hexadecimal"))?;
-        cas.push(
-            EcdsaVerifyingKey::from_sec1_bytes(&bytes)
-                .map_err(|e| format!("--device-ca {text:?}: {e}"))?,
-        );
+        cas.push(companion::integrity::ca_from_hex(text).map_err(|e| format!("--device-ca {e}"))?);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

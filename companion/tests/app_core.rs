@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use companion::app::{
-    AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator,
-    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PaymentRequest, ProgressSink,
-    StaffRole, TamperState,
+    AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Genuine,
+    Indicator, Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PaymentRequest,
+    ProgressSink, StaffRole, TamperState,
 };
 use companion::bank::BankSettings;
 use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
@@ -22,6 +22,7 @@ use companion::error::ErrorKind;
 use companion::flows;
 use companion::transport::sim::SimTransport;
 use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use flows_support::{WRONG_PIN, World};
 use futures::StreamExt;
 use serde_json::json;
@@ -97,7 +98,13 @@ struct Harness {
 /// The world's device initialised and enrolled for alice (by the branch), then listed for a
 /// core whose bank is the world's.
 async fn start() -> Harness {
+    start_trusting(|_| Vec::new()).await
+}
+
+/// As [`start`], the core trusting the device-issuing CAs `trust` names.
+async fn start_trusting(trust: fn(&World) -> Vec<EcdsaVerifyingKey>) -> Harness {
     let mut world = World::start().await;
+    let device_cas = trust(&world);
     let mut sink = world.sink();
     flows::provision(
         &mut world.session,
@@ -125,6 +132,7 @@ async fn start() -> Harness {
         }),
         devices: DeviceManager::new().with_source(plug.clone()),
         mocks: None,
+        device_cas,
     }));
     Harness {
         world,
@@ -682,4 +690,41 @@ async fn a_declined_confirmation_is_posted_and_the_next_one_is_signed() {
     }
     assert_eq!(h.world.journal_entries(&pushed[0]).await, 0);
     assert_eq!(h.world.journal_entries(&pushed[1]).await, 1);
+}
+
+/// The app's genuine check (issue 14 items 3 and 7): connect asks the PIN pad for a signed
+/// report over a fresh nonce and checks its certificate, as `pinbridge device info` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tells_genuine_not_verified_and_not_genuine_apart() {
+    let trusted = start_trusting(|world| vec![world.ca]).await;
+    let status = trusted.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::Genuine, "{status:?}");
+    assert!(status.genuine_failures.is_empty());
+    drop(trusted);
+
+    let unconfigured = start().await;
+    let status = unconfigured.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::NotVerified, "{status:?}");
+    drop(unconfigured);
+
+    let foreign = start_trusting(|_| {
+        use rand_core::SeedableRng;
+        let other = device_sim::certificate::CaKey::generate(
+            &mut rand_chacha::ChaCha20Rng::from_seed([9; 32]),
+        );
+        vec![other.public_key()]
+    })
+    .await;
+    let status = foreign.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::NotGenuine, "{status:?}");
+    assert!(
+        status
+            .genuine_failures
+            .iter()
+            .any(|f| f.starts_with("certificate:")),
+        "{status:?}"
+    );
+    // Listed as seen at connect, not checked again on every listing.
+    let again = foreign.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(again.genuine, Genuine::NotGenuine);
 }

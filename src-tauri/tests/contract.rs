@@ -50,6 +50,7 @@ fn generated_types() -> String {
         decl::<LockState>(&cfg),
         decl::<Indicator>(&cfg),
         decl::<Firmware>(&cfg),
+        decl::<Genuine>(&cfg),
         decl::<DeviceStatus>(&cfg),
         decl::<Stage>(&cfg),
         decl::<DeviceProgress>(&cfg),

@@ -144,6 +144,15 @@ describe('App', () => {
     expect(root.querySelector('[data-testid="login-submit"]')).not.toBeNull();
   });
 
+  it('shows the genuine check of a connected PIN pad on its card', async () => {
+    const { c, root } = await mount('#/devices');
+    const cell = () => root.querySelector('[data-testid="genuine-PB-SIM-0001"]');
+    expect(cell()?.textContent).toContain('Not checked');
+    await act(() => c.connect('sim-1'));
+    expect(cell()?.textContent).toContain('Genuine: its certificate');
+    expect(cell()?.classList.contains('bad')).toBe(false);
+  });
+
   it('marks the sandbox build in the header and the title', async () => {
     const { root } = await mount();
     expect(root.querySelector('[data-testid="sandbox-badge"]')?.textContent).toBe('Sandbox');

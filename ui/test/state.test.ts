@@ -15,6 +15,8 @@ const dev = (id: string, over: Partial<DeviceStatus> = {}): DeviceStatus => ({
   paired: false,
   customerId: null,
   firmware: { version: '1', hash: 'ab' },
+  genuine: 'unchecked',
+  genuineFailures: [],
   mock: false,
   ...over,
 });

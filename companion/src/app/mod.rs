@@ -31,6 +31,7 @@ use crate::flows::{self as core, BankSession, FlowError, FlowEvent};
 use crate::keystore::{KeyStore, PairedHost};
 use crate::session::{CancelHandle, Session};
 use confirmations::{BankWatch, ConfirmationInbox};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 
 /// Where the core's app-wide events go (the shell: every subscribed window).
 pub type Emit = Arc<dyn Fn(CoreEvent) + Send + Sync>;
@@ -83,6 +84,8 @@ pub struct SandboxBank {
     pub pairings_dir: PathBuf,
     /// Display names of the sandbox's staff ids.
     pub staff_names: Vec<(String, String)>,
+    /// The CA that certifies the sandbox's mock PIN pads (trusted for them only).
+    pub device_ca: Option<EcdsaVerifyingKey>,
     /// Keeps the bank running for as long as the core holds it.
     pub keep_alive: Arc<dyn std::any::Any + Send + Sync>,
 }
@@ -124,6 +127,9 @@ pub struct CoreConfig {
     pub devices: DeviceManager,
     /// The sandbox's mock PIN pads, if any.
     pub mocks: Option<Arc<dyn MockPads>>,
+    /// Device-issuing CAs this installation trusts, for the genuine check at connect (empty:
+    /// devices are reported "not verified"; the embedded sandbox adds its own for its mocks).
+    pub device_cas: Vec<EcdsaVerifyingKey>,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -142,6 +148,8 @@ struct Slot {
     cancel: CancelHandle,
     /// The last GetStatus answer (real devices; mock devices are read in process).
     status: Mutex<Option<firmware_protocol::message::Status>>,
+    /// The genuine check made at connect, and what failed.
+    genuine: (Genuine, Vec<String>),
     /// The running operation's progress sink.
     progress: Mutex<Option<ProgressSink>>,
 }
@@ -247,6 +255,7 @@ struct Tables {
 pub struct AppCore {
     devices: DeviceManager,
     mocks: Option<Arc<dyn MockPads>>,
+    device_cas: Vec<EcdsaVerifyingKey>,
     embedded: tokio::sync::watch::Sender<EmbeddedStatus>,
     keys: KeyStore,
     bank: BankSource,
@@ -288,6 +297,7 @@ impl AppCore {
         AppCore {
             devices: config.devices,
             mocks: config.mocks,
+            device_cas: config.device_cas,
             embedded: tokio::sync::watch::Sender::new(config.embedded),
             keys: config.keys,
             bank: config.bank,
@@ -455,6 +465,8 @@ impl AppCore {
                 status.connected = true;
                 status.serial = slot.serial.clone();
                 status.firmware = slot.firmware.clone();
+                status.genuine = slot.genuine.0;
+                status.genuine_failures = slot.genuine.1.clone();
                 let reported = *lock(&slot.status);
                 if let (Some(reported), None) = (reported, &mock) {
                     status.apply_reported(&reported);

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firmware_protocol::message::{GetInfo, GetStatus, Request, Response};
+use firmware_protocol::message::{GetStatus, Request, Response};
 
 use super::types::{PreparedPayment as Prepared, *};
 use super::{
@@ -23,10 +23,6 @@ const DECIDED_AT_THE_BANK: [&str; 4] = [
     "confirmation_expired",
     "unknown_confirmation",
 ];
-
-async fn ask(session: &mut Session, request: &Request) -> Result<Response, AppError> {
-    Ok(session.request(request).await?)
-}
 
 pub(super) async fn refresh_status(slot: &Slot) {
     let mut session = slot.session.lock().await;
@@ -63,15 +59,24 @@ impl AppCore {
             .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))?;
         let transport = self.devices.open(&id).await?;
         let mut session = Session::open(transport).await?;
-        let Response::Info(info) = ask(&mut session, &Request::GetInfo(GetInfo)).await? else {
-            return Err(AppError::CorruptFrame(
-                "the PIN pad did not answer GetInfo with Info",
-            ));
+        // Who and how it is, and whether it is genuine: its certificate and a signed report
+        // over a fresh nonce of ours (the bank still checks its firmware at every login).
+        let check = self.genuine_check(device_id, &mut session).await?;
+        let genuine = if !check.failures.is_empty() {
+            tracing::error!(
+                target: "companion::devices",
+                "{}: NOT genuine: {}",
+                check.info.serial,
+                check.failures.join("; ")
+            );
+            Genuine::NotGenuine
+        } else if check.issuer_unchecked {
+            Genuine::NotVerified
+        } else {
+            Genuine::Genuine
         };
-        let reported = match ask(&mut session, &Request::GetStatus(GetStatus)).await? {
-            Response::Status(status) => Some(status),
-            _ => None,
-        };
+        let info = check.info;
+        let reported = Some(check.status);
         let slot = Arc::new(Slot {
             serial: info.serial.clone(),
             firmware: Firmware {
@@ -81,6 +86,7 @@ impl AppCore {
             cancel: session.cancel_handle(),
             session: tokio::sync::Mutex::new(session),
             status: Mutex::new(reported),
+            genuine: (genuine, check.failures),
             progress: Mutex::new(None),
         });
         self.tables().slots.insert(device_id.to_owned(), slot);
@@ -93,6 +99,33 @@ impl AppCore {
         lock(&self.seen).remove(device_id);
         self.push_devices();
         self.device_status(device_id).await
+    }
+
+    /// The genuine check against the CAs this installation trusts (for a sandbox mock PIN
+    /// pad, the sandbox's own CA).
+    async fn genuine_check(
+        &self,
+        device_id: &str,
+        session: &mut Session,
+    ) -> Result<crate::integrity::GenuineCheck, AppError> {
+        use crate::integrity::GenuineCheckError;
+        let mut cas = self.device_cas.clone();
+        if self.mock(device_id).is_some()
+            && let super::EmbeddedStatus::Ready(sandbox) = self.embedded_status()
+            && let Some(ca) = &sandbox.device_ca
+        {
+            cas.push(*ca);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::integrity::check(session, &cas, now)
+            .await
+            .map_err(|error| match error {
+                GenuineCheckError::Session(e) => e.into(),
+                GenuineCheckError::Unexpected { .. } => AppError::CorruptFrame(error.to_string()),
+                GenuineCheckError::Entropy(e) => AppError::Internal(e),
+            })
     }
 
     /// Closes the session with a device.

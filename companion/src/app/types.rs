@@ -82,6 +82,24 @@ pub struct Firmware {
     pub hash: String,
 }
 
+/// The app's genuine check of a connected PIN pad (CN102610045A; Ledger Live's and Trezor
+/// Suite's "genuine check"): its certificate and a signed integrity report over a fresh nonce
+/// of the app's own, checked as `pinbridge device info` checks them ([`crate::integrity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum Genuine {
+    /// Not connected: not checked yet.
+    Unchecked,
+    /// Every check passed, the issuing CA included.
+    Genuine,
+    /// A check failed (`genuine_failures` names each).
+    NotGenuine,
+    /// Every check made passed, but no trusted device CA is configured: the issuer was not
+    /// checked.
+    NotVerified,
+}
+
 /// One device on the Devices screen (`DeviceStatus` in ui/src/api/types.ts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -111,6 +129,10 @@ pub struct DeviceStatus {
     pub customer_id: Option<String>,
     /// As reported by the device.
     pub firmware: Firmware,
+    /// The genuine check made when this app connected.
+    pub genuine: Genuine,
+    /// Each check that failed, in words naming it (empty unless `NotGenuine`).
+    pub genuine_failures: Vec<String>,
     /// A software PIN pad whose keypad QA can drive.
     pub mock: bool,
 }
@@ -157,6 +179,8 @@ impl DeviceStatus {
                 version: String::new(),
                 hash: String::new(),
             },
+            genuine: Genuine::Unchecked,
+            genuine_failures: Vec::new(),
             mock,
         }
     }

@@ -22,6 +22,8 @@ version: string,
  */
 hash: string, };
 
+export type Genuine = "unchecked" | "genuine" | "notGenuine" | "notVerified";
+
 export type DeviceStatus = { 
 /**
  * `usb:1-4.2`, `sim:127.0.0.1:7001`: the id commands take.
@@ -71,6 +73,14 @@ customerId: string | null,
  * As reported by the device.
  */
 firmware: Firmware, 
+/**
+ * The genuine check made when this app connected.
+ */
+genuine: Genuine, 
+/**
+ * Each check that failed, in words naming it (empty unless `NotGenuine`).
+ */
+genuineFailures: Array<string>, 
 /**
  * A software PIN pad whose keypad QA can drive.
  */

@@ -266,6 +266,8 @@ export class MockBackend implements Backend {
       paired: false,
       customerId: null,
       firmware: { version: '1.0.3', hash: FIRMWARE_HASH },
+      genuine: 'unchecked',
+      genuineFailures: [],
       mock: true,
     });
     this.devices.set(dev.id, dev);
@@ -425,6 +427,8 @@ export class MockBackend implements Backend {
     const dev = this.device(deviceId);
     await sleep(this.stepMs / 2);
     dev.status.connected = true;
+    // The scripted PIN pad's certificate is the mock CA's, which the mock trusts.
+    dev.status.genuine = 'genuine';
     this.addLog('info', 'device', `${dev.status.serial} connected over ${dev.status.transport}; firmware ${dev.status.firmware.version}`);
     this.emitDevices();
     this.emitDisplay(dev);
@@ -435,6 +439,7 @@ export class MockBackend implements Backend {
     const dev = this.device(deviceId);
     dev.waiter?.fail(appError('deviceDisconnected', 'disconnected by the app'));
     dev.status.connected = false;
+    dev.status.genuine = 'unchecked';
     this.addLog('info', 'device', `${dev.status.serial} disconnected`);
     this.emitDevices();
   }

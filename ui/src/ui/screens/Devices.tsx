@@ -39,6 +39,17 @@ function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
         <dd>
           <FirmwareLine device={d} />
         </dd>
+        <dt>{t('devices.genuine')}</dt>
+        <dd class={d.genuine === 'notGenuine' ? 'bad' : ''} data-testid={`genuine-${d.serial}`}>
+          {t(`genuine.${d.genuine}`)}
+          {d.genuineFailures.length > 0 && (
+            <ul class="genuine-failures">
+              {d.genuineFailures.map((f) => (
+                <li key={f}>{f}</li>
+              ))}
+            </ul>
+          )}
+        </dd>
       </dl>
       <div class="actions">
         {d.connected ? (
