@@ -91,12 +91,7 @@ pub async fn device(connection: &Connection, command: DeviceCommand) -> CommandR
             let client = bank(connection)?;
             let serial = serial_part(&args.serial)?;
             let code = loss_code(&args)?;
-            let answer = client
-                .post(
-                    &format!("/v1/devices/{serial}/report-lost"),
-                    None,
-                    &json!({"customer_id": args.customer, "loss_report_code": code.as_str()}),
-                )
+            let answer = flows::remote::report_lost(&client, serial, &args.customer, &code)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({
@@ -185,14 +180,15 @@ pub async fn unpair(
 ) -> CommandResult {
     let client = bank(connection)?;
     let token = staff_token(&client, login).await?;
-    let answer = client
-        .post(
-            &format!("/v1/devices/{}/commands", serial_part(serial)?),
-            Some(&token),
-            &json!({"command": "forget_hosts", "reason": reason}),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = flows::remote::device_command(
+        &client,
+        &token,
+        serial_part(serial)?,
+        "forget_hosts",
+        reason,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(json!({"serial": serial, "command": "forget_hosts", "issued": answer["command"]}))
 }
 

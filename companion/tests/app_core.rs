@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use companion::app::{
     AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Genuine,
     Indicator, Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PaymentRequest,
-    ProgressSink, StaffRole, TamperState,
+    ProgressSink, SerialAction, StaffRole, TamperState,
 };
 use companion::bank::BankSettings;
 use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
@@ -92,6 +92,8 @@ struct Harness {
     core: Arc<AppCore>,
     plug: Arc<Plug>,
     events: broadcast::Sender<CoreEvent>,
+    /// The loss-report code the customer got at enrolment.
+    loss_code: Option<String>,
     _keys: tempfile::TempDir,
 }
 
@@ -106,15 +108,22 @@ async fn start_trusting(trust: fn(&World) -> Vec<EcdsaVerifyingKey>) -> Harness 
     let mut world = World::start().await;
     let device_cas = trust(&world);
     let mut sink = world.sink();
-    flows::provision(
+    let serial = flows::initialise(&mut world.session, &world.client, &world.teller, &mut sink)
+        .await
+        .unwrap();
+    let enrolment = flows::enrol(
         &mut world.session,
         &world.client,
         &world.teller,
+        &serial,
         "alice",
         &mut sink,
     )
     .await
     .unwrap();
+    let loss_code = enrolment
+        .loss_report_code
+        .map(|code| code.as_str().to_owned());
     let plug = Plug::new(world.device_address);
     let (events, _) = broadcast::channel(256);
     let emit_to = events.clone();
@@ -139,6 +148,7 @@ async fn start_trusting(trust: fn(&World) -> Vec<EcdsaVerifyingKey>) -> Harness 
         core,
         plug,
         events,
+        loss_code,
         _keys: keys,
     }
 }
@@ -727,4 +737,81 @@ async fn connect_tells_genuine_not_verified_and_not_genuine_apart() {
     // Listed as seen at connect, not checked again on every listing.
     let again = foreign.core.device_status(DEVICE).await.unwrap();
     assert_eq!(again.genuine, Genuine::NotGenuine);
+}
+
+/// Issue 14 item 2 in the app: staff act on a PIN pad that is not plugged into their PC, by
+/// serial (the PIN pad here is logged in in another app), and a customer reports theirs lost
+/// with the loss-report code, no login and no staff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
+    let h = start().await;
+    h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    // The branch: another app, no PIN pad, staff signed in.
+    let branch = AppCore::new(CoreConfig {
+        keys: companion::keystore::KeyStore::in_memory(h._keys.path().join("branch")),
+        bank: {
+            let url = h.world.url.clone();
+            Arc::new(move || BankSettings {
+                url: url.clone(),
+                ca_pem: None,
+            })
+        },
+        embedded: EmbeddedStatus::Off,
+        emit: Arc::new(|_| {}),
+        devices: DeviceManager::new(),
+        mocks: None,
+        device_cas: Vec::new(),
+    });
+    branch
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    let seen = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    assert_eq!(seen.customer_id.as_deref(), Some("alice"));
+    assert!(!seen.locked);
+    let bad = branch.staff_device_lookup("../admin").await.unwrap_err();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    let after = branch
+        .staff_by_serial("PB-TEST-1", SerialAction::Lock)
+        .await
+        .unwrap();
+    assert!(after.locked, "{after:?}");
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+
+    // Unlocked by serial, the customer logs in again; then reports the PIN pad lost.
+    branch
+        .staff_by_serial("PB-TEST-1", SerialAction::Unlock)
+        .await
+        .unwrap();
+    h.core.login(DEVICE, "alice", progress().0).await.unwrap();
+    let code = h
+        .loss_code
+        .clone()
+        .expect("a loss-report code at enrolment");
+    let wrong = h
+        .core
+        .report_lost("PB-TEST-1", "alice", "not-the-code")
+        .await
+        .unwrap_err();
+    assert_ne!(wrong.kind, ErrorKind::Internal, "{wrong}");
+    let report = h
+        .core
+        .report_lost("PB-TEST-1", "alice", &code)
+        .await
+        .unwrap();
+    assert!(report.message.contains("revoked"), "{report:?}");
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Wipe).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lifecycle, "revoked");
 }

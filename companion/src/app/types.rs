@@ -647,6 +647,48 @@ pub enum CoreEvent {
     },
 }
 
+/// What staff may do to a PIN pad that is not here, by its serial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum SerialAction {
+    /// Revoked (lost or stolen): logins refused, a signed wipe queued.
+    Revoke,
+    /// Payment functions locked until unlocked.
+    Lock,
+    /// A lock lifted.
+    Unlock,
+    /// The PIN pad forgets every paired computer (a lost PC).
+    Unpair,
+}
+
+/// The bank's record of a PIN pad, by serial (staff's by-serial screen; the confirmation
+/// names the device and its customer from it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct BankDevice {
+    /// Serial.
+    pub serial: String,
+    /// The bank's lifecycle state (`initialised`, `bound`, `revoked`, ...).
+    pub state: String,
+    /// Locked by the bank.
+    pub locked: bool,
+    /// The customer it is bound to, if any.
+    pub customer_id: Option<String>,
+}
+
+/// A customer's loss report, as the bank took it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct LossReport {
+    /// The PIN pad reported lost.
+    pub serial: String,
+    /// Plain words: what the bank did and what happens next.
+    pub message: String,
+}
+
 /// A signed command of the bank for a device (PROTOCOL.md §3.4 BankCommand).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

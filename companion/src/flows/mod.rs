@@ -8,6 +8,7 @@
 //! serialise to camelCase JSON for the desktop app and never carry a PIN, a key or a token.
 
 mod events;
+pub mod remote;
 
 pub use events::{FlowEvent, Step};
 

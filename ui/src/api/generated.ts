@@ -410,6 +410,36 @@ detail: string,
  */
 device: DeviceStatus, };
 
+export type SerialAction = "revoke" | "lock" | "unlock" | "unpair";
+
+export type BankDevice = { 
+/**
+ * Serial.
+ */
+serial: string, 
+/**
+ * The bank's lifecycle state (`initialised`, `bound`, `revoked`, ...).
+ */
+state: string, 
+/**
+ * Locked by the bank.
+ */
+locked: boolean, 
+/**
+ * The customer it is bound to, if any.
+ */
+customerId: string | null, };
+
+export type LossReport = { 
+/**
+ * The PIN pad reported lost.
+ */
+serial: string, 
+/**
+ * Plain words: what the bank did and what happens next.
+ */
+message: string, };
+
 export type Fault = { "kind": "delay", 
 /**
  * Milliseconds (at most 30 000).
