@@ -2,7 +2,7 @@
 // Every backend failure becomes an AppError in the state of the screen that asked.
 import type { Backend } from './api/backend';
 import { toAppError, type AppError } from './api/errors';
-import type { DeviceProgress, Fault, Key, Language, LogoutResult, Settings, StaffActionResult, Theme } from './api/types';
+import type { BankDevice, DeviceProgress, Fault, Key, Language, LogoutResult, LossReport, SerialAction, Settings, StaffActionResult, Theme } from './api/types';
 import type { MessageKey } from './i18n';
 import {
   activeDevice,
@@ -279,6 +279,18 @@ export function createController(backend: Backend, store: Store<State> = createS
       } catch (e) {
         set((s) => ({ ...s, staffFlow: { ...s.staffFlow, busy: null, error: toAppError(e) } }));
       }
+    },
+    /** The bank's record of a PIN pad by serial; rejects with an AppError. */
+    async staffDeviceLookup(serial: string): Promise<BankDevice> {
+      return backend.staffDeviceLookup(serial.trim()).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** Revoke, lock, unlock or unpair by serial (the screen confirmed first); rejects with an AppError. */
+    async staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
+      return backend.staffBySerial(serial.trim(), action).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** The customer's loss report (the screen confirmed first); rejects with an AppError. */
+    async reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {
+      return backend.reportLost(serial.trim(), customerId.trim(), code).catch((e: unknown) => Promise.reject(toAppError(e)));
     },
     async staffSignOut(): Promise<void> {
       await backend.staffSignOut().catch(() => undefined);

@@ -16,6 +16,9 @@ import type {
   Key,
   LogEntry,
   LogExport,
+  BankDevice,
+  LossReport,
+  SerialAction,
   LoginSession,
   LogoutResult,
   PairingStart,
@@ -87,6 +90,16 @@ export class TauriBackend implements Backend {
   login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession> {
     return call('login', { deviceId, customerId, onProgress: progress(onProgress) });
   }
+  reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {
+    return call('device_report_lost', { serial, customerId, code });
+  }
+  staffDeviceLookup(serial: string): Promise<BankDevice> {
+    return call('staff_device_lookup', { serial });
+  }
+  staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
+    return call('staff_by_serial', { serial, action });
+  }
+
   logout(sessionId: string): Promise<LogoutResult> {
     return call('logout', { sessionId });
   }

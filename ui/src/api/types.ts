@@ -12,6 +12,9 @@ import type { CoreEvent, Fault, PaymentResult, TransportName } from './generated
 
 export type {
   BankCommandKind,
+  BankDevice,
+  LossReport,
+  SerialAction,
   ConfirmationRequest,
   ConfirmationResult,
   CoreEvent,

@@ -2,6 +2,7 @@ import type { DeviceStatus } from '../../api/types';
 import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
+import { ReportLost } from './BySerial';
 
 function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
   const t = useT();
@@ -112,6 +113,7 @@ export function DevicesScreen() {
           ))}
         </ul>
       )}
+      <ReportLost />
     </>
   );
 }
