@@ -786,6 +786,8 @@ mod tests {
                 "paired": false,
                 "customerId": null,
                 "firmware": {"version": "", "hash": ""},
+                "genuine": "unchecked",
+                "genuineFailures": [],
                 "mock": false,
             })
         );
