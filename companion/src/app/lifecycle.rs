@@ -16,6 +16,7 @@ use firmware_protocol::message::{
 use serde_json::{Value, json};
 
 use super::confirmations::CommandSender;
+use super::lifecycle_types::*;
 use super::types::*;
 use super::{AppCore, AppError, LoginEntry, Slot, lock};
 use crate::bank::BankError;

@@ -10,6 +10,7 @@
 pub mod confirmations;
 mod error;
 mod lifecycle;
+mod lifecycle_types;
 mod ops;
 pub mod profile;
 pub mod settings;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use error::AppError;
+pub use lifecycle_types::*;
 pub use types::*;
 
 use crate::bank::{BankClient, BankSettings, BearerToken};

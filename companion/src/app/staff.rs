@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::lifecycle_types::*;
 use super::ops::refresh_status;
 use super::types::*;
 use super::{AppCore, AppError, Operation, ProgressSink, Slot, StaffEntry, sink_for};
