@@ -810,19 +810,9 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
     }
 }
 
-/// A device serial as a URL path or query part (letters, digits, `-`, `_`, `.`).
+/// A device serial as a URL path or query part (the library's rule, shared with the app).
 pub(crate) fn serial_part(serial: &str) -> Result<&str, CliError> {
-    if !serial.is_empty()
-        && serial
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        Ok(serial)
-    } else {
-        Err(CliError::input(format!(
-            "--serial {serial:?}: letters, digits, '-', '_' and '.' only"
-        )))
-    }
+    flows::remote::serial_part(serial).map_err(CliError::input)
 }
 
 /// Staff: a signed lock or unlock for a device, by serial (no device needed: the bank pushes
@@ -835,14 +825,10 @@ async fn staff_device_command(
     reason: &str,
 ) -> CommandResult {
     let token = staff_token(client, login).await?;
-    let answer = client
-        .post(
-            &format!("/v1/devices/{}/commands", serial_part(serial)?),
-            Some(&token),
-            &json!({"command": command, "reason": reason}),
-        )
-        .await
-        .map_err(CliError::from)?;
+    let answer =
+        flows::remote::device_command(client, &token, serial_part(serial)?, command, reason)
+            .await
+            .map_err(CliError::from)?;
     Ok(json!({"serial": serial, "command": command, "issued": answer["command"]}))
 }
 

@@ -66,6 +66,12 @@ impl GenuineCheckError {
     }
 }
 
+/// A device-issuing CA's public key from SEC1 hex (`--device-ca`, `PINBRIDGE_DEVICE_CA`).
+pub fn ca_from_hex(text: &str) -> Result<EcdsaVerifyingKey, String> {
+    let bytes = hex::decode(text.trim()).map_err(|_| format!("{text:?}: not hexadecimal"))?;
+    EcdsaVerifyingKey::from_sec1_bytes(&bytes).map_err(|e| format!("{text:?}: {e}"))
+}
+
 /// Runs the genuine check on `session` against `trusted_cas` at Unix time `now`.
 pub async fn check(
     session: &mut Session,

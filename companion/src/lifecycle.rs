@@ -104,12 +104,7 @@ pub async fn device(connection: &Connection, json: bool, command: DeviceCommand)
             let client = bank(connection)?;
             let serial = serial_part(&args.serial)?;
             let code = loss_code(&args)?;
-            let answer = client
-                .post(
-                    &format!("/v1/devices/{serial}/report-lost"),
-                    None,
-                    &json!({"customer_id": args.customer, "loss_report_code": code.as_str()}),
-                )
+            let answer = flows::remote::report_lost(&client, serial, &args.customer, &code)
                 .await
                 .map_err(CliError::from)?;
             Ok(json!({
@@ -125,14 +120,11 @@ pub async fn device(connection: &Connection, json: bool, command: DeviceCommand)
 }
 
 async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult {
-    use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
     let mut cas = Vec::new();
     for text in &args.device_ca {
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| CliError::input(format!("--device-ca {text:?}: not hexadecimal")))?;
         cas.push(
-            EcdsaVerifyingKey::from_sec1_bytes(&bytes)
-                .map_err(|e| CliError::input(format!("--device-ca {text:?}: {e}")))?,
+            companion::integrity::ca_from_hex(text)
+                .map_err(|e| CliError::input(format!("--device-ca {e}")))?,
         );
     }
     let now = std::time::SystemTime::now()
@@ -205,14 +197,15 @@ pub async fn unpair(
 ) -> CommandResult {
     let client = bank(connection)?;
     let token = staff_token(&client, login).await?;
-    let answer = client
-        .post(
-            &format!("/v1/devices/{}/commands", serial_part(serial)?),
-            Some(&token),
-            &json!({"command": "forget_hosts", "reason": reason}),
-        )
-        .await
-        .map_err(CliError::from)?;
+    let answer = flows::remote::device_command(
+        &client,
+        &token,
+        serial_part(serial)?,
+        "forget_hosts",
+        reason,
+    )
+    .await
+    .map_err(CliError::from)?;
     Ok(json!({"serial": serial, "command": "forget_hosts", "issued": answer["command"]}))
 }
 

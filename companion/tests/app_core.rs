@@ -1,199 +1,20 @@
-//! The desktop app's core (`companion::app`) as plain async calls, without a window: a sandbox
-//! bank and a simulated PIN pad (tests/flows_support), listed by a fake hotplug source at the
-//! transport seam so a test can unplug and replug the device.
+//! The desktop app's core (`companion::app`) as plain async calls, without a window: pairing,
+//! login, payment, reconnection, wrong PIN and tamper (harness: tests/app_support).
 
 // Test harness: a broken fixture or an impossible state should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod app_support;
 mod flows_support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use app_support::{DEVICE, progress, start};
 use companion::app::{
-    AppCore, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Indicator, LinkState, Outcome,
-    OutcomeReason, PaymentRequest, ProgressSink, StaffRole, TamperState,
+    DeviceProgress, Indicator, LinkState, Outcome, OutcomeReason, StaffRole, TamperState,
 };
-use companion::bank::BankSettings;
-use companion::devices::{ChangeStream, DeviceInfo, DeviceManager, DeviceSource, DeviceState};
 use companion::error::ErrorKind;
-use companion::flows;
-use companion::transport::sim::SimTransport;
-use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
-use flows_support::{WRONG_PIN, World};
-use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
-
-/// A USB-like source listing the simulated PIN pad while it is plugged in, with hotplug
-/// notifications as libusb gives them.
-#[derive(Debug)]
-struct Plug {
-    address: std::net::SocketAddr,
-    plugged: Mutex<bool>,
-    notify: mpsc::UnboundedSender<()>,
-    changes: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
-}
-
-impl Plug {
-    fn new(address: std::net::SocketAddr) -> Arc<Self> {
-        let (notify, changes) = mpsc::unbounded_channel();
-        Arc::new(Plug {
-            address,
-            plugged: Mutex::new(true),
-            notify,
-            changes: Mutex::new(Some(changes)),
-        })
-    }
-
-    fn set(&self, plugged: bool) {
-        *self.plugged.lock().unwrap() = plugged;
-        self.notify.send(()).unwrap();
-    }
-}
-
-#[async_trait]
-impl DeviceSource for Plug {
-    fn kind(&self) -> TransportKind {
-        TransportKind::Usb
-    }
-
-    async fn scan(&self) -> Result<Vec<DeviceInfo>, TransportError> {
-        if !*self.plugged.lock().unwrap() {
-            return Ok(Vec::new());
-        }
-        let mut identity = DeviceIdentity::new(TransportKind::Usb, "1-1");
-        identity.serial = Some("PB-TEST-1".into());
-        Ok(vec![DeviceInfo::new(identity, DeviceState::Available)])
-    }
-
-    async fn open(&self, device: &DeviceInfo) -> Result<Box<dyn Transport>, TransportError> {
-        if !*self.plugged.lock().unwrap() {
-            return Err(TransportError::Disconnected {
-                device: device.id().to_string(),
-            });
-        }
-        Ok(Box::new(SimTransport::connect(self.address).await?))
-    }
-
-    async fn changes(&self) -> Option<ChangeStream> {
-        let mut receiver = self.changes.lock().unwrap().take()?;
-        Some(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed())
-    }
-}
-
-const DEVICE: &str = "usb:1-1";
-
-struct Harness {
-    world: World,
-    core: Arc<AppCore>,
-    plug: Arc<Plug>,
-    events: broadcast::Sender<CoreEvent>,
-    _keys: tempfile::TempDir,
-}
-
-/// The world's device initialised and enrolled for alice (by the branch), then listed for a
-/// core whose bank is the world's.
-async fn start() -> Harness {
-    let mut world = World::start().await;
-    let mut sink = world.sink();
-    flows::provision(
-        &mut world.session,
-        &world.client,
-        &world.teller,
-        "alice",
-        &mut sink,
-    )
-    .await
-    .unwrap();
-    let plug = Plug::new(world.device_address);
-    let (events, _) = broadcast::channel(256);
-    let emit_to = events.clone();
-    let url = world.url.clone();
-    let keys = tempfile::tempdir().unwrap();
-    let core = Arc::new(AppCore::new(CoreConfig {
-        keys: companion::keystore::KeyStore::in_memory(keys.path()),
-        bank: Arc::new(move || BankSettings {
-            url: url.clone(),
-            ca_pem: None,
-        }),
-        embedded: EmbeddedStatus::Off,
-        emit: Arc::new(move |event| {
-            let _ = emit_to.send(event);
-        }),
-        devices: DeviceManager::new().with_source(plug.clone()),
-        mocks: None,
-    }));
-    Harness {
-        world,
-        core,
-        plug,
-        events,
-        _keys: keys,
-    }
-}
-
-fn progress() -> (ProgressSink, Arc<Mutex<Vec<DeviceProgress>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let into = seen.clone();
-    (
-        Arc::new(move |p| into.lock().unwrap().push(p)),
-        seen.clone(),
-    )
-}
-
-impl Harness {
-    async fn pair_and_login(&self) -> companion::app::LoginSession {
-        self.core.connect(DEVICE).await.unwrap();
-        let start = self.core.pairing_begin(DEVICE).await.unwrap();
-        assert_eq!(start.code.len(), 6);
-        let (sink, _) = progress();
-        let paired = self
-            .core
-            .pairing_confirm(&start.pairing_id, sink)
-            .await
-            .unwrap();
-        assert!(paired.paired);
-        let (sink, seen) = progress();
-        let session = self.core.login(DEVICE, "alice", sink).await.unwrap();
-        assert_eq!(session.customer_id, "alice");
-        assert!(!session.accounts.is_empty());
-        assert!(seen.lock().unwrap().iter().any(|p| matches!(
-            p,
-            DeviceProgress::Stage {
-                stage: companion::app::Stage::Done
-            }
-        )));
-        session
-    }
-
-    fn payment(&self, session: &companion::app::LoginSession, account: &str) -> PaymentRequest {
-        PaymentRequest {
-            session_id: session.session_id.clone(),
-            from_account: session.accounts[0].clone(),
-            payee_name: "Shop SARL".into(),
-            payee_account: account.into(),
-            amount_minor: "1250".into(),
-            currency: "EUR".into(),
-            reference: "core test".into(),
-        }
-    }
-
-    /// Waits for the core to announce `link` for the device.
-    async fn link(&self, events: &mut broadcast::Receiver<CoreEvent>, want: LinkState) {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let CoreEvent::DeviceLink { link, .. } = events.recv().await.unwrap()
-                    && link == want
-                {
-                    return;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {want:?} event"));
-    }
-}
+use flows_support::WRONG_PIN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_login_and_pay_through_the_core() {

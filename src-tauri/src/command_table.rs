@@ -38,6 +38,9 @@ command_table! {
         staff_revoke,
         staff_rebind,
         staff_tamper_reset,
+        staff_device_lookup,
+        staff_by_serial,
+        device_report_lost,
         confirmation_approve,
     ],
     // The sandbox flavour's QA commands (`--features sandbox`), granted by

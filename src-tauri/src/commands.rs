@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use companion::app::{
-    ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus, EmbeddedStatus,
-    LoginSession, PairingStart, PaymentRequest, PaymentResult, PreparedPayment, ProgressSink,
-    StaffActionResult, StaffSession,
+    BankDevice, ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus,
+    EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentRequest,
+    PaymentResult, PreparedPayment, ProgressSink, SerialAction, StaffActionResult, StaffSession,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -287,11 +287,14 @@ pub async fn login(
         .await
 }
 
-/// Forgets a customer session.
+/// Ends a customer session at the bank and on the device (its session keys dropped); says
+/// what ended where.
 #[tauri::command]
-pub async fn logout(state: State<'_, AppState>, session_id: String) -> Result<(), AppError> {
-    state.core.logout(&session_id);
-    Ok(())
+pub async fn logout(
+    state: State<'_, AppState>,
+    session_id: String,
+) -> Result<LogoutResult, AppError> {
+    state.core.logout(&session_id).await
 }
 
 /// The bank prepares (and MACs) the payment the device will show.
@@ -334,6 +337,37 @@ pub async fn staff_sign_in(
     password: String,
 ) -> Result<StaffSession, AppError> {
     state.core.staff_sign_in(&staff_id, &password).await
+}
+
+/// Staff: the bank's record of a PIN pad by serial (for the confirmation naming it and its
+/// customer).
+#[tauri::command]
+pub async fn staff_device_lookup(
+    state: State<'_, AppState>,
+    serial: String,
+) -> Result<BankDevice, AppError> {
+    state.core.staff_device_lookup(&serial).await
+}
+
+/// Staff: revoke, lock, unlock or unpair a PIN pad by serial, with no PIN pad here.
+#[tauri::command]
+pub async fn staff_by_serial(
+    state: State<'_, AppState>,
+    serial: String,
+    action: SerialAction,
+) -> Result<BankDevice, AppError> {
+    state.core.staff_by_serial(&serial, action).await
+}
+
+/// The customer reports their PIN pad lost with the loss-report code from enrolment.
+#[tauri::command]
+pub async fn device_report_lost(
+    state: State<'_, AppState>,
+    serial: String,
+    customer_id: String,
+    code: String,
+) -> Result<LossReport, AppError> {
+    state.core.report_lost(&serial, &customer_id, &code).await
 }
 
 /// Staff sign-out.

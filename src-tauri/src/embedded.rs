@@ -693,6 +693,7 @@ pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, runs_dir: Pa
                 .iter()
                 .map(|s| (s.staff_id.to_owned(), s.display_name.to_owned()))
                 .collect(),
+            device_ca: Some(embedded.ca.public_key()),
             keep_alive: embedded,
         })
     };

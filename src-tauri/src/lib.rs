@@ -225,6 +225,7 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             mocks: Some(Arc::new(mocks.clone())),
             #[cfg(not(feature = "sandbox"))]
             mocks: None,
+            device_cas: trusted_device_cas(),
         }));
         // A pairing store of the old format (its key in a file beside it) moves into the OS
         // key store now, on the first start, and its key file is deleted.
@@ -346,4 +347,20 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The device-issuing CAs the genuine check trusts: `PINBRIDGE_DEVICE_CA` (SEC1 hex,
+/// comma-separated), as for `pinbridge device info`. A key that does not parse is logged and
+/// left out (the devices it issued then show "not verified" or "not genuine", never more).
+fn trusted_device_cas() -> Vec<firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey> {
+    std::env::var("PINBRIDGE_DEVICE_CA")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|text| !text.trim().is_empty())
+        .filter_map(|text| {
+            companion::integrity::ca_from_hex(text)
+                .map_err(|error| tracing::warn!("PINBRIDGE_DEVICE_CA {error}"))
+                .ok()
+        })
+        .collect()
 }

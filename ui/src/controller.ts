@@ -2,7 +2,7 @@
 // Every backend failure becomes an AppError in the state of the screen that asked.
 import type { Backend } from './api/backend';
 import { toAppError, type AppError } from './api/errors';
-import type { DeviceProgress, Fault, Key, Language, Settings, StaffActionResult, Theme } from './api/types';
+import type { BankDevice, DeviceProgress, Fault, Key, Language, LogoutResult, LossReport, SerialAction, Settings, StaffActionResult, Theme } from './api/types';
 import type { MessageKey } from './i18n';
 import {
   activeDevice,
@@ -144,9 +144,14 @@ export function createController(backend: Backend, store: Store<State> = createS
         const session = await backend.login(deviceId, customerId, (ev) =>
           set((s) => (s.login.step === 'device' ? { ...s, login: { ...s.login, live: applyProgress(s.login.live, ev) } } : s)),
         );
+        const bankCommands = { ...store.get().bankCommands };
+        delete bankCommands[deviceId];
         set((s) => ({
           ...s,
           session,
+          loggedOut: null,
+          // A new login: what the bank did to the device before is history.
+          bankCommands,
           login: { step: 'done' },
           payment: { step: 'form', form: emptyPaymentForm(session.accounts[0] ?? ''), errors: {}, error: null, busy: false },
         }));
@@ -156,10 +161,16 @@ export function createController(backend: Backend, store: Store<State> = createS
     },
     async logout(): Promise<void> {
       const session = store.get().session;
-      if (session) await backend.logout(session.sessionId).catch(() => undefined);
+      // Forgotten here whatever the bank says; the result says what ended where.
+      const loggedOut = session
+        ? await backend.logout(session.sessionId).catch(
+            (e: unknown): LogoutResult => ({ bankEnded: false, deviceCleared: false, message: toAppError(e).message }),
+          )
+        : null;
       set((s) => ({
         ...s,
         session: null,
+        loggedOut,
         login: { step: 'form', customerId: session?.customerId ?? '', error: null, busy: false },
         payment: { step: 'form', form: emptyPaymentForm(), errors: {}, error: null, busy: false },
       }));
@@ -268,6 +279,18 @@ export function createController(backend: Backend, store: Store<State> = createS
       } catch (e) {
         set((s) => ({ ...s, staffFlow: { ...s.staffFlow, busy: null, error: toAppError(e) } }));
       }
+    },
+    /** The bank's record of a PIN pad by serial; rejects with an AppError. */
+    async staffDeviceLookup(serial: string): Promise<BankDevice> {
+      return backend.staffDeviceLookup(serial.trim()).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** Revoke, lock, unlock or unpair by serial (the screen confirmed first); rejects with an AppError. */
+    async staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
+      return backend.staffBySerial(serial.trim(), action).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** The customer's loss report (the screen confirmed first); rejects with an AppError. */
+    async reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {
+      return backend.reportLost(serial.trim(), customerId.trim(), code).catch((e: unknown) => Promise.reject(toAppError(e)));
     },
     async staffSignOut(): Promise<void> {
       await backend.staffSignOut().catch(() => undefined);

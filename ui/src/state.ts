@@ -2,6 +2,7 @@
 // backend and feeds results through these, so every transition is unit-testable.
 import type { AppError } from './api/errors';
 import type {
+  BankCommandKind,
   LinkState,
   AppEvent,
   AppInfo,
@@ -13,6 +14,7 @@ import type {
   Language,
   LogEntry,
   LoginSession,
+  LogoutResult,
   PaymentResult,
   PreparedPayment,
   Settings,
@@ -103,7 +105,12 @@ export interface State {
   /** Connected devices that were unplugged (deviceLink events): reconnecting, or back without
    *  the customer session. A device that is back with its session leaves the list. */
   links: Record<string, { link: LinkState; message: string }>;
+  /** The last command the bank sent each device through this app (bankCommand events): what
+   *  the bank did and whether the device obeyed, in the core's plain words. */
+  bankCommands: Record<string, { command: BankCommandKind; applied: boolean; message: string }>;
   session: LoginSession | null;
+  /** What the last logout ended where (the bank's session, the device's session keys). */
+  loggedOut: LogoutResult | null;
   staff: StaffSession | null;
   confirmations: ConfirmationRequest[];
   logs: LogEntry[];
@@ -133,7 +140,9 @@ export function initialState(lang: Language = 'en'): State {
     displays: {},
     prompts: {},
     links: {},
+    bankCommands: {},
     session: null,
+    loggedOut: null,
     staff: null,
     confirmations: [],
     logs: [],
@@ -173,6 +182,13 @@ export function applyEvent(s: State, ev: AppEvent): State {
       // The device restarted and forgot the customer session: the app's session is gone too.
       const lost = ev.link === 'sessionLost' && s.session?.deviceId === ev.deviceId;
       return { ...s, links, session: lost ? null : s.session };
+    }
+    case 'bankCommand': {
+      const bankCommands = { ...s.bankCommands, [ev.deviceId]: { command: ev.command, applied: ev.applied, message: ev.message } };
+      // The bank ended the session (a wipe or lock): the app's session on that device is gone.
+      if (!ev.sessionEnded || !s.session || s.session.deviceId !== ev.deviceId) return { ...s, bankCommands };
+      const login: LoginFlow = { step: 'form', customerId: s.session.customerId, error: null, busy: false };
+      return { ...s, bankCommands, session: null, login };
     }
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;

@@ -2,7 +2,7 @@
 import { render } from 'preact';
 import { act } from 'preact/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MockBackend } from '../src/api/mock';
+import { MOCK_LOSS_CODE, MockBackend } from '../src/api/mock';
 import { createController } from '../src/controller';
 import { initialState } from '../src/state';
 import { createStore } from '../src/store';
@@ -25,7 +25,8 @@ async function mount(hash = '#/devices', backend: MockBackend = new MockBackend(
   const el = document.createElement('div');
   document.body.appendChild(el);
   root = el;
-  const c = createController(backend, createStore(initialState('en')));
+  const store = createStore(initialState('en'));
+  const c = createController(backend, store);
   await act(async () => {
     render(
       <Ctl.Provider value={c}>
@@ -35,7 +36,7 @@ async function mount(hash = '#/devices', backend: MockBackend = new MockBackend(
     );
     await c.start();
   });
-  return { c, root: el };
+  return { c, root: el, store };
 }
 
 afterEach(() => {
@@ -46,6 +47,26 @@ afterEach(() => {
 });
 
 const text = () => root?.textContent ?? '';
+
+/** Types into an input as a user does (value, then the input event the screens listen to). */
+async function type(input: Element | null, value: string) {
+  await act(() => {
+    (input as HTMLInputElement).value = value;
+    input!.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+}
+
+async function click(el: Element | null) {
+  await act(() => {
+    (el as HTMLElement).click();
+  });
+}
+
+async function submit(form: Element | null) {
+  await act(() => {
+    form!.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }));
+  });
+}
 
 describe('App', () => {
   it('routes by hash, defaulting to Devices', () => {
@@ -118,6 +139,78 @@ describe('App', () => {
     expect(select.value).toBe('sim-2');
     await act(() => c.staffSelectDevice(select.options[0].value));
     expect(root.querySelector<HTMLSelectElement>('[data-testid="staff-device"]')!.value).toBe(select.options[0].value);
+  });
+
+  it('says what logout ended, and tells the customer in plain words when the bank revokes their PIN pad', async () => {
+    const { c, root, store } = await mount('#/login');
+    await act(() => c.connect('sim-1'));
+    const pairing = c.pair();
+    await until(() => store.get().pairing.step === 'compare', 'pairing code');
+    await act(() => c.keyPress('sim-1', 'ok'));
+    await act(() => pairing);
+    c.setLoginCustomer('C-1001');
+    await act(() => c.login());
+    await act(() => c.logout());
+    expect(root.querySelector('[data-testid="logged-out"]')?.textContent).toContain('dropped its session keys');
+    await act(() => c.login());
+    expect(root.querySelector('[data-testid="logged-out"]')).toBeNull();
+    await act(() => c.staffSignIn('clerk-01', 'clerk-pass'));
+    await act(() => c.staffAction('revoke', { deviceId: 'sim-1' }));
+    const told = root.querySelector('[data-testid="login-bank-command"]');
+    expect(told?.getAttribute('role')).toBe('alert');
+    expect(told?.textContent).toContain('Revoked by your bank');
+    expect(told?.textContent).toContain('it has been wiped');
+    // Logged out: the login form is back.
+    expect(root.querySelector('[data-testid="login-submit"]')).not.toBeNull();
+  });
+
+  it('shows the genuine check of a connected PIN pad on its card', async () => {
+    const { c, root } = await mount('#/devices');
+    const cell = () => root.querySelector('[data-testid="genuine-PB-SIM-0001"]');
+    expect(cell()?.textContent).toContain('Not checked');
+    await act(() => c.connect('sim-1'));
+    expect(cell()?.textContent).toContain('Genuine: its certificate');
+    expect(cell()?.classList.contains('bad')).toBe(false);
+  });
+
+  it('staff act on a PIN pad by serial only after a confirmation naming it and its customer', async () => {
+    const { c, root, store } = await mount('#/staff');
+    await act(() => c.staffSignIn('clerk-01', 'clerk-pass'));
+    const box = root.querySelector('[data-testid="staff-by-serial"]')!;
+    await type(box.querySelector('#serial-input'), 'PB-SIM-0001');
+    await submit(box.querySelector('form'));
+    await until(() => root.querySelector('[data-testid="serial-found"]') !== null, 'lookup');
+    expect(root.querySelector('[data-testid="serial-found"]')?.textContent).toContain('C-1001');
+    await click(root.querySelector('[data-testid="serial-lock"]'));
+    const ask = root.querySelector('[data-testid="serial-confirm"]');
+    expect(ask?.getAttribute('role')).toBe('alertdialog');
+    expect(ask?.textContent).toContain('Lock PB-SIM-0001 of customer C-1001?');
+    // Nothing happens before the confirmation.
+    expect(store.get().devices[0].lock).toBe('unlocked');
+    await click(root.querySelector('[data-testid="serial-confirm-yes"]'));
+    await until(() => root.querySelector('[data-testid="serial-done"]') !== null, 'locked');
+    expect(store.get().devices[0].lock).toBe('locked');
+  });
+
+  it('a customer reports their PIN pad lost after confirming; a wrong code is refused', async () => {
+    const { root, store } = await mount('#/devices');
+    const box = root.querySelector('[data-testid="report-lost"]')!;
+    await type(box.querySelector('#lost-serial'), 'PB-SIM-0001');
+    await type(box.querySelector('#lost-customer'), 'C-1001');
+    await type(box.querySelector('#lost-code'), 'not the code');
+    await submit(box.querySelector('form'));
+    expect(root.querySelector('[data-testid="lost-confirm"]')?.textContent).toContain('Report PB-SIM-0001 of customer C-1001 lost?');
+    await click(root.querySelector('[data-testid="lost-confirm-yes"]'));
+    await until(() => box.querySelector('[role="alert"]') !== null, 'refusal');
+    expect(store.get().devices[0].lifecycle).toBe('bound');
+    await type(box.querySelector('#lost-code'), MOCK_LOSS_CODE);
+    await submit(box.querySelector('form'));
+    await click(root.querySelector('[data-testid="lost-confirm-yes"]'));
+    await until(() => root.querySelector('[data-testid="lost-done"]') !== null, 'reported');
+    expect(root.querySelector('[data-testid="lost-done"]')?.textContent).toContain('revoked');
+    expect(store.get().devices[0].lifecycle).toBe('revoked');
+    // The code does not stay in the form.
+    expect((box.querySelector('#lost-code') as HTMLInputElement).value).toBe('');
   });
 
   it('marks the sandbox build in the header and the title', async () => {

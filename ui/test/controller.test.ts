@@ -184,6 +184,31 @@ describe('customer flows', () => {
   });
 });
 
+describe('a device\'s life', () => {
+  it('logout says the bank ended the session and the device dropped its keys', async () => {
+    const t = await setup();
+    await pairAndLogin(t);
+    await t.c.logout();
+    expect(t.s().session).toBeNull();
+    expect(t.s().loggedOut).toMatchObject({ bankEnded: true, deviceCleared: true });
+    // The next login clears the note.
+    await t.c.login();
+    expect(t.s().session).not.toBeNull();
+    expect(t.s().loggedOut).toBeNull();
+  });
+
+  it('a wipe the bank pushes ends the customer session and is shown in plain words', async () => {
+    const t = await setup();
+    await pairAndLogin(t);
+    await t.c.staffSignIn('clerk-01', 'clerk-pass');
+    await t.c.staffAction('revoke', { deviceId: 'sim-1' });
+    expect(t.events.some((e) => e.type === 'bankCommand' && e.command === 'wipe' && e.applied)).toBe(true);
+    expect(t.s().session).toBeNull();
+    expect(t.s().bankCommands['sim-1']).toMatchObject({ command: 'wipe', applied: true });
+    expect(t.s().bankCommands['sim-1']?.message).toContain('wiped');
+  });
+});
+
 describe('staff flows', () => {
   it('needs sign-in; a clerk may not reset tamper; an operator may, then initialises again', async () => {
     const t = await setup();

@@ -15,6 +15,8 @@ const dev = (id: string, over: Partial<DeviceStatus> = {}): DeviceStatus => ({
   paired: false,
   customerId: null,
   firmware: { version: '1', hash: 'ab' },
+  genuine: 'unchecked',
+  genuineFailures: [],
   mock: false,
   ...over,
 });
@@ -53,6 +55,28 @@ describe('app events', () => {
     s = applyEvent(s, { type: 'deviceLink', deviceId: 'usb:1-1', link: 'sessionLost', message: 'log in again' });
     expect(s.links['usb:1-1']?.link).toBe('sessionLost');
     expect(s.session).toBeNull();
+  });
+  it('a bank command is kept per device; a wipe or lock on the session\'s device ends the session', () => {
+    const session = { sessionId: 's1', customerId: 'C-1001', customerName: 'Li Wei', deviceId: 'usb:1-1', accounts: [] };
+    let s: State = { ...initialState(), session };
+    const command = {
+      type: 'bankCommand' as const,
+      deviceId: 'usb:1-2',
+      serial: 'PB-2',
+      command: 'lock' as const,
+      applied: true,
+      lifecycle: 'bound' as const,
+      lock: 'locked' as const,
+      sessionEnded: true,
+      message: 'Your bank locked this PIN pad (PB-2)',
+    };
+    // Another device's lock leaves this session alone.
+    s = applyEvent(s, command);
+    expect(s.session).toEqual(session);
+    expect(s.bankCommands['usb:1-2']).toEqual({ command: 'lock', applied: true, message: 'Your bank locked this PIN pad (PB-2)' });
+    s = applyEvent(s, { ...command, deviceId: 'usb:1-1', command: 'wipe', lifecycle: 'revoked', message: 'wiped' });
+    expect(s.session).toBeNull();
+    expect(s.bankCommands['usb:1-1']?.command).toBe('wipe');
   });
   it('keep each device display, dedupe pushed requests, cap the log', () => {
     let s = initialState();

@@ -49,6 +49,9 @@ describe('TauriBackend', () => {
     await b.staffRevoke('usb-1');
     await b.staffRebind('usb-1', 'usb-2');
     await b.staffTamperReset('usb-1');
+    await b.staffDeviceLookup('PP-1');
+    await b.staffBySerial('PP-1', 'lock');
+    await b.reportLost('PP-1', 'C-1', 'code');
     await b.qaMockStart('Sim');
     await b.qaMockStop('sim-2');
     await b.qaKeyPress('sim-2', 'ok');
@@ -78,6 +81,9 @@ describe('TauriBackend', () => {
       { cmd: 'staff_revoke', args: { deviceId: 'usb-1' } },
       { cmd: 'staff_rebind', args: { fromDeviceId: 'usb-1', toDeviceId: 'usb-2' } },
       { cmd: 'staff_tamper_reset', args: { deviceId: 'usb-1' } },
+      { cmd: 'staff_device_lookup', args: { serial: 'PP-1' } },
+      { cmd: 'staff_by_serial', args: { serial: 'PP-1', action: 'lock' } },
+      { cmd: 'device_report_lost', args: { serial: 'PP-1', customerId: 'C-1', code: 'code' } },
       { cmd: 'qa_mock_start', args: { name: 'Sim' } },
       { cmd: 'qa_mock_stop', args: { deviceId: 'sim-2' } },
       { cmd: 'qa_key_press', args: { deviceId: 'sim-2', key: 'ok' } },

@@ -5,6 +5,10 @@
 //! [`watch_bank`] listens to for as long as a customer is logged in: the pending ones first,
 //! then each new one as a second terminal (a web shop, `qa_push_confirmation` in QA) creates it.
 //! What the list shows is decoded from the very request the device will show and sign.
+//!
+//! The same stream carries the bank's signed commands for the customer's devices (wipe, lock,
+//! unlock): those are handed to the login's command follower ([`super::lifecycle`]), which
+//! relays them to the device.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -106,9 +110,17 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Where a login's bank commands go (the event's data: `serial`, `command`, `bank_command`).
+pub type CommandSender = tokio::sync::mpsc::UnboundedSender<Value>;
+
 /// Files one event from the bank's stream: a pending confirmation goes into the inbox (once)
-/// and to the windows; a decided or expired one leaves it.
-fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, emit: &Emit) {
+/// and to the windows; a decided or expired one leaves it; a bank command goes to `commands`.
+fn file_event(event: &BankEvent, inbox: &ConfirmationInbox, emit: &Emit, commands: &CommandSender) {
+    if event.event == "bank_command" {
+        // The follower is gone only when the login is; nothing is left to act on then.
+        let _ = commands.send(event.data.clone());
+        return;
+    }
     if event.event != "confirmation" {
         return;
     }
@@ -146,11 +158,12 @@ pub async fn watch_bank(
     token: BearerToken,
     inbox: ConfirmationInbox,
     emit: Emit,
+    commands: CommandSender,
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
         let mut on_event = |event: BankEvent| {
-            file_event(&event, &inbox, &emit);
+            file_event(&event, &inbox, &emit, &commands);
             true
         };
         match bank.watch_events(&token, &mut on_event).await {
@@ -168,25 +181,37 @@ pub async fn watch_bank(
     }
 }
 
-/// The running [`watch_bank`] task of one login; dropping it stops the task.
+/// The running [`watch_bank`] task of one login (and the tasks tied to it); dropping it stops
+/// them.
 #[derive(Debug)]
-pub struct BankWatch(tokio::task::JoinHandle<()>);
+pub struct BankWatch(Vec<tokio::task::JoinHandle<()>>);
 
 impl BankWatch {
-    /// Starts listening.
+    /// Starts listening; bank commands go to `commands`.
     pub fn start(
         bank: BankClient,
         token: BearerToken,
         inbox: ConfirmationInbox,
         emit: Emit,
+        commands: CommandSender,
     ) -> Self {
-        Self(tokio::spawn(watch_bank(bank, token, inbox, emit)))
+        Self(vec![tokio::spawn(watch_bank(
+            bank, token, inbox, emit, commands,
+        ))])
+    }
+
+    /// Ties another task of the login to this watch: it stops when the watch does.
+    pub fn with(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.0.push(task);
+        self
     }
 }
 
 impl Drop for BankWatch {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -270,28 +295,31 @@ mod tests {
     fn pending_requests_are_filed_once_and_decided_ones_leave() {
         let inbox = ConfirmationInbox::default();
         let emit: Emit = std::sync::Arc::new(|_| {});
+        let (commands, mut relayed) = tokio::sync::mpsc::unbounded_channel();
         let pending = BankEvent {
             event: "confirmation".into(),
             data: view("TX-1", "pending_confirmation", &sign_confirmation()),
         };
-        file_event(&pending, &inbox, &emit);
+        file_event(&pending, &inbox, &emit, &commands);
         // A reconnected stream repeats the pending ones.
-        file_event(&pending, &inbox, &emit);
+        file_event(&pending, &inbox, &emit, &commands);
         assert_eq!(inbox.list().len(), 1);
         assert!(inbox.bank_view("TX-1").is_some());
 
-        let other_event = BankEvent {
+        // A bank command is not a confirmation: it goes to the login's command follower.
+        let command = BankEvent {
             event: "bank_command".into(),
-            data: view("TX-1", "approved", &sign_confirmation()),
+            data: json!({"serial": "PB-1", "command": "wipe", "bank_command": "00"}),
         };
-        file_event(&other_event, &inbox, &emit);
+        file_event(&command, &inbox, &emit, &commands);
         assert_eq!(inbox.list().len(), 1);
+        assert_eq!(relayed.try_recv().ok(), Some(command.data.clone()));
 
         let decided = BankEvent {
             event: "confirmation".into(),
             data: view("TX-1", "approved", &sign_confirmation()),
         };
-        file_event(&decided, &inbox, &emit);
+        file_event(&decided, &inbox, &emit, &commands);
         assert!(inbox.list().is_empty());
     }
 }

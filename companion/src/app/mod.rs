@@ -9,6 +9,8 @@
 
 pub mod confirmations;
 mod error;
+mod lifecycle;
+mod lifecycle_types;
 mod ops;
 pub mod profile;
 pub mod settings;
@@ -22,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use error::AppError;
+pub use lifecycle_types::*;
 pub use types::*;
 
 use crate::bank::{BankClient, BankSettings, BearerToken};
@@ -30,6 +33,7 @@ use crate::flows::{self as core, BankSession, FlowError, FlowEvent};
 use crate::keystore::{KeyStore, PairedHost};
 use crate::session::{CancelHandle, Session};
 use confirmations::{BankWatch, ConfirmationInbox};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 
 /// Where the core's app-wide events go (the shell: every subscribed window).
 pub type Emit = Arc<dyn Fn(CoreEvent) + Send + Sync>;
@@ -82,6 +86,8 @@ pub struct SandboxBank {
     pub pairings_dir: PathBuf,
     /// Display names of the sandbox's staff ids.
     pub staff_names: Vec<(String, String)>,
+    /// The CA that certifies the sandbox's mock PIN pads (trusted for them only).
+    pub device_ca: Option<EcdsaVerifyingKey>,
     /// Keeps the bank running for as long as the core holds it.
     pub keep_alive: Arc<dyn std::any::Any + Send + Sync>,
 }
@@ -123,6 +129,9 @@ pub struct CoreConfig {
     pub devices: DeviceManager,
     /// The sandbox's mock PIN pads, if any.
     pub mocks: Option<Arc<dyn MockPads>>,
+    /// Device-issuing CAs this installation trusts, for the genuine check at connect (empty:
+    /// devices are reported "not verified"; the embedded sandbox adds its own for its mocks).
+    pub device_cas: Vec<EcdsaVerifyingKey>,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -141,6 +150,8 @@ struct Slot {
     cancel: CancelHandle,
     /// The last GetStatus answer (real devices; mock devices are read in process).
     status: Mutex<Option<firmware_protocol::message::Status>>,
+    /// The genuine check made at connect, and what failed.
+    genuine: (Genuine, Vec<String>),
     /// The running operation's progress sink.
     progress: Mutex<Option<ProgressSink>>,
 }
@@ -246,6 +257,7 @@ struct Tables {
 pub struct AppCore {
     devices: DeviceManager,
     mocks: Option<Arc<dyn MockPads>>,
+    device_cas: Vec<EcdsaVerifyingKey>,
     embedded: tokio::sync::watch::Sender<EmbeddedStatus>,
     keys: KeyStore,
     bank: BankSource,
@@ -257,6 +269,8 @@ pub struct AppCore {
     seen: Mutex<HashMap<String, MockState>>,
     /// Devices that had a session when they went away: device id -> serial.
     reconnecting: Mutex<HashMap<String, String>>,
+    /// Bank commands for devices that were unplugged when the bank sent them.
+    held: Mutex<lifecycle::Held>,
 }
 
 impl std::fmt::Debug for AppCore {
@@ -285,6 +299,7 @@ impl AppCore {
         AppCore {
             devices: config.devices,
             mocks: config.mocks,
+            device_cas: config.device_cas,
             embedded: tokio::sync::watch::Sender::new(config.embedded),
             keys: config.keys,
             bank: config.bank,
@@ -294,6 +309,7 @@ impl AppCore {
             next_id: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
             reconnecting: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -451,6 +467,8 @@ impl AppCore {
                 status.connected = true;
                 status.serial = slot.serial.clone();
                 status.firmware = slot.firmware.clone();
+                status.genuine = slot.genuine.0;
+                status.genuine_failures = slot.genuine.1.clone();
                 let reported = *lock(&slot.status);
                 if let (Some(reported), None) = (reported, &mock) {
                     status.apply_reported(&reported);
@@ -575,6 +593,8 @@ impl AppCore {
             return;
         }
         lock(&self.reconnecting).remove(old_id);
+        // What the bank commanded while it was away comes first.
+        self.relay_held(new_id, &serial).await;
         let session_active = self
             .tables()
             .slots

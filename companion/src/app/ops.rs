@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firmware_protocol::message::{GetInfo, GetStatus, Request, Response};
+use firmware_protocol::message::{GetStatus, Request, Response};
 
 use super::types::{PreparedPayment as Prepared, *};
 use super::{
@@ -15,9 +15,14 @@ use super::{
 use crate::flows::{self as core, FlowError, FlowEvent, PaymentOrder};
 use crate::session::{Session, SessionError};
 
-async fn ask(session: &mut Session, request: &Request) -> Result<Response, AppError> {
-    Ok(session.request(request).await?)
-}
+/// The bank's refusals of a confirmation signature after which the request is decided for
+/// good (declined, expired, decided elsewhere or gone): the app's list drops it.
+const DECIDED_AT_THE_BANK: [&str; 4] = [
+    "bad_signature",
+    "payment_already_decided",
+    "confirmation_expired",
+    "unknown_confirmation",
+];
 
 pub(super) async fn refresh_status(slot: &Slot) {
     let mut session = slot.session.lock().await;
@@ -54,15 +59,24 @@ impl AppCore {
             .ok_or_else(|| AppError::DeviceNotFound(format!("no PIN pad {device_id} is listed")))?;
         let transport = self.devices.open(&id).await?;
         let mut session = Session::open(transport).await?;
-        let Response::Info(info) = ask(&mut session, &Request::GetInfo(GetInfo)).await? else {
-            return Err(AppError::CorruptFrame(
-                "the PIN pad did not answer GetInfo with Info",
-            ));
+        // Who and how it is, and whether it is genuine: its certificate and a signed report
+        // over a fresh nonce of ours (the bank still checks its firmware at every login).
+        let check = self.genuine_check(device_id, &mut session).await?;
+        let genuine = if !check.failures.is_empty() {
+            tracing::error!(
+                target: "companion::devices",
+                "{}: NOT genuine: {}",
+                check.info.serial,
+                check.failures.join("; ")
+            );
+            Genuine::NotGenuine
+        } else if check.issuer_unchecked {
+            Genuine::NotVerified
+        } else {
+            Genuine::Genuine
         };
-        let reported = match ask(&mut session, &Request::GetStatus(GetStatus)).await? {
-            Response::Status(status) => Some(status),
-            _ => None,
-        };
+        let info = check.info;
+        let reported = Some(check.status);
         let slot = Arc::new(Slot {
             serial: info.serial.clone(),
             firmware: Firmware {
@@ -72,6 +86,7 @@ impl AppCore {
             cancel: session.cancel_handle(),
             session: tokio::sync::Mutex::new(session),
             status: Mutex::new(reported),
+            genuine: (genuine, check.failures),
             progress: Mutex::new(None),
         });
         self.tables().slots.insert(device_id.to_owned(), slot);
@@ -84,6 +99,33 @@ impl AppCore {
         lock(&self.seen).remove(device_id);
         self.push_devices();
         self.device_status(device_id).await
+    }
+
+    /// The genuine check against the CAs this installation trusts (for a sandbox mock PIN
+    /// pad, the sandbox's own CA).
+    async fn genuine_check(
+        &self,
+        device_id: &str,
+        session: &mut Session,
+    ) -> Result<crate::integrity::GenuineCheck, AppError> {
+        use crate::integrity::GenuineCheckError;
+        let mut cas = self.device_cas.clone();
+        if self.mock(device_id).is_some()
+            && let super::EmbeddedStatus::Ready(sandbox) = self.embedded_status()
+            && let Some(ca) = &sandbox.device_ca
+        {
+            cas.push(*ca);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::integrity::check(session, &cas, now)
+            .await
+            .map_err(|error| match error {
+                GenuineCheckError::Session(e) => e.into(),
+                GenuineCheckError::Unexpected { .. } => AppError::CorruptFrame(error.to_string()),
+                GenuineCheckError::Entropy(e) => AppError::Internal(e),
+            })
     }
 
     /// Closes the session with a device.
@@ -196,7 +238,7 @@ impl AppCore {
 
     /// Logs the customer in at the bank through the paired device.
     pub async fn login(
-        &self,
+        self: &Arc<Self>,
         device_id: &str,
         customer_id: &str,
         progress: ProgressSink,
@@ -242,36 +284,36 @@ impl AppCore {
         };
         self.set_customer(device_id, Some(&login.customer_id));
         tracing::info!(target: "companion::bank", "session opened for {}", login.customer_id);
-        // The session's listener on the bank's event stream (pushed confirmations).
-        let watch = super::BankWatch::start(
-            bank.clone(),
-            login.token.clone(),
-            self.confirmations.clone(),
-            self.emit.clone(),
-        );
-        self.tables().logins.insert(
-            login.session_id.clone(),
-            LoginEntry {
-                login,
-                bank,
-                device_id: device_id.to_owned(),
-                accounts: numbers,
-                _confirmations: watch,
-            },
-        );
+        // The session's listener on the bank's event stream (pushed confirmations, and the
+        // bank's commands for the device, relayed by the follower as they come). Started
+        // with the tables locked: the follower looks its login up there, so it cannot see a
+        // command before the login is in (a std lock held for no await).
+        {
+            let mut tables = self.tables();
+            let (commands, follower) = self.follow_bank_commands(&login.session_id);
+            let watch = super::BankWatch::start(
+                bank.clone(),
+                login.token.clone(),
+                self.confirmations.clone(),
+                self.emit.clone(),
+                commands,
+            )
+            .with(follower);
+            tables.logins.insert(
+                login.session_id.clone(),
+                LoginEntry {
+                    login,
+                    bank,
+                    device_id: device_id.to_owned(),
+                    accounts: numbers,
+                    _confirmations: watch,
+                },
+            );
+        }
         progress(DeviceProgress::Stage { stage: Stage::Done });
         refresh_status(&slot).await;
         self.push_devices();
         Ok(session)
-    }
-
-    /// Forgets a customer session.
-    pub fn logout(&self, session_id: &str) {
-        let mut tables = self.tables();
-        tables.logins.remove(session_id);
-        tables.payments.retain(|_, p| p.session_id != session_id);
-        drop(tables);
-        tracing::info!(target: "companion::bank", "session closed");
     }
 
     // --------------------------------------------------------------------- payment
@@ -541,12 +583,14 @@ impl AppCore {
         let (outcome, indicator, reason, fallback) = match result {
             Ok(answer) => {
                 let status = answer["status"].as_str().unwrap_or("unknown").to_owned();
-                let outcome = if status == "approved" {
-                    Outcome::Signed
-                } else {
-                    Outcome::Declined
+                let (outcome, reason) = match (status.as_str(), answer["device_status"].as_str()) {
+                    ("approved", _) => (Outcome::Signed, OutcomeReason::None),
+                    // The customer said no on the keypad: the device's refusal was posted and
+                    // the bank recorded the request as declined (not left pending).
+                    (_, Some("UserCancelled")) => (Outcome::Declined, OutcomeReason::UserRejected),
+                    _ => (Outcome::Declined, OutcomeReason::None),
                 };
-                (outcome, Indicator::Safe, OutcomeReason::None, status)
+                (outcome, Indicator::Safe, reason, status)
             }
             Err(FlowError::Tampered) => (
                 Outcome::Refused,
@@ -564,6 +608,17 @@ impl AppCore {
                 OutcomeReason::UserRejected,
                 detail,
             ),
+            Err(FlowError::Bank(error))
+                if error
+                    .code()
+                    .is_some_and(|code| DECIDED_AT_THE_BANK.contains(&code)) =>
+            {
+                // Decided for good at the bank (a bad signature is declined there too): never
+                // offered again.
+                self.confirmations.remove(request_id);
+                tracing::info!(target: "companion::bank", "request {request_id}: {error}");
+                return Err(error.into());
+            }
             Err(error) => return Err(error.into()),
         };
         self.confirmations.remove(request_id);

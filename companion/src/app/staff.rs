@@ -1,8 +1,10 @@
 //! Staff operations: sign-in (the bank's teller is the app's clerk), initialise, enrol, bind,
-//! revoke, rebind and the operator's tamper reset.
+//! revoke, rebind and the operator's tamper reset; by serial, with no PIN pad here: look up,
+//! revoke, lock, unlock and unpair; and the customer's own loss report.
 
 use std::sync::Arc;
 
+use super::lifecycle_types::*;
 use super::ops::refresh_status;
 use super::types::*;
 use super::{AppCore, AppError, Operation, ProgressSink, Slot, StaffEntry, sink_for};
@@ -160,7 +162,7 @@ impl AppCore {
     }
 
     /// The device is no longer anyone's: its customer and this computer's pairing with it go.
-    fn forget_binding(&self, device_id: &str, serial: &str) {
+    pub(super) fn forget_binding(&self, device_id: &str, serial: &str) {
         self.set_customer(device_id, None);
         if let Some(keys) = self.keystore_now(device_id) {
             let _ = keys.remove(serial);
@@ -304,5 +306,79 @@ impl AppCore {
                 .into(),
         )
         .await
+    }
+
+    // ----------------------------------------------------------------- by serial
+
+    /// Staff: the bank's record of a PIN pad that need not be here (its state and customer,
+    /// for the confirmation that names both).
+    pub async fn staff_device_lookup(&self, serial: &str) -> Result<BankDevice, AppError> {
+        let (_, token, bank) = self.staff()?;
+        let serial = core::remote::serial_part(serial.trim()).map_err(AppError::InvalidInput)?;
+        let view = core::remote::device_view(&bank, &token, serial).await?;
+        Ok(BankDevice {
+            serial: view["serial"].as_str().unwrap_or(serial).to_owned(),
+            state: view["state"].as_str().unwrap_or("unknown").to_owned(),
+            locked: view["locked_by_bank"].as_bool().unwrap_or(false),
+            customer_id: view["customer_id"].as_str().map(str::to_owned),
+        })
+    }
+
+    /// Staff: revoke, lock, unlock or unpair a PIN pad by serial, with no PIN pad here. The
+    /// bank signs the command; an app the PIN pad is connected to with a customer logged in
+    /// relays it at once, otherwise the PIN pad gets it at its next login attempt. Returns
+    /// the bank's record afterwards.
+    pub async fn staff_by_serial(
+        &self,
+        serial: &str,
+        action: SerialAction,
+    ) -> Result<BankDevice, AppError> {
+        let (staff, token, bank) = self.staff()?;
+        let serial = core::remote::serial_part(serial.trim()).map_err(AppError::InvalidInput)?;
+        let reason = format!("by serial, staff {}", staff.staff_id);
+        let mut quiet = |_: FlowEvent| {};
+        match action {
+            SerialAction::Revoke => {
+                core::revoke(None, &bank, &token, serial, &reason, &mut quiet).await?;
+            }
+            SerialAction::Lock | SerialAction::Unlock | SerialAction::Unpair => {
+                let command = match action {
+                    SerialAction::Lock => "lock",
+                    SerialAction::Unlock => "unlock",
+                    _ => "forget_hosts",
+                };
+                core::remote::device_command(&bank, &token, serial, command, &reason).await?;
+            }
+        }
+        tracing::warn!(target: "companion::bank", "{serial}: {action:?} by serial ({})", staff.staff_id);
+        self.staff_device_lookup(serial).await
+    }
+
+    /// The customer's own loss report: no PIN pad, no login, no staff; the loss-report code
+    /// from their enrolment slip authenticates it. The bank locks the PIN pad at once and
+    /// queues a signed wipe.
+    pub async fn report_lost(
+        &self,
+        serial: &str,
+        customer_id: &str,
+        code: &str,
+    ) -> Result<LossReport, AppError> {
+        let serial = core::remote::serial_part(serial.trim()).map_err(AppError::InvalidInput)?;
+        let code = zeroize::Zeroizing::new(code.trim().to_owned());
+        if code.is_empty() {
+            return Err(AppError::InvalidInput(
+                "the loss-report code from your enrolment slip",
+            ));
+        }
+        let bank = self.bank().await?;
+        core::remote::report_lost(&bank, serial, customer_id.trim(), &code).await?;
+        tracing::warn!(target: "companion::bank", "{serial} reported lost by its customer");
+        Ok(LossReport {
+            serial: serial.to_owned(),
+            message: format!(
+                "{serial} is locked and revoked at the bank: it can no longer log in, and it \
+                 wipes itself when it next reaches the bank or a PinBridge app."
+            ),
+        })
     }
 }

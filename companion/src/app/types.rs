@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lifecycle_types::BankCommandKind;
 use crate::devices::{DeviceEvent, DeviceInfo, DeviceState};
 use crate::flows::{FlowEvent, Step};
 use crate::transport::TransportKind;
@@ -82,6 +83,24 @@ pub struct Firmware {
     pub hash: String,
 }
 
+/// The app's genuine check of a connected PIN pad (CN102610045A; Ledger Live's and Trezor
+/// Suite's "genuine check"): its certificate and a signed integrity report over a fresh nonce
+/// of the app's own, checked as `pinbridge device info` checks them ([`crate::integrity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum Genuine {
+    /// Not connected: not checked yet.
+    Unchecked,
+    /// Every check passed, the issuing CA included.
+    Genuine,
+    /// A check failed (`genuine_failures` names each).
+    NotGenuine,
+    /// Every check made passed, but no trusted device CA is configured: the issuer was not
+    /// checked.
+    NotVerified,
+}
+
 /// One device on the Devices screen (`DeviceStatus` in ui/src/api/types.ts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -111,6 +130,10 @@ pub struct DeviceStatus {
     pub customer_id: Option<String>,
     /// As reported by the device.
     pub firmware: Firmware,
+    /// The genuine check made when this app connected.
+    pub genuine: Genuine,
+    /// Each check that failed, in words naming it (empty unless `NotGenuine`).
+    pub genuine_failures: Vec<String>,
     /// A software PIN pad whose keypad QA can drive.
     pub mock: bool,
 }
@@ -157,6 +180,8 @@ impl DeviceStatus {
                 version: String::new(),
                 hash: String::new(),
             },
+            genuine: Genuine::Unchecked,
+            genuine_failures: Vec::new(),
             mock,
         }
     }
@@ -165,27 +190,41 @@ impl DeviceStatus {
 impl DeviceStatus {
     /// Takes what the device itself reported (GetStatus) over the neutral listing values.
     pub fn apply_reported(&mut self, reported: &firmware_protocol::message::Status) {
-        use firmware_protocol::message::{Indicator as I, Lifecycle as L, LockState as K};
-        self.lifecycle = match reported.lifecycle {
-            L::Manufactured => Lifecycle::Manufactured,
-            L::Initialised => Lifecycle::Initialised,
-            L::Bound => Lifecycle::Bound,
-            L::Revoked => Lifecycle::Revoked,
-        };
+        use firmware_protocol::message::Indicator as I;
+        self.lifecycle = reported.lifecycle.into();
         self.tamper = if reported.tampered {
             TamperState::Tampered
         } else {
             TamperState::Clear
         };
-        self.lock = match reported.lock {
-            K::Unlocked => LockState::Unlocked,
-            _ => LockState::Locked,
-        };
+        self.lock = reported.lock.into();
         self.indicator = match reported.indicator {
             I::Safe => Indicator::Safe,
             I::Danger => Indicator::Danger,
             I::Off => Indicator::Off,
         };
+    }
+}
+
+impl From<firmware_protocol::message::Lifecycle> for Lifecycle {
+    fn from(reported: firmware_protocol::message::Lifecycle) -> Self {
+        use firmware_protocol::message::Lifecycle as L;
+        match reported {
+            L::Manufactured => Lifecycle::Manufactured,
+            L::Initialised => Lifecycle::Initialised,
+            L::Bound => Lifecycle::Bound,
+            L::Revoked => Lifecycle::Revoked,
+        }
+    }
+}
+
+impl From<firmware_protocol::message::LockState> for LockState {
+    fn from(reported: firmware_protocol::message::LockState) -> Self {
+        match reported {
+            firmware_protocol::message::LockState::Unlocked => LockState::Unlocked,
+            // Whoever locked it, the screens show one lock (the device page says why).
+            _ => LockState::Locked,
+        }
     }
 }
 
@@ -576,6 +615,27 @@ pub enum CoreEvent {
         /// The request.
         request: ConfirmationRequest,
     },
+    /// The bank sent a connected device a signed command (staff or the customer revoked,
+    /// locked or unlocked it) and this app relayed it: what the device did.
+    #[serde(rename_all = "camelCase")]
+    BankCommand {
+        /// The device.
+        device_id: String,
+        /// Its serial.
+        serial: String,
+        /// What the bank commanded.
+        command: BankCommandKind,
+        /// The device obeyed (its state after it says so); `false`: `message` says why not.
+        applied: bool,
+        /// The device's lifecycle after it (`revoked` after a wipe); `None`: it did not answer.
+        lifecycle: Option<Lifecycle>,
+        /// Its lock after it; `None`: it did not answer.
+        lock: Option<LockState>,
+        /// The customer session on this device ended (the bank ends it for a wipe or lock).
+        session_ended: bool,
+        /// Plain words for the customer: what the bank did and what it means.
+        message: String,
+    },
     /// A connected device's link went away or came back (unplug and replug).
     #[serde(rename_all = "camelCase")]
     DeviceLink {
@@ -640,6 +700,8 @@ mod tests {
                 "paired": false,
                 "customerId": null,
                 "firmware": {"version": "", "hash": ""},
+                "genuine": "unchecked",
+                "genuineFailures": [],
                 "mock": false,
             })
         );

@@ -9,6 +9,7 @@
 
 mod events;
 pub mod pin;
+pub mod remote;
 
 pub use events::{FlowEvent, Step};
 

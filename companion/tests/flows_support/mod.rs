@@ -34,6 +34,8 @@ pub struct World {
     pub teller: BearerToken,
     pub operator: BearerToken,
     pub device: SimHandle,
+    /// The CA that certified the device (the bank trusts it).
+    pub ca: firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey,
     pub session: Session,
     pub pin: Arc<Mutex<&'static str>>,
     /// Confirmation prompts the keypad cancels next.
@@ -137,6 +139,7 @@ impl World {
             teller,
             operator,
             device: handle,
+            ca: ca.public_key(),
             session,
             pin,
             decline,

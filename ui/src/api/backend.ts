@@ -1,6 +1,9 @@
 // The one interface the screens use. Each method is one IPC command (its name is in the comment)
 // and rejects with an AppError `{ kind, message }`.
 import type {
+  BankDevice,
+  LossReport,
+  SerialAction,
   AppEvent,
   AppInfo,
   ConfirmationRequest,
@@ -12,6 +15,7 @@ import type {
   LogEntry,
   LogExport,
   LoginSession,
+  LogoutResult,
   PairingStart,
   PaymentRequest,
   PaymentResult,
@@ -49,8 +53,15 @@ export interface Backend {
 
   /** login { deviceId, customerId, onProgress } */
   login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession>;
-  /** logout { sessionId } */
-  logout(sessionId: string): Promise<void>;
+  /** device_report_lost { serial, customerId, code } — the customer's loss report: no login, no staff */
+  reportLost(serial: string, customerId: string, code: string): Promise<LossReport>;
+  /** staff_device_lookup { serial } — the bank's record of a PIN pad that need not be here */
+  staffDeviceLookup(serial: string): Promise<BankDevice>;
+  /** staff_by_serial { serial, action } — revoke, lock, unlock or unpair with no PIN pad here */
+  staffBySerial(serial: string, action: SerialAction): Promise<BankDevice>;
+
+  /** logout { sessionId } — ends the session at the bank and on the device; says what ended where */
+  logout(sessionId: string): Promise<LogoutResult>;
 
   /** payment_prepare { request } */
   paymentPrepare(request: PaymentRequest): Promise<PreparedPayment>;

@@ -36,6 +36,9 @@ export const FLOW_COMMANDS = [
   'staff_revoke',
   'staff_rebind',
   'staff_tamper_reset',
+  'staff_device_lookup',
+  'staff_by_serial',
+  'device_report_lost',
   'confirmation_approve',
 ] as const;
 

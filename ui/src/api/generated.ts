@@ -22,6 +22,8 @@ version: string,
  */
 hash: string, };
 
+export type Genuine = "unchecked" | "genuine" | "notGenuine" | "notVerified";
+
 export type DeviceStatus = { 
 /**
  * `usb:1-4.2`, `sim:127.0.0.1:7001`: the id commands take.
@@ -71,6 +73,14 @@ customerId: string | null,
  * As reported by the device.
  */
 firmware: Firmware, 
+/**
+ * The genuine check made when this app connected.
+ */
+genuine: Genuine, 
+/**
+ * Each check that failed, in words naming it (empty unless `NotGenuine`).
+ */
+genuineFailures: Array<string>, 
 /**
  * A software PIN pad whose keypad QA can drive.
  */
@@ -136,6 +146,8 @@ receivedAt: string, };
 
 export type LinkState = "reconnecting" | "reconnected" | "sessionLost";
 
+export type BankCommandKind = "wipe" | "lock" | "unlock" | "forgetHosts" | "endSession";
+
 export type CoreEvent = { "type": "devices", 
 /**
  * The list.
@@ -158,7 +170,39 @@ promptId: number | null, } | { "type": "confirmationPushed",
 /**
  * The request.
  */
-request: ConfirmationRequest, } | { "type": "deviceLink", 
+request: ConfirmationRequest, } | { "type": "bankCommand", 
+/**
+ * The device.
+ */
+deviceId: string, 
+/**
+ * Its serial.
+ */
+serial: string, 
+/**
+ * What the bank commanded.
+ */
+command: BankCommandKind, 
+/**
+ * The device obeyed (its state after it says so); `false`: `message` says why not.
+ */
+applied: boolean, 
+/**
+ * The device's lifecycle after it (`revoked` after a wipe); `None`: it did not answer.
+ */
+lifecycle: Lifecycle | null, 
+/**
+ * Its lock after it; `None`: it did not answer.
+ */
+lock: LockState | null, 
+/**
+ * The customer session on this device ended (the bank ends it for a wipe or lock).
+ */
+sessionEnded: boolean, 
+/**
+ * Plain words for the customer: what the bank did and what it means.
+ */
+message: string, } | { "type": "deviceLink", 
 /**
  * The device.
  */
@@ -203,6 +247,20 @@ deviceId: string,
  * Accounts to pay from.
  */
 accounts: Array<string>, };
+
+export type LogoutResult = { 
+/**
+ * The bank revoked the session token.
+ */
+bankEnded: boolean, 
+/**
+ * The device dropped its session keys (it said so in its status).
+ */
+deviceCleared: boolean, 
+/**
+ * Plain words: what ended where, and what did not.
+ */
+message: string, };
 
 export type PaymentRequest = { 
 /**
@@ -351,6 +409,36 @@ detail: string,
  * The device afterwards.
  */
 device: DeviceStatus, };
+
+export type SerialAction = "revoke" | "lock" | "unlock" | "unpair";
+
+export type BankDevice = { 
+/**
+ * Serial.
+ */
+serial: string, 
+/**
+ * The bank's lifecycle state (`initialised`, `bound`, `revoked`, ...).
+ */
+state: string, 
+/**
+ * Locked by the bank.
+ */
+locked: boolean, 
+/**
+ * The customer it is bound to, if any.
+ */
+customerId: string | null, };
+
+export type LossReport = { 
+/**
+ * The PIN pad reported lost.
+ */
+serial: string, 
+/**
+ * Plain words: what the bank did and what happens next.
+ */
+message: string, };
 
 export type Fault = { "kind": "delay", 
 /**

@@ -18,7 +18,11 @@ import type {
   Language,
   LogEntry,
   LogExport,
+  BankDevice,
+  LossReport,
+  SerialAction,
   LoginSession,
+  LogoutResult,
   LogLevel,
   LogSource,
   PairingStart,
@@ -60,6 +64,9 @@ export const SANDBOX = {
 
 /** Tokens of 16+ letters/digits with at least one digit: key blocks, hex keys, MACs. */
 export const REDACT = /\b(?=[0-9A-Za-z]*[0-9])[0-9A-Za-z]{16,}\b/g;
+
+/** The loss-report code the seeded customer C-1001 got at enrolment (the MockBackend's only one). */
+export const MOCK_LOSS_CODE = 'LOSS-1001-2026';
 
 const FIRMWARE_HASH = '3f9a0c5de1b27a4486f0e2c917b35d60a8e4f12b7c9d03e56a1b2c3d4e5f6071';
 
@@ -265,6 +272,8 @@ export class MockBackend implements Backend {
       paired: false,
       customerId: null,
       firmware: { version: '1.0.3', hash: FIRMWARE_HASH },
+      genuine: 'unchecked',
+      genuineFailures: [],
       mock: true,
     });
     this.devices.set(dev.id, dev);
@@ -424,6 +433,8 @@ export class MockBackend implements Backend {
     const dev = this.device(deviceId);
     await sleep(this.stepMs / 2);
     dev.status.connected = true;
+    // The scripted PIN pad's certificate is the mock CA's, which the mock trusts.
+    dev.status.genuine = 'genuine';
     this.addLog('info', 'device', `${dev.status.serial} connected over ${dev.status.transport}; firmware ${dev.status.firmware.version}`);
     this.emitDevices();
     this.emitDisplay(dev);
@@ -434,6 +445,7 @@ export class MockBackend implements Backend {
     const dev = this.device(deviceId);
     dev.waiter?.fail(appError('deviceDisconnected', 'disconnected by the app'));
     dev.status.connected = false;
+    dev.status.genuine = 'unchecked';
     this.addLog('info', 'device', `${dev.status.serial} disconnected`);
     this.emitDevices();
   }
@@ -529,9 +541,94 @@ export class MockBackend implements Backend {
     return clone(session);
   }
 
-  async logout(sessionId: string): Promise<void> {
+  // a PIN pad that is not here, by serial ---------------------------------------------------
+
+  private bySerial(serial: string): MockDevice {
+    const dev = [...this.devices.values()].find((d) => d.status.serial === serial.trim());
+    if (!dev) throw appError('notFound', `no device ${serial.trim()} at the bank`);
+    return dev;
+  }
+
+  private bankView(dev: MockDevice): BankDevice {
+    return { serial: dev.status.serial, state: dev.status.lifecycle, locked: dev.status.lock === 'locked', customerId: dev.status.customerId };
+  }
+
+  /** As the core: a lock pushed to a customer logged in with the device ends the login. */
+  private pushLock(dev: MockDevice): void {
+    for (const [id, session] of this.sessions) {
+      if (session.deviceId !== dev.id) continue;
+      this.sessions.delete(id);
+      this.emit({
+        type: 'bankCommand',
+        deviceId: dev.id,
+        serial: dev.status.serial,
+        command: 'lock',
+        applied: dev.status.connected,
+        lifecycle: dev.status.connected ? dev.status.lifecycle : null,
+        lock: dev.status.connected ? 'locked' : null,
+        sessionEnded: true,
+        message: `Your bank locked this PIN pad (${dev.status.serial}); it cannot pay until the bank unlocks it. You are logged out.`,
+      });
+    }
+  }
+
+  async reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {
+    await sleep(this.stepMs);
+    const dev = [...this.devices.values()].find((d) => d.status.serial === serial.trim());
+    // One refusal for every wrong combination, as the bank answers.
+    if (!dev || dev.status.customerId !== customerId.trim() || code.trim() !== MOCK_LOSS_CODE) {
+      throw appError('bankRejected', 'the serial, customer and loss-report code do not match');
+    }
+    dev.status.lock = 'locked';
+    this.revokeDevice(dev);
+    this.emitDevices();
+    return {
+      serial: dev.status.serial,
+      message: `${dev.status.serial} is locked and revoked at the bank: it can no longer log in, and it wipes itself when it next reaches the bank or a PinBridge app.`,
+    };
+  }
+
+  async staffDeviceLookup(serial: string): Promise<BankDevice> {
+    this.requireStaff();
+    return this.bankView(this.bySerial(serial));
+  }
+
+  async staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
+    this.requireStaff();
+    const dev = this.bySerial(serial);
+    await sleep(this.stepMs);
+    switch (action) {
+      case 'revoke':
+        this.revokeDevice(dev);
+        break;
+      case 'lock':
+        dev.status.lock = 'locked';
+        this.pushLock(dev);
+        break;
+      case 'unlock':
+        dev.status.lock = 'unlocked';
+        break;
+      case 'unpair':
+        dev.status.paired = false;
+        break;
+    }
+    this.addLog('warn', 'bank', `${dev.status.serial}: ${action} by serial`);
+    this.emitDevices();
+    return this.bankView(dev);
+  }
+
+  async logout(sessionId: string): Promise<LogoutResult> {
+    const session = this.sessions.get(sessionId);
     this.sessions.delete(sessionId);
-    this.addLog('info', 'bank', 'Session closed');
+    if (!session) return { bankEnded: false, deviceCleared: false, message: 'This session had already ended.' };
+    this.addLog('info', 'bank', 'Session closed at the bank');
+    const dev = this.devices.get(session.deviceId);
+    if (!dev?.status.connected) {
+      return { bankEnded: true, deviceCleared: false, message: 'Logged out at the bank. The PIN pad was not connected; it drops its session keys when it restarts.' };
+    }
+    this.setDisplay(dev, ['Session ended']);
+    this.addLog('info', 'device', `${dev.status.serial} dropped its session keys (bank-signed EndSession)`);
+    return { bankEnded: true, deviceCleared: true, message: 'Logged out: the bank ended the session and the PIN pad dropped its session keys.' };
   }
 
   // payment -------------------------------------------------------------
@@ -795,6 +892,25 @@ export class MockBackend implements Backend {
     if (dev.status.connected) {
       this.setDisplay(dev, ['Revoked by bank', 'Keys erased']);
       dev.status.indicator = 'off';
+    }
+    // As the core does: a customer logged in with the device gets the bank's wipe pushed, and
+    // the login ends.
+    for (const [id, session] of this.sessions) {
+      if (session.deviceId !== dev.id) continue;
+      this.sessions.delete(id);
+      this.emit({
+        type: 'bankCommand',
+        deviceId: dev.id,
+        serial: dev.status.serial,
+        command: 'wipe',
+        applied: dev.status.connected,
+        lifecycle: dev.status.connected ? 'revoked' : null,
+        lock: dev.status.connected ? dev.status.lock : null,
+        sessionEnded: true,
+        message: dev.status.connected
+          ? `Your bank revoked this PIN pad (${dev.status.serial}); it has been wiped and can no longer be used. You are logged out.`
+          : `Your bank revoked this PIN pad (${dev.status.serial}) and ended your session, but the PIN pad has not been wiped yet (it is not connected); it is wiped when it next reaches the bank or this app.`,
+      });
     }
     this.addLog('warn', 'bank', `${dev.status.serial} revoked; ${dev.status.connected ? 'bank-signed wipe delivered' : 'wipe queued for next contact'}`);
   }

@@ -16,7 +16,11 @@ import type {
   Key,
   LogEntry,
   LogExport,
+  BankDevice,
+  LossReport,
+  SerialAction,
   LoginSession,
+  LogoutResult,
   PairingStart,
   PaymentRequest,
   PaymentResult,
@@ -86,8 +90,18 @@ export class TauriBackend implements Backend {
   login(deviceId: string, customerId: string, onProgress: ProgressSink): Promise<LoginSession> {
     return call('login', { deviceId, customerId, onProgress: progress(onProgress) });
   }
-  async logout(sessionId: string): Promise<void> {
-    await call('logout', { sessionId });
+  reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {
+    return call('device_report_lost', { serial, customerId, code });
+  }
+  staffDeviceLookup(serial: string): Promise<BankDevice> {
+    return call('staff_device_lookup', { serial });
+  }
+  staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
+    return call('staff_by_serial', { serial, action });
+  }
+
+  logout(sessionId: string): Promise<LogoutResult> {
+    return call('logout', { sessionId });
   }
 
   paymentPrepare(request: PaymentRequest): Promise<PreparedPayment> {

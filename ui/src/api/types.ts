@@ -11,6 +11,10 @@
 import type { CoreEvent, Fault, PaymentResult, TransportName } from './generated';
 
 export type {
+  BankCommandKind,
+  BankDevice,
+  LossReport,
+  SerialAction,
   ConfirmationRequest,
   ConfirmationResult,
   CoreEvent,
@@ -23,6 +27,7 @@ export type {
   LinkState,
   LockState,
   LoginSession,
+  LogoutResult,
   Outcome,
   OutcomeReason,
   PairingStart,

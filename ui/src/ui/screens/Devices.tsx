@@ -2,6 +2,7 @@ import type { DeviceStatus } from '../../api/types';
 import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
+import { ReportLost } from './BySerial';
 
 function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
   const t = useT();
@@ -39,6 +40,17 @@ function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
         <dd>
           <FirmwareLine device={d} />
         </dd>
+        <dt>{t('devices.genuine')}</dt>
+        <dd class={d.genuine === 'notGenuine' ? 'bad' : ''} data-testid={`genuine-${d.serial}`}>
+          {t(`genuine.${d.genuine}`)}
+          {d.genuineFailures.length > 0 && (
+            <ul class="genuine-failures">
+              {d.genuineFailures.map((f) => (
+                <li key={f}>{f}</li>
+              ))}
+            </ul>
+          )}
+        </dd>
       </dl>
       <div class="actions">
         {d.connected ? (
@@ -71,6 +83,7 @@ export function DevicesScreen() {
   const devices = useApp((s) => s.devices);
   const active = useApp(activeDevice);
   const links = useApp((s) => s.links);
+  const bankCommands = useApp((s) => s.bankCommands);
   return (
     <>
       <h1 tabIndex={-1}>{t('devices.title')}</h1>
@@ -86,6 +99,11 @@ export function DevicesScreen() {
           <strong>{t(`link.${l.link}`)}</strong> {l.message}
         </p>
       ))}
+      {Object.entries(bankCommands).map(([deviceId, b]) => (
+        <p key={deviceId} class={`link-state ${b.applied && b.command === 'unlock' ? '' : 'bad'}`} role="alert" data-testid={`bank-command-${deviceId}`}>
+          <strong>{t(`bankCommand.${b.command}`)}</strong> {b.message}
+        </p>
+      ))}
       {devices.length === 0 ? (
         <p class="empty">{t('devices.none')}</p>
       ) : (
@@ -95,6 +113,7 @@ export function DevicesScreen() {
           ))}
         </ul>
       )}
+      <ReportLost />
     </>
   );
 }

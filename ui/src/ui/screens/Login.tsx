@@ -8,6 +8,8 @@ export function LoginScreen() {
   const login = useApp((s) => s.login);
   const session = useApp((s) => s.session);
   const dev = useApp(activeDevice);
+  const loggedOut = useApp((s) => s.loggedOut);
+  const told = useApp((s) => (dev ? s.bankCommands[dev.deviceId] : undefined));
 
   if (session) {
     return (
@@ -33,6 +35,20 @@ export function LoginScreen() {
     <>
       <h1 tabIndex={-1}>{t('login.title')}</h1>
       <p class="lead">{t('login.lead')}</p>
+      {told && (
+        <p class={`link-state ${told.applied && told.command === 'unlock' ? '' : 'bad'}`} role="alert" data-testid="login-bank-command">
+          <strong>{t(`bankCommand.${told.command}`)}</strong> {told.message}
+        </p>
+      )}
+      {loggedOut && (
+        <p
+          class={`link-state ${loggedOut.bankEnded && loggedOut.deviceCleared ? '' : 'bad'}`}
+          role="status"
+          data-testid="logged-out"
+        >
+          <strong>{t('login.loggedOut')}</strong> {loggedOut.message}
+        </p>
+      )}
       {login.step === 'form' && (
         <form
           class="form"

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { DeviceDisplay, ErrorBox, Field, fieldAria, IndicatorLight, PinDots, StageLine } from '../common';
 import { activeDevice } from '../../state';
 import { useApp, useController, useT } from '../context';
+import { StaffBySerial } from './BySerial';
 
 function SignIn() {
   const t = useT();
@@ -176,6 +177,8 @@ export function StaffScreen() {
             {t('staff.tamperReset')}
           </button>
         </section>
+
+        <StaffBySerial />
       </div>
 
       <section class="staff-output" aria-live="polite" aria-label={t('staff.output')}>

@@ -1,0 +1,394 @@
+//! A device's life in the app core (issue 14, app side): the bank's commands relayed to the
+//! connected device (wipe, lock, unlock, for an unplugged device on replug), logout at both
+//! ends, declined confirmations, the genuine check, and acting by serial (harness:
+//! tests/app_support).
+
+// Test harness: a broken fixture or an impossible state should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod app_support;
+mod flows_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_support::{DEVICE, progress, progress_events, start, start_trusting};
+use companion::app::{
+    AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Genuine,
+    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, SerialAction,
+};
+use companion::bank::BankSettings;
+use companion::devices::DeviceManager;
+use companion::error::ErrorKind;
+use serde_json::json;
+
+/// Issue 14 item 1: the app dropped every bank event that was not a confirmation, so a device
+/// staff revoked kept its keys while connected. A separate `pinbridge staff revoke` process
+/// (another PC, no device there) now wipes the device connected to this app within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_by_staff_elsewhere_is_wiped_within_seconds() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    let state = tempfile::tempdir().unwrap();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_pinbridge"));
+    cli.env("PINBRIDGE_BANK_URL", &h.world.url)
+        .env("PINBRIDGE_STATE_DIR", state.path())
+        .env("PINBRIDGE_LOG_DIR", state.path().join("logs"))
+        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
+        .env("PINBRIDGE_STAFF_USER", "teller")
+        .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
+        .args([
+            "staff",
+            "revoke",
+            "--serial",
+            "PB-TEST-1",
+            "--reason",
+            "stolen",
+        ]);
+    let output = tokio::task::spawn_blocking(move || cli.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let CoreEvent::BankCommand {
+        device_id,
+        applied,
+        lifecycle,
+        session_ended,
+        message,
+        ..
+    } = h.bank_command(&mut events, BankCommandKind::Wipe).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(device_id, DEVICE);
+    assert!(applied && session_ended, "{message}");
+    assert_eq!(lifecycle, Some(Lifecycle::Revoked));
+    assert!(
+        message.contains("revoked this PIN pad") && message.contains("wiped"),
+        "{message}"
+    );
+    assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.lifecycle, Lifecycle::Revoked, "{status:?}");
+    // The login ended with it.
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
+}
+
+/// A lock staff issue while the customer is typing a payment's PIN waits for the payment's
+/// device exchange (no deadlock, no interleaving), then locks the device and ends the login;
+/// the staff unlock reaches the device at the next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_mid_payment_is_applied_after_it_and_an_unlock_comes_with_the_next_login() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let (sink, mut seen) = progress_events();
+    let payment = {
+        let core = h.core.clone();
+        let id = prepared.payment_id.clone();
+        tokio::spawn(async move { core.payment_approve(&id, sink).await })
+    };
+    // The payment holds the device: the PIN is being typed.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !matches!(seen.recv().await, Some(DeviceProgress::Pin { .. })) {}
+    })
+    .await
+    .expect("PIN entry");
+    h.staff_command("lock").await;
+    match payment.await.unwrap() {
+        // The payment reached the bank before the lock.
+        Ok(result) => assert_eq!(result.outcome, Outcome::Approved, "{result:?}"),
+        // The lock ended the bank session first.
+        Err(error) => assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}"),
+    }
+    let CoreEvent::BankCommand {
+        applied,
+        lock,
+        session_ended,
+        message,
+        ..
+    } = h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied && session_ended, "{message}");
+    assert_eq!(lock, Some(LockState::Locked));
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+    let refused = h
+        .core
+        .login(DEVICE, "alice", progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Locked, "{refused}");
+
+    h.staff_command("unlock").await;
+    let session = h.core.login(DEVICE, "alice", progress().0).await.unwrap();
+    assert_eq!(h.world.device.view().state.lock, "unlocked");
+    let prepared = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&prepared.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}
+
+/// A command the bank sends while the device is unplugged is relayed first when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_for_an_unplugged_device_is_relayed_when_it_is_back() {
+    let h = start().await;
+    let _watch = tokio::spawn(h.core.clone().watch_devices(Duration::from_secs(3600)));
+    h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    h.plug.set(false);
+    h.link(&mut events, LinkState::Reconnecting).await;
+    h.staff_command("lock").await;
+    let CoreEvent::BankCommand {
+        applied, message, ..
+    } = h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(!applied, "{message}");
+    assert!(message.contains("not locked itself yet"), "{message}");
+    assert_eq!(h.world.device.view().state.lock, "unlocked");
+
+    h.plug.set(true);
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+}
+
+/// Issue 14 item 4: logout only forgot the session in the app; the bank token lived on and the
+/// device kept its session keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_bank_session_and_the_device_drops_its_session_keys() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    assert!(h.world.device.view().state.session_active);
+    assert_eq!(h.session_stage(&session.session_id).await, "active");
+
+    let result = h.core.logout(&session.session_id).await.unwrap();
+    assert!(result.bank_ended && result.device_cleared, "{result:?}");
+    assert_eq!(h.session_stage(&session.session_id).await, "ended");
+    assert!(!h.world.device.view().state.session_active);
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
+    // The customer logs in again as usual.
+    h.core.login(DEVICE, "alice", progress().0).await.unwrap();
+}
+
+/// Issue 14 item 5 in the app: a decline on the PIN pad is posted to the bank and shown as the
+/// customer's decline; it never holds up the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_confirmation_is_posted_and_the_next_one_is_signed() {
+    let h = start().await;
+    let mut events = h.events.subscribe();
+    h.pair_and_login().await;
+    let terminal = h
+        .world
+        .client
+        .staff_login("terminal", "terminal-password")
+        .await
+        .unwrap();
+    for basket in ["basket-31", "basket-32"] {
+        h.world
+            .client
+            .post(
+                "/v1/confirmations",
+                Some(&terminal),
+                &json!({
+                    "customer_id": "alice",
+                    "payee_account": "FR7630006000011234567890189",
+                    "payee_name": "Web Shop",
+                    "amount_minor": 1_500,
+                    "currency": "EUR",
+                    "reference": basket,
+                    "idempotency_key": basket,
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let mut pushed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while pushed.len() < 2 {
+            if let CoreEvent::ConfirmationPushed { request } = events.recv().await.unwrap() {
+                pushed.push(request.request_id);
+            }
+        }
+    })
+    .await
+    .expect("both requests pushed");
+
+    h.world
+        .decline
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let declined = h
+        .core
+        .confirmation_approve(&pushed[0], DEVICE, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(declined.outcome, Outcome::Declined, "{declined:?}");
+    assert_eq!(declined.reason, OutcomeReason::UserRejected, "{declined:?}");
+    let signed = h
+        .core
+        .confirmation_approve(&pushed[1], DEVICE, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(signed.outcome, Outcome::Signed, "{signed:?}");
+    assert!(h.core.confirmations().list().is_empty());
+    for (id, status) in [(&pushed[0], "declined"), (&pushed[1], "approved")] {
+        let view = h
+            .world
+            .client
+            .get(&format!("/v1/confirmations/{id}"), Some(&terminal))
+            .await
+            .unwrap();
+        assert_eq!(view["status"], status, "{view}");
+    }
+    assert_eq!(h.world.journal_entries(&pushed[0]).await, 0);
+    assert_eq!(h.world.journal_entries(&pushed[1]).await, 1);
+}
+
+/// The app's genuine check (issue 14 items 3 and 7): connect asks the PIN pad for a signed
+/// report over a fresh nonce and checks its certificate, as `pinbridge device info` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tells_genuine_not_verified_and_not_genuine_apart() {
+    let trusted = start_trusting(|world| vec![world.ca]).await;
+    let status = trusted.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::Genuine, "{status:?}");
+    assert!(status.genuine_failures.is_empty());
+    drop(trusted);
+
+    let unconfigured = start().await;
+    let status = unconfigured.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::NotVerified, "{status:?}");
+    drop(unconfigured);
+
+    let foreign = start_trusting(|_| {
+        use rand_core::SeedableRng;
+        let other = device_sim::certificate::CaKey::generate(
+            &mut rand_chacha::ChaCha20Rng::from_seed([9; 32]),
+        );
+        vec![other.public_key()]
+    })
+    .await;
+    let status = foreign.core.connect(DEVICE).await.unwrap();
+    assert_eq!(status.genuine, Genuine::NotGenuine, "{status:?}");
+    assert!(
+        status
+            .genuine_failures
+            .iter()
+            .any(|f| f.starts_with("certificate:")),
+        "{status:?}"
+    );
+    // Listed as seen at connect, not checked again on every listing.
+    let again = foreign.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(again.genuine, Genuine::NotGenuine);
+}
+
+/// Issue 14 item 2 in the app: staff act on a PIN pad that is not plugged into their PC, by
+/// serial (the PIN pad here is logged in in another app), and a customer reports theirs lost
+/// with the loss-report code, no login and no staff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
+    let h = start().await;
+    h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    // The branch: another app, no PIN pad, staff signed in.
+    let branch = AppCore::new(CoreConfig {
+        keys: companion::keystore::KeyStore::in_memory(h.keys.path().join("branch")),
+        bank: {
+            let url = h.world.url.clone();
+            Arc::new(move || BankSettings {
+                url: url.clone(),
+                ca_pem: None,
+            })
+        },
+        embedded: EmbeddedStatus::Off,
+        emit: Arc::new(|_| {}),
+        devices: DeviceManager::new(),
+        mocks: None,
+        device_cas: Vec::new(),
+    });
+    branch
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    let seen = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    assert_eq!(seen.customer_id.as_deref(), Some("alice"));
+    assert!(!seen.locked);
+    let bad = branch.staff_device_lookup("../admin").await.unwrap_err();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    let after = branch
+        .staff_by_serial("PB-TEST-1", SerialAction::Lock)
+        .await
+        .unwrap();
+    assert!(after.locked, "{after:?}");
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Lock).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+
+    // Unlocked by serial, the customer logs in again; then reports the PIN pad lost.
+    branch
+        .staff_by_serial("PB-TEST-1", SerialAction::Unlock)
+        .await
+        .unwrap();
+    h.core.login(DEVICE, "alice", progress().0).await.unwrap();
+    let code = h
+        .loss_code
+        .clone()
+        .expect("a loss-report code at enrolment");
+    let wrong = h
+        .core
+        .report_lost("PB-TEST-1", "alice", "not-the-code")
+        .await
+        .unwrap_err();
+    assert_ne!(wrong.kind, ErrorKind::Internal, "{wrong}");
+    let report = h
+        .core
+        .report_lost("PB-TEST-1", "alice", &code)
+        .await
+        .unwrap();
+    assert!(report.message.contains("revoked"), "{report:?}");
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Wipe).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+}
