@@ -580,8 +580,8 @@ impl Bank {
                             )
                             .await?;
                         }
-                        if conn.is_postgres() && payer != payee {
-                            // PostgreSQL: debit, credit, journal and decision in one statement.
+                        if conn.is_postgres() {
+                            // PostgreSQL: debit, journal and decision in one statement.
                             let transfer = Transfer {
                                 transaction_id: &tx_id,
                                 payer: &payer,
@@ -992,10 +992,10 @@ fn already_journaled() -> BankError {
 
 /// The money side and the decision of a device payment whose PIN verified, as one
 /// PostgreSQL statement (data-modifying CTEs, standard PostgreSQL): debit the payer if the
-/// balance covers it; only then credit the payee (if it is an account of this bank) and write
-/// the journal entry; store the decision with the response for the verdict it reached
-/// (`responses`: approved, insufficient funds). Not for a payment to the payer's own account:
-/// one statement may not change a row twice.
+/// balance covers it; only then write the journal entry; store the decision with the
+/// response for the verdict it reached (`responses`: approved, insufficient funds). The
+/// payee (if it is an account of this bank) is credited at the end of the batch, in the same
+/// transaction ([`WriteTx::credit_at_commit`]): most payments credit the same few accounts.
 async fn settle_in_one_statement(
     conn: &mut WriteTx,
     transfer: &Transfer<'_>,
@@ -1036,11 +1036,11 @@ async fn settle_in_one_statement(
             "the payment was decided concurrently",
         ));
     }
-    Ok(if row.int(0)? == 1 {
-        Verdict::Approved
-    } else {
-        Verdict::InsufficientFunds
-    })
+    if row.int(0)? != 1 {
+        return Ok(Verdict::InsufficientFunds);
+    }
+    conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
+    Ok(Verdict::Approved)
 }
 
 /// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
@@ -1050,8 +1050,6 @@ async fn settle_in_one_statement(
 const SETTLE_POSTGRES: &str = "WITH debit AS (\
      UPDATE accounts SET balance_minor = balance_minor - $1 \
      WHERE account_number = $2 AND balance_minor >= $1 RETURNING account_number), \
-     credit AS (UPDATE accounts SET balance_minor = balance_minor + $1 \
-     WHERE account_number = $3 AND currency = $4 AND EXISTS (SELECT 1 FROM debit) RETURNING 1), \
      entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
      SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
      decide AS (UPDATE payments SET \
@@ -1063,22 +1061,14 @@ const SETTLE_POSTGRES: &str = "WITH debit AS (\
      SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide)";
 
 /// Stores a device payment's decision; for an approved one (payer already debited) also
-/// credits the payee and writes the journal entry.
+/// writes the journal entry and credits the payee (at the end of the batch).
 async fn record_decision(
     conn: &mut WriteTx,
     decision: Decision<'_>,
     transfer: &Transfer<'_>,
 ) -> BankResult<()> {
     if decision.verdict == Verdict::Approved {
-        conn.execute(
-            CREDIT,
-            vec![
-                transfer.amount.into(),
-                transfer.payee.into(),
-                transfer.currency.into(),
-            ],
-        )
-        .await?;
+        conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
         conn.execute(JOURNAL, journal_values(transfer))
             .await
             .map_err(|e| {
