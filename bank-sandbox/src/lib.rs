@@ -5,6 +5,7 @@
 pub mod api;
 pub mod bank;
 pub mod certificate;
+mod credits;
 pub mod error;
 pub mod hsm;
 pub mod store;

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::credits::{Credit, Credits};
+
+mod pg;
+
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -234,6 +238,8 @@ impl WriteRow {
 /// Statements use `?` placeholders on both.
 pub struct WriteTx {
     inner: WriteInner,
+    /// Credits applied at the end of the batch (see [`crate::credits`]).
+    credits: Credits,
 }
 
 enum WriteInner {
@@ -249,6 +255,9 @@ impl std::fmt::Debug for WriteTx {
         })
     }
 }
+
+/// Credits an account of this bank held in the currency (no row: not one of ours).
+const CREDIT: &str = "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?";
 
 fn bind_all<'q>(
     sql: &'q str,
@@ -271,6 +280,41 @@ impl WriteTx {
     /// data-modifying CTEs, which SQLite does not have).
     pub fn is_postgres(&self) -> bool {
         matches!(self.inner, WriteInner::Postgres(_))
+    }
+
+    fn new(inner: WriteInner) -> Self {
+        Self {
+            inner,
+            credits: Credits::default(),
+        }
+    }
+
+    /// Credits `amount` to `account` if it is an account of this bank held in `currency`
+    /// (else nothing), at the end of the batch and in its transaction, if this job
+    /// succeeds. Summed per account: a row many payments credit changes once per batch.
+    pub fn credit_at_commit(&mut self, account: &str, currency: &str, amount: i64) {
+        self.credits.add(Credit {
+            account: account.to_owned(),
+            currency: currency.to_owned(),
+            amount,
+        });
+    }
+
+    /// Applies the batch's credits (before its commit). An `Err` means the batch must not
+    /// commit.
+    async fn apply_credits(&mut self) -> Result<(), StoreError> {
+        for credit in self.credits.take_batch() {
+            self.execute(
+                CREDIT,
+                vec![
+                    credit.amount.into(),
+                    credit.account.into(),
+                    credit.currency.into(),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs a statement; the number of rows it changed.
@@ -364,9 +408,7 @@ fn group_commit(
     stats: Arc<GroupCommitStats>,
     runtime: tokio::runtime::Runtime,
 ) {
-    let mut tx = WriteTx {
-        inner: WriteInner::Sqlite(connection),
-    };
+    let mut tx = WriteTx::new(WriteInner::Sqlite(connection));
     let batch_sql = |tx: &WriteTx, sql: &str| match &tx.inner {
         WriteInner::Sqlite(conn) => conn.execute_batch(sql).map_err(StoreError::from),
         WriteInner::Postgres(_) => Err(StoreError::CommitFailed),
@@ -387,6 +429,7 @@ fn group_commit(
         if committed.is_ok() {
             for job in batch {
                 let (ok, reply) = runtime.block_on(job(&mut tx));
+                tx.credits.job_done(ok);
                 replies.push(reply);
                 // Moves the mark past a finished job, or undoes a failed job's writes
                 // (the mark stays for the next job).
@@ -400,6 +443,12 @@ fn group_commit(
                     break;
                 }
             }
+        }
+        if committed.is_ok() {
+            committed = runtime.block_on(tx.apply_credits());
+        } else {
+            // Not applied: the batch's writes are rolled back below.
+            tx.credits.take_batch();
         }
         if committed.is_ok() {
             committed = batch_sql(&tx, "COMMIT");
@@ -448,94 +497,6 @@ fn spawn_group_commit(
         .spawn(move || group_commit(connection, jobs, stats, runtime))
         .map_err(StoreError::WriterThread)?;
     Ok(())
-}
-
-/// Runs a PostgreSQL batch's jobs in `tx`, each after a savepoint; a failed job's writes
-/// are rolled back to it. An `Err` means a savepoint step failed: the batch must not commit
-/// (jobs not run yet are dropped, and their callers get `CommitFailed`).
-async fn run_batch(
-    tx: &mut WriteTx,
-    batch: Vec<Job>,
-    replies: &mut Vec<Reply>,
-) -> Result<(), StoreError> {
-    let mut step = "SAVEPOINT job";
-    for job in batch {
-        tx.simple(step).await?;
-        let (ok, reply) = job(tx).await;
-        replies.push(reply);
-        step = if ok {
-            "RELEASE job; SAVEPOINT job"
-        } else {
-            "ROLLBACK TO job; RELEASE job; SAVEPOINT job"
-        };
-    }
-    // The last job's step: a failed job's writes are undone before the commit.
-    if step.starts_with("ROLLBACK") {
-        tx.simple("ROLLBACK TO job").await?;
-    }
-    Ok(())
-}
-
-/// The group commit on PostgreSQL: the same contract as [`group_commit`] (each job after a
-/// savepoint, one commit per batch, nobody answered before it), run by several workers at
-/// once, each taking the jobs waiting when it is free and running them on a pooled
-/// connection. `synchronous_commit` stays on: a commit returns once its WAL is flushed, and
-/// concurrent commits share the flush (PostgreSQL's own group commit), so a batch of jobs
-/// costs one commit round trip and, at most, one WAL flush. The savepoint steps are sent as
-/// one simple-protocol message each ("RELEASE job; SAVEPOINT job").
-async fn pg_group_commit(
-    pool: AnyPool,
-    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
-    stats: Arc<GroupCommitStats>,
-) {
-    loop {
-        let batch = {
-            let mut queue = jobs.lock().await;
-            let Some(first) = queue.recv().await else {
-                return; // every sender (every clone of the store) is gone
-            };
-            let mut batch = vec![first];
-            while batch.len() < PG_MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
-        let size = batch.len();
-        let mut replies = Vec::with_capacity(size);
-        let mut committed = match pool.begin().await {
-            Ok(tx) => Ok(WriteTx {
-                inner: WriteInner::Postgres(tx),
-            }),
-            Err(e) => Err(StoreError::from(e)),
-        };
-        if let Ok(tx) = &mut committed
-            && let Err(e) = run_batch(tx, batch, &mut replies).await
-        {
-            committed = Err(e);
-        }
-        let committed = match committed {
-            Ok(tx) => match tx.inner {
-                WriteInner::Postgres(tx) => tx.commit().await.map_err(StoreError::from),
-                WriteInner::Sqlite(_) => Err(StoreError::CommitFailed),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &committed {
-            // The transaction rolls back when dropped (the connection returns to the pool
-            // clean, or is closed).
-            tracing::error!(error = %e, "group commit failed; its jobs are answered with an error");
-        }
-        let ok = committed.is_ok();
-        if ok {
-            stats.record(size);
-        }
-        for reply in replies {
-            reply(ok);
-        }
-    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -648,7 +609,7 @@ impl Store {
                 let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
                 let stats = Arc::new(GroupCommitStats::default());
                 for _ in 0..workers {
-                    tokio::spawn(pg_group_commit(
+                    tokio::spawn(pg::pg_group_commit(
                         pool.clone(),
                         receiver.clone(),
                         stats.clone(),

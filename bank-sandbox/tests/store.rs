@@ -1,6 +1,7 @@
 //! Store tests on SQLite and PostgreSQL: migrations on first open (and idempotent reopen),
 //! and `Store::write`: a failing write rolls back alone while concurrent ones commit (the
-//! SQLite group commit runs them in one transaction, each in its own savepoint).
+//! SQLite group commit runs them in one transaction, each in its own savepoint), its
+//! credits too (applied at the end of the batch).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,6 +28,14 @@ async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
         return;
     };
     let store = Store::open(&url, 4).await.unwrap();
+    // An account without a customer (as a payee of another bank's customer would be).
+    sqlx::query(&store.q(
+        "INSERT INTO accounts (account_number, name, currency, exponent, balance_minor, created_at) \
+         VALUES ('SHOP', 'shop', 'EUR', 2, 0, 0)",
+    ))
+    .execute(store.writer())
+    .await
+    .unwrap();
     let mut tasks = Vec::new();
     for i in 0..40i64 {
         let store = store.clone();
@@ -36,6 +45,10 @@ async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
                     Box::pin(async move {
                         conn.execute(INSERT, vec![format!("T{i}").into(), i.into()])
                             .await?;
+                        // Applied at the end of the batch, only if this job succeeds; a
+                        // credit in another currency than the account's changes nothing.
+                        conn.credit_at_commit("SHOP", "EUR", i);
+                        conn.credit_at_commit("SHOP", "USD", 1_000);
                         if i % 3 == 0 {
                             return Err(BankError::conflict("test", "rolled back on purpose"));
                         }
@@ -66,6 +79,18 @@ async fn concurrent_writes_commit_or_roll_back_alone(db: Db) {
     assert_eq!(
         stored, committed,
         "exactly the successful writes are stored"
+    );
+    let balance: i64 =
+        sqlx::query("SELECT balance_minor FROM accounts WHERE account_number = 'SHOP'")
+            .fetch_one(store.reader())
+            .await
+            .unwrap()
+            .try_get("balance_minor")
+            .unwrap();
+    assert_eq!(
+        balance,
+        committed.iter().sum::<i64>(),
+        "exactly the successful jobs' credits are applied"
     );
     // A second entry under a stored key is told apart from other failures (the payments'
     // idempotency and exactly-once journal rely on it), and leaves nothing behind.

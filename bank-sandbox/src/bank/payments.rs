@@ -21,6 +21,9 @@ use crate::store::{SqlValue, Store, WriteTx, job};
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
 use crate::util::{self, now_ms};
 
+mod settle;
+use settle::{Advance, settle_in_one_statement};
+
 /// A payment the app asks the bank to prepare.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct PaymentRequest {
@@ -519,9 +522,40 @@ impl Bank {
             .store
             .write(job(move |conn| {
                 Box::pin(async move {
+                    let session_hex = hex::encode(session_id.0);
+                    if conn.is_postgres() && pin_matches {
+                        // PostgreSQL, the usual case (PIN right, none wrong before, not locked):
+                        // counter, session check, debit, journal and decision in one statement.
+                        let transfer = Transfer {
+                            transaction_id: &tx_id,
+                            payer: &payer,
+                            payee: &payee,
+                            amount,
+                            currency: &currency,
+                        };
+                        let approved = respond(Verdict::Approved)?;
+                        let short = respond(Verdict::InsufficientFunds)?;
+                        let advance = Advance {
+                            binding_id: &binding_id,
+                            session_hex: &session_hex,
+                        };
+                        if let Some(verdict) = settle_in_one_statement(
+                            conn,
+                            Some(advance),
+                            &transfer,
+                            device_counter,
+                            approval_bytes.clone(),
+                            (&approved, &short),
+                        )
+                        .await?
+                        {
+                            let encoded = if verdict == Verdict::Approved { approved } else { short };
+                            return Ok((verdict, encoded, None));
+                        }
+                        // Nothing written: the steps below find out what stopped it.
+                    }
                     // Advancing the counter, checking that the session is still active (another
                     // bank process may have ended it) and reading the PIN state is one statement.
-                    let session_hex = hex::encode(session_id.0);
                     let advanced = match conn
                         .fetch_optional(
                             "UPDATE bindings SET device_counter = ? WHERE binding_id = ? AND device_counter < ? \
@@ -580,8 +614,8 @@ impl Bank {
                             )
                             .await?;
                         }
-                        if conn.is_postgres() && payer != payee {
-                            // PostgreSQL: debit, credit, journal and decision in one statement.
+                        if conn.is_postgres() {
+                            // PostgreSQL: debit, journal and decision in one statement.
                             let transfer = Transfer {
                                 transaction_id: &tx_id,
                                 payer: &payer,
@@ -593,12 +627,14 @@ impl Bank {
                             let short = respond(Verdict::InsufficientFunds)?;
                             let verdict = settle_in_one_statement(
                                 conn,
+                                None,
                                 &transfer,
                                 device_counter,
                                 approval_bytes,
                                 (&approved, &short),
                             )
-                            .await?;
+                            .await?
+                            .ok_or_else(|| BankError::internal(&"settlement without a counter step"))?;
                             let encoded = if verdict == Verdict::Approved { approved } else { short };
                             return Ok((verdict, encoded, None));
                         }
@@ -990,95 +1026,15 @@ fn already_journaled() -> BankError {
     )
 }
 
-/// The money side and the decision of a device payment whose PIN verified, as one
-/// PostgreSQL statement (data-modifying CTEs, standard PostgreSQL): debit the payer if the
-/// balance covers it; only then credit the payee (if it is an account of this bank) and write
-/// the journal entry; store the decision with the response for the verdict it reached
-/// (`responses`: approved, insufficient funds). Not for a payment to the payer's own account:
-/// one statement may not change a row twice.
-async fn settle_in_one_statement(
-    conn: &mut WriteTx,
-    transfer: &Transfer<'_>,
-    device_counter: i64,
-    approval: Vec<u8>,
-    responses: (&str, &str),
-) -> BankResult<Verdict> {
-    let row = conn
-        .fetch_optional(
-            SETTLE_POSTGRES,
-            vec![
-                transfer.amount.into(),
-                transfer.payer.into(),
-                transfer.payee.into(),
-                transfer.currency.into(),
-                transfer.transaction_id.into(),
-                now_ms().into(),
-                i64::from(Verdict::Approved.to_wire()).into(),
-                i64::from(Verdict::InsufficientFunds.to_wire()).into(),
-                device_counter.into(),
-                approval.into(),
-                hex::decode(responses.0).unwrap_or_default().into(),
-                hex::decode(responses.1).unwrap_or_default().into(),
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                already_journaled()
-            } else {
-                e.into()
-            }
-        })?
-        .ok_or_else(|| BankError::internal(&"settlement returned no row"))?;
-    if row.int(1)? != 1 {
-        return Err(BankError::conflict(
-            "payment_already_decided",
-            "the payment was decided concurrently",
-        ));
-    }
-    Ok(if row.int(0)? == 1 {
-        Verdict::Approved
-    } else {
-        Verdict::InsufficientFunds
-    })
-}
-
-/// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
-/// $5 transaction id, $6 now, $7/$8 approved/insufficient-funds wire codes, $9 device
-/// counter, $10 approval, $11/$12 the responses. PostgreSQL runs every data-modifying CTE
-/// to completion whether or not the final SELECT reads it.
-const SETTLE_POSTGRES: &str = "WITH debit AS (\
-     UPDATE accounts SET balance_minor = balance_minor - $1 \
-     WHERE account_number = $2 AND balance_minor >= $1 RETURNING account_number), \
-     credit AS (UPDATE accounts SET balance_minor = balance_minor + $1 \
-     WHERE account_number = $3 AND currency = $4 AND EXISTS (SELECT 1 FROM debit) RETURNING 1), \
-     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
-     SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
-     decide AS (UPDATE payments SET \
-     status = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'approved' ELSE 'declined' END, \
-     result = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $7 ELSE $8 END, \
-     device_counter = $9, approval = $10, \
-     response = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $11 ELSE $12 END, \
-     decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' RETURNING 1) \
-     SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide)";
-
 /// Stores a device payment's decision; for an approved one (payer already debited) also
-/// credits the payee and writes the journal entry.
+/// writes the journal entry and credits the payee (at the end of the batch).
 async fn record_decision(
     conn: &mut WriteTx,
     decision: Decision<'_>,
     transfer: &Transfer<'_>,
 ) -> BankResult<()> {
     if decision.verdict == Verdict::Approved {
-        conn.execute(
-            CREDIT,
-            vec![
-                transfer.amount.into(),
-                transfer.payee.into(),
-                transfer.currency.into(),
-            ],
-        )
-        .await?;
+        conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
         conn.execute(JOURNAL, journal_values(transfer))
             .await
             .map_err(|e| {

@@ -1,0 +1,120 @@
+//! The PostgreSQL settlement of a device payment in one statement (data-modifying CTEs).
+
+use firmware_protocol::message::BankResult as Verdict;
+
+use super::{Transfer, already_journaled};
+use crate::error::{BankError, BankResult};
+use crate::store::WriteTx;
+use crate::util::now_ms;
+
+/// The counter step of a decision made in the settlement statement: the binding whose
+/// device counter advances and the session that must still be active.
+pub(super) struct Advance<'a> {
+    pub binding_id: &'a str,
+    pub session_hex: &'a str,
+}
+
+/// The money side and the decision of a device payment whose PIN verified, as one
+/// PostgreSQL statement (data-modifying CTEs, standard PostgreSQL): debit the payer if the
+/// balance covers it; only then write the journal entry; store the decision with the
+/// response for the verdict it reached (`responses`: approved, insufficient funds). The
+/// payee (if it is an account of this bank) is credited at the end of the batch, in the same
+/// transaction ([`WriteTx::credit_at_commit`]): most payments credit the same few accounts.
+///
+/// With `advance`, the statement also advances the device counter, checks that the session
+/// is active and that the binding has no wrong PIN counted and is not PIN-locked, and does
+/// the rest only then: the usual decision in one round trip. `None`: that check did not
+/// pass and nothing was written (the caller takes the step-by-step path, which tells why).
+pub(super) async fn settle_in_one_statement(
+    conn: &mut WriteTx,
+    advance: Option<Advance<'_>>,
+    transfer: &Transfer<'_>,
+    device_counter: i64,
+    approval: Vec<u8>,
+    responses: (&str, &str),
+) -> BankResult<Option<Verdict>> {
+    let mut params = vec![
+        transfer.amount.into(),
+        transfer.payer.into(),
+        transfer.payee.into(),
+        transfer.currency.into(),
+        transfer.transaction_id.into(),
+        now_ms().into(),
+        i64::from(Verdict::Approved.to_wire()).into(),
+        i64::from(Verdict::InsufficientFunds.to_wire()).into(),
+        device_counter.into(),
+        approval.into(),
+        hex::decode(responses.0).unwrap_or_default().into(),
+        hex::decode(responses.1).unwrap_or_default().into(),
+    ];
+    let sql = match &advance {
+        Some(advance) => {
+            params.push(advance.binding_id.into());
+            params.push(advance.session_hex.into());
+            ADVANCE_AND_SETTLE_POSTGRES
+        }
+        None => SETTLE_POSTGRES,
+    };
+    let row = conn
+        .fetch_optional(sql, params)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                already_journaled()
+            } else {
+                e.into()
+            }
+        })?
+        .ok_or_else(|| BankError::internal(&"settlement returned no row"))?;
+    if advance.is_some() && row.int(2)? != 1 {
+        return Ok(None);
+    }
+    if row.int(1)? != 1 {
+        return Err(BankError::conflict(
+            "payment_already_decided",
+            "the payment was decided concurrently",
+        ));
+    }
+    if row.int(0)? != 1 {
+        return Ok(Some(Verdict::InsufficientFunds));
+    }
+    conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
+    Ok(Some(Verdict::Approved))
+}
+
+/// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
+/// $5 transaction id, $6 now, $7/$8 approved/insufficient-funds wire codes, $9 device
+/// counter, $10 approval, $11/$12 the responses. PostgreSQL runs every data-modifying CTE
+/// to completion whether or not the final SELECT reads it.
+const SETTLE_POSTGRES: &str = "WITH debit AS (\
+     UPDATE accounts SET balance_minor = balance_minor - $1 \
+     WHERE account_number = $2 AND balance_minor >= $1 RETURNING account_number), \
+     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
+     decide AS (UPDATE payments SET \
+     status = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'approved' ELSE 'declined' END, \
+     result = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $7 ELSE $8 END, \
+     device_counter = $9, approval = $10, \
+     response = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $11 ELSE $12 END, \
+     decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide)";
+
+/// [`SETTLE_POSTGRES`] after the counter step ($13 binding, $14 session): the debit and the
+/// decision happen only if the counter advanced.
+const ADVANCE_AND_SETTLE_POSTGRES: &str = "WITH advance AS (\
+     UPDATE bindings SET device_counter = $9 WHERE binding_id = $13 AND device_counter < $9 \
+     AND pin_locked = 0 AND wrong_pin_count = 0 AND EXISTS (SELECT 1 FROM sessions \
+     WHERE session_id = $14 AND stage = 'active' AND expires_at > $6) RETURNING 1), \
+     debit AS (UPDATE accounts SET balance_minor = balance_minor - $1 \
+     WHERE account_number = $2 AND balance_minor >= $1 AND EXISTS (SELECT 1 FROM advance) \
+     RETURNING account_number), \
+     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     SELECT $5, $2, $3, $1, $4, $6 FROM debit RETURNING 1), \
+     decide AS (UPDATE payments SET \
+     status = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'approved' ELSE 'declined' END, \
+     result = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $7 ELSE $8 END, \
+     device_counter = $9, approval = $10, \
+     response = CASE WHEN EXISTS (SELECT 1 FROM debit) THEN $11 ELSE $12 END, \
+     decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' \
+     AND EXISTS (SELECT 1 FROM advance) RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide), (SELECT COUNT(*) FROM advance)";
