@@ -229,7 +229,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
     let mut events_log: Vec<Value> = Vec::new();
     let say = |line: &str| {
         if !json_mode {
-            crate::emit(line);
+            companion::output::emit(line);
         }
     };
     let mut seed = [0u8; 32];
@@ -257,18 +257,18 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
 
     let mut on_event = |event: FlowEvent| {
         if !json_mode {
-            crate::emit(&event.to_string());
+            companion::output::emit(&event.to_string());
         }
         events_log.push(serde_json::to_value(&event).unwrap_or(Value::Null));
     };
 
     if !json_mode {
-        crate::emit("\n1. Initialise (branch teller)");
+        companion::output::emit("\n1. Initialise (branch teller)");
     }
     let teller = client.staff_login("teller", "teller-password").await?;
     let serial = flows::initialise(&mut session, &client, &teller, &mut on_event).await?;
     if !json_mode {
-        crate::emit(&format!(
+        companion::output::emit(&format!(
             "\n2. Enrol and bind customer {DEMO_CUSTOMER} (PIN chosen on the keypad)"
         ));
     }
@@ -282,21 +282,21 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
     )
     .await?;
     if !json_mode {
-        crate::emit("\n3. Pair this computer with the PIN pad");
+        companion::output::emit("\n3. Pair this computer with the PIN pad");
     }
     let mut host = flows::pair(&mut session, "PINBRIDGE-DEMO", &mut on_event).await?;
     keystore.save(&host)?;
     if !json_mode {
-        crate::emit(&format!(
+        companion::output::emit(&format!(
             "    host pairing key stored encrypted (AES-256-GCM) in {}",
             state.path().display()
         ));
-        crate::emit("\n4. Log in at the bank through the PIN pad");
+        companion::output::emit("\n4. Log in at the bank through the PIN pad");
     }
     let login = flows::login(&mut session, &client, &mut host, &mut on_event).await?;
     keystore.save(&host)?;
     if !json_mode {
-        crate::emit("\n5. Pay 12.34 EUR to Shop SARL (PIN on the PIN pad)");
+        companion::output::emit("\n5. Pay 12.34 EUR to Shop SARL (PIN on the PIN pad)");
     }
     let mut key = [0u8; 8];
     getrandom::fill(&mut key).map_err(|e| setup("idempotency key")(e.to_string()))?;
@@ -335,7 +335,7 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
         });
     }
     if !json_mode {
-        crate::emit(&format!(
+        companion::output::emit(&format!(
             "\n6. The bank's books: payment {} is {} ({}), {} journal entr{}; {}'s balance now {}",
             outcome.transaction_id,
             status["status"].as_str().unwrap_or("?"),
@@ -345,7 +345,9 @@ pub async fn run(json_mode: bool) -> Result<Value, DemoError> {
             DEMO_CUSTOMER,
             balance.map_or("?".into(), |b| flows::format_amount(b.unsigned_abs(), 2)),
         ));
-        crate::emit("\nApproved: the PIN pad verified the bank's answer (indicator safe).");
+        companion::output::emit(
+            "\nApproved: the PIN pad verified the bank's answer (indicator safe).",
+        );
     }
     Ok(json!({
         "result": "approved",

@@ -14,6 +14,7 @@ pub mod input;
 pub mod integrity;
 pub mod keystore;
 pub mod logfile;
+pub mod output;
 pub mod private_file;
 pub mod redaction;
 pub mod session;
