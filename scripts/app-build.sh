@@ -17,10 +17,12 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 source scripts/ui-deps.sh
 ui_build "$root/ui" app-build
 
-# --- the Tauri CLI (cargo tauri), version 2.
+# --- the Tauri CLI (cargo tauri), version 2, in the tools cache beside tauri-driver.
+tools="${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}"
+export PATH="$tools/bin:$PATH"
 if ! cargo tauri --version 2>/dev/null | grep -q '^tauri-cli 2\.'; then
-  step "cargo install tauri-cli 2"
-  cargo install tauri-cli --version "^2" --locked
+  step "cargo install tauri-cli 2 (into $tools)"
+  cargo install tauri-cli --version "^2" --locked --root "$tools"
 fi
 
 # --- release build + .deb. The CLI turns on tauri/custom-protocol, which embeds ui/dist;

@@ -20,6 +20,8 @@ root="$PWD"
 source scripts/env.sh
 source scripts/app-xvfb.sh
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
+# The Tauri CLI and tauri-driver live in the tools cache (scripts/app-build.sh installs the CLI).
+export PATH="${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin:$PATH"
 release="$CARGO_TARGET_DIR/release"
 kept="$CARGO_TARGET_DIR/footprint"
 mkdir -p "$kept"
