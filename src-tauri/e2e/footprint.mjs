@@ -47,12 +47,18 @@ function appProcesses() {
   return found;
 }
 
-/** CPU ticks and context switches (voluntary + not) of every thread of `pid`. */
+/** CPU ticks of `pid` and the context switches (voluntary + not) of each of its threads. */
 function activity(pid) {
-  let switches = 0;
+  const switches = new Map();
   for (const task of readdirSync(`/proc/${pid}/task`)) {
-    const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
-    for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) switches += Number(m[1]);
+    let n = 0;
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    switches.set(task, n);
   }
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -64,7 +70,13 @@ const session = await Session.start(APP, { driver: DRIVER });
 try {
   await session.waitFor('the first screen', () => session.exec(`return document.querySelector('#app h1') ? true : null;`), { timeoutMs: 30000 });
   if (SCREENSHOT) writeFileSync(SCREENSHOT, await session.screenshot());
-  const connect = await session.findAll('[data-testid^="connect-"]').catch(() => []);
+  // The PIN pad listed (discovery runs after the first paint), when one is expected.
+  const connect = process.env.EXPECT_DEVICE === '1'
+    ? await session.waitFor('a listed PIN pad', async () => {
+      const found = await session.findAll('[data-testid^="connect-"]');
+      return found.length ? found : null;
+    }, { timeoutMs: 30000 })
+    : [];
   let connected = null;
   if (connect.length) {
     await session.click(connect[0]);
@@ -84,7 +96,9 @@ try {
     pid: a.pid,
     comm: a.comm,
     cpuMs: Math.round(((a.ticks - before[i].ticks) * 1000) / TICK),
-    wakeupsPerSecond: Math.round(((a.switches - before[i].switches) / IDLE_SECONDS) * 10) / 10,
+    // Threads alive at both samples; one that started meanwhile counts from zero.
+    wakeupsPerSecond:
+      Math.round(([...a.switches].reduce((sum, [task, n]) => sum + n - (before[i].switches.get(task) ?? 0), 0) / IDLE_SECONDS) * 10) / 10,
   }));
   console.log(JSON.stringify({ connected, memory, idleSeconds: IDLE_SECONDS, idle }));
 } finally {
