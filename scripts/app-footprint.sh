@@ -87,7 +87,9 @@ config_home() {
   local dir="$scratch/config-$1-$RANDOM"
   mkdir -p "$dir/app.pinbridge.desktop"
   if [ "$1" = production ]; then
-    printf '{"discovery": {"usb": false, "ble": false, "simDevices": ["127.0.0.1:%s"]}}\n' "$sim_port" >"$dir/app.pinbridge.desktop/settings.json"
+    # A whole settings file: one missing a field is moved aside as malformed (settings.json.bad).
+    printf '{"bankUrl": "", "bankCaPem": null, "language": "en", "theme": "light", "discovery": {"usb": true, "ble": false, "simDevices": ["127.0.0.1:%s"]}}\n' \
+      "$sim_port" >"$dir/app.pinbridge.desktop/settings.json"
   fi
   echo "$dir"
 }
@@ -109,8 +111,9 @@ TOML
 declare -A measured paint
 for flavour in production sandbox; do
   echo "==> $flavour: idle ${IDLE_SECONDS} s with a PIN pad connected" >&2
-  # The production app did not list the loopback pinpad-sim in this set-up (2026-12-04; to be
-  # found out): it is measured with whatever it lists, the sandbox with its mock PIN pad.
+  # The production app lists no PIN pad in this set-up (2026-12-04, not yet explained: the
+  # profile allows sim and the settings name the loopback pinpad-sim): it is measured with
+  # whatever it lists, the sandbox with its mock PIN pad connected.
   expect=0
   [ "$flavour" = sandbox ] && expect=1
   measured[$flavour]="$(XDG_CONFIG_HOME="$(config_home "$flavour")" EXPECT_DEVICE=$expect \
