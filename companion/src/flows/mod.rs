@@ -376,6 +376,46 @@ async fn relay_field(
     send_to_device(session, host, &request, events).await
 }
 
+/// What the device showed for a bank verdict it verified: its result, indicator and screen.
+struct DeviceDecision {
+    result: String,
+    indicator: String,
+    display_text: String,
+}
+
+/// Relays the bank's MACed verdict in field `name` of `verdict` (a payment's or a PIN
+/// change's) to the device, which answers with the indicator it set; reports the decision.
+async fn relay_verdict(
+    session: &mut Session,
+    host: &mut PairedHost,
+    verdict: &Value,
+    name: &'static str,
+    request: &'static str,
+    events: EventSink<'_>,
+) -> Result<DeviceDecision, FlowError> {
+    let answer = relay_field(session, Some(host), verdict, name, events)
+        .await?
+        .into_answer()?;
+    let Response::IndicatorSet(set) = &answer else {
+        return Err(FlowError::UnexpectedAnswer {
+            request,
+            expected: "IndicatorSet",
+            got: answer.name(),
+        });
+    };
+    let decision = DeviceDecision {
+        result: events::snake(&format!("{:?}", set.result)),
+        indicator: format!("{:?}", set.indicator).to_lowercase(),
+        display_text: set.display_text.clone(),
+    };
+    events(FlowEvent::DeviceDecision {
+        result: decision.result.clone(),
+        indicator: decision.indicator.clone(),
+        display_text: decision.display_text.clone(),
+    });
+    Ok(decision)
+}
+
 /// Reads the device's Info (encoded, hex) and serial.
 async fn device_info(
     session: &mut Session,
@@ -863,35 +903,23 @@ pub async fn approve_and_submit(
     events(FlowEvent::Step {
         step: Step::DeviceVerify,
     });
-    let answer = relay_field(
+    let decision = relay_verdict(
         session,
-        Some(host),
+        host,
         &verdict,
         "verify_bank_response",
+        "VerifyBankResponse",
         events,
     )
-    .await?
-    .into_answer()?;
-    let Response::IndicatorSet(set) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "VerifyBankResponse",
-            expected: "IndicatorSet",
-            got: answer.name(),
-        });
-    };
+    .await?;
     let outcome = PaymentOutcome {
         transaction_id: prepared.transaction_id.clone(),
         bank_result,
         pin_tries_left,
-        device_result: events::snake(&format!("{:?}", set.result)),
-        indicator: format!("{:?}", set.indicator).to_lowercase(),
-        display_text: set.display_text.clone(),
+        device_result: decision.result,
+        indicator: decision.indicator,
+        display_text: decision.display_text,
     };
-    events(FlowEvent::DeviceDecision {
-        result: outcome.device_result.clone(),
-        indicator: outcome.indicator.clone(),
-        display_text: outcome.display_text.clone(),
-    });
     Ok(outcome)
 }
 

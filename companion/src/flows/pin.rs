@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    BankSession, DeviceAnswer, EventSink, FlowError, FlowEvent, device_error, events, field,
-    relay_field, send_to_device,
+    BankSession, DeviceAnswer, EventSink, FlowError, FlowEvent, device_error, field, relay_field,
+    relay_verdict, send_to_device,
 };
 use crate::bank::BankClient;
 use crate::keystore::PairedHost;
@@ -84,29 +84,23 @@ pub async fn change_pin(
         replayed: verdict["replayed"].as_bool().unwrap_or(false),
         pin_tries_left,
     });
-    let answer = relay_field(session, Some(host), &verdict, "verify_pin_change", events)
-        .await?
-        .into_answer()?;
-    let Response::IndicatorSet(set) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "VerifyPinChange",
-            expected: "IndicatorSet",
-            got: answer.name(),
-        });
-    };
+    let decision = relay_verdict(
+        session,
+        host,
+        &verdict,
+        "verify_pin_change",
+        "VerifyPinChange",
+        events,
+    )
+    .await?;
     let outcome = PinChangeOutcome {
         change_id,
         bank_result,
         pin_tries_left,
-        device_result: events::snake(&format!("{:?}", set.result)),
-        indicator: format!("{:?}", set.indicator).to_lowercase(),
-        display_text: set.display_text.clone(),
+        device_result: decision.result,
+        indicator: decision.indicator,
+        display_text: decision.display_text,
     };
-    events(FlowEvent::DeviceDecision {
-        result: outcome.device_result.clone(),
-        indicator: outcome.indicator.clone(),
-        display_text: outcome.display_text.clone(),
-    });
     Ok(outcome)
 }
 
