@@ -10,6 +10,8 @@ command_table! {
         events_subscribe,
         device_list,
         device_status,
+        key_store_status,
+        key_store_unlock,
         confirmations_list,
         logs_list,
         logs_export,

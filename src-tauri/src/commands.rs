@@ -125,6 +125,22 @@ pub async fn device_status(
     state.core.device_status(&device_id).await
 }
 
+/// What the pairing key store needs from the user: with no OS key store, a passphrase.
+#[tauri::command]
+pub fn key_store_status(state: State<'_, AppState>) -> companion::keystore::PassphraseNeed {
+    state.core.key_store_need()
+}
+
+/// The passphrase the user typed for the pairing key store (no OS key store here). Taken into
+/// zeroizing memory at once; the page keeps no copy after the call.
+#[tauri::command]
+pub fn key_store_unlock(
+    state: State<'_, AppState>,
+    passphrase: String,
+) -> Result<companion::keystore::PassphraseNeed, AppError> {
+    state.core.key_store_unlock(passphrase)
+}
+
 /// Confirmation requests the bank pushed and the customer has not answered yet.
 #[tauri::command]
 pub async fn confirmations_list(

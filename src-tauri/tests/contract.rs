@@ -75,6 +75,7 @@ fn generated_types() -> String {
         decl::<BankDevice>(&cfg),
         decl::<LossReport>(&cfg),
         decl::<Fault>(&cfg),
+        decl::<companion::keystore::PassphraseNeed>(&cfg),
         decl::<ErrorKind>(&cfg),
         decl::<AppError>(&cfg),
     ] {

@@ -46,14 +46,15 @@ export function createController(backend: Backend, store: Store<State> = createS
 
     async start(): Promise<void> {
       await backend.subscribe((ev) => set((s) => applyEvent(s, ev)));
-      const [info, settings, devices, confirmations, logs] = await Promise.all([
+      const [info, settings, devices, confirmations, logs, keyStore] = await Promise.all([
         backend.appInfo(),
         backend.settingsGet(),
         backend.listDevices(),
         backend.confirmationsList(),
         backend.logsList(200),
+        backend.keyStoreStatus(),
       ]);
-      set((s) => ({ ...s, info, settings, devices, confirmations, logs, lang: settings.language, theme: settings.theme }));
+      set((s) => ({ ...s, info, settings, devices, confirmations, logs, keyStore, lang: settings.language, theme: settings.theme }));
     },
 
     setLanguage(lang: Language): void {
@@ -86,6 +87,18 @@ export function createController(backend: Backend, store: Store<State> = createS
     async disconnect(deviceId: string): Promise<void> {
       await attempt('devices', async () => {
         await backend.disconnect(deviceId);
+      });
+    },
+    /** The passphrase of the pairing key store (a computer without an OS key store); a new
+     *  store's passphrase is typed twice. The PIN is never asked for here or anywhere on the PC. */
+    async unlockKeyStore(passphrase: string, again: string | null): Promise<boolean> {
+      if (again !== null && again !== passphrase) {
+        notice('keyStore', null, 'keyStore.differ');
+        return false;
+      }
+      return attempt('keyStore', async () => {
+        const keyStore = await backend.keyStoreUnlock(passphrase);
+        set((s) => ({ ...s, keyStore }));
       });
     },
     useDevice(deviceId: string): void {

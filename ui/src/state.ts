@@ -15,6 +15,7 @@ import type {
   LogEntry,
   LoginSession,
   LogoutResult,
+  PassphraseNeed,
   PaymentResult,
   PreparedPayment,
   Settings,
@@ -121,6 +122,8 @@ export interface State {
   payment: PaymentFlow;
   confirm: ConfirmFlow;
   staffFlow: StaffFlow;
+  /** What the pairing key store needs from the user (no OS key store: a passphrase). */
+  keyStore: PassphraseNeed;
 }
 
 export const LOG_KEEP = 300;
@@ -152,6 +155,7 @@ export function initialState(lang: Language = 'en'): State {
     payment: { step: 'form', form: emptyPaymentForm(), errors: {}, error: null, busy: false },
     confirm: { requestId: null, live: IDLE_LIVE, result: null, error: null },
     staffFlow: { deviceId: null, busy: null, live: IDLE_LIVE, result: null, error: null },
+    keyStore: 'none',
   };
 }
 

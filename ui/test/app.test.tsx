@@ -213,6 +213,38 @@ describe('App', () => {
     expect((box.querySelector('#lost-code') as HTMLInputElement).value).toBe('');
   });
 
+  it('asks for the pairing passphrase where there is no OS key store, and refuses a wrong one', async () => {
+    const backend = new MockBackend({ stepMs: 0 });
+    backend.lockKeyStore('correct horse');
+    const { root } = await mount('#/devices', backend);
+    const card = () => root.querySelector('[data-testid="key-store"]');
+    expect(card()?.textContent).toContain('Unlock your pairings');
+    expect(root.querySelector('[data-testid="key-store-again"]')).toBeNull();
+    await type(root.querySelector('[data-testid="key-store-passphrase"]'), 'battery staple');
+    await submit(card()!.querySelector('form'));
+    await until(() => !!card()?.querySelector('[role="alert"]'), 'the refusal');
+    expect(backend.keyStore).toBe('unlock');
+    await type(root.querySelector('[data-testid="key-store-passphrase"]'), 'correct horse');
+    await submit(card()!.querySelector('form'));
+    await until(() => card() === null, 'the unlocked store');
+  });
+
+  it('a new pairing store without an OS key store takes the passphrase twice', async () => {
+    const backend = new MockBackend({ stepMs: 0 });
+    backend.keyStore = 'create';
+    const { root } = await mount('#/devices', backend);
+    const card = () => root.querySelector('[data-testid="key-store"]');
+    expect(card()?.textContent).toContain('Choose a passphrase');
+    await type(root.querySelector('[data-testid="key-store-passphrase"]'), 'correct horse');
+    await type(root.querySelector('[data-testid="key-store-again"]'), 'correct hors');
+    await submit(card()!.querySelector('form'));
+    await until(() => card()?.textContent?.includes('differ') ?? false, 'the mismatch');
+    expect(backend.keyStore).toBe('create');
+    await type(root.querySelector('[data-testid="key-store-again"]'), 'correct horse');
+    await submit(card()!.querySelector('form'));
+    await until(() => card() === null, 'the sealed store');
+  });
+
   it('marks the sandbox build in the header and the title', async () => {
     const { root } = await mount();
     expect(root.querySelector('[data-testid="sandbox-badge"]')?.textContent).toBe('Sandbox');

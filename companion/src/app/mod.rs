@@ -294,6 +294,26 @@ impl AppCore {
         self.keys.protection()
     }
 
+    /// What the pairing key store needs from the user: where the OS has no key store, a
+    /// passphrase, asked for by the app's own screen (never a key file beside the data).
+    pub fn key_store_need(&self) -> crate::keystore::PassphraseNeed {
+        self.keys.passphrase_need()
+    }
+
+    /// The passphrase the user typed for the pairing key store: an existing store is opened
+    /// with it now (a wrong one is refused and forgotten), a new one is sealed under it at the
+    /// first pairing. Returns what the store still needs.
+    pub fn key_store_unlock(
+        &self,
+        passphrase: String,
+    ) -> Result<crate::keystore::PassphraseNeed, AppError> {
+        self.keys
+            .use_passphrase(zeroize::Zeroizing::new(passphrase))?;
+        tracing::info!("pairing key store: passphrase given");
+        self.push_devices();
+        Ok(self.keys.passphrase_need())
+    }
+
     /// A core with no sessions yet.
     pub fn new(config: CoreConfig) -> Self {
         AppCore {

@@ -252,6 +252,22 @@ pub struct KeyStore {
     dir: PathBuf,
     secrets: Secrets,
     opened: Arc<Mutex<Opened>>,
+    /// A passphrase the user typed into the app ([`KeyStore::use_passphrase`]), shared by
+    /// clones; used where the platform has no key store and the environment gives none.
+    typed: Arc<Mutex<Option<Zeroizing<String>>>>,
+}
+
+/// What the store needs from the user before pairings can be read or written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum PassphraseNeed {
+    /// Nothing: the OS key store seals it, or a passphrase is already known.
+    None,
+    /// The store is sealed under a passphrase nobody has given yet: ask for it.
+    Unlock,
+    /// No OS key store and no store yet: ask for a new passphrase (twice).
+    Create,
 }
 
 impl fmt::Debug for KeyStore {
@@ -321,7 +337,54 @@ impl KeyStore {
             dir: dir.into(),
             secrets,
             opened: Arc::new(Mutex::new(None)),
+            typed: Arc::new(Mutex::new(None)),
         }
+    }
+
+    fn typed(&self) -> std::sync::MutexGuard<'_, Option<Zeroizing<String>>> {
+        self.typed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the user must give a passphrase before the pairings can be used (the app asks
+    /// for it on a screen of its own; the CLI on the terminal).
+    pub fn passphrase_need(&self) -> PassphraseNeed {
+        let known = self.typed().is_some()
+            || matches!(self.secrets, Secrets::Passphrase(_))
+            || std::env::var(secrets::PASSPHRASE_ENV).is_ok_and(|v| !v.is_empty());
+        match self.protection() {
+            Protection::Passphrase if !known && self.opened().is_none() => PassphraseNeed::Unlock,
+            Protection::None | Protection::LegacyKeyFile
+                if !known
+                    && matches!(self.secrets, Secrets::Platform { .. })
+                    && OsSecretStore::platform().is_err() =>
+            {
+                PassphraseNeed::Create
+            }
+            _ => PassphraseNeed::None,
+        }
+    }
+
+    /// Takes the passphrase the user typed into the app. An existing store sealed under a
+    /// passphrase is opened with it at once, so a wrong one is refused here (and forgotten)
+    /// rather than at the next pairing; for a new store it must have the minimum length.
+    pub fn use_passphrase(&self, passphrase: Zeroizing<String>) -> Result<(), KeyStoreError> {
+        let new_store = self.protection() == Protection::None;
+        if new_store && passphrase.chars().count() < secrets::MIN_PASSPHRASE_CHARS {
+            return Err(KeyStoreError::Passphrase(format!(
+                "shorter than {} characters",
+                secrets::MIN_PASSPHRASE_CHARS
+            )));
+        }
+        *self.typed() = Some(passphrase);
+        if new_store {
+            return Ok(());
+        }
+        *self.opened() = None;
+        self.load().map(drop).inspect_err(|_| {
+            *self.typed() = None;
+        })
     }
 
     /// The state directory.
@@ -378,7 +441,12 @@ impl KeyStore {
                 }
                 Ok(Some((**passphrase).clone()))
             }
-            _ => secrets::passphrase(self.prompt_on_terminal(), new_store),
+            _ => {
+                if let Some(typed) = self.typed().clone() {
+                    return Ok(Some(typed));
+                }
+                secrets::passphrase(self.prompt_on_terminal(), new_store)
+            }
         }
     }
 
@@ -499,16 +567,10 @@ impl KeyStore {
         if sealed.format != FORMAT {
             return Err(damaged(format!("unknown format {:?}", sealed.format)));
         }
-        let key = {
-            let cached = self.opened().clone();
-            match cached {
-                Some((sealing, key)) if sealing == sealed.sealing => key,
-                _ => {
-                    let key = self.key_for(&sealed.sealing)?;
-                    *self.opened() = Some((sealed.sealing.clone(), key.clone()));
-                    key
-                }
-            }
+        let cached = self.opened().clone();
+        let (key, fresh) = match cached {
+            Some((sealing, key)) if sealing == sealed.sealing => (key, false),
+            _ => (self.key_for(&sealed.sealing)?, true),
         };
         let refused = match sealed.sealing {
             Sealing::Passphrase { .. } => KeyStoreError::WrongPassphrase(path.clone()),
@@ -521,6 +583,10 @@ impl KeyStore {
             &sealed.sealing.aad(),
         )
         .map_err(|e| e.unwrap_or(refused))?;
+        // Kept only once it has opened the store: a wrong passphrase is not remembered.
+        if fresh {
+            *self.opened() = Some((sealed.sealing.clone(), key));
+        }
         parse_hosts(&plain).map_err(damaged)
     }
 
@@ -902,6 +968,72 @@ mod tests {
             store.save(&host("PP-1", 0x11)),
             Err(KeyStoreError::Passphrase(_))
         ));
+    }
+
+    /// A key store that is there but refuses everything (a locked, unreachable one).
+    #[derive(Debug)]
+    struct Refusing;
+
+    impl SecretStore for Refusing {
+        fn name(&self) -> String {
+            "a refusing key store".into()
+        }
+        fn get(&self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError> {
+            Err(KeyStoreError::NoSecretStore("refused".into()))
+        }
+        fn set(&self, _: &str, _: &[u8], _: &str) -> Result<(), KeyStoreError> {
+            Err(KeyStoreError::NoSecretStore("refused".into()))
+        }
+        fn delete(&self, _: &str) -> Result<bool, KeyStoreError> {
+            Err(KeyStoreError::NoSecretStore("refused".into()))
+        }
+    }
+
+    /// The app's passphrase screen: with no usable key store the typed passphrase seals the
+    /// first pairing; the next process must be given it again, refuses a wrong one and
+    /// forgets it, and opens with the right one (shared by clones, as the app's sessions are).
+    /// Needs `PINBRIDGE_KEYSTORE_PASSPHRASE` unset (the test command leaves it unset).
+    #[test]
+    fn a_passphrase_typed_into_the_app_seals_and_opens_the_store() {
+        if std::env::var_os(secrets::PASSPHRASE_ENV).is_some() {
+            panic!("unset {} to run this test", secrets::PASSPHRASE_ENV);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::with_secret_store(dir.path(), Arc::new(Refusing));
+        assert!(matches!(
+            store.save(&host("PP-1", 0x11)),
+            Err(KeyStoreError::NoKeyStore { .. })
+        ));
+        assert!(matches!(
+            store.use_passphrase(Zeroizing::new("short".into())),
+            Err(KeyStoreError::Passphrase(_))
+        ));
+        store
+            .use_passphrase(Zeroizing::new("correct horse".into()))
+            .unwrap();
+        store.save(&host("PP-1", 0x11)).unwrap();
+        assert_eq!(store.protection(), Protection::Passphrase);
+        assert_eq!(store.passphrase_need(), PassphraseNeed::None);
+
+        let next = KeyStore::with_secret_store(dir.path(), Arc::new(Refusing));
+        assert_eq!(next.passphrase_need(), PassphraseNeed::Unlock);
+        assert!(matches!(
+            next.find("PP-1"),
+            Err(KeyStoreError::NoKeyStore { .. })
+        ));
+        assert!(matches!(
+            next.use_passphrase(Zeroizing::new("battery staple".into())),
+            Err(KeyStoreError::WrongPassphrase(_))
+        ));
+        assert_eq!(next.passphrase_need(), PassphraseNeed::Unlock);
+        let session = next.clone();
+        next.use_passphrase(Zeroizing::new("correct horse".into()))
+            .unwrap();
+        assert_eq!(next.passphrase_need(), PassphraseNeed::None);
+        assert_eq!(
+            session.find("PP-1").unwrap().map(|h| h.next_counter),
+            Some(7)
+        );
     }
 
     #[cfg(unix)]

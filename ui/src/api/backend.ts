@@ -17,6 +17,7 @@ import type {
   LoginSession,
   LogoutResult,
   PairingStart,
+  PassphraseNeed,
   PaymentRequest,
   PaymentResult,
   PreparedPayment,
@@ -37,6 +38,10 @@ export interface Backend {
 
   /** device_list */
   listDevices(): Promise<DeviceStatus[]>;
+  /** key_store_status — what the pairing key store needs (no OS key store: a passphrase) */
+  keyStoreStatus(): Promise<PassphraseNeed>;
+  /** key_store_unlock { passphrase } — opens the store with it, or seals the first pairing under it */
+  keyStoreUnlock(passphrase: string): Promise<PassphraseNeed>;
   /** device_connect { deviceId } */
   connect(deviceId: string): Promise<DeviceStatus>;
   /** device_disconnect { deviceId } */

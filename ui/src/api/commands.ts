@@ -8,6 +8,8 @@ export const PLAIN_COMMANDS = [
   'events_subscribe',
   'device_list',
   'device_status',
+  'key_store_status',
+  'key_store_unlock',
   'confirmations_list',
   'logs_list',
   'logs_export',

@@ -446,6 +446,8 @@ export type Fault = { "kind": "delay",
  */
 ms: number, } | { "kind": "drop" } | { "kind": "corrupt" } | { "kind": "disconnect" } | { "kind": "busy" } | { "kind": "userTooSlow" };
 
+export type PassphraseNeed = "none" | "unlock" | "create";
+
 export type ErrorKind = "deviceNotFound" | "deviceDisconnected" | "deviceBusy" | "timeout" | "userCancelled" | "userTooSlow" | "tampered" | "locked" | "revoked" | "notPaired" | "notInitialised" | "notEnrolled" | "notBound" | "pairingFailed" | "keyCheckFailed" | "integrityFailed" | "corruptFrame" | "bankUnreachable" | "bankRejected" | "notLoggedIn" | "staffAuthRequired" | "staffAuthFailed" | "staffNotAllowed" | "invalidInput" | "notFound" | "internal" | "noBankProfile";
 
 export type AppError = { 

@@ -26,6 +26,7 @@ import type {
   LogLevel,
   LogSource,
   PairingStart,
+  PassphraseNeed,
   PaymentRequest,
   PaymentResult,
   PreparedPayment,
@@ -427,6 +428,32 @@ export class MockBackend implements Backend {
 
   async listDevices(): Promise<DeviceStatus[]> {
     return this.snapshot();
+  }
+
+  /** The pairing key store: 'none' (an OS key store), or set by a test to a computer without one. */
+  keyStore: PassphraseNeed = 'none';
+  /** The passphrase the mock's store is sealed under once created. */
+  private keyStorePassphrase: string | null = null;
+
+  async keyStoreStatus(): Promise<PassphraseNeed> {
+    return this.keyStore;
+  }
+
+  async keyStoreUnlock(passphrase: string): Promise<PassphraseNeed> {
+    if (this.keyStore === 'create') {
+      if ([...passphrase].length < 8) throw appError('invalidInput', 'key store passphrase: shorter than 8 characters');
+      this.keyStorePassphrase = passphrase;
+    } else if (this.keyStore === 'unlock' && passphrase !== this.keyStorePassphrase) {
+      throw appError('invalidInput', 'the pairing key store does not open with this passphrase');
+    }
+    this.keyStore = 'none';
+    return this.keyStore;
+  }
+
+  /** A test's computer without an OS key store whose store is sealed under `passphrase`. */
+  lockKeyStore(passphrase: string): void {
+    this.keyStore = 'unlock';
+    this.keyStorePassphrase = passphrase;
   }
 
   async connect(deviceId: string): Promise<DeviceStatus> {

@@ -22,6 +22,7 @@ import type {
   LoginSession,
   LogoutResult,
   PairingStart,
+  PassphraseNeed,
   PaymentRequest,
   PaymentResult,
   PreparedPayment,
@@ -66,6 +67,12 @@ export class TauriBackend implements Backend {
 
   listDevices(): Promise<DeviceStatus[]> {
     return call('device_list');
+  }
+  keyStoreStatus(): Promise<PassphraseNeed> {
+    return call('key_store_status');
+  }
+  keyStoreUnlock(passphrase: string): Promise<PassphraseNeed> {
+    return call('key_store_unlock', { passphrase });
   }
   connect(deviceId: string): Promise<DeviceStatus> {
     return call('device_connect', { deviceId });

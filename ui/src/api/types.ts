@@ -31,6 +31,7 @@ export type {
   Outcome,
   OutcomeReason,
   PairingStart,
+  PassphraseNeed,
   PaymentRequest,
   PaymentResult,
   PreparedPayment,

@@ -3,6 +3,7 @@ import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
 import { ReportLost } from './BySerial';
+import { KeyStorePassphrase } from './KeyStore';
 
 function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
   const t = useT();
@@ -94,6 +95,7 @@ export function DevicesScreen() {
         </button>
       </div>
       <Notice screen="devices" />
+      <KeyStorePassphrase />
       {Object.entries(links).map(([deviceId, l]) => (
         <p key={deviceId} class={`link-state ${l.link === 'sessionLost' ? 'bad' : ''}`} role="status" data-testid={`link-${deviceId}`}>
           <strong>{t(`link.${l.link}`)}</strong> {l.message}

@@ -1,0 +1,41 @@
+// The production app with a PIN pad on the kernel's USB stack (scripts/app-usb.sh runs it in the
+// real-stack VM: pinpad-sim as a USB gadget on dummy_hcd, the app's rusb on the host side).
+// The app must list the PIN pad as a USB device, connect to it and pass its genuine check (a
+// fresh signed integrity report over USB, checked against the issuing CA in
+// PINBRIDGE_DEVICE_CA); then a screenshot (SCREENSHOT). Prints one JSON line; exits non-zero
+// with the reason when a step fails.
+import { writeFileSync } from 'node:fs';
+import { Session } from './webdriver.mjs';
+
+const APP = process.env.PINBRIDGE_APP;
+const DRIVER = process.env.WEBDRIVER ?? 'http://127.0.0.1:4444';
+const SERIAL = process.env.SERIAL;
+const SCREENSHOT = process.env.SCREENSHOT;
+// Under TCG (no KVM) WebKit takes tens of seconds to start and enumeration is slow.
+const SLOW = { timeoutMs: 300000, everyMs: 500 };
+
+if (!APP || !SERIAL) throw new Error('PINBRIDGE_APP and SERIAL are required');
+const session = await Session.start(APP, { driver: DRIVER });
+try {
+  const card = `[data-testid="device-${SERIAL}"]`;
+  const facts = () => session.exec(`
+    const card = document.querySelector(${JSON.stringify(card)});
+    if (!card) return null;
+    const facts = {};
+    const dts = card.querySelectorAll('dt');
+    for (const dt of dts) facts[dt.textContent.trim()] = dt.nextElementSibling.textContent.trim();
+    return { facts, connect: !!card.querySelector('[data-testid^="connect-"]'),
+      genuine: card.querySelector('[data-testid="genuine-${SERIAL}"]').textContent.trim() };`);
+  const listed = await session.waitFor(`the PIN pad ${SERIAL} listed`, facts, SLOW);
+  if (listed.facts.Transport !== 'USB') throw new Error(`listed over ${listed.facts.Transport}, not USB`);
+  const [connect] = await session.findAll(`[data-testid="connect-${SERIAL}"]`);
+  await session.click(connect);
+  const connected = await session.waitFor('connected and checked genuine', async () => {
+    const now = await facts();
+    return now && !now.connect && now.genuine.startsWith('Genuine') ? now : null;
+  }, SLOW);
+  if (SCREENSHOT) writeFileSync(SCREENSHOT, await session.screenshot());
+  console.log(JSON.stringify({ listed: listed.facts, connected: connected.facts, genuine: connected.genuine }));
+} finally {
+  await session.end().catch(() => {});
+}
