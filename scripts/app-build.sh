@@ -28,6 +28,7 @@ fi
 # --- release build + .deb. The CLI turns on tauri/custom-protocol, which embeds ui/dist;
 # a plain `cargo build` would load the Vite dev server instead.
 step "cargo tauri build --bundles deb"
+source "$root/scripts/app-profile.sh"
 cd "$root/src-tauri"
 cargo tauri build --ci --bundles deb
 

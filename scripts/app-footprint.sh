@@ -32,7 +32,7 @@ if [ "${APP_FOOTPRINT_NO_BUILD:-0}" != 1 ]; then
   cp "$release/pinbridge-app" "$kept/pinbridge-app-production"
   cp "$(ls -t "$release"/bundle/deb/*.deb | head -1)" "$kept/production.deb"
   echo "==> cargo tauri build --bundles deb --features sandbox" >&2
-  (cd src-tauri && cargo tauri build --ci --bundles deb --features sandbox) >&2
+  (source scripts/app-profile.sh && cd src-tauri && cargo tauri build --ci --bundles deb --features sandbox) >&2
   cp "$release/pinbridge-app" "$kept/pinbridge-app-sandbox"
   cp "$(ls -t "$release"/bundle/deb/*.deb | head -1)" "$kept/sandbox.deb"
   cargo build --locked -q -p device-sim --bin pinpad-sim
@@ -55,8 +55,10 @@ restore_profile() {
   if [ -n "$profile_saved" ]; then cp -p "$profile_saved" "$profile"; else rm -f "$profile"; fi
 }
 trap 'restore_profile; cleanup_started; rm -rf "$scratch"' EXIT
+# The app inherits tauri-driver's environment, not the WebDriver client's: its config home is
+# fixed here, before the driver starts, and each run rewrites the settings in it (config_home).
 export HOME="$scratch/home" XDG_DATA_HOME="$scratch/data" XDG_CACHE_HOME="$scratch/cache" \
-  XDG_RUNTIME_DIR="$scratch/run"
+  XDG_RUNTIME_DIR="$scratch/run" XDG_CONFIG_HOME="$scratch/config"
 mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 # No OS key store in this session: the pairing store's passphrase fallback.
@@ -82,22 +84,24 @@ sim_port="$(free_port)"
 started_pids+=("$!")
 wait_for_port "$sim_port"
 
-# config_home FLAVOUR: a fresh settings home (the production one lists the pinpad-sim).
+# config_home FLAVOUR: fresh settings in the app's config home (the production one lists the
+# pinpad-sim; the others start from the defaults).
 config_home() {
-  local dir="$scratch/config-$1-$RANDOM"
-  mkdir -p "$dir/app.pinbridge.desktop"
+  local dir="$XDG_CONFIG_HOME/app.pinbridge.desktop"
+  rm -rf "$dir"
+  mkdir -p "$dir"
   if [ "$1" = production ]; then
     # A whole settings file: one missing a field is moved aside as malformed (settings.json.bad).
     printf '{"bankUrl": "", "bankCaPem": null, "language": "en", "theme": "light", "discovery": {"usb": true, "ble": false, "simDevices": ["127.0.0.1:%s"]}}\n' \
-      "$sim_port" >"$dir/app.pinbridge.desktop/settings.json"
+      "$sim_port" >"$dir/settings.json"
   fi
-  echo "$dir"
 }
 
 mkdir -p docs/screenshots
 # The production app with no bank profile: the first-run screen says so.
 rm -f "$profile"
-XDG_CONFIG_HOME="$(config_home none)" PINBRIDGE_APP="$kept/pinbridge-app-production" \
+config_home none
+PINBRIDGE_APP="$kept/pinbridge-app-production" \
   SCREENSHOT="$root/docs/screenshots/production-no-bank-profile.png" IDLE_SECONDS=1 SETTLE_SECONDS=0 \
   node src-tauri/e2e/footprint.mjs >"$scratch/no-profile.json"
 mkdir -p "$(dirname "$profile")"
@@ -111,16 +115,12 @@ TOML
 declare -A measured paint
 for flavour in production sandbox; do
   echo "==> $flavour: idle ${IDLE_SECONDS} s with a PIN pad connected" >&2
-  # The production app lists no PIN pad in this set-up (2026-12-04, not yet explained: the
-  # profile allows sim and the settings name the loopback pinpad-sim): it is measured with
-  # whatever it lists, the sandbox with its mock PIN pad connected.
-  expect=0
-  [ "$flavour" = sandbox ] && expect=1
-  measured[$flavour]="$(XDG_CONFIG_HOME="$(config_home "$flavour")" EXPECT_DEVICE=$expect \
+  config_home "$flavour"
+  measured[$flavour]="$(EXPECT_DEVICE=1 \
     PINBRIDGE_APP="$kept/pinbridge-app-$flavour" IDLE_SECONDS="$IDLE_SECONDS" \
     node src-tauri/e2e/footprint.mjs)"
-  paint[$flavour]="$(XDG_CONFIG_HOME="$(config_home "$flavour")" \
-    PINBRIDGE_APP="$kept/pinbridge-app-$flavour" node src-tauri/e2e/first-paint.mjs)"
+  config_home "$flavour"
+  paint[$flavour]="$(PINBRIDGE_APP="$kept/pinbridge-app-$flavour" node src-tauri/e2e/first-paint.mjs)"
 done
 
 python3 - "${measured[production]}" "${measured[sandbox]}" "${paint[production]}" "${paint[sandbox]}" \

@@ -25,6 +25,8 @@ mkdir -p "$bin"
 for name in bank-sandbox pinpad-sim pinbridge examples/real_stack_ping; do
   cp -l "$CARGO_TARGET_DIR/debug/$name" "$bin/" 2>/dev/null || cp "$CARGO_TARGET_DIR/debug/$name" "$bin/"
 done
+# PINBRIDGE_RIG_APP: a desktop app binary for the "app" stack (scripts/app-usb.sh).
+if [ -n "${PINBRIDGE_RIG_APP:-}" ]; then cp "$PINBRIDGE_RIG_APP" "$bin/pinbridge-app"; fi
 
 # What needs no kernel stack is made here, natively: the bank's database and keys, the
 # issuing CA, the manufactured PIN pad, the identities the bank allows.
@@ -55,7 +57,7 @@ run_vm() { # stage-2 script
     -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -nic none -serial file:"$work/console.log" -monitor none \
     -kernel "$kdir"/root/boot/vmlinuz-* -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb}" \
+    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb} pinbridge.repo=$repo pinbridge.tools=${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work/results",mount_tag=results,security_model=none,multidevs=remap &
   qemu_pid=$!
@@ -75,6 +77,9 @@ grep '^FAIL' "$work/results/checks" 2>/dev/null || true
 if [ -s "$work/results/bench" ]; then
   echo "rig: figures (TCG under a shared CPU: not hardware times)"
   cat "$work/results/bench"
+fi
+if [ -n "${PINBRIDGE_RIG_SHOT_DIR:-}" ] && [ -s "$work/results/app-usb.png" ]; then
+  cp "$work/results/app-usb.png" "$PINBRIDGE_RIG_SHOT_DIR/"
 fi
 echo "${passed:-0} passed, ${failed:-0} failed"
 [ "${failed:-0}" -eq 0 ]

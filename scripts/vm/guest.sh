@@ -283,6 +283,47 @@ TOML
   say "$S: done"
 }
 
+# The desktop app (production build, pinbridge.bin/pinbridge-app) under Xvfb with the PIN pad on
+# the USB stack: it lists it as a USB device, connects, checks it genuine; the screenshot goes
+# to /results/app-usb.png (scripts/app-usb.sh copies it to docs/screenshots/).
+run_app() {
+  W=/tmp/rig-app
+  mkdir -p "$W" "$W/home" "$W/config" "$W/data" "$W/cache" "$W/run"
+  chmod 700 "$W/run"
+  setup_usb || { fail "app: setup" "the USB stack did not come up"; return 1; }
+  cp -a "$(param pinbridge.prep)"/. "$W"/
+  start_server sim "control " env RUST_LOG=info "$BIN/pinpad-sim" serve --state "$W/device.json" "${SIM_FLAGS[@]}" \
+    --listen 127.0.0.1:0 --control 127.0.0.1:0 >"$W/control" \
+    || { fail "app: setup" "pinpad-sim did not start"; return 1; }
+  # The bank's package installs the profile; this one allows USB PIN pads only. Connecting
+  # needs no bank (the address is never called here).
+  mkdir -p /etc/pinbridge
+  cat >/etc/pinbridge/bank.toml <<TOML
+display_name = "Rig Bank"
+url = "https://bank.invalid/"
+transports = ["usb"]
+allow_user_override = false
+TOML
+  Xvfb :42 -screen 0 1280x900x24 -nolisten tcp -noreset >"$W/xvfb.log" 2>&1 &
+  export DISPLAY=:42 WEBKIT_DISABLE_DMABUF_RENDERER=1
+  # The app inherits tauri-driver's environment.
+  HOME=$W/home XDG_CONFIG_HOME=$W/config XDG_DATA_HOME=$W/data XDG_CACHE_HOME=$W/cache \
+    XDG_RUNTIME_DIR=$W/run PINBRIDGE_KEYSTORE_PASSPHRASE=real-stack-rig \
+    PINBRIDGE_DEVICE_CA=$(cat "$W/ca.pub") \
+    "$(param pinbridge.tools)/tauri-driver" --port 4444 --native-port 4445 \
+    --native-driver /usr/bin/WebKitWebDriver >"$W/driver.log" 2>&1 &
+  wait_for 60 "tauri-driver" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4444'
+  say "app: the production app, PIN pad $SERIAL on the USB stack"
+  if PINBRIDGE_APP="$BIN/pinbridge-app" SERIAL=$SERIAL SCREENSHOT=$RESULTS/app-usb.png \
+    timeout 600 node "$(param pinbridge.repo)/src-tauri/e2e/usb-device.mjs" >"$W/app.out" 2>&1; then
+    pass "app: lists the PIN pad over USB, connects, checks it genuine"
+    cat "$W/app.out"
+  else
+    fail "app: over USB" "$(tail -n 8 "$W/app.out")"
+    tail -n 20 "$W/driver.log" "$W/sim.out"
+  fi
+}
+
 for stack in $(param pinbridge.stacks | tr ',' ' '); do
-  run_stack "$stack"
+  if [ "$stack" = app ]; then run_app; else run_stack "$stack"; fi
 done
