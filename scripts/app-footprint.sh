@@ -159,6 +159,38 @@ print("| --- | --- | --- | --- |")
 for name, value, goal in rows:
     g = "" if goal is None else "%s: %s" % (goal[0], "met" if goal[1]("production") else "**missed**")
     print(f"| {name} | {value('production')} | {value('sandbox')} | {g} |")
+
+def groups(r):
+    """The distinct pages by owner: PinBridge, the web engine, software GL, speech, the rest."""
+    app = r["memory"]["processes"][0]
+    exe = [n for n, _ in r["memory"]["by_mapping"] if n.startswith("pinbridge-app")]
+    kinds = [
+        ("PinBridge (its executable, the app process's heap and anonymous memory)",
+         lambda n: n in exe or n.endswith(" of " + app["name"])),
+        ("WebKitGTK + JavaScriptCore libraries", lambda n: n.startswith(("libwebkit2gtk", "libjavascriptcoregtk"))),
+        ("the web processes' heap and anonymous memory", lambda n: " of WebKit" in n or n.startswith("memfd:WebKit")),
+        ("software GL: Mesa llvmpipe, LLVM, EGL/GL", lambda n: n.startswith(("libLLVM", "swrast_dri", "libgallium", "libGL", "libEGL", "libglapi", "libepoxy", "libgbm", "libz3", "libdrm", "libvulkan"))),
+        ("speech synthesis (flite, linked by WebKitGTK)", lambda n: n.startswith("libflite")),
+    ]
+    out = {k: 0 for k, _ in kinds}
+    out["everything else: GTK, GLib, ICU, fonts, other libraries"] = 0
+    for n, k in r["memory"]["by_mapping"]:
+        for name, test in kinds:
+            if test(n):
+                out[name] += k
+                break
+        else:
+            out["everything else: GTK, GLib, ICU, fonts, other libraries"] += k
+    return out
+
+print()
+print("Where the distinct pages go (MiB):")
+print()
+print("| owner | production | sandbox |")
+print("| --- | --- | --- |")
+g = {f: groups(m[f]) for f in ("production", "sandbox")}
+for name in g["production"]:
+    print("| %s | %.1f | %.1f |" % (name, mib(g["production"][name]), mib(g["sandbox"][name])))
 print()
 print("Per process over the idle window (production): " + "; ".join(
     "%s %.1f wake-ups/s %d ms" % (i["comm"], i["wakeupsPerSecond"], i["cpuMs"]) for i in m["production"]["idle"]))

@@ -4,9 +4,9 @@
 // its WebKit processes (scripts/resident-pages.py, root) and, over IDLE_SECONDS of idling, each
 // process's CPU time and wake-ups (context switches of all its threads). Prints one JSON line.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { Session } from './webdriver.mjs';
+import { activity, appProcesses, TICK } from './procs.mjs';
 
 const APP = process.env.PINBRIDGE_APP;
 const DRIVER = process.env.WEBDRIVER ?? 'http://127.0.0.1:4444';
@@ -14,57 +14,8 @@ const SCREENSHOT = process.env.SCREENSHOT;
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.SETTLE_SECONDS ?? 5);
 const RESIDENT_PAGES = new URL('../../scripts/resident-pages.py', import.meta.url).pathname;
-const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** The app process WebKitWebDriver started (the newest running APP) and its descendants. */
-function appProcesses() {
-  const all = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  const stat = (pid) => {
-    try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      return { pid: Number(pid), ppid: Number(fields[1]), start: Number(fields[19]) };
-    } catch {
-      return null;
-    }
-  };
-  const stats = all.map(stat).filter(Boolean);
-  const exe = (pid) => {
-    try {
-      return execFileSync('readlink', [`/proc/${pid}/exe`]).toString().trim();
-    } catch {
-      return '';
-    }
-  };
-  const apps = stats.filter((s) => basename(exe(s.pid)) === basename(APP)).sort((a, b) => b.start - a.start);
-  if (!apps.length) throw new Error(`no running ${APP}`);
-  const found = [apps[0].pid];
-  for (let i = 0; i < found.length; i += 1) {
-    for (const s of stats) if (s.ppid === found[i]) found.push(s.pid);
-  }
-  return found;
-}
-
-/** CPU ticks of `pid` and the context switches (voluntary + not) of each of its threads. */
-function activity(pid) {
-  const switches = new Map();
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let n = 0;
-    try {
-      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
-      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    switches.set(task, n);
-  }
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-  return { pid, comm, ticks: Number(fields[11]) + Number(fields[12]), switches };
-}
 
 const session = await Session.start(APP, { driver: DRIVER });
 try {
@@ -87,7 +38,7 @@ try {
       return card ? card.getAttribute('data-testid') : null;`), { timeoutMs: 30000 });
   }
   await sleep(SETTLE_SECONDS * 1000);
-  const pids = appProcesses();
+  const pids = appProcesses(APP);
   const memory = JSON.parse(execFileSync('python3', [RESIDENT_PAGES, ...pids.map(String)]).toString());
   const before = pids.map(activity);
   await sleep(IDLE_SECONDS * 1000);

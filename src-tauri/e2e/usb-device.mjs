@@ -4,8 +4,9 @@
 // fresh signed integrity report over USB, checked against the issuing CA in
 // PINBRIDGE_DEVICE_CA); then a screenshot (SCREENSHOT). Prints one JSON line; exits non-zero
 // with the reason when a step fails.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from './webdriver.mjs';
+import { activity, appProcesses } from './procs.mjs';
 
 const APP = process.env.PINBRIDGE_APP;
 const DRIVER = process.env.WEBDRIVER ?? 'http://127.0.0.1:4444';
@@ -13,6 +14,16 @@ const SERIAL = process.env.SERIAL;
 const SCREENSHOT = process.env.SCREENSHOT;
 // Under TCG (no KVM) WebKit takes tens of seconds to start and enumeration is slow.
 const SLOW = { timeoutMs: 300000, everyMs: 500 };
+// Idle with the PIN pad connected over USB: the app process's wake-ups per thread.
+const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 30);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const threadName = (pid, task) => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim();
+  } catch {
+    return `thread ${task} (ended)`;
+  }
+};
 
 if (!APP || !SERIAL) throw new Error('PINBRIDGE_APP and SERIAL are required');
 const session = await Session.start(APP, { driver: DRIVER });
@@ -35,7 +46,20 @@ try {
     return now && !now.connect && now.genuine.startsWith('Genuine') ? now : null;
   }, SLOW);
   if (SCREENSHOT) writeFileSync(SCREENSHOT, await session.screenshot());
-  console.log(JSON.stringify({ listed: listed.facts, connected: connected.facts, genuine: connected.genuine }));
+  // Idle: hotplug (libusb's, fed by udev) tells the app about USB; nothing should poll.
+  const [app] = appProcesses(APP);
+  const before = activity(app);
+  await sleep(IDLE_SECONDS * 1000);
+  const after = activity(app);
+  const wakeups = [...after.switches]
+    .map(([task, n]) => [task, n - (before.switches.get(task) ?? 0)])
+    .filter(([, n]) => n > 0);
+  const idle = {
+    seconds: IDLE_SECONDS,
+    wakeupsPerSecond: Math.round((wakeups.reduce((sum, [, n]) => sum + n, 0) / IDLE_SECONDS) * 10) / 10,
+    busiestThreads: wakeups.sort((a, b) => b[1] - a[1]).slice(0, 5).map(([task, n]) => ({ thread: threadName(app, task), perSecond: n / IDLE_SECONDS })),
+  };
+  console.log(JSON.stringify({ listed: listed.facts, connected: connected.facts, genuine: connected.genuine, idle }));
 } finally {
   await session.end().catch(() => {});
 }
