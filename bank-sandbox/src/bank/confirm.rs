@@ -10,7 +10,6 @@ use firmware_protocol::message::{
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::payments::verdict_name;
 use super::{ActiveSession, Bank, BankEvent, PaymentRequest, device_refused, encode_request};
 use crate::certificate::DeviceCertificate;
 use crate::error::{BankError, BankResult};
@@ -55,7 +54,7 @@ fn view(row: &sqlx::any::AnyRow) -> BankResult<ConfirmationView> {
             .try_get::<Option<i64>, _>("result")?
             .and_then(|r| u8::try_from(r).ok())
             .and_then(Verdict::from_wire)
-            .map(verdict_name),
+            .map(Verdict::as_str),
         sign_confirmation: hex::encode(row.try_get::<Vec<u8>, _>("request")?),
         payee_name: row.try_get("payee_name")?,
         amount_minor: row.try_get("amount_minor")?,

@@ -450,7 +450,7 @@ pub(crate) fn device_refused(error: &ErrorResponse) -> BankError {
         "device_refused",
         format!("the device refused: {:?} ({})", error.status, error.detail),
     )
-    .with("device_status", format!("{:?}", error.status))
+    .with("device_status", error.status.as_str())
     .with("device_status_code", error.status.code())
 }
 

@@ -74,20 +74,6 @@ pub struct PaymentDecision {
     pub pin_tries_left: Option<i64>,
 }
 
-/// Snake-case name of a verdict.
-pub fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Approved => "approved",
-        Verdict::Declined => "declined",
-        Verdict::PinIncorrect => "pin_incorrect",
-        Verdict::InsufficientFunds => "insufficient_funds",
-        Verdict::LimitExceeded => "limit_exceeded",
-        Verdict::AccountBlocked => "account_blocked",
-        Verdict::Duplicate => "duplicate",
-        Verdict::SystemError => "system_error",
-    }
-}
-
 #[derive(Clone, Debug)]
 pub(crate) struct Account {
     pub account_number: String,
@@ -666,7 +652,7 @@ impl Bank {
             .await?;
         Ok(PaymentDecision {
             transaction_id: transaction_id.to_owned(),
-            result: verdict_name(verdict),
+            result: verdict.as_str(),
             verify_bank_response: encoded,
             replayed: false,
             pin_tries_left,
@@ -764,7 +750,7 @@ impl Bank {
                     .ok_or_else(|| BankError::internal(&"stored verdict"))?;
                 Ok(PaymentDecision {
                     transaction_id: transaction_id.to_owned(),
-                    result: verdict_name(verdict),
+                    result: verdict.as_str(),
                     verify_bank_response: hex::encode(response),
                     replayed: true,
                     pin_tries_left: None,
@@ -799,7 +785,7 @@ impl Bank {
             .try_get::<Option<i64>, _>("result")?
             .and_then(|r| u8::try_from(r).ok())
             .and_then(Verdict::from_wire)
-            .map(verdict_name);
+            .map(Verdict::as_str);
         Ok(serde_json::json!({
             "transaction_id": transaction_id,
             "kind": row.try_get::<String, _>("kind")?,

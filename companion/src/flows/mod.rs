@@ -1090,6 +1090,24 @@ mod tests {
     }
 
     #[test]
+    fn the_bank_s_hex_must_be_the_request_the_step_relays() {
+        let status = Request::GetStatus(firmware_protocol::message::GetStatus)
+            .encode(0)
+            .map(hex::encode)
+            .unwrap_or_default();
+        let error = bank_request::<BankCommand>("bank_command", &status).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                FlowError::BadBankMessage { what: "bank_command", reason }
+                    if reason == "it is a GetStatus, not a BankCommand"
+            ),
+            "{error}"
+        );
+        assert!(bank_request::<firmware_protocol::message::GetStatus>("x", &status).is_ok());
+    }
+
+    #[test]
     fn the_last_accepted_counter_is_read_from_the_detail() {
         assert_eq!(
             last_number("counter 3 is not above the last accepted 17"),
