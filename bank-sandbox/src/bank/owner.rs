@@ -14,12 +14,15 @@
 
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::message::{
-    self, ChangePin, DeviceWiped, MacTag, PinChangeResult, Request, Response, VerifyPinChange,
+    self, Answer, ChangePin, Command, DeviceWiped, MacTag, PinChangeResult, Request,
+    VerifyPinChange, WipeDevice,
 };
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request, unexpected_answer,
+};
 use crate::error::{BankError, BankResult};
 use crate::util::{self, now_ms};
 
@@ -211,11 +214,11 @@ impl Bank {
             Ok((_, Request::ChangePin(request))) => request,
             _ => return Err(BankError::internal(&"stored ChangePin")),
         };
-        let entered = match message::decode_response(&answer_bytes)
-            .map_err(|e| bad_request("pin_change_entered: not a device response", e))?
-        {
-            (_, Response::PinChangeEntered(entered)) => entered,
-            (_, Response::Error(e)) => {
+        let (_, answer) = message::decode_response(&answer_bytes)
+            .map_err(|e| bad_request("pin_change_entered: not a device response", e))?;
+        let entered = match ChangePin::answer(answer) {
+            Answer::Done(entered) => entered,
+            Answer::Refused(e) => {
                 sqlx::query(&self.store.q(
                     "UPDATE pin_changes SET status = 'cancelled', decided_at = ? \
                      WHERE change_id = ? AND status = 'prepared'",
@@ -226,11 +229,8 @@ impl Bank {
                 .await?;
                 return Err(device_refused(&e));
             }
-            (_, other) => {
-                return Err(BankError::invalid(format!(
-                    "pin_change_entered: expected PinChangeEntered, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("pin_change_entered", unexpected));
             }
         };
         let input = entered
@@ -406,17 +406,11 @@ impl Bank {
     ) -> BankResult<serde_json::Value> {
         let bytes = hex::decode(receipt_hex.trim())
             .map_err(|_| BankError::invalid("device_wiped: not hexadecimal"))?;
-        let receipt = match message::decode_response(&bytes)
-            .map_err(|e| bad_request("device_wiped: not a device response", e))?
-        {
-            (_, Response::DeviceWiped(receipt)) => receipt,
-            (_, other) => {
-                return Err(BankError::invalid(format!(
-                    "device_wiped: expected DeviceWiped, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let (_, answer) = message::decode_response(&bytes)
+            .map_err(|e| bad_request("device_wiped: not a device response", e))?;
+        // A refusal is no receipt either: the wipe did not happen.
+        let receipt =
+            WipeDevice::expect(answer).map_err(|e| unexpected_answer("device_wiped", e))?;
         let refused = |why: &str| {
             BankError::rejected(
                 "wipe_receipt_refused",

@@ -4,15 +4,15 @@
 //! HSM), journaled exactly once and answered with a MACed verdict.
 
 use firmware_protocol::message::{
-    self, ApprovePayment, BankResult as Verdict, CurrencyCode, MacTag, PaymentDetails, Request,
-    Response, VerifyBankResponse,
+    self, Answer, ApprovePayment, BankResult as Verdict, Command, CurrencyCode, MacTag,
+    PaymentDetails, Request, VerifyBankResponse,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::{
     ActiveSession, Bank, BindingPin, PreparedFacts, cmac, cmac_matches, device_refused,
-    encode_request,
+    encode_request, unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
 use crate::store::{SqlValue, Store, WriteTx, job};
@@ -427,9 +427,9 @@ impl Bank {
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
-        let approved = match response {
-            Response::PaymentApproved(approved) => approved,
-            Response::Error(e) => {
+        let approved = match ApprovePayment::answer(response) {
+            Answer::Done(approved) => approved,
+            Answer::Refused(e) => {
                 sqlx::query(&self.store.q(
                     "UPDATE payments SET status = 'cancelled', decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
                 ))
@@ -439,11 +439,8 @@ impl Bank {
                 .await?;
                 return Err(device_refused(&e));
             }
-            other => {
-                return Err(BankError::invalid(format!(
-                    "payment_approved: expected PaymentApproved, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("payment_approved", unexpected));
             }
         };
         let input = approved
