@@ -53,17 +53,6 @@ pub struct PinChangeDecision {
     pub pin_tries_left: Option<i64>,
 }
 
-/// Snake-case name of a verdict.
-pub fn pin_change_result_name(result: PinChangeResult) -> &'static str {
-    match result {
-        PinChangeResult::Changed => "changed",
-        PinChangeResult::OldPinIncorrect => "old_pin_incorrect",
-        PinChangeResult::PinBlocked => "pin_blocked",
-        PinChangeResult::Declined => "declined",
-        PinChangeResult::SystemError => "system_error",
-    }
-}
-
 fn bad_request(what: &str, e: impl std::fmt::Display) -> BankError {
     BankError::invalid(format!("{what}: {e}"))
 }
@@ -361,7 +350,7 @@ impl Bank {
             "UPDATE pin_changes SET status = ?, device_counter = ?, answer_hash = ?, response = ?, \
              decided_at = ? WHERE change_id = ? AND status = 'prepared'",
         ))
-        .bind(pin_change_result_name(result))
+        .bind(result.as_str())
         .bind(device_counter)
         .bind(answer_hash)
         .bind(hex::decode(&encoded).unwrap_or_default())
@@ -385,12 +374,12 @@ impl Bank {
         tracing::info!(
             change_id,
             serial = session.device_serial,
-            result = pin_change_result_name(result),
+            result = result.as_str(),
             "PIN change decided"
         );
         Ok(PinChangeDecision {
             change_id: change_id.to_owned(),
-            result: pin_change_result_name(result),
+            result: result.as_str(),
             verify_pin_change: encoded,
             replayed: false,
             pin_tries_left,
@@ -504,12 +493,11 @@ impl Bank {
     }
 }
 
+/// The verdict a decided change was stored with (its `as_str` name); anything else reads as
+/// a system error.
 fn stored_result_name(status: &str) -> &'static str {
-    match status {
-        "changed" => "changed",
-        "old_pin_incorrect" => "old_pin_incorrect",
-        "pin_blocked" => "pin_blocked",
-        "declined" => "declined",
-        _ => "system_error",
-    }
+    status.parse::<PinChangeResult>().map_or(
+        PinChangeResult::SystemError.as_str(),
+        PinChangeResult::as_str,
+    )
 }
