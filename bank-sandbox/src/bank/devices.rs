@@ -65,14 +65,9 @@ impl CommandKind {
         }
     }
 
+    /// The wire value's name (`forget_hosts`), as the API and the event stream spell it.
     fn name(self) -> &'static str {
-        match self {
-            CommandKind::Lock => "lock",
-            CommandKind::Unlock => "unlock",
-            CommandKind::Wipe => "wipe",
-            CommandKind::ForgetHosts => "forget_hosts",
-            CommandKind::EndSession => "end_session",
-        }
+        self.wire().as_str()
     }
 }
 
