@@ -759,8 +759,8 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
                         commands.push(json!({
                             "serial": login.serial,
                             "command": event.data["command"],
-                            "lifecycle": format!("{:?}", status.lifecycle),
-                            "lock": format!("{:?}", status.lock),
+                            "lifecycle": status.lifecycle.as_str(),
+                            "lock": status.lock.as_str(),
                         }));
                         // Wiped or locked: the bank ended this session; nothing more to watch.
                         if status.lifecycle == Lifecycle::Revoked

@@ -9,7 +9,7 @@
 use firmware_protocol::crypto::certificate::DeviceCertificate;
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::message::{
-    GetInfo, GetIntegrityReport, GetStatus, Info, IntegrityReport, Nonce, Request, Response, Status,
+    GetInfo, GetIntegrityReport, GetStatus, Info, IntegrityReport, Nonce, Status,
 };
 
 use crate::session::{Session, SessionError};
@@ -39,17 +39,9 @@ impl GenuineCheck {
 /// Why the check could not be made at all (the device did not answer as a PIN pad does).
 #[derive(Debug, thiserror::Error)]
 pub enum GenuineCheckError {
-    /// The device did not answer.
+    /// The device did not answer, or answered with the wrong type.
     #[error(transparent)]
     Session(#[from] SessionError),
-    /// An answer of the wrong type.
-    #[error("{request} was answered with {got}")]
-    Unexpected {
-        /// The request.
-        request: &'static str,
-        /// What came back.
-        got: &'static str,
-    },
     /// No randomness for the nonce.
     #[error("no randomness for the integrity nonce: {0}")]
     Entropy(String),
@@ -60,7 +52,6 @@ impl GenuineCheckError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         match self {
             GenuineCheckError::Session(error) => error.kind(),
-            GenuineCheckError::Unexpected { .. } => crate::error::ErrorKind::CorruptFrame,
             GenuineCheckError::Entropy(_) => crate::error::ErrorKind::Internal,
         }
     }
@@ -78,22 +69,15 @@ pub async fn check(
     trusted_cas: &[EcdsaVerifyingKey],
     now: u64,
 ) -> Result<GenuineCheck, GenuineCheckError> {
-    let info = match session.request(&Request::GetInfo(GetInfo)).await? {
-        Response::Info(info) => info,
-        other => return Err(unexpected("GetInfo", &other)),
-    };
-    let status = match session.request(&Request::GetStatus(GetStatus)).await? {
-        Response::Status(status) => status,
-        other => return Err(unexpected("GetStatus", &other)),
-    };
+    let info = session.ask(GetInfo).await?;
+    let status = session.ask(GetStatus).await?;
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| GenuineCheckError::Entropy(e.to_string()))?;
     let request = GetIntegrityReport {
         nonce: Nonce(nonce),
     };
-    let report = match session.request(&Request::GetIntegrityReport(request)).await {
-        Ok(Response::IntegrityReport(report)) => Some(report),
-        Ok(other) => return Err(unexpected("GetIntegrityReport", &other)),
+    let report = match session.ask(request).await {
+        Ok(report) => Some(report),
         // A tampered or revoked device refuses the report: that is an answer, not a crash.
         Err(SessionError::Refused { status: code, .. }) => {
             return Ok(GenuineCheck {
@@ -178,12 +162,5 @@ fn check_report(
             "firmware: the signed report's firmware hash differs from the one the device announces"
                 .into(),
         );
-    }
-}
-
-fn unexpected(request: &'static str, got: &Response) -> GenuineCheckError {
-    GenuineCheckError::Unexpected {
-        request,
-        got: got.name(),
     }
 }

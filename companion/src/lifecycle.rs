@@ -135,17 +135,6 @@ async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult 
         .await
         .map_err(CliError::from)?;
     let _ = session.close().await;
-    // `LockedByBank` -> `locked_by_bank`, as the app and the control API name states.
-    let snake = |debug: String| {
-        let mut out = String::new();
-        for (i, c) in debug.chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        }
-        out
-    };
     let verdict = if !check.failures.is_empty() {
         "not genuine"
     } else if check.issuer_unchecked {
@@ -157,10 +146,10 @@ async fn device_info(connection: &Connection, args: &InfoArgs) -> CommandResult 
         "serial": check.info.serial,
         "genuine": verdict,
         "failures": check.failures,
-        "lifecycle": snake(format!("{:?}", check.status.lifecycle)),
+        "lifecycle": check.status.lifecycle.as_str(),
         "tampered": check.status.tampered,
-        "lock": snake(format!("{:?}", check.status.lock)),
-        "indicator": snake(format!("{:?}", check.status.indicator)),
+        "lock": check.status.lock.as_str(),
+        "indicator": check.status.indicator.as_str(),
         "pairedComputers": check.status.paired_hosts,
         "sessionActive": check.status.session_active,
         "locksInSeconds": check.status.locks_in_seconds,

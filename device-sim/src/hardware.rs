@@ -248,13 +248,10 @@ pub struct IndicatorChange {
     pub indicator: Indicator,
 }
 
-/// `off`, `safe` (steady green) or `danger` (fast-blinking red).
+/// `off`, `safe` (steady green) or `danger` (fast-blinking red): the protocol's own name
+/// ([`Indicator::as_str`]).
 pub fn indicator_name(indicator: Indicator) -> &'static str {
-    match indicator {
-        Indicator::Off => "off",
-        Indicator::Safe => "safe",
-        Indicator::Danger => "danger",
-    }
+    indicator.as_str()
 }
 
 fn serialize_indicator<S: serde::Serializer>(

@@ -41,6 +41,9 @@ use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
 use device_sim::server::ServedDevice;
 use device_sim::sim::{Faults, SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
+use firmware_protocol::message::{
+    Indicator as DeviceIndicator, Lifecycle as DeviceLifecycle, LockState as DeviceLock,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::sync::{oneshot, watch};
@@ -573,18 +576,18 @@ pub fn mock_state(device: &MockDevice) -> MockState {
     MockState {
         serial: device.serial.clone(),
         name: device.name.clone(),
-        lifecycle: match view.state.lifecycle {
-            "initialised" => Lifecycle::Initialised,
-            "bound" => Lifecycle::Bound,
-            "revoked" => Lifecycle::Revoked,
-            _ => Lifecycle::Manufactured,
+        lifecycle: match view.state.lifecycle.parse::<DeviceLifecycle>() {
+            Ok(DeviceLifecycle::Initialised) => Lifecycle::Initialised,
+            Ok(DeviceLifecycle::Bound) => Lifecycle::Bound,
+            Ok(DeviceLifecycle::Revoked) => Lifecycle::Revoked,
+            Ok(DeviceLifecycle::Manufactured) | Err(_) => Lifecycle::Manufactured,
         },
         tampered: view.state.tampered,
-        locked: view.state.lock != "unlocked",
-        indicator: match view.state.indicator {
-            "safe" => Indicator::Safe,
-            "danger" => Indicator::Danger,
-            _ => Indicator::Off,
+        locked: view.state.lock != DeviceLock::Unlocked.as_str(),
+        indicator: match view.state.indicator.parse::<DeviceIndicator>() {
+            Ok(DeviceIndicator::Safe) => Indicator::Safe,
+            Ok(DeviceIndicator::Danger) => Indicator::Danger,
+            Ok(DeviceIndicator::Off) | Err(_) => Indicator::Off,
         },
         firmware: Firmware {
             version: FIRMWARE_VERSION.to_owned(),

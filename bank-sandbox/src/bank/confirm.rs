@@ -5,13 +5,15 @@
 
 use firmware_protocol::crypto::ecdsa::SignatureDomain;
 use firmware_protocol::message::{
-    self, BankResult as Verdict, Nonce, Request, Response, SignConfirmation,
+    self, Answer, BankResult as Verdict, Command, Nonce, Request, SignConfirmation,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::payments::verdict_name;
-use super::{ActiveSession, Bank, BankEvent, PaymentRequest, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, BankEvent, PaymentRequest, device_refused, encode_request,
+    unexpected_answer,
+};
 use crate::certificate::DeviceCertificate;
 use crate::error::{BankError, BankResult};
 use crate::util::{self, now_ms};
@@ -55,7 +57,7 @@ fn view(row: &sqlx::any::AnyRow) -> BankResult<ConfirmationView> {
             .try_get::<Option<i64>, _>("result")?
             .and_then(|r| u8::try_from(r).ok())
             .and_then(Verdict::from_wire)
-            .map(verdict_name),
+            .map(Verdict::as_str),
         sign_confirmation: hex::encode(row.try_get::<Vec<u8>, _>("request")?),
         payee_name: row.try_get("payee_name")?,
         amount_minor: row.try_get("amount_minor")?,
@@ -220,18 +222,15 @@ impl Bank {
             .map_err(|_| BankError::invalid("confirmation_signature: not hexadecimal"))?;
         let (_, response) = message::decode_response(&bytes)
             .map_err(|e| BankError::invalid(format!("confirmation_signature: {e}")))?;
-        let signature = match response {
-            Response::ConfirmationSignature(s) => s.signature,
-            Response::Error(e) => {
+        let signature = match SignConfirmation::answer(response) {
+            Answer::Done(s) => s.signature,
+            Answer::Refused(e) => {
                 self.decide_confirmation(transaction_id, "declined", Some(Verdict::Declined))
                     .await?;
                 return Err(device_refused(&e));
             }
-            other => {
-                return Err(BankError::invalid(format!(
-                    "confirmation_signature: expected ConfirmationSignature, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("confirmation_signature", unexpected));
             }
         };
         let request: Vec<u8> = row.try_get("request")?;

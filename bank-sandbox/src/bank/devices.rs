@@ -6,13 +6,13 @@ use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, PinKey};
 use firmware_protocol::crypto::pairing::derive_initialisation_kek;
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
-    BankCommand, BankCommandKind, EcPublicKey, EcdsaSignature, Enrol, Info, Initialise,
-    OperatorReset, Request, Response, limits,
+    BankCommand, BankCommandKind, EcPublicKey, EcdsaSignature, Enrol, GetInfo, Info, Initialise,
+    OperatorReset, Request, limits,
 };
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Bank, BankEvent, device_response, encode_request, now_seconds};
+use super::{Bank, BankEvent, device_answer, encode_request, now_seconds};
 use crate::certificate::DeviceCertificate;
 use crate::error::{BankError, BankResult};
 use crate::hsm::{BlockUsage, generate_key, same_bytes};
@@ -65,14 +65,9 @@ impl CommandKind {
         }
     }
 
+    /// The wire value's name (`forget_hosts`), as the API and the event stream spell it.
     fn name(self) -> &'static str {
-        match self {
-            CommandKind::Lock => "lock",
-            CommandKind::Unlock => "unlock",
-            CommandKind::Wipe => "wipe",
-            CommandKind::ForgetHosts => "forget_hosts",
-            CommandKind::EndSession => "end_session",
-        }
+        self.wire().as_str()
     }
 }
 
@@ -277,15 +272,7 @@ impl Bank {
         info_hex: &str,
         staff: &str,
     ) -> BankResult<serde_json::Value> {
-        let info = match device_response(info_hex, "info")? {
-            Response::Info(info) => info,
-            other => {
-                return Err(BankError::invalid(format!(
-                    "info: expected Info, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let info = device_answer::<GetInfo>(info_hex, "info")?;
         let certificate = self.check_certificate(&info).await?;
         let attestation = certificate.attestation_public_key;
         let serial = info.serial.clone();
@@ -401,15 +388,7 @@ impl Bank {
                 format!("the device is {}, not initialising", device.state),
             ));
         }
-        let kcv = match device_response(initialised_hex, "initialised")? {
-            Response::Initialised(done) => done.kcv,
-            other => {
-                return Err(BankError::invalid(format!(
-                    "initialised: expected Initialised, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let kcv = device_answer::<Initialise>(initialised_hex, "initialised")?.kcv;
         let expected = device.pending_kcv.unwrap_or_default();
         if !same_bytes(kcv.as_bytes(), &expected) {
             tracing::warn!(serial, "initialisation KCV mismatch");
@@ -651,15 +630,7 @@ impl Bank {
         serial: &str,
         enrolled_hex: &str,
     ) -> BankResult<serde_json::Value> {
-        let pin_block = match device_response(enrolled_hex, "enrolled")? {
-            Response::Enrolled(enrolled) => enrolled.pin_block,
-            other => {
-                return Err(BankError::invalid(format!(
-                    "enrolled: expected Enrolled, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let pin_block = device_answer::<Enrol>(enrolled_hex, "enrolled")?.pin_block;
         let row = sqlx::query(&self.store.q(
             "SELECT binding_id, customer_id, pin_account_number, enrol_pin_key FROM bindings \
              WHERE device_serial = ? AND status = 'pending'",

@@ -9,13 +9,16 @@ use firmware_protocol::crypto::ecdsa::{EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
-    self, BankChallenge, GetIntegrityReport, LoadSessionKeys, Nonce, Request, Response, SessionId,
-    StatusCode as DeviceStatus,
+    self, Answer, BankChallenge, Command, GetInfo, GetIntegrityReport, LoadSessionKeys, Nonce,
+    Request, SessionId, StatusCode as DeviceStatus,
 };
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{ActiveSession, Bank, cmac_matches, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, cmac_matches, device_answer, device_refused, device_response,
+    encode_request, unexpected_answer,
+};
 use crate::error::{BankError, BankResult};
 use crate::hsm::{BlockUsage, generate_key};
 use crate::util::{self, now_ms, sha256};
@@ -59,13 +62,6 @@ struct LoginRow {
 
 fn hex_field(text: &str, field: &str) -> BankResult<Vec<u8>> {
     hex::decode(text.trim()).map_err(|_| BankError::invalid(format!("{field}: not hexadecimal")))
-}
-
-fn decode_response(hex_text: &str, field: &str) -> BankResult<Response> {
-    let bytes = hex_field(hex_text, field)?;
-    message::decode_response(&bytes)
-        .map(|(_, r)| r)
-        .map_err(|e| BankError::invalid(format!("{field}: not a device response: {e}")))
 }
 
 impl Bank {
@@ -131,16 +127,7 @@ impl Bank {
     /// key, bound, not revoked, locked or throttled; returns a GetIntegrityReport with a
     /// fresh nonce.
     pub async fn login_begin(&self, info_hex: &str) -> BankResult<serde_json::Value> {
-        let info = match decode_response(info_hex, "info")? {
-            Response::Info(info) => info,
-            Response::Error(e) => return Err(device_refused(&e)),
-            other => {
-                return Err(BankError::invalid(format!(
-                    "info: expected Info, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let info = device_answer::<GetInfo>(info_hex, "info")?;
         let device = self.device(&info.serial).await?;
         let now = now_ms();
         if device.throttled_until > now {
@@ -343,16 +330,7 @@ impl Bank {
         report_hex: &str,
         app_hash_hex: &str,
     ) -> BankResult<VerifiedReport> {
-        let report = match decode_response(report_hex, "integrity_report")? {
-            Response::IntegrityReport(report) => report,
-            Response::Error(e) => return Err(device_refused(&e)),
-            other => {
-                return Err(BankError::invalid(format!(
-                    "integrity_report: expected IntegrityReport, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let report = device_answer::<GetIntegrityReport>(report_hex, "integrity_report")?;
         let app_hash = hex_field(app_hash_hex, "app_hash")?;
         if app_hash.len() != 32 {
             return Err(BankError::invalid("app_hash: 32 bytes (SHA-256)"));
@@ -435,10 +413,10 @@ impl Bank {
     ) -> BankResult<serde_json::Value> {
         let login = self.login_row(login_id, "keys").await?;
         let serial = login.device_serial.clone();
-        let answer = decode_response(answer_hex, "keys_loaded")?;
-        let loaded = match answer {
-            Response::KeysLoaded(loaded) => loaded,
-            Response::Error(e) if e.status == DeviceStatus::Locked => {
+        let answer = device_response(answer_hex, "keys_loaded")?;
+        let loaded = match LoadSessionKeys::answer(answer) {
+            Answer::Done(loaded) => loaded,
+            Answer::Refused(e) if e.status == DeviceStatus::Locked => {
                 // The device locked itself (T2 without bank contact). It has just proven
                 // itself with a fresh signed integrity report, so the bank lifts the lock.
                 let mut tx = self.store.begin().await?;
@@ -462,7 +440,7 @@ impl Bank {
                     hex::encode(login.load_keys.unwrap_or_default()),
                 ));
             }
-            Response::Error(e)
+            Answer::Refused(e)
                 if matches!(
                     e.status,
                     DeviceStatus::IdentityMismatch | DeviceStatus::LockedByBank
@@ -472,7 +450,7 @@ impl Bank {
                     .staff_only_lock(&serial, e.status, login.load_keys.unwrap_or_default())
                     .await?);
             }
-            Response::Error(e) => {
+            Answer::Refused(e) => {
                 let refused = device_refused(&e);
                 if matches!(
                     e.status,
@@ -492,11 +470,8 @@ impl Bank {
                 }
                 return self.counted(&serial, Some(login_id), Err(refused)).await;
             }
-            other => {
-                return Err(BankError::invalid(format!(
-                    "keys_loaded: expected KeysLoaded, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("keys_loaded", unexpected));
             }
         };
         if hex::encode(loaded.session_id.0) != login_id {
@@ -665,16 +640,7 @@ impl Bank {
     }
 
     async fn check_challenge(&self, login: &LoginRow, answer_hex: &str) -> BankResult<()> {
-        let response = match decode_response(answer_hex, "challenge_response")? {
-            Response::ChallengeResponse(r) => r,
-            Response::Error(e) => return Err(device_refused(&e)),
-            other => {
-                return Err(BankError::invalid(format!(
-                    "challenge_response: expected ChallengeResponse, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let response = device_answer::<BankChallenge>(answer_hex, "challenge_response")?;
         if login.challenge_expires_at.unwrap_or(0) < now_ms() {
             return Err(BankError::rejected(
                 "challenge_expired",

@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::http::StatusCode;
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::crypto::keys::{MacKey, PinKey};
-use firmware_protocol::message::{self, ErrorResponse, MacTag, Response};
+use firmware_protocol::message::{
+    self, Answer, Command, ErrorResponse, MacTag, Response, UnexpectedAnswer,
+};
 use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::broadcast;
@@ -432,17 +434,28 @@ async fn load_bank_keys(store: &Store) -> BankResult<Option<SealedBankKeys>> {
     }
 }
 
-/// Decodes a device response given in hex; a device `Error` becomes a `device_refused`
-/// refusal naming its status.
+/// Decodes a device response given in hex.
 pub(crate) fn device_response(hex_text: &str, field: &str) -> BankResult<Response> {
     let bytes = hex::decode(hex_text.trim())
         .map_err(|_| BankError::invalid(format!("{field}: not hexadecimal")))?;
     let (_, response) = message::decode_response(&bytes)
         .map_err(|e| BankError::invalid(format!("{field}: not a device response: {e}")))?;
-    match response {
-        Response::Error(error) => Err(device_refused(&error)),
-        other => Ok(other),
+    Ok(response)
+}
+
+/// Decodes the device's answer to command `C` given in hex: the response `C` names; a device
+/// `Error` becomes a `device_refused` refusal naming its status, any other response is invalid.
+pub(crate) fn device_answer<C: Command>(hex_text: &str, field: &str) -> BankResult<C::Response> {
+    match C::answer(device_response(hex_text, field)?) {
+        Answer::Done(answer) => Ok(answer),
+        Answer::Refused(error) => Err(device_refused(&error)),
+        Answer::Unexpected(unexpected) => Err(unexpected_answer(field, unexpected)),
     }
+}
+
+/// The app relayed an answer of another type than the request's (PROTOCOL.md §3.3).
+pub(crate) fn unexpected_answer(field: &str, unexpected: UnexpectedAnswer) -> BankError {
+    BankError::invalid(format!("{field}: {unexpected}"))
 }
 
 pub(crate) fn device_refused(error: &ErrorResponse) -> BankError {
@@ -450,7 +463,7 @@ pub(crate) fn device_refused(error: &ErrorResponse) -> BankError {
         "device_refused",
         format!("the device refused: {:?} ({})", error.status, error.detail),
     )
-    .with("device_status", format!("{:?}", error.status))
+    .with("device_status", error.status.as_str())
     .with("device_status_code", error.status.code())
 }
 
@@ -475,4 +488,34 @@ pub(crate) fn cmac_matches(key: &MacKey, input: &[u8], tag: &MacTag) -> BankResu
 /// Seconds since the epoch, for certificate validity.
 pub(crate) fn now_seconds() -> u64 {
     u64::try_from(now_ms() / 1000).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use firmware_protocol::message::{GetInfo, Indicator, Pong, StatusCode};
+
+    use super::*;
+
+    fn hex_of(response: Response) -> String {
+        response.encode(0).map(hex::encode).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_relayed_answer_of_another_type_is_invalid_and_names_both_types() {
+        let pong = hex_of(Response::Pong(Pong { payload: vec![] }));
+        let error = device_answer::<GetInfo>(&pong, "info").unwrap_err();
+        assert_eq!(error.code, "invalid_request", "{error}");
+        assert_eq!(
+            error.message,
+            "info: the PIN pad answered GetInfo with Pong (type 0x8003), not Info"
+        );
+        let refusal = hex_of(Response::Error(ErrorResponse {
+            status: StatusCode::KcvMismatch,
+            indicator: Indicator::Off,
+            detail: String::new(),
+        }));
+        let error = device_answer::<GetInfo>(&refusal, "info").unwrap_err();
+        assert_eq!(error.code, "device_refused");
+        assert_eq!(error.extra["device_status"], "KcvMismatch");
+    }
 }

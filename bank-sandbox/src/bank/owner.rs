@@ -14,12 +14,15 @@
 
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::message::{
-    self, ChangePin, DeviceWiped, MacTag, PinChangeResult, Request, Response, VerifyPinChange,
+    self, Answer, ChangePin, Command, DeviceWiped, MacTag, PinChangeResult, Request,
+    VerifyPinChange, WipeDevice,
 };
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request};
+use super::{
+    ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request, unexpected_answer,
+};
 use crate::error::{BankError, BankResult};
 use crate::util::{self, now_ms};
 
@@ -48,17 +51,6 @@ pub struct PinChangeDecision {
     /// PIN tries left before the binding locks (after a wrong current PIN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin_tries_left: Option<i64>,
-}
-
-/// Snake-case name of a verdict.
-pub fn pin_change_result_name(result: PinChangeResult) -> &'static str {
-    match result {
-        PinChangeResult::Changed => "changed",
-        PinChangeResult::OldPinIncorrect => "old_pin_incorrect",
-        PinChangeResult::PinBlocked => "pin_blocked",
-        PinChangeResult::Declined => "declined",
-        PinChangeResult::SystemError => "system_error",
-    }
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> BankError {
@@ -211,11 +203,11 @@ impl Bank {
             Ok((_, Request::ChangePin(request))) => request,
             _ => return Err(BankError::internal(&"stored ChangePin")),
         };
-        let entered = match message::decode_response(&answer_bytes)
-            .map_err(|e| bad_request("pin_change_entered: not a device response", e))?
-        {
-            (_, Response::PinChangeEntered(entered)) => entered,
-            (_, Response::Error(e)) => {
+        let (_, answer) = message::decode_response(&answer_bytes)
+            .map_err(|e| bad_request("pin_change_entered: not a device response", e))?;
+        let entered = match ChangePin::answer(answer) {
+            Answer::Done(entered) => entered,
+            Answer::Refused(e) => {
                 sqlx::query(&self.store.q(
                     "UPDATE pin_changes SET status = 'cancelled', decided_at = ? \
                      WHERE change_id = ? AND status = 'prepared'",
@@ -226,11 +218,8 @@ impl Bank {
                 .await?;
                 return Err(device_refused(&e));
             }
-            (_, other) => {
-                return Err(BankError::invalid(format!(
-                    "pin_change_entered: expected PinChangeEntered, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("pin_change_entered", unexpected));
             }
         };
         let input = entered
@@ -361,7 +350,7 @@ impl Bank {
             "UPDATE pin_changes SET status = ?, device_counter = ?, answer_hash = ?, response = ?, \
              decided_at = ? WHERE change_id = ? AND status = 'prepared'",
         ))
-        .bind(pin_change_result_name(result))
+        .bind(result.as_str())
         .bind(device_counter)
         .bind(answer_hash)
         .bind(hex::decode(&encoded).unwrap_or_default())
@@ -385,12 +374,12 @@ impl Bank {
         tracing::info!(
             change_id,
             serial = session.device_serial,
-            result = pin_change_result_name(result),
+            result = result.as_str(),
             "PIN change decided"
         );
         Ok(PinChangeDecision {
             change_id: change_id.to_owned(),
-            result: pin_change_result_name(result),
+            result: result.as_str(),
             verify_pin_change: encoded,
             replayed: false,
             pin_tries_left,
@@ -406,17 +395,11 @@ impl Bank {
     ) -> BankResult<serde_json::Value> {
         let bytes = hex::decode(receipt_hex.trim())
             .map_err(|_| BankError::invalid("device_wiped: not hexadecimal"))?;
-        let receipt = match message::decode_response(&bytes)
-            .map_err(|e| bad_request("device_wiped: not a device response", e))?
-        {
-            (_, Response::DeviceWiped(receipt)) => receipt,
-            (_, other) => {
-                return Err(BankError::invalid(format!(
-                    "device_wiped: expected DeviceWiped, got {}",
-                    other.name()
-                )));
-            }
-        };
+        let (_, answer) = message::decode_response(&bytes)
+            .map_err(|e| bad_request("device_wiped: not a device response", e))?;
+        // A refusal is no receipt either: the wipe did not happen.
+        let receipt =
+            WipeDevice::expect(answer).map_err(|e| unexpected_answer("device_wiped", e))?;
         let refused = |why: &str| {
             BankError::rejected(
                 "wipe_receipt_refused",
@@ -510,12 +493,11 @@ impl Bank {
     }
 }
 
+/// The verdict a decided change was stored with (its `as_str` name); anything else reads as
+/// a system error.
 fn stored_result_name(status: &str) -> &'static str {
-    match status {
-        "changed" => "changed",
-        "old_pin_incorrect" => "old_pin_incorrect",
-        "pin_blocked" => "pin_blocked",
-        "declined" => "declined",
-        _ => "system_error",
-    }
+    status.parse::<PinChangeResult>().map_or(
+        PinChangeResult::SystemError.as_str(),
+        PinChangeResult::as_str,
+    )
 }

@@ -4,15 +4,15 @@
 //! HSM), journaled exactly once and answered with a MACed verdict.
 
 use firmware_protocol::message::{
-    self, ApprovePayment, BankResult as Verdict, CurrencyCode, MacTag, PaymentDetails, Request,
-    Response, VerifyBankResponse,
+    self, Answer, ApprovePayment, BankResult as Verdict, Command, CurrencyCode, MacTag,
+    PaymentDetails, Request, VerifyBankResponse,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::{
     ActiveSession, Bank, BindingPin, PreparedFacts, cmac, cmac_matches, device_refused,
-    encode_request,
+    encode_request, unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
 use crate::store::{SqlValue, Store, WriteTx, job};
@@ -72,20 +72,6 @@ pub struct PaymentDecision {
     /// PIN tries left before the binding locks (after a wrong PIN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin_tries_left: Option<i64>,
-}
-
-/// Snake-case name of a verdict.
-pub fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Approved => "approved",
-        Verdict::Declined => "declined",
-        Verdict::PinIncorrect => "pin_incorrect",
-        Verdict::InsufficientFunds => "insufficient_funds",
-        Verdict::LimitExceeded => "limit_exceeded",
-        Verdict::AccountBlocked => "account_blocked",
-        Verdict::Duplicate => "duplicate",
-        Verdict::SystemError => "system_error",
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -441,9 +427,9 @@ impl Bank {
         let (_, response) = message::decode_response(&approval_bytes).map_err(|e| {
             BankError::invalid(format!("payment_approved: not a device response: {e}"))
         })?;
-        let approved = match response {
-            Response::PaymentApproved(approved) => approved,
-            Response::Error(e) => {
+        let approved = match ApprovePayment::answer(response) {
+            Answer::Done(approved) => approved,
+            Answer::Refused(e) => {
                 sqlx::query(&self.store.q(
                     "UPDATE payments SET status = 'cancelled', decided_at = ? WHERE transaction_id = ? AND status = 'prepared'",
                 ))
@@ -453,11 +439,8 @@ impl Bank {
                 .await?;
                 return Err(device_refused(&e));
             }
-            other => {
-                return Err(BankError::invalid(format!(
-                    "payment_approved: expected PaymentApproved, got {}",
-                    other.name()
-                )));
+            Answer::Unexpected(unexpected) => {
+                return Err(unexpected_answer("payment_approved", unexpected));
             }
         };
         let input = approved
@@ -666,7 +649,7 @@ impl Bank {
             .await?;
         Ok(PaymentDecision {
             transaction_id: transaction_id.to_owned(),
-            result: verdict_name(verdict),
+            result: verdict.as_str(),
             verify_bank_response: encoded,
             replayed: false,
             pin_tries_left,
@@ -764,7 +747,7 @@ impl Bank {
                     .ok_or_else(|| BankError::internal(&"stored verdict"))?;
                 Ok(PaymentDecision {
                     transaction_id: transaction_id.to_owned(),
-                    result: verdict_name(verdict),
+                    result: verdict.as_str(),
                     verify_bank_response: hex::encode(response),
                     replayed: true,
                     pin_tries_left: None,
@@ -799,7 +782,7 @@ impl Bank {
             .try_get::<Option<i64>, _>("result")?
             .and_then(|r| u8::try_from(r).ok())
             .and_then(Verdict::from_wire)
-            .map(verdict_name);
+            .map(Verdict::as_str);
         Ok(serde_json::json!({
             "transaction_id": transaction_id,
             "kind": row.try_get::<String, _>("kind")?,

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use firmware_protocol::message::Request;
+use firmware_protocol::message::SignConfirmation;
 use serde_json::Value;
 
 use super::types::{ConfirmationRequest, CoreEvent};
@@ -83,13 +83,7 @@ pub fn request_from_bank(
     let hex_request = view["sign_confirmation"]
         .as_str()
         .ok_or_else(|| AppError::BankRejected("a confirmation without sign_confirmation"))?;
-    let Request::SignConfirmation(sign) =
-        crate::flows::bank_request("sign_confirmation", hex_request)?
-    else {
-        return Err(AppError::BankRejected(
-            "sign_confirmation holds another kind of request",
-        ));
-    };
+    let sign: SignConfirmation = crate::flows::bank_request("sign_confirmation", hex_request)?;
     let payment = sign.payment;
     Ok(ConfirmationRequest {
         request_id: request_id.to_owned(),
@@ -217,9 +211,7 @@ impl Drop for BankWatch {
 
 #[cfg(test)]
 mod tests {
-    use firmware_protocol::message::{
-        CurrencyCode, GetStatus, Nonce, PaymentDetails, SignConfirmation,
-    };
+    use firmware_protocol::message::{CurrencyCode, GetStatus, Nonce, PaymentDetails, Request};
     use serde_json::json;
 
     use super::*;
@@ -286,7 +278,9 @@ mod tests {
         );
         let error = request_from_bank(&other, String::new()).unwrap_err();
         assert!(
-            error.to_string().contains("another kind of request"),
+            error
+                .to_string()
+                .contains("it is a GetStatus, not a SignConfirmation"),
             "{error}"
         );
     }

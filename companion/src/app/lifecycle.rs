@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use firmware_protocol::message::{
-    GetStatus, Lifecycle as DeviceLifecycle, LockState as DeviceLock, Request, Response, Status,
+    GetStatus, Lifecycle as DeviceLifecycle, LockState as DeviceLock, Status,
 };
 use serde_json::{Value, json};
 
@@ -202,10 +202,7 @@ impl AppCore {
                 Err(error) => {
                     // Refused is not necessarily undone: the same command relayed already (by
                     // staff at this computer) is refused as stale. The device's state says.
-                    let status = match session.request(&Request::GetStatus(GetStatus)).await {
-                        Ok(Response::Status(status)) => Some(status),
-                        _ => None,
-                    };
+                    let status = session.ask(GetStatus).await.ok();
                     (status, Some(error.to_string()))
                 }
             }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firmware_protocol::message::{GetStatus, Request, Response};
+use firmware_protocol::message::GetStatus;
 
 use super::types::{PreparedPayment as Prepared, *};
 use super::{
@@ -26,7 +26,7 @@ const DECIDED_AT_THE_BANK: [&str; 4] = [
 
 pub(super) async fn refresh_status(slot: &Slot) {
     let mut session = slot.session.lock().await;
-    if let Ok(Response::Status(status)) = session.request(&Request::GetStatus(GetStatus)).await {
+    if let Ok(status) = session.ask(GetStatus).await {
         *lock(&slot.status) = Some(status);
     }
 }
@@ -123,7 +123,6 @@ impl AppCore {
             .await
             .map_err(|error| match error {
                 GenuineCheckError::Session(e) => e.into(),
-                GenuineCheckError::Unexpected { .. } => AppError::CorruptFrame(error.to_string()),
                 GenuineCheckError::Entropy(e) => AppError::Internal(e),
             })
     }

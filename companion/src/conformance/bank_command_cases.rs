@@ -13,7 +13,7 @@ use firmware_protocol::message::{
 use super::payment_cases::{self, FlowState};
 use super::probe::UserScript;
 use super::session_cases::{next_sequence, refused_pair_begin};
-use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
+use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect, expect_status, fail};
 
 pub(crate) fn cases() -> Vec<Case> {
     vec![
@@ -150,10 +150,7 @@ async fn confirmation(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::SignConfirmation(request.clone()), &user)
         .await?;
-    let signature = match response {
-        Response::ConfirmationSignature(signed) => signed.signature,
-        other => return fail(describe_response(&other)),
-    };
+    let signature = expect::<SignConfirmation>(response)?.signature;
     let key = EcdsaVerifyingKey::from_sec1_bytes(info.attestation_public_key.as_bytes())
         .map_err(|e| Why::Fail(format!("Info.attestation_public_key: {e}")))?;
     let signed = request.signed_bytes().map_err(build_error)?;
@@ -219,10 +216,7 @@ async fn unpair(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::Unpair(Unpair { host_id }), &UserScript::default())
         .await?;
-    let after = match response {
-        Response::Status(status) => status.paired_hosts,
-        other => return fail(describe_response(&other)),
-    };
+    let after = expect::<Unpair>(response)?.paired_hosts;
     let (next, _) = ctx
         .ask_verified_with(&Request::GetStatus(GetStatus), &UserScript::default())
         .await?;

@@ -7,7 +7,7 @@ use firmware_protocol::message::{
 };
 
 use super::probe::UserScript;
-use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
+use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect, expect_status, fail};
 
 pub(crate) fn cases() -> Vec<Case> {
     vec![
@@ -127,10 +127,7 @@ pub(crate) fn cases() -> Vec<Case> {
 }
 
 async fn get_info(ctx: &mut Ctx) -> Outcome {
-    let info = match ctx.ask(&Request::GetInfo(GetInfo)).await? {
-        Response::Info(info) => info,
-        other => return fail(describe_response(&other)),
-    };
+    let info = expect::<GetInfo>(ctx.ask(&Request::GetInfo(GetInfo)).await?)?;
     let mtu = ctx.probe.mtu().get();
     let seen = format!(
         "serial {}, firmware {}, protocol {}, max_message_len {}, link_mtu {}",

@@ -21,7 +21,7 @@ use std::time::Instant;
 use firmware_protocol::crypto::host_auth::HostSigner;
 use firmware_protocol::crypto::keys::KeyBlockProtectionKey;
 use firmware_protocol::link::ChannelId;
-use firmware_protocol::message::{self, Info, Request, Response, StatusCode};
+use firmware_protocol::message::{self, Answer, Command, Info, Request, Response, StatusCode};
 
 mod bank_command_cases;
 pub mod cli;
@@ -73,6 +73,16 @@ pub(crate) enum Why {
 impl From<ExchangeError> for Why {
     fn from(error: ExchangeError) -> Self {
         Why::Fail(error.to_string())
+    }
+}
+
+impl Why {
+    /// What a failing case saw, after the step that went well (a skip stays as it is).
+    pub(crate) fn after(self, step: &str) -> Self {
+        match self {
+            Why::Fail(seen) => Why::Fail(format!("{step}, then {seen}")),
+            skip => skip,
+        }
     }
 }
 
@@ -230,10 +240,8 @@ impl Ctx {
     }
 
     pub async fn status(&mut self) -> Result<message::Status, Why> {
-        match self.ask(&Request::GetStatus(message::GetStatus)).await? {
-            Response::Status(status) => Ok(status),
-            other => fail(format!("{} to GetStatus", describe_response(&other))),
-        }
+        let response = self.ask(&Request::GetStatus(message::GetStatus)).await?;
+        expect::<message::GetStatus>(response)
     }
 
     /// After a failed case: resynchronise the channel (aborting whatever it owns), or open
@@ -256,6 +264,15 @@ pub(crate) fn describe_response(response: &Response) -> String {
     match response {
         Response::Error(error) => format!("Error({:?})", error.status),
         other => other.name().to_owned(),
+    }
+}
+
+/// The answer command `C` names (PROTOCOL.md §3.3), or the case fails saying what came.
+pub(crate) fn expect<C: Command>(response: Response) -> Result<C::Response, Why> {
+    match C::answer(response) {
+        Answer::Done(done) => Ok(done),
+        Answer::Refused(error) => fail(format!("Error({:?}) to {}", error.status, C::NAME)),
+        Answer::Unexpected(unexpected) => fail(unexpected.to_string()),
     }
 }
 

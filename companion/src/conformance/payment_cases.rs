@@ -19,7 +19,7 @@ use firmware_protocol::message::{
 use zeroize::Zeroizing;
 
 use super::probe::UserScript;
-use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
+use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect, expect_status, fail};
 
 /// The kit's test PIN (typed on the test unit through the hook).
 const TEST_PIN: &str = "739164";
@@ -205,10 +205,7 @@ async fn enrol(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_with(&Request::Enrol(request), &pin_presses())
         .await?;
-    let block = match response {
-        Response::Enrolled(enrolled) => enrolled.pin_block,
-        other => return fail(describe_response(&other)),
-    };
+    let block = expect::<Enrol>(response)?.pin_block;
     ctx.bank_state.last_sequence = Some(sequence);
     match pin_of(&block, &pin_key) {
         Ok(pin) if pin.as_str() == TEST_PIN => {
@@ -255,10 +252,8 @@ async fn integrity_report(ctx: &mut Ctx) -> Outcome {
     let request = GetIntegrityReport {
         nonce: Nonce(ctx.probe.random_bytes()),
     };
-    let report = match ctx.ask(&Request::GetIntegrityReport(request)).await? {
-        Response::IntegrityReport(report) => report,
-        other => return fail(describe_response(&other)),
-    };
+    let report =
+        expect::<GetIntegrityReport>(ctx.ask(&Request::GetIntegrityReport(request)).await?)?;
     let key = EcdsaVerifyingKey::from_sec1_bytes(info.attestation_public_key.as_bytes())
         .map_err(|e| Why::Fail(format!("Info.attestation_public_key: {e}")))?;
     let signed = report.signed_bytes(&request).map_err(build_error)?;
@@ -318,10 +313,7 @@ async fn login(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::BankChallenge(challenge), &UserScript::default())
         .await?;
-    let answer = match response {
-        Response::ChallengeResponse(answer) => answer,
-        other => return fail(format!("KeysLoaded, then {}", describe_response(&other))),
-    };
+    let answer = expect::<BankChallenge>(response).map_err(|why| why.after("KeysLoaded"))?;
     let input = answer.mac_input(&challenge).map_err(build_error)?;
     if !answer.mac.verifies(&mac_key, &input) {
         return fail("ChallengeResponse whose MAC does not verify under the session MAC key");
@@ -438,10 +430,7 @@ async fn payment(ctx: &mut Ctx) -> Outcome {
     };
     let (response, exchange) = ctx.ask_verified_with(&request, &user).await?;
     ctx.flow.pin_keepalives = Some(exchange.keepalives.iter().map(|(_, s)| *s).collect());
-    let approved = match response {
-        Response::PaymentApproved(approved) => approved,
-        other => return fail(describe_response(&other)),
-    };
+    let approved = expect::<ApprovePayment>(response)?;
     let Request::ApprovePayment(sent) = &request else {
         return fail("no ApprovePayment");
     };

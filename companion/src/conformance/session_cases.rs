@@ -24,7 +24,9 @@ use firmware_protocol::message::{
 use zeroize::Zeroizing;
 
 use super::probe::{Seen, UserScript, describe};
-use super::{Case, Ctx, Outcome, Paired, Why, case_fn, describe_response, expect_status, fail};
+use super::{
+    Case, Ctx, Outcome, Paired, Why, case_fn, describe_response, expect, expect_status, fail,
+};
 
 pub(crate) fn cases() -> Vec<Case> {
     vec![
@@ -371,10 +373,7 @@ async fn initialise(ctx: &mut Ctx) -> Outcome {
         kbpk.material(),
         KcvMethod::standard_for(kbpk.material().algorithm()),
     );
-    let kcv = match ctx.ask(&Request::Initialise(request)).await? {
-        Response::Initialised(done) => done.kcv,
-        other => return fail(describe_response(&other)),
-    };
+    let kcv = expect::<Initialise>(ctx.ask(&Request::Initialise(request)).await?)?.kcv;
     ctx.bank_state.last_sequence = Some(sequence);
     if kcv.as_bytes() != expected.as_bytes() {
         return fail(format!(
@@ -702,10 +701,7 @@ async fn pair_with(ctx: &mut Ctx, keys: &[&str]) -> Result<(HostPairing, Respons
         host_commitment: Sha256Digest(*pairing.commitment().as_bytes()),
         host_name: "CONFORMANCE".into(),
     });
-    let challenge = match ctx.ask(&begin).await? {
-        Response::PairChallenge(challenge) => challenge,
-        other => return fail(format!("{} to PairBegin", describe_response(&other))),
-    };
+    let challenge = expect::<PairBegin>(ctx.ask(&begin).await?)?;
     let user = UserScript {
         presses: vec![keys.iter().map(|k| (*k).to_owned()).collect()],
         key_by_key: false,
@@ -731,10 +727,7 @@ async fn pair_cancel_key(ctx: &mut Ctx) -> Outcome {
 async fn pair_confirm(ctx: &mut Ctx) -> Outcome {
     let before = ctx.status().await?.paired_hosts;
     let (pairing, response, device) = pair_with(ctx, &["enter"]).await?;
-    let result = match response {
-        Response::PairResult(result) => result,
-        other => return fail(describe_response(&other)),
-    };
+    let result = expect::<PairConfirm>(response)?;
     let (key, nonce) = device.split_at(65);
     let device_public = PairingPublicKey::from_sec1_bytes(key)
         .map_err(|e| Why::Fail(format!("PairChallenge key: {e}")))?;
@@ -767,10 +760,7 @@ async fn host_verified(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::GetStatus(GetStatus), &UserScript::default())
         .await?;
-    match response {
-        Response::Status(_) => Ok("Status".into()),
-        other => fail(describe_response(&other)),
-    }
+    expect::<GetStatus>(response).map(|_| "Status".into())
 }
 
 async fn host_replay(ctx: &mut Ctx) -> Outcome {

@@ -244,22 +244,6 @@ impl fmt::Display for FlowEvent {
     }
 }
 
-/// `PinIncorrect` -> `pin_incorrect`.
-pub(crate) fn snake(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,11 +271,5 @@ mod tests {
         })
         .unwrap_or_default();
         assert_eq!(value["transactionId"], "T");
-    }
-
-    #[test]
-    fn verdict_names_are_snake_case() {
-        assert_eq!(snake("PinIncorrect"), "pin_incorrect");
-        assert_eq!(snake("Approved"), "approved");
     }
 }

@@ -15,11 +15,13 @@ pub use events::{FlowEvent, Step};
 
 use firmware_protocol::crypto::host_auth::HostSigner;
 use firmware_protocol::crypto::pairing::{HostPairing, PairingNonce, PairingPublicKey};
-use firmware_protocol::message::{EcPublicKey, Nonce, Sha256Digest};
 use firmware_protocol::message::{
-    ErrorResponse, GetInfo, HostVerified, MessageError, PairBegin, PairConfirm, Request, Response,
-    StatusCode, decode_request,
+    ApprovePayment, BankChallenge, BankCommand, Command, Enrol, ErrorResponse, GetInfo,
+    GetIntegrityReport, HostVerified, IndicatorSet, Initialise, LoadSessionKeys, MessageError,
+    OperatorReset, PairBegin, PairConfirm, Request, Response, SignConfirmation, StatusCode,
+    VerifyBankResponse, decode_request,
 };
+use firmware_protocol::message::{EcPublicKey, Nonce, Sha256Digest};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -54,16 +56,6 @@ pub enum FlowError {
         /// What is wrong.
         reason: String,
     },
-    /// The device answered with another message than the step expects.
-    #[error("the PIN pad answered {request} with {got}, not {expected}")]
-    UnexpectedAnswer {
-        /// The request.
-        request: &'static str,
-        /// What it should be.
-        expected: &'static str,
-        /// What came.
-        got: &'static str,
-    },
     /// A host-verified request without a pairing.
     #[error("this computer is not paired with the PIN pad; run `pinbridge pair` first")]
     NotPaired,
@@ -94,7 +86,6 @@ impl FlowError {
             FlowError::NotPaired => K::NotPaired,
             FlowError::Pairing(_) => K::PairingFailed,
             FlowError::BadBankMessage { .. } | FlowError::MissingField(_) => K::BankRejected,
-            FlowError::UnexpectedAnswer { .. } => K::CorruptFrame,
             FlowError::Encode { .. } => K::Internal,
         }
     }
@@ -217,12 +208,12 @@ fn forward_progress(events: &mut (dyn FnMut(FlowEvent) + Send), progress: Progre
     events(event);
 }
 
-/// What the device said to a relayed request: its answer, or its Error (which some steps
-/// relay to the bank too).
+/// What the device said to a relayed command: the answer the command names, or its Error
+/// (which some steps relay to the bank too).
 #[derive(Debug)]
-pub enum DeviceAnswer {
-    /// A success response.
-    Answer(Response),
+pub enum DeviceAnswer<T> {
+    /// The success response.
+    Answer(T),
     /// The device refused with an Error message.
     Refused {
         /// The Error message to relay.
@@ -232,11 +223,11 @@ pub enum DeviceAnswer {
     },
 }
 
-impl DeviceAnswer {
+impl<T: Clone + Into<Response>> DeviceAnswer<T> {
     /// Hex of the encoded answer (request id 0), for the bank.
     pub fn to_hex(&self) -> Result<String, FlowError> {
         let response = match self {
-            DeviceAnswer::Answer(r) => r.clone(),
+            DeviceAnswer::Answer(r) => r.clone().into(),
             DeviceAnswer::Refused { error, .. } => Response::Error(error.clone()),
         };
         response
@@ -249,7 +240,7 @@ impl DeviceAnswer {
     }
 
     /// The answer, or the device's refusal as an error.
-    pub fn into_answer(self) -> Result<Response, FlowError> {
+    pub fn into_answer(self) -> Result<T, FlowError> {
         match self {
             DeviceAnswer::Answer(r) => Ok(r),
             DeviceAnswer::Refused { cause, .. } => Err(device_error(cause)),
@@ -266,14 +257,14 @@ fn device_error(error: SessionError) -> FlowError {
 }
 
 /// Sends `request` to the device, wrapped in a `HostVerified` envelope when §3.7 requires it
-/// (then `host` must be given; its counter advances and the caller persists it). Progress
-/// (PIN digits, waiting for the user) goes to `events`.
-pub async fn send_to_device(
+/// (then `host` must be given; its counter advances and the caller persists it), and returns
+/// the answer the command names. Progress (PIN digits, waiting for the user) goes to `events`.
+pub async fn send_to_device<C: Command>(
     session: &mut Session,
     host: Option<&mut PairedHost>,
-    request: &Request,
+    request: &C,
     events: EventSink<'_>,
-) -> Result<DeviceAnswer, FlowError> {
+) -> Result<DeviceAnswer<C::Response>, FlowError> {
     let mut host = host;
     let first = send_once(session, host.as_deref_mut(), request, events).await?;
     // A host restored from an old backup (or that crashed before persisting its counter)
@@ -296,30 +287,28 @@ fn last_number(text: &str) -> Option<u64> {
         .and_then(|part| part.parse().ok())
 }
 
-async fn send_once(
+async fn send_once<C: Command>(
     session: &mut Session,
     host: Option<&mut PairedHost>,
-    request: &Request,
+    request: &C,
     events: EventSink<'_>,
-) -> Result<DeviceAnswer, FlowError> {
-    let name = request.name();
+) -> Result<DeviceAnswer<C::Response>, FlowError> {
     let mut on_progress = |p: Progress| forward_progress(events, p);
-    let result = if request.requires_host_verification() {
+    let result = if C::HOST_VERIFIED {
         let host = host.ok_or(FlowError::NotPaired)?;
+        let inner: Request = request.clone().into();
         let mut signer = HostSigner::resume(host.host_id, &host.pairing_key, host.next_counter);
         let mut build = |request_id: u32| -> Result<Vec<u8>, MessageError> {
-            Request::HostVerified(HostVerified::sign(request_id, request, &mut signer)?)
+            Request::HostVerified(HostVerified::sign(request_id, &inner, &mut signer)?)
                 .encode(request_id)
         };
-        let result = session
-            .request_built_with_progress(name, &mut build, &mut on_progress)
-            .await;
+        let result = session.ask_built::<C>(&mut build, &mut on_progress).await;
         // Counters the device may have consumed are never reused, whatever the outcome.
         host.next_counter = signer.next_counter().unwrap_or(u64::MAX);
         result
     } else {
         session
-            .request_with_progress(request, &mut on_progress)
+            .ask_with_progress(request.clone(), &mut on_progress)
             .await
     };
     match result {
@@ -346,33 +335,40 @@ async fn send_once(
     }
 }
 
-/// Decodes a device request the bank sent as hex.
-pub fn bank_request(what: &'static str, hex_text: &str) -> Result<Request, FlowError> {
+/// Decodes the device request the bank sent as hex for a step that relays command `C`; any
+/// other request is refused, so the companion relays only what the step is for.
+pub fn bank_request<C: Command>(what: &'static str, hex_text: &str) -> Result<C, FlowError> {
     let bytes = hex::decode(hex_text).map_err(|e| FlowError::BadBankMessage {
         what,
         reason: e.to_string(),
     })?;
-    decode_request(&bytes)
-        .map(|(_, request)| request)
-        .map_err(|e| FlowError::BadBankMessage {
-            what,
-            reason: e.to_string(),
-        })
+    bank_request_bytes(what, &bytes)
+}
+
+fn bank_request_bytes<C: Command>(what: &'static str, bytes: &[u8]) -> Result<C, FlowError> {
+    let (_, request) = decode_request(bytes).map_err(|e| FlowError::BadBankMessage {
+        what,
+        reason: e.to_string(),
+    })?;
+    C::try_from(request).map_err(|other| FlowError::BadBankMessage {
+        what,
+        reason: format!("it is a {}, not a {}", other.name(), C::NAME),
+    })
 }
 
 fn field<'v>(value: &'v Value, name: &'static str) -> Result<&'v str, FlowError> {
     value[name].as_str().ok_or(FlowError::MissingField(name))
 }
 
-/// Relays the bank's request in field `name` of `value` to the device.
-async fn relay_field(
+/// Relays the bank's command `C` in field `name` of `value` to the device.
+async fn relay_field<C: Command>(
     session: &mut Session,
     host: Option<&mut PairedHost>,
     value: &Value,
     name: &'static str,
     events: EventSink<'_>,
-) -> Result<DeviceAnswer, FlowError> {
-    let request = bank_request(name, field(value, name)?)?;
+) -> Result<DeviceAnswer<C::Response>, FlowError> {
+    let request: C = bank_request(name, field(value, name)?)?;
     send_to_device(session, host, &request, events).await
 }
 
@@ -383,30 +379,22 @@ struct DeviceDecision {
     display_text: String,
 }
 
-/// Relays the bank's MACed verdict in field `name` of `verdict` (a payment's or a PIN
+/// Relays the bank's MACed verdict `C` in field `name` of `verdict` (a payment's or a PIN
 /// change's) to the device, which answers with the indicator it set; reports the decision.
-async fn relay_verdict(
+async fn relay_verdict<C: Command<Response = IndicatorSet>>(
     session: &mut Session,
     host: &mut PairedHost,
     verdict: &Value,
     name: &'static str,
-    request: &'static str,
     events: EventSink<'_>,
 ) -> Result<DeviceDecision, FlowError> {
-    let answer = relay_field(session, Some(host), verdict, name, events)
+    let set = relay_field::<C>(session, Some(host), verdict, name, events)
         .await?
         .into_answer()?;
-    let Response::IndicatorSet(set) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request,
-            expected: "IndicatorSet",
-            got: answer.name(),
-        });
-    };
     let decision = DeviceDecision {
-        result: events::snake(&format!("{:?}", set.result)),
-        indicator: format!("{:?}", set.indicator).to_lowercase(),
-        display_text: set.display_text.clone(),
+        result: set.result.as_str().to_owned(),
+        indicator: set.indicator.as_str().to_owned(),
+        display_text: set.display_text,
     };
     events(FlowEvent::DeviceDecision {
         result: decision.result.clone(),
@@ -424,18 +412,11 @@ async fn device_info(
     events(FlowEvent::Step {
         step: Step::ReadDeviceInfo,
     });
-    let answer = send_to_device(session, None, &Request::GetInfo(GetInfo), events)
+    let info = send_to_device(session, None, &GetInfo, events)
         .await?
         .into_answer()?;
-    let Response::Info(info) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "GetInfo",
-            expected: "Info",
-            got: answer.name(),
-        });
-    };
     let serial = info.serial.clone();
-    let hex_info = DeviceAnswer::Answer(answer.clone()).to_hex()?;
+    let hex_info = DeviceAnswer::Answer(info).to_hex()?;
     Ok((serial, hex_info))
 }
 
@@ -459,7 +440,7 @@ async fn relay_refusal_command(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        let request = bank_request("bank_command", command)?;
+        let request: BankCommand = bank_request("bank_command", command)?;
         // The device's answer changes nothing for the user: the bank already refused.
         let _ = send_to_device(session, None, &request, events).await?;
     }
@@ -488,7 +469,7 @@ pub async fn initialise(
     events(FlowEvent::Step {
         step: Step::DeviceInitialise,
     });
-    let answer = relay_field(session, None, &begun, "initialise", events)
+    let answer = relay_field::<Initialise>(session, None, &begun, "initialise", events)
         .await?
         .into_answer()?;
     events(FlowEvent::Step {
@@ -527,7 +508,7 @@ pub async fn enrol(
     events(FlowEvent::Step {
         step: Step::DeviceEnrol,
     });
-    let answer = relay_field(session, None, &begun, "enrol", events)
+    let answer = relay_field::<Enrol>(session, None, &begun, "enrol", events)
         .await?
         .into_answer()?;
     events(FlowEvent::Step {
@@ -597,7 +578,7 @@ pub async fn pair(
     events(FlowEvent::Step {
         step: Step::PairBegin,
     });
-    let begin = Request::PairBegin(PairBegin {
+    let begin = PairBegin {
         host_public_key: EcPublicKey::new(*pairing.public_key().as_bytes()).map_err(|source| {
             FlowError::Encode {
                 what: "PairBegin",
@@ -606,17 +587,10 @@ pub async fn pair(
         })?,
         host_commitment: Sha256Digest(*pairing.commitment().as_bytes()),
         host_name: host_name.chars().take(32).collect(),
-    });
-    let answer = send_to_device(session, None, &begin, events)
+    };
+    let challenge = send_to_device(session, None, &begin, events)
         .await?
         .into_answer()?;
-    let Response::PairChallenge(challenge) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "PairBegin",
-            expected: "PairChallenge",
-            got: answer.name(),
-        });
-    };
     let device_public = PairingPublicKey::from_sec1_bytes(challenge.device_public_key.as_bytes())
         .map_err(|e| FlowError::Pairing(e.to_string()))?;
     let device_nonce = PairingNonce::from_slice(&challenge.device_nonce.0)
@@ -628,19 +602,12 @@ pub async fn pair(
     events(FlowEvent::Step {
         step: Step::PairConfirm,
     });
-    let confirm = Request::PairConfirm(PairConfirm {
+    let confirm = PairConfirm {
         host_nonce: Nonce(*host_nonce.as_bytes()),
-    });
-    let answer = send_to_device(session, None, &confirm, events)
+    };
+    let result = send_to_device(session, None, &confirm, events)
         .await?
         .into_answer()?;
-    let Response::PairResult(result) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "PairConfirm",
-            expected: "PairResult",
-            got: answer.name(),
-        });
-    };
     outcome
         .check_device_confirmation(&result.device_confirmation.0)
         .map_err(|e| FlowError::Pairing(e.to_string()))?;
@@ -680,17 +647,9 @@ pub async fn logout_device(
     events(FlowEvent::Step {
         step: Step::RelayBankCommand,
     });
-    let answer = relay_field(session, None, &ended, "bank_command", events)
+    relay_field::<BankCommand>(session, None, &ended, "bank_command", events)
         .await?
-        .into_answer()?;
-    match answer {
-        Response::Status(status) => Ok(status),
-        other => Err(FlowError::UnexpectedAnswer {
-            request: "BankCommand",
-            expected: "Status",
-            got: other.name(),
-        }),
-    }
+        .into_answer()
 }
 
 /// Logs in at the bank through the device (DESIGN.md §3 login, PROTOCOL.md §3.9).
@@ -721,15 +680,16 @@ pub async fn login(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        let request = bank_request("bank_command", command)?;
+        let request: BankCommand = bank_request("bank_command", command)?;
         let _ = send_to_device(session, None, &request, events).await?;
     }
     events(FlowEvent::Step {
         step: Step::IntegrityReport,
     });
-    let report = relay_field(session, None, &begun, "get_integrity_report", events)
-        .await?
-        .into_answer()?;
+    let report =
+        relay_field::<GetIntegrityReport>(session, None, &begun, "get_integrity_report", events)
+            .await?
+            .into_answer()?;
     let report = DeviceAnswer::Answer(report).to_hex()?;
     let keys = bank
         .post(
@@ -741,7 +701,9 @@ pub async fn login(
     events(FlowEvent::Step {
         step: Step::LoadSessionKeys,
     });
-    let mut loaded = relay_field(session, Some(host), &keys, "load_session_keys", events).await?;
+    let mut loaded =
+        relay_field::<LoadSessionKeys>(session, Some(host), &keys, "load_session_keys", events)
+            .await?;
     let keys_path = format!("/v1/login/{login_id}/keys");
     let mut challenge = bank
         .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
@@ -758,13 +720,20 @@ pub async fn login(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        relay_field(session, None, &details, "bank_command", events)
+        relay_field::<BankCommand>(session, None, &details, "bank_command", events)
             .await?
             .into_answer()?;
         events(FlowEvent::Step {
             step: Step::LoadSessionKeys,
         });
-        loaded = relay_field(session, Some(host), &details, "load_session_keys", events).await?;
+        loaded = relay_field::<LoadSessionKeys>(
+            session,
+            Some(host),
+            &details,
+            "load_session_keys",
+            events,
+        )
+        .await?;
         challenge = bank
             .post(&keys_path, None, &json!({"keys_loaded": loaded.to_hex()?}))
             .await;
@@ -777,9 +746,10 @@ pub async fn login(
     events(FlowEvent::Step {
         step: Step::BankChallenge,
     });
-    let answer = relay_field(session, Some(host), &challenge, "bank_challenge", events)
-        .await?
-        .into_answer()?;
+    let answer =
+        relay_field::<BankChallenge>(session, Some(host), &challenge, "bank_challenge", events)
+            .await?
+            .into_answer()?;
     let answer = DeviceAnswer::Answer(answer).to_hex()?;
     let done = bank
         .post(
@@ -858,22 +828,15 @@ pub async fn approve_and_submit(
     prepared: &PreparedPayment,
     events: EventSink<'_>,
 ) -> Result<PaymentOutcome, FlowError> {
-    let request = decode_request(&prepared.approve_payment)
-        .map(|(_, r)| r)
-        .map_err(|e| FlowError::BadBankMessage {
-            what: "approve_payment",
-            reason: e.to_string(),
-        })?;
-    if let Request::ApprovePayment(approve) = &request {
-        let p = &approve.payment;
-        events(FlowEvent::PaymentShown {
-            transaction_id: p.bank_transaction_id.clone(),
-            payee_name: p.payee_name.clone(),
-            payee_account: p.payee_account.clone(),
-            amount: format_amount(p.amount_minor, p.currency_exponent),
-            currency: p.currency.as_str().to_owned(),
-        });
-    }
+    let request: ApprovePayment = bank_request_bytes("approve_payment", &prepared.approve_payment)?;
+    let p = &request.payment;
+    events(FlowEvent::PaymentShown {
+        transaction_id: p.bank_transaction_id.clone(),
+        payee_name: p.payee_name.clone(),
+        payee_account: p.payee_account.clone(),
+        amount: format_amount(p.amount_minor, p.currency_exponent),
+        currency: p.currency.as_str().to_owned(),
+    });
     events(FlowEvent::Step {
         step: Step::DeviceApprove,
     });
@@ -903,12 +866,11 @@ pub async fn approve_and_submit(
     events(FlowEvent::Step {
         step: Step::DeviceVerify,
     });
-    let decision = relay_verdict(
+    let decision = relay_verdict::<VerifyBankResponse>(
         session,
         host,
         &verdict,
         "verify_bank_response",
-        "VerifyBankResponse",
         events,
     )
     .await?;
@@ -988,7 +950,7 @@ pub async fn confirm_one(
     events(FlowEvent::Step {
         step: Step::SignConfirmation,
     });
-    let answer = relay_field(
+    let answer = relay_field::<SignConfirmation>(
         session,
         Some(host),
         confirmation,
@@ -1020,7 +982,7 @@ pub async fn confirm_one(
             json!({
                 "transaction_id": transaction_id,
                 "status": "declined",
-                "device_status": format!("{:?}", error.status),
+                "device_status": error.status.as_str(),
                 "reason": cause.to_string(),
             })
         }
@@ -1049,21 +1011,14 @@ pub async fn apply_bank_command(
     events(FlowEvent::Step {
         step: Step::RelayBankCommand,
     });
-    let answer = relay_field(session, None, data, "bank_command", events)
+    let status = relay_field::<BankCommand>(session, None, data, "bank_command", events)
         .await?
         .into_answer()?;
-    let Response::Status(status) = answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "BankCommand",
-            expected: "Status",
-            got: answer.name(),
-        });
-    };
     events(FlowEvent::BankCommandApplied {
         serial: serial.to_owned(),
         command: data["command"].as_str().unwrap_or("unknown").to_owned(),
-        lifecycle: events::snake(&format!("{:?}", status.lifecycle)),
-        lock: events::snake(&format!("{:?}", status.lock)),
+        lifecycle: status.lifecycle.as_str().to_owned(),
+        lock: status.lock.as_str().to_owned(),
     });
     Ok(Some(status))
 }
@@ -1090,7 +1045,7 @@ pub async fn revoke(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        relay_field(session, None, &answer, "bank_command", events)
+        relay_field::<BankCommand>(session, None, &answer, "bank_command", events)
             .await?
             .into_answer()?;
     }
@@ -1116,7 +1071,7 @@ pub async fn operator_reset(
             &json!({}),
         )
         .await?;
-    relay_field(session, None, &answer, "operator_reset", events)
+    relay_field::<OperatorReset>(session, None, &answer, "operator_reset", events)
         .await?
         .into_answer()?;
     Ok(())
@@ -1132,6 +1087,24 @@ mod tests {
         assert_eq!(format_amount(5, 2), "0.05");
         assert_eq!(format_amount(7, 0), "7");
         assert_eq!(format_amount(1_000, 3), "1.000");
+    }
+
+    #[test]
+    fn the_bank_s_hex_must_be_the_request_the_step_relays() {
+        let status = Request::GetStatus(firmware_protocol::message::GetStatus)
+            .encode(0)
+            .map(hex::encode)
+            .unwrap_or_default();
+        let error = bank_request::<BankCommand>("bank_command", &status).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                FlowError::BadBankMessage { what: "bank_command", reason }
+                    if reason == "it is a GetStatus, not a BankCommand"
+            ),
+            "{error}"
+        );
+        assert!(bank_request::<firmware_protocol::message::GetStatus>("x", &status).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   and payment data and signs a receipt, which goes to the bank when one is given (the
 //!   binding ends there too).
 
-use firmware_protocol::message::{Request, Response, WipeDevice};
+use firmware_protocol::message::{ChangePin, VerifyPinChange, WipeDevice};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -62,7 +62,8 @@ pub async fn change_pin(
         .post("/v1/pin/change", Some(&login.token), &json!({}))
         .await?;
     let change_id = path_segment("change_id", field(&prepared, "change_id")?)?.to_owned();
-    let entered = relay_field(session, Some(host), &prepared, "change_pin", events).await?;
+    let entered =
+        relay_field::<ChangePin>(session, Some(host), &prepared, "change_pin", events).await?;
     // The device's refusal (cancelled, timed out, the new entries differed) goes to the bank
     // too, so the prepared change is closed there; nothing changed and no try was counted.
     let verdict = bank
@@ -84,15 +85,9 @@ pub async fn change_pin(
         replayed: verdict["replayed"].as_bool().unwrap_or(false),
         pin_tries_left,
     });
-    let decision = relay_verdict(
-        session,
-        host,
-        &verdict,
-        "verify_pin_change",
-        "VerifyPinChange",
-        events,
-    )
-    .await?;
+    let decision =
+        relay_verdict::<VerifyPinChange>(session, host, &verdict, "verify_pin_change", events)
+            .await?;
     let outcome = PinChangeOutcome {
         change_id,
         bank_result,
@@ -126,18 +121,11 @@ pub async fn wipe_device(
     bank: Option<&BankClient>,
     events: EventSink<'_>,
 ) -> Result<WipeOutcome, FlowError> {
-    let answer = send_to_device(session, None, &Request::WipeDevice(WipeDevice), events)
+    let receipt = send_to_device(session, None, &WipeDevice, events)
         .await?
         .into_answer()?;
-    let Response::DeviceWiped(receipt) = &answer else {
-        return Err(FlowError::UnexpectedAnswer {
-            request: "WipeDevice",
-            expected: "DeviceWiped",
-            got: answer.name(),
-        });
-    };
     let serial = receipt.device_serial.clone();
-    let receipt_hex = DeviceAnswer::Answer(answer.clone()).to_hex()?;
+    let receipt_hex = DeviceAnswer::Answer(receipt).to_hex()?;
     let (bank_notified, bank_answer) = match bank {
         None => (false, json!({"error": "no bank given"})),
         Some(bank) => match notify_bank(bank, &serial, &receipt_hex).await {

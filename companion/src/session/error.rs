@@ -1,7 +1,7 @@
 //! Why a request failed, in words a user (or support) can act on.
 
 use firmware_protocol::link::{ErrorCode, LinkError, Mtu};
-use firmware_protocol::message::{Indicator, MessageError, StatusCode};
+use firmware_protocol::message::{Indicator, MessageError, StatusCode, UnexpectedAnswer};
 
 use crate::transport::TransportError;
 
@@ -168,6 +168,9 @@ pub enum SessionError {
         /// Why.
         source: MessageError,
     },
+    /// The device answered with another response than the request's (PROTOCOL.md §3.3).
+    #[error(transparent)]
+    UnexpectedAnswer(UnexpectedAnswer),
     /// The device's channel vanished twice in a row.
     #[error("the PIN pad keeps forgetting our channel; it may be restarting repeatedly")]
     ChannelLost,
@@ -211,6 +214,7 @@ impl SessionError {
             SessionError::DeviceBusy { .. } => K::DeviceBusy,
             SessionError::LinkRefused { .. }
             | SessionError::MalformedAnswer { .. }
+            | SessionError::UnexpectedAnswer(_)
             | SessionError::ChannelLost => K::CorruptFrame,
             SessionError::Refused { status, .. } => match status {
                 S::Busy => K::DeviceBusy,

@@ -28,6 +28,7 @@ use firmware_protocol::message::{MessageError, Request, Response, StatusCode, de
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod ask;
 mod error;
 mod progress;
 

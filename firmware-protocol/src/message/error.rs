@@ -120,3 +120,12 @@ impl MessageError {
         }
     }
 }
+
+/// Text that names none of a wire enumeration's values (`FromStr` of [`StatusCode`] and of the
+/// one-byte enumerations such as [`super::Lifecycle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not the name of a {kind} value")]
+pub struct UnknownName {
+    /// The enumeration the text was meant for (`"Lifecycle"`).
+    pub kind: &'static str,
+}

@@ -28,6 +28,7 @@ use alloc::vec::Vec;
 
 pub mod auth;
 mod codec;
+mod command;
 mod error;
 mod owner;
 mod request;
@@ -36,7 +37,8 @@ mod status;
 mod types;
 
 pub use codec::LengthLimit;
-pub use error::MessageError;
+pub use command::{Answer, COMMANDS, Command, CommandSpec, MessageBody, UnexpectedAnswer};
+pub use error::{MessageError, UnknownName};
 pub use owner::{
     ChangePin, DeviceWiped, PinChangeEntered, PinChangeResult, VerifyPinChange, WipeDevice,
 };
@@ -283,9 +285,33 @@ macro_rules! message_enum {
 
             /// The message's name as PROTOCOL.md spells it.
             pub fn name(&self) -> &'static str {
+                self.as_str()
+            }
+
+            /// The message's name as PROTOCOL.md spells it (`"GetInfo"`); `"Vendor"` for a
+            /// vendor extension.
+            pub const fn as_str(&self) -> &'static str {
                 match self {
                     $( Self::$variant(_) => stringify!($variant), )*
                     Self::Vendor(_) => "Vendor",
+                }
+            }
+
+            /// The name of the defined type `message_type` in this direction (`None` for a
+            /// vendor or undefined type).
+            pub const fn type_name(message_type: u16) -> Option<&'static str> {
+                match message_type {
+                    $( $code => Some(stringify!($variant)), )*
+                    _ => None,
+                }
+            }
+
+            /// The type code of the defined message named `name` in this direction: the
+            /// parsing half of [`Self::as_str`] (a body cannot come from a name, a type can).
+            pub fn type_named(name: &str) -> Option<u16> {
+                match name {
+                    $( stringify!($variant) => Some($code), )*
+                    _ => None,
                 }
             }
 
@@ -321,6 +347,23 @@ macro_rules! message_enum {
                 fn from(body: $body) -> Self {
                     Self::$variant(body)
                 }
+            }
+
+            /// The body of this variant, or the message itself back when it is another.
+            impl TryFrom<$enum> for $body {
+                type Error = $enum;
+
+                fn try_from(message: $enum) -> Result<Self, $enum> {
+                    match message {
+                        $enum::$variant(body) => Ok(body),
+                        other => Err(other),
+                    }
+                }
+            }
+
+            impl $crate::message::MessageBody for $body {
+                const MESSAGE_TYPE: u16 = $code;
+                const NAME: &'static str = stringify!($variant);
             }
         )*
     };

@@ -123,15 +123,15 @@ super::types::wire_enum!(
     /// The bank's verdict on a PIN change, as carried in `VerifyPinChange`.
     PinChangeResult {
         /// The old PIN verified; the new PIN is the one the bank checks from now on.
-        Changed = 0,
+        Changed = 0 => "changed",
         /// The old PIN did not verify (it counts toward blocking); nothing changed.
-        OldPinIncorrect = 1,
+        OldPinIncorrect = 1 => "old_pin_incorrect",
         /// The PIN is blocked (this or earlier wrong PINs); nothing changed.
-        PinBlocked = 2,
+        PinBlocked = 2 => "pin_blocked",
         /// Refused for another reason (bank policy); nothing changed.
-        Declined = 3,
+        Declined = 3 => "declined",
         /// The bank failed; nothing changed.
-        SystemError = 4,
+        SystemError = 4 => "system_error",
     }
 );
 

@@ -40,11 +40,33 @@ macro_rules! status_codes {
                 }
             }
 
+            /// The code's name as PROTOCOL.md §3.5 spells it (`"KcvMismatch"`); `"Vendor"` for
+            /// any vendor code.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( StatusCode::$name => stringify!($name), )*
+                    StatusCode::Vendor(_) => "Vendor",
+                }
+            }
+
             /// One line for people: what the device refused and why.
             pub const fn description(self) -> &'static str {
                 match self {
                     $( StatusCode::$name => $text, )*
                     StatusCode::Vendor(_) => "vendor-defined status",
+                }
+            }
+        }
+
+        impl core::str::FromStr for StatusCode {
+            type Err = super::UnknownName;
+
+            /// Parses a defined code's name as [`StatusCode::as_str`] gives it (vendor codes
+            /// have no name of their own, so `"Vendor"` is refused).
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $( stringify!($name) => Ok(StatusCode::$name), )*
+                    _ => Err(super::UnknownName { kind: "StatusCode" }),
                 }
             }
         }
@@ -162,5 +184,16 @@ mod tests {
             Some(StatusCode::Vendor(0xF00D))
         );
         assert_eq!(StatusCode::from_code(0x0099), None);
+    }
+
+    #[test]
+    fn every_name_parses_back_and_names_are_the_variants() {
+        for status in StatusCode::ALL {
+            assert_eq!(status.as_str().parse::<StatusCode>(), Ok(*status));
+            assert_eq!(alloc::format!("{status:?}"), status.as_str());
+        }
+        assert_eq!(StatusCode::Vendor(0xF00D).as_str(), "Vendor");
+        assert!("Vendor".parse::<StatusCode>().is_err());
+        assert!("kcv_mismatch".parse::<StatusCode>().is_err());
     }
 }

@@ -306,8 +306,11 @@ impl WrappedKey {
     }
 }
 
+/// Generates a one-byte wire enumeration from one table: each variant with its wire value and
+/// its name in text (snake case, as JSON, logs and the app's screens spell it), so the byte,
+/// the variant and the text cannot disagree and nobody else keeps a table of the names.
 macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident = $value:literal, )* }) => {
+    ($(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident = $value:literal => $text:literal, )* }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name {
@@ -333,6 +336,13 @@ macro_rules! wire_enum {
                 }
             }
 
+            /// The value's name in text, snake case (`LockedByBank` is `"locked_by_bank"`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )*
+                }
+            }
+
             pub(crate) fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, MessageError> {
                 let value = r.u8(field)?;
                 Self::from_wire(value).ok_or(MessageError::InvalidEnumValue {
@@ -345,6 +355,24 @@ macro_rules! wire_enum {
                 w.u8(self.to_wire());
             }
         }
+
+        impl core::str::FromStr for $name {
+            type Err = $crate::message::UnknownName;
+
+            /// Parses the text [`Self::as_str`] gives.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $( $text => Ok($name::$variant), )*
+                    _ => Err($crate::message::UnknownName { kind: stringify!($name) }),
+                }
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
     };
 }
 
@@ -355,13 +383,13 @@ wire_enum!(
     Lifecycle {
         /// Attestation key and certificate only; no bank keys. Also the state after an
         /// operator reset.
-        Manufactured = 0,
+        Manufactured = 0 => "manufactured",
         /// The bank installed its key-block protection key.
-        Initialised = 1,
+        Initialised = 1 => "initialised",
         /// Enrolled and bound to a customer; pairing, login and payments possible.
-        Bound = 2,
+        Bound = 2 => "bound",
         /// Wiped by a bank command; only an operator reset revives it.
-        Revoked = 3,
+        Revoked = 3 => "revoked",
     }
 );
 
@@ -369,17 +397,17 @@ wire_enum!(
     /// Whether payment functions are locked.
     LockState {
         /// Not locked.
-        Unlocked = 0,
+        Unlocked = 0 => "unlocked",
         /// Locked by the device itself: no successful bank contact for longer than T2.
-        LockedInactivity = 1,
+        LockedInactivity = 1 => "locked_inactivity",
         /// Locked by a bank command (loss report).
-        LockedByBank = 2,
+        LockedByBank = 2 => "locked_by_bank",
         /// Locked by the device itself at power-on: it was off for longer than T1
         /// (PROTOCOL.md §6.11). Lifted like `LockedInactivity`, by a bank Unlock.
-        LockedPowerOff = 3,
+        LockedPowerOff = 3 => "locked_power_off",
         /// Locked by the device itself: its identifiers no longer match the activation
         /// record made at enrolment (§6.11). Held longer than T, the payment data is deleted.
-        LockedIdentity = 4,
+        LockedIdentity = 4 => "locked_identity",
     }
 );
 
@@ -387,11 +415,11 @@ wire_enum!(
     /// The security indicator LED, driven by the device's secure processor only.
     Indicator {
         /// Dark.
-        Off = 0,
+        Off = 0 => "off",
         /// Steady green: the last bank response was genuine.
-        Safe = 1,
+        Safe = 1 => "safe",
         /// Fast-blinking red: tamper, failed host verification or a forged bank response.
-        Danger = 2,
+        Danger = 2 => "danger",
     }
 );
 
@@ -399,17 +427,17 @@ wire_enum!(
     /// What a signed bank command orders.
     BankCommandKind {
         /// Lock payment functions (loss report).
-        Lock = 1,
+        Lock = 1 => "lock",
         /// Lift a bank lock or an inactivity lock.
-        Unlock = 2,
+        Unlock = 2 => "unlock",
         /// Wipe all bank keys, bindings and pairings; the device becomes `Revoked`.
-        Wipe = 3,
+        Wipe = 3 => "wipe",
         /// Forget every paired host (a lost or stolen computer): the customer pairs the
         /// computers they still have again. Binding, keys and lock are kept.
-        ForgetHosts = 4,
+        ForgetHosts = 4 => "forget_hosts",
         /// Drop the session keys and any pending payment now: the bank ended the session
         /// (logout). Nothing else changes.
-        EndSession = 5,
+        EndSession = 5 => "end_session",
     }
 );
 
@@ -417,21 +445,21 @@ wire_enum!(
     /// The bank's verdict on a payment, as carried in its MACed response.
     BankResult {
         /// Paid.
-        Approved = 0,
+        Approved = 0 => "approved",
         /// Declined without a more specific reason.
-        Declined = 1,
+        Declined = 1 => "declined",
         /// The PIN did not verify.
-        PinIncorrect = 2,
+        PinIncorrect = 2 => "pin_incorrect",
         /// Not enough money.
-        InsufficientFunds = 3,
+        InsufficientFunds = 3 => "insufficient_funds",
         /// Over a limit.
-        LimitExceeded = 4,
+        LimitExceeded = 4 => "limit_exceeded",
         /// The account is blocked.
-        AccountBlocked = 5,
+        AccountBlocked = 5 => "account_blocked",
         /// The bank already journaled this payment.
-        Duplicate = 6,
+        Duplicate = 6 => "duplicate",
         /// The bank failed; the payment was not made.
-        SystemError = 7,
+        SystemError = 7 => "system_error",
     }
 );
 
@@ -439,9 +467,9 @@ wire_enum!(
     /// ISO 9564-1 PIN block format.
     PinBlockFormat {
         /// Format 0, 8 bytes, TDES.
-        Iso0 = 0,
+        Iso0 = 0 => "iso0",
         /// Format 4, 16 bytes, AES.
-        Iso4 = 4,
+        Iso4 = 4 => "iso4",
     }
 );
 
@@ -673,4 +701,53 @@ fn check_limit_and_digits(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use alloc::string::String;
+
+    use super::super::{PinChangeResult, UnknownName};
+    use super::*;
+
+    /// `LockedByBank` -> `locked_by_bank`: what every table's text must be.
+    fn snake(name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
+    macro_rules! check_names {
+        ($($name:ident),*) => {$(
+            for value in $name::ALL {
+                assert_eq!(value.as_str(), snake(&format!("{value:?}")));
+                assert_eq!(value.as_str().parse::<$name>(), Ok(*value));
+                assert_eq!(format!("{value}"), value.as_str());
+            }
+            assert_eq!(
+                "no such value".parse::<$name>(),
+                Err(UnknownName { kind: stringify!($name) })
+            );
+        )*};
+    }
+
+    #[test]
+    fn every_wire_enum_value_has_a_snake_case_name_that_parses_back() {
+        check_names!(
+            Lifecycle,
+            LockState,
+            Indicator,
+            BankCommandKind,
+            BankResult,
+            PinBlockFormat,
+            PinChangeResult
+        );
+        assert_eq!(LockState::LockedByBank.as_str(), "locked_by_bank");
+    }
 }
