@@ -35,6 +35,7 @@ mod response;
 mod status;
 mod types;
 
+pub use auth::SealError;
 pub use codec::LengthLimit;
 pub use error::MessageError;
 pub use owner::{
