@@ -27,6 +27,7 @@ use std::fmt;
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey};
 use firmware_protocol::crypto::host_auth::HostVerifier;
 use firmware_protocol::crypto::keys::KeyBlockProtectionKey;
+use firmware_protocol::device_side::SessionKeys;
 use firmware_protocol::message::{
     self, CancelResult, Capabilities, EcPublicKey, ErrorResponse, HostId, Indicator, Info,
     Lifecycle, LockState, Pong, Request, Response, Sha256Digest, Status, StatusCode,
@@ -42,8 +43,7 @@ pub use stored::{STATE_FORMAT, StoredBinding, StoredHostName, StoredState};
 use pairing::PendingPairing;
 use payment::{PendingPayment, payment_lines};
 use prompt::{Ended, Operation, PIN_LINE, PinEntry, Running};
-use provisioning::{check_kcv, require_aes, unwrap_typed};
-use session::{Session, cmac};
+use provisioning::payload_refusal;
 
 use crate::certificate::CertificateError;
 use crate::hardware::{EventKind, Hardware};
@@ -200,7 +200,8 @@ pub struct Device {
     banner_until_ms: Option<u64>,
     /// The id of the last prompt shown (volatile: ids restart at power-on).
     prompt_seq: u64,
-    session: Option<Session>,
+    /// Session keys from LoadSessionKeys. Volatile: a restart ends the session.
+    session: Option<SessionKeys>,
     pending_payment: Option<PendingPayment>,
     /// The device counter of the PIN change sent to the bank, until its verdict (volatile,
     /// like the session it belongs to).

@@ -1,9 +1,10 @@
 //! Out-of-band confirmation (8446183): a payment started elsewhere, shown on the device and
 //! signed with the attestation key once the user approves.
 
-use firmware_protocol::message::{ConfirmationSignature, Response, SignConfirmation};
+use firmware_protocol::device_side;
+use firmware_protocol::message::{Response, SignConfirmation};
 
-use super::{Device, Operation, Refusal, Step, internal, payment_lines};
+use super::{Device, Operation, Refusal, Step, payload_refusal, payment_lines};
 use crate::hardware::Hardware;
 
 impl Device {
@@ -34,13 +35,9 @@ impl Device {
         request: &SignConfirmation,
         hw: &mut H,
     ) -> Result<Response, Refusal> {
-        let signed = request.signed_bytes().map_err(internal)?;
-        let signature = self
-            .attestation
-            .sign(SignConfirmation::SIGNATURE_DOMAIN, &signed);
+        let answer = device_side::confirmation_signature(&self.attestation, request)
+            .map_err(payload_refusal)?;
         self.outcome(vec!["Payment confirmed".into()], hw);
-        Ok(Response::ConfirmationSignature(ConfirmationSignature {
-            signature,
-        }))
+        Ok(Response::ConfirmationSignature(answer))
     }
 }

@@ -3,17 +3,17 @@
 //! owner's wipe back to `Manufactured`, confirmed on the keypad, with a signed receipt for
 //! the bank. Every outcome writes its own screen.
 
-use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
+use firmware_protocol::crypto::pinblock::{Pan, Pin};
 use firmware_protocol::message::{
     BankResult, ChangePin, DeviceWiped, EcdsaSignature, Indicator, IndicatorSet, Lifecycle,
-    LockState, MacTag, PinBlock, PinBlockFormat, PinChangeEntered, PinChangeResult, Response,
-    StatusCode, VerifyPinChange,
+    LockState, PinChangeResult, Response, StatusCode, VerifyPinChange,
 };
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, cmac, internal, refuse,
+    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, internal, payload_refusal,
+    refuse,
 };
 use crate::hardware::{EventKind, Hardware};
 
@@ -94,24 +94,13 @@ impl Device {
         request: ChangePin,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        if request.counter <= self.last_payment_counter {
-            return Err(refuse(
-                StatusCode::StaleBankCounter,
-                format!(
-                    "bank counter {} is not above the last accepted {}",
-                    request.counter, self.last_payment_counter
-                ),
-            ));
-        }
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            let refusal = refuse(
-                StatusCode::BadBankMac,
-                "bank MAC on the PIN change does not verify",
-            );
-            return Err(self.intrusion(refusal, hw));
-        }
+        self.accept_bank_request(
+            &request.session_id,
+            request.counter,
+            |key| request.bank_mac_verifies(key),
+            "PIN change",
+            hw,
+        )?;
         let current_max = self
             .binding
             .as_ref()
@@ -216,28 +205,17 @@ impl Device {
             .session
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
-        let mut block_of = |pin: &Pin| -> Result<PinBlock, Refusal> {
-            let block = pinblock::encrypt_pin(
-                pinblock::PinBlockFormat::Iso4,
-                pin,
-                Some(&pan),
-                &session.pin_key,
+        let device_counter = self.device_counter.saturating_add(1);
+        let response = session
+            .pin_change_entered(
+                &change.request,
+                &current,
+                &new,
+                &pan,
+                device_counter,
                 hw.rng(),
             )
-            .map_err(internal)?;
-            PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).map_err(internal)
-        };
-        let old_pin_block = block_of(&current)?;
-        let new_pin_block = block_of(&new)?;
-        let device_counter = self.device_counter.saturating_add(1);
-        let mut response = PinChangeEntered {
-            old_pin_block,
-            new_pin_block,
-            device_counter,
-            mac: MacTag([0; 16]),
-        };
-        let input = response.mac_input(&change.request).map_err(internal)?;
-        response.mac = cmac(&session.mac_key, &input)?;
+            .map_err(payload_refusal)?;
         self.device_counter = device_counter;
         self.pending_pin_change = Some(device_counter);
         self.outcome(vec!["Sent to your bank...".into()], hw);
@@ -252,16 +230,12 @@ impl Device {
         request: VerifyPinChange,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            self.outcome(vec!["WARNING: forged bank response".into()], hw);
-            let refusal = refuse(
-                StatusCode::BadBankMac,
-                "PIN change verdict MAC does not verify",
-            );
-            return Err(self.intrusion(refusal, hw));
-        }
+        self.accept_bank_verdict(
+            &request.session_id,
+            |key| request.bank_mac_verifies(key),
+            "PIN change verdict MAC does not verify",
+            hw,
+        )?;
         if self.pending_pin_change != Some(request.device_counter) {
             return Err(refuse(
                 StatusCode::TransactionMismatch,

@@ -1,14 +1,16 @@
 //! Payments (PROTOCOL.md §6.1): ApprovePayment shown on the screen and approved with the
 //! PIN, and the bank's verdict (VerifyBankResponse), MAC-checked, on the indicator.
 
-use firmware_protocol::crypto::pinblock::{self, Pan};
+use firmware_protocol::crypto::pinblock::Pan;
 use firmware_protocol::display::format_money;
 use firmware_protocol::message::{
-    ApprovePayment, BankResult, Indicator, IndicatorSet, MacTag, PaymentApproved, PaymentDetails,
-    PinBlock, PinBlockFormat, Response, StatusCode, VerifyBankResponse,
+    ApprovePayment, BankResult, Indicator, IndicatorSet, PaymentDetails, Response, StatusCode,
+    VerifyBankResponse,
 };
 
-use super::{Device, Operation, PIN_LINE, PinEntry, Refusal, Step, cmac, internal, refuse};
+use super::{
+    Device, Operation, PIN_LINE, PinEntry, Refusal, Step, internal, payload_refusal, refuse,
+};
 use crate::hardware::{EventKind, Hardware};
 
 pub(super) struct PendingPayment {
@@ -56,24 +58,13 @@ impl Device {
         request: ApprovePayment,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        if request.counter <= self.last_payment_counter {
-            return Err(refuse(
-                StatusCode::StaleBankCounter,
-                format!(
-                    "payment counter {} is not above the last accepted {}",
-                    request.counter, self.last_payment_counter
-                ),
-            ));
-        }
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            let refusal = refuse(
-                StatusCode::BadBankMac,
-                "bank MAC on the payment does not verify",
-            );
-            return Err(self.intrusion(refusal, hw));
-        }
+        self.accept_bank_request(
+            &request.session_id,
+            request.counter,
+            |key| request.bank_mac_verifies(key),
+            "payment",
+            hw,
+        )?;
         let binding = self
             .binding
             .as_ref()
@@ -103,13 +94,12 @@ impl Device {
         request: VerifyBankResponse,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            self.outcome(vec!["WARNING: forged bank response".into()], hw);
-            let refusal = refuse(StatusCode::BadBankMac, "bank response MAC does not verify");
-            return Err(self.intrusion(refusal, hw));
-        }
+        self.accept_bank_verdict(
+            &request.session_id,
+            |key| request.bank_mac_verifies(key),
+            "bank response MAC does not verify",
+            hw,
+        )?;
         let matches = self.pending_payment.as_ref().is_some_and(|pending| {
             pending.transaction_id == request.bank_transaction_id
                 && pending.device_counter == request.device_counter
@@ -154,22 +144,10 @@ impl Device {
             .session
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
-        let block = pinblock::encrypt_pin(
-            pinblock::PinBlockFormat::Iso4,
-            &pin,
-            Some(&pan),
-            &session.pin_key,
-            hw.rng(),
-        )
-        .map_err(internal)?;
         let device_counter = self.device_counter.saturating_add(1);
-        let mut response = PaymentApproved {
-            pin_block: PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).map_err(internal)?,
-            device_counter,
-            mac: MacTag([0; 16]),
-        };
-        let input = response.mac_input(request).map_err(internal)?;
-        response.mac = cmac(&session.mac_key, &input)?;
+        let response = session
+            .approve_payment(request, &pin, &pan, device_counter, hw.rng())
+            .map_err(payload_refusal)?;
         self.device_counter = device_counter;
         self.pending_payment = Some(PendingPayment {
             transaction_id: request.payment.bank_transaction_id.clone(),

@@ -5,20 +5,12 @@
 
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::host_auth::HostVerifier;
-use firmware_protocol::crypto::kcv;
-use firmware_protocol::crypto::kcv::KcvMethod;
-use firmware_protocol::crypto::keys::{
-    KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial, PinKey, Usage,
-};
-use firmware_protocol::crypto::pairing::derive_initialisation_kek;
-use firmware_protocol::crypto::pairing::initialisation_context;
-use firmware_protocol::crypto::pinblock::{self, Pan};
-use firmware_protocol::crypto::tr31;
-use firmware_protocol::crypto::tr31::Tr31Error;
+use firmware_protocol::crypto::keys::PinKey;
+use firmware_protocol::crypto::pinblock::Pan;
+use firmware_protocol::device_side::{self, PayloadError};
 use firmware_protocol::message::{
     self, BankCommand, BankCommandKind, EcdsaSignature, Enrol, Enrolled, GetIntegrityReport,
-    Indicator, Initialise, Initialised, IntegrityReport, Kcv, KeyBlock, Lifecycle, LockState,
-    PinBlock, PinBlockFormat, Response, Sha256Digest, StatusCode,
+    Indicator, Initialise, Initialised, Lifecycle, LockState, Response, StatusCode,
 };
 
 use super::{
@@ -81,40 +73,10 @@ impl Manufacture {
     }
 }
 
-pub(super) fn unwrap_typed<U: Usage>(
-    kbpk: &KeyBlockProtectionKey,
-    block: &KeyBlock,
-    what: &str,
-) -> Result<firmware_protocol::crypto::keys::Key<U>, Refusal> {
-    let unwrapped = tr31::unwrap(kbpk, block.as_str())
-        .map_err(|e| refuse(StatusCode::KeyBlockRejected, format!("{what}: {e}")))?;
-    unwrapped.into_key::<U>().map_err(|e| match e {
-        Tr31Error::WrongUsage { .. } | Tr31Error::ModeOfUseNotAllowed { .. } => {
-            refuse(StatusCode::WrongKeyUsage, format!("{what}: {e}"))
-        }
-        other => refuse(StatusCode::KeyBlockRejected, format!("{what}: {other}")),
-    })
-}
-
-pub(super) fn require_aes(material: &KeyMaterial, what: &str) -> Result<(), Refusal> {
-    if material.algorithm() != KeyAlgorithm::Aes {
-        return Err(refuse(
-            StatusCode::UnsupportedKeyAlgorithm,
-            format!("{what}: this device takes AES keys only"),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn check_kcv(material: &KeyMaterial, expected: &Kcv, what: &str) -> Result<(), Refusal> {
-    let method = KcvMethod::standard_for(material.algorithm());
-    kcv::verify(material, method, expected.as_bytes())
-        .map_err(|e| refuse(StatusCode::KcvMismatch, format!("{what}: {e}")))
-}
-
-pub(super) fn computed_kcv(material: &KeyMaterial) -> Result<Kcv, Refusal> {
-    let value = kcv::compute(material, KcvMethod::standard_for(material.algorithm()));
-    Kcv::new(value.as_bytes()).map_err(internal)
+/// A bank payload the device refuses (firmware-protocol's device side), as the refusal it
+/// answers with.
+pub(super) fn payload_refusal(error: PayloadError) -> Refusal {
+    refuse(error.status_code(), error.to_string())
 }
 
 impl Device {
@@ -226,22 +188,9 @@ impl Device {
             &request.signature,
         )?;
         self.check_sequence(request.sequence)?;
-        let bank_public = EcdsaVerifyingKey::from_sec1_bytes(request.bank_public_key.as_bytes())
-            .map_err(|e| {
-                refuse(
-                    StatusCode::MalformedMessage,
-                    format!("bank_public_key: {e}"),
-                )
-            })?;
-        let kek = derive_initialisation_kek(
-            &self.attestation,
-            &bank_public,
-            &initialisation_context(&request.device_serial, request.sequence),
-        );
-        let kbpk: KeyBlockProtectionKey = unwrap_typed(&kek, &request.kbpk.key_block, "kbpk")?;
-        require_aes(kbpk.material(), "kbpk")?;
-        check_kcv(kbpk.material(), &request.kbpk.kcv, "kbpk")?;
-        let kcv = computed_kcv(kbpk.material())?;
+        let kbpk =
+            device_side::unwrap_kbpk(&self.attestation, &request).map_err(payload_refusal)?;
+        let kcv = device_side::kcv_of(kbpk.material()).map_err(payload_refusal)?;
         self.kbpk = Some(kbpk);
         self.lifecycle = Lifecycle::Initialised;
         self.lock = LockState::Unlocked;
@@ -273,9 +222,8 @@ impl Device {
             .kbpk
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NotInitialised, "no key-block protection key"))?;
-        let pin_key: PinKey = unwrap_typed(kbpk, &request.pin_key.key_block, "pin_key")?;
-        require_aes(pin_key.material(), "pin_key")?;
-        check_kcv(pin_key.material(), &request.pin_key.kcv, "pin_key")?;
+        let pin_key: PinKey =
+            device_side::unwrap_key(kbpk, &request.pin_key, "pin_key").map_err(payload_refusal)?;
         self.bank_contact(hw);
         let max = request.pin_length_max;
         let prompt = vec![
@@ -364,16 +312,14 @@ impl Device {
     }
 
     pub(super) fn integrity_report(&self, request: GetIntegrityReport) -> Result<Step, Refusal> {
-        let mut report = IntegrityReport {
-            device_serial: self.serial.clone(),
-            firmware_version: self.firmware_version.clone(),
-            firmware_hash: Sha256Digest(self.measured_firmware_hash),
-            signature: EcdsaSignature::from_array([0; 64]),
-        };
-        let signed = report.signed_bytes(&request).map_err(internal)?;
-        report.signature = self
-            .attestation
-            .sign(IntegrityReport::SIGNATURE_DOMAIN, &signed);
+        let report = device_side::integrity_report(
+            &self.attestation,
+            &request,
+            self.serial.clone(),
+            self.firmware_version.clone(),
+            self.measured_firmware_hash,
+        )
+        .map_err(payload_refusal)?;
         Ok(Step::Respond(Response::IntegrityReport(report)))
     }
 
@@ -388,15 +334,8 @@ impl Device {
             .pin()
             .ok_or_else(|| refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits"))?;
         let pan = Pan::new(&request.pin_account_number).map_err(internal)?;
-        let block = pinblock::encrypt_pin(
-            pinblock::PinBlockFormat::Iso4,
-            &pin,
-            Some(&pan),
-            pin_key,
-            hw.rng(),
-        )
-        .map_err(internal)?;
-        let pin_block = PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).map_err(internal)?;
+        let pin_block =
+            device_side::iso4_pin_block(pin_key, &pin, &pan, hw.rng()).map_err(payload_refusal)?;
         self.binding = Some(Binding {
             customer_id: request.customer_id.clone(),
             pin_account_number: request.pin_account_number.clone(),

@@ -1,28 +1,16 @@
 //! The login session (CN102004977A 101-106): the session keys of LoadSessionKeys (all three
-//! or none) and the answer to the bank's challenge.
+//! or none), the answer to the bank's challenge, and the checks every bank request under the
+//! session passes before it reaches the screen.
 
-use firmware_protocol::crypto::keys::{KeyMaterial, MacKey, PinKey};
+use firmware_protocol::crypto::keys::MacKey;
+use firmware_protocol::device_side::SessionKeys;
 use firmware_protocol::message::{
-    BankChallenge, ChallengeResponse, KeysLoaded, LoadSessionKeys, MacTag, Nonce, Response,
-    SessionId, StatusCode,
+    BankChallenge, KeysLoaded, LoadSessionKeys, Nonce, Response, SessionId, StatusCode,
 };
 use rand_core::Rng;
-use subtle::ConstantTimeEq;
 
-use super::{Device, Refusal, Step, check_kcv, internal, refuse, require_aes, unwrap_typed};
+use super::{Device, Refusal, Step, payload_refusal, refuse};
 use crate::hardware::Hardware;
-
-/// Session keys from LoadSessionKeys. Volatile: a restart ends the session.
-pub(super) struct Session {
-    pub(super) id: SessionId,
-    pub(super) pin_key: PinKey,
-    pub(super) mac_key: MacKey,
-    pub(super) response_key: MacKey,
-}
-
-pub(super) fn cmac(key: &MacKey, input: &[u8]) -> Result<MacTag, Refusal> {
-    MacTag::aes_cmac(key, input).map_err(internal)
-}
 
 impl Device {
     pub(super) fn load_session_keys<H: Hardware>(
@@ -44,45 +32,15 @@ impl Device {
     }
 
     /// All three keys or none (CN102004977A step 104): any failure leaves the old ones.
-    pub(super) fn unwrap_session(&self, request: &LoadSessionKeys) -> Result<Session, Refusal> {
+    fn unwrap_session(&self, request: &LoadSessionKeys) -> Result<SessionKeys, Refusal> {
         let kbpk = self
             .kbpk
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NotInitialised, "no key-block protection key"))?;
-        let pin_key: PinKey = unwrap_typed(kbpk, &request.pin_key.key_block, "pin_key")?;
-        require_aes(pin_key.material(), "pin_key")?;
-        check_kcv(pin_key.material(), &request.pin_key.kcv, "pin_key")?;
-        let mac_key: MacKey = unwrap_typed(kbpk, &request.mac_key.key_block, "mac_key")?;
-        require_aes(mac_key.material(), "mac_key")?;
-        check_kcv(mac_key.material(), &request.mac_key.kcv, "mac_key")?;
-        let response_key: MacKey =
-            unwrap_typed(kbpk, &request.response_key.key_block, "response_key")?;
-        require_aes(response_key.material(), "response_key")?;
-        check_kcv(
-            response_key.material(),
-            &request.response_key.kcv,
-            "response_key",
-        )?;
-        let same =
-            |a: &KeyMaterial, b: &KeyMaterial| bool::from(a.reveal_bytes().ct_eq(b.reveal_bytes()));
-        if same(pin_key.material(), mac_key.material())
-            || same(pin_key.material(), response_key.material())
-            || same(mac_key.material(), response_key.material())
-        {
-            return Err(refuse(
-                StatusCode::KeysNotDistinct,
-                "PIN, MAC and response keys must all differ",
-            ));
-        }
-        Ok(Session {
-            id: request.session_id,
-            pin_key,
-            mac_key,
-            response_key,
-        })
+        SessionKeys::unwrap(kbpk, request).map_err(payload_refusal)
     }
 
-    pub(super) fn session_for(&self, session_id: &SessionId) -> Result<&Session, Refusal> {
+    pub(super) fn session_for(&self, session_id: &SessionId) -> Result<&SessionKeys, Refusal> {
         let session = self
             .session
             .as_ref()
@@ -96,6 +54,57 @@ impl Device {
         Ok(session)
     }
 
+    /// What a bank request the user is about to see passes first (ApprovePayment,
+    /// ChangePin): the session, a bank counter above the last accepted one, and the bank MAC
+    /// under the session response key (`bank_mac_verifies`); a forged MAC is an intrusion.
+    /// The caller consumes the counter once it starts the prompt.
+    pub(super) fn accept_bank_request<H: Hardware>(
+        &mut self,
+        session_id: &SessionId,
+        counter: u64,
+        bank_mac_verifies: impl FnOnce(&MacKey) -> bool,
+        what: &str,
+        hw: &mut H,
+    ) -> Result<(), Refusal> {
+        let session = self.session_for(session_id)?;
+        if counter <= self.last_payment_counter {
+            return Err(refuse(
+                StatusCode::StaleBankCounter,
+                format!(
+                    "bank counter {counter} on the {what} is not above the last accepted {}",
+                    self.last_payment_counter
+                ),
+            ));
+        }
+        if !bank_mac_verifies(&session.response_key) {
+            let refusal = refuse(
+                StatusCode::BadBankMac,
+                format!("bank MAC on the {what} does not verify"),
+            );
+            return Err(self.intrusion(refusal, hw));
+        }
+        Ok(())
+    }
+
+    /// The bank's verdict on what the device sent (VerifyBankResponse, VerifyPinChange): the
+    /// session and the bank MAC under the response key; a forged verdict is an intrusion, and
+    /// the screen says so.
+    pub(super) fn accept_bank_verdict<H: Hardware>(
+        &mut self,
+        session_id: &SessionId,
+        bank_mac_verifies: impl FnOnce(&MacKey) -> bool,
+        forged: &'static str,
+        hw: &mut H,
+    ) -> Result<(), Refusal> {
+        let session = self.session_for(session_id)?;
+        if !bank_mac_verifies(&session.response_key) {
+            self.outcome(vec!["WARNING: forged bank response".into()], hw);
+            let refusal = refuse(StatusCode::BadBankMac, forged);
+            return Err(self.intrusion(refusal, hw));
+        }
+        Ok(())
+    }
+
     pub(super) fn bank_challenge<H: Hardware>(
         &mut self,
         request: BankChallenge,
@@ -104,12 +113,9 @@ impl Device {
         let mut nonce = [0u8; 16];
         hw.rng().fill_bytes(&mut nonce);
         let session = self.session_for(&request.session_id)?;
-        let mut response = ChallengeResponse {
-            device_nonce: Nonce(nonce),
-            mac: MacTag([0; 16]),
-        };
-        let input = response.mac_input(&request).map_err(internal)?;
-        response.mac = cmac(&session.mac_key, &input)?;
+        let response = session
+            .challenge_response(&request, Nonce(nonce))
+            .map_err(payload_refusal)?;
         Ok(Step::Respond(Response::ChallengeResponse(response)))
     }
 }

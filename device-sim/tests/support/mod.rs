@@ -71,10 +71,6 @@ pub fn kcv_of(material: &KeyMaterial) -> Kcv {
     Kcv::new(value.as_bytes()).unwrap()
 }
 
-pub fn cmac(key: &MacKey, input: &[u8]) -> MacTag {
-    MacTag::aes_cmac(key, input).unwrap()
-}
-
 impl Bank {
     pub fn new(seed: u8) -> Self {
         let mut rng = ChaCha20Rng::from_seed([seed; 32]);
@@ -144,7 +140,7 @@ impl Bank {
     pub fn resign_initialise(&self, request: &mut Initialise) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            Initialise::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -152,7 +148,7 @@ impl Bank {
     pub fn resign_enrol(&self, request: &mut Enrol) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            Enrol::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -160,7 +156,7 @@ impl Bank {
     pub fn resign_command(&self, request: &mut BankCommand) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            BankCommand::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -246,7 +242,7 @@ impl Bank {
         };
         request.signature = self.sign(
             &self.operator,
-            SignatureDomain::OperatorReset,
+            OperatorReset::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
         request
@@ -333,7 +329,7 @@ impl Bank {
     }
 
     pub fn remac_payment(&self, request: &mut ApprovePayment) {
-        request.bank_mac = cmac(&self.session().response_key, &request.mac_input().unwrap());
+        request.seal_bank_mac(&self.session().response_key).unwrap();
     }
 
     pub fn verdict(
@@ -349,7 +345,7 @@ impl Bank {
             result,
             bank_mac: MacTag([0; 16]),
         };
-        request.bank_mac = cmac(&self.session().response_key, &request.mac_input().unwrap());
+        request.seal_bank_mac(&self.session().response_key).unwrap();
         request
     }
 
@@ -548,11 +544,10 @@ impl Rig {
         let challenge = self.bank.challenge();
         match self.request_hv(Request::BankChallenge(challenge)) {
             Response::ChallengeResponse(response) => {
-                let expected = cmac(
-                    &self.bank.session().mac_key,
-                    &response.mac_input(&challenge).unwrap(),
+                assert!(
+                    response.mac_verifies(&self.bank.session().mac_key, &challenge),
+                    "the bank verifies the device MAC"
                 );
-                assert_eq!(response.mac, expected, "the bank verifies the device MAC");
             }
             other => panic!("challenge answered {other:?}"),
         }
