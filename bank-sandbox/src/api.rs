@@ -26,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::bank::{
-    Bank, BankEvent, CommandKind, ConfirmationRequest, PaymentRequest, Role, StaffIdentity,
+    Bank, BankEvent, CommandKind, ConfirmationRequest, PaymentDecision, PaymentRequest, Role,
+    StaffIdentity,
 };
 use crate::error::{BankError, BankResult};
 use crate::throttle::{ThrottlePolicy, Throttles, source_throttled, staff_throttled};
@@ -847,9 +848,34 @@ async fn payment_status(
         .await?)
 }
 
-#[derive(Deserialize)]
-struct ApprovalBody {
-    payment_approved: String,
+/// The device's answer in a JSON body: the hex of its `field` (`payment_approved`,
+/// `pin_change_entered`), decided by `decide` once. Copies of one answer sent at once: all but
+/// one lose the race for the device counter, after the winner's decision committed (the
+/// counter and the decision are one write). Asked again, the bank answers them from the store
+/// with that decision; a genuine replay (other bytes, or another payment) keeps its refusal.
+/// One decoder for the payment and the PIN change handlers.
+async fn decide_device_answer<T, Fut>(
+    body: &Bytes,
+    field: &'static str,
+    replayed: fn(&T) -> bool,
+    decide: impl Fn(String) -> Fut,
+) -> BankResult<T>
+where
+    Fut: Future<Output = BankResult<T>>,
+{
+    let body: Value = parse(body)?;
+    let answer = body
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| BankError::invalid(format!("JSON body: missing field `{field}`")))?;
+    match decide(answer.to_owned()).await {
+        Err(refused) if refused.code == "replayed_counter" => decide(answer.to_owned())
+            .await
+            .ok()
+            .filter(replayed)
+            .ok_or(refused),
+        other => other,
+    }
 }
 
 async fn approve_payment(
@@ -859,23 +885,16 @@ async fn approve_payment(
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
-    let b: ApprovalBody = parse(&body)?;
-    let decided = match bank
-        .approve_payment(&session, &transaction_id, &b.payment_approved)
-        .await
-    {
-        // Copies of one approval sent at once: all but one lose the race for the device
-        // counter, after the winner's decision committed (the counter and the decision are
-        // one write). Asked again, the bank answers them from the store with that decision;
-        // a genuine replay (other bytes, or another payment) keeps its refusal.
-        Err(refused) if refused.code == "replayed_counter" => bank
-            .approve_payment(&session, &transaction_id, &b.payment_approved)
-            .await
-            .ok()
-            .filter(|again| again.replayed)
-            .ok_or(refused)?,
-        other => other?,
-    };
+    let decided = decide_device_answer(
+        &body,
+        "payment_approved",
+        |d: &PaymentDecision| d.replayed,
+        |answer| {
+            let (bank, session, transaction_id) = (&bank, &session, &transaction_id);
+            async move { bank.approve_payment(session, transaction_id, &answer).await }
+        },
+    )
+    .await?;
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 

@@ -357,6 +357,7 @@ impl Bank {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
+            Initialise::SIGNATURE_DOMAIN,
             &request
                 .signed_bytes()
                 .map_err(|e| BankError::internal(&e))?,
@@ -615,6 +616,7 @@ impl Bank {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
+            Enrol::SIGNATURE_DOMAIN,
             &request
                 .signed_bytes()
                 .map_err(|e| BankError::internal(&e))?,
@@ -743,6 +745,7 @@ impl Bank {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         command.signature = self.hsm.sign_management(
+            BankCommand::SIGNATURE_DOMAIN,
             &command
                 .signed_bytes()
                 .map_err(|e| BankError::invalid(e.to_string()))?,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use firmware_protocol::crypto::ecdsa::{EcdsaVerifyingKey, SignatureDomain};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
@@ -15,7 +15,7 @@ use firmware_protocol::message::{
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{ActiveSession, Bank, cmac_matches, device_refused, encode_request};
+use super::{ActiveSession, Bank, device_refused, encode_request};
 use crate::error::{BankError, BankResult};
 use crate::hsm::{BlockUsage, generate_key};
 use crate::util::{self, now_ms, sha256};
@@ -378,7 +378,7 @@ impl Bank {
             .map_err(|e| BankError::internal(&e))?;
         attestation
             .verify(
-                SignatureDomain::DeviceAttestation,
+                message::IntegrityReport::SIGNATURE_DOMAIN,
                 &signed,
                 &report.signature,
             )
@@ -686,10 +686,7 @@ impl Bank {
             _ => return Err(BankError::internal(&"stored challenge")),
         };
         let mac_key: MacKey = self.open_key(login.mac_key.clone())?;
-        let input = response
-            .mac_input(&challenge)
-            .map_err(|e| BankError::invalid(e.to_string()))?;
-        if !cmac_matches(&mac_key, &input, &response.mac)? {
+        if !response.mac_verifies(&mac_key, &challenge) {
             return Err(BankError::rejected(
                 "bad_mac",
                 "the challenge response MAC does not verify under the session MAC key",
