@@ -848,32 +848,28 @@ async fn payment_status(
         .await?)
 }
 
-/// The device's answer in a JSON body: the hex of its `field` (`payment_approved`,
-/// `pin_change_entered`), decided by `decide` once. Copies of one answer sent at once: all but
-/// one lose the race for the device counter, after the winner's decision committed (the
-/// counter and the decision are one write). Asked again, the bank answers them from the store
-/// with that decision; a genuine replay (other bytes, or another payment) keeps its refusal.
-/// One decoder for the payment and the PIN change handlers.
-async fn decide_device_answer<T, Fut>(
-    body: &Bytes,
-    field: &'static str,
-    replayed: fn(&T) -> bool,
-    decide: impl Fn(String) -> Fut,
-) -> BankResult<T>
+/// The device's answer in a JSON body: the hex text of its `field` (`payment_approved`,
+/// `pin_change_entered`). One decoder for the payment and the PIN change handlers.
+fn device_answer(body: &Bytes, field: &'static str) -> BankResult<String> {
+    let body: Value = parse(body)?;
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| BankError::invalid(format!("JSON body: missing field `{field}`")))
+}
+
+/// Decides a device answer once. Copies of one answer sent at once: all but one lose the race
+/// for the device counter, after the winner's decision committed (the counter and the decision
+/// are one write). Asked again, the bank answers them from the store with that decision
+/// (`replayed`); a genuine replay (other bytes, or another payment) keeps its refusal.
+async fn decided_once<T, Fut>(decide: impl Fn() -> Fut, replayed: fn(&T) -> bool) -> BankResult<T>
 where
     Fut: Future<Output = BankResult<T>>,
 {
-    let body: Value = parse(body)?;
-    let answer = body
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| BankError::invalid(format!("JSON body: missing field `{field}`")))?;
-    match decide(answer.to_owned()).await {
-        Err(refused) if refused.code == "replayed_counter" => decide(answer.to_owned())
-            .await
-            .ok()
-            .filter(replayed)
-            .ok_or(refused),
+    match decide().await {
+        Err(refused) if refused.code == "replayed_counter" => {
+            decide().await.ok().filter(replayed).ok_or(refused)
+        }
         other => other,
     }
 }
@@ -885,16 +881,9 @@ async fn approve_payment(
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
-    let decided = decide_device_answer(
-        &body,
-        "payment_approved",
-        |d: &PaymentDecision| d.replayed,
-        |answer| {
-            let (bank, session, transaction_id) = (&bank, &session, &transaction_id);
-            async move { bank.approve_payment(session, transaction_id, &answer).await }
-        },
-    )
-    .await?;
+    let answer = device_answer(&body, "payment_approved")?;
+    let decide = || bank.approve_payment(&session, &transaction_id, &answer);
+    let decided = decided_once(decide, |d: &PaymentDecision| d.replayed).await?;
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 

@@ -42,7 +42,7 @@ pub use stored::{STATE_FORMAT, StoredBinding, StoredHostName, StoredState};
 
 use pairing::PendingPairing;
 use payment::{PendingPayment, payment_lines};
-use prompt::{Ended, Operation, PIN_LINE, PinEntry, Running};
+use prompt::{Ended, Operation, PIN_LINE, PinEntry, Running, pin_of};
 use provisioning::payload_refusal;
 
 use crate::certificate::CertificateError;

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
-use super::{Json, Source, bearer, decide_device_answer, login_step, ok, parse};
+use super::{Json, Source, bearer, decided_once, device_answer, login_step, ok, parse};
 use crate::bank::{Bank, PinChangeDecision};
 use crate::error::BankResult;
 use crate::throttle::Throttles;
@@ -30,16 +30,9 @@ pub(super) async fn pin_change_entered(
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
-    let decided = decide_device_answer(
-        &body,
-        "pin_change_entered",
-        |d: &PinChangeDecision| d.replayed,
-        |answer| {
-            let (bank, session, change_id) = (&bank, &session, &change_id);
-            async move { bank.decide_pin_change(session, change_id, &answer).await }
-        },
-    )
-    .await?;
+    let answer = device_answer(&body, "pin_change_entered")?;
+    let decide = || bank.decide_pin_change(&session, &change_id, &answer);
+    let decided = decided_once(decide, |d: &PinChangeDecision| d.replayed).await?;
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 

@@ -3,7 +3,6 @@
 //! owner's wipe back to `Manufactured`, confirmed on the keypad, with a signed receipt for
 //! the bank. Every outcome writes its own screen.
 
-use firmware_protocol::crypto::pinblock::{Pan, Pin};
 use firmware_protocol::message::{
     BankResult, ChangePin, DeviceWiped, EcdsaSignature, Indicator, IndicatorSet, Lifecycle,
     LockState, PinChangeResult, Response, StatusCode, VerifyPinChange,
@@ -13,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{
     Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, internal, payload_refusal,
-    refuse,
+    pin_of, refuse,
 };
 use crate::hardware::{EventKind, Hardware};
 
@@ -77,12 +76,6 @@ fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (String, BankResul
             BankResult::SystemError,
         ),
     }
-}
-
-fn pin_of(digits: &[u8]) -> Option<Pin> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| Pin::new(s).ok())
 }
 
 impl Device {
@@ -189,22 +182,9 @@ impl Device {
         change: &PinChange,
         hw: &mut H,
     ) -> Result<Response, Refusal> {
-        let too_long = || refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits");
-        let current = change
-            .current
-            .as_ref()
-            .and_then(|digits| pin_of(digits))
-            .ok_or_else(too_long)?;
-        let new = pin_of(&change.entry.digits).ok_or_else(too_long)?;
-        let binding = self
-            .binding
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
-        let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
-        let session = self
-            .session
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
+        let current = pin_of(change.current.as_deref().map_or(&[], |d| d.as_slice()))?;
+        let new = change.entry.pin()?;
+        let (pan, session) = self.pin_session()?;
         let device_counter = self.device_counter.saturating_add(1);
         let response = session
             .pin_change_entered(

@@ -1,16 +1,13 @@
 //! Payments (PROTOCOL.md §6.1): ApprovePayment shown on the screen and approved with the
 //! PIN, and the bank's verdict (VerifyBankResponse), MAC-checked, on the indicator.
 
-use firmware_protocol::crypto::pinblock::Pan;
 use firmware_protocol::display::format_money;
 use firmware_protocol::message::{
     ApprovePayment, BankResult, Indicator, IndicatorSet, PaymentDetails, Response, StatusCode,
     VerifyBankResponse,
 };
 
-use super::{
-    Device, Operation, PIN_LINE, PinEntry, Refusal, Step, internal, payload_refusal, refuse,
-};
+use super::{Device, Operation, PIN_LINE, PinEntry, Refusal, Step, payload_refusal, refuse};
 use crate::hardware::{EventKind, Hardware};
 
 pub(super) struct PendingPayment {
@@ -132,18 +129,8 @@ impl Device {
         entry: &PinEntry,
         hw: &mut H,
     ) -> Result<Response, Refusal> {
-        let pin = entry
-            .pin()
-            .ok_or_else(|| refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits"))?;
-        let binding = self
-            .binding
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
-        let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
-        let session = self
-            .session
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
+        let pin = entry.pin()?;
+        let (pan, session) = self.pin_session()?;
         let device_counter = self.device_counter.saturating_add(1);
         let response = session
             .approve_payment(request, &pin, &pan, device_counter, hw.rng())

@@ -38,11 +38,18 @@ impl PinEntry {
         self.digits.zeroize();
     }
 
-    pub(super) fn pin(&self) -> Option<Pin> {
-        std::str::from_utf8(&self.digits)
-            .ok()
-            .and_then(|s| Pin::new(s).ok())
+    /// The digits as a PIN, refused with `PinPolicy` if they are not 4-12 digits.
+    pub(super) fn pin(&self) -> Result<Pin, Refusal> {
+        pin_of(&self.digits)
     }
+}
+
+/// `digits` (ASCII) as a PIN: `PinPolicy` if they are not 4-12 digits.
+pub(super) fn pin_of(digits: &[u8]) -> Result<Pin, Refusal> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| Pin::new(s).ok())
+        .ok_or_else(|| refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits"))
 }
 
 pub(super) enum Operation {

@@ -330,9 +330,7 @@ impl Device {
         entry: &PinEntry,
         hw: &mut H,
     ) -> Result<Response, Refusal> {
-        let pin = entry
-            .pin()
-            .ok_or_else(|| refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits"))?;
+        let pin = entry.pin()?;
         let pan = Pan::new(&request.pin_account_number).map_err(internal)?;
         let pin_block =
             device_side::iso4_pin_block(pin_key, &pin, &pan, hw.rng()).map_err(payload_refusal)?;

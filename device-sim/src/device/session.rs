@@ -3,13 +3,14 @@
 //! session passes before it reaches the screen.
 
 use firmware_protocol::crypto::keys::MacKey;
+use firmware_protocol::crypto::pinblock::Pan;
 use firmware_protocol::device_side::SessionKeys;
 use firmware_protocol::message::{
     BankChallenge, KeysLoaded, LoadSessionKeys, Nonce, Response, SessionId, StatusCode,
 };
 use rand_core::Rng;
 
-use super::{Device, Refusal, Step, payload_refusal, refuse};
+use super::{Device, Refusal, Step, internal, payload_refusal, refuse};
 use crate::hardware::Hardware;
 
 impl Device {
@@ -52,6 +53,21 @@ impl Device {
             ));
         }
         Ok(session)
+    }
+
+    /// The binding's PAN and the session keys, for a PIN just entered under the session
+    /// (a payment, a PIN change): the session may have ended while the user typed.
+    pub(super) fn pin_session(&self) -> Result<(Pan, &SessionKeys), Refusal> {
+        let binding = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
+        let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
+        Ok((pan, session))
     }
 
     /// What a bank request the user is about to see passes first (ApprovePayment,
