@@ -265,9 +265,7 @@ impl SoftDevice {
             serial: self.serial.clone(),
             firmware_version: "load-1".into(),
             firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
-            attestation_public_key: EcPublicKey::new(
-                self.attestation.verifying_key().to_sec1_bytes(),
-            )?,
+            attestation_public_key: EcPublicKey::from(&self.attestation.verifying_key()),
             certificate: self.certificate.clone(),
         }))
     }

@@ -510,10 +510,7 @@ impl Device {
             serial: self.serial.clone(),
             firmware_version: self.firmware_version.clone(),
             firmware_hash: Sha256Digest(self.measured_firmware_hash),
-            attestation_public_key: EcPublicKey::new(
-                self.attestation.verifying_key().to_sec1_bytes(),
-            )
-            .map_err(internal)?,
+            attestation_public_key: EcPublicKey::from(&self.attestation.verifying_key()),
             certificate: self.certificate.clone(),
         })
     }

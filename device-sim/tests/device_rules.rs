@@ -30,7 +30,7 @@ fn status(rig: &mut Rig) -> Status {
 fn pair_begin(seed: u8) -> PairBegin {
     let host = HostPairing::start(&mut ChaCha20Rng::from_seed([seed; 32]));
     PairBegin {
-        host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
+        host_public_key: EcPublicKey::from(host.public_key()),
         host_commitment: Sha256Digest(*host.commitment().as_bytes()),
         host_name: "MALLORY".into(),
     }

@@ -8,7 +8,7 @@
 //! What a device *does* with the result (state, screens, indicator, counters it persists) is
 //! its own business and stays out of here.
 
-use crate::crypto::ecdsa::{EcdsaError, EcdsaSigningKey, EcdsaVerifyingKey};
+use crate::crypto::ecdsa::{EcdsaSigningKey, P256PublicKey, PublicKeyError};
 use crate::crypto::kcv::{self, KcvError, KcvMethod};
 use crate::crypto::keys::{
     Key, KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial, MacKey, PinKey, Usage,
@@ -32,7 +32,7 @@ use subtle::ConstantTimeEq;
 pub enum PayloadError {
     /// `Initialise.bank_public_key` is not a P-256 point.
     #[error("bank_public_key: {0}")]
-    BankPublicKey(EcdsaError),
+    BankPublicKey(PublicKeyError),
     /// The key block does not unwrap (format, MAC, length) under the protection key.
     #[error("{what}: {source}")]
     KeyBlock {
@@ -130,8 +130,8 @@ pub fn unwrap_kbpk(
     attestation: &EcdsaSigningKey,
     request: &Initialise,
 ) -> Result<KeyBlockProtectionKey, PayloadError> {
-    let bank_public = EcdsaVerifyingKey::from_sec1_bytes(request.bank_public_key.as_bytes())
-        .map_err(PayloadError::BankPublicKey)?;
+    let bank_public =
+        P256PublicKey::try_from(&request.bank_public_key).map_err(PayloadError::BankPublicKey)?;
     let kek = derive_initialisation_kek(
         attestation,
         &bank_public,

@@ -81,7 +81,7 @@ fn initialise(device: &EcdsaSigningKey, sequence: u64) -> (Initialise, KeyMateri
     let request = Initialise {
         device_serial: SERIAL.into(),
         sequence,
-        bank_public_key: EcPublicKey::new(bank.verifying_key().to_sec1_bytes()).unwrap(),
+        bank_public_key: EcPublicKey::from(&bank.verifying_key()),
         kbpk: wrap(
             &kek,
             KeyUsageCode::K1,

@@ -351,8 +351,7 @@ impl Bank {
         let mut request = Initialise {
             device_serial: serial.clone(),
             sequence,
-            bank_public_key: EcPublicKey::new(bank_ephemeral.verifying_key().to_sec1_bytes())
-                .map_err(|e| BankError::internal(&e))?,
+            bank_public_key: EcPublicKey::from(&bank_ephemeral.verifying_key()),
             kbpk: wrapped,
             signature: EcdsaSignature::from_array([0; 64]),
         };

@@ -104,10 +104,7 @@ impl TestDevice {
             serial: self.serial.clone(),
             firmware_version: "1.0.0".into(),
             firmware_hash: Sha256Digest(self.firmware_hash),
-            attestation_public_key: EcPublicKey::new(
-                self.attestation.verifying_key().to_sec1_bytes(),
-            )
-            .unwrap(),
+            attestation_public_key: EcPublicKey::from(&self.attestation.verifying_key()),
             certificate: self.certificate.clone(),
         }))
     }

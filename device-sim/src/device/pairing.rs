@@ -68,19 +68,17 @@ impl Device {
                 format!("{MAX_PAIRED_HOSTS} hosts are paired; unpair one first"),
             ));
         }
-        let host_public = PairingPublicKey::from_sec1_bytes(request.host_public_key.as_bytes())
-            .map_err(|e| {
-                refuse(
-                    StatusCode::MalformedMessage,
-                    format!("host_public_key: {e}"),
-                )
-            })?;
+        let host_public = PairingPublicKey::try_from(&request.host_public_key).map_err(|e| {
+            refuse(
+                StatusCode::MalformedMessage,
+                format!("host_public_key: {e}"),
+            )
+        })?;
         let commitment = HostCommitment::from_slice(request.host_commitment.as_bytes())
             .map_err(|e| refuse(StatusCode::MalformedMessage, e.to_string()))?;
         let pairing = DevicePairing::respond(hw.rng(), host_public, commitment);
         let challenge = PairChallenge {
-            device_public_key: EcPublicKey::new(*pairing.public_key().as_bytes())
-                .map_err(internal)?,
+            device_public_key: EcPublicKey::from(pairing.public_key()),
             device_nonce: Nonce(*pairing.nonce().as_bytes()),
         };
         self.outcome(vec![format!("Pairing with {}...", request.host_name)], hw);

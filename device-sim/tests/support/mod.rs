@@ -187,7 +187,7 @@ impl Bank {
         let mut request = Initialise {
             device_serial: serial.into(),
             sequence,
-            bank_public_key: EcPublicKey::new(ephemeral.verifying_key().to_sec1_bytes()).unwrap(),
+            bank_public_key: EcPublicKey::from(&ephemeral.verifying_key()),
             kbpk: WrappedKey {
                 key_block: block,
                 kcv: kcv_of(&kbpk_material),
@@ -495,7 +495,7 @@ impl Rig {
     pub fn pair_pressing(&mut self, keys: &[KeyPress]) -> Response {
         let host = HostPairing::start(&mut self.host_rng);
         let begin = PairBegin {
-            host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
+            host_public_key: EcPublicKey::from(host.public_key()),
             host_commitment: Sha256Digest(*host.commitment().as_bytes()),
             host_name: "LAPTOP-ALICE".into(),
         };
@@ -505,7 +505,7 @@ impl Rig {
         };
         let host_nonce = *host.nonce();
         let outcome = host.finish(
-            &PairingPublicKey::from_sec1_bytes(challenge.device_public_key.as_bytes()).unwrap(),
+            &PairingPublicKey::try_from(&challenge.device_public_key).unwrap(),
             &PairingNonce::from_array(challenge.device_nonce.0),
         );
         let (id, started) = self.start(Request::PairConfirm(PairConfirm {
