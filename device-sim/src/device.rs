@@ -247,12 +247,6 @@ fn sanitize_detail(text: &str) -> String {
     out
 }
 
-/// The Initialise KEK context and the amount as the device shows it are protocol rules: their
-/// one home is `firmware-protocol` (as are each signed payload's `SIGNATURE_DOMAIN` and
-/// `MacTag::aes_cmac`).
-pub use firmware_protocol::crypto::pairing::initialisation_context;
-pub use firmware_protocol::display::format_amount;
-
 impl Device {
     /// Start-up: drives the indicator and display from the restored state (a tampered device
     /// comes back blinking red) and checks the tamper switch and the T2 lock.

@@ -7,14 +7,14 @@ mod support;
 use device_sim::certificate::DeviceCertificate;
 use device_sim::device::{Progress, firmware_image_hash};
 use device_sim::hardware::{EventKind, KeyPress};
-use firmware_protocol::crypto::ecdsa::{EcdsaSignature, SignatureDomain};
+use firmware_protocol::crypto::ecdsa::EcdsaSignature;
 use firmware_protocol::crypto::pairing::HostPairing;
 use firmware_protocol::crypto::tr31::{KeyUsageCode, ModeOfUse};
 use firmware_protocol::message::{
     BankCommandKind, BankResult, Cancel, EcPublicKey, GetInfo, GetIntegrityReport, GetStatus,
-    HostId, HostVerified, Indicator, KeyBlock, Lifecycle, LockState, MacTag, Nonce, PairBegin,
-    PairConfirm, Ping, Request, Response, SessionId, Sha256Digest, SignConfirmation, Status,
-    StatusCode, Unpair,
+    HostId, HostVerified, Indicator, IntegrityReport, KeyBlock, Lifecycle, LockState, MacTag,
+    Nonce, OperatorReset, PairBegin, PairConfirm, Ping, Request, Response, SessionId, Sha256Digest,
+    SignConfirmation, Status, StatusCode, Unpair,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -179,7 +179,7 @@ fn initialise_with_an_old_sequence_is_stale() {
     newer.sequence = 5;
     newer.signature = rig.bank.sign(
         &rig.bank.operator,
-        SignatureDomain::OperatorReset,
+        OperatorReset::SIGNATURE_DOMAIN,
         &newer.signed_bytes().unwrap(),
     );
     assert!(matches!(
@@ -703,7 +703,7 @@ fn out_of_band_confirmation_is_signed_with_the_attestation_key_after_the_user_ap
     rig.device
         .attestation_public_key()
         .verify(
-            SignatureDomain::OutOfBandConfirmation,
+            SignConfirmation::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
             &signature,
         )
@@ -758,7 +758,7 @@ fn tamper_mid_payment_wipes_keys_at_once_and_stays_tampered_until_an_operator_re
     let mut forged = rig.bank.operator_reset(SERIAL);
     forged.signature = rig.bank.sign(
         &rig.bank.management,
-        SignatureDomain::OperatorReset,
+        OperatorReset::SIGNATURE_DOMAIN,
         &forged.signed_bytes().unwrap(),
     );
     assert_eq!(
@@ -933,7 +933,7 @@ fn the_integrity_report_is_signed_by_the_attestation_key_over_the_bank_nonce() {
     let key = rig.device.attestation_public_key();
     let signature = report.signature;
     key.verify(
-        SignatureDomain::DeviceAttestation,
+        IntegrityReport::SIGNATURE_DOMAIN,
         &report.signed_bytes(&request).unwrap(),
         &signature,
     )
@@ -943,7 +943,7 @@ fn the_integrity_report_is_signed_by_the_attestation_key_over_the_bank_nonce() {
     };
     assert!(
         key.verify(
-            SignatureDomain::DeviceAttestation,
+            IntegrityReport::SIGNATURE_DOMAIN,
             &report.signed_bytes(&other_nonce).unwrap(),
             &signature
         )

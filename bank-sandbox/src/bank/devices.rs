@@ -3,7 +3,7 @@
 
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, PinKey};
-use firmware_protocol::crypto::pairing::derive_initialisation_kek;
+use firmware_protocol::crypto::pairing::{derive_initialisation_kek, initialisation_context};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
     BankCommand, BankCommandKind, EcPublicKey, EcdsaSignature, Enrol, Info, Initialise,
@@ -108,9 +108,6 @@ fn validate_serial(serial: &str) -> BankResult<()> {
         .check("serial", serial.len())
         .map_err(|e| BankError::invalid(e.to_string()))
 }
-
-/// The KEK context of PROTOCOL.md §4.3; its one definition is in firmware-protocol.
-pub use firmware_protocol::crypto::pairing::initialisation_context;
 
 impl Bank {
     pub(crate) async fn device(&self, serial: &str) -> BankResult<DeviceRow> {

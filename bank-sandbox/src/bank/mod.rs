@@ -10,7 +10,6 @@ mod payments;
 mod staff;
 
 pub use confirm::{ConfirmationRequest, ConfirmationView};
-pub use devices::initialisation_context;
 pub use devices::{CommandKind, DeviceView};
 pub use login::LoginComplete;
 pub use owner::{PinChangeDecision, PreparedPinChange};

@@ -9,7 +9,7 @@
 )]
 
 use device_sim::certificate::CaKey;
-use device_sim::device::{Device, Manufacture, Outcome, initialisation_context};
+use device_sim::device::{Device, Manufacture, Outcome};
 use device_sim::hardware::{KeyPress, VirtualHardware};
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::host_auth::HostSigner;
@@ -19,6 +19,7 @@ use firmware_protocol::crypto::keys::{
 };
 use firmware_protocol::crypto::pairing::{
     HostPairing, PairingNonce, PairingOutcome, PairingPublicKey, derive_initialisation_kek,
+    initialisation_context,
 };
 use firmware_protocol::crypto::pinblock::{self, EncipheredPinBlock, Pan};
 use firmware_protocol::crypto::tr31::{
