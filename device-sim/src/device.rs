@@ -194,17 +194,24 @@ pub struct Device {
     last_alive_ms: u64,
 
     indicator: Indicator,
+    /// What a restart loses.
+    volatile: Volatile,
+}
+
+/// The device's volatile state: a restart (power-on, [`Device::restore`]) starts it afresh,
+/// so the session ends and nothing in progress survives.
+#[derive(Default)]
+struct Volatile {
     /// The outcome (or sticky state note) shown under the state line when idle.
     banner: Vec<String>,
     /// When the banner gives way to the neutral idle screen; `None`: it stays.
     banner_until_ms: Option<u64>,
-    /// The id of the last prompt shown (volatile: ids restart at power-on).
+    /// The id of the last prompt shown (ids restart at power-on).
     prompt_seq: u64,
-    /// Session keys from LoadSessionKeys. Volatile: a restart ends the session.
+    /// Session keys from LoadSessionKeys.
     session: Option<SessionKeys>,
     pending_payment: Option<PendingPayment>,
-    /// The device counter of the PIN change sent to the bank, until its verdict (volatile,
-    /// like the session it belongs to).
+    /// The device counter of the PIN change sent to the bank, until its verdict.
     pending_pin_change: Option<u64>,
     pairing: Option<PendingPairing>,
     running: Option<Running>,
@@ -219,7 +226,7 @@ impl fmt::Debug for Device {
             .field("lock", &self.lock)
             .field("indicator", &self.indicator)
             .field("paired_hosts", &self.hosts.len())
-            .field("session_active", &self.session.is_some())
+            .field("session_active", &self.volatile.session.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -362,17 +369,17 @@ impl Device {
         if let Some(aborted) = self.sense(hw) {
             outcome.answers.push(aborted);
         }
-        if self.running.is_none() {
+        if self.volatile.running.is_none() {
             // No prompt on the screen: a key pressed now is meant for nothing.
             hw.discard_keys();
         }
-        while self.running.is_some() {
+        while self.volatile.running.is_some() {
             let Some(key) = hw.next_key() else { break };
             if let Some(answer) = self.on_key(key, hw) {
                 outcome.answers.push(answer);
             }
         }
-        if let Some(running) = &self.running
+        if let Some(running) = &self.volatile.running
             && hw.now_ms() >= running.deadline_ms
         {
             let request_id = running.request_id;
@@ -394,7 +401,7 @@ impl Device {
     /// Link-layer CANCEL: drops the pending request (and any PIN digits typed). Returns
     /// whether one was pending. The link answers ERROR CANCELLED; no message answer follows.
     pub fn abort<H: Hardware>(&mut self, hw: &mut H) -> bool {
-        let aborted = self.running.is_some();
+        let aborted = self.volatile.running.is_some();
         if aborted {
             self.end_operation_as(Ended::ByHost, hw);
             hw.record(EventKind::State {
@@ -407,19 +414,19 @@ impl Device {
 
     /// Makes the pending request time out at the next poll (the "user too slow" fault).
     pub fn expire_user_prompt(&mut self) {
-        if let Some(running) = &mut self.running {
+        if let Some(running) = &mut self.volatile.running {
             running.deadline_ms = 0;
         }
     }
 
     /// The prompt on the screen, if any ([`Snapshot::prompt_id`]).
     pub fn prompt_id(&self) -> Option<u64> {
-        self.running.as_ref().map(|r| r.prompt_id)
+        self.volatile.running.as_ref().map(|r| r.prompt_id)
     }
 
     /// The request id of the pending request, if any.
     pub fn pending_request_id(&self) -> Option<u32> {
-        self.running.as_ref().map(|r| r.request_id)
+        self.volatile.running.as_ref().map(|r| r.request_id)
     }
 
     fn set_indicator<H: Hardware>(&mut self, indicator: Indicator, hw: &mut H) {
@@ -483,7 +490,7 @@ impl Device {
             lock: self.lock,
             indicator: self.indicator,
             paired_hosts: u8::try_from(self.hosts.len()).unwrap_or(u8::MAX),
-            session_active: self.session.is_some(),
+            session_active: self.volatile.session.is_some(),
             bank_sequence: self.bank_sequence,
             locks_in_seconds,
         }
@@ -540,7 +547,7 @@ impl Device {
             _ => {}
         }
         // 3. One request at a time.
-        if let Some(running) = &self.running {
+        if let Some(running) = &self.volatile.running {
             return Err(refuse(
                 StatusCode::Busy,
                 format!("request {} is waiting for the user", running.request_id),
@@ -653,6 +660,7 @@ impl Device {
 
     fn cancel<H: Hardware>(&mut self, target: u32, hw: &mut H) -> Step {
         let cancels = self
+            .volatile
             .running
             .as_ref()
             .is_some_and(|r| r.request_id == target);

@@ -101,8 +101,8 @@ impl Device {
             .pin_length_max;
         // The counter is consumed now: the same ChangePin cannot start a second entry.
         self.last_payment_counter = request.counter;
-        self.pending_payment = None;
-        self.pending_pin_change = None;
+        self.volatile.pending_payment = None;
+        self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
         let prompt = change_prompt(PinChangeStage::Current, &request);
@@ -197,7 +197,7 @@ impl Device {
             )
             .map_err(payload_refusal)?;
         self.device_counter = device_counter;
-        self.pending_pin_change = Some(device_counter);
+        self.volatile.pending_pin_change = Some(device_counter);
         self.outcome(vec!["Sent to your bank...".into()], hw);
         self.persist_or_refuse(hw)?;
         Ok(Response::PinChangeEntered(response))
@@ -216,13 +216,13 @@ impl Device {
             "PIN change verdict MAC does not verify",
             hw,
         )?;
-        if self.pending_pin_change != Some(request.device_counter) {
+        if self.volatile.pending_pin_change != Some(request.device_counter) {
             return Err(refuse(
                 StatusCode::TransactionMismatch,
                 "no PIN change sent with that device counter",
             ));
         }
-        self.pending_pin_change = None;
+        self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
         let (text, result) = verdict_screen(request.result, request.pin_tries_left);
@@ -260,7 +260,7 @@ impl Device {
     /// replayed), and the receipt is signed.
     pub(super) fn finish_wipe<H: Hardware>(&mut self, hw: &mut H) -> Result<Response, Refusal> {
         self.wipe_bank_data();
-        self.pending_pin_change = None;
+        self.volatile.pending_pin_change = None;
         self.lifecycle = Lifecycle::Manufactured;
         self.lock = LockState::Unlocked;
         self.locked_since_ms = 0;

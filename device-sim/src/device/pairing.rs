@@ -82,7 +82,7 @@ impl Device {
             device_nonce: Nonce(*pairing.nonce().as_bytes()),
         };
         self.outcome(vec![format!("Pairing with {}...", request.host_name)], hw);
-        self.pairing = Some(PendingPairing {
+        self.volatile.pairing = Some(PendingPairing {
             pairing,
             host_name: request.host_name,
         });
@@ -95,7 +95,7 @@ impl Device {
         request: PairConfirm,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let pending = self.pairing.take().ok_or_else(|| {
+        let pending = self.volatile.pairing.take().ok_or_else(|| {
             refuse(
                 StatusCode::WrongState,
                 "no pairing in progress (PairBegin first)",

@@ -68,7 +68,7 @@ impl Device {
             .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
         let max = binding.pin_length_max;
         self.last_payment_counter = request.counter;
-        self.pending_payment = None;
+        self.volatile.pending_payment = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
         let mut prompt = payment_lines(&request.payment);
@@ -97,17 +97,21 @@ impl Device {
             "bank response MAC does not verify",
             hw,
         )?;
-        let matches = self.pending_payment.as_ref().is_some_and(|pending| {
-            pending.transaction_id == request.bank_transaction_id
-                && pending.device_counter == request.device_counter
-        });
+        let matches = self
+            .volatile
+            .pending_payment
+            .as_ref()
+            .is_some_and(|pending| {
+                pending.transaction_id == request.bank_transaction_id
+                    && pending.device_counter == request.device_counter
+            });
         if !matches {
             return Err(refuse(
                 StatusCode::TransactionMismatch,
                 "no approved payment with that transaction id and device counter",
             ));
         }
-        self.pending_payment = None;
+        self.volatile.pending_payment = None;
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
         let text = result_text(request.result);
@@ -136,7 +140,7 @@ impl Device {
             .approve_payment(request, &pin, &pan, device_counter, hw.rng())
             .map_err(payload_refusal)?;
         self.device_counter = device_counter;
-        self.pending_payment = Some(PendingPayment {
+        self.volatile.pending_payment = Some(PendingPayment {
             transaction_id: request.payment.bank_transaction_id.clone(),
             device_counter,
         });

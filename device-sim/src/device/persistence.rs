@@ -8,7 +8,9 @@ use firmware_protocol::crypto::keys::{KeyAlgorithm, KeyBlockProtectionKey};
 use firmware_protocol::message::{HostId, Indicator, Lifecycle, LockState, StatusCode};
 use zeroize::Zeroizing;
 
-use super::{Binding, DEFAULT_LINK_MTU, Device, DeviceError, Refusal, firmware_image_hash, refuse};
+use super::{
+    Binding, DEFAULT_LINK_MTU, Device, DeviceError, Refusal, Volatile, firmware_image_hash, refuse,
+};
 use crate::hardware::{EventKind, Hardware};
 
 impl Device {
@@ -108,14 +110,7 @@ impl Device {
             } else {
                 Indicator::Off
             },
-            banner: Vec::new(),
-            banner_until_ms: None,
-            prompt_seq: 0,
-            session: None,
-            pending_payment: None,
-            pending_pin_change: None,
-            pairing: None,
-            running: None,
+            volatile: Volatile::default(),
         })
     }
 

@@ -183,7 +183,8 @@ pub(super) fn refusal_text(status: StatusCode) -> &'static str {
 
 impl Device {
     pub(super) fn progress(&self) -> Option<Progress> {
-        self.running
+        self.volatile
+            .running
             .as_ref()
             .map(|running| match &running.operation {
                 Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. } => {
@@ -205,7 +206,7 @@ impl Device {
     /// Ends the operation waiting for the user, with its outcome screen.
     pub(super) fn end_operation_as<H: Hardware>(&mut self, ended: Ended, hw: &mut H) {
         // Dropping the operation zeroizes any PIN digits it held.
-        if let Some(running) = self.running.take() {
+        if let Some(running) = self.volatile.running.take() {
             self.outcome(vec![running.operation.ended_text(ended)], hw);
         }
     }
@@ -213,26 +214,27 @@ impl Device {
     /// Shows `lines` as the outcome of what just happened, until [`OUTCOME_SCREEN_MS`] passed
     /// or the next prompt or outcome replaces them.
     pub(super) fn outcome<H: Hardware>(&mut self, lines: Vec<String>, hw: &H) {
-        self.banner = lines;
-        self.banner_until_ms = Some(hw.now_ms().saturating_add(OUTCOME_SCREEN_MS));
+        self.volatile.banner = lines;
+        self.volatile.banner_until_ms = Some(hw.now_ms().saturating_add(OUTCOME_SCREEN_MS));
     }
 
     /// The next prompt's id.
     pub(super) fn next_prompt_id(&mut self) -> u64 {
-        self.prompt_seq = self.prompt_seq.wrapping_add(1);
-        self.prompt_seq
+        self.volatile.prompt_seq = self.volatile.prompt_seq.wrapping_add(1);
+        self.volatile.prompt_seq
     }
 
     pub(super) fn refresh_display<H: Hardware>(&mut self, hw: &mut H) {
-        if self.running.is_some() {
+        if self.volatile.running.is_some() {
             return;
         }
         if self
+            .volatile
             .banner_until_ms
             .is_some_and(|until| hw.now_ms() >= until)
         {
-            self.banner.clear();
-            self.banner_until_ms = None;
+            self.volatile.banner.clear();
+            self.volatile.banner_until_ms = None;
         }
         let normal = !self.tampered
             && self.integrity_ok()
@@ -256,10 +258,10 @@ impl Device {
         };
         // An outcome replaces the everyday state line; an abnormal state stays above it.
         let mut lines = vec![format!("PinBridge {}", self.serial)];
-        if !normal || self.banner.is_empty() {
+        if !normal || self.volatile.banner.is_empty() {
             lines.push(state.to_string());
         }
-        lines.extend(self.banner.iter().cloned());
+        lines.extend(self.volatile.banner.iter().cloned());
         hw.show(lines);
     }
 
@@ -278,16 +280,16 @@ impl Device {
             prompt,
         };
         // The prompt replaces any earlier outcome, and only keys pressed from now on count.
-        self.banner.clear();
-        self.banner_until_ms = None;
+        self.volatile.banner.clear();
+        self.volatile.banner_until_ms = None;
         running.render(hw);
         hw.discard_keys();
-        self.running = Some(running);
+        self.volatile.running = Some(running);
     }
 
     /// A key during a pending request; returns the answer when the request is done.
     pub(super) fn on_key<H: Hardware>(&mut self, key: KeyPress, hw: &mut H) -> Option<Vec<u8>> {
-        let mut running = self.running.take()?;
+        let mut running = self.volatile.running.take()?;
         let request_id = running.request_id;
         running.deadline_ms = hw.now_ms().saturating_add(self.user_timeout_ms);
         let result = match key {
@@ -317,7 +319,7 @@ impl Device {
         match result {
             None => {
                 running.render(hw);
-                self.running = Some(running);
+                self.volatile.running = Some(running);
                 None
             }
             Some(Ok(response)) => {

@@ -15,7 +15,7 @@ use firmware_protocol::message::{
 
 use super::{
     Binding, DEFAULT_LINK_MTU, DEFAULT_LOCK_AFTER_SECONDS, DEFAULT_USER_TIMEOUT_SECONDS, Device,
-    DeviceError, FIRMWARE_VERSION, Operation, PIN_LINE, PinEntry, Refusal, Step,
+    DeviceError, FIRMWARE_VERSION, Operation, PIN_LINE, PinEntry, Refusal, Step, Volatile,
     firmware_image_hash, internal, refuse,
 };
 use crate::certificate::CaKey;
@@ -79,6 +79,39 @@ pub(super) fn payload_refusal(error: PayloadError) -> Refusal {
     refuse(error.status_code(), error.to_string())
 }
 
+/// A request the bank (or its operator) signs for one device: Initialise, Enrol, BankCommand,
+/// OperatorReset.
+pub(super) trait BankSigned {
+    fn device_serial(&self) -> &str;
+    fn sequence(&self) -> u64;
+    fn domain(&self) -> SignatureDomain;
+    fn signed(&self) -> Result<Vec<u8>, message::MessageError>;
+    fn signature(&self) -> &EcdsaSignature;
+}
+
+macro_rules! bank_signed {
+    ($($request:ty),+) => {$(
+        impl BankSigned for $request {
+            fn device_serial(&self) -> &str {
+                &self.device_serial
+            }
+            fn sequence(&self) -> u64 {
+                self.sequence
+            }
+            fn domain(&self) -> SignatureDomain {
+                <$request>::SIGNATURE_DOMAIN
+            }
+            fn signed(&self) -> Result<Vec<u8>, message::MessageError> {
+                self.signed_bytes()
+            }
+            fn signature(&self) -> &EcdsaSignature {
+                &self.signature
+            }
+        }
+    )+};
+}
+bank_signed!(Initialise, Enrol, BankCommand, message::OperatorReset);
+
 impl Device {
     /// Manufactures a device: a fresh attestation key, a certificate from `ca`, the bank's
     /// public keys, lifecycle Manufactured.
@@ -124,45 +157,35 @@ impl Device {
             locked_since_ms: 0,
             last_alive_ms: 0,
             indicator: Indicator::Off,
-            banner: Vec::new(),
-            banner_until_ms: None,
-            prompt_seq: 0,
-            session: None,
-            pending_payment: None,
-            pending_pin_change: None,
-            pairing: None,
-            running: None,
+            volatile: Volatile::default(),
         })
     }
 
-    pub(super) fn check_serial(&self, serial: &str) -> Result<(), Refusal> {
+    /// What every bank- or operator-signed request passes first, in this order: made for this
+    /// device (`WrongDevice`), signed by `key` in the request's domain (`BadSignature`), a bank
+    /// sequence above the last accepted one (`StaleBankCounter`).
+    pub(super) fn check_bank_signed(
+        &self,
+        key: Option<&EcdsaVerifyingKey>,
+        request: &impl BankSigned,
+    ) -> Result<(), Refusal> {
+        let serial = request.device_serial();
         if serial != self.serial {
             return Err(refuse(
                 StatusCode::WrongDevice,
                 format!("signed for device {serial}, this is {}", self.serial),
             ));
         }
-        Ok(())
-    }
-
-    pub(super) fn check_signature(
-        key: Option<&EcdsaVerifyingKey>,
-        domain: SignatureDomain,
-        signed: Result<Vec<u8>, message::MessageError>,
-        signature: &EcdsaSignature,
-    ) -> Result<(), Refusal> {
         let key = key.ok_or_else(|| {
             refuse(
                 StatusCode::BadSignature,
                 "no bank public key was installed at manufacture",
             )
         })?;
-        let signed = signed.map_err(internal)?;
-        key.verify(domain, &signed, signature)
-            .map_err(|e| refuse(StatusCode::BadSignature, e.to_string()))
-    }
-
-    pub(super) fn check_sequence(&self, sequence: u64) -> Result<(), Refusal> {
+        let signed = request.signed().map_err(internal)?;
+        key.verify(request.domain(), &signed, request.signature())
+            .map_err(|e| refuse(StatusCode::BadSignature, e.to_string()))?;
+        let sequence = request.sequence();
         if sequence <= self.bank_sequence {
             return Err(refuse(
                 StatusCode::StaleBankCounter,
@@ -180,14 +203,7 @@ impl Device {
         request: Initialise,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        self.check_serial(&request.device_serial)?;
-        Self::check_signature(
-            self.bank_management_key.as_ref(),
-            Initialise::SIGNATURE_DOMAIN,
-            request.signed_bytes(),
-            &request.signature,
-        )?;
-        self.check_sequence(request.sequence)?;
+        self.check_bank_signed(self.bank_management_key.as_ref(), &request)?;
         let kbpk =
             device_side::unwrap_kbpk(&self.attestation, &request).map_err(payload_refusal)?;
         let kcv = device_side::kcv_of(kbpk.material()).map_err(payload_refusal)?;
@@ -210,14 +226,7 @@ impl Device {
         request: Enrol,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        self.check_serial(&request.device_serial)?;
-        Self::check_signature(
-            self.bank_management_key.as_ref(),
-            Enrol::SIGNATURE_DOMAIN,
-            request.signed_bytes(),
-            &request.signature,
-        )?;
-        self.check_sequence(request.sequence)?;
+        self.check_bank_signed(self.bank_management_key.as_ref(), &request)?;
         let kbpk = self
             .kbpk
             .as_ref()
@@ -251,14 +260,7 @@ impl Device {
         request: BankCommand,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        self.check_serial(&request.device_serial)?;
-        Self::check_signature(
-            self.bank_management_key.as_ref(),
-            BankCommand::SIGNATURE_DOMAIN,
-            request.signed_bytes(),
-            &request.signature,
-        )?;
-        self.check_sequence(request.sequence)?;
+        self.check_bank_signed(self.bank_management_key.as_ref(), &request)?;
         self.bank_sequence = request.sequence;
         self.bank_contact(hw);
         let change = match request.command {
@@ -281,16 +283,16 @@ impl Device {
                 // one may hold goes with it.
                 self.hosts = HostVerifier::new();
                 self.host_names.clear();
-                self.pairing = None;
-                self.session = None;
-                self.pending_payment = None;
-                self.pending_pin_change = None;
+                self.volatile.pairing = None;
+                self.volatile.session = None;
+                self.volatile.pending_payment = None;
+                self.volatile.pending_pin_change = None;
                 "paired computers forgotten by the bank"
             }
             BankCommandKind::EndSession => {
-                self.session = None;
-                self.pending_payment = None;
-                self.pending_pin_change = None;
+                self.volatile.session = None;
+                self.volatile.pending_payment = None;
+                self.volatile.pending_pin_change = None;
                 "session ended by the bank (logout)"
             }
         };
@@ -298,11 +300,11 @@ impl Device {
         // one changes nothing on the screen (§6.11 "nothing else changes"): the logout relayed
         // right after a payment or PIN change must not erase that outcome's screen (§6.1).
         if !request.reason.is_empty() {
-            self.banner = vec![request.reason.clone()];
-            self.banner_until_ms = None;
+            self.volatile.banner = vec![request.reason.clone()];
+            self.volatile.banner_until_ms = None;
         } else if request.command != BankCommandKind::EndSession {
-            self.banner = Vec::new();
-            self.banner_until_ms = None;
+            self.volatile.banner = Vec::new();
+            self.volatile.banner_until_ms = None;
         }
         hw.record(EventKind::State {
             change: change.into(),

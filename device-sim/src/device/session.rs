@@ -22,9 +22,9 @@ impl Device {
         let session = self
             .unwrap_session(&request)
             .map_err(|r| self.intrusion(r, hw))?;
-        self.session = Some(session);
-        self.pending_payment = None;
-        self.pending_pin_change = None;
+        self.volatile.session = Some(session);
+        self.volatile.pending_payment = None;
+        self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
         Ok(Step::Respond(Response::KeysLoaded(KeysLoaded {
@@ -43,6 +43,7 @@ impl Device {
 
     pub(super) fn session_for(&self, session_id: &SessionId) -> Result<&SessionKeys, Refusal> {
         let session = self
+            .volatile
             .session
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NoSession, "no session keys loaded"))?;
@@ -64,6 +65,7 @@ impl Device {
             .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
         let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
         let session = self
+            .volatile
             .session
             .as_ref()
             .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;

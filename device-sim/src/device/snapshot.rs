@@ -61,18 +61,19 @@ fn lock_name(lock: LockState) -> &'static str {
 impl Device {
     /// The public state.
     pub fn snapshot(&self) -> Snapshot {
-        let (waiting_for, pin_digits_entered) = match self.running.as_ref().map(|r| &r.operation) {
-            Some(Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. }) => {
-                (Some("pin"), Some(entry.entered()))
-            }
-            Some(Operation::ChangePin(change)) => (Some("pin"), Some(change.entry.entered())),
-            Some(
-                Operation::ConfirmPairing { .. }
-                | Operation::SignConfirmation { .. }
-                | Operation::Wipe,
-            ) => (Some("confirm"), None),
-            None => (None, None),
-        };
+        let (waiting_for, pin_digits_entered) =
+            match self.volatile.running.as_ref().map(|r| &r.operation) {
+                Some(Operation::Enrol { entry, .. } | Operation::ApprovePayment { entry, .. }) => {
+                    (Some("pin"), Some(entry.entered()))
+                }
+                Some(Operation::ChangePin(change)) => (Some("pin"), Some(change.entry.entered())),
+                Some(
+                    Operation::ConfirmPairing { .. }
+                    | Operation::SignConfirmation { .. }
+                    | Operation::Wipe,
+                ) => (Some("confirm"), None),
+                None => (None, None),
+            };
         Snapshot {
             serial: self.serial.clone(),
             lifecycle: lifecycle_name(self.lifecycle),
@@ -80,12 +81,12 @@ impl Device {
             lock: lock_name(self.lock),
             indicator: crate::hardware::indicator_name(self.indicator),
             paired_hosts: self.hosts.len(),
-            session_active: self.session.is_some(),
+            session_active: self.volatile.session.is_some(),
             bank_sequence: self.bank_sequence,
-            busy: self.running.is_some(),
+            busy: self.volatile.running.is_some(),
             waiting_for,
             pin_digits_entered,
-            prompt_id: self.running.as_ref().map(|r| r.prompt_id),
+            prompt_id: self.volatile.running.as_ref().map(|r| r.prompt_id),
             integrity_ok: self.integrity_ok(),
             firmware_hash: hex::encode(self.measured_firmware_hash),
         }

@@ -16,7 +16,7 @@ impl Device {
             return self.trip_tamper(hw);
         }
         self.timer_rules(hw);
-        if self.running.is_none()
+        if self.volatile.running.is_none()
             && self.can_self_lock()
             && hw.now_ms().saturating_sub(self.last_bank_contact_ms) > self.lock_after_ms
         {
@@ -31,14 +31,18 @@ impl Device {
 
     /// Tamper: wipe keys and payment data at once, danger, sticky flag (CN103106582A).
     pub(super) fn trip_tamper<H: Hardware>(&mut self, hw: &mut H) -> Option<Vec<u8>> {
-        let aborted = self.running.take().map(|running| running.request_id);
+        let aborted = self
+            .volatile
+            .running
+            .take()
+            .map(|running| running.request_id);
         self.tampered = true;
         self.wipe_bank_data();
         self.lifecycle = Lifecycle::Manufactured;
         self.lock = LockState::Unlocked;
         self.set_indicator(Indicator::Danger, hw);
-        self.banner = vec!["Keys wiped. Service required.".into()];
-        self.banner_until_ms = None;
+        self.volatile.banner = vec!["Keys wiped. Service required.".into()];
+        self.volatile.banner_until_ms = None;
         hw.record(EventKind::Tamper);
         self.persist(hw);
         self.refresh_display(hw);
@@ -60,10 +64,10 @@ impl Device {
         self.binding = None;
         self.hosts = HostVerifier::new();
         self.host_names.clear();
-        self.session = None;
-        self.pending_payment = None;
-        self.pending_pin_change = None;
-        self.pairing = None;
+        self.volatile.session = None;
+        self.volatile.pending_payment = None;
+        self.volatile.pending_pin_change = None;
+        self.volatile.pairing = None;
         self.last_payment_counter = 0;
         self.device_counter = 0;
         self.activation_record = None;
@@ -74,14 +78,7 @@ impl Device {
         request: OperatorReset,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        self.check_serial(&request.device_serial)?;
-        Self::check_signature(
-            self.bank_operator_key.as_ref(),
-            OperatorReset::SIGNATURE_DOMAIN,
-            request.signed_bytes(),
-            &request.signature,
-        )?;
-        self.check_sequence(request.sequence)?;
+        self.check_bank_signed(self.bank_operator_key.as_ref(), &request)?;
         if hw.tamper_switch_open() {
             return Err(refuse(
                 StatusCode::WrongState,
