@@ -26,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::bank::{
-    Bank, BankEvent, CommandKind, ConfirmationRequest, PaymentRequest, Role, StaffIdentity,
+    Bank, BankEvent, CommandKind, ConfirmationRequest, PaymentDecision, PaymentRequest, Role,
+    StaffIdentity,
 };
 use crate::error::{BankError, BankResult};
 use crate::throttle::{ThrottlePolicy, Throttles, source_throttled, staff_throttled};
@@ -847,9 +848,30 @@ async fn payment_status(
         .await?)
 }
 
-#[derive(Deserialize)]
-struct ApprovalBody {
-    payment_approved: String,
+/// The device's answer in a JSON body: the hex text of its `field` (`payment_approved`,
+/// `pin_change_entered`). One decoder for the payment and the PIN change handlers.
+fn device_answer(body: &Bytes, field: &'static str) -> BankResult<String> {
+    let body: Value = parse(body)?;
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| BankError::invalid(format!("JSON body: missing field `{field}`")))
+}
+
+/// Decides a device answer once. Copies of one answer sent at once: all but one lose the race
+/// for the device counter, after the winner's decision committed (the counter and the decision
+/// are one write). Asked again, the bank answers them from the store with that decision
+/// (`replayed`); a genuine replay (other bytes, or another payment) keeps its refusal.
+async fn decided_once<T, Fut>(decide: impl Fn() -> Fut, replayed: fn(&T) -> bool) -> BankResult<T>
+where
+    Fut: Future<Output = BankResult<T>>,
+{
+    match decide().await {
+        Err(refused) if refused.code == "replayed_counter" => {
+            decide().await.ok().filter(replayed).ok_or(refused)
+        }
+        other => other,
+    }
 }
 
 async fn approve_payment(
@@ -859,23 +881,9 @@ async fn approve_payment(
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
-    let b: ApprovalBody = parse(&body)?;
-    let decided = match bank
-        .approve_payment(&session, &transaction_id, &b.payment_approved)
-        .await
-    {
-        // Copies of one approval sent at once: all but one lose the race for the device
-        // counter, after the winner's decision committed (the counter and the decision are
-        // one write). Asked again, the bank answers them from the store with that decision;
-        // a genuine replay (other bytes, or another payment) keeps its refusal.
-        Err(refused) if refused.code == "replayed_counter" => bank
-            .approve_payment(&session, &transaction_id, &b.payment_approved)
-            .await
-            .ok()
-            .filter(|again| again.replayed)
-            .ok_or(refused)?,
-        other => other?,
-    };
+    let answer = device_answer(&body, "payment_approved")?;
+    let decide = || bank.approve_payment(&session, &transaction_id, &answer);
+    let decided = decided_once(decide, |d: &PaymentDecision| d.replayed).await?;
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 

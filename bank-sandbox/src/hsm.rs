@@ -314,17 +314,20 @@ impl SoftHsm {
     }
 
     /// Signs a bank-signed request's `signed_bytes()` (Initialise, Enrol, BankCommand) with
-    /// the management key, in the `BankCommand` signature domain.
-    pub fn sign_management(&self, signed_bytes: &[u8]) -> message::EcdsaSignature {
-        self.management
-            .sign(SignatureDomain::BankCommand, signed_bytes)
+    /// the management key, in the request's `SIGNATURE_DOMAIN` (firmware-protocol's rule).
+    pub fn sign_management(
+        &self,
+        domain: SignatureDomain,
+        signed_bytes: &[u8],
+    ) -> message::EcdsaSignature {
+        self.management.sign(domain, signed_bytes)
     }
 
-    /// Signs an OperatorReset's `signed_bytes()` with the operator key, in the
-    /// `OperatorReset` signature domain.
+    /// Signs an OperatorReset's `signed_bytes()` with the operator key, in
+    /// `OperatorReset::SIGNATURE_DOMAIN`.
     pub fn sign_operator(&self, signed_bytes: &[u8]) -> message::EcdsaSignature {
         self.operator
-            .sign(SignatureDomain::OperatorReset, signed_bytes)
+            .sign(message::OperatorReset::SIGNATURE_DOMAIN, signed_bytes)
     }
 
     /// Seals a key for storage, labelled with its usage.

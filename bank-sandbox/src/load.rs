@@ -7,21 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
-use firmware_protocol::crypto::kcv::{self, KcvMethod};
-use firmware_protocol::crypto::keys::{Key, KeyBlockProtectionKey, MacKey, PinKey, Usage};
-use firmware_protocol::crypto::pairing::derive_initialisation_kek;
-use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
-use firmware_protocol::crypto::tr31;
+use firmware_protocol::crypto::ecdsa::EcdsaSigningKey;
+use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, PinKey};
+use firmware_protocol::crypto::pinblock::{Pan, Pin};
+use firmware_protocol::device_side::{self, SessionKeys};
 use firmware_protocol::message::{
-    self, BankResult as Verdict, Capabilities, ChallengeResponse, EcPublicKey, EcdsaSignature,
-    Enrolled, Info, Initialised, IntegrityReport, Kcv, KeysLoaded, MacTag, Nonce, PaymentApproved,
-    PinBlock, PinBlockFormat, Request, Response, SessionId, Sha256Digest, WrappedKey,
+    self, BankResult as Verdict, Capabilities, EcPublicKey, Enrolled, Info, Initialised,
+    KeysLoaded, Nonce, PinBlock, Request, Response, Sha256Digest,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::bank::initialisation_context;
 use crate::certificate;
 use crate::util;
 
@@ -217,21 +213,15 @@ pub struct Ack {
 /// Acknowledged payments, shared with the caller while the run goes on.
 pub type Acks = Arc<Mutex<Vec<Ack>>>;
 
-struct Session {
-    id: SessionId,
-    pin_key: PinKey,
-    mac_key: MacKey,
-    response_key: MacKey,
-}
-
-/// A soft device speaking the bank-protected payloads (PROTOCOL.md §3.6).
+/// A soft device speaking the bank-protected payloads (PROTOCOL.md §3.6) through
+/// firmware-protocol's device side, the same rules the simulated PIN pad follows.
 struct SoftDevice {
     serial: String,
     attestation: EcdsaSigningKey,
     certificate: Vec<u8>,
     kbpk: Option<KeyBlockProtectionKey>,
     pan: String,
-    session: Option<Session>,
+    session: Option<SessionKeys>,
     counter: u64,
 }
 
@@ -242,16 +232,6 @@ fn decode_request(text: &str) -> anyhow::Result<Request> {
 
 fn encode(response: Response) -> anyhow::Result<String> {
     Ok(hex::encode(response.encode(0)?))
-}
-
-fn open<U: Usage>(kbpk: &KeyBlockProtectionKey, wrapped: &WrappedKey) -> anyhow::Result<Key<U>> {
-    let key = tr31::unwrap(kbpk, wrapped.key_block.as_str())?.into_key::<U>()?;
-    kcv::verify(key.material(), KcvMethod::Cmac, wrapped.kcv.as_bytes())?;
-    Ok(key)
-}
-
-fn cmac(key: &MacKey, data: &[u8]) -> anyhow::Result<MacTag> {
-    Ok(MacTag::aes_cmac(key, data)?)
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> anyhow::Result<&'a str> {
@@ -285,9 +265,7 @@ impl SoftDevice {
             serial: self.serial.clone(),
             firmware_version: "load-1".into(),
             firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
-            attestation_public_key: EcPublicKey::new(
-                self.attestation.verifying_key().to_sec1_bytes(),
-            )?,
+            attestation_public_key: EcPublicKey::from(&self.attestation.verifying_key()),
             certificate: self.certificate.clone(),
         }))
     }
@@ -296,32 +274,17 @@ impl SoftDevice {
         let Request::Initialise(init) = decode_request(text)? else {
             bail!("not Initialise")
         };
-        let bank = EcdsaVerifyingKey::from_sec1_bytes(init.bank_public_key.as_bytes())?;
-        let kek = derive_initialisation_kek(
-            &self.attestation,
-            &bank,
-            &initialisation_context(&self.serial, init.sequence),
-        );
-        let kbpk: KeyBlockProtectionKey = open(&kek, &init.kbpk)?;
-        let kcv = kcv::compute(kbpk.material(), KcvMethod::Cmac);
+        let kbpk = device_side::unwrap_kbpk(&self.attestation, &init)?;
+        let kcv = device_side::kcv_of(kbpk.material())?;
         self.kbpk = Some(kbpk);
-        encode(Response::Initialised(Initialised {
-            kcv: Kcv::new(kcv.as_bytes())?,
-        }))
+        encode(Response::Initialised(Initialised { kcv }))
     }
 
     fn pin_block(&self, key: &PinKey) -> anyhow::Result<PinBlock> {
-        let pan = Pan::new(&self.pan)?;
-        let block = util::with_rng(|rng| {
-            pinblock::encrypt_pin(
-                pinblock::PinBlockFormat::Iso4,
-                &Pin::new(PIN)?,
-                Some(&pan),
-                key,
-                rng,
-            )
-        })??;
-        Ok(PinBlock::new(PinBlockFormat::Iso4, block.as_bytes())?)
+        let (pin, pan) = (Pin::new(PIN)?, Pan::new(&self.pan)?);
+        Ok(util::with_rng(|rng| {
+            device_side::iso4_pin_block(key, &pin, &pan, rng)
+        })??)
     }
 
     fn enrol(&mut self, text: &str) -> anyhow::Result<String> {
@@ -329,7 +292,7 @@ impl SoftDevice {
             bail!("not Enrol")
         };
         let kbpk = self.kbpk.as_ref().context("not initialised")?;
-        let pin_key: PinKey = open(kbpk, &enrol.pin_key)?;
+        let pin_key: PinKey = device_side::unwrap_key(kbpk, &enrol.pin_key, "pin_key")?;
         self.pan = enrol.pin_account_number.clone();
         let pin_block = self.pin_block(&pin_key)?;
         encode(Response::Enrolled(Enrolled { pin_block }))
@@ -339,17 +302,13 @@ impl SoftDevice {
         let Request::GetIntegrityReport(get) = decode_request(text)? else {
             bail!("not GetIntegrityReport")
         };
-        let mut report = IntegrityReport {
-            device_serial: self.serial.clone(),
-            firmware_version: "load-1".into(),
-            firmware_hash: Sha256Digest(LOAD_FIRMWARE_HASH),
-            signature: EcdsaSignature::from_array([0; 64]),
-        };
-        let signed = report.signed_bytes(&get)?;
-        report.signature = self
-            .attestation
-            .sign(SignatureDomain::DeviceAttestation, &signed);
-        encode(Response::IntegrityReport(report))
+        encode(Response::IntegrityReport(device_side::integrity_report(
+            &self.attestation,
+            &get,
+            self.serial.clone(),
+            "load-1".into(),
+            LOAD_FIRMWARE_HASH,
+        )?))
     }
 
     fn load_keys(&mut self, text: &str) -> anyhow::Result<String> {
@@ -357,12 +316,7 @@ impl SoftDevice {
             bail!("not LoadSessionKeys")
         };
         let kbpk = self.kbpk.as_ref().context("not initialised")?;
-        self.session = Some(Session {
-            id: load.session_id,
-            pin_key: open(kbpk, &load.pin_key)?,
-            mac_key: open(kbpk, &load.mac_key)?,
-            response_key: open(kbpk, &load.response_key)?,
-        });
+        self.session = Some(SessionKeys::unwrap(kbpk, &load)?);
         encode(Response::KeysLoaded(KeysLoaded {
             session_id: load.session_id,
         }))
@@ -373,12 +327,10 @@ impl SoftDevice {
             bail!("not BankChallenge")
         };
         let session = self.session.as_ref().context("no session")?;
-        let mut answer = ChallengeResponse {
-            device_nonce: Nonce(util::random_bytes::<16>()?),
-            mac: MacTag([0; 16]),
-        };
-        answer.mac = cmac(&session.mac_key, &answer.mac_input(&challenge)?)?;
-        encode(Response::ChallengeResponse(answer))
+        let nonce = Nonce(util::random_bytes::<16>()?);
+        encode(Response::ChallengeResponse(
+            session.challenge_response(&challenge, nonce)?,
+        ))
     }
 
     fn approve(&mut self, text: &str) -> anyhow::Result<String> {
@@ -386,16 +338,14 @@ impl SoftDevice {
             bail!("not ApprovePayment")
         };
         let session = self.session.as_ref().context("no session")?;
-        if cmac(&session.response_key, &approve.mac_input()?)? != approve.bank_mac {
+        if !approve.bank_mac_verifies(&session.response_key) {
             bail!("bad bank MAC on ApprovePayment");
         }
-        self.counter += 1;
-        let mut approved = PaymentApproved {
-            pin_block: self.pin_block(&session.pin_key)?,
-            device_counter: self.counter,
-            mac: MacTag([0; 16]),
-        };
-        approved.mac = cmac(&session.mac_key, &approved.mac_input(&approve)?)?;
+        let (pin, pan) = (Pin::new(PIN)?, Pan::new(&self.pan)?);
+        let counter = self.counter + 1;
+        let approved =
+            util::with_rng(|rng| session.approve_payment(&approve, &pin, &pan, counter, rng))??;
+        self.counter = counter;
         encode(Response::PaymentApproved(approved))
     }
 
@@ -404,9 +354,7 @@ impl SoftDevice {
             bail!("not VerifyBankResponse")
         };
         let session = self.session.as_ref().context("no session")?;
-        if answer.session_id != session.id
-            || cmac(&session.response_key, &answer.mac_input()?)? != answer.bank_mac
-        {
+        if answer.session_id != session.id || !answer.bank_mac_verifies(&session.response_key) {
             bail!("bad bank MAC on VerifyBankResponse");
         }
         Ok(answer.result)

@@ -85,7 +85,7 @@ fn keys_pressed_before_the_prompt_was_displayed_are_never_taken_for_it() {
 fn begin_pairing(rig: &mut Rig, name: &str) -> Outcome {
     let host = HostPairing::start(&mut rig.host_rng);
     let begin = PairBegin {
-        host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
+        host_public_key: EcPublicKey::from(host.public_key()),
         host_commitment: Sha256Digest(*host.commitment().as_bytes()),
         host_name: name.into(),
     };

@@ -12,7 +12,7 @@ use firmware_protocol::message::{
     PinChangeEntered, PinChangeResult, Request, Response, Status, StatusCode, VerifyPinChange,
     WipeDevice,
 };
-use support::{PIN, Rig, SERIAL, cmac, response, status_of};
+use support::{PIN, Rig, SERIAL, response, status_of};
 
 const NEW_PIN: &str = "7391";
 
@@ -37,10 +37,9 @@ fn change_pin(rig: &mut Rig) -> ChangePin {
         pin_length_max: 6,
         bank_mac: MacTag([0; 16]),
     };
-    request.bank_mac = cmac(
-        &rig.bank.session().response_key,
-        &request.mac_input().unwrap(),
-    );
+    request
+        .seal_bank_mac(&rig.bank.session().response_key)
+        .unwrap();
     request
 }
 
@@ -52,10 +51,9 @@ fn verdict(rig: &Rig, device_counter: u64, result: PinChangeResult, tries: u8) -
         pin_tries_left: tries,
         bank_mac: MacTag([0; 16]),
     };
-    request.bank_mac = cmac(
-        &rig.bank.session().response_key,
-        &request.mac_input().unwrap(),
-    );
+    request
+        .seal_bank_mac(&rig.bank.session().response_key)
+        .unwrap();
     request
 }
 
@@ -104,11 +102,7 @@ fn a_pin_change_sends_both_pins_enciphered_under_the_session_and_shows_the_verdi
     let (request, answer) = entered(&mut rig, PIN, NEW_PIN);
     assert!(shows(&rig, "Sent to your bank"));
     // The bank can check the MAC over the very request it made, and decipher both PINs.
-    let expected = cmac(
-        &rig.bank.session().mac_key,
-        &answer.mac_input(&request).unwrap(),
-    );
-    assert_eq!(answer.mac, expected);
+    assert!(answer.mac_verifies(&rig.bank.session().mac_key, &request));
     assert_eq!(answer.device_counter, 1, "one more than the device's last");
     let pin_key = &rig.bank.session().pin_key;
     assert_eq!(rig.bank.reveal_pin(pin_key, &answer.old_pin_block), PIN);

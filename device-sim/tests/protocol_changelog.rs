@@ -21,7 +21,7 @@ fn keypad_cancel_at_the_pairing_code_is_user_cancelled() {
     rig.initialise();
     let host = HostPairing::start(&mut rig.host_rng);
     let begin = PairBegin {
-        host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
+        host_public_key: EcPublicKey::from(host.public_key()),
         host_commitment: Sha256Digest(*host.commitment().as_bytes()),
         host_name: "LAPTOP-ALICE".into(),
     };

@@ -15,6 +15,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod device_side;
 pub mod display;
 pub mod lifecycle;
 pub mod link;

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use firmware_protocol::crypto::ecdsa::{
-    EcdsaError, EcdsaSignature, EcdsaSigningKey, EcdsaVerifyingKey, PublicKeyError, SignatureDomain,
+    EcdsaError, EcdsaSignature, EcdsaSigningKey, EcdsaVerifyingKey, P256PublicKey, PublicKeyError,
+    SignatureDomain,
 };
 use firmware_protocol::crypto::host_auth::{
     HOST_MAC_LEN, HostAuthError, HostMacKey, HostSigner, HostVerifier, MAX_PAIRED_HOSTS,
@@ -345,16 +346,13 @@ fn invalid_public_keys_are_typed_errors() {
         (&off_curve, PublicKeyError::NotOnCurve),
         (&x_too_big, PublicKeyError::NotOnCurve),
     ];
+    // One key type for pairing and signatures: one decoder, one set of errors.
     for (bytes, expected) in cases {
         assert_eq!(
-            PairingPublicKey::from_sec1_bytes(bytes),
-            Err(PairingError::InvalidPublicKey(expected)),
+            P256PublicKey::from_sec1_bytes(bytes),
+            Err(expected),
             "{}",
             hex::encode(bytes)
-        );
-        assert_eq!(
-            EcdsaVerifyingKey::from_sec1_bytes(bytes),
-            Err(EcdsaError::InvalidPublicKey(expected))
         );
     }
     assert!(PairingPublicKey::from_sec1_bytes(&good).is_ok());
@@ -362,8 +360,8 @@ fn invalid_public_keys_are_typed_errors() {
     let mut zeros = [0u8; 65];
     zeros[0] = 0x04;
     assert_eq!(
-        PairingPublicKey::from_sec1_bytes(&zeros),
-        Err(PairingError::InvalidPublicKey(PublicKeyError::NotOnCurve))
+        P256PublicKey::from_sec1_bytes(&zeros),
+        Err(PublicKeyError::NotOnCurve)
     );
 }
 
@@ -817,4 +815,22 @@ proptest! {
         prop_assert_eq!(signature, key.sign(SignatureDomain::OutOfBandConfirmation, &message));
         prop_assert!(public.verify(SignatureDomain::OutOfBandConfirmation, &message, &signature).is_ok());
     }
+}
+
+#[test]
+fn one_public_key_type_and_its_wire_field() {
+    let key = EcdsaSigningKey::generate(&mut ChaCha20Rng::from_seed([21; 32])).verifying_key();
+    // The key a signature is verified with is the key a pairing agrees with: one type.
+    let pairing: PairingPublicKey = key;
+    let field = firmware_protocol::message::EcPublicKey::from(&pairing);
+    assert_eq!(field.as_bytes(), key.as_bytes());
+    assert_eq!(P256PublicKey::try_from(&field), Ok(key));
+    // The wire field checks the prefix only; the key checks the point.
+    let mut off_curve = *key.as_bytes();
+    off_curve[64] ^= 1;
+    let field = firmware_protocol::message::EcPublicKey::new(off_curve).unwrap();
+    assert_eq!(
+        P256PublicKey::try_from(&field),
+        Err(PublicKeyError::NotOnCurve)
+    );
 }

@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
-use super::{Json, Source, bearer, login_step, ok, parse};
-use crate::bank::Bank;
+use super::{Json, Source, bearer, decided_once, device_answer, login_step, ok, parse};
+use crate::bank::{Bank, PinChangeDecision};
 use crate::error::BankResult;
 use crate::throttle::Throttles;
 
@@ -23,11 +23,6 @@ pub(super) async fn pin_change_prepare(
     ok(serde_json::to_value(bank.prepare_pin_change(&session).await?).unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct EnteredBody {
-    pin_change_entered: String,
-}
-
 pub(super) async fn pin_change_entered(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
@@ -35,21 +30,9 @@ pub(super) async fn pin_change_entered(
     body: Bytes,
 ) -> BankResult<Json> {
     let session = bank.session(bearer(&headers)?).await?;
-    let b: EnteredBody = parse(&body)?;
-    let decided = match bank
-        .decide_pin_change(&session, &change_id, &b.pin_change_entered)
-        .await
-    {
-        // Copies of one answer sent at once: the losers of the device-counter race are asked
-        // again once the winner committed, and get its stored verdict (as for payments).
-        Err(refused) if refused.code == "replayed_counter" => bank
-            .decide_pin_change(&session, &change_id, &b.pin_change_entered)
-            .await
-            .ok()
-            .filter(|again| again.replayed)
-            .ok_or(refused)?,
-        other => other?,
-    };
+    let answer = device_answer(&body, "pin_change_entered")?;
+    let decide = || bank.decide_pin_change(&session, &change_id, &answer);
+    let decided = decided_once(decide, |d: &PinChangeDecision| d.replayed).await?;
     ok(serde_json::to_value(decided).unwrap_or_default())
 }
 

@@ -3,7 +3,6 @@
 //! attestation key, and the bank verifies the signature against the device certificate
 //! before paying.
 
-use firmware_protocol::crypto::ecdsa::SignatureDomain;
 use firmware_protocol::message::{
     self, Answer, BankResult as Verdict, Command, Nonce, Request, SignConfirmation,
 };
@@ -253,7 +252,7 @@ impl Bank {
             .map(|c| c.attestation_public_key)
             .map_err(|e| BankError::internal(&e))?;
         let verified = key.verify(
-            SignatureDomain::OutOfBandConfirmation,
+            SignConfirmation::SIGNATURE_DOMAIN,
             &sign
                 .signed_bytes()
                 .map_err(|e| BankError::invalid(e.to_string()))?,

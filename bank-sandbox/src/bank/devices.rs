@@ -3,7 +3,7 @@
 
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey};
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, PinKey};
-use firmware_protocol::crypto::pairing::derive_initialisation_kek;
+use firmware_protocol::crypto::pairing::{derive_initialisation_kek, initialisation_context};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
     BankCommand, BankCommandKind, EcPublicKey, EcdsaSignature, Enrol, GetInfo, Info, Initialise,
@@ -103,9 +103,6 @@ fn validate_serial(serial: &str) -> BankResult<()> {
         .check("serial", serial.len())
         .map_err(|e| BankError::invalid(e.to_string()))
 }
-
-/// The KEK context of PROTOCOL.md §4.3; its one definition is in firmware-protocol.
-pub use firmware_protocol::crypto::pairing::initialisation_context;
 
 impl Bank {
     pub(crate) async fn device(&self, serial: &str) -> BankResult<DeviceRow> {
@@ -338,12 +335,12 @@ impl Bank {
         let mut request = Initialise {
             device_serial: serial.clone(),
             sequence,
-            bank_public_key: EcPublicKey::new(bank_ephemeral.verifying_key().to_sec1_bytes())
-                .map_err(|e| BankError::internal(&e))?,
+            bank_public_key: EcPublicKey::from(&bank_ephemeral.verifying_key()),
             kbpk: wrapped,
             signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
+            Initialise::SIGNATURE_DOMAIN,
             &request
                 .signed_bytes()
                 .map_err(|e| BankError::internal(&e))?,
@@ -594,6 +591,7 @@ impl Bank {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         request.signature = self.hsm.sign_management(
+            Enrol::SIGNATURE_DOMAIN,
             &request
                 .signed_bytes()
                 .map_err(|e| BankError::internal(&e))?,
@@ -714,6 +712,7 @@ impl Bank {
             signature: EcdsaSignature::from_array([0; 64]),
         };
         command.signature = self.hsm.sign_management(
+            BankCommand::SIGNATURE_DOMAIN,
             &command
                 .signed_bytes()
                 .map_err(|e| BankError::invalid(e.to_string()))?,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use firmware_protocol::crypto::ecdsa::{EcdsaVerifyingKey, SignatureDomain};
+use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
 use firmware_protocol::crypto::tr31::KeyUsageCode;
 use firmware_protocol::message::{
@@ -16,8 +16,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{
-    ActiveSession, Bank, cmac_matches, device_answer, device_refused, device_response,
-    encode_request, unexpected_answer,
+    ActiveSession, Bank, device_answer, device_refused, device_response, encode_request,
+    unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
 use crate::hsm::{BlockUsage, generate_key};
@@ -356,7 +356,7 @@ impl Bank {
             .map_err(|e| BankError::internal(&e))?;
         attestation
             .verify(
-                SignatureDomain::DeviceAttestation,
+                message::IntegrityReport::SIGNATURE_DOMAIN,
                 &signed,
                 &report.signature,
             )
@@ -652,10 +652,7 @@ impl Bank {
             _ => return Err(BankError::internal(&"stored challenge")),
         };
         let mac_key: MacKey = self.open_key(login.mac_key.clone())?;
-        let input = response
-            .mac_input(&challenge)
-            .map_err(|e| BankError::invalid(e.to_string()))?;
-        if !cmac_matches(&mac_key, &input, &response.mac)? {
+        if !response.mac_verifies(&mac_key, &challenge) {
             return Err(BankError::rejected(
                 "bad_mac",
                 "the challenge response MAC does not verify under the session MAC key",

@@ -10,7 +10,6 @@ mod payments;
 mod staff;
 
 pub use confirm::{ConfirmationRequest, ConfirmationView};
-pub use devices::initialisation_context;
 pub use devices::{CommandKind, DeviceView};
 pub use login::LoginComplete;
 pub use owner::{PinChangeDecision, PreparedPinChange};
@@ -24,7 +23,7 @@ use axum::http::StatusCode;
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::crypto::keys::{MacKey, PinKey};
 use firmware_protocol::message::{
-    self, Answer, Command, ErrorResponse, MacTag, Response, UnexpectedAnswer,
+    self, Answer, Command, ErrorResponse, Response, SealError, UnexpectedAnswer,
 };
 use serde::Serialize;
 use sqlx::Row;
@@ -475,14 +474,13 @@ pub(crate) fn encode_request(request: message::Request) -> BankResult<String> {
     ))
 }
 
-/// AES-CMAC (16 bytes) of `input` under `key`.
-pub(crate) fn cmac(key: &MacKey, input: &[u8]) -> BankResult<MacTag> {
-    MacTag::aes_cmac(key, input).map_err(|e| BankError::internal(&e))
-}
-
-/// Whether `tag` is the AES-CMAC of `input` under `key` (all 16 bytes, constant time).
-pub(crate) fn cmac_matches(key: &MacKey, input: &[u8], tag: &MacTag) -> BankResult<bool> {
-    Ok(crate::hsm::same_bytes(&cmac(key, input)?.0, &tag.0))
+/// A MAC the bank could not make (`seal_bank_mac`, the one definition in firmware-protocol):
+/// a message that does not encode is the caller's data; a key that is not AES is ours.
+pub(crate) fn seal_refused(error: SealError) -> BankError {
+    match error {
+        SealError::Message(e) => BankError::invalid(e.to_string()),
+        SealError::Mac(e) => BankError::internal(&e),
+    }
 }
 
 /// Seconds since the epoch, for certificate validity.

@@ -20,9 +20,7 @@ use firmware_protocol::message::{
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{
-    ActiveSession, Bank, cmac, cmac_matches, device_refused, encode_request, unexpected_answer,
-};
+use super::{ActiveSession, Bank, device_refused, encode_request, seal_refused, unexpected_answer};
 use crate::error::{BankError, BankResult};
 use crate::util::{self, now_ms};
 
@@ -127,8 +125,9 @@ impl Bank {
             pin_length_max,
             bank_mac: MacTag([0; 16]),
         };
-        let input = request.mac_input().map_err(|e| BankError::internal(&e))?;
-        request.bank_mac = cmac(&session.response_key, &input)?;
+        request
+            .seal_bank_mac(&session.response_key)
+            .map_err(seal_refused)?;
         let encoded = encode_request(Request::ChangePin(request))?;
         sqlx::query(&self.store.q(
             "INSERT INTO pin_changes (change_id, binding_id, session_id, bank_counter, request, status, \
@@ -222,10 +221,7 @@ impl Bank {
                 return Err(unexpected_answer("pin_change_entered", unexpected));
             }
         };
-        let input = entered
-            .mac_input(&request)
-            .map_err(|e| BankError::invalid(e.to_string()))?;
-        if !cmac_matches(&session.mac_key, &input, &entered.mac)? {
+        if !entered.mac_verifies(&session.mac_key, &request) {
             tracing::warn!(
                 change_id,
                 serial = session.device_serial,
@@ -341,10 +337,9 @@ impl Bank {
             pin_tries_left: tries_wire,
             bank_mac: MacTag([0; 16]),
         };
-        verdict.bank_mac = cmac(
-            &session.response_key,
-            &verdict.mac_input().map_err(|e| BankError::internal(&e))?,
-        )?;
+        verdict
+            .seal_bank_mac(&session.response_key)
+            .map_err(seal_refused)?;
         let encoded = encode_request(Request::VerifyPinChange(verdict))?;
         let decided = sqlx::query(&self.store.q(
             "UPDATE pin_changes SET status = ?, device_counter = ?, answer_hash = ?, response = ?, \

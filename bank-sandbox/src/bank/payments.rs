@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    ActiveSession, Bank, BindingPin, PreparedFacts, cmac, cmac_matches, device_refused,
-    encode_request, unexpected_answer,
+    ActiveSession, Bank, BindingPin, PreparedFacts, device_refused, encode_request, seal_refused,
+    unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
 use crate::store::{SqlValue, Store, WriteTx, job};
@@ -300,10 +300,9 @@ impl Bank {
                         counter: counter as u64,
                         bank_mac: MacTag([0; 16]),
                     };
-                    let input = approve
-                        .mac_input()
-                        .map_err(|e| BankError::invalid(e.to_string()))?;
-                    approve.bank_mac = cmac(&response_key, &input)?;
+                    approve
+                        .seal_bank_mac(&response_key)
+                        .map_err(seal_refused)?;
                     let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
                     let request = request_copy;
                     conn.execute(
@@ -443,10 +442,7 @@ impl Bank {
                 return Err(unexpected_answer("payment_approved", unexpected));
             }
         };
-        let input = approved
-            .mac_input(&facts.approve)
-            .map_err(|e| BankError::invalid(e.to_string()))?;
-        if !cmac_matches(&session.mac_key, &input, &approved.mac)? {
+        if !approved.mac_verifies(&session.mac_key, &facts.approve) {
             tracing::warn!(
                 transaction_id,
                 serial = session.device_serial,
@@ -493,12 +489,7 @@ impl Bank {
                 result: verdict,
                 bank_mac: MacTag([0; 16]),
             };
-            answer.bank_mac = cmac(
-                &response_key,
-                &answer
-                    .mac_input()
-                    .map_err(|e| BankError::invalid(e.to_string()))?,
-            )?;
+            answer.seal_bank_mac(&response_key).map_err(seal_refused)?;
             encode_request(Request::VerifyBankResponse(answer))
         };
         let (verdict, encoded, pin_tries_left) = self

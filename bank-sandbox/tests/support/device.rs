@@ -4,31 +4,22 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bank_sandbox::bank::initialisation_context;
 use bank_sandbox::certificate;
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
-use firmware_protocol::crypto::kcv::{self, KcvMethod};
-use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, MacKey, PinKey};
-use firmware_protocol::crypto::pairing::derive_initialisation_kek;
-use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
-use firmware_protocol::crypto::tr31;
+use firmware_protocol::crypto::keys::{KeyBlockProtectionKey, PinKey};
+use firmware_protocol::crypto::pinblock::{Pan, Pin};
+use firmware_protocol::device_side::{self, SessionKeys};
 use firmware_protocol::message::{
     self, ApprovePayment, BankChallenge, BankCommand, BankCommandKind, BankResult, Capabilities,
-    ChallengeResponse, ConfirmationSignature, EcPublicKey, EcdsaSignature, Enrolled, ErrorResponse,
-    GetIntegrityReport, Indicator, Info, Initialise, Initialised, IntegrityReport, Kcv, KeysLoaded,
-    LoadSessionKeys, MacTag, Nonce, OperatorReset, PaymentApproved, PinBlock, PinBlockFormat,
-    Request, Response, SessionId, Sha256Digest, SignConfirmation, StatusCode, VerifyBankResponse,
-    WrappedKey,
+    EcPublicKey, EcdsaSignature, Enrol, Enrolled, ErrorResponse, GetIntegrityReport, Indicator,
+    Info, Initialise, Initialised, KeysLoaded, LoadSessionKeys, Nonce, OperatorReset, PinBlock,
+    Request, Response, Sha256Digest, SignConfirmation, StatusCode, VerifyBankResponse,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-pub struct Session {
-    pub id: SessionId,
-    pub pin_key: PinKey,
-    pub mac_key: MacKey,
-    pub response_key: MacKey,
-}
+/// The session keys, unwrapped by firmware-protocol's device side.
+pub type Session = SessionKeys;
 
 pub struct TestDevice {
     pub serial: String,
@@ -63,25 +54,12 @@ pub fn error(status: StatusCode) -> String {
     }))
 }
 
-fn cmac(key: &MacKey, data: &[u8]) -> MacTag {
-    MacTag::aes_cmac(key, data).unwrap()
-}
-
 fn unwrap_checked<U: firmware_protocol::crypto::keys::Usage>(
     kbpk: &KeyBlockProtectionKey,
-    wrapped: &WrappedKey,
+    wrapped: &message::WrappedKey,
+    what: &'static str,
 ) -> Result<firmware_protocol::crypto::keys::Key<U>, StatusCode> {
-    let key = tr31::unwrap(kbpk, wrapped.key_block.as_str())
-        .map_err(|_| StatusCode::KeyBlockRejected)?
-        .into_key::<U>()
-        .map_err(|_| StatusCode::WrongKeyUsage)?;
-    kcv::verify(
-        key.material(),
-        KcvMethod::standard_for(key.algorithm()),
-        wrapped.kcv.as_bytes(),
-    )
-    .map_err(|_| StatusCode::KcvMismatch)?;
-    Ok(key)
+    device_side::unwrap_key(kbpk, wrapped, what).map_err(|e| e.status_code())
 }
 
 pub const FIRMWARE_HASH: [u8; 32] = [0x11; 32];
@@ -126,10 +104,7 @@ impl TestDevice {
             serial: self.serial.clone(),
             firmware_version: "1.0.0".into(),
             firmware_hash: Sha256Digest(self.firmware_hash),
-            attestation_public_key: EcPublicKey::new(
-                self.attestation.verifying_key().to_sec1_bytes(),
-            )
-            .unwrap(),
+            attestation_public_key: EcPublicKey::from(&self.attestation.verifying_key()),
             certificate: self.certificate.clone(),
         }))
     }
@@ -167,24 +142,17 @@ impl TestDevice {
         let signed = init.signed_bytes().unwrap();
         self.check_bank_signature(
             self.management,
-            SignatureDomain::BankCommand,
+            Initialise::SIGNATURE_DOMAIN,
             &signed,
             &init.signature,
             &init.device_serial,
             init.sequence,
         )?;
-        let bank_key = EcdsaVerifyingKey::from_sec1_bytes(init.bank_public_key.as_bytes()).unwrap();
-        let kek = derive_initialisation_kek(
-            &self.attestation,
-            &bank_key,
-            &initialisation_context(&self.serial, init.sequence),
-        );
-        let kbpk: KeyBlockProtectionKey = unwrap_checked(&kek, &init.kbpk)?;
-        let kcv = kcv::compute(kbpk.material(), KcvMethod::Cmac);
+        let kbpk =
+            device_side::unwrap_kbpk(&self.attestation, init).map_err(|e| e.status_code())?;
+        let kcv = device_side::kcv_of(kbpk.material()).unwrap();
         self.kbpk = Some(kbpk);
-        Ok(encode(Response::Initialised(Initialised {
-            kcv: Kcv::new(kcv.as_bytes()).unwrap(),
-        })))
+        Ok(encode(Response::Initialised(Initialised { kcv })))
     }
 
     /// Enrol → Enrolled with `pin` (entered twice on the keypad).
@@ -195,14 +163,14 @@ impl TestDevice {
         let signed = enrol.signed_bytes().unwrap();
         self.check_bank_signature(
             self.management,
-            SignatureDomain::BankCommand,
+            Enrol::SIGNATURE_DOMAIN,
             &signed,
             &enrol.signature,
             &enrol.device_serial,
             enrol.sequence,
         )?;
         let kbpk = self.kbpk.as_ref().ok_or(StatusCode::NotInitialised)?;
-        let pin_key: PinKey = unwrap_checked(kbpk, &enrol.pin_key)?;
+        let pin_key: PinKey = unwrap_checked(kbpk, &enrol.pin_key, "pin_key")?;
         let block = self.pin_block(&pin_key, &enrol.pin_account_number, pin);
         self.pan = Some(enrol.pin_account_number.clone());
         self.device_counter = 0;
@@ -211,15 +179,7 @@ impl TestDevice {
 
     fn pin_block(&mut self, key: &PinKey, pan: &str, pin: &str) -> PinBlock {
         let pan = Pan::new(pan).unwrap();
-        let block = pinblock::encrypt_pin(
-            pinblock::PinBlockFormat::Iso4,
-            &Pin::new(pin).unwrap(),
-            Some(&pan),
-            key,
-            &mut self.rng,
-        )
-        .unwrap();
-        PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).unwrap()
+        device_side::iso4_pin_block(key, &Pin::new(pin).unwrap(), &pan, &mut self.rng).unwrap()
     }
 
     pub fn integrity_report(&self, request_hex: &str) -> String {
@@ -230,14 +190,14 @@ impl TestDevice {
     }
 
     pub fn integrity_report_for(&self, get: &GetIntegrityReport, key: &EcdsaSigningKey) -> String {
-        let mut report = IntegrityReport {
-            device_serial: self.serial.clone(),
-            firmware_version: "1.0.0".into(),
-            firmware_hash: Sha256Digest(self.firmware_hash),
-            signature: EcdsaSignature::from_array([0; 64]),
-        };
-        let signed = report.signed_bytes(get).unwrap();
-        report.signature = key.sign(SignatureDomain::DeviceAttestation, &signed);
+        let report = device_side::integrity_report(
+            key,
+            get,
+            self.serial.clone(),
+            "1.0.0".into(),
+            self.firmware_hash,
+        )
+        .unwrap();
         encode(Response::IntegrityReport(report))
     }
 
@@ -253,18 +213,7 @@ impl TestDevice {
         load: &LoadSessionKeys,
     ) -> Result<String, StatusCode> {
         let kbpk = self.kbpk.as_ref().ok_or(StatusCode::NotInitialised)?;
-        let pin_key: PinKey = unwrap_checked(kbpk, &load.pin_key)?;
-        let mac_key: MacKey = unwrap_checked(kbpk, &load.mac_key)?;
-        let response_key: MacKey = unwrap_checked(kbpk, &load.response_key)?;
-        if mac_key.material().reveal_bytes() == response_key.material().reveal_bytes() {
-            return Err(StatusCode::KeysNotDistinct);
-        }
-        self.session = Some(Session {
-            id: load.session_id,
-            pin_key,
-            mac_key,
-            response_key,
-        });
+        self.session = Some(SessionKeys::unwrap(kbpk, load).map_err(|e| e.status_code())?);
         Ok(encode(Response::KeysLoaded(KeysLoaded {
             session_id: load.session_id,
         })))
@@ -282,12 +231,8 @@ impl TestDevice {
         assert_eq!(session.id, challenge.session_id);
         let mut nonce = [0u8; 16];
         rand_core::Rng::fill_bytes(&mut self.rng, &mut nonce);
-        let mut response = ChallengeResponse {
-            device_nonce: Nonce(nonce),
-            mac: MacTag([0; 16]),
-        };
         let session = self.session.as_ref().expect("session");
-        response.mac = cmac(&session.mac_key, &response.mac_input(challenge).unwrap());
+        let response = session.challenge_response(challenge, Nonce(nonce)).unwrap();
         encode(Response::ChallengeResponse(response))
     }
 
@@ -301,8 +246,7 @@ impl TestDevice {
         if approve.session_id != session.id {
             return Err(StatusCode::SessionMismatch);
         }
-        let expected = cmac(&session.response_key, &approve.mac_input().unwrap());
-        if expected != approve.bank_mac {
+        if !approve.bank_mac_verifies(&session.response_key) {
             return Err(StatusCode::BadBankMac);
         }
         if approve.counter <= self.last_bank_counter {
@@ -314,17 +258,18 @@ impl TestDevice {
 
     /// Signs an approval without checking the bank MAC (a compromised or tricked device).
     pub fn approve_unchecked(&mut self, approve: &ApprovePayment, pin: &str) -> String {
-        let pan = self.pan.clone().expect("enrolled");
-        let pin_key = self.session.as_ref().expect("session").pin_key.clone();
-        let pin_block = self.pin_block(&pin_key, &pan, pin);
+        let pan = Pan::new(self.pan.as_deref().expect("enrolled")).unwrap();
         self.device_counter += 1;
-        let mut approved = PaymentApproved {
-            pin_block,
-            device_counter: self.device_counter,
-            mac: MacTag([0; 16]),
-        };
         let session = self.session.as_ref().expect("session");
-        approved.mac = cmac(&session.mac_key, &approved.mac_input(approve).unwrap());
+        let approved = session
+            .approve_payment(
+                approve,
+                &Pin::new(pin).unwrap(),
+                &pan,
+                self.device_counter,
+                &mut self.rng,
+            )
+            .unwrap();
         encode(Response::PaymentApproved(approved))
     }
 
@@ -334,8 +279,7 @@ impl TestDevice {
             panic!()
         };
         let session = self.session.as_ref().ok_or(StatusCode::NoSession)?;
-        let expected = cmac(&session.response_key, &answer.mac_input().unwrap());
-        if expected != answer.bank_mac || answer.session_id != session.id {
+        if !answer.bank_mac_verifies(&session.response_key) || answer.session_id != session.id {
             return Err(StatusCode::BadBankMac);
         }
         Ok(answer.result)
@@ -349,13 +293,9 @@ impl TestDevice {
     }
 
     pub fn sign_confirmation_with(&self, sign: &SignConfirmation, key: &EcdsaSigningKey) -> String {
-        let signature = key.sign(
-            SignatureDomain::OutOfBandConfirmation,
-            &sign.signed_bytes().unwrap(),
-        );
-        encode(Response::ConfirmationSignature(ConfirmationSignature {
-            signature: EcdsaSignature::from_array(signature.to_bytes()),
-        }))
+        encode(Response::ConfirmationSignature(
+            device_side::confirmation_signature(key, sign).unwrap(),
+        ))
     }
 
     /// A signed BankCommand: verifies it and returns the command.
@@ -373,7 +313,7 @@ impl TestDevice {
         let signed = command.signed_bytes().unwrap();
         self.check_bank_signature(
             self.management,
-            SignatureDomain::BankCommand,
+            BankCommand::SIGNATURE_DOMAIN,
             &signed,
             &command.signature,
             &command.device_serial,
@@ -398,7 +338,7 @@ impl TestDevice {
         let signed = reset.signed_bytes().unwrap();
         self.check_bank_signature(
             self.operator,
-            SignatureDomain::OperatorReset,
+            OperatorReset::SIGNATURE_DOMAIN,
             &signed,
             &reset.signature,
             &reset.device_serial,

@@ -60,8 +60,8 @@ impl Device {
     pub(super) fn lock_payments<H: Hardware>(&mut self, lock: LockState, hw: &mut H) {
         self.lock = lock;
         self.locked_since_ms = hw.now_ms();
-        self.session = None;
-        self.pending_payment = None;
+        self.volatile.session = None;
+        self.volatile.pending_payment = None;
     }
 
     /// At power-on: off for longer than T1 → `LockedPowerOff`, lifted only by a bank
@@ -93,15 +93,15 @@ impl Device {
     /// `Revoked`), and the alive record is refreshed every [`ALIVE_RECORD_INTERVAL_SECONDS`].
     pub(super) fn timer_rules<H: Hardware>(&mut self, hw: &mut H) {
         let now = hw.now_ms();
-        if self.running.is_none()
+        if self.volatile.running.is_none()
             && self.lock == LockState::LockedIdentity
             && identity_lock_expired(self.locked_since_ms, now, self.identity_wipe_ms)
         {
             self.wipe_bank_data();
             self.lifecycle = Lifecycle::Revoked;
             self.lock = LockState::Unlocked;
-            self.banner = vec!["Payment data deleted".into()];
-            self.banner_until_ms = None;
+            self.volatile.banner = vec!["Payment data deleted".into()];
+            self.volatile.banner_until_ms = None;
             hw.record(EventKind::State {
                 change: "payment data deleted: identity lock held longer than T".into(),
             });

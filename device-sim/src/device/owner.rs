@@ -3,17 +3,16 @@
 //! owner's wipe back to `Manufactured`, confirmed on the keypad, with a signed receipt for
 //! the bank. Every outcome writes its own screen.
 
-use firmware_protocol::crypto::pinblock::{self, Pan, Pin};
 use firmware_protocol::message::{
     BankResult, ChangePin, DeviceWiped, EcdsaSignature, Indicator, IndicatorSet, Lifecycle,
-    LockState, MacTag, PinBlock, PinBlockFormat, PinChangeEntered, PinChangeResult, Response,
-    StatusCode, VerifyPinChange,
+    LockState, PinChangeResult, Response, StatusCode, VerifyPinChange,
 };
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, cmac, internal, refuse,
+    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, internal, payload_refusal,
+    pin_of, refuse,
 };
 use crate::hardware::{EventKind, Hardware};
 
@@ -79,12 +78,6 @@ fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (String, BankResul
     }
 }
 
-fn pin_of(digits: &[u8]) -> Option<Pin> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| Pin::new(s).ok())
-}
-
 impl Device {
     /// `ChangePin`: checked like `ApprovePayment` (session, bank counter, bank MAC under the
     /// response key, an intrusion if forged), then the first of three PIN prompts.
@@ -94,24 +87,13 @@ impl Device {
         request: ChangePin,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        if request.counter <= self.last_payment_counter {
-            return Err(refuse(
-                StatusCode::StaleBankCounter,
-                format!(
-                    "bank counter {} is not above the last accepted {}",
-                    request.counter, self.last_payment_counter
-                ),
-            ));
-        }
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            let refusal = refuse(
-                StatusCode::BadBankMac,
-                "bank MAC on the PIN change does not verify",
-            );
-            return Err(self.intrusion(refusal, hw));
-        }
+        self.accept_bank_request(
+            &request.session_id,
+            request.counter,
+            |key| request.bank_mac_verifies(key),
+            "PIN change",
+            hw,
+        )?;
         let current_max = self
             .binding
             .as_ref()
@@ -119,8 +101,8 @@ impl Device {
             .pin_length_max;
         // The counter is consumed now: the same ChangePin cannot start a second entry.
         self.last_payment_counter = request.counter;
-        self.pending_payment = None;
-        self.pending_pin_change = None;
+        self.volatile.pending_payment = None;
+        self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
         let prompt = change_prompt(PinChangeStage::Current, &request);
@@ -200,46 +182,22 @@ impl Device {
         change: &PinChange,
         hw: &mut H,
     ) -> Result<Response, Refusal> {
-        let too_long = || refuse(StatusCode::PinPolicy, "PIN must be 4-12 digits");
-        let current = change
-            .current
-            .as_ref()
-            .and_then(|digits| pin_of(digits))
-            .ok_or_else(too_long)?;
-        let new = pin_of(&change.entry.digits).ok_or_else(too_long)?;
-        let binding = self
-            .binding
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NotBound, "no binding"))?;
-        let pan = Pan::new(&binding.pin_account_number).map_err(internal)?;
-        let session = self
-            .session
-            .as_ref()
-            .ok_or_else(|| refuse(StatusCode::NoSession, "session ended during PIN entry"))?;
-        let mut block_of = |pin: &Pin| -> Result<PinBlock, Refusal> {
-            let block = pinblock::encrypt_pin(
-                pinblock::PinBlockFormat::Iso4,
-                pin,
-                Some(&pan),
-                &session.pin_key,
+        let current = pin_of(change.current.as_deref().map_or(&[], |d| d.as_slice()))?;
+        let new = change.entry.pin()?;
+        let (pan, session) = self.pin_session()?;
+        let device_counter = self.device_counter.saturating_add(1);
+        let response = session
+            .pin_change_entered(
+                &change.request,
+                &current,
+                &new,
+                &pan,
+                device_counter,
                 hw.rng(),
             )
-            .map_err(internal)?;
-            PinBlock::new(PinBlockFormat::Iso4, block.as_bytes()).map_err(internal)
-        };
-        let old_pin_block = block_of(&current)?;
-        let new_pin_block = block_of(&new)?;
-        let device_counter = self.device_counter.saturating_add(1);
-        let mut response = PinChangeEntered {
-            old_pin_block,
-            new_pin_block,
-            device_counter,
-            mac: MacTag([0; 16]),
-        };
-        let input = response.mac_input(&change.request).map_err(internal)?;
-        response.mac = cmac(&session.mac_key, &input)?;
+            .map_err(payload_refusal)?;
         self.device_counter = device_counter;
-        self.pending_pin_change = Some(device_counter);
+        self.volatile.pending_pin_change = Some(device_counter);
         self.outcome(vec!["Sent to your bank...".into()], hw);
         self.persist_or_refuse(hw)?;
         Ok(Response::PinChangeEntered(response))
@@ -252,23 +210,19 @@ impl Device {
         request: VerifyPinChange,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let session = self.session_for(&request.session_id)?;
-        let input = request.mac_input().map_err(internal)?;
-        if !request.bank_mac.verifies(&session.response_key, &input) {
-            self.outcome(vec!["WARNING: forged bank response".into()], hw);
-            let refusal = refuse(
-                StatusCode::BadBankMac,
-                "PIN change verdict MAC does not verify",
-            );
-            return Err(self.intrusion(refusal, hw));
-        }
-        if self.pending_pin_change != Some(request.device_counter) {
+        self.accept_bank_verdict(
+            &request.session_id,
+            |key| request.bank_mac_verifies(key),
+            "PIN change verdict MAC does not verify",
+            hw,
+        )?;
+        if self.volatile.pending_pin_change != Some(request.device_counter) {
             return Err(refuse(
                 StatusCode::TransactionMismatch,
                 "no PIN change sent with that device counter",
             ));
         }
-        self.pending_pin_change = None;
+        self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
         let (text, result) = verdict_screen(request.result, request.pin_tries_left);
@@ -306,7 +260,7 @@ impl Device {
     /// replayed), and the receipt is signed.
     pub(super) fn finish_wipe<H: Hardware>(&mut self, hw: &mut H) -> Result<Response, Refusal> {
         self.wipe_bank_data();
-        self.pending_pin_change = None;
+        self.volatile.pending_pin_change = None;
         self.lifecycle = Lifecycle::Manufactured;
         self.lock = LockState::Unlocked;
         self.locked_since_ms = 0;

@@ -9,7 +9,7 @@
 )]
 
 use device_sim::certificate::CaKey;
-use device_sim::device::{Device, Manufacture, Outcome, initialisation_context};
+use device_sim::device::{Device, Manufacture, Outcome};
 use device_sim::hardware::{KeyPress, VirtualHardware};
 use firmware_protocol::crypto::ecdsa::{EcdsaSigningKey, EcdsaVerifyingKey, SignatureDomain};
 use firmware_protocol::crypto::host_auth::HostSigner;
@@ -19,6 +19,7 @@ use firmware_protocol::crypto::keys::{
 };
 use firmware_protocol::crypto::pairing::{
     HostPairing, PairingNonce, PairingOutcome, PairingPublicKey, derive_initialisation_kek,
+    initialisation_context,
 };
 use firmware_protocol::crypto::pinblock::{self, EncipheredPinBlock, Pan};
 use firmware_protocol::crypto::tr31::{
@@ -69,10 +70,6 @@ fn aes_key(rng: &mut ChaCha20Rng) -> KeyMaterial {
 pub fn kcv_of(material: &KeyMaterial) -> Kcv {
     let value = kcv::compute(material, KcvMethod::standard_for(material.algorithm()));
     Kcv::new(value.as_bytes()).unwrap()
-}
-
-pub fn cmac(key: &MacKey, input: &[u8]) -> MacTag {
-    MacTag::aes_cmac(key, input).unwrap()
 }
 
 impl Bank {
@@ -144,7 +141,7 @@ impl Bank {
     pub fn resign_initialise(&self, request: &mut Initialise) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            Initialise::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -152,7 +149,7 @@ impl Bank {
     pub fn resign_enrol(&self, request: &mut Enrol) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            Enrol::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -160,7 +157,7 @@ impl Bank {
     pub fn resign_command(&self, request: &mut BankCommand) {
         request.signature = self.sign(
             &self.management,
-            SignatureDomain::BankCommand,
+            BankCommand::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
     }
@@ -191,7 +188,7 @@ impl Bank {
         let mut request = Initialise {
             device_serial: serial.into(),
             sequence,
-            bank_public_key: EcPublicKey::new(ephemeral.verifying_key().to_sec1_bytes()).unwrap(),
+            bank_public_key: EcPublicKey::from(&ephemeral.verifying_key()),
             kbpk: WrappedKey {
                 key_block: block,
                 kcv: kcv_of(&kbpk_material),
@@ -246,7 +243,7 @@ impl Bank {
         };
         request.signature = self.sign(
             &self.operator,
-            SignatureDomain::OperatorReset,
+            OperatorReset::SIGNATURE_DOMAIN,
             &request.signed_bytes().unwrap(),
         );
         request
@@ -333,7 +330,7 @@ impl Bank {
     }
 
     pub fn remac_payment(&self, request: &mut ApprovePayment) {
-        request.bank_mac = cmac(&self.session().response_key, &request.mac_input().unwrap());
+        request.seal_bank_mac(&self.session().response_key).unwrap();
     }
 
     pub fn verdict(
@@ -349,7 +346,7 @@ impl Bank {
             result,
             bank_mac: MacTag([0; 16]),
         };
-        request.bank_mac = cmac(&self.session().response_key, &request.mac_input().unwrap());
+        request.seal_bank_mac(&self.session().response_key).unwrap();
         request
     }
 
@@ -499,7 +496,7 @@ impl Rig {
     pub fn pair_pressing(&mut self, keys: &[KeyPress]) -> Response {
         let host = HostPairing::start(&mut self.host_rng);
         let begin = PairBegin {
-            host_public_key: EcPublicKey::new(*host.public_key().as_bytes()).unwrap(),
+            host_public_key: EcPublicKey::from(host.public_key()),
             host_commitment: Sha256Digest(*host.commitment().as_bytes()),
             host_name: "LAPTOP-ALICE".into(),
         };
@@ -509,7 +506,7 @@ impl Rig {
         };
         let host_nonce = *host.nonce();
         let outcome = host.finish(
-            &PairingPublicKey::from_sec1_bytes(challenge.device_public_key.as_bytes()).unwrap(),
+            &PairingPublicKey::try_from(&challenge.device_public_key).unwrap(),
             &PairingNonce::from_array(challenge.device_nonce.0),
         );
         let (id, started) = self.start(Request::PairConfirm(PairConfirm {
@@ -548,11 +545,10 @@ impl Rig {
         let challenge = self.bank.challenge();
         match self.request_hv(Request::BankChallenge(challenge)) {
             Response::ChallengeResponse(response) => {
-                let expected = cmac(
-                    &self.bank.session().mac_key,
-                    &response.mac_input(&challenge).unwrap(),
+                assert!(
+                    response.mac_verifies(&self.bank.session().mac_key, &challenge),
+                    "the bank verifies the device MAC"
                 );
-                assert_eq!(response.mac, expected, "the bank verifies the device MAC");
             }
             other => panic!("challenge answered {other:?}"),
         }

@@ -272,12 +272,8 @@ impl DeviceCertificate {
         let serial = core::str::from_utf8(serial).map_err(|_| CertificateError::SerialNotUtf8)?;
         let key_at = SERIAL_AT + n;
         let key: [u8; PUBLIC_KEY_LEN] = array(bytes, key_at)?;
-        let attestation_public_key = EcdsaVerifyingKey::from_sec1_bytes(&key).map_err(|e| {
-            CertificateError::PublicKey(match e {
-                EcdsaError::InvalidPublicKey(reason) => reason,
-                _ => PublicKeyError::NotOnCurve,
-            })
-        })?;
+        let attestation_public_key =
+            EcdsaVerifyingKey::from_sec1_bytes(&key).map_err(CertificateError::PublicKey)?;
         let not_before = u64::from_be_bytes(array(bytes, key_at + PUBLIC_KEY_LEN)?);
         let not_after = u64::from_be_bytes(array(bytes, key_at + PUBLIC_KEY_LEN + 8)?);
         check_window(not_before, not_after)?;

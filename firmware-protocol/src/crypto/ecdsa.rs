@@ -18,6 +18,8 @@ use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
 
+use crate::message::EcPublicKey;
+
 /// Length of a SEC1 uncompressed P-256 public key: `0x04 || X (32) || Y (32)`.
 pub const PUBLIC_KEY_LEN: usize = 65;
 /// Length of a P-256 secret scalar, big-endian.
@@ -187,9 +189,7 @@ impl EcdsaSigningKey {
 
     /// The matching public key.
     pub fn verifying_key(&self) -> EcdsaVerifyingKey {
-        EcdsaVerifyingKey {
-            inner: *self.inner.verifying_key(),
-        }
+        P256PublicKey::from_point(p256::PublicKey::from(self.inner.verifying_key()))
     }
 
     /// Signs `label(domain) || 0x00 || message` with ECDSA-SHA256, RFC 6979 deterministic `k`.
@@ -218,24 +218,40 @@ impl fmt::Debug for EcdsaSigningKey {
     }
 }
 
-/// A P-256 public key that verifies [`EcdsaSignature`]s.
+/// A P-256 public key, validated (a point on the curve, not the identity): the protocol's one
+/// public-key type. It verifies [`EcdsaSignature`]s (attestation, CA, bank and operator keys)
+/// and is the peer key of every ECDH (pairing, initialisation). On the wire it is the 65-byte
+/// [`EcPublicKey`] field: `EcPublicKey::from(&key)` and `P256PublicKey::try_from(&field)`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct EcdsaVerifyingKey {
+pub struct P256PublicKey {
+    bytes: [u8; PUBLIC_KEY_LEN],
     inner: p256::ecdsa::VerifyingKey,
 }
 
-impl EcdsaVerifyingKey {
-    /// Decodes a SEC1 uncompressed public key (65 bytes, `0x04 || X || Y`).
-    pub fn from_sec1_bytes(bytes: &[u8]) -> Result<Self, EcdsaError> {
-        let key = decode_public_key(bytes)?;
-        Ok(Self {
-            inner: p256::ecdsa::VerifyingKey::from(key),
-        })
+/// The key that verifies a signature: a [`P256PublicKey`].
+pub type EcdsaVerifyingKey = P256PublicKey;
+
+impl P256PublicKey {
+    /// Decodes and validates a SEC1 uncompressed public key (65 bytes, `0x04 || X || Y`).
+    pub fn from_sec1_bytes(bytes: &[u8]) -> Result<Self, PublicKeyError> {
+        Ok(Self::from_point(decode_public_key(bytes)?))
+    }
+
+    pub(crate) fn from_point(point: p256::PublicKey) -> Self {
+        Self {
+            bytes: encode_public_key(&point),
+            inner: p256::ecdsa::VerifyingKey::from(point),
+        }
     }
 
     /// The SEC1 uncompressed encoding.
     pub fn to_sec1_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
-        encode_public_key(&p256::PublicKey::from(self.inner))
+        self.bytes
+    }
+
+    /// The 65 bytes on the wire.
+    pub const fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        &self.bytes
     }
 
     /// Checks that `signature` is this key's signature over `message` in `domain`.
@@ -261,13 +277,19 @@ impl EcdsaVerifyingKey {
     }
 }
 
-impl fmt::Debug for EcdsaVerifyingKey {
+impl fmt::Debug for P256PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "EcdsaVerifyingKey({})",
-            hex::encode(self.to_sec1_bytes())
-        )
+        write!(f, "P256PublicKey({})", hex::encode(self.bytes))
+    }
+}
+
+impl TryFrom<&EcPublicKey> for P256PublicKey {
+    type Error = PublicKeyError;
+
+    /// Validates the wire field: the prefix was checked when it was decoded, the point is
+    /// checked here.
+    fn try_from(field: &EcPublicKey) -> Result<Self, PublicKeyError> {
+        Self::from_sec1_bytes(field.as_bytes())
     }
 }
 

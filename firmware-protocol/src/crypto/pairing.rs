@@ -51,8 +51,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::ecdsa::{
-    EcdsaSigningKey, EcdsaVerifyingKey, PUBLIC_KEY_LEN, PublicKeyError, SECRET_KEY_LEN,
-    decode_public_key, encode_public_key,
+    EcdsaSigningKey, EcdsaVerifyingKey, P256PublicKey, PublicKeyError, SECRET_KEY_LEN,
 };
 use super::keys::{KeyAlgorithm, KeyBlockProtectionKey, KeyMaterial};
 
@@ -141,41 +140,9 @@ fn tagged_hash(tag: &str, parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// A validated P-256 public key in SEC1 uncompressed form.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PairingPublicKey {
-    bytes: [u8; PUBLIC_KEY_LEN],
-    point: p256::PublicKey,
-}
-
-impl PairingPublicKey {
-    /// Decodes and validates 65 bytes `0x04 || X || Y`.
-    pub fn from_sec1_bytes(bytes: &[u8]) -> Result<Self, PairingError> {
-        let point = decode_public_key(bytes)?;
-        Ok(Self {
-            bytes: encode_public_key(&point),
-            point,
-        })
-    }
-
-    fn from_point(point: p256::PublicKey) -> Self {
-        Self {
-            bytes: encode_public_key(&point),
-            point,
-        }
-    }
-
-    /// The 65 bytes on the wire.
-    pub const fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
-        &self.bytes
-    }
-}
-
-impl fmt::Debug for PairingPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PairingPublicKey({})", hex::encode(self.bytes))
-    }
-}
+/// The peer's ephemeral key in a pairing: a [`P256PublicKey`], the protocol's one public-key
+/// type.
+pub type PairingPublicKey = P256PublicKey;
 
 /// A 16-byte pairing nonce (public once revealed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -469,7 +436,7 @@ impl EphemeralKeyPair {
     }
 
     fn shared_x(&self, peer: &PairingPublicKey) -> Zeroizing<[u8; 32]> {
-        let shared = self.secret.diffie_hellman(&peer.point);
+        let shared = self.secret.diffie_hellman(&peer.to_public_key());
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(shared.raw_secret_bytes().as_slice());
         out

@@ -149,6 +149,74 @@ impl MacTag {
     }
 }
 
+/// Why an authenticator could not be made: the message does not encode, or the key is not an
+/// AES key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The message does not encode.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The key cannot make an AES-CMAC.
+    #[error(transparent)]
+    Mac(#[from] MacError),
+}
+
+/// Making and checking the `bank_mac` of the payloads the bank MACs under the session response
+/// key: the AES-CMAC of `mac_input()` (PROTOCOL.md §3.6). The one definition the bank, the
+/// device and every test device use.
+macro_rules! bank_mac {
+    ($($payload:ty),+ $(,)?) => {$(
+        impl $payload {
+            /// Sets `bank_mac` to the AES-CMAC of [`Self::mac_input`] under `response_key`.
+            pub fn seal_bank_mac(&mut self, response_key: &MacKey) -> Result<(), SealError> {
+                self.bank_mac = MacTag::aes_cmac(response_key, &self.mac_input()?)?;
+                Ok(())
+            }
+
+            /// Whether `bank_mac` is the AES-CMAC of [`Self::mac_input`] under
+            /// `response_key` (all 16 bytes, constant time); false if the message does not
+            /// encode or the key is not AES.
+            pub fn bank_mac_verifies(&self, response_key: &MacKey) -> bool {
+                self.mac_input()
+                    .is_ok_and(|input| self.bank_mac.verifies(response_key, &input))
+            }
+        }
+    )+};
+}
+bank_mac!(
+    ApprovePayment,
+    VerifyBankResponse,
+    ChangePin,
+    VerifyPinChange
+);
+
+/// Making and checking the `mac` of the device's answers under the session MAC key: the
+/// AES-CMAC of `mac_input(request)`, which binds the answer to the exact question.
+macro_rules! device_mac {
+    ($($payload:ty => $request:ty),+ $(,)?) => {$(
+        impl $payload {
+            /// Sets `mac` to the AES-CMAC of [`Self::mac_input`] under the session `mac_key`.
+            pub fn seal_mac(&mut self, mac_key: &MacKey, request: &$request) -> Result<(), SealError> {
+                self.mac = MacTag::aes_cmac(mac_key, &self.mac_input(request)?)?;
+                Ok(())
+            }
+
+            /// Whether `mac` is the AES-CMAC of [`Self::mac_input`] under `mac_key` (all 16
+            /// bytes, constant time); false if the message does not encode or the key is not
+            /// AES.
+            pub fn mac_verifies(&self, mac_key: &MacKey, request: &$request) -> bool {
+                self.mac_input(request)
+                    .is_ok_and(|input| self.mac.verifies(mac_key, &input))
+            }
+        }
+    )+};
+}
+device_mac!(
+    ChallengeResponse => BankChallenge,
+    PaymentApproved => ApprovePayment,
+    PinChangeEntered => ChangePin,
+);
+
 fn body_of(body: &impl WireBody) -> Result<Vec<u8>, MessageError> {
     let mut w = Writer::new();
     body.write(&mut w)?;

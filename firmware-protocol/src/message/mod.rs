@@ -36,6 +36,7 @@ mod response;
 mod status;
 mod types;
 
+pub use auth::SealError;
 pub use codec::LengthLimit;
 pub use command::{Answer, COMMANDS, Command, CommandSpec, MessageBody, UnexpectedAnswer};
 pub use error::{MessageError, UnknownName};

@@ -136,6 +136,13 @@ impl EcPublicKey {
     }
 }
 
+impl From<&crate::crypto::ecdsa::P256PublicKey> for EcPublicKey {
+    /// The key on the wire (a validated key is always SEC1 uncompressed).
+    fn from(key: &crate::crypto::ecdsa::P256PublicKey) -> Self {
+        Self(key.to_sec1_bytes())
+    }
+}
+
 impl fmt::Debug for EcPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("EcPublicKey(")?;
