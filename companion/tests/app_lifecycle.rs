@@ -15,7 +15,7 @@ use std::time::Duration;
 use app_support::{DEVICE, progress, progress_events, start, start_trusting};
 use companion::app::{
     AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Genuine,
-    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, SerialAction,
+    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PinChangeVerdict, SerialAction,
 };
 use companion::bank::BankSettings;
 use companion::devices::DeviceManager;
@@ -361,6 +361,41 @@ async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
     };
     assert!(applied);
     assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+    // The app that relayed the lock told the bank what the PIN pad answered; staff see it.
+    let record = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    let lock = &record.commands[0];
+    assert_eq!(lock.command, "lock", "{record:?}");
+    assert_eq!(lock.outcome.as_deref(), Some("applied"), "{record:?}");
+    assert_eq!(
+        lock.detail.as_deref(),
+        Some("bound, locked_by_bank"),
+        "{record:?}"
+    );
+
+    // Rebind by serial moves a customer to a PIN pad connected where staff are: the branch
+    // has none, and the PIN pad being replaced cannot be its own replacement.
+    let none_here = branch
+        .staff_rebind_by_serial("PB-TEST-1", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(none_here.kind, ErrorKind::DeviceDisconnected, "{none_here}");
+    h.core
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    let itself = h
+        .core
+        .staff_rebind_by_serial("PB-TEST-1", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(itself.kind, ErrorKind::InvalidInput, "{itself}");
+    let unknown = h
+        .core
+        .staff_rebind_by_serial("PB-NOT-THERE", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.kind, ErrorKind::NotFound, "{unknown}");
+    assert_eq!(h.world.device.view().state.lifecycle, "bound");
 
     // Unlocked by serial, the customer logs in again; then reports the PIN pad lost.
     branch
@@ -391,4 +426,53 @@ async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
     };
     assert!(applied);
     assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+}
+
+/// The customer's own screens (issue 14 item 7, app side): a PIN change typed on the keypad
+/// is told in plain words (changed; a wrong current PIN with the tries left), and the owner's
+/// wipe erases the PIN pad, ends the binding at the bank and the login here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_changes_the_pin_and_wipes_the_pin_pad_in_the_app() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let (sink, seen) = progress();
+    let changed = h.core.pin_change(&session.session_id, sink).await.unwrap();
+    assert_eq!(changed.verdict, PinChangeVerdict::Changed, "{changed:?}");
+    assert_eq!(changed.device_text, "PIN changed");
+    assert!(changed.message.contains("new PIN"), "{changed:?}");
+    // The screens were told to look at the PIN pad while it asked for the PINs.
+    assert!(
+        seen.lock().unwrap().iter().any(|p| matches!(
+            p,
+            DeviceProgress::Stage {
+                stage: companion::app::Stage::WaitingForUser
+            }
+        )),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    *h.world.pin.lock().unwrap() = flows_support::WRONG_PIN;
+    let wrong = h
+        .core
+        .pin_change(&session.session_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(wrong.verdict, PinChangeVerdict::WrongPin, "{wrong:?}");
+    assert_eq!(wrong.tries_left, Some(2), "{wrong:?}");
+    assert!(wrong.message.contains("2 tries left"), "{wrong:?}");
+
+    let wiped = h.core.device_wipe(DEVICE, progress().0).await.unwrap();
+    assert_eq!(wiped.serial, "PB-TEST-1");
+    assert!(wiped.bank_notified, "{wiped:?}");
+    assert!(wiped.message.contains("is wiped"), "{wiped:?}");
+    assert_eq!(h.world.device.view().state.lifecycle, "manufactured");
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.customer_id, None, "{status:?}");
+    let error = h
+        .core
+        .pin_change(&session.session_id, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
 }
