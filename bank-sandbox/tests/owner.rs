@@ -419,7 +419,11 @@ async fn command_results_are_recorded_for_issued_commands_only(db: Db) {
     let forged = support::device::encode_request(Request::BankCommand(forged));
     let applied = status_answer(LockState::LockedByBank, sequence);
     let (status, body) = t
-        .post(path, None, json!({"bank_command": forged, "device_answer": applied}))
+        .post(
+            path,
+            None,
+            json!({"bank_command": forged, "device_answer": applied}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "unknown_command");
@@ -440,7 +444,11 @@ async fn command_results_are_recorded_for_issued_commands_only(db: Db) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = t
-        .post(path, None, json!({"bank_command": "zz", "device_answer": applied}))
+        .post(
+            path,
+            None,
+            json!({"bank_command": "zz", "device_answer": applied}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (_, view) = t.get("/v1/devices/PP-CR-1", Some(&t.teller)).await;
@@ -458,14 +466,22 @@ async fn command_results_are_recorded_for_issued_commands_only(db: Db) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "not_applied");
     let (status, body) = t
-        .post(path, None, json!({"bank_command": lock, "device_answer": applied}))
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": applied}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "applied");
     assert_eq!(body["evidence"], "app_report");
     let stale = support::device::error(firmware_protocol::message::StatusCode::StaleBankCounter);
     let (status, body) = t
-        .post(path, None, json!({"bank_command": lock, "device_answer": stale}))
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": stale}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "refused");

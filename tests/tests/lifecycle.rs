@@ -303,7 +303,15 @@ fn staff_rebind_moves_the_customer_to_a_replacement_pin_pad() {
     );
 
     let moved = world.pinbridge_env(
-        &["--json", "staff", "rebind", "--from", SERIAL, "--customer", "alice"],
+        &[
+            "--json",
+            "staff",
+            "rebind",
+            "--from",
+            SERIAL,
+            "--customer",
+            "alice",
+        ],
         &on_new,
     );
     assert!(moved.status.success(), "{}", text(&moved));

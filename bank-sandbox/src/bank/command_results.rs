@@ -99,9 +99,11 @@ impl Bank {
             return Err(unknown());
         }
         let sequence = i64::try_from(sent.sequence).map_err(|_| unknown())?;
-        let row = sqlx::query(&self.store.q(
-            "SELECT kind, message FROM device_commands WHERE serial = ? AND sequence = ?",
-        ))
+        let row = sqlx::query(
+            &self
+                .store
+                .q("SELECT kind, message FROM device_commands WHERE serial = ? AND sequence = ?"),
+        )
         .bind(serial)
         .bind(sequence)
         .fetch_optional(self.store.reader())
@@ -162,7 +164,13 @@ impl Bank {
         .bind(now)
         .execute(self.store.writer())
         .await?;
-        tracing::info!(serial, sequence, command = kind, outcome, "bank command result reported");
+        tracing::info!(
+            serial,
+            sequence,
+            command = kind,
+            outcome,
+            "bank command result reported"
+        );
         Ok(serde_json::json!({
             "serial": serial,
             "sequence": sequence,

@@ -8,8 +8,8 @@ use super::codec::{Reader, Writer};
 use super::owner::{DeviceWiped, PinChangeEntered};
 use super::status::StatusCode;
 use super::types::{
-    BankCommandKind, BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv, Lifecycle,
-    LockState, MacTag, Nonce, PinBlock, SessionId, Sha256Digest,
+    BankCommandKind, BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv,
+    Lifecycle, LockState, MacTag, Nonce, PinBlock, SessionId, Sha256Digest,
 };
 use super::{MessageError, WireBody, limits, message_type};
 
