@@ -3,6 +3,7 @@ import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
 import { ReportLost } from './BySerial';
+import { WipePinPad } from './Owner';
 
 function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
   const t = useT();
@@ -113,6 +114,7 @@ export function DevicesScreen() {
           ))}
         </ul>
       )}
+      {active && <WipePinPad device={active} />}
       <ReportLost />
     </>
   );
