@@ -112,6 +112,15 @@ fn a_pin_pad_off_longer_than_t1_is_unlocked_by_the_bank_at_the_next_login() {
         "SELECT COUNT(*) FROM device_commands WHERE kind = 'unlock' AND issued_by = 'login';",
     );
     assert_eq!(unlocks, 1);
+    // The login that relayed the Unlock told the bank what the PIN pad answered.
+    assert_eq!(
+        world.journal_query(
+            "SELECT COUNT(*) FROM device_command_results r JOIN device_commands c \
+             ON c.serial = r.serial AND c.sequence = r.sequence \
+             WHERE c.kind = 'unlock' AND r.outcome = 'applied';"
+        ),
+        1
+    );
 }
 
 /// Enrols alice on the PIN pad through staff commands and returns her loss-report code.

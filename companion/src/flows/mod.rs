@@ -762,9 +762,9 @@ pub async fn login(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        relay_field(session, None, &details, "bank_command", events)
-            .await?
-            .into_answer()?;
+        let answer = relay_field(session, None, &details, "bank_command", events).await?;
+        remote::report_command_result(bank, &serial, &details, &answer).await;
+        answer.into_answer()?;
         events(FlowEvent::Step {
             step: Step::LoadSessionKeys,
         });
