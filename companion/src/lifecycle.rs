@@ -18,6 +18,7 @@ use crate::commands::{
     staff_token,
 };
 use companion::bank::BankClient;
+use firmware_protocol::message::{GetStatus, Request, Response};
 
 /// The customer's own commands about their PIN pad.
 #[derive(Debug, Subcommand)]
@@ -246,6 +247,22 @@ pub async fn rebind(
         return Err(CliError::input(format!(
             "--from {from} is the PIN pad connected here: rebind moves the customer to another one"
         )));
+    }
+    let status = match session
+        .request(&Request::GetStatus(GetStatus))
+        .await
+        .map_err(|e| CliError::from(flows::FlowError::from(e)))?
+    {
+        Response::Status(status) => status,
+        other => {
+            return Err(CliError::new(
+                ErrorKind::Internal,
+                format!("{serial} answered GetStatus with {}", other.name()),
+            ));
+        }
+    };
+    if let Some(why) = flows::remote::not_ready_for_rebind(&serial, &status) {
+        return Err(CliError::new(ErrorKind::NotInitialised, why));
     }
     flows::revoke(
         None,

@@ -547,6 +547,14 @@ async fn staff_rebind_by_serial_moves_the_customer_to_a_pin_pad_at_the_branch() 
         .staff_sign_in("teller", "teller-password")
         .await
         .unwrap();
+    // Not initialised yet: refused before the old PIN pad is revoked.
+    let early = branch
+        .staff_rebind_by_serial("PB-TEST-1", &new_pad, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(early.kind, ErrorKind::NotInitialised, "{early}");
+    let old = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    assert_eq!(old.state, "bound", "{old:?}");
     branch
         .staff_initialise(&new_pad, progress().0)
         .await

@@ -281,8 +281,9 @@ fn second_pin_pad(world: &World, serial: &str) -> (pinbridge_e2e::Running, Strin
 }
 
 /// Staff move alice from her lost PIN pad (not here) to a replacement with `pinbridge staff
-/// rebind`: a customer other than the one the bank has bound to the lost PIN pad is refused
-/// before anything is revoked (it revoked the lost PIN pad and enrolled the wrong customer);
+/// rebind`: a replacement that is not initialised, and a customer other than the one the bank
+/// has bound to the lost PIN pad, are refused before anything is revoked (the old code
+/// revoked the lost PIN pad, then failed, or enrolled the wrong customer);
 /// the right one revokes the lost PIN pad, binds the new one after the PIN is chosen on its
 /// keypad, and alice pays with it; the lost one is wiped when it next tries to log in.
 #[test]
@@ -291,6 +292,17 @@ fn staff_rebind_moves_the_customer_to_a_replacement_pin_pad() {
     world.provision();
     let (_sim, new_pad) = second_pin_pad(&world, "E2E-2");
     let on_new = [("PINBRIDGE_DEVICE", Some(new_pad.as_str()))];
+    let revoked = || world.journal_query("SELECT COUNT(*) FROM devices WHERE state = 'revoked';");
+
+    // A replacement the bank has not initialised cannot take alice: refused before anything
+    // is revoked (it revoked her PIN pad, then failed to enrol her on the new one).
+    let early = world.pinbridge_env(
+        &["staff", "rebind", "--from", SERIAL, "--customer", "alice"],
+        &on_new,
+    );
+    assert!(!early.status.success(), "{}", text(&early));
+    assert!(text(&early).contains("not initialised"), "{}", text(&early));
+    assert_eq!(revoked(), 0, "nothing revoked");
     // The replacement is initialised at the branch first, as any new PIN pad.
     let initialised = world.pinbridge_env(&["staff", "init"], &on_new);
     assert!(initialised.status.success(), "{}", text(&initialised));
@@ -305,11 +317,7 @@ fn staff_rebind_moves_the_customer_to_a_replacement_pin_pad() {
         "{}",
         text(&wrong)
     );
-    assert_eq!(
-        world.journal_query("SELECT COUNT(*) FROM devices WHERE state = 'revoked';"),
-        0,
-        "nothing revoked"
-    );
+    assert_eq!(revoked(), 0, "nothing revoked");
 
     let moved = world.pinbridge_env(
         &[

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use firmware_protocol::message::{GetStatus, Request, Response};
+
 use super::lifecycle_types::*;
 use super::ops::refresh_status;
 use super::types::*;
@@ -264,6 +266,7 @@ impl AppCore {
             .customer_of(from_device_id)
             .ok_or_else(|| AppError::NotBound(format!("{from_device_id} has no customer")))?;
         let to = self.slot(to_device_id)?;
+        Self::ready_for_rebind(&to).await?;
         let from_serial = self.revoke_device(from_device_id, &token, &bank).await?;
         self.enrol_on(&to, to_device_id, &bank, &token, &customer_id)
             .await?;
@@ -277,6 +280,26 @@ impl AppCore {
             ),
         )
         .await
+    }
+
+    /// Refuses a replacement that cannot be enrolled now, before a rebind revokes anything
+    /// (its own status, asked now: the customer would otherwise be left with no PIN pad).
+    async fn ready_for_rebind(to: &Slot) -> Result<(), AppError> {
+        let answer = {
+            let mut session = to.session.lock().await;
+            session.request(&Request::GetStatus(GetStatus)).await?
+        };
+        let Response::Status(status) = answer else {
+            return Err(AppError::Internal(format!(
+                "{} answered GetStatus with {}",
+                to.serial,
+                answer.name()
+            )));
+        };
+        match core::remote::not_ready_for_rebind(&to.serial, &status) {
+            Some(why) => Err(AppError::NotInitialised(why)),
+            None => Ok(()),
+        }
     }
 
     /// Operator: resets a tampered device with an operator-signed token (back to manufactured).
@@ -385,6 +408,7 @@ impl AppCore {
                  pad instead"
             ))
         })?;
+        Self::ready_for_rebind(&to).await?;
         let _op = Operation::begin(&to, progress.clone());
         let reason = format!("Replaced by {} (staff {})", to.serial, staff.staff_id);
         let mut quiet = |_: FlowEvent| {};

@@ -6,7 +6,7 @@
 //! both call these, and relay a pushed command with [`apply_bank_command`], which tells the
 //! bank what the device answered ([`report_command_result`]).
 
-use firmware_protocol::message::{Response, Status};
+use firmware_protocol::message::{Lifecycle, Response, Status};
 use serde_json::{Value, json};
 
 use super::{DeviceAnswer, EventSink, FlowError, FlowEvent, Step, events, relay_field};
@@ -153,5 +153,24 @@ pub async fn report_command_result(
             tracing::warn!(target: "companion::bank", "{serial}: the bank could not be told what the device answered to its command: {error}");
             None
         }
+    }
+}
+
+/// Why a replacement PIN pad in state `status` cannot take a customer now, if it cannot.
+/// Rebind revokes the old PIN pad before the customer chooses a PIN on the new one (so they
+/// never have two): a replacement that cannot be enrolled would leave them with none.
+pub fn not_ready_for_rebind(serial: &str, status: &Status) -> Option<String> {
+    if status.tampered {
+        return Some(format!("{serial} is tampered: it cannot take a customer"));
+    }
+    match status.lifecycle {
+        Lifecycle::Initialised => None,
+        Lifecycle::Manufactured => Some(format!(
+            "{serial} is not initialised: initialise it at the bank first; nothing was revoked"
+        )),
+        Lifecycle::Bound => Some(format!(
+            "{serial} already has a customer: use a new or wiped PIN pad; nothing was revoked"
+        )),
+        Lifecycle::Revoked => Some(format!("{serial} is revoked: it cannot take a customer")),
     }
 }
