@@ -1,9 +1,10 @@
 import type { DeviceStatus } from '../../api/types';
+// The owner's wipe card (./Owner), for the PIN pad in use.
+import { WipePinPad } from './Owner';
 import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
 import { ReportLost } from './BySerial';
-import { WipePinPad } from './Owner';
 
 function DeviceCard({ d, active }: { d: DeviceStatus; active: boolean }) {
   const t = useT();
