@@ -1,5 +1,4 @@
 import type { DeviceStatus } from '../../api/types';
-// The owner's wipe card (./Owner), for the PIN pad in use.
 import { WipePinPad } from './Owner';
 import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
