@@ -154,6 +154,7 @@ fn routes() -> Routes {
         .post("/v1/devices/{serial}/operator-reset", operator_reset)
         .post("/v1/devices/{serial}/report-lost", report_lost)
         .post("/v1/devices/{serial}/wiped", owner::device_wiped)
+        .post("/v1/devices/{serial}/command-result", owner::command_result)
         .get("/v1/intrusion-reports", intrusion_reports)
         .post("/v1/confirmations", create_confirmation)
         .get("/v1/confirmations/{transaction_id}", confirmation_view)

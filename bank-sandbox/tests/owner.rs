@@ -2,7 +2,9 @@
 //! HTTP on SQLite and (with PINBRIDGE_PG_URL) PostgreSQL: change PIN (the old PIN verified with
 //! the payments' wrong-PIN counter, the new one checked by the next payment, replays and forged
 //! answers refused) and the owner's wipe receipt (binding ended, device ready for a new
-//! initialisation, a stale or forged receipt refused).
+//! initialisation, a stale or forged receipt refused); and what a device answered to a bank
+//! command, as the relaying app reports it (recorded only for a command the bank issued,
+//! shown to staff with the device).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +14,8 @@ use bank_sandbox::bank::BankConfig;
 use firmware_protocol::crypto::ecdsa::EcdsaSigningKey;
 use firmware_protocol::crypto::pinblock::{Pan, Pin};
 use firmware_protocol::message::{
-    ChangePin, DeviceWiped, EcdsaSignature, PinChangeResult, Request, Response,
+    ChangePin, DeviceWiped, EcdsaSignature, Indicator, Lifecycle, LockState, PinChangeResult,
+    Request, Response, Status,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -351,10 +354,160 @@ macro_rules! on_both_databases {
     };
 }
 
+/// The device's Status after a command, as a relaying app reports it.
+fn status_answer(lock: LockState, bank_sequence: u64) -> String {
+    encode(Response::Status(Status {
+        lifecycle: Lifecycle::Bound,
+        tampered: false,
+        lock,
+        indicator: Indicator::Off,
+        paired_hosts: 1,
+        session_active: false,
+        bank_sequence,
+        locks_in_seconds: None,
+    }))
+}
+
+/// Staff issue `command` for the device; returns the signed command (hex) and its sequence.
+async fn issue(t: &TestBank, serial: &str, command: &str) -> (String, u64) {
+    let (status, body) = t
+        .post(
+            &format!("/v1/devices/{serial}/commands"),
+            Some(&t.teller),
+            json!({"command": command, "reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hex = body["bank_command"].as_str().unwrap().to_owned();
+    let Request::BankCommand(sent) = decode_request(&hex) else {
+        panic!("not a BankCommand")
+    };
+    (hex, sent.sequence)
+}
+
+/// Issue 14: the device's answer to a bank command reached nobody but the relaying app. Now
+/// the app reports it; the bank records it for a command it issued (only), reads "applied"
+/// the way the protocol defines it, keeps an applied report over a later stale refusal, and
+/// shows staff each command with its result.
+async fn command_results_are_recorded_for_issued_commands_only(db: Db) {
+    let Some(t) = bank(db).await else { return };
+    t.provision("PP-CR-1", 41, "alice", PIN).await;
+    t.provision("PP-CR-2", 42, "bob", PIN).await;
+    let path = "/v1/devices/PP-CR-1/command-result";
+    let (lock, sequence) = issue(&t, "PP-CR-1", "lock").await;
+
+    // Not yet reported: staff see the command with no result.
+    let (status, view) = t.get("/v1/devices/PP-CR-1", Some(&t.teller)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["commands"][0]["command"], "lock", "{view}");
+    assert_eq!(view["commands"][0]["sequence"], sequence);
+    assert!(view["commands"][0]["result"].is_null(), "{view}");
+
+    // A command the bank never issued (a changed reason, so a broken signature), one for
+    // another serial, an answer that is not a BankCommand's, and garbage: refused, nothing
+    // recorded.
+    let Request::BankCommand(mut forged) = decode_request(&lock) else {
+        panic!()
+    };
+    forged.reason = "forged".into();
+    let forged = support::device::encode_request(Request::BankCommand(forged));
+    let applied = status_answer(LockState::LockedByBank, sequence);
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": forged, "device_answer": applied}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "unknown_command");
+    let (status, body) = t
+        .post(
+            "/v1/devices/PP-CR-2/command-result",
+            None,
+            json!({"bank_command": lock, "device_answer": applied}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": encode(Response::Pong(Default::default()))}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": "zz", "device_answer": applied}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, view) = t.get("/v1/devices/PP-CR-1", Some(&t.teller)).await;
+    assert!(view["commands"][0]["result"].is_null(), "{view}");
+
+    // A state that is not the command's, then the genuine one, then the same command relayed
+    // again and refused as stale: the applied report stays.
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": status_answer(LockState::Unlocked, sequence)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "not_applied");
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": applied}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "applied");
+    assert_eq!(body["evidence"], "app_report");
+    let stale = support::device::error(firmware_protocol::message::StatusCode::StaleBankCounter);
+    let (status, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": lock, "device_answer": stale}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "refused");
+    // A lock state with a bank sequence older than the command's is not this command applied.
+    let (unlock, unlock_sequence) = issue(&t, "PP-CR-1", "unlock").await;
+    let (_, body) = t
+        .post(
+            path,
+            None,
+            json!({"bank_command": unlock, "device_answer": status_answer(LockState::Unlocked, unlock_sequence - 1)}),
+        )
+        .await;
+    assert_eq!(body["outcome"], "not_applied", "{body}");
+
+    let (_, view) = t.get("/v1/devices/PP-CR-1", Some(&t.teller)).await;
+    let commands = view["commands"].as_array().unwrap();
+    assert_eq!(commands[0]["command"], "unlock", "{view}");
+    assert_eq!(commands[0]["result"]["outcome"], "not_applied", "{view}");
+    assert_eq!(commands[1]["command"], "lock", "{view}");
+    let result = &commands[1]["result"];
+    assert_eq!(result["outcome"], "applied", "{view}");
+    assert_eq!(result["lock"], "locked_by_bank", "{view}");
+    assert_eq!(result["lifecycle"], "bound", "{view}");
+    assert_eq!(result["reports"], 2, "{view}");
+    assert_eq!(result["evidence"], "app_report", "{view}");
+}
+
 on_both_databases!(
     changed_pin_is_the_one_payments_check,
     wrong_current_pin_counts_toward_blocking,
     replayed_forged_and_cancelled_answers_change_nothing,
     wipe_receipt_ends_the_binding,
     concurrent_copies_of_an_answer_get_the_stored_verdict,
+    command_results_are_recorded_for_issued_commands_only,
 );

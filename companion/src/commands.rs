@@ -186,6 +186,16 @@ pub enum StaffCommand {
         #[arg(long, default_value = "Customer verified")]
         reason: String,
     },
+    /// A PIN pad's record at the bank by serial (no PIN pad needed): state, bank lock,
+    /// customer, and its latest signed commands with what the device answered to each (as
+    /// the app that relayed it reported).
+    Device {
+        #[command(flatten)]
+        login: StaffLogin,
+        /// Device serial.
+        #[arg(long)]
+        serial: String,
+    },
     /// The bank's intrusion reports (KCV mismatches, refused key blocks), newest first.
     Intrusions {
         #[command(flatten)]
@@ -751,6 +761,7 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
                     &mut session,
                     &login.serial,
                     &event.data,
+                    Some(&client),
                     &mut reporter.sink(),
                 )
                 .await;
@@ -910,6 +921,9 @@ pub async fn staff(connection: &Connection, json: bool, command: StaffCommand) -
             serial,
             reason,
         } => staff_device_command(&client, &login, &serial, "unlock", &reason).await,
+        StaffCommand::Device { login, serial } => {
+            crate::lifecycle::device_record(&client, &login, &serial).await
+        }
         StaffCommand::Intrusions { login, serial } => {
             let token = staff_token(&client, &login).await?;
             let path = match &serial {

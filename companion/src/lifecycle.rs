@@ -1,7 +1,8 @@
 //! `pinbridge device report-lost` and the staff commands that act on a PIN pad that is not
 //! plugged into this computer (CN101093566A): unpair every computer, rebind the customer to a
-//! replacement. Revoke and lock/unlock by serial live with the other staff commands; `device
-//! wipe` and `pin change` in `owner.rs`.
+//! replacement, and look at its record (with what it answered to the bank's commands). Revoke
+//! and lock/unlock by serial live with the other staff commands; `device wipe` and `pin
+//! change` in `owner.rs`.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ use crate::commands::{
     CliError, CommandResult, Connection, Reporter, StaffLogin, bank, open_device, serial_part,
     staff_token,
 };
+use companion::bank::BankClient;
+use firmware_protocol::message::{GetStatus, Request, Response};
 
 /// The customer's own commands about their PIN pad.
 #[derive(Debug, Subcommand)]
@@ -212,6 +215,19 @@ pub async fn rebind(
     let token = staff_token(&client, login).await?;
     let mut reporter = Reporter::new(json_output, connection);
     let from = serial_part(from)?;
+    // The customer must be the one the bank has bound to the old PIN pad: a typo would
+    // otherwise revoke one customer's PIN pad and give another a new one. (A PIN pad whose
+    // binding already ended, e.g. reported lost, names no customer to compare.)
+    let record = flows::remote::device_view(&client, &token, from)
+        .await
+        .map_err(CliError::from)?;
+    if let Some(bound) = record["customer_id"].as_str()
+        && bound != customer
+    {
+        return Err(CliError::input(format!(
+            "{from} is bound to customer {bound}, not {customer}: nothing was revoked"
+        )));
+    }
     let mut session = open_device(connection).await?;
     let serial = flows::device_serial(&mut session)
         .await
@@ -220,6 +236,22 @@ pub async fn rebind(
         return Err(CliError::input(format!(
             "--from {from} is the PIN pad connected here: rebind moves the customer to another one"
         )));
+    }
+    let status = match session
+        .request(&Request::GetStatus(GetStatus))
+        .await
+        .map_err(|e| CliError::from(flows::FlowError::from(e)))?
+    {
+        Response::Status(status) => status,
+        other => {
+            return Err(CliError::new(
+                ErrorKind::Internal,
+                format!("{serial} answered GetStatus with {}", other.name()),
+            ));
+        }
+    };
+    if let Some(why) = flows::remote::not_ready_for_rebind(&serial, &status) {
+        return Err(CliError::new(ErrorKind::NotInitialised, why));
     }
     flows::revoke(
         None,
@@ -257,4 +289,63 @@ pub fn enrolled(mut result: Value, enrolment: &flows::Enrolment) -> Value {
         ]);
     }
     result
+}
+
+/// Staff: the bank's record of a PIN pad by serial, with its latest signed commands and what
+/// the device answered to each, in plain lines too.
+pub async fn device_record(client: &BankClient, login: &StaffLogin, serial: &str) -> CommandResult {
+    let token = staff_token(client, login).await?;
+    let mut view = flows::remote::device_view(client, &token, serial_part(serial)?)
+        .await
+        .map_err(CliError::from)?;
+    let mut lines = vec![format!(
+        "{}: {}{}, customer {}",
+        view["serial"].as_str().unwrap_or(serial),
+        view["state"].as_str().unwrap_or("unknown"),
+        if view["locked_by_bank"].as_bool() == Some(true) {
+            ", locked by the bank"
+        } else {
+            ""
+        },
+        view["customer_id"].as_str().unwrap_or("none"),
+    )];
+    for command in view["commands"].as_array().into_iter().flatten() {
+        lines.push(command_line(command));
+    }
+    view["lines"] = json!(lines);
+    Ok(view)
+}
+
+/// One command and the device's answer to it, for staff.
+fn command_line(command: &Value) -> String {
+    let head = format!(
+        "#{} {} (by {})",
+        command["sequence"],
+        command["command"].as_str().unwrap_or("?"),
+        command["issued_by"].as_str().unwrap_or("?")
+    );
+    let result = &command["result"];
+    let told = match result["outcome"].as_str() {
+        None => "no answer reported yet".to_owned(),
+        Some("refused") => format!(
+            "the device refused it ({})",
+            result["device_error"].as_str().unwrap_or("?")
+        ),
+        Some(outcome) => format!(
+            "{} (device: {}, {})",
+            if outcome == "applied" {
+                "applied"
+            } else {
+                "NOT applied"
+            },
+            result["lifecycle"].as_str().unwrap_or("?"),
+            result["lock"].as_str().unwrap_or("?")
+        ),
+    };
+    let evidence = if result.is_object() {
+        "; reported by the app that relayed it, not signed by the device"
+    } else {
+        ""
+    };
+    format!("{head}: {told}{evidence}")
 }

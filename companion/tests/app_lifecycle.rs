@@ -15,7 +15,7 @@ use std::time::Duration;
 use app_support::{DEVICE, progress, progress_events, start, start_trusting};
 use companion::app::{
     AppCore, BankCommandKind, CoreConfig, CoreEvent, DeviceProgress, EmbeddedStatus, Genuine,
-    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, SerialAction,
+    Lifecycle, LinkState, LockState, Outcome, OutcomeReason, PinChangeVerdict, SerialAction,
 };
 use companion::bank::BankSettings;
 use companion::devices::DeviceManager;
@@ -361,6 +361,41 @@ async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
     };
     assert!(applied);
     assert_eq!(h.world.device.view().state.lock, "locked_by_bank");
+    // The app that relayed the lock told the bank what the PIN pad answered; staff see it.
+    let record = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    let lock = &record.commands[0];
+    assert_eq!(lock.command, "lock", "{record:?}");
+    assert_eq!(lock.outcome.as_deref(), Some("applied"), "{record:?}");
+    assert_eq!(
+        lock.detail.as_deref(),
+        Some("bound, locked_by_bank"),
+        "{record:?}"
+    );
+
+    // Rebind by serial moves a customer to a PIN pad connected where staff are: the branch
+    // has none, and the PIN pad being replaced cannot be its own replacement.
+    let none_here = branch
+        .staff_rebind_by_serial("PB-TEST-1", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(none_here.kind, ErrorKind::DeviceDisconnected, "{none_here}");
+    h.core
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    let itself = h
+        .core
+        .staff_rebind_by_serial("PB-TEST-1", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(itself.kind, ErrorKind::InvalidInput, "{itself}");
+    let unknown = h
+        .core
+        .staff_rebind_by_serial("PB-NOT-THERE", DEVICE, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.kind, ErrorKind::NotFound, "{unknown}");
+    assert_eq!(h.world.device.view().state.lifecycle, "bound");
 
     // Unlocked by serial, the customer logs in again; then reports the PIN pad lost.
     branch
@@ -391,4 +426,166 @@ async fn staff_lock_by_serial_and_a_customer_loss_report_reach_the_device() {
     };
     assert!(applied);
     assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+}
+
+/// The customer's own screens (issue 14 item 7, app side): a PIN change typed on the keypad
+/// is told in plain words (changed; a wrong current PIN with the tries left), and the owner's
+/// wipe erases the PIN pad, ends the binding at the bank and the login here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_changes_the_pin_and_wipes_the_pin_pad_in_the_app() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let (sink, seen) = progress();
+    let changed = h.core.pin_change(&session.session_id, sink).await.unwrap();
+    assert_eq!(changed.verdict, PinChangeVerdict::Changed, "{changed:?}");
+    assert_eq!(changed.device_text, "PIN changed");
+    assert!(changed.message.contains("new PIN"), "{changed:?}");
+    // The screens were told to look at the PIN pad while it asked for the PINs.
+    assert!(
+        seen.lock().unwrap().iter().any(|p| matches!(
+            p,
+            DeviceProgress::Stage {
+                stage: companion::app::Stage::WaitingForUser
+            }
+        )),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    *h.world.pin.lock().unwrap() = flows_support::WRONG_PIN;
+    let wrong = h
+        .core
+        .pin_change(&session.session_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(wrong.verdict, PinChangeVerdict::WrongPin, "{wrong:?}");
+    assert_eq!(wrong.tries_left, Some(2), "{wrong:?}");
+    assert!(wrong.message.contains("2 tries left"), "{wrong:?}");
+
+    let wiped = h.core.device_wipe(DEVICE, progress().0).await.unwrap();
+    assert_eq!(wiped.serial, "PB-TEST-1");
+    assert!(wiped.bank_notified, "{wiped:?}");
+    assert!(wiped.message.contains("is wiped"), "{wiped:?}");
+    assert_eq!(h.world.device.view().state.lifecycle, "manufactured");
+    let status = h.core.device_status(DEVICE).await.unwrap();
+    assert_eq!(status.customer_id, None, "{status:?}");
+    let error = h
+        .core
+        .pin_change(&session.session_id, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotLoggedIn, "{error}");
+}
+
+/// Staff at a branch move alice from her PIN pad (logged in in her own app elsewhere) to a
+/// replacement connected at the branch, by the old one's serial: the customer is the one the
+/// bank has bound to it, the new PIN pad takes her PIN on its keypad and is bound to her, and
+/// the old one is wiped through her app within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_rebind_by_serial_moves_the_customer_to_a_pin_pad_at_the_branch() {
+    use device_sim::certificate::CaKey;
+    use device_sim::device::{Device, Manufacture};
+    use device_sim::hardware::{Clock, SecureStore, VirtualHardware};
+    use device_sim::server::ServedDevice;
+    use device_sim::sim::{SimCore, SimHandle};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    let h = start().await;
+    h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+
+    // The replacement, from another CA the bank trusts, with the bank's keys.
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).unwrap();
+    let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(seed));
+    h.world
+        .bank
+        .trust_ca(&ca.public_key().to_sec1_bytes(), "branch stock CA")
+        .await
+        .unwrap();
+    let mut settings = Manufacture::new("PB-TEST-2");
+    settings.bank_management_key = Some(h.world.bank.management_public_key());
+    settings.bank_operator_key = Some(h.world.bank.operator_public_key());
+    let device = Device::manufacture(&settings, &ca, &mut ChaCha20Rng::from_seed(seed)).unwrap();
+    let hw = VirtualHardware::with(
+        seed,
+        Clock::System { offset_ms: 0 },
+        SecureStore::Memory(None),
+    );
+    let handle = SimHandle::new(SimCore::new(device, hw, firmware_protocol::link::Mtu::SIM));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = ServedDevice::spawn(handle.clone(), listener).unwrap();
+    let keypad = device_sim::scripted::spawn_scripted_keypad_choosing(
+        handle.clone(),
+        Box::new(|| zeroize::Zeroizing::new(flows_support::PIN.to_owned())),
+        device_sim::scripted::Pace::KeyByKey,
+        Box::new(|| true),
+    );
+
+    // The branch's app sees only the replacement.
+    let branch = AppCore::new(CoreConfig {
+        keys: companion::keystore::KeyStore::in_memory(h.keys.path().join("branch")),
+        bank: {
+            let url = h.world.url.clone();
+            Arc::new(move || BankSettings {
+                url: url.clone(),
+                ca_pem: None,
+            })
+        },
+        embedded: EmbeddedStatus::Off,
+        emit: Arc::new(|_| {}),
+        devices: DeviceManager::new().with_source(Arc::new(companion::devices::SimSource::new(
+            vec![served.address],
+        ))),
+        mocks: None,
+        device_cas: Vec::new(),
+    });
+    let new_pad = format!("sim:{}", served.address);
+    branch.connect(&new_pad).await.unwrap();
+    branch
+        .staff_sign_in("teller", "teller-password")
+        .await
+        .unwrap();
+    // Not initialised yet: refused before the old PIN pad is revoked.
+    let early = branch
+        .staff_rebind_by_serial("PB-TEST-1", &new_pad, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(early.kind, ErrorKind::NotInitialised, "{early}");
+    let old = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    assert_eq!(old.state, "bound", "{old:?}");
+    branch
+        .staff_initialise(&new_pad, progress().0)
+        .await
+        .unwrap();
+    let (sink, seen) = progress();
+    let moved = branch
+        .staff_rebind_by_serial("PB-TEST-1", &new_pad, sink)
+        .await
+        .unwrap();
+    assert_eq!(moved.detail, "alice moved to PB-TEST-2; PB-TEST-1 revoked");
+    assert_eq!(moved.device.customer_id.as_deref(), Some("alice"));
+    assert!(seen.lock().unwrap().iter().any(|p| matches!(
+        p,
+        DeviceProgress::Stage {
+            stage: companion::app::Stage::WaitingForUser
+        }
+    )));
+    assert_eq!(handle.view().state.lifecycle, "bound");
+    let record = branch.staff_device_lookup("PB-TEST-2").await.unwrap();
+    assert_eq!(record.customer_id.as_deref(), Some("alice"), "{record:?}");
+    let old = branch.staff_device_lookup("PB-TEST-1").await.unwrap();
+    assert_eq!(old.state, "revoked", "{old:?}");
+
+    // The old PIN pad, connected in alice's app elsewhere, is wiped through it.
+    let CoreEvent::BankCommand { applied, .. } =
+        h.bank_command(&mut events, BankCommandKind::Wipe).await
+    else {
+        unreachable!()
+    };
+    assert!(applied);
+    assert_eq!(h.world.device.view().state.lifecycle, "revoked");
+    keypad.abort();
+    served.stop();
 }

@@ -1,5 +1,5 @@
 //! The conformance kit against pinpad-sim: `pinbridge conformance` (the real binary) passes on
-//! the reference device, and each deliberately non-conforming scenario
+//! the reference device (its change-PIN and wipe cases, §6.12 and §6.13, included), and each deliberately non-conforming scenario
 //! (`device_sim::nonconforming`) fails exactly the cases that check the rule it breaks, and
 //! no other.
 //!
@@ -159,6 +159,12 @@ async fn the_reference_device_passes_every_case() {
         "bank.payment",
         "bank.payment.replay",
         "link.keepalive.pin-entry",
+        "owner.change-pin",
+        "owner.change-pin.verify-mismatch",
+        "owner.change-pin.differ",
+        "owner.change-pin.bad-mac",
+        "owner.wipe.cancel",
+        "owner.wipe",
         "tamper.reset",
     ] {
         assert!(
@@ -259,6 +265,8 @@ async fn without_bank_keys_and_hook_those_cases_are_skipped_with_the_reason() {
         "bank.initialise",
         "pair.confirm",
         "link.keepalive.interval",
+        "owner.change-pin",
+        "owner.wipe",
         "tamper.trip",
     ] {
         assert!(skipped_ids.contains(id), "{}", report.to_text());

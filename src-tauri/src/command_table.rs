@@ -42,7 +42,10 @@ command_table! {
         staff_tamper_reset,
         staff_device_lookup,
         staff_by_serial,
+        staff_rebind_by_serial,
         device_report_lost,
+        pin_change,
+        device_wipe,
         confirmation_approve,
     ],
     // The sandbox flavour's QA commands (`--features sandbox`), granted by

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use companion::app::{
     BankDevice, ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus,
     EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentRequest,
-    PaymentResult, PreparedPayment, ProgressSink, SerialAction, StaffActionResult, StaffSession,
+    PaymentResult, PinChangeResult, PreparedPayment, ProgressSink, SerialAction, StaffActionResult,
+    StaffSession, WipeResult,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -373,6 +374,47 @@ pub async fn staff_by_serial(
     action: SerialAction,
 ) -> Result<BankDevice, AppError> {
     state.core.staff_by_serial(&serial, action).await
+}
+
+/// Staff: moves the customer of a PIN pad that is not here (by serial) to the one connected
+/// here; the customer chooses a PIN on its keypad.
+#[tauri::command]
+pub async fn staff_rebind_by_serial(
+    state: State<'_, AppState>,
+    from_serial: String,
+    to_device_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<StaffActionResult, AppError> {
+    state
+        .core
+        .staff_rebind_by_serial(&from_serial, &to_device_id, progress(on_progress))
+        .await
+}
+
+/// The logged-in customer changes their PIN on the PIN pad's keypad.
+#[tauri::command]
+pub async fn pin_change(
+    state: State<'_, AppState>,
+    session_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<PinChangeResult, AppError> {
+    state
+        .core
+        .pin_change(&session_id, progress(on_progress))
+        .await
+}
+
+/// The owner wipes the connected PIN pad (confirmed on its keypad); the bank is told.
+#[tauri::command]
+pub async fn device_wipe(
+    state: State<'_, AppState>,
+    device_id: String,
+    on_progress: Channel<DeviceProgress>,
+) -> Result<WipeResult, AppError> {
+    state
+        .core
+        .device_wipe(&device_id, progress(on_progress))
+        .await
 }
 
 /// The customer reports their PIN pad lost with the loss-report code from enrolment.

@@ -197,7 +197,9 @@ fn spawn_lines(command: &mut Command) -> (Running, mpsc::Receiver<String>) {
     )
 }
 
-fn spawn_server(command: &mut Command, prefixes: &[&str]) -> (Running, Vec<String>) {
+/// Starts a server and waits (30 s at most) for a line starting with each of `prefixes`;
+/// returns it with the rest of each such line.
+pub fn spawn_server(command: &mut Command, prefixes: &[&str]) -> (Running, Vec<String>) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,6 +1,8 @@
 //! A device's life after issue through real processes (issue 14, CN101093566A): the
 //! activation record checked before every payment, the identity lock and the deletion of
-//! payment data after T, the T1 power-off lock lifted by the bank at login, and staff unlock.
+//! payment data after T, the T1 power-off lock lifted by the bank at login, staff unlock,
+//! rebind to a replacement PIN pad, and what a PIN pad answered to a bank command reported
+//! back to the bank for staff.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -110,6 +112,15 @@ fn a_pin_pad_off_longer_than_t1_is_unlocked_by_the_bank_at_the_next_login() {
         "SELECT COUNT(*) FROM device_commands WHERE kind = 'unlock' AND issued_by = 'login';",
     );
     assert_eq!(unlocks, 1);
+    // The login that relayed the Unlock told the bank what the PIN pad answered.
+    assert_eq!(
+        world.journal_query(
+            "SELECT COUNT(*) FROM device_command_results r JOIN device_commands c \
+             ON c.serial = r.serial AND c.sequence = r.sequence \
+             WHERE c.kind = 'unlock' AND r.outcome = 'applied';"
+        ),
+        1
+    );
 }
 
 /// Enrols alice on the PIN pad through staff commands and returns her loss-report code.
@@ -225,4 +236,183 @@ fn a_command_that_logged_in_leaves_no_session_keys_on_the_pin_pad() {
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
     assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
     assert_eq!(world.device_state()["session_active"], false);
+}
+
+/// A second PIN pad (`serial`) from the same CA and bank keys as the world's, served by its
+/// own simulator with a keypad that types [`pinbridge_e2e::PIN`] at enrolment's two PIN
+/// prompts, confirms pairing and types the PIN at the first payment. Returns the server and
+/// its `sim:` address.
+fn second_pin_pad(world: &World, serial: &str) -> (pinbridge_e2e::Running, String) {
+    let bins = pinbridge_e2e::binaries();
+    let state = world.dir.path().join(format!("{serial}.json"));
+    pinbridge_e2e::run_ok(
+        std::process::Command::new(&bins.sim)
+            .args(["init", "--serial", serial, "--state"])
+            .arg(&state)
+            .arg("--ca-key")
+            .arg(world.dir.path().join("ca.json"))
+            .arg("--bank-keys")
+            .arg(world.dir.path().join("bank-keys.json")),
+    );
+    let pin = format!("pin = \"{}\"", pinbridge_e2e::PIN);
+    let step = |on: &str, action: &str| {
+        format!("[[device.step]]\non = \"{on}\"\nafter_ms = 50\n{action}\n")
+    };
+    let scenario = format!(
+        "[[device]]\nindex = 0\n{}{}{}{}",
+        step("pin", &pin),
+        step("pin", &pin),
+        step("confirm", "confirm = true"),
+        step("pin", &pin)
+    );
+    let scenario_file = world.dir.path().join(format!("{serial}.toml"));
+    std::fs::write(&scenario_file, scenario).unwrap();
+    let (sim, lines) = pinbridge_e2e::spawn_server(
+        std::process::Command::new(&bins.sim)
+            .args(["serve", "--state"])
+            .arg(&state)
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .arg("--scenario")
+            .arg(&scenario_file),
+        &["device 0 "],
+    );
+    let address = lines[0].rsplit(' ').next().unwrap().to_owned();
+    (sim, format!("sim:{address}"))
+}
+
+/// Staff move alice from her lost PIN pad (not here) to a replacement with `pinbridge staff
+/// rebind`: a replacement that is not initialised, and a customer other than the one the bank
+/// has bound to the lost PIN pad, are refused before anything is revoked (the old code
+/// revoked the lost PIN pad, then failed, or enrolled the wrong customer);
+/// the right one revokes the lost PIN pad, binds the new one after the PIN is chosen on its
+/// keypad, and alice pays with it; the lost one is wiped when it next tries to log in.
+#[test]
+fn staff_rebind_moves_the_customer_to_a_replacement_pin_pad() {
+    let world = World::start();
+    world.provision();
+    let (_sim, new_pad) = second_pin_pad(&world, "E2E-2");
+    let on_new = [("PINBRIDGE_DEVICE", Some(new_pad.as_str()))];
+    let revoked = || world.journal_query("SELECT COUNT(*) FROM devices WHERE state = 'revoked';");
+
+    // A replacement the bank has not initialised cannot take alice: refused before anything
+    // is revoked (it revoked her PIN pad, then failed to enrol her on the new one).
+    let early = world.pinbridge_env(
+        &["staff", "rebind", "--from", SERIAL, "--customer", "alice"],
+        &on_new,
+    );
+    assert!(!early.status.success(), "{}", text(&early));
+    assert!(text(&early).contains("not initialised"), "{}", text(&early));
+    assert_eq!(revoked(), 0, "nothing revoked");
+    // The replacement is initialised at the branch first, as any new PIN pad.
+    let initialised = world.pinbridge_env(&["staff", "init"], &on_new);
+    assert!(initialised.status.success(), "{}", text(&initialised));
+
+    let wrong = world.pinbridge_env(
+        &["staff", "rebind", "--from", SERIAL, "--customer", "bob"],
+        &on_new,
+    );
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("bound to customer alice"),
+        "{}",
+        text(&wrong)
+    );
+    assert_eq!(revoked(), 0, "nothing revoked");
+
+    let moved = world.pinbridge_env(
+        &[
+            "--json",
+            "staff",
+            "rebind",
+            "--from",
+            SERIAL,
+            "--customer",
+            "alice",
+        ],
+        &on_new,
+    );
+    assert!(moved.status.success(), "{}", text(&moved));
+    let moved: serde_json::Value = serde_json::from_slice(&moved.stdout).unwrap();
+    assert_eq!(moved["revoked"], SERIAL, "{moved}");
+    assert_eq!(moved["bound"], "E2E-2", "{moved}");
+    assert!(moved["lossReportCode"].is_string(), "{moved}");
+    assert_eq!(
+        world.journal_query(
+            "SELECT COUNT(*) FROM devices WHERE serial = 'E2E-1' AND state = 'revoked';"
+        ),
+        1
+    );
+    assert_eq!(
+        world.journal_query(
+            "SELECT COUNT(*) FROM bindings WHERE device_serial = 'E2E-2' \
+             AND customer_id = 'alice' AND status = 'active';"
+        ),
+        1
+    );
+
+    let paired = world.pinbridge_env(&["pair", "--name", "E2E-PC"], &on_new);
+    assert!(paired.status.success(), "{}", text(&paired));
+    let paid = world.pinbridge_env(PAY, &on_new);
+    assert!(paid.status.success(), "{}", text(&paid));
+    let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+
+    // The lost PIN pad turns up: its login is refused and it is wiped.
+    assert!(!world.pinbridge(&["login"]).status.success());
+    assert_eq!(world.device_state()["lifecycle"], "revoked");
+}
+
+/// What the PIN pad did with a bank command reaches the bank: the watcher that relays a
+/// staff lock reports the PIN pad's answer, and staff read it by serial (`pinbridge staff
+/// device`), marked as the relaying app's word; a report about a command the bank never
+/// issued is refused.
+#[test]
+fn a_pin_pad_answer_to_a_bank_command_is_reported_to_the_bank_and_shown_to_staff() {
+    let world = World::start();
+    world.provision();
+    let (_watcher, lines) = world.pinbridge_spawn(&["confirm", "--watch"]);
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "watching for bank events",
+        std::time::Duration::from_secs(60),
+    );
+    world.pinbridge_ok(&["staff", "lock", "--serial", SERIAL]);
+    pinbridge_e2e::wait_for_line(
+        &lines,
+        "bank command lock applied",
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(world.device_state()["lock"], "locked_by_bank");
+
+    let record = world.pinbridge_ok(&["--json", "staff", "device", "--serial", SERIAL]);
+    let record: serde_json::Value = serde_json::from_slice(&record.stdout).unwrap();
+    let lock = &record["commands"][0];
+    assert_eq!(lock["command"], "lock", "{record}");
+    assert_eq!(lock["result"]["outcome"], "applied", "{record}");
+    assert_eq!(lock["result"]["lock"], "locked_by_bank", "{record}");
+    assert_eq!(lock["result"]["evidence"], "app_report", "{record}");
+    let human = world.pinbridge_ok(&["staff", "device", "--serial", SERIAL]);
+    assert!(
+        text(&human).contains("lock (by teller): applied (device: bound, locked_by_bank)"),
+        "{}",
+        text(&human)
+    );
+    assert!(
+        text(&human).contains("not signed by the device"),
+        "{}",
+        text(&human)
+    );
+
+    // Anyone may post a report, but only about a command the bank issued to that serial.
+    let body = serde_json::json!({"bank_command": "00", "device_answer": "00"}).to_string();
+    let (status, answer) = pinbridge_e2e::send_raw(
+        world.bank_address,
+        format!(
+            "POST /v1/devices/{SERIAL}/command-result HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 400, "{answer}");
 }

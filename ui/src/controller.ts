@@ -1,8 +1,22 @@
 // The actions the screens trigger: call the backend, feed results and progress into the store.
 // Every backend failure becomes an AppError in the state of the screen that asked.
-import type { Backend } from './api/backend';
-import { toAppError, type AppError } from './api/errors';
-import type { BankDevice, DeviceProgress, Fault, Key, Language, LogoutResult, LossReport, SerialAction, Settings, StaffActionResult, Theme } from './api/types';
+import type { Backend, ProgressSink } from './api/backend';
+import { appError, toAppError, type AppError } from './api/errors';
+import type {
+  BankDevice,
+  DeviceProgress,
+  Fault,
+  Key,
+  Language,
+  LogoutResult,
+  LossReport,
+  PinChangeResult,
+  SerialAction,
+  Settings,
+  StaffActionResult,
+  Theme,
+  WipeResult,
+} from './api/types';
 import type { MessageKey } from './i18n';
 import {
   activeDevice,
@@ -300,6 +314,30 @@ export function createController(backend: Backend, store: Store<State> = createS
     /** Revoke, lock, unlock or unpair by serial (the screen confirmed first); rejects with an AppError. */
     async staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
       return backend.staffBySerial(serial.trim(), action).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** Moves the customer of a PIN pad that is not here to the one here (the screen confirmed
+     *  first, naming both and the customer); rejects with an AppError. */
+    async staffRebindBySerial(fromSerial: string, toDeviceId: string, onProgress: ProgressSink): Promise<StaffActionResult> {
+      const r = await backend.staffRebindBySerial(fromSerial.trim(), toDeviceId, onProgress).catch((e: unknown) => Promise.reject(toAppError(e)));
+      set((s) => ({ ...s, devices: upsertDevice(s.devices, r.device) }));
+      return r;
+    },
+    /** The logged-in customer changes their PIN on the PIN pad; rejects with an AppError. */
+    async pinChange(onProgress: ProgressSink): Promise<PinChangeResult> {
+      const session = store.get().session;
+      if (!session) throw appError('notLoggedIn', 'log in first');
+      return backend.pinChange(session.sessionId, onProgress).catch((e: unknown) => Promise.reject(toAppError(e)));
+    },
+    /** The owner wipes the PIN pad (the screen confirmed first; OK on the keypad); a login on
+     *  it ends here too. Rejects with an AppError. */
+    async deviceWipe(deviceId: string, onProgress: ProgressSink): Promise<WipeResult> {
+      const r = await backend.deviceWipe(deviceId, onProgress).catch((e: unknown) => Promise.reject(toAppError(e)));
+      set((s) =>
+        s.session?.deviceId === deviceId
+          ? { ...s, session: null, login: { step: 'form', customerId: s.session.customerId, error: null, busy: false } }
+          : s,
+      );
+      return r;
     },
     /** The customer's loss report (the screen confirmed first); rejects with an AppError. */
     async reportLost(serial: string, customerId: string, code: string): Promise<LossReport> {

@@ -192,6 +192,122 @@ describe('App', () => {
     expect(store.get().devices[0].lock).toBe('locked');
   });
 
+  it('staff see what the PIN pad answered to each command sent by serial', async () => {
+    const { c, root } = await mount('#/staff');
+    await act(() => c.connect('sim-1'));
+    await act(() => c.staffSignIn('clerk-01', 'clerk-pass'));
+    const box = root.querySelector('[data-testid="staff-by-serial"]')!;
+    await type(box.querySelector('#serial-input'), 'PB-SIM-0001');
+    await submit(box.querySelector('form'));
+    await until(() => root.querySelector('[data-testid="serial-found"]') !== null, 'lookup');
+    expect(root.querySelector('[data-testid="serial-commands"]')).toBeNull();
+    await click(root.querySelector('[data-testid="serial-lock"]'));
+    await click(root.querySelector('[data-testid="serial-confirm-yes"]'));
+    await until(() => root.querySelector('[data-testid="serial-commands"]') !== null, 'command list');
+    const line = root.querySelector('[data-testid="serial-command-1"]')?.textContent ?? '';
+    expect(line).toContain('#1 lock by clerk-01');
+    expect(line).toContain('done (bound, locked)');
+    expect(text()).toContain('the PIN pad does not sign its answer');
+  });
+
+  it('staff move the customer of a lost PIN pad to one here, after a confirmation naming both and the customer', async () => {
+    const { c, root, store } = await mount('#/staff');
+    await act(() => c.qaStart('PinPad Sim 2'));
+    await act(() => c.connect('sim-2'));
+    await act(() => c.staffSignIn('clerk-01', 'clerk-pass'));
+    await act(() => c.staffAction('initialise', { deviceId: 'sim-2' }));
+    const box = root.querySelector('[data-testid="staff-by-serial"]')!;
+    await type(box.querySelector('#serial-input'), 'PB-SIM-0001');
+    await submit(box.querySelector('form'));
+    await until(() => root.querySelector('[data-testid="serial-found"]') !== null, 'lookup');
+    await click(root.querySelector('[data-testid="serial-rebind"]'));
+    const ask = root.querySelector('[data-testid="serial-confirm"]');
+    expect(ask?.getAttribute('role')).toBe('alertdialog');
+    expect(ask?.textContent).toContain('Move customer C-1001 from PB-SIM-0001 to PinPad Sim 2 (PB-SIM-0002)?');
+    expect(store.get().devices.find((d) => d.deviceId === 'sim-1')?.lifecycle).toBe('bound');
+    await click(root.querySelector('[data-testid="serial-confirm-yes"]'));
+    await until(() => root.querySelector('[data-testid="serial-rebind-look"]') !== null, 'look at the PIN pad');
+    expect(root.querySelector('[data-testid="serial-rebind-look"]')?.textContent).toContain('Look at the PIN pad PinPad Sim 2 (PB-SIM-0002)');
+    for (const prompt of ['Choose a PIN', 'Repeat the PIN']) {
+      await until(() => store.get().displays['sim-2']?.[0] === prompt && store.get().prompts['sim-2'] != null, prompt);
+      for (const k of ['2', '4', '6', '8', '1', '0', 'ok'] as const) await act(() => c.keyPress('sim-2', k));
+    }
+    await until(() => root.querySelector('[data-testid="serial-done"]') !== null, 'moved');
+    expect(root.querySelector('[data-testid="serial-done"]')?.textContent).toBe('C-1001 now uses PinPad Sim 2 (PB-SIM-0002); PB-SIM-0001 is revoked.');
+    expect(store.get().devices.find((d) => d.deviceId === 'sim-2')).toMatchObject({ lifecycle: 'bound', customerId: 'C-1001' });
+    expect(store.get().devices.find((d) => d.deviceId === 'sim-1')?.lifecycle).toBe('revoked');
+  });
+
+  it('the customer changes the PIN on the PIN pad and is told the result in plain words', async () => {
+    const { c, root, store } = await mount('#/login');
+    await act(() => c.connect('sim-1'));
+    const pairing = c.pair();
+    await until(() => store.get().pairing.step === 'compare', 'pairing code');
+    await act(() => c.keyPress('sim-1', 'ok'));
+    await act(() => pairing);
+    c.setLoginCustomer('C-1001');
+    await act(() => c.login());
+    const box = () => root.querySelector('[data-testid="pin-change"]');
+    expect(box()).not.toBeNull();
+    const typePins = async (pins: string[]) => {
+      const prompts = ['Enter your current PIN', 'Choose a new PIN (6 digits)', 'Enter the new PIN again'];
+      for (const [i, pin] of pins.entries()) {
+        await until(() => store.get().displays['sim-1']?.[1] === prompts[i] && store.get().prompts['sim-1'] != null, prompts[i]);
+        for (const k of [...pin.split(''), 'ok'] as const) await act(() => c.keyPress('sim-1', k as never));
+      }
+    };
+    // A wrong current PIN: not changed, the tries left said.
+    await click(root.querySelector('[data-testid="pin-change-start"]'));
+    expect(root.querySelector('[data-testid="pin-change-look"]')?.textContent).toContain('Look at your PIN pad');
+    await typePins(['000000', '654321', '654321']);
+    await until(() => root.querySelector('[data-testid="pin-change-result"]') !== null, 'wrong PIN result');
+    expect(root.querySelector('[data-testid="pin-change-result"]')?.textContent).toContain('2 tries left');
+    // New PINs that differ: told in plain words, nothing changed.
+    await click(root.querySelector('[data-testid="pin-change-start"]'));
+    await typePins(['123456', '654321', '111111']);
+    await until(() => root.querySelector('[data-testid="pin-change-refused"]') !== null, 'PINs differ');
+    expect(root.querySelector('[data-testid="pin-change-refused"]')?.textContent).toContain('The two new PINs were different');
+    // The right one: changed.
+    await click(root.querySelector('[data-testid="pin-change-start"]'));
+    await typePins(['123456', '654321', '654321']);
+    await until(() => root.querySelector('[data-testid="pin-change-result"]') !== null, 'changed');
+    expect(root.querySelector('[data-testid="pin-change-result"]')?.textContent).toBe('PIN changed: use the new PIN from now on.');
+    // No PIN digits anywhere on the screen.
+    expect(text()).not.toContain('654321');
+    // In Chinese too.
+    await act(() => c.setLanguage('zh-CN'));
+    expect(box()?.textContent).toContain('修改 PIN');
+  });
+
+  it('the owner wipes the PIN pad only after confirming here and on its keypad', async () => {
+    const { c, root, store } = await mount('#/devices');
+    await act(() => c.connect('sim-1'));
+    const box = root.querySelector('[data-testid="wipe-pin-pad"]')!;
+    await click(box.querySelector('[data-testid="wipe-start"]'));
+    const ask = root.querySelector('[data-testid="wipe-confirm"]');
+    expect(ask?.getAttribute('role')).toBe('alertdialog');
+    expect(ask?.textContent).toContain('Wipe PinPad Sim 1 (PB-SIM-0001) of customer C-1001?');
+    expect(store.get().devices[0].lifecycle).toBe('bound');
+    // X on the keypad: nothing wiped, said so.
+    await click(root.querySelector('[data-testid="wipe-confirm-yes"]'));
+    await until(() => root.querySelector('[data-testid="wipe-look"]') !== null && store.get().prompts['sim-1'] != null, 'wipe prompt');
+    expect(root.querySelector('[data-testid="wipe-look"]')?.textContent).toContain('press OK on its keypad');
+    await act(() => c.keyPress('sim-1', 'cancel'));
+    await until(() => root.querySelector('[data-testid="wipe-refused"]') !== null, 'kept');
+    expect(root.querySelector('[data-testid="wipe-refused"]')?.textContent).toBe('Cancelled on the PIN pad: nothing was wiped.');
+    expect(store.get().devices[0].lifecycle).toBe('bound');
+    // OK on the keypad: wiped, the bank told.
+    await click(box.querySelector('[data-testid="wipe-start"]'));
+    await click(root.querySelector('[data-testid="wipe-confirm-yes"]'));
+    await until(() => store.get().prompts['sim-1'] != null, 'wipe prompt again');
+    await act(() => c.keyPress('sim-1', 'ok'));
+    await until(() => root.querySelector('[data-testid="wipe-result"]') !== null, 'wiped');
+    expect(root.querySelector('[data-testid="wipe-result"]')?.textContent).toContain('PB-SIM-0001 is wiped');
+    expect(store.get().devices[0]).toMatchObject({ lifecycle: 'manufactured', customerId: null });
+    await act(() => c.setLanguage('zh-CN'));
+    expect(box.textContent).toContain('擦除此 PIN 键盘');
+  });
+
   it('a customer reports their PIN pad lost after confirming; a wrong code is refused', async () => {
     const { root, store } = await mount('#/devices');
     const box = root.querySelector('[data-testid="report-lost"]')!;

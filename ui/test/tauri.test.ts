@@ -124,6 +124,9 @@ describe('TauriBackend', () => {
     await b.confirmationApprove('req-1', 'usb-1', sink);
     await b.staffInitialise('usb-1', sink);
     await b.staffEnrol('usb-1', 'C-1002', sink);
+    await b.staffRebindBySerial('PP-1', 'usb-2', sink);
+    await b.pinChange('sess-1', sink);
+    await b.deviceWipe('usb-1', sink);
     expect(seen).toEqual([
       'payment_approve:paymentId,onProgress',
       'pairing_confirm:pairingId,onProgress',
@@ -131,6 +134,9 @@ describe('TauriBackend', () => {
       'confirmation_approve:requestId,deviceId,onProgress',
       'staff_initialise:deviceId,onProgress',
       'staff_enrol:deviceId,customerId,onProgress',
+      'staff_rebind_by_serial:fromSerial,toDeviceId,onProgress',
+      'pin_change:sessionId,onProgress',
+      'device_wipe:deviceId,onProgress',
     ]);
   });
 

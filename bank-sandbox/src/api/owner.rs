@@ -1,7 +1,9 @@
 //! HTTP handlers of the customer's own PIN pad operations (PROTOCOL.md §6.12, §6.13): change
 //! the PIN (session bearer, like payments) and the owner's wipe receipt (no session: a wiped
 //! device has no keys to log in with; the receipt's signature is the proof, and refusals count
-//! toward the source's login throttle like a loss report's).
+//! toward the source's login throttle like a loss report's); and what a device answered to a
+//! bank command, as the app that relayed it reports (no session either: a wipe or a lock ends
+//! it; the quoted signed command is what ties the report to a real command).
 
 use std::sync::Arc;
 
@@ -51,6 +53,28 @@ pub(super) async fn device_wiped(
     login_step(&throttles, &source, async {
         let b: WipedBody = parse(&body)?;
         ok(bank.device_wiped(&serial, &b.device_wiped).await?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct CommandResultBody {
+    bank_command: String,
+    device_answer: String,
+}
+
+pub(super) async fn command_result(
+    State(bank): State<Arc<Bank>>,
+    State(throttles): State<Arc<Throttles>>,
+    source: Source,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> BankResult<Json> {
+    login_step(&throttles, &source, async {
+        let b: CommandResultBody = parse(&body)?;
+        ok(bank
+            .record_command_result(&serial, &b.bank_command, &b.device_answer)
+            .await?)
     })
     .await
 }

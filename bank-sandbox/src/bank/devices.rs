@@ -35,6 +35,8 @@ pub struct DeviceView {
     pub firmware_hash: String,
     /// Bound customer, if any.
     pub customer_id: Option<String>,
+    /// Its latest signed commands, newest first, with what the relaying app reported.
+    pub commands: Vec<super::CommandRecord>,
 }
 
 /// A signed bank command.
@@ -990,6 +992,7 @@ impl Bank {
             firmware_version: row.try_get("firmware_version")?,
             firmware_hash: hex::encode(row.try_get::<Vec<u8>, _>("firmware_hash")?),
             customer_id: customer,
+            commands: self.command_records(serial).await?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The bank's flows, independent of HTTP: device registry and initialisation, enrolment,
 //! login, payments, out-of-band confirmations, bank commands, staff.
 
+mod command_results;
 mod confirm;
 mod devices;
 mod lifecycle;
@@ -9,6 +10,7 @@ mod owner;
 mod payments;
 mod staff;
 
+pub use command_results::{CommandRecord, CommandResult};
 pub use confirm::{ConfirmationRequest, ConfirmationView};
 pub use devices::{CommandKind, DeviceView};
 pub use login::LoginComplete;

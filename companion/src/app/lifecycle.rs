@@ -10,9 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use firmware_protocol::message::{
-    GetStatus, Lifecycle as DeviceLifecycle, LockState as DeviceLock, Status,
-};
+use firmware_protocol::message::{GetStatus, Status};
 use serde_json::{Value, json};
 
 use super::confirmations::CommandSender;
@@ -38,13 +36,7 @@ pub(super) type Held = HashMap<String, Vec<Value>>;
 
 /// The device's own status says it is in the state the command asks for.
 fn obeyed(kind: BankCommandKind, status: &Status) -> bool {
-    match kind {
-        BankCommandKind::Wipe => status.lifecycle == DeviceLifecycle::Revoked,
-        BankCommandKind::Lock => status.lock != DeviceLock::Unlocked,
-        BankCommandKind::Unlock => status.lock == DeviceLock::Unlocked,
-        BankCommandKind::ForgetHosts => status.paired_hosts == 0,
-        BankCommandKind::EndSession => !status.session_active,
-    }
+    status.shows_in_force(kind.wire())
 }
 
 /// Plain words for the customer about a command the bank sent their PIN pad.
@@ -194,9 +186,19 @@ impl AppCore {
     /// device's state afterwards.
     async fn relay(&self, slot: &Arc<Slot>, kind: BankCommandKind, data: &Value) -> Relayed {
         let mut trace = |event: FlowEvent| crate::logfile::trace_flow_event(&event);
+        // The bank is told what the device answered (staff see it with the device's record).
+        let bank = self.bank().await.ok();
         let (status, why_not) = {
             let mut session = slot.session.lock().await;
-            match core::apply_bank_command(&mut session, &slot.serial, data, &mut trace).await {
+            match core::apply_bank_command(
+                &mut session,
+                &slot.serial,
+                data,
+                bank.as_ref(),
+                &mut trace,
+            )
+            .await
+            {
                 Ok(Some(status)) => (Some(status), None),
                 Ok(None) => (None, Some("the command names another device".to_owned())),
                 Err(error) => {
@@ -341,7 +343,9 @@ impl AppCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firmware_protocol::message::Indicator;
+    use firmware_protocol::message::{
+        Indicator, Lifecycle as DeviceLifecycle, LockState as DeviceLock,
+    };
 
     fn status(lifecycle: DeviceLifecycle, lock: DeviceLock, session_active: bool) -> Status {
         Status {

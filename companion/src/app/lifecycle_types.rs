@@ -33,6 +33,53 @@ pub struct BankDevice {
     pub locked: bool,
     /// The customer it is bound to, if any.
     pub customer_id: Option<String>,
+    /// Its latest signed commands, newest first, with what the PIN pad answered to each.
+    pub commands: Vec<DeviceCommandRecord>,
+}
+
+/// A signed command the bank issued for a PIN pad, and what the PIN pad answered to it as
+/// the app that relayed it reported (the PIN pad does not sign that answer: it is that app's
+/// word, docs/SECURITY.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCommandRecord {
+    /// The bank's sequence number of the command.
+    pub sequence: i64,
+    /// `lock`, `unlock`, `wipe`, `forget_hosts`, `end_session`, `operator_reset`, ...
+    pub command: String,
+    /// Who issued it (a staff user, `login`, `customer ...`).
+    pub issued_by: String,
+    /// When (ms since the epoch).
+    pub issued_at: i64,
+    /// `applied`, `not_applied` or `refused`; `None`: no answer reported yet.
+    pub outcome: Option<String>,
+    /// The PIN pad's state in its answer (`bound, locked_by_bank`) or its refusal.
+    pub detail: Option<String>,
+}
+
+impl DeviceCommandRecord {
+    /// One entry of the bank's `commands` list (GET /v1/devices/{serial}).
+    pub fn from_bank(value: &serde_json::Value) -> Self {
+        let result = &value["result"];
+        let detail = match (
+            result["lifecycle"].as_str(),
+            result["lock"].as_str(),
+            result["device_error"].as_str(),
+        ) {
+            (Some(lifecycle), Some(lock), _) => Some(format!("{lifecycle}, {lock}")),
+            (_, _, Some(error)) => Some(error.to_owned()),
+            _ => None,
+        };
+        Self {
+            sequence: value["sequence"].as_i64().unwrap_or_default(),
+            command: value["command"].as_str().unwrap_or("unknown").to_owned(),
+            issued_by: value["issued_by"].as_str().unwrap_or_default().to_owned(),
+            issued_at: value["issued_at"].as_i64().unwrap_or_default(),
+            outcome: result["outcome"].as_str().map(str::to_owned),
+            detail,
+        }
+    }
 }
 
 /// A customer's loss report, as the bank took it.
@@ -75,6 +122,18 @@ impl BankCommandKind {
             "end_session" => Self::EndSession,
             _ => return None,
         })
+    }
+
+    /// The command on the wire.
+    pub fn wire(self) -> firmware_protocol::message::BankCommandKind {
+        use firmware_protocol::message::BankCommandKind as Wire;
+        match self {
+            Self::Wipe => Wire::Wipe,
+            Self::Lock => Wire::Lock,
+            Self::Unlock => Wire::Unlock,
+            Self::ForgetHosts => Wire::ForgetHosts,
+            Self::EndSession => Wire::EndSession,
+        }
     }
 }
 

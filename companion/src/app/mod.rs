@@ -12,6 +12,7 @@ mod error;
 mod lifecycle;
 mod lifecycle_types;
 mod ops;
+mod owner;
 pub mod profile;
 pub mod settings;
 mod staff;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use error::AppError;
 pub use lifecycle_types::*;
+pub use owner::{PinChangeResult, PinChangeVerdict, WipeResult};
 pub use types::*;
 
 use crate::bank::{BankClient, BankSettings, BearerToken};

@@ -1,8 +1,11 @@
 //! Staff operations: sign-in (the bank's teller is the app's clerk), initialise, enrol, bind,
 //! revoke, rebind and the operator's tamper reset; by serial, with no PIN pad here: look up,
-//! revoke, lock, unlock and unpair; and the customer's own loss report.
+//! revoke, lock, unlock, unpair and rebind to a PIN pad here; and the customer's own loss
+//! report.
 
 use std::sync::Arc;
+
+use firmware_protocol::message::{GetStatus, Request, Response};
 
 use super::lifecycle_types::*;
 use super::ops::refresh_status;
@@ -263,6 +266,7 @@ impl AppCore {
             .customer_of(from_device_id)
             .ok_or_else(|| AppError::NotBound(format!("{from_device_id} has no customer")))?;
         let to = self.slot(to_device_id)?;
+        Self::ready_for_rebind(&to).await?;
         let from_serial = self.revoke_device(from_device_id, &token, &bank).await?;
         self.enrol_on(&to, to_device_id, &bank, &token, &customer_id)
             .await?;
@@ -276,6 +280,26 @@ impl AppCore {
             ),
         )
         .await
+    }
+
+    /// Refuses a replacement that cannot be enrolled now, before a rebind revokes anything
+    /// (its own status, asked now: the customer would otherwise be left with no PIN pad).
+    async fn ready_for_rebind(to: &Slot) -> Result<(), AppError> {
+        let answer = {
+            let mut session = to.session.lock().await;
+            session.request(&Request::GetStatus(GetStatus)).await?
+        };
+        let Response::Status(status) = answer else {
+            return Err(AppError::Internal(format!(
+                "{} answered GetStatus with {}",
+                to.serial,
+                answer.name()
+            )));
+        };
+        match core::remote::not_ready_for_rebind(&to.serial, &status) {
+            Some(why) => Err(AppError::NotInitialised(why)),
+            None => Ok(()),
+        }
     }
 
     /// Operator: resets a tampered device with an operator-signed token (back to manufactured).
@@ -321,6 +345,10 @@ impl AppCore {
             state: view["state"].as_str().unwrap_or("unknown").to_owned(),
             locked: view["locked_by_bank"].as_bool().unwrap_or(false),
             customer_id: view["customer_id"].as_str().map(str::to_owned),
+            commands: view["commands"]
+                .as_array()
+                .map(|c| c.iter().map(DeviceCommandRecord::from_bank).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -352,6 +380,50 @@ impl AppCore {
         }
         tracing::warn!(target: "companion::bank", "{serial}: {action:?} by serial ({})", staff.staff_id);
         self.staff_device_lookup(serial).await
+    }
+
+    /// Staff: moves the customer of a PIN pad that is not here (`from_serial`, lost) to the
+    /// one connected (`to_device_id`). The customer is the one the bank has bound to
+    /// `from_serial` (the screen's confirmation named them from the same record): the old PIN
+    /// pad is revoked first (its wipe goes out as for a revoke), so the customer never has
+    /// two, then the customer chooses a PIN on the new one's keypad and the bank binds it.
+    pub async fn staff_rebind_by_serial(
+        &self,
+        from_serial: &str,
+        to_device_id: &str,
+        progress: ProgressSink,
+    ) -> Result<StaffActionResult, AppError> {
+        let (staff, token, bank) = self.staff()?;
+        let from = core::remote::serial_part(from_serial.trim()).map_err(AppError::InvalidInput)?;
+        let to = self.slot(to_device_id)?;
+        if to.serial == from {
+            return Err(AppError::InvalidInput(
+                "the PIN pad being replaced is the one connected here: connect the new one",
+            ));
+        }
+        let record = self.staff_device_lookup(from).await?;
+        let customer_id = record.customer_id.ok_or_else(|| {
+            AppError::NotBound(format!(
+                "the bank has no customer bound to {from}: enrol the customer on the new PIN \
+                 pad instead"
+            ))
+        })?;
+        Self::ready_for_rebind(&to).await?;
+        let _op = Operation::begin(&to, progress.clone());
+        let reason = format!("Replaced by {} (staff {})", to.serial, staff.staff_id);
+        let mut quiet = |_: FlowEvent| {};
+        core::revoke(None, &bank, &token, from, &reason, &mut quiet).await?;
+        tracing::warn!(target: "companion::bank", "{from} revoked: replaced by {}", to.serial);
+        self.enrol_on(&to, to_device_id, &bank, &token, &customer_id)
+            .await?;
+        tracing::info!(target: "companion::bank", "{customer_id} moved from {from} to {}", to.serial);
+        progress(DeviceProgress::Stage { stage: Stage::Done });
+        self.staff_result(
+            StaffAction::Rebind,
+            to_device_id,
+            format!("{customer_id} moved to {}; {from} revoked", to.serial),
+        )
+        .await
     }
 
     /// The customer's own loss report: no PIN pad, no login, no staff; the loss-report code

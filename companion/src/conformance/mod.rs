@@ -28,6 +28,7 @@ pub mod cli;
 pub mod hook;
 mod link_cases;
 mod message_cases;
+mod owner_cases;
 mod payment_cases;
 mod probe;
 pub mod report;
@@ -290,7 +291,12 @@ pub(crate) fn cases() -> Vec<Case> {
     all.extend(message_cases::cases());
     all.extend(session_cases::cases());
     all.extend(payment_cases::cases());
+    // While the kit's session and pairing hold (host.unpair, among the bank commands, ends
+    // the pairing).
+    all.extend(owner_cases::pin_cases());
     all.extend(bank_command_cases::cases());
+    // The owner's wipe erases what the cases before use.
+    all.extend(owner_cases::wipe_cases());
     // Last: a tamper wipes what the cases before set up.
     all.extend(tamper_cases::cases());
     all

@@ -22,7 +22,7 @@ use super::probe::UserScript;
 use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect, expect_status, fail};
 
 /// The kit's test PIN (typed on the test unit through the hook).
-const TEST_PIN: &str = "739164";
+pub(super) const TEST_PIN: &str = "739164";
 /// The PAN field of the binding (a test number).
 const TEST_PAN: &str = "4000001234567899";
 const PIN_MAX: u8 = 6;
@@ -32,16 +32,19 @@ const PIN_MAX: u8 = 6;
 pub(crate) struct FlowState {
     pin_key: Option<PinKey>,
     pin_keepalives: Option<Vec<KeepaliveStatus>>,
-    session: Option<SessionKeys>,
-    payment_counter: u64,
+    pub(super) session: Option<SessionKeys>,
+    /// The last bank counter sent (ApprovePayment and ChangePin share it, PROTOCOL.md §6.12).
+    pub(super) payment_counter: u64,
+    /// The device counter of the last PIN change the device sent (owner_cases).
+    pub(super) pin_change_counter: Option<u64>,
     approved: Option<(Request, u64, String)>,
 }
 
-struct SessionKeys {
-    id: SessionId,
-    pin_key: PinKey,
-    mac_key: MacKey,
-    response_key: MacKey,
+pub(super) struct SessionKeys {
+    pub(super) id: SessionId,
+    pub(super) pin_key: PinKey,
+    pub(super) mac_key: MacKey,
+    pub(super) response_key: MacKey,
 }
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -159,7 +162,7 @@ fn pin_presses() -> UserScript {
 }
 
 /// The PIN inside a format 4 block, or why not.
-fn pin_of(block: &PinBlock, key: &PinKey) -> Result<Zeroizing<String>, String> {
+pub(super) fn pin_of(block: &PinBlock, key: &PinKey) -> Result<Zeroizing<String>, String> {
     if block.format() != PinBlockFormat::Iso4 {
         return Err(format!("PIN block format {:?}, not 4", block.format()));
     }

@@ -12,6 +12,7 @@ pub mod pin;
 pub mod remote;
 
 pub use events::{FlowEvent, Step};
+pub use remote::apply_bank_command;
 
 use firmware_protocol::crypto::host_auth::HostSigner;
 use firmware_protocol::crypto::pairing::{HostPairing, PairingNonce, PairingPublicKey};
@@ -431,18 +432,22 @@ pub async fn device_serial(session: &mut Session) -> Result<String, FlowError> {
 /// relays it to the device so a lost device wipes itself.
 async fn relay_refusal_command(
     session: &mut Session,
+    bank: &BankClient,
+    serial: &str,
     error: &BankError,
     events: EventSink<'_>,
 ) -> Result<(), FlowError> {
     if let BankError::Refused { details, .. } = error
-        && let Some(command) = details["bank_command"].as_str()
+        && details["bank_command"].is_string()
     {
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        let request: BankCommand = bank_request("bank_command", command)?;
-        // The device's answer changes nothing for the user: the bank already refused.
-        let _ = send_to_device(session, None, &request, events).await?;
+        // The device's answer changes nothing for the user (the bank already refused); the
+        // bank is told what it was.
+        let answer =
+            relay_field::<BankCommand>(session, None, details, "bank_command", events).await?;
+        remote::report_command_result(bank, serial, details, &answer).await;
     }
     Ok(())
 }
@@ -660,14 +665,14 @@ pub async fn login(
     host: &mut PairedHost,
     events: EventSink<'_>,
 ) -> Result<BankSession, FlowError> {
-    let (_, info) = device_info(session, events).await?;
+    let (serial, info) = device_info(session, events).await?;
     events(FlowEvent::Step {
         step: Step::LoginBegin,
     });
     let begun = match bank.post("/v1/login", None, &json!({"info": info})).await {
         Ok(v) => v,
         Err(e) => {
-            relay_refusal_command(session, &e, events).await?;
+            relay_refusal_command(session, bank, &serial, &e, events).await?;
             return Err(e.into());
         }
     };
@@ -676,12 +681,13 @@ pub async fn login(
     // else. A device that already did answers StaleBankCounter, which changes nothing; one
     // that does it now no longer knows this computer, and the login stops at the session
     // keys (UnknownHost: pair again).
-    if let Some(command) = begun["bank_command"].as_str() {
+    if begun["bank_command"].is_string() {
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        let request: BankCommand = bank_request("bank_command", command)?;
-        let _ = send_to_device(session, None, &request, events).await?;
+        let answer =
+            relay_field::<BankCommand>(session, None, &begun, "bank_command", events).await?;
+        remote::report_command_result(bank, &serial, &begun, &answer).await;
     }
     events(FlowEvent::Step {
         step: Step::IntegrityReport,
@@ -720,9 +726,10 @@ pub async fn login(
         events(FlowEvent::Step {
             step: Step::RelayBankCommand,
         });
-        relay_field::<BankCommand>(session, None, &details, "bank_command", events)
-            .await?
-            .into_answer()?;
+        let answer =
+            relay_field::<BankCommand>(session, None, &details, "bank_command", events).await?;
+        remote::report_command_result(bank, &serial, &details, &answer).await;
+        answer.into_answer()?;
         events(FlowEvent::Step {
             step: Step::LoadSessionKeys,
         });
@@ -993,34 +1000,6 @@ pub async fn confirm_one(
         status: answer["status"].as_str().unwrap_or("unknown").to_owned(),
     });
     Ok(answer)
-}
-
-/// Acts on a `bank_command` event from the bank's stream (staff revoked, locked or unlocked
-/// the device): when it is for the connected device `serial`, relays the signed command (the
-/// device checks the bank's signature and sequence itself) and returns the device's state
-/// after it. A command for another device is left alone (`None`).
-pub async fn apply_bank_command(
-    session: &mut Session,
-    serial: &str,
-    data: &Value,
-    events: EventSink<'_>,
-) -> Result<Option<firmware_protocol::message::Status>, FlowError> {
-    if data["serial"].as_str() != Some(serial) {
-        return Ok(None);
-    }
-    events(FlowEvent::Step {
-        step: Step::RelayBankCommand,
-    });
-    let status = relay_field::<BankCommand>(session, None, data, "bank_command", events)
-        .await?
-        .into_answer()?;
-    events(FlowEvent::BankCommandApplied {
-        serial: serial.to_owned(),
-        command: data["command"].as_str().unwrap_or("unknown").to_owned(),
-        lifecycle: status.lifecycle.as_str().to_owned(),
-        lock: status.lock.as_str().to_owned(),
-    });
-    Ok(Some(status))
 }
 
 /// Staff: revoke a device (lost or stolen). The bank ends the binding and signs a wipe; when

@@ -8,8 +8,8 @@ use super::codec::{Reader, Writer};
 use super::owner::{DeviceWiped, PinChangeEntered};
 use super::status::StatusCode;
 use super::types::{
-    BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv, Lifecycle,
-    LockState, MacTag, Nonce, PinBlock, SessionId, Sha256Digest,
+    BankCommandKind, BankResult, Capabilities, EcPublicKey, EcdsaSignature, HostId, Indicator, Kcv,
+    Lifecycle, LockState, MacTag, Nonce, PinBlock, SessionId, Sha256Digest,
 };
 use super::{MessageError, WireBody, limits, message_type};
 
@@ -134,6 +134,21 @@ pub struct Status {
     /// Seconds until the inactivity lock (T2) engages unless the bank is contacted; absent
     /// when already locked or when no T2 policy applies.
     pub locks_in_seconds: Option<u32>,
+}
+
+impl Status {
+    /// Whether this state shows `command` in force (PROTOCOL.md §3.4 BankCommand): the one
+    /// reading of a relayed command's result, for the app that relayed it and for the bank
+    /// it reports to. An unsigned status, so a claim, not a proof (docs/SECURITY.md).
+    pub fn shows_in_force(&self, command: BankCommandKind) -> bool {
+        match command {
+            BankCommandKind::Wipe => self.lifecycle == Lifecycle::Revoked,
+            BankCommandKind::Lock => self.lock != LockState::Unlocked,
+            BankCommandKind::Unlock => self.lock == LockState::Unlocked,
+            BankCommandKind::ForgetHosts => self.paired_hosts == 0,
+            BankCommandKind::EndSession => !self.session_active,
+        }
+    }
 }
 
 impl WireBody for Status {

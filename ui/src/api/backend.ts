@@ -3,6 +3,8 @@
 import type {
   BankDevice,
   LossReport,
+  PinChangeResult,
+  WipeResult,
   SerialAction,
   AppEvent,
   AppInfo,
@@ -64,6 +66,13 @@ export interface Backend {
   staffDeviceLookup(serial: string): Promise<BankDevice>;
   /** staff_by_serial { serial, action } — revoke, lock, unlock or unpair with no PIN pad here */
   staffBySerial(serial: string, action: SerialAction): Promise<BankDevice>;
+  /** staff_rebind_by_serial { fromSerial, toDeviceId, onProgress } — the customer of a PIN pad
+   *  that is not here moves to the one here (PIN chosen on its keypad); the old one is revoked */
+  staffRebindBySerial(fromSerial: string, toDeviceId: string, onProgress: ProgressSink): Promise<StaffActionResult>;
+  /** pin_change { sessionId, onProgress } — current PIN, new PIN twice, all on the PIN pad */
+  pinChange(sessionId: string, onProgress: ProgressSink): Promise<PinChangeResult>;
+  /** device_wipe { deviceId, onProgress } — the owner confirms on the keypad; the bank is told */
+  deviceWipe(deviceId: string, onProgress: ProgressSink): Promise<WipeResult>;
 
   /** logout { sessionId } — ends the session at the bank and on the device; says what ended where */
   logout(sessionId: string): Promise<LogoutResult>;

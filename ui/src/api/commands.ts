@@ -40,7 +40,10 @@ export const FLOW_COMMANDS = [
   'staff_tamper_reset',
   'staff_device_lookup',
   'staff_by_serial',
+  'staff_rebind_by_serial',
   'device_report_lost',
+  'pin_change',
+  'device_wipe',
   'confirmation_approve',
 ] as const;
 

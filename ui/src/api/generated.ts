@@ -428,7 +428,11 @@ locked: boolean,
 /**
  * The customer it is bound to, if any.
  */
-customerId: string | null, };
+customerId: string | null, 
+/**
+ * Its latest signed commands, newest first, with what the PIN pad answered to each.
+ */
+commands: Array<DeviceCommandRecord>, };
 
 export type LossReport = { 
 /**
@@ -437,6 +441,66 @@ export type LossReport = {
 serial: string, 
 /**
  * Plain words: what the bank did and what happens next.
+ */
+message: string, };
+
+export type DeviceCommandRecord = { 
+/**
+ * The bank's sequence number of the command.
+ */
+sequence: number, 
+/**
+ * `lock`, `unlock`, `wipe`, `forget_hosts`, `end_session`, `operator_reset`, ...
+ */
+command: string, 
+/**
+ * Who issued it (a staff user, `login`, `customer ...`).
+ */
+issuedBy: string, 
+/**
+ * When (ms since the epoch).
+ */
+issuedAt: number, 
+/**
+ * `applied`, `not_applied` or `refused`; `None`: no answer reported yet.
+ */
+outcome: string | null, 
+/**
+ * The PIN pad's state in its answer (`bound, locked_by_bank`) or its refusal.
+ */
+detail: string | null, };
+
+export type PinChangeVerdict = "changed" | "wrongPin" | "blocked" | "notChanged";
+
+export type PinChangeResult = { 
+/**
+ * The verdict.
+ */
+verdict: PinChangeVerdict, 
+/**
+ * PIN tries left after a wrong current PIN.
+ */
+triesLeft: number | null, 
+/**
+ * What the PIN pad's screen says.
+ */
+deviceText: string, 
+/**
+ * Plain words for the customer.
+ */
+message: string, };
+
+export type WipeResult = { 
+/**
+ * The wiped PIN pad.
+ */
+serial: string, 
+/**
+ * The bank accepted the PIN pad's signed receipt (the binding ended there).
+ */
+bankNotified: boolean, 
+/**
+ * Plain words for the customer.
  */
 message: string, };
 

@@ -19,8 +19,11 @@ import type {
   LogEntry,
   LogExport,
   BankDevice,
+  DeviceCommandRecord,
   LossReport,
+  PinChangeResult,
   SerialAction,
+  WipeResult,
   LoginSession,
   LogoutResult,
   LogLevel,
@@ -192,6 +195,10 @@ export class MockBackend implements Backend {
   private customers = new Map<string, Customer>();
   private pairings = new Map<string, { deviceId: string; code: string }>();
   private sessions = new Map<string, LoginSession>();
+  /** Per serial: the bank's signed commands and the PIN pad's answers, newest first. */
+  private commandLog = new Map<string, DeviceCommandRecord[]>();
+  /** Per customer: wrong current PINs at PIN changes (3 block the PIN). */
+  private wrongPins = new Map<string, number>();
   private payments = new Map<string, Payment>();
   private confirmations: ConfirmationRequest[] = [];
   private staff: StaffSession | null = null;
@@ -577,7 +584,23 @@ export class MockBackend implements Backend {
   }
 
   private bankView(dev: MockDevice): BankDevice {
-    return { serial: dev.status.serial, state: dev.status.lifecycle, locked: dev.status.lock === 'locked', customerId: dev.status.customerId };
+    const commands = [...(this.commandLog.get(dev.status.serial) ?? [])];
+    return { serial: dev.status.serial, state: dev.status.lifecycle, locked: dev.status.lock === 'locked', customerId: dev.status.customerId, commands };
+  }
+
+  /** As the bank records a signed command, with the answer an app connected to the PIN pad reports. */
+  private logCommand(dev: MockDevice, command: string, issuedBy: string): void {
+    const log = this.commandLog.get(dev.status.serial) ?? [];
+    const on = dev.status.connected;
+    log.unshift({
+      sequence: log.length + 1,
+      command,
+      issuedBy,
+      issuedAt: Date.now(),
+      outcome: on ? 'applied' : null,
+      detail: on ? `${dev.status.lifecycle}, ${dev.status.lock}` : null,
+    });
+    this.commandLog.set(dev.status.serial, log);
   }
 
   /** As the core: a lock pushed to a customer logged in with the device ends the login. */
@@ -640,8 +663,130 @@ export class MockBackend implements Backend {
         break;
     }
     this.addLog('warn', 'bank', `${dev.status.serial}: ${action} by serial`);
+    this.logCommand(dev, { revoke: 'wipe', lock: 'lock', unlock: 'unlock', unpair: 'forget_hosts' }[action], this.staff!.staffId);
     this.emitDevices();
     return this.bankView(dev);
+  }
+
+  async staffRebindBySerial(fromSerial: string, toDeviceId: string, onProgress: ProgressSink): Promise<StaffActionResult> {
+    const staff = this.requireStaff();
+    const from = this.bySerial(fromSerial);
+    const to = this.device(toDeviceId);
+    if (from === to) throw appError('invalidInput', 'the PIN pad being replaced is the one connected here: connect the new one');
+    const customerId = from.status.customerId;
+    if (!customerId || from.status.lifecycle !== 'bound') {
+      throw appError('notBound', `the bank has no customer bound to ${from.status.serial}: enrol the customer on the new PIN pad instead`);
+    }
+    this.requireUsable(to);
+    if (to.status.lifecycle !== 'initialised') throw appError('notInitialised', `${to.status.serial} must be initialised and not bound`);
+    this.revokeDevice(from);
+    this.logCommand(from, 'wipe', staff.staffId);
+    const customer = this.customers.get(customerId)!;
+    this.stage('sendingToDevice', onProgress);
+    await this.exchange(to, 'PIN enrolment');
+    this.setDisplay(to, ['Choose a PIN', `${MOCK_PIN_LENGTH} digits, then OK`], onProgress);
+    await this.waitForUser(to, 'pin', `rebind-${toDeviceId}`, onProgress);
+    const first = to.sealPin();
+    this.setDisplay(to, ['Repeat the PIN', 'then OK'], onProgress);
+    await this.waitForUser(to, 'pin', `rebind-${toDeviceId}`, onProgress);
+    if (!first.sameAs(to.sealPin())) {
+      this.setDisplay(to, ['PINs differ', 'Try again'], onProgress);
+      throw appError('invalidInput', 'the two PIN entries on the device were different');
+    }
+    this.stage('sendingToBank', onProgress);
+    await this.exchange(to, 'PIN block');
+    customer.pvv = first.toVerificationValue();
+    to.status.lifecycle = 'bound';
+    to.status.customerId = customerId;
+    customer.deviceId = to.id;
+    this.setDisplay(to, ['PIN set', `Bound to ${customerId}`], onProgress);
+    this.addLog('info', 'bank', `${customerId} moved from ${from.status.serial} to ${to.status.serial}`);
+    this.stage('done', onProgress);
+    return this.result('rebind', to, `${customerId} moved to ${to.status.serial}; ${from.status.serial} revoked`);
+  }
+
+  // the customer's own PIN pad ---------------------------------------------------------------
+
+  async pinChange(sessionId: string, onProgress: ProgressSink): Promise<PinChangeResult> {
+    const session = this.sessions.get(sessionId);
+    if (!session) throw appError('notLoggedIn', 'the session has ended; log in again');
+    const dev = this.device(session.deviceId);
+    this.requireUsable(dev, { paired: true, bound: true });
+    const customer = this.customers.get(session.customerId)!;
+    this.stage('contactingBank', onProgress);
+    await this.exchange(dev, 'PIN change');
+    const tag = `pin-${sessionId}`;
+    this.setDisplay(dev, ['Change PIN', 'Enter your current PIN'], onProgress);
+    await this.waitForUser(dev, 'pin', tag, onProgress);
+    const current = dev.sealPin();
+    this.setDisplay(dev, ['Change PIN', `Choose a new PIN (${MOCK_PIN_LENGTH} digits)`], onProgress);
+    await this.waitForUser(dev, 'pin', tag, onProgress);
+    const first = dev.sealPin();
+    this.setDisplay(dev, ['Change PIN', 'Enter the new PIN again'], onProgress);
+    await this.waitForUser(dev, 'pin', tag, onProgress);
+    if (!first.sameAs(dev.sealPin())) {
+      this.setDisplay(dev, ['PINs differ: PIN not changed'], onProgress);
+      throw appError('invalidInput', 'the two new PIN entries on the PIN pad were different');
+    }
+    this.stage('sendingToBank', onProgress);
+    await this.exchange(dev, 'PIN blocks and MAC');
+    this.stage('verifyingResponse', onProgress);
+    this.setIndicator(dev, 'safe', onProgress);
+    const wrong = this.wrongPins.get(customer.customerId) ?? 0;
+    let result: PinChangeResult;
+    if (wrong >= 3 || !current.matches(customer.pvv)) {
+      const now = wrong + 1;
+      this.wrongPins.set(customer.customerId, now);
+      const left = Math.max(0, 3 - now);
+      result =
+        left === 0
+          ? { verdict: 'blocked', triesLeft: null, deviceText: 'PIN blocked: contact your bank', message: 'The current PIN was wrong too many times: the PIN is blocked. Contact your bank.' }
+          : {
+              verdict: 'wrongPin',
+              triesLeft: left,
+              deviceText: `Wrong PIN: not changed, ${left === 1 ? '1 try' : `${left} tries`} left`,
+              message: `The current PIN was wrong: the PIN is not changed. ${left === 1 ? '1 try' : `${left} tries`} left before the PIN is blocked.`,
+            };
+    } else {
+      this.wrongPins.delete(customer.customerId);
+      customer.pvv = first.toVerificationValue();
+      result = { verdict: 'changed', triesLeft: null, deviceText: 'PIN changed', message: 'PIN changed: use the new PIN from now on.' };
+    }
+    this.setDisplay(dev, [result.deviceText], onProgress);
+    this.addLog('info', 'bank', `${customer.customerId}: PIN change ${result.verdict}`);
+    this.stage('done', onProgress);
+    return result;
+  }
+
+  async deviceWipe(deviceId: string, onProgress: ProgressSink): Promise<WipeResult> {
+    const dev = this.device(deviceId);
+    const s = dev.status;
+    if (!s.connected) throw appError('deviceDisconnected', `${s.serial} is not connected`);
+    if (s.tamper === 'tampered') throw appError('tampered', `${s.serial} reports TAMPERED`);
+    if (s.lifecycle === 'revoked') throw appError('revoked', `${s.serial} was revoked by the bank`);
+    if (s.lifecycle === 'manufactured') throw appError('notInitialised', `${s.serial} has nothing to wipe`);
+    this.stage('sendingToDevice', onProgress);
+    await this.exchange(dev, 'wipe request');
+    this.setDisplay(dev, ['Wipe this PIN pad?', 'Erases its keys, pairings', 'and payment data; your bank', 'binding ends.', 'OK = wipe, X = keep'], onProgress);
+    if (!(await this.waitForUser(dev, 'confirm', `wipe-${deviceId}`, onProgress))) {
+      this.setDisplay(dev, ['Cancelled: not wiped'], onProgress);
+      throw appError('userCancelled', 'the wipe was cancelled on the PIN pad');
+    }
+    const cust = s.customerId ? this.customers.get(s.customerId) : undefined;
+    if (cust && cust.deviceId === dev.id) cust.deviceId = null;
+    for (const [id, session] of this.sessions) if (session.deviceId === dev.id) this.sessions.delete(id);
+    Object.assign(s, { lifecycle: 'manufactured', customerId: null, paired: false, lock: 'unlocked', indicator: 'off' });
+    this.setDisplay(dev, ['Not initialised', 'Wiped: keys and pairings erased'], onProgress);
+    this.stage('sendingToBank', onProgress);
+    await this.exchange(dev, 'wipe receipt');
+    this.addLog('warn', 'device', `${s.serial}: wiped by its owner; the bank ended the binding`);
+    this.emitDevices();
+    this.stage('done', onProgress);
+    return {
+      serial: s.serial,
+      bankNotified: true,
+      message: `${s.serial} is wiped: its keys, pairings and payment data are erased, and your bank ended its link to you. A branch can set it up again for a new owner.`,
+    };
   }
 
   async logout(sessionId: string): Promise<LogoutResult> {

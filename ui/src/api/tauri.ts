@@ -18,7 +18,9 @@ import type {
   LogExport,
   BankDevice,
   LossReport,
+  PinChangeResult,
   SerialAction,
+  WipeResult,
   LoginSession,
   LogoutResult,
   PairingStart,
@@ -105,6 +107,15 @@ export class TauriBackend implements Backend {
   }
   staffBySerial(serial: string, action: SerialAction): Promise<BankDevice> {
     return call('staff_by_serial', { serial, action });
+  }
+  staffRebindBySerial(fromSerial: string, toDeviceId: string, onProgress: ProgressSink): Promise<StaffActionResult> {
+    return call('staff_rebind_by_serial', { fromSerial, toDeviceId, onProgress: progress(onProgress) });
+  }
+  pinChange(sessionId: string, onProgress: ProgressSink): Promise<PinChangeResult> {
+    return call('pin_change', { sessionId, onProgress: progress(onProgress) });
+  }
+  deviceWipe(deviceId: string, onProgress: ProgressSink): Promise<WipeResult> {
+    return call('device_wipe', { deviceId, onProgress: progress(onProgress) });
   }
 
   logout(sessionId: string): Promise<LogoutResult> {

@@ -13,7 +13,11 @@ import type { CoreEvent, Fault, PaymentResult, TransportName } from './generated
 export type {
   BankCommandKind,
   BankDevice,
+  DeviceCommandRecord,
   LossReport,
+  PinChangeResult,
+  PinChangeVerdict,
+  WipeResult,
   SerialAction,
   ConfirmationRequest,
   ConfirmationResult,

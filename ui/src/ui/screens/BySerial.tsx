@@ -1,12 +1,14 @@
-// Acting on a PIN pad that is not here, by its serial: staff's revoke / lock / unlock / unpair,
-// and the customer's own loss report. Each asks first, naming the PIN pad and its customer.
+// Acting on a PIN pad that is not here, by its serial: staff's revoke / lock / unlock / unpair
+// and rebind (its customer moves to a PIN pad here), with each command's answer from the PIN
+// pad; and the customer's own loss report. Each asks first, naming the PIN pad and its customer.
 import { useState } from 'preact/hooks';
 import { toAppError, type AppError } from '../../api/errors';
-import type { BankDevice, LossReport, SerialAction } from '../../api/types';
+import type { BankDevice, DeviceCommandRecord, LossReport, SerialAction } from '../../api/types';
 import { ErrorBox, Field, fieldAria } from '../common';
-import { useController, useT } from '../context';
+import { useApp, useController, useT } from '../context';
 
-const ACTIONS: SerialAction[] = ['lock', 'unlock', 'unpair', 'revoke'];
+type Action = SerialAction | 'rebind';
+const ACTIONS: Action[] = ['lock', 'unlock', 'unpair', 'revoke', 'rebind'];
 
 /** Runs one bank call at a time, keeping its error for the screen. */
 function useCall(): [boolean, AppError | null, (f: () => Promise<void>) => Promise<void>] {
@@ -26,16 +28,45 @@ function useCall(): [boolean, AppError | null, (f: () => Promise<void>) => Promi
   return [busy, error, run];
 }
 
+/** What the PIN pad answered to one command, as the relaying app reported it. */
+function CommandLine({ r }: { r: DeviceCommandRecord }) {
+  const t = useT();
+  const detail = r.detail ?? '';
+  const told =
+    r.outcome === 'applied'
+      ? t('serial.outcome.applied', { detail })
+      : r.outcome === 'not_applied'
+        ? t('serial.outcome.not_applied', { detail })
+        : r.outcome === 'refused'
+          ? t('serial.outcome.refused', { detail })
+          : t('serial.outcome.none');
+  return (
+    <li class={r.outcome === 'applied' ? '' : 'bad'} data-testid={`serial-command-${r.sequence}`}>
+      {t('serial.commandLine', { sequence: String(r.sequence), command: r.command, by: r.issuedBy })}: {told}
+    </li>
+  );
+}
+
 /** Staff: a PIN pad that is not plugged in here, by serial. */
 export function StaffBySerial() {
   const t = useT();
   const c = useController();
+  const devices = useApp((s) => s.devices);
   const [serial, setSerial] = useState('');
   const [found, setFound] = useState<BankDevice | null>(null);
-  const [asked, setAsked] = useState<SerialAction | null>(null);
-  const [done, setDone] = useState<SerialAction | null>(null);
+  const [asked, setAsked] = useState<Action | null>(null);
+  const [done, setDone] = useState<Action | null>(null);
+  const [rebindTo, setRebindTo] = useState('');
+  // The names as they were when staff confirmed (a rebind changes the record's customer).
+  const [doneNames, setDoneNames] = useState({ serial: '', customer: '', to: '' });
   const [busy, error, run] = useCall();
   const customer = found?.customerId ?? t('devices.noCustomer');
+  // A replacement: connected here, initialised by the bank, not the PIN pad being replaced.
+  const spares = devices.filter((d) => d.connected && d.lifecycle === 'initialised' && d.serial !== found?.serial);
+  const to = spares.find((d) => d.deviceId === rebindTo) ?? spares[0] ?? null;
+  const toName = to ? `${to.name} (${to.serial})` : '';
+  const canRebind = found !== null && found.state === 'bound' && found.customerId !== null;
+  const names = { serial: found?.serial ?? '', customer, to: toName };
   return (
     <section class="card" aria-labelledby="s-serial" data-testid="staff-by-serial">
       <h2 id="s-serial" class="card-title">
@@ -71,7 +102,7 @@ export function StaffBySerial() {
                 key={a}
                 type="button"
                 class={`btn${a === 'revoke' ? ' btn-danger' : ''}`}
-                disabled={busy || found.state === 'revoked'}
+                disabled={busy || found.state === 'revoked' || (a === 'rebind' && !canRebind)}
                 onClick={() => {
                   setAsked(a);
                   setDone(null);
@@ -82,19 +113,58 @@ export function StaffBySerial() {
               </button>
             ))}
           </div>
+          {found.commands.length > 0 && (
+            <>
+              <h3 class="small">{t('serial.commands', { serial: found.serial })}</h3>
+              <ul class="small" data-testid="serial-commands">
+                {found.commands.map((r) => (
+                  <CommandLine key={r.sequence} r={r} />
+                ))}
+              </ul>
+              <p class="muted small">{t('serial.outcomeNote')}</p>
+            </>
+          )}
         </>
       )}
       {found && asked && (
         <div class="error-box" role="alertdialog" aria-labelledby="serial-ask" data-testid="serial-confirm">
-          <p id="serial-ask">{t(`serial.ask.${asked}`, { serial: found.serial, customer })}</p>
+          {asked === 'rebind' && (
+            <Field id="rebind-to" label={t('serial.rebindTo')}>
+              <select {...fieldAria('rebind-to')} value={to?.deviceId ?? ''} onChange={(e) => setRebindTo((e.target as HTMLSelectElement).value)}>
+                {spares.map((d) => (
+                  <option key={d.deviceId} value={d.deviceId}>
+                    {d.name} ({d.serial})
+                  </option>
+                ))}
+              </select>
+            </Field>
+          )}
+          {asked === 'rebind' && !to ? (
+            <p id="serial-ask">{t('serial.rebindNone')}</p>
+          ) : (
+            <p id="serial-ask">{t(`serial.ask.${asked}`, names)}</p>
+          )}
+          {asked === 'rebind' && busy && (
+            <p class="stage" role="status" data-testid="serial-rebind-look">
+              {t('serial.rebindLook', names)}
+            </p>
+          )}
           <div class="actions">
             <button
               type="button"
               class="btn btn-danger"
-              disabled={busy}
+              disabled={busy || (asked === 'rebind' && !to)}
               onClick={() =>
                 void run(async () => {
-                  setFound(await c.staffBySerial(found.serial, asked));
+                  const confirmed = names;
+                  if (asked === 'rebind') {
+                    if (!to) return;
+                    await c.staffRebindBySerial(found.serial, to.deviceId, () => undefined);
+                    setFound(await c.staffDeviceLookup(found.serial));
+                  } else {
+                    setFound(await c.staffBySerial(found.serial, asked));
+                  }
+                  setDoneNames(confirmed);
                   setDone(asked);
                   setAsked(null);
                 })
@@ -111,7 +181,7 @@ export function StaffBySerial() {
       )}
       {found && done && (
         <p class="success-box" role="status" data-testid="serial-done">
-          {t(`serial.done.${done}`, { serial: found.serial })}
+          {t(`serial.done.${done}`, doneNames)}
         </p>
       )}
       <ErrorBox error={error} />

@@ -1,4 +1,5 @@
 import type { DeviceStatus } from '../../api/types';
+import { WipePinPad } from './Owner';
 import { activeDevice } from '../../state';
 import { FirmwareLine, IndicatorLight, Notice } from '../common';
 import { useApp, useController, useT } from '../context';
@@ -115,6 +116,7 @@ export function DevicesScreen() {
           ))}
         </ul>
       )}
+      {active && <WipePinPad device={active} />}
       <ReportLost />
     </>
   );

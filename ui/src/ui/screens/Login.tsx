@@ -1,6 +1,7 @@
 import { activeDevice } from '../../state';
 import { DeviceDisplay, ErrorBox, Field, fieldAria, StageLine } from '../common';
 import { useApp, useController, useT } from '../context';
+import { ChangePin } from './Owner';
 
 export function LoginScreen() {
   const t = useT();
@@ -27,6 +28,7 @@ export function LoginScreen() {
             </button>
           </div>
         </section>
+        <ChangePin />
       </>
     );
   }
