@@ -168,6 +168,17 @@ pub enum SessionError {
         /// Why.
         source: MessageError,
     },
+    /// The answer MSG carries another request's id (the link delivered it as the answer to
+    /// this request, so the device mixed them up).
+    #[error("the PIN pad answered {request} (id {expected}) with an answer to request {received}")]
+    AnswerMismatch {
+        /// The request.
+        request: &'static str,
+        /// Its id.
+        expected: u32,
+        /// The id the answer carries.
+        received: u32,
+    },
     /// The device's channel vanished twice in a row.
     #[error("the PIN pad keeps forgetting our channel; it may be restarting repeatedly")]
     ChannelLost,
@@ -211,6 +222,7 @@ impl SessionError {
             SessionError::DeviceBusy { .. } => K::DeviceBusy,
             SessionError::LinkRefused { .. }
             | SessionError::MalformedAnswer { .. }
+            | SessionError::AnswerMismatch { .. }
             | SessionError::ChannelLost => K::CorruptFrame,
             SessionError::Refused { status, .. } => match status {
                 S::Busy => K::DeviceBusy,
