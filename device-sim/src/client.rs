@@ -234,11 +234,9 @@ impl LinkClient {
                             RequestFailure::Cancelled { confirmed: true } => {
                                 ClientError::Device(ErrorCode::Cancelled)
                             }
-                            RequestFailure::Cancelled { confirmed: false } => {
-                                ClientError::Timeout(Duration::from_millis(
-                                    self.link.config().cancel_grace_ms,
-                                ))
-                            }
+                            RequestFailure::Cancelled { confirmed: false } => ClientError::Timeout(
+                                Duration::from_millis(self.link.config().cancel_grace_ms),
+                            ),
                             RequestFailure::DeliveryFailed { .. } => ClientError::GaveUp,
                             RequestFailure::DeviceSilent { idle_ms } => {
                                 ClientError::Timeout(Duration::from_millis(idle_ms))

@@ -5,9 +5,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use firmware_protocol::link::{
-    AbortReason, Body, Capabilities, ChannelId, ConnectionId, Destination, DeviceEvent,
-    DeviceLink, DeviceLinkConfig, ErrorCode, Frame, HostEvent, HostLink, HostLinkConfig,
-    InitResponse, KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig, ReassemblyEvent, Role,
+    AbortReason, Body, Capabilities, ChannelId, ConnectionId, Destination, DeviceEvent, DeviceLink,
+    DeviceLinkConfig, ErrorCode, Frame, HostEvent, HostLink, HostLinkConfig, InitResponse,
+    KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig, ReassemblyEvent, Role,
 };
 
 const MTU: Mtu = Mtu::USB;
@@ -72,9 +72,23 @@ fn msg(channel: ChannelId, seq: u8, message: &[u8]) -> Frame {
 /// Allocates a channel for connection `from`.
 fn allocate(device: &mut DeviceLink, hosts: &mut Hosts, from: ConnectionId) -> ChannelId {
     let nonce = [from as u8; 8];
-    send(device, 0, from, Frame::new(ChannelId::BROADCAST, Body::InitRequest { nonce }));
+    send(
+        device,
+        0,
+        from,
+        Frame::new(ChannelId::BROADCAST, Body::InitRequest { nonce }),
+    );
     let frames = hosts.frames(device, 0);
-    let [(Destination::All, Frame { body: Body::InitResponse(answer), .. })] = frames[..] else {
+    let [
+        (
+            Destination::All,
+            Frame {
+                body: Body::InitResponse(answer),
+                ..
+            },
+        ),
+    ] = frames[..]
+    else {
         panic!("expected one INIT answer to everyone, got {frames:?}");
     };
     assert_eq!(answer.nonce, nonce);
@@ -90,7 +104,10 @@ fn allocation_then_resync_restarts_sequence_numbers_and_aborts_the_request() {
     send(&mut device, 10, 1, msg(channel, 0, b"first"));
     assert_eq!(
         hosts.frames(&mut device, 10),
-        vec![(Destination::Connection(1), Frame::new(channel, Body::Ack { seq: 0 }))]
+        vec![(
+            Destination::Connection(1),
+            Frame::new(channel, Body::Ack { seq: 0 })
+        )]
     );
     assert_eq!(
         events(&mut device),
@@ -100,7 +117,12 @@ fn allocation_then_resync_restarts_sequence_numbers_and_aborts_the_request() {
         }]
     );
     let nonce = [9; 8];
-    send(&mut device, 20, 1, Frame::new(channel, Body::InitRequest { nonce }));
+    send(
+        &mut device,
+        20,
+        1,
+        Frame::new(channel, Body::InitRequest { nonce }),
+    );
     assert_eq!(
         events(&mut device),
         vec![DeviceEvent::Aborted {
@@ -138,17 +160,34 @@ fn another_channel_is_answered_busy_while_a_transaction_runs() {
     assert!(events(&mut device).is_empty());
     // The owner's second request before the answer: ACK, then busy.
     send(&mut device, 6, 1, msg(owner, 1, b"again"));
-    let frames: Vec<Body> = hosts.frames(&mut device, 6).into_iter().map(|(_, f)| f.body).collect();
-    assert_eq!(frames, vec![Body::Ack { seq: 1 }, Body::Error(ErrorCode::ChannelBusy)]);
+    let frames: Vec<Body> = hosts
+        .frames(&mut device, 6)
+        .into_iter()
+        .map(|(_, f)| f.body)
+        .collect();
+    assert_eq!(
+        frames,
+        vec![Body::Ack { seq: 1 }, Body::Error(ErrorCode::ChannelBusy)]
+    );
     // The message layer may refuse a request itself, which ends the transaction.
     device.answer(7, b"done".to_vec()).unwrap();
     hosts.frames(&mut device, 7);
     send(&mut device, 8, 1, Frame::new(owner, Body::Ack { seq: 0 }));
     send(&mut device, 9, 2, msg(other, 0, b"ping"));
-    assert!(matches!(events(&mut device)[..], [DeviceEvent::Request { .. }]));
+    assert!(matches!(
+        events(&mut device)[..],
+        [DeviceEvent::Request { .. }]
+    ));
     device.refuse(ErrorCode::ChannelBusy);
-    let frames: Vec<Body> = hosts.frames(&mut device, 9).into_iter().map(|(_, f)| f.body).collect();
-    assert_eq!(frames, vec![Body::Ack { seq: 0 }, Body::Error(ErrorCode::ChannelBusy)]);
+    let frames: Vec<Body> = hosts
+        .frames(&mut device, 9)
+        .into_iter()
+        .map(|(_, f)| f.body)
+        .collect();
+    assert_eq!(
+        frames,
+        vec![Body::Ack { seq: 0 }, Body::Error(ErrorCode::ChannelBusy)]
+    );
     assert_eq!(device.transaction_owner(), None);
 }
 
@@ -162,24 +201,52 @@ fn keepalives_go_out_at_each_change_and_every_200_ms() {
     // Before the message layer says anything, the link reports "processing".
     assert_eq!(device.poll_timeout(), Some(1200));
     device.handle_timeout(1200);
-    let keepalive = |status| vec![(Destination::Connection(1), Frame::new(channel, Body::Keepalive(status)))];
-    assert_eq!(hosts.frames(&mut device, 1200), keepalive(KeepaliveStatus::Processing));
+    let keepalive = |status| {
+        vec![(
+            Destination::Connection(1),
+            Frame::new(channel, Body::Keepalive(status)),
+        )]
+    };
+    assert_eq!(
+        hosts.frames(&mut device, 1200),
+        keepalive(KeepaliveStatus::Processing)
+    );
     device.set_progress(1250, KeepaliveStatus::AwaitingUser);
-    assert_eq!(hosts.frames(&mut device, 1250), keepalive(KeepaliveStatus::AwaitingUser));
+    assert_eq!(
+        hosts.frames(&mut device, 1250),
+        keepalive(KeepaliveStatus::AwaitingUser)
+    );
     device.set_progress(1300, KeepaliveStatus::AwaitingUser);
-    assert!(hosts.frames(&mut device, 1300).is_empty(), "no change, not due");
+    assert!(
+        hosts.frames(&mut device, 1300).is_empty(),
+        "no change, not due"
+    );
     assert_eq!(device.poll_timeout(), Some(1450));
     device.handle_timeout(1449);
     assert!(hosts.frames(&mut device, 1449).is_empty());
     device.handle_timeout(1450);
-    assert_eq!(hosts.frames(&mut device, 1450), keepalive(KeepaliveStatus::AwaitingUser));
+    assert_eq!(
+        hosts.frames(&mut device, 1450),
+        keepalive(KeepaliveStatus::AwaitingUser)
+    );
     // The answer stops keepalives; its retransmission timer takes over.
     device.answer(1500, b"ok".to_vec()).unwrap();
-    assert_eq!(hosts.frames(&mut device, 1500), vec![(Destination::Connection(1), msg(channel, 0, b"ok"))]);
+    assert_eq!(
+        hosts.frames(&mut device, 1500),
+        vec![(Destination::Connection(1), msg(channel, 0, b"ok"))]
+    );
     assert_eq!(device.poll_timeout(), Some(1720));
     device.handle_timeout(1720);
-    assert_eq!(hosts.frames(&mut device, 1720), vec![(Destination::Connection(1), msg(channel, 0, b"ok"))]);
-    send(&mut device, 1730, 1, Frame::new(channel, Body::Ack { seq: 0 }));
+    assert_eq!(
+        hosts.frames(&mut device, 1720),
+        vec![(Destination::Connection(1), msg(channel, 0, b"ok"))]
+    );
+    send(
+        &mut device,
+        1730,
+        1,
+        Frame::new(channel, Body::Ack { seq: 0 }),
+    );
     assert_eq!(device.transaction_owner(), None);
     assert_eq!(device.poll_timeout(), None);
 }
@@ -193,7 +260,10 @@ fn cancel_aborts_only_the_owners_request_before_its_answer() {
     hosts.frames(&mut device, 0);
     events(&mut device);
     send(&mut device, 10, 2, Frame::new(other, Body::Cancel));
-    assert!(hosts.frames(&mut device, 10).is_empty(), "a non-owner's CANCEL is ignored");
+    assert!(
+        hosts.frames(&mut device, 10).is_empty(),
+        "a non-owner's CANCEL is ignored"
+    );
     send(&mut device, 20, 1, Frame::new(owner, Body::Cancel));
     assert_eq!(
         events(&mut device),
@@ -204,10 +274,16 @@ fn cancel_aborts_only_the_owners_request_before_its_answer() {
     );
     assert_eq!(
         hosts.frames(&mut device, 20),
-        vec![(Destination::Connection(1), Frame::new(owner, Body::Error(ErrorCode::Cancelled)))]
+        vec![(
+            Destination::Connection(1),
+            Frame::new(owner, Body::Error(ErrorCode::Cancelled))
+        )]
     );
     assert!(device.answer(30, b"late".to_vec()).is_ok());
-    assert!(hosts.frames(&mut device, 30).is_empty(), "no answer to a cancelled request");
+    assert!(
+        hosts.frames(&mut device, 30).is_empty(),
+        "no answer to a cancelled request"
+    );
     // After the answer went out, CANCEL changes nothing.
     send(&mut device, 40, 1, msg(owner, 1, b"next"));
     device.answer(41, b"answer".to_vec()).unwrap();
@@ -230,7 +306,12 @@ fn a_partial_request_expires_with_a_nack_and_a_disconnect_aborts() {
         hosts.frames(&mut device, 3101),
         vec![(
             Destination::Connection(1),
-            Frame::new(channel, Body::Nack { reason: ErrorCode::MessageTimeout })
+            Frame::new(
+                channel,
+                Body::Nack {
+                    reason: ErrorCode::MessageTimeout
+                }
+            )
         )]
     );
     send(&mut device, 3200, 1, msg(channel, 0, &[7; 100]));
@@ -238,7 +319,10 @@ fn a_partial_request_expires_with_a_nack_and_a_disconnect_aborts() {
     device.disconnected(1);
     assert_eq!(
         events(&mut device),
-        vec![DeviceEvent::Aborted { channel, reason: AbortReason::Disconnected }]
+        vec![DeviceEvent::Aborted {
+            channel,
+            reason: AbortReason::Disconnected
+        }]
     );
     assert_eq!(device.channel_count(), 0);
 }
@@ -302,5 +386,8 @@ fn host_and_device_machines_recover_lost_packets_between_them() {
         device.handle_timeout(now);
     }
     assert_eq!(answers, vec![vec![2, 1, 0], vec![2, 1, 1], vec![2, 1, 2]]);
-    assert!(now < 2000, "recovered by retransmission, not by timeouts: {now} ms");
+    assert!(
+        now < 2000,
+        "recovered by retransmission, not by timeouts: {now} ms"
+    );
 }

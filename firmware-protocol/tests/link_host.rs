@@ -103,7 +103,10 @@ fn init_is_resent_every_second_then_the_device_is_unreachable() {
     for attempt in 1..5u64 {
         assert_eq!(host.poll_timeout(), Some(attempt * 1000));
         host.handle_timeout(attempt * 1000 - 1);
-        assert!(wire.frames(&mut host, 0).is_empty(), "not before the timeout");
+        assert!(
+            wire.frames(&mut host, 0).is_empty(),
+            "not before the timeout"
+        );
         host.handle_timeout(attempt * 1000);
         let again = wire.frames(&mut host, attempt * 1000);
         assert_eq!(again.len(), 1);
@@ -171,7 +174,11 @@ fn an_unacknowledged_request_is_retransmitted_after_the_ack_timeout_then_resynce
         assert!(wire.frames(&mut host, now).is_empty());
         now += 220;
         host.handle_timeout(now);
-        assert_eq!(wire.frames(&mut host, now), sent, "same MSG, same sequence number");
+        assert_eq!(
+            wire.frames(&mut host, now),
+            sent,
+            "same MSG, same sequence number"
+        );
     }
     now += 220;
     host.handle_timeout(now);
@@ -186,9 +193,17 @@ fn an_unacknowledged_request_is_retransmitted_after_the_ack_timeout_then_resynce
     assert_eq!(resync[0].channel, CH, "INIT on the channel: a resync");
     assert!(host.is_initialising());
     assert_eq!(host.send(now, vec![1]), Err(LinkError::NoChannel));
-    deliver(&mut host, now + 1, Frame::new(CH, init_answer(nonce_of(&resync[0]), CH)));
+    deliver(
+        &mut host,
+        now + 1,
+        Frame::new(CH, init_answer(nonce_of(&resync[0]), CH)),
+    );
     assert!(matches!(events(&mut host)[..], [HostEvent::Ready { .. }]));
-    assert_eq!(host.send(now + 2, vec![1]), Ok(0), "sequence numbers start again");
+    assert_eq!(
+        host.send(now + 2, vec![1]),
+        Ok(0),
+        "sequence numbers start again"
+    );
 }
 
 #[test]
@@ -219,7 +234,10 @@ fn nack_resends_at_once_and_an_answer_stands_in_for_a_lost_ack() {
             },
         ),
     );
-    assert_eq!(wire.frames(&mut host, 20), vec![Frame::new(CH, Body::Ack { seq: 0 })]);
+    assert_eq!(
+        wire.frames(&mut host, 20),
+        vec![Frame::new(CH, Body::Ack { seq: 0 })]
+    );
     assert_eq!(events(&mut host), vec![HostEvent::Answer(b"ans".to_vec())]);
     assert!(host.is_ready());
     // The answer's retransmission is acknowledged again but not delivered twice.
@@ -234,9 +252,16 @@ fn nack_resends_at_once_and_an_answer_stands_in_for_a_lost_ack() {
             },
         ),
     );
-    assert_eq!(wire.frames(&mut host, 30), vec![Frame::new(CH, Body::Ack { seq: 0 })]);
+    assert_eq!(
+        wire.frames(&mut host, 30),
+        vec![Frame::new(CH, Body::Ack { seq: 0 })]
+    );
     assert!(events(&mut host).is_empty());
-    assert_eq!(host.send(40, vec![2]), Ok(1), "the request's number was consumed");
+    assert_eq!(
+        host.send(40, vec![2]),
+        Ok(1),
+        "the request's number was consumed"
+    );
 }
 
 #[test]
@@ -246,7 +271,11 @@ fn keepalives_become_progress_once_per_change_and_keep_the_request_alive() {
     wire.frames(&mut host, 0);
     deliver(&mut host, 10, Frame::new(CH, Body::Ack { seq: 0 }));
     assert!(host.is_delivered());
-    assert_eq!(host.poll_timeout(), Some(10 + 3000), "idle timeout from the last packet");
+    assert_eq!(
+        host.poll_timeout(),
+        Some(10 + 3000),
+        "idle timeout from the last packet"
+    );
     let digits = |n| KeepaliveStatus::PinEntry(PinProgress::new(n, 4).unwrap());
     let mut now = 10;
     for status in [
@@ -273,10 +302,18 @@ fn keepalives_become_progress_once_per_change_and_keep_the_request_alive() {
     host.handle_timeout(now + 3000);
     assert_eq!(
         events(&mut host),
-        vec![HostEvent::Failed(RequestFailure::DeviceSilent { idle_ms: 3000 })]
+        vec![HostEvent::Failed(RequestFailure::DeviceSilent {
+            idle_ms: 3000
+        })]
     );
     let resync = wire.frames(&mut host, now + 3000);
-    assert!(matches!(resync[..], [Frame { channel: CH, body: Body::InitRequest { .. } }]));
+    assert!(matches!(
+        resync[..],
+        [Frame {
+            channel: CH,
+            body: Body::InitRequest { .. }
+        }]
+    ));
 }
 
 #[test]
@@ -284,21 +321,39 @@ fn busy_leaves_the_sequence_number_free_and_invalid_channel_reallocates() {
     let (mut host, mut wire) = ready_host();
     host.send(0, b"a".to_vec()).unwrap();
     wire.frames(&mut host, 0);
-    deliver(&mut host, 5, Frame::new(CH, Body::Error(ErrorCode::ChannelBusy)));
-    assert_eq!(events(&mut host), vec![HostEvent::Failed(RequestFailure::Busy)]);
+    deliver(
+        &mut host,
+        5,
+        Frame::new(CH, Body::Error(ErrorCode::ChannelBusy)),
+    );
+    assert_eq!(
+        events(&mut host),
+        vec![HostEvent::Failed(RequestFailure::Busy)]
+    );
     assert!(host.is_ready(), "busy needs no resync");
     assert_eq!(host.poll_timeout(), None, "idle between requests");
     assert_eq!(host.send(400, b"a".to_vec()), Ok(0), "same sequence number");
     wire.frames(&mut host, 400);
-    deliver(&mut host, 405, Frame::new(CH, Body::Error(ErrorCode::InvalidChannel)));
+    deliver(
+        &mut host,
+        405,
+        Frame::new(CH, Body::Error(ErrorCode::InvalidChannel)),
+    );
     assert_eq!(
         events(&mut host),
         vec![HostEvent::Failed(RequestFailure::ChannelInvalid)]
     );
     let init = wire.frames(&mut host, 405);
     assert_eq!(init[0].channel, ChannelId::BROADCAST, "a new channel");
-    deliver(&mut host, 406, Frame::new(CH, Body::Error(ErrorCode::Other)));
-    assert!(events(&mut host).is_empty(), "nothing but the INIT answer counts now");
+    deliver(
+        &mut host,
+        406,
+        Frame::new(CH, Body::Error(ErrorCode::Other)),
+    );
+    assert!(
+        events(&mut host).is_empty(),
+        "nothing but the INIT answer counts now"
+    );
 }
 
 #[test]
@@ -308,16 +363,31 @@ fn cancel_is_repeated_until_confirmed() {
     wire.frames(&mut host, 0);
     deliver(&mut host, 5, Frame::new(CH, Body::Ack { seq: 0 }));
     assert!(host.cancel(100));
-    assert_eq!(wire.frames(&mut host, 100), vec![Frame::new(CH, Body::Cancel)]);
+    assert_eq!(
+        wire.frames(&mut host, 100),
+        vec![Frame::new(CH, Body::Cancel)]
+    );
     assert_eq!(host.poll_timeout(), Some(300));
     host.handle_timeout(300);
-    assert_eq!(wire.frames(&mut host, 300), vec![Frame::new(CH, Body::Cancel)]);
-    deliver(&mut host, 350, Frame::new(CH, Body::Error(ErrorCode::Cancelled)));
+    assert_eq!(
+        wire.frames(&mut host, 300),
+        vec![Frame::new(CH, Body::Cancel)]
+    );
+    deliver(
+        &mut host,
+        350,
+        Frame::new(CH, Body::Error(ErrorCode::Cancelled)),
+    );
     assert_eq!(
         events(&mut host),
-        vec![HostEvent::Failed(RequestFailure::Cancelled { confirmed: true })]
+        vec![HostEvent::Failed(RequestFailure::Cancelled {
+            confirmed: true
+        })]
     );
-    assert!(host.is_ready(), "a confirmed cancel of a delivered request needs no resync");
+    assert!(
+        host.is_ready(),
+        "a confirmed cancel of a delivered request needs no resync"
+    );
     assert!(!host.cancel(400), "nothing left to cancel");
 }
 
@@ -336,14 +406,19 @@ fn an_unconfirmed_cancel_ends_in_a_resync() {
             .filter(|f| f.body == Body::Cancel)
             .count();
         now = host.poll_timeout().unwrap();
-        assert!(now <= 1050, "no retransmission of the request while cancelling");
+        assert!(
+            now <= 1050,
+            "no retransmission of the request while cancelling"
+        );
         host.handle_timeout(now);
     }
     assert_eq!(now, 1050);
     assert_eq!(cancels, 5, "at 50, 250, 450, 650, 850 ms");
     assert_eq!(
         events(&mut host),
-        vec![HostEvent::Failed(RequestFailure::Cancelled { confirmed: false })]
+        vec![HostEvent::Failed(RequestFailure::Cancelled {
+            confirmed: false
+        })]
     );
 }
 

@@ -26,7 +26,9 @@ impl Observer {
         while let Some(transmit) = device.poll_transmit() {
             let packet = transmit.packet;
             assert_eq!(packet.len(), mtu.get(), "every packet is one MTU");
-            let channel = ChannelId(u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]));
+            let channel = ChannelId(u32::from_be_bytes([
+                packet[0], packet[1], packet[2], packet[3],
+            ]));
             let reassembler = self.reassemblers.entry(channel).or_insert_with(|| {
                 let mut r = Reassembler::new(ReassemblerConfig::new(mtu, Role::Host));
                 let _ = r.open_channel(channel);
@@ -79,15 +81,25 @@ fuzz_target!(|data: &[u8]| {
                 let seq = chunk.first().copied().unwrap_or(0);
                 let body = match chunk.get(1).copied().unwrap_or(0) % 7 {
                     0 => Body::InitRequest { nonce: [seq; 8] },
-                    1 => Body::Msg { seq, message: chunk.to_vec() },
+                    1 => Body::Msg {
+                        seq,
+                        message: chunk.to_vec(),
+                    },
                     2 => Body::Ack { seq },
-                    3 => Body::Nack { reason: ErrorCode::CrcMismatch },
+                    3 => Body::Nack {
+                        reason: ErrorCode::CrcMismatch,
+                    },
                     4 => Body::Cancel,
                     5 => Body::Ping(chunk.to_vec()),
                     _ => Body::Wink,
                 };
-                let channel = if op % 9 == 1 { ChannelId::BROADCAST } else { channel };
-                let channel = if matches!(body, Body::InitRequest { .. }) || !channel.is_broadcast() {
+                let channel = if op % 9 == 1 {
+                    ChannelId::BROADCAST
+                } else {
+                    channel
+                };
+                let channel = if matches!(body, Body::InitRequest { .. }) || !channel.is_broadcast()
+                {
                     channel
                 } else {
                     continue;

@@ -27,7 +27,9 @@ impl Observer {
         let mtu = host.mtu();
         while let Some(packet) = host.poll_transmit() {
             assert_eq!(packet.len(), mtu.get(), "every packet is one MTU");
-            let channel = ChannelId(u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]));
+            let channel = ChannelId(u32::from_be_bytes([
+                packet[0], packet[1], packet[2], packet[3],
+            ]));
             let reassembler = self.reassemblers.entry(channel).or_insert_with(|| {
                 let mut r = Reassembler::new(ReassemblerConfig::new(mtu, Role::Device));
                 let _ = r.open_channel(channel);
@@ -79,8 +81,12 @@ fuzz_target!(|data: &[u8]| {
             // A well-formed frame on our channel.
             2 => {
                 let body = match arg % 6 {
-                    0 => Body::Ack { seq: chunk.first().copied().unwrap_or(0) },
-                    1 => Body::Nack { reason: ErrorCode::CrcMismatch },
+                    0 => Body::Ack {
+                        seq: chunk.first().copied().unwrap_or(0),
+                    },
+                    1 => Body::Nack {
+                        reason: ErrorCode::CrcMismatch,
+                    },
                     2 => Body::Msg {
                         seq: chunk.first().copied().unwrap_or(0),
                         message: chunk.to_vec(),
@@ -122,7 +128,11 @@ fuzz_target!(|data: &[u8]| {
             4 => {
                 let ready = host.is_ready();
                 let sent = host.send(now, chunk.to_vec());
-                assert_eq!(sent.is_ok(), ready, "send works exactly when the link is ready");
+                assert_eq!(
+                    sent.is_ok(),
+                    ready,
+                    "send works exactly when the link is ready"
+                );
                 in_request |= sent.is_ok();
             }
             5 => {

@@ -611,20 +611,18 @@ fn answer(
     cancelling: Option<CancelReason>,
 ) -> Result<Attempt, SessionError> {
     match response {
-        Response::Error(error) => {
-            match error.status {
-                StatusCode::Busy if cancelling.is_none() => Ok(Attempt::Busy),
-                StatusCode::HostCancelled if cancelling.is_some() => Err(
-                    state.cancel_error(cancelling.unwrap_or(CancelReason::Caller)),
-                ),
-                status => Err(SessionError::Refused {
-                    request: state.name,
-                    status,
-                    indicator: error.indicator,
-                    detail: error.detail,
-                }),
+        Response::Error(error) => match error.status {
+            StatusCode::Busy if cancelling.is_none() => Ok(Attempt::Busy),
+            StatusCode::HostCancelled if cancelling.is_some() => {
+                Err(state.cancel_error(cancelling.unwrap_or(CancelReason::Caller)))
             }
-        }
+            status => Err(SessionError::Refused {
+                request: state.name,
+                status,
+                indicator: error.indicator,
+                detail: error.detail,
+            }),
+        },
         // The device answered before it saw the CANCEL: what it decided stands.
         response => Ok(Attempt::Answer(response)),
     }

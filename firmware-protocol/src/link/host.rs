@@ -20,8 +20,8 @@ use super::reassembler::{Reassembler, ReassemblerConfig, ReassemblyEvent};
 use super::reliable::{Receipt, ReliableReceiver, ReliableSender, RetransmitPolicy, SenderAction};
 use super::wire::{ChannelId, Mtu, Role};
 use super::{
-    CANCEL_GRACE_MS, CANCEL_REPEAT_MS, INIT_ATTEMPTS, INIT_TIMEOUT_MS, NONCE_LEN,
-    PROTOCOL_VERSION, TRANSACTION_IDLE_TIMEOUT_MS,
+    CANCEL_GRACE_MS, CANCEL_REPEAT_MS, INIT_ATTEMPTS, INIT_TIMEOUT_MS, NONCE_LEN, PROTOCOL_VERSION,
+    TRANSACTION_IDLE_TIMEOUT_MS,
 };
 
 /// Settings of a [`HostLink`]; the defaults are PROTOCOL.md §2.11's.
@@ -282,10 +282,16 @@ impl HostLink {
             },
             None => (None, None, None),
         };
-        [init, retransmit, idle, cancel, self.reassembler.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            init,
+            retransmit,
+            idle,
+            cancel,
+            self.reassembler.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Allocates a channel: INIT on broadcast (§2.6.2), resent after the INIT timeout.
@@ -392,7 +398,10 @@ impl HostLink {
                 init.attempts += 1;
                 init.deadline_ms = now_ms.saturating_add(self.config.init_timeout_ms);
                 self.init = Some(init);
-                self.queue(&Frame::new(init.on, Body::InitRequest { nonce: init.nonce }));
+                self.queue(&Frame::new(
+                    init.on,
+                    Body::InitRequest { nonce: init.nonce },
+                ));
             } else {
                 self.init = None;
                 if init.on.is_assignable() {
@@ -427,7 +436,10 @@ impl HostLink {
                 Some(mut cancel) => {
                     if now_ms >= cancel.give_up_ms {
                         // The device never confirmed: INIT makes sure it stops.
-                        self.fail_and_resync(now_ms, RequestFailure::Cancelled { confirmed: false });
+                        self.fail_and_resync(
+                            now_ms,
+                            RequestFailure::Cancelled { confirmed: false },
+                        );
                     } else if now_ms >= cancel.next_repeat_ms {
                         cancel.next_repeat_ms = now_ms.saturating_add(self.config.cancel_repeat_ms);
                         self.request = Some(Request {
@@ -621,7 +633,8 @@ impl HostLink {
             match self.sender.poll(now_ms) {
                 SenderAction::Transmit(frame) => self.queue(&frame),
                 SenderAction::GaveUp { .. } => {
-                    let transmissions = self.config.retransmit.max_retransmissions.saturating_add(1);
+                    let transmissions =
+                        self.config.retransmit.max_retransmissions.saturating_add(1);
                     self.fail_and_resync(now_ms, RequestFailure::DeliveryFailed { transmissions });
                     return;
                 }

@@ -35,8 +35,8 @@ pub use device::{
 };
 pub use error::{ErrorCode, LinkError};
 pub use frame::{Body, Capabilities, Frame, InitResponse, KeepaliveStatus, PinProgress};
-pub use packetizer::Packetizer;
 pub use host::{HostEvent, HostLink, HostLinkConfig, InitFailure, RequestFailure};
+pub use packetizer::Packetizer;
 pub use reassembler::{Reassembler, ReassemblerConfig, ReassemblyEvent};
 pub use reliable::{Receipt, ReliableReceiver, ReliableSender, RetransmitPolicy, SenderAction};
 pub use wire::{ChannelId, Command, Mtu, Role};
