@@ -10,7 +10,7 @@ use companion::session::{Progress, Session, SessionConfig, SessionError, pin_dot
 use companion::transport::backoff::ReconnectPolicy;
 use companion::transport::memory::MemoryTransport;
 use firmware_protocol::link::{
-    Capabilities, ChannelId, ErrorCode, KeepaliveStatus, Mtu, PinProgress, RetransmitPolicy,
+    Capabilities, ErrorCode, KeepaliveStatus, Mtu, PinProgress, RetransmitPolicy,
 };
 use firmware_protocol::message::{
     ErrorResponse, Indicator, Ping, Pong, Request, Response, StatusCode,
@@ -53,7 +53,7 @@ async fn opens_a_channel_and_pings() {
     let mut session = Session::open_with_config(Box::new(host), fast_config())
         .await
         .unwrap();
-    assert_eq!(session.channel(), ChannelId(0x5eed_0001));
+    assert_eq!(session.channel(), log.lock().unwrap().channels[0]);
     assert!(session.capabilities().contains(Capabilities::KEYPAD));
     assert_eq!(session.mtu(), Mtu::USB);
 

@@ -1,14 +1,16 @@
-//! A minimal blocking host for the simulator's TCP link, made from firmware-protocol's link
-//! layer: INIT, MSG with acknowledged delivery and retransmission, KEEPALIVE, CANCEL. For
-//! tests and tools; the desktop app has its own transport.
+//! A minimal blocking host for the simulator's TCP link: a thin driver over
+//! firmware-protocol's [`HostLink`] machine (INIT, MSG with acknowledged delivery and
+//! retransmission, KEEPALIVE, CANCEL all live there). For tests and tools; the desktop app's
+//! session drives the same machine asynchronously. The raw methods (`send_frame`, `send_raw`,
+//! `next_packet`, `next_frame`) bypass the machine, for tests that misbehave on purpose.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use firmware_protocol::link::{
-    Body, ChannelId, ErrorCode, Frame, KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig,
-    ReassemblyEvent, Receipt, ReliableReceiver, ReliableSender, Role, SenderAction,
+    Body, ChannelId, ErrorCode, Frame, HostEvent, HostLink, HostLinkConfig, InitFailure,
+    KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig, ReassemblyEvent, RequestFailure, Role,
 };
 
 /// Why a link exchange failed.
@@ -26,6 +28,9 @@ pub enum ClientError {
     /// The sender gave up after every retransmission.
     #[error("MSG not acknowledged after every retransmission")]
     GaveUp,
+    /// The device's INIT answer does not fit this host (version, MTU).
+    #[error("INIT refused: {0:?}")]
+    Init(InitFailure),
     /// A link-layer value was refused.
     #[error("link: {0}")]
     Link(#[from] firmware_protocol::link::LinkError),
@@ -44,15 +49,13 @@ pub enum AfterKeepalive {
 #[derive(Debug)]
 pub struct LinkClient {
     stream: TcpStream,
-    mtu: Mtu,
-    reassembler: Reassembler,
-    channel: ChannelId,
-    sender: ReliableSender,
-    receiver: ReliableReceiver,
+    link: HostLink,
+    /// Frames for the raw methods, outside the machine.
+    raw: Reassembler,
     clock: Instant,
-    /// Keepalives seen during the last exchange, in order.
+    /// Keepalive statuses seen during the last exchange, in order (each change once).
     pub keepalives: Vec<KeepaliveStatus>,
-    /// How long to wait for an answer.
+    /// How long to wait without any packet from the device.
     pub timeout: Duration,
 }
 
@@ -63,13 +66,16 @@ impl LinkClient {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(20)))?;
         let mtu = Mtu::SIM;
+        // Seeds the INIT nonces: only our answer must echo them, so time and process id do.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+            ^ u64::from(std::process::id()) << 32;
         Ok(Self {
             stream,
-            mtu,
-            reassembler: Reassembler::new(ReassemblerConfig::new(mtu, Role::Host)),
-            channel: ChannelId::BROADCAST,
-            sender: ReliableSender::new(ChannelId::BROADCAST, mtu),
-            receiver: ReliableReceiver::new(),
+            link: HostLink::new(HostLinkConfig::new(mtu), seed),
+            raw: Reassembler::new(ReassemblerConfig::new(mtu, Role::Host)),
             clock: Instant::now(),
             keepalives: Vec::new(),
             timeout: Duration::from_secs(10),
@@ -82,12 +88,12 @@ impl LinkClient {
 
     /// The channel the device assigned.
     pub fn channel(&self) -> ChannelId {
-        self.channel
+        self.link.channel()
     }
 
-    /// Sends one frame.
+    /// Sends one frame, outside the machine.
     pub fn send_frame(&mut self, frame: &Frame) -> Result<(), ClientError> {
-        for packet in frame.to_packets(self.mtu)? {
+        for packet in frame.to_packets(self.link.mtu())? {
             self.stream.write_all(&packet)?;
         }
         Ok(())
@@ -101,7 +107,7 @@ impl LinkClient {
 
     /// The next raw packet, or `None` after one read timeout (20 ms).
     pub fn next_packet(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
-        let mut packet = vec![0u8; self.mtu.get()];
+        let mut packet = vec![0u8; self.link.mtu().get()];
         let mut filled = 0;
         while filled < packet.len() {
             match self.stream.read(&mut packet[filled..]) {
@@ -128,14 +134,14 @@ impl LinkClient {
         Ok(Some(packet))
     }
 
-    /// The next complete frame, or `None` after one read timeout (20 ms) or a packet that
-    /// completed nothing.
+    /// The next complete frame outside the machine, or `None` after one read timeout (20 ms)
+    /// or a packet that completed nothing.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ClientError> {
         let Some(packet) = self.next_packet()? else {
             return Ok(None);
         };
         let now = self.now_ms();
-        match self.reassembler.push(&packet, now) {
+        match self.raw.push(&packet, now) {
             ReassemblyEvent::Complete(frame) => Ok(Some(frame)),
             event @ ReassemblyEvent::Reject { .. } => {
                 if let Some(reply) = event.reply() {
@@ -147,97 +153,103 @@ impl LinkClient {
         }
     }
 
-    /// INIT on broadcast: gets a channel.
+    /// INIT on broadcast: gets a channel (§2.6.2, retried by the machine).
     pub fn init(&mut self) -> Result<ChannelId, ClientError> {
-        let nonce: [u8; 8] = (self.now_ms() as u32 ^ 0x5EED_1234)
-            .to_be_bytes()
-            .into_iter()
-            .chain(std::process::id().to_be_bytes())
-            .collect::<Vec<u8>>()
-            .try_into()
-            .unwrap_or([7; 8]);
-        // PROTOCOL.md 2.6.2: resend after 1000 ms, 5 attempts in all.
-        let attempt_time = Duration::from_millis(firmware_protocol::link::INIT_TIMEOUT_MS);
-        for _ in 0..firmware_protocol::link::INIT_ATTEMPTS {
-            let sent = Instant::now();
-            self.send_frame(&Frame::new(
-                ChannelId::BROADCAST,
-                Body::InitRequest { nonce },
-            ))?;
-            while sent.elapsed() < attempt_time {
-                if let Some(Frame {
-                    body: Body::InitResponse(answer),
-                    ..
-                }) = self.next_frame()?
-                    && answer.nonce == nonce
-                {
-                    self.channel = answer.channel;
-                    self.reassembler.open_channel(answer.channel)?;
-                    self.sender = ReliableSender::new(answer.channel, self.mtu);
-                    self.receiver = ReliableReceiver::new();
-                    return Ok(answer.channel);
+        self.link.open(self.now_ms());
+        self.initialise()
+    }
+
+    /// Drives the INIT in progress to its end.
+    fn initialise(&mut self) -> Result<ChannelId, ClientError> {
+        loop {
+            self.flush()?;
+            while let Some(event) = self.link.poll_event() {
+                match event {
+                    HostEvent::Ready { channel, .. } => {
+                        self.raw.open_channel(channel)?;
+                        return Ok(channel);
+                    }
+                    HostEvent::InitFailed(InitFailure::NoAnswer {
+                        attempts,
+                        timeout_ms,
+                    }) => {
+                        return Err(ClientError::Timeout(Duration::from_millis(
+                            timeout_ms * u64::from(attempts),
+                        )));
+                    }
+                    HostEvent::InitFailed(failure) => return Err(ClientError::Init(failure)),
+                    HostEvent::Progress(_) | HostEvent::Answer(_) | HostEvent::Failed(_) => {}
                 }
             }
+            if !self.link.is_initialising() {
+                return Ok(self.link.channel());
+            }
+            self.step()?;
         }
-        Err(ClientError::Timeout(attempt_time * 5))
     }
 
     /// Sends a message-layer request and returns the device's answer, acknowledging it.
-    /// `on_keepalive` runs on every KEEPALIVE (a test types the PIN there).
+    /// `on_keepalive` runs on each new keepalive status (a test types the PIN there).
     pub fn request_with(
         &mut self,
         message: &[u8],
         mut on_keepalive: impl FnMut(KeepaliveStatus) -> AfterKeepalive,
     ) -> Result<Vec<u8>, ClientError> {
         self.keepalives.clear();
-        let sent_seq = self.sender.send(message.to_vec())?;
+        if !self.link.is_ready() {
+            if !self.link.is_initialising() {
+                self.link.resync(self.now_ms());
+            }
+            self.initialise()?;
+        }
+        self.link.send(self.now_ms(), message.to_vec())?;
         let mut last_sign_of_life = Instant::now();
         loop {
-            match self.sender.poll(self.now_ms()) {
-                SenderAction::Transmit(frame) => self.send_frame(&frame)?,
-                SenderAction::GaveUp { .. } => return Err(ClientError::GaveUp),
-                SenderAction::Idle | SenderAction::WaitUntil(_) => {}
-            }
-            if last_sign_of_life.elapsed() > self.timeout {
-                return Err(ClientError::Timeout(self.timeout));
-            }
-            let Some(frame) = self.next_frame()? else {
-                continue;
-            };
-            if frame.channel != self.channel {
-                continue;
-            }
-            last_sign_of_life = Instant::now();
-            match frame.body {
-                Body::Ack { seq } => {
-                    self.sender.on_ack(seq);
-                }
-                Body::Nack { .. } => {
-                    self.sender.on_nack();
-                }
-                Body::Keepalive(status) => {
-                    self.keepalives.push(status);
-                    if on_keepalive(status) == AfterKeepalive::Cancel {
-                        self.cancel()?;
-                    }
-                }
-                Body::Error(code) => {
-                    self.sender.abandon();
-                    return Err(ClientError::Device(code));
-                }
-                Body::Msg { seq, message } => {
-                    match self.receiver.receive(self.channel, seq, message) {
-                        Receipt::New { ack, message } => {
-                            self.send_frame(&ack)?;
-                            // The answer proves the request arrived, even if its ACK was lost.
-                            self.sender.on_ack(sent_seq);
-                            return Ok(message);
+            self.flush()?;
+            while let Some(event) = self.link.poll_event() {
+                match event {
+                    HostEvent::Progress(status) => {
+                        self.keepalives.push(status);
+                        if on_keepalive(status) == AfterKeepalive::Cancel {
+                            self.link.cancel(self.now_ms());
                         }
-                        Receipt::Duplicate { ack } => self.send_frame(&ack)?,
-                        Receipt::Stale { .. } => {}
                     }
+                    HostEvent::Answer(answer) => {
+                        self.flush()?;
+                        return Ok(answer);
+                    }
+                    HostEvent::Failed(failure) => {
+                        self.flush()?;
+                        // A resync the machine started is best effort here; the next
+                        // request retries it.
+                        if self.link.is_initialising() {
+                            let _ = self.initialise();
+                        }
+                        return Err(match failure {
+                            RequestFailure::Busy => ClientError::Device(ErrorCode::ChannelBusy),
+                            RequestFailure::ChannelInvalid => {
+                                ClientError::Device(ErrorCode::InvalidChannel)
+                            }
+                            RequestFailure::Refused(code) => ClientError::Device(code),
+                            RequestFailure::Cancelled { confirmed: true } => {
+                                ClientError::Device(ErrorCode::Cancelled)
+                            }
+                            RequestFailure::Cancelled { confirmed: false } => ClientError::Timeout(
+                                Duration::from_millis(self.link.config().cancel_grace_ms),
+                            ),
+                            RequestFailure::DeliveryFailed { .. } => ClientError::GaveUp,
+                            RequestFailure::DeviceSilent { idle_ms } => {
+                                ClientError::Timeout(Duration::from_millis(idle_ms))
+                            }
+                        });
+                    }
+                    HostEvent::Ready { .. } | HostEvent::InitFailed(_) => {}
                 }
-                _ => {}
+            }
+            if self.step()? {
+                last_sign_of_life = Instant::now();
+            } else if last_sign_of_life.elapsed() > self.timeout {
+                return Err(ClientError::Timeout(self.timeout));
             }
         }
     }
@@ -247,9 +259,31 @@ impl LinkClient {
         self.request_with(message, |_| AfterKeepalive::Wait)
     }
 
-    /// Sends CANCEL on the channel.
+    /// Sends CANCEL on the channel (between requests: a stray one, as a test may want).
     pub fn cancel(&mut self) -> Result<(), ClientError> {
-        let channel = self.channel;
-        self.send_frame(&Frame::new(channel, Body::Cancel))
+        if !self.link.cancel(self.now_ms()) {
+            let channel = self.link.channel();
+            self.send_frame(&Frame::new(channel, Body::Cancel))?;
+        }
+        self.flush()
+    }
+
+    /// One packet (or a 20 ms read timeout) into the machine, then its timers. Returns
+    /// whether a packet arrived.
+    fn step(&mut self) -> Result<bool, ClientError> {
+        let packet = self.next_packet()?;
+        let now = self.now_ms();
+        if let Some(packet) = &packet {
+            self.link.handle_packet(now, packet);
+        }
+        self.link.handle_timeout(now);
+        Ok(packet.is_some())
+    }
+
+    fn flush(&mut self) -> Result<(), ClientError> {
+        while let Some(packet) = self.link.poll_transmit() {
+            self.stream.write_all(&packet)?;
+        }
+        Ok(())
     }
 }

@@ -10,10 +10,11 @@ use tokio::sync::{Notify, watch};
 
 use firmware_protocol::link::Mtu;
 use firmware_protocol::message::Indicator;
+use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, Snapshot};
-use crate::hardware::{Event, EventKind, IndicatorChange, KeyPress, VirtualHardware};
+use crate::hardware::{Event, EventKind, Hardware, IndicatorChange, KeyPress, VirtualHardware};
 use crate::link::{ConnectionId, Destination, LinkEngine, Outgoing};
 
 /// Which packets a fault applies to.
@@ -126,11 +127,12 @@ impl SimCore {
     pub fn new(mut device: Device, mut hw: VirtualHardware, mtu: Mtu) -> Self {
         device.set_link_mtu(u16::try_from(mtu.get()).unwrap_or(u16::MAX));
         device.power_on(&mut hw);
+        let link_seed = hw.rng().next_u64();
         Self {
             firmware_hash: device.measured_firmware_hash(),
             device,
             hw,
-            link: LinkEngine::new(mtu),
+            link: LinkEngine::new(mtu, link_seed),
             faults: Faults::default(),
             counters: FaultCounters::default(),
             connections: HashMap::new(),

@@ -102,7 +102,7 @@ proptest! {
         1..20,
     )) {
         let mut rig = Rig::new();
-        let mut link = LinkEngine::new(Mtu::SIM);
+        let mut link = LinkEngine::new(Mtu::SIM, 1);
         let mut host = Reassembler::new(ReassemblerConfig::new(Mtu::SIM, Role::Host));
         let mut now = 0;
         for packet in packets {

@@ -171,6 +171,17 @@ pub enum SessionError {
     /// The device answered with another response than the request's (PROTOCOL.md §3.3).
     #[error(transparent)]
     UnexpectedAnswer(UnexpectedAnswer),
+    /// The answer MSG carries another request's id (the link delivered it as the answer to
+    /// this request, so the device mixed them up).
+    #[error("the PIN pad answered {request} (id {expected}) with an answer to request {received}")]
+    AnswerMismatch {
+        /// The request.
+        request: &'static str,
+        /// Its id.
+        expected: u32,
+        /// The id the answer carries.
+        received: u32,
+    },
     /// The device's channel vanished twice in a row.
     #[error("the PIN pad keeps forgetting our channel; it may be restarting repeatedly")]
     ChannelLost,
@@ -215,6 +226,7 @@ impl SessionError {
             SessionError::LinkRefused { .. }
             | SessionError::MalformedAnswer { .. }
             | SessionError::UnexpectedAnswer(_)
+            | SessionError::AnswerMismatch { .. }
             | SessionError::ChannelLost => K::CorruptFrame,
             SessionError::Refused { status, .. } => match status {
                 S::Busy => K::DeviceBusy,

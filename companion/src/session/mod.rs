@@ -1,17 +1,15 @@
-//! A session with one PIN pad over any [`Transport`]: a link channel of its own, and
-//! request/response of `firmware_protocol::message` messages in acknowledged MSG frames
-//! (PROTOCOL.md §2.6-§2.10).
+//! A session with one PIN pad over any [`Transport`]: a thin async driver over
+//! firmware-protocol's [`HostLink`] machine (PROTOCOL.md §2.6-§2.10), plus the session's own
+//! policy on top of it.
 //!
-//! - [`Session::open`] allocates a channel: INIT with a random nonce on the broadcast channel,
-//!   retried per §2.6.2; the answer's MTU and version are checked.
-//! - [`Session::request`] sends one request and waits for its answer: every MSG is
-//!   acknowledged and retransmitted on timeout or NACK (`ReliableSender`), every answer MSG
-//!   acknowledged and de-duplicated (`ReliableReceiver`), damaged frames NACKed.
-//! - KEEPALIVE becomes [`Progress`] (processing, waiting for the user, PIN digits as a count).
-//! - A [`CancelHandle`] sends CANCEL; a per-request time limit does the same.
-//! - CHANNEL_BUSY and the message-layer `Busy` are retried with backoff, then reported.
-//! - After the device went silent, after a cancel it did not confirm, or after delivery failed,
-//!   the channel is resynchronised with INIT before the next request (§2.6.3).
+//! The machine holds every link rule: channel allocation and resync (INIT with its retries),
+//! acknowledged delivery of the request (retransmission, NACK), acknowledging and
+//! de-duplicating answers, KEEPALIVE as progress, the idle timeout, CANCEL and its repeats,
+//! and what each ERROR means. This driver only moves packets between the machine and the
+//! transport and sleeps until the machine's next timer, and adds what is the application's
+//! choice: retrying a busy device with backoff, a per-request time limit and a limit on
+//! "processing" (both end in CANCEL), a [`CancelHandle`] usable from another task, and
+//! message-layer encoding (request ids, decoding answers).
 //!
 //! Everything runs in the caller's task: no background task owns the transport, so a session
 //! is dropped like any value.
@@ -19,10 +17,8 @@
 use std::time::Duration;
 
 use firmware_protocol::link::{
-    Body, Capabilities, ChannelId, ErrorCode, Frame, INIT_ATTEMPTS, INIT_TIMEOUT_MS, InitResponse,
-    Mtu, NONCE_LEN, PROTOCOL_VERSION, Reassembler, ReassemblerConfig, ReassemblyEvent, Receipt,
-    ReliableReceiver, ReliableSender, RetransmitPolicy, Role, SenderAction,
-    TRANSACTION_IDLE_TIMEOUT_MS,
+    Capabilities, ChannelId, HostEvent, HostLink, HostLinkConfig, INIT_ATTEMPTS, INIT_TIMEOUT_MS,
+    InitFailure, Mtu, RequestFailure, RetransmitPolicy, TRANSACTION_IDLE_TIMEOUT_MS,
 };
 use firmware_protocol::message::{MessageError, Request, Response, StatusCode, decode_response};
 use tokio::sync::watch;
@@ -86,8 +82,9 @@ impl Default for SessionConfig {
     }
 }
 
-/// How often partial frames are checked for the reassembly timeout while waiting.
-const EXPIRE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// How long to wait for a packet when the machine has no timer running (it then only waits
+/// for the device; the bound just keeps the loop checking the session's own limits).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// A channel to one PIN pad and the request/response machinery on it.
 #[derive(Debug)]
@@ -95,27 +92,11 @@ pub struct Session {
     transport: Box<dyn Transport>,
     config: SessionConfig,
     processing_limit: Duration,
-    mtu: Mtu,
-    channel: ChannelId,
-    capabilities: Capabilities,
-    reassembler: Reassembler,
-    sender: ReliableSender,
-    receiver: ReliableReceiver,
+    link: HostLink,
     next_request_id: u32,
     epoch: Instant,
     cancel: CancelHandle,
     cancel_generation: watch::Receiver<u64>,
-    needs_resync: bool,
-}
-
-/// One packet's worth of news from the device.
-enum Incoming {
-    /// A complete frame.
-    Frame(Frame),
-    /// A damaged frame on our channel: send this NACK.
-    Reply(Frame),
-    /// Part of a frame, or something dropped.
-    Nothing,
 }
 
 /// How one transmission of a request ended, when it did not end the request.
@@ -131,12 +112,6 @@ enum CancelReason {
     TimeLimit,
     /// The device said "processing" for longer than the processing limit.
     Stalled,
-}
-
-struct Cancelling {
-    reason: CancelReason,
-    next_cancel: Instant,
-    give_up: Instant,
 }
 
 /// What a request carries through its attempts.
@@ -183,6 +158,19 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+fn link_config(config: &SessionConfig, mtu: Mtu) -> HostLinkConfig {
+    let ms = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    HostLinkConfig {
+        mtu,
+        init_timeout_ms: ms(config.init_timeout),
+        init_attempts: config.init_attempts,
+        idle_timeout_ms: ms(config.idle_timeout),
+        retransmit: config.retransmit,
+        cancel_repeat_ms: ms(config.cancel_repeat),
+        cancel_grace_ms: ms(config.cancel_grace),
+    }
+}
+
 impl Session {
     /// Allocates a channel on the device behind `transport`, with the default settings.
     pub async fn open(transport: Box<dyn Transport>) -> Result<Self, SessionError> {
@@ -200,35 +188,33 @@ impl Session {
             transport,
             config,
             processing_limit: PROCESSING_LIMIT,
-            mtu,
-            channel: ChannelId::BROADCAST,
-            capabilities: Capabilities::default(),
-            reassembler: Reassembler::new(ReassemblerConfig::new(mtu, Role::Host)),
-            sender: ReliableSender::with_policy(ChannelId::BROADCAST, mtu, config.retransmit),
-            receiver: ReliableReceiver::new(),
+            link: HostLink::new(
+                link_config(&config, mtu),
+                u64::from_be_bytes(random_bytes()),
+            ),
             next_request_id: u32::from_be_bytes(random_bytes()),
             epoch: Instant::now(),
             cancel,
             cancel_generation,
-            needs_resync: false,
         };
-        session.allocate_channel().await?;
+        session.link.open(session.now_ms());
+        session.initialise().await?;
         Ok(session)
     }
 
     /// The channel the device assigned.
     pub fn channel(&self) -> ChannelId {
-        self.channel
+        self.link.channel()
     }
 
     /// What the device said it can do in its INIT answer.
     pub fn capabilities(&self) -> Capabilities {
-        self.capabilities
+        self.link.capabilities()
     }
 
     /// Packet size of the link.
     pub fn mtu(&self) -> Mtu {
-        self.mtu
+        self.link.mtu()
     }
 
     /// The device at the other end.
@@ -290,7 +276,8 @@ impl Session {
         build: &mut (dyn FnMut(u32) -> Result<Vec<u8>, MessageError> + Send),
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Response, SessionError> {
-        if self.needs_resync {
+        if !self.link.is_ready() {
+            // A resync an earlier failure left to do (the device did not answer it then).
             self.resync().await?;
         }
         let mut cancel_generation = self.cancel_generation.clone();
@@ -315,7 +302,7 @@ impl Session {
                 source,
             })?;
             // The MSG payload is a sequence byte and the message.
-            let max = self.mtu.max_payload_len().saturating_sub(1);
+            let max = self.link.mtu().max_payload_len().saturating_sub(1);
             if bytes.len() > max {
                 return Err(SessionError::TooLarge {
                     request: name,
@@ -346,7 +333,8 @@ impl Session {
                         return Err(SessionError::ChannelLost);
                     }
                     reallocated = true;
-                    self.allocate_channel().await?;
+                    // The machine is already allocating a new channel.
+                    self.initialise().await?;
                 }
             }
         }
@@ -355,40 +343,19 @@ impl Session {
     /// Re-establishes the transport after a disconnect and allocates a new channel.
     pub async fn reconnect(&mut self) -> Result<(), SessionError> {
         self.transport.reconnect().await?;
-        self.mtu = self.transport.mtu();
-        self.reassembler = Reassembler::new(ReassemblerConfig::new(self.mtu, Role::Host));
-        self.channel = ChannelId::BROADCAST;
-        self.allocate_channel().await
+        self.link.reset(self.transport.mtu());
+        self.link.open(self.now_ms());
+        self.initialise().await
     }
 
     /// Resynchronises the channel (INIT on it, §2.6.3): the device aborts whatever the
     /// channel was doing and both ends restart their sequence numbers. Falls back to a new
     /// channel if the device no longer knows this one.
     pub async fn resync(&mut self) -> Result<(), SessionError> {
-        if !self.channel.is_assignable() {
-            return self.allocate_channel().await;
+        if !self.link.is_initialising() {
+            self.link.resync(self.now_ms());
         }
-        self.sender.abandon();
-        for _ in 0..self.config.init_attempts.max(1) {
-            let nonce: [u8; NONCE_LEN] = random_bytes();
-            self.send_frame(&Frame::new(self.channel, Body::InitRequest { nonce }))
-                .await?;
-            let deadline = Instant::now() + self.config.init_timeout;
-            while let Some(frame) = self.next_frame_until(deadline).await? {
-                if frame.channel != self.channel {
-                    continue;
-                }
-                match frame.body {
-                    Body::InitResponse(answer) if answer.nonce == nonce => {
-                        return self.accept_init(answer);
-                    }
-                    Body::Error(ErrorCode::InvalidChannel) => return self.allocate_channel().await,
-                    _ => {}
-                }
-            }
-        }
-        self.needs_resync = true;
-        Err(self.no_answer())
+        self.initialise().await
     }
 
     /// Releases the transport.
@@ -402,61 +369,39 @@ impl Session {
         self.transport
     }
 
-    fn no_answer(&self) -> SessionError {
-        SessionError::NoAnswer {
-            attempts: self.config.init_attempts.max(1),
-            timeout_ms: self.config.init_timeout.as_millis() as u64,
-        }
-    }
-
-    /// INIT on broadcast (§2.6.2).
-    async fn allocate_channel(&mut self) -> Result<(), SessionError> {
-        for _ in 0..self.config.init_attempts.max(1) {
-            let nonce: [u8; NONCE_LEN] = random_bytes();
-            self.send_frame(&Frame::new(
-                ChannelId::BROADCAST,
-                Body::InitRequest { nonce },
-            ))
-            .await?;
-            let deadline = Instant::now() + self.config.init_timeout;
-            while let Some(frame) = self.next_frame_until(deadline).await? {
-                match frame.body {
-                    // Other hosts' answers travel on broadcast too: only ours echoes our nonce.
-                    Body::InitResponse(answer)
-                        if frame.channel.is_broadcast() && answer.nonce == nonce =>
-                    {
-                        return self.accept_init(answer);
+    /// Drives the INIT in progress to its end.
+    async fn initialise(&mut self) -> Result<(), SessionError> {
+        loop {
+            self.flush().await?;
+            while let Some(event) = self.link.poll_event() {
+                match event {
+                    HostEvent::Ready { channel, .. } => {
+                        tracing::debug!(%channel, device = %self.transport.identity(), "channel ready");
+                        return Ok(());
                     }
-                    _ => {}
+                    HostEvent::InitFailed(failure) => return Err(init_error(failure)),
+                    // Leftovers of an earlier request.
+                    HostEvent::Progress(_) | HostEvent::Answer(_) | HostEvent::Failed(_) => {}
                 }
             }
+            if !self.link.is_initialising() {
+                return Ok(());
+            }
+            let packet = self.transport.receive_packet(self.wait_for(None)).await?;
+            self.feed(packet);
         }
-        Err(self.no_answer())
     }
 
-    fn accept_init(&mut self, answer: InitResponse) -> Result<(), SessionError> {
-        if answer.version != PROTOCOL_VERSION {
-            return Err(SessionError::UnsupportedLinkVersion {
-                version: answer.version,
-            });
+    /// After a request ended: a resync the machine started (the channel could not be trusted
+    /// any more) is finished before the caller hears of the outcome, so the next request
+    /// finds the channel ready. If the device does not answer it, the next request tries
+    /// again.
+    async fn settle(&mut self) {
+        if self.link.is_initialising()
+            && let Err(error) = self.initialise().await
+        {
+            tracing::debug!(%error, "resynchronisation failed; retrying before the next request");
         }
-        if answer.mtu != self.mtu {
-            return Err(SessionError::MtuMismatch {
-                host: self.mtu,
-                device: answer.mtu,
-            });
-        }
-        if self.channel.is_assignable() && self.channel != answer.channel {
-            self.reassembler.close_channel(self.channel);
-        }
-        self.reassembler.open_channel(answer.channel)?;
-        self.channel = answer.channel;
-        self.capabilities = answer.capabilities;
-        self.sender = ReliableSender::with_policy(answer.channel, self.mtu, self.config.retransmit);
-        self.receiver = ReliableReceiver::new();
-        self.needs_resync = false;
-        tracing::debug!(channel = %self.channel, device = %self.transport.identity(), "channel ready");
-        Ok(())
     }
 
     /// One transmission of a request, until its answer, a refusal to retry, or a failure.
@@ -467,247 +412,120 @@ impl Session {
         message: Vec<u8>,
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Attempt, SessionError> {
-        let seq = self.sender.send(message)?;
-        let mut delivered = false;
-        let mut last_activity = Instant::now();
-        let mut last_progress = None;
-        let mut cancelling: Option<Cancelling> = None;
+        self.link.send(self.now_ms(), message)?;
+        let mut cancelling: Option<CancelReason> = None;
         loop {
-            let mut wake = Instant::now() + EXPIRE_CHECK_INTERVAL;
+            self.flush().await?;
+            while let Some(event) = self.link.poll_event() {
+                match event {
+                    HostEvent::Progress(status) => {
+                        let progress = Progress::from_keepalive(status);
+                        if progress == Progress::Processing {
+                            state.processing_since.get_or_insert_with(Instant::now);
+                        } else {
+                            state.processing_since = None;
+                        }
+                        on_progress(progress);
+                    }
+                    HostEvent::Answer(bytes) => {
+                        self.flush().await?;
+                        self.settle().await;
+                        return match decode_response(&bytes) {
+                            Ok((id, response)) if id == request_id => {
+                                answer(state, response, cancelling)
+                            }
+                            Ok((id, _)) => Err(SessionError::AnswerMismatch {
+                                request: state.name,
+                                expected: request_id,
+                                received: id,
+                            }),
+                            Err(source) => Err(SessionError::MalformedAnswer {
+                                request: state.name,
+                                source,
+                            }),
+                        };
+                    }
+                    HostEvent::Failed(failure) => {
+                        return self.on_failure(state, failure, cancelling).await;
+                    }
+                    HostEvent::Ready { .. } | HostEvent::InitFailed(_) => {}
+                }
+            }
+            // The session's own limits: a device that keeps sending keepalives never lets
+            // the machine's idle timer run out.
             if cancelling.is_none() {
-                match self.sender.poll(self.now_ms()) {
-                    SenderAction::Idle => {}
-                    SenderAction::Transmit(frame) => {
-                        self.send_frame(&frame).await?;
-                        continue;
-                    }
-                    SenderAction::WaitUntil(ms) => wake = wake.min(self.instant_at(ms)),
-                    SenderAction::GaveUp { .. } => {
-                        self.resync_after_failure().await;
-                        return Err(SessionError::DeliveryFailed {
-                            request: state.name,
-                            transmissions: self
-                                .config
-                                .retransmit
-                                .max_retransmissions
-                                .saturating_add(1),
-                        });
-                    }
+                let now = Instant::now();
+                let reason = if state.deadline.is_some_and(|deadline| now >= deadline) {
+                    Some(CancelReason::TimeLimit)
+                } else if state
+                    .processing_since
+                    .is_some_and(|since| now >= since + state.processing_limit)
+                {
+                    Some(CancelReason::Stalled)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    cancelling = Some(reason);
+                    on_progress(Progress::Cancelling);
+                    self.link.cancel(self.now_ms());
+                    continue;
                 }
             }
-            for event in self.reassembler.expire(self.now_ms()) {
-                if let Some(reply) = event.reply() {
-                    self.send_frame(&reply).await?;
+            let mut limit = None;
+            if cancelling.is_none() {
+                limit = state.deadline;
+                if let Some(since) = state.processing_since {
+                    let stall = since + state.processing_limit;
+                    limit = Some(limit.map_or(stall, |limit: Instant| limit.min(stall)));
                 }
             }
-            // Until the request is acknowledged, the retransmission timer decides; after
-            // that, silence does (§2.10).
-            let idle_deadline = delivered.then(|| last_activity + self.config.idle_timeout);
-            if let Some(idle_deadline) = idle_deadline {
-                wake = wake.min(idle_deadline);
-            }
-            match &cancelling {
-                Some(cancel) => wake = wake.min(cancel.next_cancel).min(cancel.give_up),
-                None => {
-                    if let Some(deadline) = state.deadline {
-                        wake = wake.min(deadline);
-                    }
-                    if let Some(since) = state.processing_since {
-                        wake = wake.min(since + state.processing_limit);
-                    }
-                }
-            }
-
+            let timeout = self.wait_for(limit);
             let cancel_asked = tokio::select! {
-                received = self.receive_until(wake) => {
-                    match received? {
-                        Some((incoming, on_our_channel)) => {
-                            if on_our_channel {
-                                last_activity = Instant::now();
-                            }
-                            let frame = match incoming {
-                                Incoming::Nothing => continue,
-                                Incoming::Reply(reply) => {
-                                    self.send_frame(&reply).await?;
-                                    continue;
-                                }
-                                Incoming::Frame(frame) if frame.channel != self.channel => continue,
-                                Incoming::Frame(frame) => frame,
-                            };
-                            match frame.body {
-                                Body::Ack { seq: acked } => delivered |= self.sender.on_ack(acked),
-                                Body::Nack { reason } => {
-                                    tracing::debug!(?reason, "device asked for a retransmission");
-                                    if cancelling.is_none() {
-                                        self.sender.on_nack();
-                                    }
-                                }
-                                Body::Keepalive(status) => {
-                                    let progress = Progress::from_keepalive(status);
-                                    if progress == Progress::Processing {
-                                        state.processing_since.get_or_insert_with(Instant::now);
-                                    } else {
-                                        state.processing_since = None;
-                                    }
-                                    if last_progress != Some(progress) {
-                                        last_progress = Some(progress);
-                                        on_progress(progress);
-                                    }
-                                }
-                                Body::Error(code) => {
-                                    self.sender.abandon();
-                                    return self
-                                        .on_link_error(state, code, delivered, cancelling.as_ref())
-                                        .await;
-                                }
-                                Body::Msg { seq: their_seq, message } => {
-                                    match self.receiver.receive(self.channel, their_seq, message) {
-                                        Receipt::New { ack, message } => {
-                                            self.send_frame(&ack).await?;
-                                            match decode_response(&message) {
-                                                Ok((id, response)) if id == request_id => {
-                                                    // An answer proves the request arrived.
-                                                    if !delivered {
-                                                        self.sender.on_ack(seq);
-                                                    }
-                                                    return answer(state, response, cancelling.as_ref());
-                                                }
-                                                Ok((id, _)) => {
-                                                    tracing::debug!(id, "ignoring an answer to an earlier request");
-                                                }
-                                                Err(source) => {
-                                                    return Err(SessionError::MalformedAnswer {
-                                                        request: state.name,
-                                                        source,
-                                                    });
-                                                }
-                                            }
-                                        }
-                                        Receipt::Duplicate { ack } => self.send_frame(&ack).await?,
-                                        Receipt::Stale { seq } => {
-                                            tracing::debug!(seq, "ignoring a stale MSG");
-                                        }
-                                    }
-                                }
-                                _ => {}
-                            }
-                            // A device that keeps sending never lets the wait run out: the
-                            // limits are checked after every packet too.
-                            let now = Instant::now();
-                            if cancelling.is_none() {
-                                if state.deadline.is_some_and(|deadline| now >= deadline) {
-                                    cancelling = Some(self.start_cancel(CancelReason::TimeLimit, delivered, on_progress).await?);
-                                } else if state
-                                    .processing_since
-                                    .is_some_and(|since| now >= since + state.processing_limit)
-                                {
-                                    cancelling = Some(self.start_cancel(CancelReason::Stalled, delivered, on_progress).await?);
-                                }
-                            }
-                            false
-                        }
-                        None => {
-                            let now = Instant::now();
-                            if let Some(cancel) = &mut cancelling {
-                                if now >= cancel.give_up {
-                                    // The device never confirmed: INIT makes sure it stops.
-                                    self.resync_after_failure().await;
-                                    return Err(state.cancel_error(cancel.reason));
-                                }
-                                if now >= cancel.next_cancel {
-                                    cancel.next_cancel = now + self.config.cancel_repeat;
-                                    self.send_frame(&Frame::new(self.channel, Body::Cancel)).await?;
-                                }
-                            } else if idle_deadline.is_some_and(|deadline| now >= deadline) {
-                                self.resync_after_failure().await;
-                                return Err(SessionError::DeviceSilent {
-                                    request: state.name,
-                                    idle_ms: self.config.idle_timeout.as_millis() as u64,
-                                });
-                            } else if state.deadline.is_some_and(|deadline| now >= deadline) {
-                                cancelling = Some(self.start_cancel(CancelReason::TimeLimit, delivered, on_progress).await?);
-                            } else if state
-                                .processing_since
-                                .is_some_and(|since| now >= since + state.processing_limit)
-                            {
-                                cancelling = Some(self.start_cancel(CancelReason::Stalled, delivered, on_progress).await?);
-                            }
-                            false
-                        }
-                    }
+                received = self.transport.receive_packet(timeout) => {
+                    self.feed(received?);
+                    false
                 }
                 changed = state.cancel_generation.changed(), if cancelling.is_none() => {
                     changed.is_ok() && *state.cancel_generation.borrow_and_update() != state.cancel_seen
                 }
             };
             if cancel_asked && cancelling.is_none() {
-                cancelling = Some(
-                    self.start_cancel(CancelReason::Caller, delivered, on_progress)
-                        .await?,
-                );
+                cancelling = Some(CancelReason::Caller);
+                on_progress(Progress::Cancelling);
+                self.link.cancel(self.now_ms());
             }
         }
     }
 
-    async fn start_cancel(
-        &mut self,
-        reason: CancelReason,
-        delivered: bool,
-        on_progress: &mut (dyn FnMut(Progress) + Send),
-    ) -> Result<Cancelling, SessionError> {
-        on_progress(Progress::Cancelling);
-        if !delivered {
-            // Stop retransmitting; the resync after the cancel settles the sequence numbers.
-            self.sender.abandon();
-            self.needs_resync = true;
-        }
-        self.send_frame(&Frame::new(self.channel, Body::Cancel))
-            .await?;
-        let now = Instant::now();
-        Ok(Cancelling {
-            reason,
-            next_cancel: now + self.config.cancel_repeat,
-            give_up: now + self.config.cancel_grace,
-        })
-    }
-
-    async fn on_link_error(
+    /// The request ended without an answer: what the caller hears.
+    async fn on_failure(
         &mut self,
         state: &RequestState,
-        code: ErrorCode,
-        delivered: bool,
-        cancelling: Option<&Cancelling>,
+        failure: RequestFailure,
+        cancelling: Option<CancelReason>,
     ) -> Result<Attempt, SessionError> {
-        if let Some(cancel) = cancelling {
-            if !delivered || code != ErrorCode::Cancelled {
-                self.resync_after_failure().await;
-            }
-            return Err(state.cancel_error(cancel.reason));
+        if failure == RequestFailure::ChannelInvalid {
+            return Ok(Attempt::ChannelInvalid);
         }
-        match code {
-            // Refusals of the frame itself: the sequence number was not consumed.
-            ErrorCode::ChannelBusy => Ok(Attempt::Busy),
-            ErrorCode::InvalidChannel => Ok(Attempt::ChannelInvalid),
-            ErrorCode::Cancelled => {
-                if !delivered {
-                    self.resync_after_failure().await;
-                }
-                Err(SessionError::Cancelled {
-                    request: state.name,
-                })
-            }
-            code => Err(SessionError::LinkRefused {
-                request: state.name,
-                code,
+        self.flush().await?;
+        self.settle().await;
+        let request = state.name;
+        match failure {
+            RequestFailure::Busy => Ok(Attempt::Busy),
+            RequestFailure::ChannelInvalid => Ok(Attempt::ChannelInvalid),
+            RequestFailure::Cancelled { .. } => Err(match cancelling {
+                Some(reason) => state.cancel_error(reason),
+                None => SessionError::Cancelled { request },
             }),
-        }
-    }
-
-    /// Best-effort resync; if the device does not answer, the next request tries again.
-    async fn resync_after_failure(&mut self) {
-        self.needs_resync = true;
-        if let Err(error) = self.resync().await {
-            tracing::debug!(%error, "resynchronisation failed; retrying before the next request");
+            RequestFailure::Refused(code) => Err(SessionError::LinkRefused { request, code }),
+            RequestFailure::DeliveryFailed { transmissions } => Err(SessionError::DeliveryFailed {
+                request,
+                transmissions,
+            }),
+            RequestFailure::DeviceSilent { idle_ms } => {
+                Err(SessionError::DeviceSilent { request, idle_ms })
+            }
         }
     }
 
@@ -736,57 +554,54 @@ impl Session {
         }
     }
 
-    /// The next complete frame before `deadline` (NACKing damaged ones on the way).
-    async fn next_frame_until(&mut self, deadline: Instant) -> Result<Option<Frame>, SessionError> {
-        loop {
-            match self.receive_until(deadline).await? {
-                None => return Ok(None),
-                Some((Incoming::Frame(frame), _)) => return Ok(Some(frame)),
-                Some((Incoming::Reply(reply), _)) => self.send_frame(&reply).await?,
-                Some((Incoming::Nothing, _)) => {}
-            }
+    /// How long to wait for the next packet: until the machine's next timer or `limit`.
+    fn wait_for(&self, limit: Option<Instant>) -> Duration {
+        let now = Instant::now();
+        let mut wake = now + IDLE_WAIT;
+        if let Some(ms) = self.link.poll_timeout() {
+            wake = wake.min(self.epoch + Duration::from_millis(ms));
         }
+        if let Some(limit) = limit {
+            wake = wake.min(limit);
+        }
+        wake.saturating_duration_since(now)
     }
 
-    /// One packet, or `None` at the deadline; also says whether it came on our channel.
-    /// Cancel-safe: nothing is sent here.
-    async fn receive_until(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<Option<(Incoming, bool)>, TransportError> {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let Some(packet) = self.transport.receive_packet(timeout).await? else {
-            return Ok(None);
-        };
-        let on_our_channel = packet.get(..4) == Some(&self.channel.to_bytes()[..]);
-        let event = self.reassembler.push(&packet, self.now_ms());
-        let incoming = match event {
-            ReassemblyEvent::Complete(frame) => Incoming::Frame(frame),
-            ReassemblyEvent::Reject { .. } => {
-                event.reply().map_or(Incoming::Nothing, Incoming::Reply)
-            }
-            ReassemblyEvent::Pending => Incoming::Nothing,
-            ReassemblyEvent::Ignored(error) => {
-                tracing::trace!(%error, "dropped a packet");
-                Incoming::Nothing
-            }
-        };
-        Ok(Some((incoming, on_our_channel)))
+    /// A packet (or a timeout) into the machine; its timers run either way.
+    fn feed(&mut self, packet: Option<Vec<u8>>) {
+        let now = self.now_ms();
+        if let Some(packet) = packet {
+            self.link.handle_packet(now, &packet);
+        }
+        self.link.handle_timeout(now);
     }
 
-    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        for packet in frame.to_packets(self.mtu)? {
+    /// Sends every packet the machine queued.
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        while let Some(packet) = self.link.poll_transmit() {
             self.transport.send_packet(&packet).await?;
         }
         Ok(())
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
 
-    fn instant_at(&self, ms: u64) -> Instant {
-        self.epoch + Duration::from_millis(ms)
+fn init_error(failure: InitFailure) -> SessionError {
+    match failure {
+        InitFailure::NoAnswer {
+            attempts,
+            timeout_ms,
+        } => SessionError::NoAnswer {
+            attempts,
+            timeout_ms,
+        },
+        InitFailure::UnsupportedVersion { version } => {
+            SessionError::UnsupportedLinkVersion { version }
+        }
+        InitFailure::MtuMismatch { host, device } => SessionError::MtuMismatch { host, device },
     }
 }
 
@@ -794,22 +609,21 @@ impl Session {
 fn answer(
     state: &RequestState,
     response: Response,
-    cancelling: Option<&Cancelling>,
+    cancelling: Option<CancelReason>,
 ) -> Result<Attempt, SessionError> {
     match response {
-        Response::Error(error) => {
-            match error.status {
-                StatusCode::Busy if cancelling.is_none() => Ok(Attempt::Busy),
-                StatusCode::HostCancelled if cancelling.is_some() => Err(state
-                    .cancel_error(cancelling.map_or(CancelReason::Caller, |cancel| cancel.reason))),
-                status => Err(SessionError::Refused {
-                    request: state.name,
-                    status,
-                    indicator: error.indicator,
-                    detail: error.detail,
-                }),
+        Response::Error(error) => match error.status {
+            StatusCode::Busy if cancelling.is_none() => Ok(Attempt::Busy),
+            StatusCode::HostCancelled if cancelling.is_some() => {
+                Err(state.cancel_error(cancelling.unwrap_or(CancelReason::Caller)))
             }
-        }
+            status => Err(SessionError::Refused {
+                request: state.name,
+                status,
+                indicator: error.indicator,
+                detail: error.detail,
+            }),
+        },
         // The device answered before it saw the CANCEL: what it decided stands.
         response => Ok(Attempt::Answer(response)),
     }

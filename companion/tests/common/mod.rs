@@ -1,18 +1,18 @@
-//! A small scripted PIN pad speaking the link layer (firmware_protocol::link on the device
-//! side), and a transport wrapper that damages or drops chosen packets.
+//! A small scripted PIN pad: a thin async driver over firmware-protocol's `DeviceLink` (the
+//! device end of the link, where every link rule lives) whose message layer follows a script,
+//! and a transport wrapper that damages or drops chosen packets.
 // Test support: a broken script or an impossible state should fail the test loudly.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use companion::transport::{DeviceIdentity, Transport, TransportError};
 use firmware_protocol::link::{
-    Body, Capabilities, ChannelId, ErrorCode, Frame, InitResponse, KeepaliveStatus, Mtu,
-    PROTOCOL_VERSION, Reassembler, ReassemblerConfig, ReassemblyEvent, Receipt, ReliableReceiver,
-    ReliableSender, Role, SenderAction,
+    Capabilities, ChannelId, DeviceEvent, DeviceLink, DeviceLinkConfig, ErrorCode, KeepaliveStatus,
+    Mtu,
 };
 use firmware_protocol::message::{Request, Response, decode_request};
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// What the device does with a request, in order.
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// Send this keepalive now and repeat it every 100 ms until the next status.
+    /// Report this status now (the link repeats it as KEEPALIVE until the next one).
     Keepalive(KeepaliveStatus),
     /// Do nothing new for this long (keepalives continue).
     Wait(Duration),
@@ -38,9 +38,9 @@ pub enum Step {
 /// The device's reaction to one new request.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// Refuse the MSG with this ERROR instead of acknowledging it (e.g. CHANNEL_BUSY).
+    /// Refuse the request with this link ERROR at once (e.g. CHANNEL_BUSY), after its ACK.
     pub refuse: Option<ErrorCode>,
-    /// Otherwise: acknowledge, then these steps.
+    /// Otherwise: these steps.
     pub steps: Vec<Step>,
 }
 
@@ -69,9 +69,11 @@ impl Plan {
 
 pub type Script = Box<dyn FnMut(&Request) -> Plan + Send>;
 
-/// What the device saw and did.
+/// What the device saw and did (counted from the packets that crossed the link).
 #[derive(Debug, Default)]
 pub struct DeviceLog {
+    /// Channels assigned in INIT answers on broadcast, in order.
+    pub channels: Vec<ChannelId>,
     pub channel_allocations: usize,
     pub resyncs: usize,
     pub requests: Vec<(u32, Request)>,
@@ -83,16 +85,10 @@ pub struct DeviceLog {
 }
 
 struct Transaction {
-    channel: ChannelId,
     request_id: u32,
     steps: VecDeque<Step>,
     next_step_at: Instant,
-    keepalive: Option<KeepaliveStatus>,
-    next_keepalive_at: Instant,
-    answered: bool,
 }
-
-const KEEPALIVE_REPEAT: Duration = Duration::from_millis(100);
 
 /// Runs a fake device on `transport` until the link drops or a script says Disconnect.
 pub fn spawn_device(
@@ -116,26 +112,34 @@ pub fn echo(request: &Request) -> Plan {
 
 struct Device {
     transport: Box<dyn Transport>,
-    mtu: Mtu,
     epoch: Instant,
-    reassembler: Reassembler,
-    channels: HashMap<ChannelId, (ReliableSender, ReliableReceiver)>,
-    next_channel: u32,
+    link: DeviceLink,
     transaction: Option<Transaction>,
     script: Script,
     log: Arc<Mutex<DeviceLog>>,
     silent: bool,
 }
 
+const ACK: u8 = 0x84;
+const NACK: u8 = 0x85;
+const INIT: u8 = 0x86;
+const CANCEL: u8 = 0x91;
+const ERROR: u8 = 0xBF;
+
+/// The command of an init packet (`None` for a continuation).
+fn command(packet: &[u8]) -> Option<u8> {
+    packet.get(4).copied().filter(|byte| byte & 0x80 != 0)
+}
+
 async fn run(transport: Box<dyn Transport>, script: Script, log: Arc<Mutex<DeviceLog>>) {
     let mtu = transport.mtu();
     let mut device = Device {
         transport,
-        mtu,
         epoch: Instant::now(),
-        reassembler: Reassembler::new(ReassemblerConfig::new(mtu, Role::Device)),
-        channels: HashMap::new(),
-        next_channel: 0x5eed_0001,
+        link: DeviceLink::new(
+            DeviceLinkConfig::new(mtu, Capabilities::KEYPAD.union(Capabilities::DISPLAY)),
+            0x5eed_0001,
+        ),
         transaction: None,
         script,
         log,
@@ -149,16 +153,6 @@ impl Device {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
-        if self.silent {
-            return Ok(());
-        }
-        for packet in frame.to_packets(self.mtu).unwrap() {
-            self.transport.send_packet(&packet).await?;
-        }
-        Ok(())
-    }
-
     async fn serve(&mut self) -> Result<(), TransportError> {
         loop {
             let packet = self
@@ -168,231 +162,129 @@ impl Device {
             if self.silent {
                 continue;
             }
+            let now = self.now_ms();
             if let Some(packet) = packet {
-                let event = self.reassembler.push(&packet, self.now_ms());
-                match event {
-                    ReassemblyEvent::Complete(frame) => {
-                        let keep_going = self.handle(frame).await?;
-                        if !keep_going {
-                            return Ok(());
-                        }
-                    }
-                    ReassemblyEvent::Reject { .. } => {
-                        if let Some(reply) = event.reply() {
-                            if matches!(reply.body, Body::Nack { .. }) {
-                                self.log.lock().unwrap().nacks_sent += 1;
-                            }
-                            self.send(&reply).await?;
-                        }
-                    }
+                match command(&packet) {
+                    Some(NACK) => self.log.lock().unwrap().nacks_received += 1,
+                    Some(CANCEL) => self.log.lock().unwrap().cancels += 1,
                     _ => {}
                 }
-            }
-            for event in self.reassembler.expire(self.now_ms()) {
-                if let Some(reply) = event.reply() {
-                    self.send(&reply).await?;
+                self.link.handle_packet(now, 1, &packet);
+                let events: Vec<DeviceEvent> =
+                    std::iter::from_fn(|| self.link.poll_event()).collect();
+                let out: Vec<Vec<u8>> = std::iter::from_fn(|| self.link.poll_transmit())
+                    .map(|transmit| transmit.packet)
+                    .collect();
+                // An ACK with no new request and no refusal: the host's copy of a request it
+                // already delivered (its ACK was lost).
+                let acked = out.iter().any(|p| command(p) == Some(ACK));
+                let refused = out.iter().any(|p| command(p) == Some(ERROR));
+                let new = events
+                    .iter()
+                    .any(|e| matches!(e, DeviceEvent::Request { .. }));
+                if acked && !refused && !new {
+                    self.log.lock().unwrap().duplicates += 1;
                 }
+                self.send(out).await?;
+                self.on_events(events);
             }
-            let now_ms = self.now_ms();
-            let mut to_send = Vec::new();
-            for (sender, _) in self.channels.values_mut() {
-                match sender.poll(now_ms) {
-                    SenderAction::Transmit(frame) => to_send.push(frame),
-                    SenderAction::GaveUp { .. } => sender.reset(),
-                    _ => {}
-                }
-            }
-            for frame in to_send {
-                self.send(&frame).await?;
-            }
-            if !self.run_steps().await? {
+            self.link.handle_timeout(now);
+            if !self.run_steps(now) {
                 return Ok(());
             }
+            let out = std::iter::from_fn(|| self.link.poll_transmit())
+                .map(|transmit| transmit.packet)
+                .collect();
+            self.send(out).await?;
         }
     }
 
-    /// Returns false when the device should disconnect.
-    async fn run_steps(&mut self) -> Result<bool, TransportError> {
-        let now = Instant::now();
-        let Some(transaction) = &mut self.transaction else {
-            return Ok(true);
-        };
-        if transaction.answered {
-            return Ok(true);
+    async fn send(&mut self, packets: Vec<Vec<u8>>) -> Result<(), TransportError> {
+        if self.silent {
+            return Ok(());
         }
-        let channel = transaction.channel;
-        let mut frames = Vec::new();
-        let mut answer = None;
-        let mut end = false;
-        while transaction.next_step_at <= now {
-            let Some(step) = transaction.steps.pop_front() else {
-                break;
-            };
-            match step {
-                Step::Keepalive(status) => {
-                    transaction.keepalive = Some(status);
-                    transaction.next_keepalive_at = now + KEEPALIVE_REPEAT;
-                    frames.push(Frame::new(channel, Body::Keepalive(status)));
-                }
-                Step::Wait(duration) => transaction.next_step_at = now + duration,
-                Step::Respond(response) => {
-                    answer = Some(response.encode(transaction.request_id).unwrap());
-                    transaction.answered = true;
-                    break;
-                }
-                Step::LinkError(code) => {
-                    frames.push(Frame::new(channel, Body::Error(code)));
-                    end = true;
-                    break;
-                }
-                Step::GoSilent => {
-                    self.silent = true;
-                    return Ok(true);
-                }
-                Step::Disconnect => return Ok(false),
+        for packet in packets {
+            if command(&packet) == Some(NACK) {
+                self.log.lock().unwrap().nacks_sent += 1;
             }
+            if command(&packet) == Some(INIT) {
+                let mut log = self.log.lock().unwrap();
+                if packet[..4] == [0xFF; 4] {
+                    log.channel_allocations += 1;
+                    // The answer's payload: nonce (8), then the channel assigned.
+                    let assigned: [u8; 4] = packet[15..19].try_into().unwrap();
+                    log.channels.push(ChannelId(u32::from_be_bytes(assigned)));
+                } else {
+                    log.resyncs += 1;
+                }
+            }
+            self.transport.send_packet(&packet).await?;
         }
-        if !transaction.answered
-            && !end
-            && let Some(status) = transaction.keepalive
-            && now >= transaction.next_keepalive_at
-        {
-            transaction.next_keepalive_at = now + KEEPALIVE_REPEAT;
-            frames.push(Frame::new(channel, Body::Keepalive(status)));
-        }
-        if end {
-            self.end_transaction();
-        }
-        if let Some(bytes) = answer
-            && let Some((sender, _)) = self.channels.get_mut(&channel)
-        {
-            sender.send(bytes).unwrap();
-        }
-        for frame in frames {
-            self.send(&frame).await?;
-        }
-        Ok(true)
+        Ok(())
     }
 
-    fn end_transaction(&mut self) {
-        self.transaction = None;
-        self.reassembler.end_transaction();
-    }
-
-    /// Returns false when the device should disconnect.
-    async fn handle(&mut self, frame: Frame) -> Result<bool, TransportError> {
-        let channel = frame.channel;
-        match frame.body {
-            Body::InitRequest { nonce } if channel.is_broadcast() => {
-                let assigned = self.reassembler.allocate_channel(self.next_channel);
-                self.next_channel += 1;
-                self.channels.insert(
-                    assigned,
-                    (
-                        ReliableSender::new(assigned, self.mtu),
-                        ReliableReceiver::new(),
-                    ),
-                );
-                self.log.lock().unwrap().channel_allocations += 1;
-                let answer = self.init_answer(nonce, assigned);
-                self.send(&Frame::new(ChannelId::BROADCAST, answer)).await?;
-            }
-            Body::InitRequest { nonce } => {
-                if self
-                    .transaction
-                    .as_ref()
-                    .is_some_and(|t| t.channel == channel)
-                {
-                    self.end_transaction();
-                }
-                if let Some((sender, receiver)) = self.channels.get_mut(&channel) {
-                    sender.reset();
-                    receiver.reset();
-                }
-                self.log.lock().unwrap().resyncs += 1;
-                let answer = self.init_answer(nonce, channel);
-                self.send(&Frame::new(channel, answer)).await?;
-            }
-            Body::Msg { seq, message } => {
-                let Some((_, receiver)) = self.channels.get_mut(&channel) else {
-                    return Ok(true);
-                };
-                if seq == receiver.expected_seq() {
+    fn on_events(&mut self, events: Vec<DeviceEvent>) {
+        for event in events {
+            match event {
+                DeviceEvent::Request { message, .. } => {
                     let (request_id, request) = decode_request(&message).unwrap();
                     let plan = (self.script)(&request);
                     if let Some(code) = plan.refuse {
                         self.log.lock().unwrap().refused += 1;
-                        self.send(&Frame::new(channel, Body::Error(code))).await?;
-                        return Ok(true);
+                        self.link.refuse(code);
+                        continue;
                     }
-                    let Receipt::New { ack, .. } = receiver.receive(channel, seq, message) else {
-                        unreachable!("expected sequence number")
-                    };
                     self.log
                         .lock()
                         .unwrap()
                         .requests
                         .push((request_id, request));
-                    self.send(&ack).await?;
-                    self.reassembler.begin_transaction(channel);
-                    let now = Instant::now();
                     self.transaction = Some(Transaction {
-                        channel,
                         request_id,
                         steps: plan.steps.into(),
-                        next_step_at: now,
-                        keepalive: None,
-                        next_keepalive_at: now,
-                        answered: false,
+                        next_step_at: Instant::now(),
                     });
-                } else if let Receipt::Duplicate { ack } = receiver.receive(channel, seq, message) {
-                    self.log.lock().unwrap().duplicates += 1;
-                    self.send(&ack).await?;
                 }
+                DeviceEvent::Aborted { .. } => self.transaction = None,
+                DeviceEvent::Wink { .. } => {}
             }
-            Body::Ack { seq } => {
-                if let Some((sender, _)) = self.channels.get_mut(&channel)
-                    && sender.on_ack(seq)
-                    && self
-                        .transaction
-                        .as_ref()
-                        .is_some_and(|t| t.channel == channel && t.answered)
-                {
-                    self.end_transaction();
-                }
-            }
-            Body::Nack { .. } => {
-                self.log.lock().unwrap().nacks_received += 1;
-                if let Some((sender, _)) = self.channels.get_mut(&channel) {
-                    sender.on_nack();
-                }
-            }
-            Body::Cancel => {
-                self.log.lock().unwrap().cancels += 1;
-                if self
-                    .transaction
-                    .as_ref()
-                    .is_some_and(|t| t.channel == channel && !t.answered)
-                {
-                    self.end_transaction();
-                    self.send(&Frame::new(channel, Body::Error(ErrorCode::Cancelled)))
-                        .await?;
-                }
-            }
-            Body::Ping(data) => self.send(&Frame::new(channel, Body::Ping(data))).await?,
-            _ => {}
         }
-        Ok(true)
     }
 
-    fn init_answer(&self, nonce: [u8; 8], channel: ChannelId) -> Body {
-        Body::InitResponse(InitResponse {
-            nonce,
-            channel,
-            version: PROTOCOL_VERSION,
-            capabilities: Capabilities::KEYPAD.union(Capabilities::DISPLAY),
-            mtu: self.mtu,
-        })
+    /// Returns false when the device should disconnect.
+    fn run_steps(&mut self, now_ms: u64) -> bool {
+        let now = Instant::now();
+        let Some(transaction) = &mut self.transaction else {
+            return true;
+        };
+        let mut done = false;
+        while !done && transaction.next_step_at <= now {
+            let Some(step) = transaction.steps.pop_front() else {
+                break;
+            };
+            match step {
+                Step::Keepalive(status) => self.link.set_progress(now_ms, status),
+                Step::Wait(duration) => transaction.next_step_at = now + duration,
+                Step::Respond(response) => {
+                    let bytes = response.encode(transaction.request_id).unwrap();
+                    self.link.answer(now_ms, bytes).unwrap();
+                    done = true;
+                }
+                Step::LinkError(code) => {
+                    self.link.refuse(code);
+                    done = true;
+                }
+                Step::GoSilent => {
+                    self.silent = true;
+                    return true;
+                }
+                Step::Disconnect => return false,
+            }
+        }
+        if done {
+            self.transaction = None;
+        }
+        true
     }
 }
 

@@ -210,6 +210,9 @@ pub enum LinkError {
     /// The sender gave up on a message; the channel needs `INIT` (resync) before the next one.
     #[error("delivery failed earlier; resynchronise the channel with INIT first")]
     SenderNeedsResync,
+    /// A request before the link has a channel (INIT still in progress, or never done).
+    #[error("no channel yet: allocate one with INIT first")]
+    NoChannel,
 }
 
 impl LinkError {
@@ -240,7 +243,9 @@ impl LinkError {
             | LinkError::BroadcastNotAllowed { .. } => ErrorCode::InvalidChannel,
             LinkError::CrcMismatch { .. } => ErrorCode::CrcMismatch,
             LinkError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
-            LinkError::SenderBusy { .. } | LinkError::SenderNeedsResync => ErrorCode::Other,
+            LinkError::SenderBusy { .. } | LinkError::SenderNeedsResync | LinkError::NoChannel => {
+                ErrorCode::Other
+            }
         }
     }
 

@@ -11,19 +11,31 @@
 //!   table and the device's one-transaction-at-a-time rule.
 //! - [`ReliableSender`] and [`ReliableReceiver`] add acknowledged delivery of `MSG` frames
 //!   (sequence number, `ACK`/`NACK`, retransmission, duplicate detection) for lossy links.
+//! - [`HostLink`] and [`DeviceLink`] are the two ends as connection machines built from the
+//!   pieces above (quinn-proto's `Connection` shape): `handle_packet` / `handle_timeout` in,
+//!   `poll_transmit` / `poll_event` / `poll_timeout` out. Every rule of §2.6-§2.10 that needs
+//!   state or a timer (INIT and its retries, resync, retransmission, idle, keepalive, cancel,
+//!   busy) lives in them; drivers only move bytes and sleep until `poll_timeout`.
 //!
 //! Nothing here reads a clock or does I/O: every call that depends on time takes `now_ms`, a
 //! monotonic millisecond count chosen by the caller.
 
+mod device;
+mod entropy;
 mod error;
 mod frame;
+mod host;
 mod packetizer;
 mod reassembler;
 mod reliable;
 mod wire;
 
+pub use device::{
+    AbortReason, ConnectionId, Destination, DeviceEvent, DeviceLink, DeviceLinkConfig, Transmit,
+};
 pub use error::{ErrorCode, LinkError};
 pub use frame::{Body, Capabilities, Frame, InitResponse, KeepaliveStatus, PinProgress};
+pub use host::{HostEvent, HostLink, HostLinkConfig, InitFailure, RequestFailure};
 pub use packetizer::Packetizer;
 pub use reassembler::{Reassembler, ReassemblerConfig, ReassemblyEvent};
 pub use reliable::{Receipt, ReliableReceiver, ReliableSender, RetransmitPolicy, SenderAction};
@@ -85,3 +97,10 @@ pub const INIT_TIMEOUT_MS: u64 = 1000;
 
 /// ... up to this many times in all, then reports the device unreachable.
 pub const INIT_ATTEMPTS: u8 = 5;
+
+/// A host that sees neither ERROR CANCELLED nor the answer repeats CANCEL this often.
+pub const CANCEL_REPEAT_MS: u64 = 200;
+
+/// A host waits this long after its first CANCEL for the device to confirm, then
+/// resynchronises the channel (INIT aborts the request for certain).
+pub const CANCEL_GRACE_MS: u64 = 1000;

@@ -154,6 +154,21 @@ impl ReliableSender {
         }
     }
 
+    /// When [`poll`](Self::poll) next has something to do: the retransmission deadline while
+    /// waiting for the `ACK`, 0 when a (re)transmission is due at once, `None` when idle.
+    pub fn deadline(&self) -> Option<u64> {
+        self.outstanding
+            .as_ref()
+            .map(|outstanding| outstanding.deadline_ms.unwrap_or(0))
+    }
+
+    /// Transmissions of the outstanding message so far (0 when idle or not yet sent).
+    pub fn transmissions(&self) -> u8 {
+        self.outstanding
+            .as_ref()
+            .map_or(0, |outstanding| outstanding.transmissions)
+    }
+
     /// An `ACK` arrived on this channel. Returns whether it acknowledged the outstanding
     /// message (an `ACK` for anything else is stale and ignored).
     pub fn on_ack(&mut self, seq: u8) -> bool {

@@ -9,8 +9,8 @@
 //!
 //! The service UUID is a fresh random 128-bit UUID, deliberately not the FIDO service 0xFFFD
 //! (Windows reserves that for its own WebAuthn stack). Lost packets are recovered above this
-//! layer: every MSG is acknowledged and retransmitted by the session's
-//! `firmware_protocol::link::ReliableSender` (PROTOCOL.md §2.9), which on BLE is what makes
+//! layer: every MSG is acknowledged and retransmitted by the session's link machine
+//! (`firmware_protocol::link::HostLink`, PROTOCOL.md §2.9), which on BLE is what makes
 //! delivery reliable.
 //!
 //! The btleplug-facing code ([`platform`]) is thin; the rest runs against the [`GattLink`]
