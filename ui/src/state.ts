@@ -238,6 +238,7 @@ export type ResultTone = 'safe' | 'warn' | 'danger' | 'neutral';
 export function resultTone(r: { indicator: Indicator; outcome: string; reason?: string }): ResultTone {
   if (r.indicator === 'danger' || r.outcome === 'refused' || r.reason === 'pinBlocked') return 'danger';
   if (r.outcome === 'approved' || r.outcome === 'signed') return 'safe';
+  if (r.reason === 'userRejected') return 'neutral';
   if (r.outcome === 'declined') return 'warn';
   return 'neutral';
 }

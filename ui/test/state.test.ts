@@ -144,6 +144,8 @@ describe('result tone', () => {
     expect(resultTone({ indicator: 'safe', outcome: 'declined', reason: 'pinBlocked' })).toBe('danger');
     expect(resultTone({ indicator: 'safe', outcome: 'signed' })).toBe('safe');
     expect(resultTone({ indicator: 'safe', outcome: 'rejected' })).toBe('neutral');
+    // A confirmation the customer said no to on the device comes back declined, userRejected.
+    expect(resultTone({ indicator: 'safe', outcome: 'declined', reason: 'userRejected' })).toBe('neutral');
     expect(resultTone({ indicator: 'danger', outcome: 'refused' })).toBe('danger');
     expect(resultTone({ indicator: 'off', outcome: 'refused' })).toBe('danger');
     expect(resultTone({ indicator: 'off', outcome: 'rejected' })).toBe('neutral');

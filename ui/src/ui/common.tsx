@@ -95,6 +95,13 @@ export function StageLine({ stage }: { stage: Stage | null }) {
   );
 }
 
+/** The headline's outcome: a blocked PIN and the customer's own no have words of their own. */
+function headline(d: DeviceDecision): DeviceDecision['outcome'] | 'blocked' {
+  if (d.reason === 'pinBlocked') return 'blocked';
+  if (d.reason === 'userRejected') return 'rejected';
+  return d.outcome;
+}
+
 /**
  * The result as the device decided it, in plain words: the outcome sets the headline and the
  * colour (see resultTone); the device's light is a badge of its own (its integrity, not the
@@ -105,7 +112,7 @@ export function DecisionPanel({ decision, what, children }: { decision: DeviceDe
   const tone = resultTone(decision);
   return (
     <section class={`decision decision-${tone}`} role="alert" aria-live="assertive" data-testid="decision" data-tone={tone}>
-      <h2>{t(`outcome.${what}.${decision.outcome === 'declined' && decision.reason === 'pinBlocked' ? 'blocked' : decision.outcome}`)}</h2>
+      <h2>{t(`outcome.${what}.${headline(decision)}`)}</h2>
       <p>{t(`reason.${decision.reason}`)}</p>
       {children}
       <p class="decision-device muted small">
