@@ -144,7 +144,11 @@ async fn a_wrong_pin_is_declined_by_the_bank_and_the_device_stays_safe() {
     assert_eq!(result.reason, OutcomeReason::WrongPin);
     assert_eq!(result.indicator, Indicator::Safe);
     assert_eq!(result.bank_reference, None);
-    assert_eq!(result.pin_tries_left, Some(2), "the sandbox bank allows three");
+    assert_eq!(
+        result.pin_tries_left,
+        Some(2),
+        "the sandbox bank allows three"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
