@@ -459,7 +459,7 @@ test('a confirmation rejected on the device: the device screen says rejected, th
     const lines = await deviceScreen();
     return lines && /Rejected/.test(lines) ? lines : null;
   });
-  assert.doesNotMatch(screen, /confirmed\b(?!.*not)/i);
+  assert.doesNotMatch(screen, /Payment confirmed|Approved|Signed/i);
   await shot('confirmation-rejected');
   await matrix('confirmation-rejected');
   await session.click(await session.find('[data-testid="confirm-close"]'));
@@ -538,18 +538,21 @@ test('every screen renders in both languages (screenshots)', async () => {
 test('a setting changed on the Settings screen is saved and reads back', async () => {
   assert.equal(await go('settings'), 'Settings');
   await shot('settings-before');
-  await session.type(await session.find('#set-url'), 'https://bank.example/api');
+  await session.type(await session.find('#set-url'), 'https://127.0.0.1:9/api');
   await session.click(await session.find('#set-theme option[value="dark"]'));
   await session.click(await session.find('[data-testid="settings-save"]'));
 
+  // A bank address that fails at once (nothing listens on loopback port 9). With
+  // bank.example, on a machine with no network, the next test's WebDriver commands hung for
+  // 60 s after the save in two runs out of three (not explained yet; a name lookup is likely).
   // Read back through the command, from disk, and as the page applied it.
   const saved = await session.waitFor('the saved settings', async () => {
     const s = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
-    return s.bankUrl === 'https://bank.example/api' && s.theme === 'dark' ? s : null;
+    return s.bankUrl === 'https://127.0.0.1:9/api' && s.theme === 'dark' ? s : null;
   });
   assert.equal(saved.language, 'en');
   const onDisk = JSON.parse(readFileSync(settingsFile, 'utf8'));
-  assert.equal(onDisk.bankUrl, 'https://bank.example/api');
+  assert.equal(onDisk.bankUrl, 'https://127.0.0.1:9/api');
   assert.equal(onDisk.theme, 'dark');
   assert.deepEqual(onDisk.discovery.simDevices, [simAddress]);
   const theme = await session.waitFor('the dark theme', () => session.exec(`return document.documentElement.dataset.theme === 'dark' ? 'dark' : null;`));
@@ -567,7 +570,7 @@ test('an invalid setting is refused with a plain-words notice', async () => {
   assert.ok(notice.title.length > 0);
   assert.match(notice.detail, /https/);
   const s = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
-  assert.equal(s.bankUrl, 'https://bank.example/api', 'the refused URL was not saved');
+  assert.equal(s.bankUrl, 'https://127.0.0.1:9/api', 'the refused URL was not saved');
   await shot('settings-refused');
 });
 
