@@ -4,6 +4,7 @@
 // would put two pictures this computer drew side by side (the one to trust is on the device).
 import type { ComponentChildren } from 'preact';
 import { useT } from './context';
+import './device.css';
 
 const KEY_ROWS = 4;
 const KEY_COLS = 3;
