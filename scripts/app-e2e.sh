@@ -4,7 +4,9 @@
 # webkit2gtk-driver). src-tauri/e2e/app.e2e.mjs runs against the app's embedded default (the
 # in-process sandbox bank and mock PIN pad PB-SIM-0001): pairing, login and a payment through
 # the screens with the PIN typed on the on-screen keypad, the Settings screen, the ACL, and
-# screenshots of every screen in both languages into src-tauri/e2e/screenshots/.
+# screenshots of every screen in both languages into src-tauri/e2e/screenshots/, and the
+# customer screens in en and zh-CN, light and dark, at the minimum and a large window size into
+# docs/screenshots/ (<screen>_<lang>_<theme>_<size>.png, shrunk with pngquant: they are committed).
 #
 # Builds first without the Tauri CLI (the test path: `npm run build` in ui/, then
 # `cargo build --release -p pinbridge-app --features custom-protocol,sandbox`: the sandbox
@@ -51,11 +53,21 @@ wait_for_port "$port"
 
 echo "==> real app end to end (Xvfb $DISPLAY, tauri-driver :$port)" >&2
 set +e
-PINBRIDGE_APP="$app" SCREENSHOTS="$shots" WEBDRIVER="http://127.0.0.1:$port" \
+docs_shots="$root/docs/screenshots"
+rm -f "$docs_shots"/*_*_*_*.png
+PINBRIDGE_APP="$app" SCREENSHOTS="$shots" DOC_SCREENSHOTS="$docs_shots" WEBDRIVER="http://127.0.0.1:$port" \
   node --test --test-concurrency=1 --test-reporter=spec src-tauri/e2e/app.e2e.mjs 2>&1 | tee "$results/e2e.log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "screenshots: $(ls "$shots"/*.png 2>/dev/null | wc -l) in src-tauri/e2e/screenshots/"
+# 64 colours and no metadata: a UI screenshot stays legible at a fifth of its size. pngquant's
+# output depends only on its input, so an unchanged screen gives an unchanged file.
+shopt -s nullglob
+kept=("$docs_shots"/*_*_*_*.png)
+if [ "${#kept[@]}" -gt 0 ]; then
+  pngquant --force --ext .png --strip --speed 3 64 "${kept[@]}" || echo "app-e2e: pngquant failed; docs/screenshots are not shrunk" >&2
+  echo "docs/screenshots: ${#kept[@]} files, $(du -ch "${kept[@]}" | tail -1 | cut -f1)"
+fi
 if [ "$rc" -ne 0 ]; then
   echo "app-e2e: failed; the driver's and the app's log: src-tauri/e2e/results/driver.log" >&2
 fi

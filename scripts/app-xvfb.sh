@@ -13,12 +13,13 @@ cleanup_started() {
 }
 trap cleanup_started EXIT
 
-# Starts Xvfb on a display number it picks itself (-displayfd) and exports DISPLAY.
+# Starts Xvfb on a display number it picks itself (-displayfd) and exports DISPLAY. The screen
+# holds the e2e's large window (1440x900) with room to spare.
 start_xvfb() {
   local fifo display
   fifo="$(mktemp -u)"
   mkfifo "$fifo"
-  Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp -noreset 3>"$fifo" >/dev/null 2>&1 &
+  Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp -noreset 3>"$fifo" >/dev/null 2>&1 &
   started_pids+=("$!")
   read -r -t 10 display <"$fifo" || { echo "Xvfb did not start" >&2; rm -f "$fifo"; return 1; }
   rm -f "$fifo"

@@ -20,6 +20,13 @@ done
 for pkg in libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
+# The fonts its screenshots are taken in: a Latin font (DejaVu Sans) and a CJK one (WenQuanYi
+# Micro Hei), the two the UI's font stack names before the generic sans-serif on Linux. Without
+# a CJK font zh-CN renders as boxes; with only a CJK one Latin text takes its full-width
+# punctuation. pngquant shrinks the screenshots kept in docs/screenshots/.
+for pkg in fonts-dejavu-core fonts-wqy-microhei pngquant; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
 
 # The multi-process end-to-end tests read the bank's journal with the sqlite3 shell.
 for pkg in sqlite3; do

@@ -144,6 +144,43 @@ async fn a_wrong_pin_is_declined_by_the_bank_and_the_device_stays_safe() {
     assert_eq!(result.reason, OutcomeReason::WrongPin);
     assert_eq!(result.indicator, Indicator::Safe);
     assert_eq!(result.bank_reference, None);
+    assert_eq!(
+        result.pin_tries_left,
+        Some(2),
+        "the sandbox bank allows three"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pins_count_down_the_tries_then_the_pin_is_blocked() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    *h.world.pin.lock().unwrap() = WRONG_PIN;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let prepared = h
+            .core
+            .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+            .await
+            .unwrap();
+        let result = h
+            .core
+            .payment_approve(&prepared.payment_id, progress().0)
+            .await
+            .unwrap();
+        assert_eq!(result.outcome, Outcome::Declined, "{result:?}");
+        seen.push((result.reason, result.pin_tries_left));
+    }
+    // The third wrong PIN blocks it, and so does any PIN after (the bank's account_blocked).
+    assert_eq!(
+        seen,
+        [
+            (OutcomeReason::WrongPin, Some(2)),
+            (OutcomeReason::WrongPin, Some(1)),
+            (OutcomeReason::PinBlocked, None),
+            (OutcomeReason::PinBlocked, None),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,11 +12,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { shotMatrix } from './shots.mjs';
 import { Session } from './webdriver.mjs';
 
 const APP = process.env.PINBRIDGE_APP;
 const CONFIG_HOME = process.env.XDG_CONFIG_HOME;
 const SHOTS = process.env.SCREENSHOTS ?? new URL('./screenshots', import.meta.url).pathname;
+// The customer screens in both languages, both themes and two window sizes (docs/screenshots/).
+const DOC_SHOTS = process.env.DOC_SCREENSHOTS ?? null;
 const IDENTIFIER = 'app.pinbridge.desktop';
 const ROUTES = ['devices', 'pairing', 'login', 'payment', 'confirmations', 'staff', 'qa', 'logs', 'settings'];
 
@@ -32,6 +35,12 @@ async function shot(name) {
   mkdirSync(SHOTS, { recursive: true });
   writeFileSync(join(SHOTS, `${name}.png`), await session.screenshot());
 }
+
+/** The current customer screen in all eight variants (docs/screenshots/). */
+const matrix = (screen) => shotMatrix(session, DOC_SHOTS, screen);
+
+/** What the mock PIN pad's own screen shows now (the device, not a copy on a customer screen). */
+const deviceScreen = () => textOf('[data-testid="mock-device"] [data-testid="device-display"]');
 
 /** Clicks keys on the mock device's on-screen keypad (the panel beside the customer screens). */
 async function press(keys) {
@@ -144,7 +153,11 @@ test('connect and pair: the code on screen is the code on the device; OK on its 
     return lines && lines.replace(/\D/g, '').includes(code) ? lines : null;
   });
   assert.ok(shown);
+  // The customer screen draws the device and says where to look; it copies nothing from its screen.
+  assert.equal((await session.findAll('main [data-testid="device-display"]')).length, 0, 'a mirrored device screen');
+  await session.find('main [data-testid="look-at-device"]');
   await shot('pairing-compare');
+  await matrix('pairing-compare');
   await press(['ok']);
   await session.waitFor('pairing done', () => textOf('[data-testid="pairing-done"]'), { timeoutMs: 30000 });
   await shot('pairing-done');
@@ -156,10 +169,47 @@ test('login through the paired mock device', async () => {
   await go('login');
   await session.type(await session.find('#login-customer'), 'C-1001');
   await shot('login');
+  await matrix('login');
   await session.click(await session.find('[data-testid="login-submit"]'));
   const done = await session.waitFor('login done', () => textOf('[data-testid="login-done"]'), { timeoutMs: 60000 });
   assert.match(done, /Li Wei/);
   await shot('login-done');
+  await go('devices');
+  await matrix('devices');
+});
+
+test('keys pressed while the PIN pad shows no prompt are discarded: the next payment waits for its PIN', async () => {
+  // The on-screen keypad is off while the device is idle ...
+  const disabled = await session.exec(`return [...document.querySelectorAll('[data-testid="mock-device"] [data-key]')].every((k) => k.disabled);`);
+  assert.equal(disabled, true, 'the idle keypad takes keys');
+  // ... and the device itself drops keys that reach it with no prompt up (pressed here as a
+  // script would, for "whatever is on the screen").
+  for (const key of ['1', '2', '3', '4', '5', '6', 'ok']) {
+    await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_key_press', { deviceId: 'in-process:PB-SIM-0001', key: '${key}', promptId: null });`);
+  }
+  await go('payment');
+  await session.type(await session.find('#pay-payee'), 'Zhao Liu');
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), '1.00');
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+  await session.click(await session.find('[data-testid="payment-send"]'));
+  await session.waitFor('the device to show the payment', async () => {
+    const lines = await deviceScreen();
+    return lines && lines.includes('CNY 1.00') ? lines : null;
+  }, { timeoutMs: 30000 });
+  // The stored keys would have approved it within ~300 ms of the prompt (the bug this guards).
+  // A bounded look for something that must not happen: the prompt is still waiting after 1.5 s.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await session.findAll('[data-testid="decision"]')).length, 0, 'the payment was decided by keys typed before its prompt');
+  const live = await session.exec(`return document.querySelector('[data-testid="pin-dots"]')?.textContent ?? '';`);
+  assert.equal((live.match(/●/g) ?? []).length, 0, `PIN digits were counted before any key was pressed: ${live}`);
+  assert.match(await deviceScreen(), /CNY 1\.00/);
+  await press(['1', '2', '3', '4', '5', '6', 'ok']);
+  const result = await decision();
+  assert.equal(result.tone, 'safe');
+  assert.match(result.text, /approved/i);
+  await session.click(await session.find('[data-testid="payment-new"]'));
 });
 
 test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as the device decided', async () => {
@@ -169,11 +219,13 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
   await session.type(await session.find('#pay-amount'), '120.50');
   await session.type(await session.find('#pay-ref'), 'Rent March');
   await shot('payment-form');
+  await matrix('payment-form');
   await session.click(await session.find('[data-testid="payment-review-btn"]'));
   const review = await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
   assert.match(review, /Zhang San/);
   assert.match(review, /120\.50/);
   await shot('payment-review');
+  await matrix('payment-review');
   await session.click(await session.find('[data-testid="payment-send"]'));
   await session.waitFor('the device to show the payment', async () => {
     const lines = await textOf('[data-testid="mock-device"] [data-testid="device-display"]');
@@ -185,7 +237,9 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
     return text && (text.match(/●/g) ?? []).length === 3 ? text : null;
   });
   assert.doesNotMatch(dots, /\d/, 'the dots show no digit');
+  assert.equal((await session.findAll('main [data-testid="device-display"]')).length, 0, 'a mirrored device screen');
   await shot('payment-approve-on-device');
+  await matrix('payment-approve');
   await press(['4', '5', '6', 'ok']);
   const decision = await session.waitFor('the device decision', async () => {
     const found = await session.findAll('[data-testid="decision"]');
@@ -197,6 +251,7 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
   const safety = await session.exec(`return document.querySelector('[data-testid="safety"]').dataset.tone;`);
   assert.equal(safety, 'safe');
   await shot('payment-result-safe');
+  await matrix('payment-approved');
   // Nothing the page received or logged holds the PIN.
   const logs = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('logs_list', { limit: 1000 });`);
   assert.ok(logs.some((l) => /key pressed \(a digit\)/.test(l.message)));
@@ -228,12 +283,135 @@ async function pay({ payee, amount, shown, keys }) {
   return decision();
 }
 
-test('a wrong PIN is declined by the bank; the device stays safe', async () => {
-  const result = await pay({ payee: 'Wang Wu', amount: '5.00', shown: 'CNY 5.00', keys: ['9', '9', '9', '9', '9', '9', 'ok'] });
-  assert.equal(result.tone, 'safe');
-  assert.match(result.text, /declined/i);
-  await shot('payment-result-declined');
+/** Types `amount` on a fresh payment form and asks for the review; returns the amount field's error. */
+async function amountError(amount) {
+  await go('payment');
+  const again = await session.findAll('[data-testid="payment-new"]');
+  if (again.length) await session.click(again[0]);
+  await session.type(await session.find('#pay-payee'), 'Zhang San');
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), amount);
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  return session.waitFor('the amount error', () => textOf('#pay-amount-error'));
+}
+
+test('"12,34" is refused with its reason in en and in zh-CN, never read as 1,234', async () => {
+  const en = await amountError('12,34');
+  assert.match(en, /comma|decimal/i, en);
+  assert.equal((await session.findAll('[data-testid="payment-review"]')).length, 0, 'the review was reached');
+  const hint = await textOf('#pay-amount-hint');
+  assert.doesNotMatch(hint ?? '', /1,234/);
+  await shot('payment-amount-comma');
+  await matrix('payment-amount-comma');
+  await setLanguage('zh-CN');
+  const zh = await session.waitFor('the Chinese amount error', async () => {
+    const text = await textOf('#pay-amount-error');
+    return text && /[\u4e00-\u9fff]/.test(text) ? text : null;
+  });
+  assert.notEqual(zh, en);
+  // Typed again in zh-CN: the same refusal (the comma is no decimal separator there either).
+  const zhAgain = await amountError('12,34');
+  assert.equal(zhAgain, zh);
+  assert.equal((await session.findAll('[data-testid="payment-review"]')).length, 0, 'the review was reached');
+  await setLanguage('en');
+  // "12.34" is the amount, in both.
+  await session.type(await session.find('#pay-amount'), '12.34');
+  assert.match(await textOf('#pay-amount-hint'), /12\.34/);
 });
+
+test('a wrong PIN is declined by the bank: amber, with the tries left; the device stays safe', async () => {
+  const result = await pay({ payee: 'Wang Wu', amount: '5.00', shown: 'CNY 5.00', keys: ['9', '9', '9', '9', '9', '9', 'ok'] });
+  assert.equal(result.tone, 'warn');
+  assert.match(result.text, /declined/i);
+  assert.match(result.text, /2 tries left/);
+  assert.equal(await session.exec(`return document.querySelector('[data-testid="decision"] .indicator').className;`), 'indicator indicator-safe');
+  assert.match(await deviceScreen(), /Declined: wrong PIN/);
+  await shot('payment-result-declined');
+  await matrix('payment-declined');
+});
+
+/**
+ * What the customer has to do today after a link fault: disconnect and connect by hand on the
+ * Devices screen, and log in again if the session went with the link.
+ */
+async function reconnectByHand() {
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_clear_faults', { deviceId: 'in-process:PB-SIM-0001' });`);
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_disconnect', { deviceId: 'in-process:PB-SIM-0001' });`);
+  await go('devices');
+  const connect = await session.waitFor('the Connect button', async () => (await session.findAll('[data-testid="connect-PB-SIM-0001"]'))[0] ?? null);
+  await session.click(connect);
+  await session.waitFor('PB-SIM-0001 connected', async () => {
+    const list = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_list');`);
+    return list.some((d) => d.serial === 'PB-SIM-0001' && d.connected);
+  }, { timeoutMs: 30000 });
+  await go('login');
+  if ((await session.findAll('#login-customer')).length) {
+    await session.type(await session.find('#login-customer'), 'C-1001');
+    await session.click(await session.find('[data-testid="login-submit"]'));
+    await session.waitFor('login done', () => textOf('[data-testid="login-done"]'), { timeoutMs: 60000 });
+  }
+}
+
+// Automatic recovery after a link fault is item 4 of issue 17, not built yet: after the fault the
+// first payment ends "The device was disconnected ... Nothing was paid" and every later one
+// waits for an ACK that never comes, until a disconnect and connect by hand. Kept as a todo (it
+// runs and reports, it does not fail the suite) with the manual recovery after it, so the tests
+// below still run; drop the todo when the session resets the link by itself.
+test('a QA disconnect fault: the app recovers the link by itself and the next payment succeeds', { todo: 'automatic link recovery (issue 17 item 4)' }, async () => {
+  try {
+    await disconnectThenPay();
+  } finally {
+    await reconnectByHand();
+  }
+});
+
+async function disconnectThenPay() {
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_inject_fault', { deviceId: 'in-process:PB-SIM-0001', fault: { kind: 'disconnect' } });`);
+  await go('payment');
+  const again = await session.findAll('[data-testid="payment-new"]');
+  if (again.length) await session.click(again[0]);
+  await session.type(await session.find('#pay-payee'), 'Sun Qi');
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), '2.00');
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+  await session.click(await session.find('[data-testid="payment-send"]'));
+  // Either the payment goes through the reset link at once, or it ends with an error that says
+  // nothing was paid; then the app reconnects with no click and the payment is sent again.
+  const first = await session.waitFor('the device prompt or an error', async () => {
+    const lines = await deviceScreen();
+    if (lines && lines.includes('CNY 2.00') && (await session.findAll('[data-testid="pin-dots"], .stage')).length) return 'prompt';
+    const box = await session.findAll('[data-testid="screen-payment"] .error-box');
+    return box.length ? `error: ${await session.text(box[0])}` : null;
+  }, { timeoutMs: 60000 });
+  if (first !== 'prompt') {
+    await shot('payment-after-disconnect');
+    assert.match(first, /nothing was paid|not paid|no money/i, first);
+    await session.waitFor('the device connected again by itself', async () => {
+      const list = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_list');`);
+      return list.some((d) => d.serial === 'PB-SIM-0001' && d.connected);
+    }, { timeoutMs: 60000 });
+    const retry = await session.findAll('[data-testid="payment-retry"]');
+    await session.click(retry.length ? retry[0] : await session.find('[data-testid="payment-new"]'));
+    if (!retry.length) {
+      await session.type(await session.find('#pay-payee'), 'Sun Qi');
+      await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+      await session.type(await session.find('#pay-amount'), '2.00');
+    }
+    await session.click(await session.find('[data-testid="payment-review-btn"]'));
+    await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+    await session.click(await session.find('[data-testid="payment-send"]'));
+    await session.waitFor('the device to show the payment', async () => {
+      const lines = await deviceScreen();
+      return lines && lines.includes('CNY 2.00') ? lines : null;
+    }, { timeoutMs: 20000 });
+  }
+  await session.waitFor('the PIN prompt', async () => (await session.findAll('[data-testid="mock-device"] [data-key="1"]:not([disabled])')).length > 0, { timeoutMs: 30000 });
+  await press(['1', '2', '3', '4', '5', '6', 'ok']);
+  const result = await decision();
+  assert.equal(result.tone, 'safe', result.text);
+  assert.match(result.text, /approved/i);
+}
 
 test('a confirmation pushed by the bank is signed on the device after OK on its keypad', async () => {
   await go('qa');
@@ -254,6 +432,61 @@ test('a confirmation pushed by the bank is signed on the device after OK on its 
   const result = await decision();
   assert.equal(result.tone, 'safe');
   await shot('confirmation-signed');
+});
+
+test('a confirmation rejected on the device: the device screen says rejected, the app says not confirmed', async () => {
+  await session.click(await session.find('[data-testid="confirm-close"]'));
+  await go('qa');
+  await session.click(await session.find('[data-testid="qa-push"]'));
+  await go('confirmations');
+  const button = await session.waitFor('the pushed request', async () => {
+    const found = await session.findAll('[data-testid^="request-ORD-"] button.btn-primary');
+    return found.length ? found[0] : null;
+  }, { timeoutMs: 30000 });
+  await matrix('confirmations');
+  await session.click(button);
+  await session.waitFor('the device to show the request', async () => {
+    const lines = await deviceScreen();
+    return lines && lines.includes('JD.com') ? lines : null;
+  }, { timeoutMs: 30000 });
+  await matrix('confirmation-on-device');
+  await press(['cancel']);
+  const result = await decision();
+  assert.equal(result.tone, 'neutral', result.text);
+  assert.match(result.text, /not confirmed/i);
+  // The device writes its own outcome screen: not the last operation's "confirmed".
+  const screen = await session.waitFor('the device outcome screen', async () => {
+    const lines = await deviceScreen();
+    return lines && /Rejected/.test(lines) ? lines : null;
+  });
+  assert.doesNotMatch(screen, /Payment confirmed|Approved|Signed/i);
+  await shot('confirmation-rejected');
+  await matrix('confirmation-rejected');
+  await session.click(await session.find('[data-testid="confirm-close"]'));
+});
+
+test('three wrong PINs: two tries left, one try left, then blocked (call your bank)', async () => {
+  // A right PIN first: the bank counts wrong PINs in a row (the one above is forgotten).
+  const right = await pay({ payee: 'Wang Wu', amount: '3.00', shown: 'CNY 3.00', keys: ['1', '2', '3', '4', '5', '6', 'ok'] });
+  assert.equal(right.tone, 'safe', right.text);
+  const wrong = ['9', '9', '9', '9', '9', '9', 'ok'];
+  const first = await pay({ payee: 'Wang Wu', amount: '3.00', shown: 'CNY 3.00', keys: wrong });
+  assert.equal(first.tone, 'warn');
+  assert.match(first.text, /2 tries left/);
+  const second = await pay({ payee: 'Wang Wu', amount: '3.00', shown: 'CNY 3.00', keys: wrong });
+  assert.equal(second.tone, 'warn');
+  assert.match(second.text, /1 try left/);
+  const third = await pay({ payee: 'Wang Wu', amount: '3.00', shown: 'CNY 3.00', keys: wrong });
+  assert.equal(third.tone, 'danger');
+  assert.match(third.text, /PIN blocked/);
+  assert.match(third.text, /call your bank/i);
+  assert.equal((await session.findAll('[data-testid="payment-retry"]')).length, 0, 'a retry offered for a blocked PIN');
+  await shot('payment-result-blocked');
+  await matrix('payment-blocked');
+  // The right PIN now is blocked too: the bank says so, nothing is paid.
+  const fourth = await pay({ payee: 'Wang Wu', amount: '3.00', shown: 'CNY 3.00', keys: ['1', '2', '3', '4', '5', '6', 'ok'] });
+  assert.equal(fourth.tone, 'danger');
+  assert.match(fourth.text, /PIN blocked/);
 });
 
 test('staff sign-in (operator)', async () => {
@@ -296,23 +529,30 @@ test('every screen renders in both languages (screenshots)', async () => {
     }
   }
   await setLanguage('en');
+  for (const route of ['logs', 'settings']) {
+    await go(route);
+    await matrix(route);
+  }
 });
 
 test('a setting changed on the Settings screen is saved and reads back', async () => {
   assert.equal(await go('settings'), 'Settings');
   await shot('settings-before');
-  await session.type(await session.find('#set-url'), 'https://bank.example/api');
+  await session.type(await session.find('#set-url'), 'https://127.0.0.1:9/api');
   await session.click(await session.find('#set-theme option[value="dark"]'));
   await session.click(await session.find('[data-testid="settings-save"]'));
 
+  // A bank address that fails at once (nothing listens on loopback port 9). With
+  // bank.example, on a machine with no network, the next test's WebDriver commands hung for
+  // 60 s after the save in two runs out of three (not explained yet; a name lookup is likely).
   // Read back through the command, from disk, and as the page applied it.
   const saved = await session.waitFor('the saved settings', async () => {
     const s = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
-    return s.bankUrl === 'https://bank.example/api' && s.theme === 'dark' ? s : null;
+    return s.bankUrl === 'https://127.0.0.1:9/api' && s.theme === 'dark' ? s : null;
   });
   assert.equal(saved.language, 'en');
   const onDisk = JSON.parse(readFileSync(settingsFile, 'utf8'));
-  assert.equal(onDisk.bankUrl, 'https://bank.example/api');
+  assert.equal(onDisk.bankUrl, 'https://127.0.0.1:9/api');
   assert.equal(onDisk.theme, 'dark');
   assert.deepEqual(onDisk.discovery.simDevices, [simAddress]);
   const theme = await session.waitFor('the dark theme', () => session.exec(`return document.documentElement.dataset.theme === 'dark' ? 'dark' : null;`));
@@ -330,7 +570,7 @@ test('an invalid setting is refused with a plain-words notice', async () => {
   assert.ok(notice.title.length > 0);
   assert.match(notice.detail, /https/);
   const s = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
-  assert.equal(s.bankUrl, 'https://bank.example/api', 'the refused URL was not saved');
+  assert.equal(s.bankUrl, 'https://127.0.0.1:9/api', 'the refused URL was not saved');
   await shot('settings-refused');
 });
 

@@ -16,12 +16,19 @@ export class WebDriverError extends Error {
 const COMMAND_TIMEOUT_MS = Number(process.env.WEBDRIVER_TIMEOUT_MS ?? 60000);
 
 async function call(base, method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let res;
+  try {
+    res = await fetch(base + path, {
+      method,
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    // The abort's DOMException prints as {} in the test report: name the command that hung.
+    const what = e?.name === 'TimeoutError' ? `no answer in ${COMMAND_TIMEOUT_MS} ms` : String(e?.message ?? e);
+    throw new Error(`WebDriver ${method} ${path.replace(/^\/session\/[^/]+/, '')}: ${what}`, { cause: e });
+  }
   const json = await res.json().catch(() => ({}));
   if (!res.ok) throw new WebDriverError(method, path, res.status, json.value);
   return json.value;

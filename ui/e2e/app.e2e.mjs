@@ -71,7 +71,10 @@ describe('customer flows (en)', () => {
       await page.getByTestId('payment-send').click();
       await page.getByRole('heading', { name: 'Approve on your device' }).waitFor();
       const main = page.locator('main');
-      await main.getByTestId('device-display').filter({ hasText: 'To Zhang San' }).waitFor();
+      // The customer screen points at the device; the device (the mock pad beside it) shows the payment.
+      await main.getByTestId('look-at-device').waitFor();
+      assert.equal(await main.getByTestId('device-display').count(), 0, 'a mirrored device screen');
+      await page.getByTestId('mock-device').getByTestId('device-display').filter({ hasText: 'To Zhang San' }).waitFor();
       await press(page, ['1', '2', '3']);
       await page.getByTestId('pin-dots').filter({ hasText: '●●●○○○' }).waitFor();
       assert.match(await main.innerText(), /3 of 6 PIN digits entered on the device/);
@@ -81,7 +84,7 @@ describe('customer flows (en)', () => {
       assert.equal(await decision.getAttribute('data-tone'), 'safe');
       const text = await decision.innerText();
       assert.match(text, /Payment approved/);
-      assert.match(text, /Device says: SAFE/i);
+      assert.match(text, /Device light:\s*Safe/i);
       // The PIN typed on the device never shows up anywhere on the page.
       assert.ok(!(await page.locator('body').innerText()).includes('123456'));
       await shot(page, 'en-payment-result-safe');
@@ -134,7 +137,7 @@ describe('customer flows (en)', () => {
       await pairAndLogin(page);
       await go(page, 'confirmations');
       await page.getByTestId('request-ORD-7731').getByRole('button').click();
-      await page.locator('main').getByTestId('device-display').filter({ hasText: 'Confirm payment' }).waitFor();
+      await page.getByTestId('mock-device').getByTestId('device-display').filter({ hasText: 'Confirm payment' }).waitFor();
       await press(page, ['ok']);
       const decision = page.getByTestId('decision');
       await decision.waitFor();
@@ -311,7 +314,7 @@ describe('accessibility and languages', () => {
         await go(page, 'confirmations');
         await shot(page, `${lang}-12-confirmations`);
         await page.getByTestId('request-ORD-7731').getByRole('button').click();
-        await page.locator('main').getByTestId('device-display').filter({ hasText: 'Confirm payment' }).waitFor();
+        await page.getByTestId('mock-device').getByTestId('device-display').filter({ hasText: 'Confirm payment' }).waitFor();
         await shot(page, `${lang}-13-confirmation-on-device`);
         await press(page, ['ok']);
         await page.getByTestId('decision').waitFor();

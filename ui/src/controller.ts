@@ -264,6 +264,10 @@ export function createController(backend: Backend, store: Store<State> = createS
       if (p.step === 'device' || p.step === 'review') await backend.paymentCancel(p.prepared.paymentId).catch(() => undefined);
       if (p.step === 'review') c.backToForm();
     },
+    /** Back to the form with the details of the payment just tried (a new payment, nothing reused). */
+    retryPayment(): void {
+      set((s) => (s.payment.step === 'result' ? { ...s, payment: { step: 'form', form: s.payment.form, errors: {}, error: null, busy: false } } : s));
+    },
     newPayment(): void {
       set((s) => ({ ...s, payment: { step: 'form', form: emptyPaymentForm(s.session?.accounts[0] ?? ''), errors: {}, error: null, busy: false } }));
     },

@@ -231,9 +231,18 @@ export function validatePaymentForm(f: PaymentForm): PaymentCheck {
   return { ok: true, amountMinor };
 }
 
-/** How the result panel looks: driven only by what the device reported. */
-export function resultTone(r: { indicator: Indicator; outcome: string }): 'safe' | 'danger' | 'neutral' {
-  if (r.indicator === 'danger' || r.outcome === 'refused') return 'danger';
-  if (r.indicator === 'safe') return 'safe';
+export type ResultTone = 'safe' | 'warn' | 'danger' | 'neutral';
+
+/**
+ * How the result panel looks: the outcome the device reported drives it, not the device's
+ * light (a safe device that declined a wrong PIN is not a green result). Approved or signed is
+ * green, declined amber, blocked or refused (or a device in danger) red, the customer's own no
+ * neutral. The light is shown beside it as the device's integrity, separately.
+ */
+export function resultTone(r: { indicator: Indicator; outcome: string; reason?: string }): ResultTone {
+  if (r.indicator === 'danger' || r.outcome === 'refused' || r.reason === 'pinBlocked') return 'danger';
+  if (r.outcome === 'approved' || r.outcome === 'signed') return 'safe';
+  if (r.reason === 'userRejected') return 'neutral';
+  if (r.outcome === 'declined') return 'warn';
   return 'neutral';
 }

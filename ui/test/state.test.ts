@@ -137,9 +137,15 @@ describe('payment form', () => {
 });
 
 describe('result tone', () => {
-  it('follows the device: danger indicator or refusal is red, safe is green', () => {
+  it('follows the outcome: approved green, declined amber, blocked or refused red, a no neutral', () => {
     expect(resultTone({ indicator: 'safe', outcome: 'approved' })).toBe('safe');
-    expect(resultTone({ indicator: 'safe', outcome: 'declined' })).toBe('safe');
+    // The outcome, not the device's light: a safe device that declined is not a green result.
+    expect(resultTone({ indicator: 'safe', outcome: 'declined', reason: 'wrongPin' })).toBe('warn');
+    expect(resultTone({ indicator: 'safe', outcome: 'declined', reason: 'pinBlocked' })).toBe('danger');
+    expect(resultTone({ indicator: 'safe', outcome: 'signed' })).toBe('safe');
+    expect(resultTone({ indicator: 'safe', outcome: 'rejected' })).toBe('neutral');
+    // A confirmation the customer said no to on the device comes back declined, userRejected.
+    expect(resultTone({ indicator: 'safe', outcome: 'declined', reason: 'userRejected' })).toBe('neutral');
     expect(resultTone({ indicator: 'danger', outcome: 'refused' })).toBe('danger');
     expect(resultTone({ indicator: 'off', outcome: 'refused' })).toBe('danger');
     expect(resultTone({ indicator: 'off', outcome: 'rejected' })).toBe('neutral');

@@ -463,9 +463,15 @@ impl AppCore {
                 } else if outcome.approved() {
                     (Outcome::Approved, OutcomeReason::None)
                 } else {
-                    let reason = match outcome.bank_result.as_str() {
-                        "pin_incorrect" | "pin_locked" => OutcomeReason::WrongPin,
-                        "insufficient_funds" => OutcomeReason::InsufficientFunds,
+                    // The last wrong PIN blocks it: that answer says "call your bank", not
+                    // "try again" (the bank's own words for the same: account_blocked).
+                    let reason = match (outcome.bank_result.as_str(), outcome.pin_tries_left) {
+                        ("pin_incorrect", Some(n)) if n <= 0 => OutcomeReason::PinBlocked,
+                        ("pin_incorrect", _) => OutcomeReason::WrongPin,
+                        ("pin_locked" | "pin_blocked" | "account_blocked", _) => {
+                            OutcomeReason::PinBlocked
+                        }
+                        ("insufficient_funds", _) => OutcomeReason::InsufficientFunds,
                         _ => OutcomeReason::None,
                     };
                     (Outcome::Declined, reason)
@@ -485,6 +491,9 @@ impl AppCore {
                     device_lines: lines_now(vec![outcome.display_text.clone()]),
                     bank_reference: (decision == Outcome::Approved)
                         .then(|| outcome.transaction_id.clone()),
+                    pin_tries_left: (reason == OutcomeReason::WrongPin)
+                        .then(|| outcome.pin_tries_left.and_then(|n| u32::try_from(n).ok()))
+                        .flatten(),
                 }
             }
             Err(FlowError::Tampered) => {
@@ -496,6 +505,7 @@ impl AppCore {
                     reason: OutcomeReason::Tampered,
                     device_lines: lines_now(vec!["TAMPERED".into()]),
                     bank_reference: None,
+                    pin_tries_left: None,
                 }
             }
             Err(FlowError::Device(SessionError::Refused {
@@ -511,6 +521,7 @@ impl AppCore {
                     reason: OutcomeReason::BankResponseInvalid,
                     device_lines: lines_now(vec![detail]),
                     bank_reference: None,
+                    pin_tries_left: None,
                 }
             }
             Err(error) => return Err(error.into()),

@@ -447,6 +447,9 @@ pub enum OutcomeReason {
     HostNotVerified,
     /// The user said no.
     UserRejected,
+    /// The bank blocked the PIN (too many wrong PINs, or blocked before): only the bank
+    /// unblocks it, so the customer is told to call it rather than to try again.
+    PinBlocked,
 }
 
 /// `payment_approve`'s result.
@@ -466,6 +469,9 @@ pub struct PaymentResult {
     pub device_lines: Vec<String>,
     /// The bank's journal reference (its transaction id) when approved.
     pub bank_reference: Option<String>,
+    /// After a wrong PIN, how many tries the bank still allows before it blocks the PIN
+    /// (`None` when the bank did not say, or the PIN was not the reason).
+    pub pin_tries_left: Option<u32>,
 }
 
 /// Staff roles as the app names them; the bank's `teller` is a `clerk`.

@@ -324,7 +324,7 @@ reference: string, };
 
 export type Outcome = "approved" | "declined" | "signed" | "rejected" | "refused";
 
-export type OutcomeReason = "none" | "wrongPin" | "insufficientFunds" | "bankResponseInvalid" | "tampered" | "hostNotVerified" | "userRejected";
+export type OutcomeReason = "none" | "wrongPin" | "insufficientFunds" | "bankResponseInvalid" | "tampered" | "hostNotVerified" | "userRejected" | "pinBlocked";
 
 export type PaymentResult = { 
 /**
@@ -350,7 +350,12 @@ deviceLines: Array<string>,
 /**
  * The bank's journal reference (its transaction id) when approved.
  */
-bankReference: string | null, };
+bankReference: string | null, 
+/**
+ * After a wrong PIN, how many tries the bank still allows before it blocks the PIN
+ * (`None` when the bank did not say, or the PIN was not the reason).
+ */
+pinTriesLeft: number | null, };
 
 export type ConfirmationResult = { 
 /**

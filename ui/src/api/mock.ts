@@ -72,6 +72,8 @@ export const REDACT = /\b(?=[0-9A-Za-z]*[0-9])[0-9A-Za-z]{16,}\b/g;
 /** The loss-report code the seeded customer C-1001 got at enrolment (the MockBackend's only one). */
 export const MOCK_LOSS_CODE = 'LOSS-1001-2026';
 
+/** Wrong PINs the sandbox bank allows before it blocks the PIN (BankConfig::max_wrong_pins). */
+const MAX_WRONG_PINS = 3;
 const FIRMWARE_HASH = '3f9a0c5de1b27a4486f0e2c917b35d60a8e4f12b7c9d03e56a1b2c3d4e5f6071';
 
 interface Waiter {
@@ -200,6 +202,8 @@ export class MockBackend implements Backend {
   /** Per customer: wrong current PINs at PIN changes (3 block the PIN). */
   private wrongPins = new Map<string, number>();
   private payments = new Map<string, Payment>();
+  /** Wrong PINs in a row per customer, as the bank counts them (reset by a right one). */
+  private wrongPins = new Map<string, number>();
   private confirmations: ConfirmationRequest[] = [];
   private staff: StaffSession | null = null;
   private log: LogEntry[] = [];
@@ -849,7 +853,7 @@ export class MockBackend implements Backend {
       p.state = 'done';
       this.addLog('error', 'device', `${dev.status.serial}: payment refused, device is tampered`);
       this.stage('done', onProgress);
-      return { paymentId, outcome: 'refused', indicator: 'danger', reason: 'tampered', deviceLines: [...dev.display], bankReference: null };
+      return { paymentId, outcome: 'refused', indicator: 'danger', reason: 'tampered', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: null };
     }
     this.requireUsable(dev, { paired: true, bound: true });
     p.state = 'approving';
@@ -876,23 +880,36 @@ export class MockBackend implements Backend {
       this.setIndicator(dev, 'danger', onProgress);
       this.setDisplay(dev, ['DANGER', 'Bank reply failed check', 'Payment refused'], onProgress);
       this.addLog('error', 'device', `${dev.status.serial}: bank response MAC did not verify; danger state`);
-      result = { paymentId, outcome: 'refused', indicator: 'danger', reason: 'bankResponseInvalid', deviceLines: [...dev.display], bankReference: null };
+      result = { paymentId, outcome: 'refused', indicator: 'danger', reason: 'bankResponseInvalid', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: null };
+    } else if ((this.wrongPins.get(session.customerId) ?? 0) >= MAX_WRONG_PINS) {
+      // As the sandbox bank: a blocked PIN stays blocked, the right PIN included.
+      this.setIndicator(dev, 'safe', onProgress);
+      this.setDisplay(dev, ['Declined', 'Account blocked'], onProgress);
+      this.addLog('warn', 'bank', `Payment ${paymentId} declined: PIN blocked`);
+      result = { paymentId, outcome: 'declined', indicator: 'safe', reason: 'pinBlocked', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: null };
     } else if (!sealed.matches(customer.pvv)) {
+      const wrong = (this.wrongPins.get(session.customerId) ?? 0) + 1;
+      this.wrongPins.set(session.customerId, wrong);
+      const left = MAX_WRONG_PINS - wrong;
       this.setIndicator(dev, 'safe', onProgress);
       this.setDisplay(dev, ['Declined', 'Wrong PIN'], onProgress);
       this.addLog('warn', 'bank', `Payment ${paymentId} declined: PIN did not verify`);
-      result = { paymentId, outcome: 'declined', indicator: 'safe', reason: 'wrongPin', deviceLines: [...dev.display], bankReference: null };
+      result =
+        left > 0
+          ? { paymentId, outcome: 'declined', indicator: 'safe', reason: 'wrongPin', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: left }
+          : { paymentId, outcome: 'declined', indicator: 'safe', reason: 'pinBlocked', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: null };
     } else if (BigInt(p.amountMinor) > SANDBOX.balanceMinor) {
       this.setIndicator(dev, 'safe', onProgress);
       this.setDisplay(dev, ['Declined', 'Insufficient funds'], onProgress);
       this.addLog('warn', 'bank', `Payment ${paymentId} declined: insufficient funds`);
-      result = { paymentId, outcome: 'declined', indicator: 'safe', reason: 'insufficientFunds', deviceLines: [...dev.display], bankReference: null };
+      result = { paymentId, outcome: 'declined', indicator: 'safe', reason: 'insufficientFunds', deviceLines: [...dev.display], bankReference: null, pinTriesLeft: null };
     } else {
       const ref = `J${String(this.seq).padStart(8, '0')}`;
+      this.wrongPins.delete(session.customerId);
       this.setIndicator(dev, 'safe', onProgress);
       this.setDisplay(dev, ['Approved', money(p.amountMinor, p.currency)], onProgress);
       this.addLog('info', 'bank', `Payment ${paymentId} journaled once as ${ref}`);
-      result = { paymentId, outcome: 'approved', indicator: 'safe', reason: 'none', deviceLines: [...dev.display], bankReference: ref };
+      result = { paymentId, outcome: 'approved', indicator: 'safe', reason: 'none', deviceLines: [...dev.display], bankReference: ref, pinTriesLeft: null };
     }
     this.stage('done', onProgress);
     return result;

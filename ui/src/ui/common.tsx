@@ -95,20 +95,29 @@ export function StageLine({ stage }: { stage: Stage | null }) {
   );
 }
 
-/** The result as the device decided it: green safe, red danger, in plain words. */
+/** The headline's outcome: a blocked PIN and the customer's own no have words of their own. */
+function headline(d: DeviceDecision): DeviceDecision['outcome'] | 'blocked' {
+  if (d.reason === 'pinBlocked') return 'blocked';
+  if (d.reason === 'userRejected') return 'rejected';
+  return d.outcome;
+}
+
+/**
+ * The result as the device decided it, in plain words: the outcome sets the headline and the
+ * colour (see resultTone); the device's light is a badge of its own (its integrity, not the
+ * outcome). No copy of the device's screen: the device itself shows its outcome.
+ */
 export function DecisionPanel({ decision, what, children }: { decision: DeviceDecision; what: 'payment' | 'confirmation'; children?: ComponentChildren }) {
   const t = useT();
   const tone = resultTone(decision);
   return (
     <section class={`decision decision-${tone}`} role="alert" aria-live="assertive" data-testid="decision" data-tone={tone}>
-      <p class="decision-badge">
-        <span class="led" aria-hidden="true" />
-        {t(`decision.tone.${tone}`)}
-      </p>
-      <h2>{t(`outcome.${what}.${decision.outcome}`)}</h2>
+      <h2>{t(`outcome.${what}.${headline(decision)}`)}</h2>
       <p>{t(`reason.${decision.reason}`)}</p>
-      <DeviceDisplay lines={decision.deviceLines} label={t('device.displayFinal')} />
       {children}
+      <p class="decision-device muted small">
+        {t('decision.deviceLight')} <IndicatorLight indicator={decision.indicator} />
+      </p>
     </section>
   );
 }

@@ -1,6 +1,7 @@
 import { formatAmount, formatTime, groupAccount } from '../../format';
 import { activeDevice } from '../../state';
-import { DecisionPanel, DeviceDisplay, ErrorBox, Notice, StageLine } from '../common';
+import { DecisionPanel, ErrorBox, Notice, StageLine } from '../common';
+import { LookAtDevice } from '../device';
 import { useApp, useController, useT } from '../context';
 
 export function ConfirmationsScreen() {
@@ -28,9 +29,10 @@ export function ConfirmationsScreen() {
           <h2 id="conf-h">{t('confirm.onDevice')}</h2>
           {busy && (
             <>
-              <p>{t('confirm.onDeviceText')}</p>
-              <StageLine stage={flow.live.stage} />
-              <DeviceDisplay lines={flow.live.lines} />
+              <LookAtDevice>
+                <p>{t('confirm.onDeviceText')}</p>
+                <StageLine stage={flow.live.stage} />
+              </LookAtDevice>
             </>
           )}
           {flow.result && <DecisionPanel decision={flow.result} what="confirmation" />}

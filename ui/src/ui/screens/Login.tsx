@@ -1,5 +1,6 @@
 import { activeDevice } from '../../state';
-import { DeviceDisplay, ErrorBox, Field, fieldAria, StageLine } from '../common';
+import { ErrorBox, Field, fieldAria, StageLine } from '../common';
+import { LookAtDevice } from '../device';
 import { useApp, useController, useT } from '../context';
 import { ChangePin } from './Owner';
 
@@ -81,8 +82,9 @@ export function LoginScreen() {
       {login.step === 'device' && (
         <section aria-labelledby="login-dev-h">
           <h2 id="login-dev-h">{t('login.working')}</h2>
-          <StageLine stage={login.live.stage} />
-          <DeviceDisplay lines={login.live.lines} />
+          <LookAtDevice>
+            <StageLine stage={login.live.stage} />
+          </LookAtDevice>
         </section>
       )}
     </>

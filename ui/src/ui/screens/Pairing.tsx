@@ -1,6 +1,7 @@
 import { formatCode } from '../../format';
 import { activeDevice } from '../../state';
-import { DeviceDisplay, ErrorBox, StageLine } from '../common';
+import { ErrorBox, StageLine } from '../common';
+import { LookAtDevice } from '../device';
 import { useApp, useController, useT } from '../context';
 
 export function PairingScreen() {
@@ -51,10 +52,7 @@ export function PairingScreen() {
                 {formatCode(p.code)}
               </p>
             </div>
-            <div class="panel">
-              <p class="panel-label">{t('pairing.checkDevice')}</p>
-              <DeviceDisplay lines={p.live.lines} />
-            </div>
+            <LookAtDevice title={t('pairing.checkDevice')} />
           </div>
           <div class="callout">
             <p>{t('pairing.ifSame')}</p>

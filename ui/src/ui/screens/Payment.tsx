@@ -1,7 +1,8 @@
 import { isRetryable } from '../../api/errors';
 import { formatAmount, groupAccount, parseAmount } from '../../format';
 import type { PaymentField } from '../../state';
-import { DecisionPanel, DeviceDisplay, ErrorBox, Field, fieldAria, PinDots, StageLine } from '../common';
+import { DecisionPanel, ErrorBox, Field, fieldAria, PinDots, StageLine } from '../common';
+import { LookAtDevice } from '../device';
 import { useApp, useController, useT } from '../context';
 
 const CURRENCIES = ['CNY', 'USD', 'EUR', 'HKD'];
@@ -153,17 +154,14 @@ export function PaymentScreen() {
         {header}
         <section class="approve" aria-labelledby="approve-h">
           <h2 id="approve-h">{t('payment.approveOnDevice')}</h2>
-          <p>{t('payment.approveText')}</p>
-          <div class="side-by-side">
-            <DeviceDisplay lines={pay.live.lines} />
-            <div>
-              <PinDots pin={pay.live.pin} />
-              <StageLine stage={pay.live.stage} />
-            </div>
-          </div>
-          <p class="muted small">
-            {t('payment.summary', { amount: formatAmount(pay.prepared.amountMinor, pay.prepared.currency, lang), payee: pay.prepared.payeeName })}
-          </p>
+          <LookAtDevice>
+            <p>{t('payment.approveText')}</p>
+            <p class="muted small">
+              {t('payment.summary', { amount: formatAmount(pay.prepared.amountMinor, pay.prepared.currency, lang), payee: pay.prepared.payeeName })}
+            </p>
+            <PinDots pin={pay.live.pin} />
+            <StageLine stage={pay.live.stage} />
+          </LookAtDevice>
           <div class="actions">
             <button type="button" class="btn" onClick={() => void c.cancelPayment()}>
               {t('common.cancel')}
@@ -181,6 +179,11 @@ export function PaymentScreen() {
       {pay.result ? (
         <DecisionPanel decision={pay.result} what="payment">
           {pay.result.bankReference && <p>{t('payment.bankRef', { ref: pay.result.bankReference })}</p>}
+          {pay.result.pinTriesLeft != null && (
+            <p data-testid="tries-left">
+              <strong>{pay.result.pinTriesLeft === 1 ? t('payment.triesLeftOne') : t('payment.triesLeft', { n: pay.result.pinTriesLeft })}</strong>
+            </p>
+          )}
         </DecisionPanel>
       ) : (
         <ErrorBox error={pay.error} />
@@ -190,6 +193,11 @@ export function PaymentScreen() {
         <button type="button" class="btn btn-primary" onClick={() => c.newPayment()} data-testid="payment-new">
           {t('payment.new')}
         </button>
+        {pay.result?.outcome !== 'approved' && pay.result?.reason !== 'pinBlocked' && pay.result?.reason !== 'tampered' && (
+          <button type="button" class="btn" onClick={() => c.retryPayment()} data-testid="payment-retry">
+            {t('payment.retrySame')}
+          </button>
+        )}
         {pay.error && isRetryable(pay.error) && <p class="muted small">{t('payment.retryHint')}</p>}
       </div>
     </>
