@@ -7,6 +7,7 @@
 # bounded by `timeout`; the VM and everything it started go when the script exits.
 # The last line of the output is "N passed, M failed". PINBRIDGE_RIG_STACKS=usb,ble (or ble)
 # adds the Bluetooth stack, whose flows do not all pass reliably yet under TCG (see the README).
+# The default, "usb,conformance", also runs the conformance kit against a test unit over USB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,6 +43,11 @@ serial=RIG-1
   | sed -n 's/^  "firmware_hash": "\([0-9a-f]*\)".*/\1/p' >"$prep/firmware"
 sha256sum "$bin/pinbridge" | cut -d' ' -f1 >"$prep/app" # the app measures its own executable
 echo "$serial" >"$prep/serial"
+# The conformance kit's test unit: its own test bank (the kit signs Initialise, Enrol and
+# OperatorReset as that bank and resets the unit).
+"$bin/pinbridge" conformance new-test-bank --out "$prep/test-bank.json" >/dev/null
+"$bin/pinpad-sim" init --serial RIG-CONF --state "$prep/conf-device.json" --ca-key "$prep/ca.json" \
+  --bank-keys "$prep/test-bank.json" >/dev/null
 qemu_pid=""
 cleanup() {
   if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then kill "$qemu_pid" 2>/dev/null || true; fi
@@ -57,7 +63,7 @@ run_vm() { # stage-2 script
     -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -nic none -serial file:"$work/console.log" -monitor none \
     -kernel "$kdir"/root/boot/vmlinuz-* -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb} pinbridge.repo=$repo pinbridge.tools=${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin" \
+    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb,conformance} pinbridge.repo=$repo pinbridge.tools=${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work/results",mount_tag=results,security_model=none,multidevs=remap &
   qemu_pid=$!

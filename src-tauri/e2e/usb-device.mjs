@@ -38,7 +38,7 @@ try {
     return { facts, connect: !!card.querySelector('[data-testid^="connect-"]'),
       genuine: card.querySelector('[data-testid="genuine-${SERIAL}"]').textContent.trim() };`);
   const listed = await session.waitFor(`the PIN pad ${SERIAL} listed`, facts, SLOW);
-  if (listed.facts.Transport !== 'USB') throw new Error(`listed over ${listed.facts.Transport}, not USB`);
+  if (listed.facts['Connection type'] !== 'USB') throw new Error(`listed over ${listed.facts['Connection type']}, not USB`);
   const [connect] = await session.findAll(`[data-testid="connect-${SERIAL}"]`);
   await session.click(connect);
   const connected = await session.waitFor('connected and checked genuine', async () => {
