@@ -199,10 +199,9 @@ export class MockBackend implements Backend {
   private sessions = new Map<string, LoginSession>();
   /** Per serial: the bank's signed commands and the PIN pad's answers, newest first. */
   private commandLog = new Map<string, DeviceCommandRecord[]>();
-  /** Per customer: wrong current PINs at PIN changes (3 block the PIN). */
-  private wrongPins = new Map<string, number>();
   private payments = new Map<string, Payment>();
-  /** Wrong PINs in a row per customer, as the bank counts them (reset by a right one). */
+  /** Wrong PINs in a row per customer, as the bank counts them (reset by a right one): payments
+   *  and PIN changes share the count, as the bank's do (3 block the PIN). */
   private wrongPins = new Map<string, number>();
   private confirmations: ConfirmationRequest[] = [];
   private staff: StaffSession | null = null;
