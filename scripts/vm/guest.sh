@@ -305,6 +305,7 @@ run_conformance() {
     pass "conformance over USB: $(tail -n 1 "$W/out")"
   else
     fail "conformance over USB" "$(grep -E '^(FAIL|pinbridge)' "$W/out" | head -n 12; tail -n 1 "$W/out")"
+    grep -v "^PASS" "$W/out" | tail -n 40
   fi
   kill -TERM "$(cat "$W/sim.pid")" 2>/dev/null
   wait "$(cat "$W/sim.pid")" 2>/dev/null
