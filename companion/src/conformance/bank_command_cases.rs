@@ -243,7 +243,6 @@ pub(crate) fn bank_response(
         result: BankResult::Approved,
         bank_mac: MacTag([0; 16]),
     };
-    let input = verify.mac_input().map_err(build_error)?;
-    verify.bank_mac = MacTag::aes_cmac(key, &input).map_err(build_error)?;
+    verify.seal_bank_mac(key).map_err(build_error)?;
     Ok(verify)
 }

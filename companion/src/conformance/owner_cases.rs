@@ -98,8 +98,9 @@ fn change_request(ctx: &mut Ctx, good_mac: bool) -> Result<ChangePin, Why> {
         pin_length_max: 6,
         bank_mac: MacTag([0; 16]),
     };
-    let input = request.mac_input().map_err(build_error)?;
-    request.bank_mac = MacTag::aes_cmac(&session.response_key, &input).map_err(build_error)?;
+    request
+        .seal_bank_mac(&session.response_key)
+        .map_err(build_error)?;
     if !good_mac {
         request.bank_mac.0[0] ^= 0x01;
     }
@@ -131,8 +132,9 @@ fn verdict(ctx: &Ctx, device_counter: u64) -> Result<VerifyPinChange, Why> {
         pin_tries_left: 3,
         bank_mac: MacTag([0; 16]),
     };
-    let input = verify.mac_input().map_err(build_error)?;
-    verify.bank_mac = MacTag::aes_cmac(&session.response_key, &input).map_err(build_error)?;
+    verify
+        .seal_bank_mac(&session.response_key)
+        .map_err(build_error)?;
     Ok(verify)
 }
 
@@ -149,8 +151,7 @@ async fn change_pin(ctx: &mut Ctx) -> Outcome {
         other => return fail(describe_response(&other)),
     };
     let session = session(ctx)?;
-    let input = entered.mac_input(&request).map_err(build_error)?;
-    if !entered.mac.verifies(&session.mac_key, &input) {
+    if !entered.mac_verifies(&session.mac_key, &request) {
         return fail("PinChangeEntered whose MAC does not verify under the session MAC key");
     }
     for (what, block, pin) in [

@@ -317,8 +317,7 @@ async fn login(ctx: &mut Ctx) -> Outcome {
         .ask_verified_with(&Request::BankChallenge(challenge), &UserScript::default())
         .await?;
     let answer = expect::<BankChallenge>(response).map_err(|why| why.after("KeysLoaded"))?;
-    let input = answer.mac_input(&challenge).map_err(build_error)?;
-    if !answer.mac.verifies(&mac_key, &input) {
+    if !answer.mac_verifies(&mac_key, &challenge) {
         return fail("ChallengeResponse whose MAC does not verify under the session MAC key");
     }
     ctx.flow.session = Some(SessionKeys {
@@ -415,8 +414,9 @@ fn approve(ctx: &mut Ctx, counter: u64, good_mac: bool) -> Result<Request, Why> 
         counter,
         bank_mac: MacTag([0; 16]),
     };
-    let input = request.mac_input().map_err(build_error)?;
-    request.bank_mac = MacTag::aes_cmac(&session.response_key, &input).map_err(build_error)?;
+    request
+        .seal_bank_mac(&session.response_key)
+        .map_err(build_error)?;
     if !good_mac {
         request.bank_mac.0[0] ^= 0x01;
     }
