@@ -6,11 +6,11 @@
 
 use firmware_protocol::crypto::ecdsa::EcdsaVerifyingKey;
 use firmware_protocol::message::{
-    BankResult, ChangePin, DeviceWiped, GetStatus, Indicator, Lifecycle, LockState, MacTag,
-    PinChangeResult, Request, Response, StatusCode, VerifyPinChange, WipeDevice,
+    ChangePin, DeviceWiped, GetStatus, Indicator, Lifecycle, LockState, MacTag, PinChangeResult,
+    Request, Response, StatusCode, VerifyPinChange, WipeDevice,
 };
 
-use super::payment_cases::{SessionKeys, TEST_PIN, pin_of};
+use super::payment_cases::{SessionKeys, TEST_PIN, approved_verdict, pin_of};
 use super::probe::UserScript;
 use super::{Case, Ctx, Outcome, Why, case_fn, describe_response, expect_status, fail};
 
@@ -169,26 +169,18 @@ async fn change_pin(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::VerifyPinChange(verify), &UserScript::default())
         .await?;
-    match response {
-        Response::IndicatorSet(set)
-            if set.indicator == Indicator::Safe
-                && set.result == BankResult::Approved
-                && set.display_text == "PIN changed" =>
-        {
-            Ok(format!(
-                "PinChangeEntered (device counter {}, MAC and both PIN blocks verified); IndicatorSet safe, Approved, \"PIN changed\"",
-                entered.device_counter
-            ))
-        }
-        Response::IndicatorSet(set) => fail(format!(
-            "IndicatorSet {:?}, {:?}, {:?}",
-            set.indicator, set.result, set.display_text
-        )),
-        other => fail(format!(
-            "PinChangeEntered, then {} to VerifyPinChange",
-            describe_response(&other)
-        )),
-    }
+    approved_verdict(
+        response,
+        "PIN changed",
+        "PinChangeEntered",
+        "VerifyPinChange",
+    )
+    .map(|shown| {
+        format!(
+            "PinChangeEntered (device counter {}, MAC and both PIN blocks verified); {shown}",
+            entered.device_counter
+        )
+    })
 }
 
 async fn verify_mismatch(ctx: &mut Ctx) -> Outcome {

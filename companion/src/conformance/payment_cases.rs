@@ -460,23 +460,42 @@ async fn payment(ctx: &mut Ctx) -> Outcome {
     let (response, _) = ctx
         .ask_verified_with(&Request::VerifyBankResponse(verify), &UserScript::default())
         .await?;
+    approved_verdict(
+        response,
+        "Approved",
+        "PaymentApproved",
+        "VerifyBankResponse",
+    )
+    .map(|shown| {
+        format!(
+            "PaymentApproved (device counter {}, MAC and PIN block verified); {shown}",
+            approved.device_counter
+        )
+    })
+}
+
+/// The device's answer to an approved bank verdict: IndicatorSet safe, Approved, showing
+/// `text` (PROTOCOL.md §6.4); `answered` and `verify` name the exchange for a failure.
+pub(crate) fn approved_verdict(
+    response: Response,
+    text: &str,
+    answered: &str,
+    verify: &str,
+) -> Result<String, Why> {
     match response {
         Response::IndicatorSet(set)
             if set.indicator == Indicator::Safe
                 && set.result == BankResult::Approved
-                && set.display_text == "Approved" =>
+                && set.display_text == text =>
         {
-            Ok(format!(
-                "PaymentApproved (device counter {}, MAC and PIN block verified); IndicatorSet safe, \"Approved\"",
-                approved.device_counter
-            ))
+            Ok(format!("IndicatorSet safe, Approved, \"{text}\""))
         }
         Response::IndicatorSet(set) => fail(format!(
             "IndicatorSet {:?}, {:?}, {:?}",
             set.indicator, set.result, set.display_text
         )),
         other => fail(format!(
-            "PaymentApproved, then {} to VerifyBankResponse",
+            "{answered}, then {} to {verify}",
             describe_response(&other)
         )),
     }
