@@ -56,8 +56,56 @@ pub fn random_id(prefix: &str) -> Result<String, EntropyError> {
     Ok(format!("{prefix}{}", hex::encode(random_bytes::<16>()?)))
 }
 
+/// A time-ordered identifier for rows made at the payment rate (transactions): `prefix`, the
+/// creation time in milliseconds since 1970 (12 hex digits, 48 bits, as in a UUIDv7) and 10
+/// random bytes, 32 hex digits in all like [`random_id`]. Identifiers made later sort later,
+/// so each new row's index entry lands at the right edge of its B-tree: with fully random
+/// identifiers every insert dirtied a random leaf page of an index that outgrows the caches,
+/// and the 10-minute soak's p99 climbed from 15 ms to 1 s on SQLite (more pages per commit
+/// and per checkpoint) and spiked after each PostgreSQL checkpoint (a full-page image per
+/// touched leaf). 80 random bits keep it unguessable; the time it reveals is the row's
+/// `created_at`, which its owner sees anyway.
+pub fn time_ordered_id(prefix: &str) -> Result<String, EntropyError> {
+    // A clock before 1970 (0) only costs index locality, never uniqueness (the random part).
+    time_ordered_id_at(prefix, now_ms())
+}
+
+fn time_ordered_id_at(prefix: &str, millis: i64) -> Result<String, EntropyError> {
+    let millis = millis & 0xFFFF_FFFF_FFFF;
+    Ok(format!(
+        "{prefix}{millis:012x}{}",
+        hex::encode(random_bytes::<10>()?)
+    ))
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ordered_ids_sort_by_creation_and_look_like_random_ones() {
+        // Across a change of the highest digit too (0x0fff... -> 0x1000...).
+        let times = [1_764_900_000_000, 1_764_900_000_001, 0x0FFF_FFFF_FFFF, 0x1000_0000_0000];
+        for pair in times.windows(2).filter(|pair| pair[0] < pair[1]) {
+            for _ in 0..100 {
+                let earlier = time_ordered_id_at("TX-", pair[0]).unwrap();
+                let later = time_ordered_id_at("TX-", pair[1]).unwrap();
+                assert!(later > earlier, "{later} made after {earlier} sorts before it");
+            }
+        }
+        let id = time_ordered_id("TX-").unwrap();
+        assert_eq!(id.len(), random_id("TX-").unwrap().len());
+        assert!(id[3..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        // The random part: ids made in the same millisecond all differ.
+        let same: std::collections::HashSet<_> = (0..1000)
+            .map(|_| time_ordered_id_at("TX-", 1_764_900_000_000).unwrap())
+            .collect();
+        assert_eq!(same.len(), 1000);
+    }
 }

@@ -108,7 +108,7 @@ impl Bank {
         }
         self.check_payee_currency(&payment.payee_account, &payment.currency)
             .await?;
-        let transaction_id = util::random_id("TX-")?;
+        let transaction_id = util::time_ordered_id("TX-")?;
         let details = Self::payment_details(payment, &payer, &transaction_id)?;
         let sign = SignConfirmation {
             payment: details,

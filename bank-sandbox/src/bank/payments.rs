@@ -249,7 +249,7 @@ impl Bank {
         // No lookup of the idempotency key first: the insert below fails on the unique
         // (customer, key) index when it was used before, and only then is the stored payment
         // read. A new payment (the usual case) costs no extra query.
-        let transaction_id = util::random_id("TX-")?;
+        let transaction_id = util::time_ordered_id("TX-")?;
         let details = Self::payment_details(request, &payer, &transaction_id)?;
         let (binding_id, customer_id) = (session.binding_id.clone(), session.customer_id.clone());
         let (session_id, response_key, expires_at) = (
