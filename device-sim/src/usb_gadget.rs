@@ -136,6 +136,14 @@ impl Enabled {
         self.changed.notify_all();
     }
 
+    /// The open connection now.
+    fn current(&self) -> Option<ConnectionId> {
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The open connection, waiting up to `timeout` for one.
     fn wait(&self, timeout: Duration) -> Option<ConnectionId> {
         let guard = self
@@ -216,10 +224,10 @@ impl UsbGadgetDevice {
             )?);
         }
         {
-            let stop = stop.clone();
+            let (stop, enabled) = (stop.clone(), enabled.clone());
             threads.push(spawn(
                 "usb-gadget-in",
-                Box::new(move || write_loop(ep_in, &stop, &writer_queue)),
+                Box::new(move || write_loop(ep_in, &stop, &enabled, &writer_queue)),
             )?);
         }
         Ok(Self {
@@ -266,7 +274,7 @@ fn control_loop(
     handle: &SimHandle,
     stop: &AtomicBool,
     enabled: &Enabled,
-    writers: &std::sync::mpsc::Sender<mpsc::UnboundedReceiver<ConnectionCommand>>,
+    writers: &std::sync::mpsc::Sender<(ConnectionId, mpsc::UnboundedReceiver<ConnectionCommand>)>,
 ) {
     let close = |connection: &mut Option<ConnectionId>| {
         if let Some(id) = connection.take() {
@@ -290,7 +298,7 @@ fn control_loop(
                 close(&mut connection);
                 let (sender, commands) = mpsc::unbounded_channel();
                 let id = handle.lock().connect(sender);
-                if writers.send(commands).is_err() {
+                if writers.send((id, commands)).is_err() {
                     break;
                 }
                 connection = Some(id);
@@ -339,16 +347,21 @@ fn read_loop(
 fn write_loop(
     mut endpoint: EndpointSender,
     stop: &AtomicBool,
-    connections: &std::sync::mpsc::Receiver<mpsc::UnboundedReceiver<ConnectionCommand>>,
+    enabled: &Enabled,
+    connections: &std::sync::mpsc::Receiver<(
+        ConnectionId,
+        mpsc::UnboundedReceiver<ConnectionCommand>,
+    )>,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        let mut commands = match connections.recv_timeout(POLL) {
-            Ok(commands) => commands,
+        let (id, mut commands) = match connections.recv_timeout(POLL) {
+            Ok(connection) => connection,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         // Packets queued for a host that is gone are never sent to the next one.
         let _ = endpoint.cancel();
+        let open = || !stop.load(Ordering::Relaxed) && enabled.current() == Some(id);
         // Ends when the core forgets the connection (its sender is dropped).
         while let Some(command) = commands.blocking_recv() {
             match command {
@@ -356,9 +369,13 @@ fn write_loop(
                     if delay_ms > 0 {
                         std::thread::sleep(Duration::from_millis(delay_ms));
                     }
-                    if let Err(error) = endpoint.send_timeout(Bytes::from(packet), POLL * 5) {
-                        tracing::debug!(%error, "USB IN packet not delivered");
-                        let _ = endpoint.cancel();
+                    match deliver(&mut endpoint, Bytes::from(packet), open) {
+                        Delivery::Queued => {}
+                        Delivery::HostGone => break,
+                        Delivery::Failed(error) => {
+                            tracing::debug!(%error, "USB IN packet not delivered");
+                            let _ = endpoint.cancel();
+                        }
                     }
                 }
                 // Fault injection "disconnect": a USB device cannot hang up on its host; the
@@ -366,5 +383,110 @@ fn write_loop(
                 ConnectionCommand::Close => break,
             }
         }
+    }
+}
+
+/// An IN endpoint's queue (the seam [`deliver`] is tested through).
+trait InEndpoint {
+    /// Queues `data`, waiting up to `timeout` for room (the queue is full while the host
+    /// reads nothing).
+    fn send_timeout(&mut self, data: Bytes, timeout: Duration) -> std::io::Result<()>;
+}
+
+impl InEndpoint for EndpointSender {
+    fn send_timeout(&mut self, data: Bytes, timeout: Duration) -> std::io::Result<()> {
+        EndpointSender::send_timeout(self, data, timeout)
+    }
+}
+
+/// What became of one IN packet.
+#[derive(Debug)]
+enum Delivery {
+    /// In the endpoint's queue: the host gets it at its next polls.
+    Queued,
+    /// The host unconfigured the device or the gadget stops: the packet is for nobody.
+    HostGone,
+    /// The endpoint failed.
+    Failed(std::io::Error),
+}
+
+/// Queues one IN packet, however long the host takes to read: a device's IN endpoint holds
+/// its packet until the host polls for it, so the reference PIN pad never gives up on one
+/// while its host is there. A host that reads only while it waits for an answer (an idle
+/// companion reads nothing, to cost no wake-ups) still gets every packet, in order. Only a
+/// gone host (unplug, reset, the gadget stopping: `open` false) drops it.
+fn deliver(endpoint: &mut impl InEndpoint, packet: Bytes, open: impl Fn() -> bool) -> Delivery {
+    loop {
+        match endpoint.send_timeout(packet.clone(), POLL) {
+            Ok(()) => return Delivery::Queued,
+            Err(error) if error.kind() == ErrorKind::TimedOut => {
+                if !open() {
+                    return Delivery::HostGone;
+                }
+            }
+            Err(error) => return Delivery::Failed(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint whose queue stays full for `full_for` attempts (a host reading nothing).
+    struct SlowHost {
+        full_for: usize,
+        attempts: usize,
+        queued: Vec<Bytes>,
+    }
+
+    impl InEndpoint for SlowHost {
+        fn send_timeout(&mut self, data: Bytes, _timeout: Duration) -> std::io::Result<()> {
+            self.attempts += 1;
+            if self.attempts <= self.full_for {
+                return Err(std::io::Error::new(ErrorKind::TimedOut, "no send space"));
+            }
+            self.queued.push(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_packet_waits_for_a_host_that_reads_late() {
+        // The host leaves the endpoint unread for 25 polls (5 s): the packet is still
+        // delivered, unchanged (the old writer gave up after 1 s and cancelled the queue).
+        let mut host = SlowHost {
+            full_for: 25,
+            attempts: 0,
+            queued: Vec::new(),
+        };
+        let packet = Bytes::from_static(&[0x42; PACKET_SIZE]);
+        assert!(matches!(
+            deliver(&mut host, packet.clone(), || true),
+            Delivery::Queued
+        ));
+        assert_eq!(host.queued, vec![packet]);
+        assert_eq!(host.attempts, 26);
+    }
+
+    #[test]
+    fn a_packet_for_a_gone_host_is_dropped() {
+        let mut host = SlowHost {
+            full_for: usize::MAX,
+            attempts: 0,
+            queued: Vec::new(),
+        };
+        let gone_after = std::cell::Cell::new(3);
+        let open = || {
+            gone_after.set(gone_after.get() - 1);
+            gone_after.get() > 0
+        };
+        let packet = Bytes::from_static(&[0x42; PACKET_SIZE]);
+        assert!(matches!(
+            deliver(&mut host, packet, open),
+            Delivery::HostGone
+        ));
+        assert!(host.queued.is_empty());
+        assert_eq!(host.attempts, 3);
     }
 }
