@@ -91,17 +91,29 @@ mod tests {
     #[test]
     fn time_ordered_ids_sort_by_creation_and_look_like_random_ones() {
         // Across a change of the highest digit too (0x0fff... -> 0x1000...).
-        let times = [1_764_900_000_000, 1_764_900_000_001, 0x0FFF_FFFF_FFFF, 0x1000_0000_0000];
+        let times = [
+            1_764_900_000_000,
+            1_764_900_000_001,
+            0x0FFF_FFFF_FFFF,
+            0x1000_0000_0000,
+        ];
         for pair in times.windows(2).filter(|pair| pair[0] < pair[1]) {
             for _ in 0..100 {
                 let earlier = time_ordered_id_at("TX-", pair[0]).unwrap();
                 let later = time_ordered_id_at("TX-", pair[1]).unwrap();
-                assert!(later > earlier, "{later} made after {earlier} sorts before it");
+                assert!(
+                    later > earlier,
+                    "{later} made after {earlier} sorts before it"
+                );
             }
         }
         let id = time_ordered_id("TX-").unwrap();
         assert_eq!(id.len(), random_id("TX-").unwrap().len());
-        assert!(id[3..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         // The random part: ids made in the same millisecond all differ.
         let same: std::collections::HashSet<_> = (0..1000)
             .map(|_| time_ordered_id_at("TX-", 1_764_900_000_000).unwrap())
