@@ -2,9 +2,9 @@
 //! and on tokio's blocking pool for writes, behind the [`UsbPacketIo`] seam so the logic runs
 //! against a fake in tests.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use firmware_protocol::link::Mtu;
 use tokio::sync::mpsc;
@@ -15,6 +15,14 @@ use crate::transport::queue::{Incoming, PacketQueue};
 
 /// How long one blocking read waits: bounds how quickly the reader thread notices `stop`.
 pub const READ_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the reader keeps reading after the last traffic (a packet sent, or a receive
+/// ended) with nobody waiting for a packet. Long enough that a flow never parks the reader
+/// between its steps (the bank's round trips between two device commands, a slow host):
+/// while a flow runs, packets are read as they come, as by a reader that always reads; an
+/// idle connected PIN pad parks it after this long. (One second was tried: under a loaded
+/// machine a flow resumed after a replug then lost its answer in the rig.)
+pub const READ_AFTER_TRAFFIC: Duration = Duration::from_secs(10);
 
 /// How long a packet write may take before the device is considered stuck.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -39,11 +47,113 @@ pub trait UsbPacketIo: Send + Sync + 'static {
 /// frame: a device cannot answer an interrupt poll sooner anyway.
 pub const ZERO_LENGTH_PAUSE: Duration = Duration::from_millis(1);
 
+/// When the reader thread reads. A PIN pad never speaks unprompted and USB is polled by the
+/// host (a device's packet waits in its endpoint until read), so the reader reads only while
+/// someone waits for a packet or for [`READ_AFTER_TRAFFIC`] after the last traffic, and
+/// otherwise sleeps on a condition
+/// variable: an idle connected PIN pad costs no wake-ups (the synchronous libusb read can only
+/// be stopped by its timeout, so a reader that always read would re-arm every
+/// [`READ_POLL_INTERVAL`], waking libusb's event thread each time).
+#[derive(Debug, Default)]
+struct Demand {
+    state: Mutex<DemandState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct DemandState {
+    /// `receive` calls waiting now.
+    waiting: usize,
+    /// Read at least until then (set by each send and each ended receive).
+    until: Option<Instant>,
+    stopped: bool,
+}
+
+/// What the reader does next.
+#[derive(Debug, PartialEq, Eq)]
+enum ReaderStep {
+    Read,
+    /// Sleep until a receive, a send or the stop wakes it.
+    Sleep,
+    Stop,
+}
+
+impl DemandState {
+    /// Keeps reading for [`READ_AFTER_TRAFFIC`] from now.
+    fn traffic(&mut self) {
+        self.until = Some(Instant::now() + READ_AFTER_TRAFFIC);
+    }
+
+    fn step(&self, now: Instant) -> ReaderStep {
+        if self.stopped {
+            ReaderStep::Stop
+        } else if self.waiting > 0 {
+            ReaderStep::Read
+        } else {
+            match self.until {
+                Some(until) if until > now => ReaderStep::Read,
+                _ => ReaderStep::Sleep,
+            }
+        }
+    }
+}
+
+impl Demand {
+    fn lock(&self) -> MutexGuard<'_, DemandState> {
+        // Plain counters: a poisoned lock still holds consistent values.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut DemandState)) {
+        change(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Blocks the reader until it should read (true) or stop (false).
+    fn wait_for_reading(&self) -> bool {
+        let mut state = self.lock();
+        loop {
+            match state.step(Instant::now()) {
+                ReaderStep::Read => return true,
+                ReaderStep::Stop => return false,
+                ReaderStep::Sleep => {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            }
+        }
+    }
+}
+
+/// Counts a waiting `receive` for as long as it waits (also when its future is dropped).
+struct Waiting<'a>(&'a Demand);
+
+impl<'a> Waiting<'a> {
+    fn new(demand: &'a Demand) -> Self {
+        demand.update(|state| state.waiting += 1);
+        Waiting(demand)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.update(|state| {
+            state.waiting = state.waiting.saturating_sub(1);
+            state.traffic();
+        });
+    }
+}
+
 /// A running packet link over one claimed interface.
 pub struct UsbLink {
     io: Arc<dyn UsbPacketIo>,
     device: String,
     stop: Arc<AtomicBool>,
+    demand: Arc<Demand>,
     queue: PacketQueue,
 }
 
@@ -64,9 +174,19 @@ impl UsbLink {
         let reader_io = Arc::clone(&io);
         let reader_stop = Arc::clone(&stop);
         let reader_device = device.clone();
+        let demand = Arc::new(Demand::default());
+        let reader_demand = Arc::clone(&demand);
         std::thread::Builder::new()
             .name(format!("usb-reader {device}"))
-            .spawn(move || read_loop(&*reader_io, &reader_stop, &reader_device, &sender))
+            .spawn(move || {
+                read_loop(
+                    &*reader_io,
+                    &reader_stop,
+                    &reader_demand,
+                    &reader_device,
+                    &sender,
+                )
+            })
             .map_err(|_| UsbError::WorkerStopped {
                 device: device.clone(),
             })?;
@@ -74,12 +194,15 @@ impl UsbLink {
             io,
             device,
             stop,
+            demand,
             queue,
         })
     }
 
     /// Sends one packet (already checked to be one MTU).
     pub async fn send(&self, packet: &[u8]) -> Result<(), TransportError> {
+        // The answer may start before anyone asks for it: read for a while from now.
+        self.demand.update(DemandState::traffic);
         let io = Arc::clone(&self.io);
         let data = packet.to_vec();
         let written = tokio::task::spawn_blocking(move || io.write_packet(&data, WRITE_TIMEOUT))
@@ -101,6 +224,7 @@ impl UsbLink {
 
     /// The next packet, waiting at most `timeout`.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, TransportError> {
+        let _waiting = Waiting::new(&self.demand);
         self.queue.next(timeout).await
     }
 }
@@ -110,6 +234,7 @@ impl Drop for UsbLink {
     /// the last reference to the I/O object goes.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.demand.update(|state| state.stopped = true);
     }
 }
 
@@ -137,11 +262,12 @@ fn transfer_error(
 fn read_loop(
     io: &dyn UsbPacketIo,
     stop: &AtomicBool,
+    demand: &Demand,
     device: &str,
     sender: &mpsc::Sender<Incoming>,
 ) {
     let mut zero_length = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && demand.wait_for_reading() {
         let mut packet = vec![0u8; Mtu::USB.get()];
         let outcome = match io.read_packet(&mut packet, READ_POLL_INTERVAL) {
             // "Nothing to send" from a device that answers every poll: not a packet, not worth
@@ -343,6 +469,40 @@ pub(crate) mod tests {
                 ..
             }))
         ));
+    }
+
+    #[test]
+    fn the_reader_reads_only_while_a_packet_is_awaited_or_after_traffic() {
+        let now = Instant::now();
+        let idle = DemandState::default();
+        assert_eq!(idle.step(now), ReaderStep::Sleep);
+        let waiting = DemandState { waiting: 1, ..idle };
+        assert_eq!(waiting.step(now), ReaderStep::Read);
+        let just_sent = DemandState {
+            until: Some(now + READ_AFTER_TRAFFIC),
+            ..idle
+        };
+        assert_eq!(just_sent.step(now), ReaderStep::Read);
+        assert_eq!(just_sent.step(now + READ_AFTER_TRAFFIC), ReaderStep::Sleep);
+        let stopped = DemandState {
+            stopped: true,
+            ..waiting
+        };
+        assert_eq!(stopped.step(now), ReaderStep::Stop);
+    }
+
+    #[tokio::test]
+    async fn an_idle_link_makes_no_reads() {
+        // A connected PIN pad nobody talks to: no transfer is armed (each would wake the
+        // machine every READ_POLL_INTERVAL), until a receive asks for a packet.
+        let io = FakeIo::with_reads(vec![Ok(vec![7; 64])]);
+        let mut link = UsbLink::start(io.clone(), "usb:1-1".into()).unwrap();
+        // The reader is parked: the demand is idle and nothing was read.
+        assert_eq!(link.demand.lock().step(Instant::now()), ReaderStep::Sleep);
+        assert_eq!(io.read_calls.load(Ordering::Relaxed), 0);
+        assert_eq!(link.receive(WAIT).await.unwrap(), Some(vec![7; 64]));
+        assert!(io.read_calls.load(Ordering::Relaxed) >= 1);
+        assert_eq!(link.demand.lock().waiting, 0);
     }
 
     #[tokio::test]

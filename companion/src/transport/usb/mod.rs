@@ -498,11 +498,15 @@ pub enum UsbHotplugEvent {
 #[derive(Debug)]
 pub struct UsbHotplugWatch {
     stop: Arc<AtomicBool>,
+    context: rusb::Context,
 }
 
 impl Drop for UsbHotplugWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // The event loop waits with no timeout (no wake-ups while nothing happens on the
+        // bus): wake it so it sees the stop.
+        self.context.interrupt_handle_events();
     }
 }
 
@@ -547,7 +551,7 @@ pub fn watch_hotplug(
             // Callbacks run inside handle_events; the registration lives as long as the loop.
             let _registration = registration;
             while !thread_stop.load(Ordering::Relaxed) {
-                if let Err(error) = thread_context.handle_events(Some(Duration::from_millis(250))) {
+                if let Err(error) = thread_context.handle_events(None) {
                     tracing::warn!(%error, "libusb event handling failed; hotplug stops");
                     return;
                 }
@@ -556,7 +560,13 @@ pub fn watch_hotplug(
         .map_err(|_| UsbError::WorkerStopped {
             device: "the USB bus".into(),
         })?;
-    Ok(Some((UsbHotplugWatch { stop }, receiver)))
+    Ok(Some((
+        UsbHotplugWatch {
+            stop,
+            context: context.clone(),
+        },
+        receiver,
+    )))
 }
 
 #[cfg(test)]
