@@ -165,10 +165,18 @@ describe('staff and QA (en)', () => {
       await page.locator('#staff-pw').fill('operator-pass');
       await page.getByTestId('staff-signin').click();
       await page.getByTestId('staff-tamper-reset').click();
+      // Asked first, naming the PIN pad and its customer.
+      assert.match(await page.getByTestId('staff-confirm').innerText(), /PB-SIM-0001[\s\S]*C-1001/);
+      await page.getByTestId('staff-confirm-yes').click();
       await page.getByTestId('staff-result').filter({ hasText: 'Tamper state reset' }).waitFor();
       assert.match(await page.getByTestId('staff-device-state').innerText(), /New \(not initialised\)[\s\S]*Not tampered/);
       assert.notEqual(await page.getByTestId('safety').getAttribute('data-tone'), 'danger');
-      // ...and the device must be initialised again, which staff can do at once.
+      // An operator is offered no initialise (the bank refuses it); a clerk initialises again.
+      assert.equal(await page.getByTestId('staff-initialise').count(), 0);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.locator('#staff-id').fill('clerk-01');
+      await page.locator('#staff-pw').fill('clerk-pass');
+      await page.getByTestId('staff-signin').click();
       await page.getByTestId('staff-initialise').click();
       await page.getByTestId('staff-result').filter({ hasText: 'Device initialised' }).waitFor();
     }));
@@ -323,7 +331,7 @@ describe('accessibility and languages', () => {
         await page.locator('#staff-id').fill('op-01');
         await page.locator('#staff-pw').fill('operator-pass');
         await page.getByTestId('staff-signin').click();
-        await page.getByTestId('staff-initialise').waitFor();
+        await page.getByTestId('staff-device').waitFor();
         await shot(page, `${lang}-15-staff`);
         await go(page, 'qa');
         await page.getByTestId('qa-tamper').click();
