@@ -94,6 +94,7 @@ describe('payment history', () => {
     const m = await mount('#/history');
     expect(byId('history-login')?.textContent).toContain('Log in to see your payments');
     await pairAndLogin(m);
+    await go('payment');
     await pay(m, '120.50');
     await pay(m, '9', '000000');
     await go('history');
