@@ -94,7 +94,8 @@ pub fn outcome_words(record: &PaymentRecord) -> &'static str {
 
 /// `2026-12-05T03:10:13Z` -> `2026-12-05 03:10` (UTC, as the header says).
 fn short_date(iso: &str) -> String {
-    iso.get(..16).map_or_else(|| iso.to_owned(), |d| d.replace('T', " "))
+    iso.get(..16)
+        .map_or_else(|| iso.to_owned(), |d| d.replace('T', " "))
 }
 
 /// The page as an aligned table (amounts right-aligned), then how to get the older page.
@@ -239,10 +240,20 @@ mod tests {
         assert_eq!(end(&lines[1], "1,234.50"), end(&lines[2], "5.00"));
         assert!(lines[1].contains("approved") && lines[1].contains("tx-1"));
         assert!(lines[2].contains("declined: wrong PIN"));
-        assert!(!lines.iter().any(|l| l.contains('{')), "no JSON: {lines:#?}");
-        assert_eq!(lines[3], "Older payments: pinbridge history --before 17.tx-22");
+        assert!(
+            !lines.iter().any(|l| l.contains('{')),
+            "no JSON: {lines:#?}"
+        );
+        assert_eq!(
+            lines[3],
+            "Older payments: pinbridge history --before 17.tx-22"
+        );
         let receipt = receipt_lines(&page.payments[0]);
-        assert!(receipt.iter().any(|l| l.starts_with("Journal ref") && l.ends_with("tx-1")));
+        assert!(
+            receipt
+                .iter()
+                .any(|l| l.starts_with("Journal ref") && l.ends_with("tx-1"))
+        );
         assert_eq!(
             table_lines(&PaymentHistory {
                 payments: vec![],

@@ -59,13 +59,19 @@ async fn the_history_shows_each_payment_with_its_outcome_and_journal_reference()
     assert_eq!(oldest.outcome, HistoryOutcome::Approved);
     assert_eq!(oldest.journal_reference, paid.bank_reference);
     assert_eq!(oldest.payee_name, "Shop SARL");
-    assert_eq!(oldest.payee_account, "\u{2022}\u{2022}\u{2022}\u{2022} 0189");
+    assert_eq!(
+        oldest.payee_account,
+        "\u{2022}\u{2022}\u{2022}\u{2022} 0189"
+    );
     assert!(oldest.from_account.starts_with('\u{2022}'), "{oldest:?}");
     assert_eq!(oldest.amount_minor, "1250");
     assert_eq!(oldest.amount_text, "EUR 12.50");
     assert_eq!(oldest.reference, "core test");
     assert_eq!(oldest.origin, PaymentOrigin::App);
-    assert!(oldest.date.ends_with('Z') && oldest.decided_at.is_some(), "{oldest:?}");
+    assert!(
+        oldest.date.ends_with('Z') && oldest.decided_at.is_some(),
+        "{oldest:?}"
+    );
 
     let refused = h
         .core

@@ -39,7 +39,12 @@ async fn history_lists_the_payment_with_its_journal_reference() {
     let world = World::start().await;
     let state = tempfile::tempdir().unwrap();
     pinbridge(&world, state.path(), &["staff", "init"]).await;
-    pinbridge(&world, state.path(), &["staff", "enrol", "--customer", "alice"]).await;
+    pinbridge(
+        &world,
+        state.path(),
+        &["staff", "enrol", "--customer", "alice"],
+    )
+    .await;
     pinbridge(&world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
     let paid = pinbridge(
         &world,
@@ -59,7 +64,10 @@ async fn history_lists_the_payment_with_its_journal_reference() {
     )
     .await;
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
-    let transaction = paid["payment"]["transactionId"].as_str().unwrap().to_owned();
+    let transaction = paid["payment"]["transactionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let text = pinbridge(&world, state.path(), &["history"]).await;
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
@@ -72,7 +80,10 @@ async fn history_lists_the_payment_with_its_journal_reference() {
         .lines()
         .find(|l| l.contains("Shop SARL"))
         .unwrap_or_else(|| panic!("no payment row: {text}"));
-    assert!(row.contains("\u{2022}\u{2022}\u{2022}\u{2022} 0189"), "{row}");
+    assert!(
+        row.contains("\u{2022}\u{2022}\u{2022}\u{2022} 0189"),
+        "{row}"
+    );
     assert!(row.contains("EUR 1,234.50"), "{row}");
     assert!(row.contains("approved"), "{row}");
     assert!(row.ends_with(&transaction), "{row}");
@@ -80,15 +91,29 @@ async fn history_lists_the_payment_with_its_journal_reference() {
 
     let json = pinbridge(&world, state.path(), &["--json", "history"]).await;
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(json["payments"][0]["paymentId"], transaction.as_str(), "{json}");
+    assert_eq!(
+        json["payments"][0]["paymentId"],
+        transaction.as_str(),
+        "{json}"
+    );
     assert_eq!(json["payments"][0]["outcome"], "approved", "{json}");
-    assert_eq!(json["payments"][0]["journalReference"], transaction.as_str());
+    assert_eq!(
+        json["payments"][0]["journalReference"],
+        transaction.as_str()
+    );
     assert!(json["nextBefore"].is_null(), "{json}");
 
-    let receipt = pinbridge(&world, state.path(), &["history", "--receipt", &transaction]).await;
+    let receipt = pinbridge(
+        &world,
+        state.path(),
+        &["history", "--receipt", &transaction],
+    )
+    .await;
     let receipt = String::from_utf8_lossy(&receipt.stdout).into_owned();
     assert!(
-        receipt.lines().any(|l| l.starts_with("Amount") && l.ends_with("EUR 1,234.50")),
+        receipt
+            .lines()
+            .any(|l| l.starts_with("Amount") && l.ends_with("EUR 1,234.50")),
         "{receipt}"
     );
 }

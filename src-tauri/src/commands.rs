@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use companion::app::{
     BankDevice, ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus,
-    EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentRequest,
-    PaymentHistory, PaymentResult, PinChangeResult, PreparedPayment, ProgressSink, SerialAction,
-    StaffActionResult,
-    StaffSession, WipeResult,
+    EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentHistory,
+    PaymentRequest, PaymentResult, PinChangeResult, PreparedPayment, ProgressSink, SerialAction,
+    StaffActionResult, StaffSession, WipeResult,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
