@@ -349,3 +349,52 @@ describe('accessibility and languages', () => {
       }));
   }
 });
+
+describe('first run, history and staff mode (issue 17 item 5)', () => {
+  for (const lang of ['en', 'zh-CN']) {
+    test(`first run, then the payment history and a receipt (${lang})`, T, () =>
+      withApp({ lang, customer: true }, async (page) => {
+        // A customer's menu: no Staff, no QA.
+        assert.equal(await page.getByTestId('nav-staff').count(), 0);
+        assert.equal(await page.getByTestId('nav-qa').count(), 0);
+        const step = (s) => page.locator(`[data-testid="first-run"][data-step="${s}"]`).waitFor();
+        await step('connect');
+        await shot(page, `${lang}-30-first-run-connect`);
+        await page.getByTestId('first-run-connect-PB-SIM-0001').click();
+        await step('pair');
+        await page.getByTestId('first-run-pair').click();
+        await page.getByTestId('first-run-code').waitFor();
+        await shot(page, `${lang}-31-first-run-pair`);
+        await press(page, ['ok']);
+        await step('login');
+        await page.locator('#first-run-customer').fill('C-1001');
+        await page.getByTestId('first-run-login').click();
+        await step('done');
+        await shot(page, `${lang}-32-first-run-done`);
+        await page.getByTestId('first-run-finish').click();
+        await page.getByTestId('screen-payment').waitFor();
+        await fillPayment(page);
+        await page.getByTestId('payment-review-btn').click();
+        await page.getByTestId('payment-send').click();
+        await press(page, ['1', '2', '3', '4', '5', '6', 'ok']);
+        await page.getByTestId('decision').waitFor();
+        await go(page, 'history');
+        const row = page.locator('[data-testid^="history-row-"]').first();
+        await row.waitFor();
+        assert.match(await row.innerText(), /CNY 120\.50/);
+        assert.match(await row.innerText(), /•••• 8888/);
+        await shot(page, `${lang}-33-history`);
+        await row.locator('[data-testid^="receipt-open-"]').click();
+        await page.getByTestId('receipt').waitFor();
+        await shot(page, `${lang}-34-receipt`);
+        await page.emulateMedia({ colorScheme: 'dark' });
+        await go(page, 'settings');
+        await page.locator('#set-theme').selectOption('dark');
+        await page.getByTestId('settings-save').click();
+        await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+        await go(page, 'history');
+        await page.locator('[data-testid^="history-row-"]').first().waitFor();
+        await shot(page, `${lang}-35-history-dark`);
+      }));
+  }
+});

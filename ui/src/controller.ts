@@ -232,7 +232,8 @@ export function createController(backend: Backend, store: Store<State> = createS
       if (!session) return;
       const before = more ? store.get().history.nextBefore : null;
       if (more && before === null) return;
-      set((s) => ({ ...s, history: { ...s.history, sessionId: session.sessionId, loading: true, error: null } }));
+      // A fresh read starts at the list (a receipt left open on the last visit is closed).
+      set((s) => ({ ...s, history: { ...s.history, sessionId: session.sessionId, loading: true, error: null, receiptId: more ? s.history.receiptId : null } }));
       try {
         const page = await backend.paymentHistory(session.sessionId, before);
         set((s) =>
