@@ -3,6 +3,7 @@
 //! `Authorization: Bearer <token>`. The route table is built through [`Routes`] so the list
 //! the server serves can be compared with `openapi.json` (a test does).
 
+mod history;
 mod owner;
 
 use std::convert::Infallible;
@@ -166,6 +167,7 @@ fn routes() -> Routes {
         .post("/v1/logout", logout)
         .get("/v1/accounts", accounts)
         .post("/v1/payments", prepare_payment)
+        .get("/v1/payments", history::payment_history)
         .get("/v1/payments/{transaction_id}", payment_status)
         .post("/v1/payments/{transaction_id}/approval", approve_payment)
         .post("/v1/pin/change", owner::pin_change_prepare)

@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+mod history;
+pub use history::{HistoryPage, HistoryRecord};
+
 /// Where the bank is and which CA signs its certificate.
 #[derive(Clone, Debug, Default)]
 pub struct BankSettings {

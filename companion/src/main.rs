@@ -9,6 +9,7 @@ use companion::crypto_tool::{self, Output, ToolError};
 mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
+mod history_cmd;
 mod lifecycle;
 mod owner;
 mod support;
@@ -61,6 +62,9 @@ enum Command {
         #[arg(long, default_value = "")]
         reference: String,
     },
+    /// Your payments as the bank keeps them: date, payee, masked account, amount, outcome and
+    /// the bank's journal reference; `--receipt ID` for one payment's receipt.
+    History(history_cmd::HistoryArgs),
     /// Confirm payments started elsewhere (pushed by the bank) on the PIN pad.
     Confirm {
         /// Keep watching for new confirmations.
@@ -374,6 +378,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                     .await
                 }
                 Command::Confirm { watch } => commands::confirm(connection, json, watch).await,
+                Command::History(args) => history_cmd::history(connection, json, &args).await,
                 Command::Staff(staff) => commands::staff(connection, json, staff).await,
                 Command::Device(device) => lifecycle::device(connection, json, device).await,
                 Command::Pin(pin) => owner::pin(connection, json, pin).await,

@@ -21,7 +21,7 @@ const SHOTS = process.env.SCREENSHOTS ?? new URL('./screenshots', import.meta.ur
 // The customer screens in both languages, both themes and two window sizes (docs/screenshots/).
 const DOC_SHOTS = process.env.DOC_SCREENSHOTS ?? null;
 const IDENTIFIER = 'app.pinbridge.desktop';
-const ROUTES = ['devices', 'pairing', 'login', 'payment', 'confirmations', 'staff', 'qa', 'logs', 'settings'];
+const ROUTES = ['devices', 'pairing', 'login', 'payment', 'history', 'confirmations', 'staff', 'qa', 'logs', 'settings'];
 
 assert.ok(APP, 'PINBRIDGE_APP must name the app binary');
 assert.ok(CONFIG_HOME, 'XDG_CONFIG_HOME must be a scratch directory');
@@ -81,6 +81,9 @@ before(async () => {
       bankCaPem: null,
       language: 'en',
       theme: 'light',
+      // The QA and staff steps below need the Staff and QA screens; a test turns staff mode off.
+      staffMode: true,
+      firstRunDone: true,
       discovery: { usb: false, ble: false, simDevices: [simAddress] },
     }),
   );
@@ -256,6 +259,34 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
   const logs = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('logs_list', { limit: 1000 });`);
   assert.ok(logs.some((l) => /key pressed \(a digit\)/.test(l.message)));
   assert.ok(!JSON.stringify(logs).includes('123456'));
+});
+
+test('the payment history lists the payment with the bank journal reference, and its receipt', async () => {
+  await go('history');
+  const row = await session.waitFor('the paid payment in the history', async () => {
+    for (const r of await session.findAll('[data-testid^="history-row-"]')) {
+      const text = await session.text(r);
+      if (/Zhang San/.test(text) && /CNY 120\.50/.test(text)) return text;
+    }
+    return null;
+  }, { timeoutMs: 30000 });
+  assert.match(row, /Paid/);
+  assert.match(row, /•••• 8888/, 'the payee account masked');
+  assert.doesNotMatch(row, /6222 ?0800/, 'the payee account in full');
+  await shot('history');
+  await matrix('history');
+  // That row's receipt (Zhao Liu's CNY 1.00 payment is in the list too).
+  const opened = await session.exec(`const row = [...document.querySelectorAll('[data-testid^="history-row-"]')]
+      .find((r) => /Zhang San/.test(r.textContent) && /CNY 120\\.50/.test(r.textContent));
+    row?.querySelector('[data-testid^="receipt-open-"]')?.click();
+    return row ? true : null;`);
+  assert.ok(opened);
+  const journal = await session.waitFor('the receipt', () => textOf('[data-testid="receipt-journal"]'));
+  assert.match(row, new RegExp(journal.trim()), 'the receipt names the row\'s journal reference');
+  assert.equal((await textOf('[data-testid="receipt-amount"]')).trim(), 'CNY 120.50');
+  await shot('history-receipt');
+  await matrix('history-receipt');
+  await session.click(await session.find('[data-testid="receipt-back"]'));
 });
 
 async function decision() {
@@ -495,7 +526,10 @@ test('staff sign-in (operator)', async () => {
   await session.type(await session.find('#staff-id'), 'op-01');
   await session.type(await session.find('#staff-pw'), 'operator-pass');
   await session.click(await session.find('[data-testid="staff-signin"]'));
-  await session.waitFor('the staff actions', async () => (await session.findAll('[data-testid="staff-initialise"]')).length > 0, { timeoutMs: 30000 });
+  await session.waitFor('the staff screen', async () => (await session.findAll('[data-testid="staff-device"]')).length > 0, { timeoutMs: 30000 });
+  // An operator is offered only what the bank lets an operator do.
+  assert.equal((await session.findAll('[data-testid="staff-initialise"]')).length, 0);
+  assert.equal((await session.findAll('[data-testid="staff-revoke"]')).length, 0);
   await shot('staff');
 });
 
@@ -511,12 +545,29 @@ test('QA tamper: the header says DANGER, a payment is refused in danger, the ope
   const reset = await session.find('[data-testid="staff-tamper-reset"]');
   await session.waitFor('the reset button enabled', () => session.exec(`return !document.querySelector('[data-testid="staff-tamper-reset"]').disabled || null;`));
   await session.click(reset);
+  const ask = await session.waitFor('the confirmation', () => textOf('[data-testid="staff-confirm"]'));
+  // Names the PIN pad (and its customer as far as this app knows it after the tamper wipe).
+  assert.match(ask, /PB-SIM-0001/);
+  await session.click(await session.find('[data-testid="staff-confirm-yes"]'));
   const done = await session.waitFor('the reset result', () => textOf('[data-testid="staff-result"]'), { timeoutMs: 30000 });
   assert.ok(done.length > 0);
   const status = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_status', { deviceId: 'in-process:PB-SIM-0001' });`);
   assert.equal(status.tamper, 'clear');
   assert.equal(status.lifecycle, 'manufactured');
   await shot('staff-tamper-reset');
+});
+
+test('staff mode off: the customer menu has no Staff or QA; on again brings them back', async () => {
+  await go('settings');
+  const navHas = (route) => session.exec(`return document.querySelector('[data-testid="nav-${route}"]') !== null;`);
+  await session.click(await session.find('[data-testid="staff-mode"]'));
+  await session.waitFor('Staff and QA gone from the menu', async () => (!(await navHas('staff')) && !(await navHas('qa'))) || null);
+  const saved = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
+  assert.equal(saved.staffMode, false);
+  assert.equal(JSON.parse(readFileSync(settingsFile, 'utf8')).staffMode, false);
+  await shot('settings-customer-menu');
+  await session.click(await session.find('[data-testid="staff-mode"]'));
+  await session.waitFor('Staff and QA back', async () => ((await navHas('staff')) && (await navHas('qa'))) || null);
 });
 
 test('every screen renders in both languages (screenshots)', async () => {

@@ -32,6 +32,7 @@ command_table! {
         payment_prepare,
         payment_approve,
         payment_cancel,
+        payment_history,
         staff_sign_in,
         staff_sign_out,
         staff_initialise,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use companion::app::{
     BankDevice, ConfirmationRequest, ConfirmationResult, DeviceProgress, DeviceStatus,
-    EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentRequest,
-    PaymentResult, PinChangeResult, PreparedPayment, ProgressSink, SerialAction, StaffActionResult,
-    StaffSession, WipeResult,
+    EmbeddedStatus, LoginSession, LogoutResult, LossReport, PairingStart, PaymentHistory,
+    PaymentRequest, PaymentResult, PinChangeResult, PreparedPayment, ProgressSink, SerialAction,
+    StaffActionResult, StaffSession, WipeResult,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -388,6 +388,20 @@ pub async fn staff_rebind_by_serial(
     state
         .core
         .staff_rebind_by_serial(&from_serial, &to_device_id, progress(on_progress))
+        .await
+}
+
+/// The logged-in customer's payments, newest first, a page at a time (`before`: the previous
+/// page's `nextBefore`).
+#[tauri::command]
+pub async fn payment_history(
+    state: State<'_, AppState>,
+    session_id: String,
+    before: Option<String>,
+) -> Result<PaymentHistory, AppError> {
+    state
+        .core
+        .payment_history(&session_id, before.as_deref())
         .await
 }
 

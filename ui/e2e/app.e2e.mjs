@@ -165,10 +165,18 @@ describe('staff and QA (en)', () => {
       await page.locator('#staff-pw').fill('operator-pass');
       await page.getByTestId('staff-signin').click();
       await page.getByTestId('staff-tamper-reset').click();
+      // Asked first, naming the PIN pad and its customer.
+      assert.match(await page.getByTestId('staff-confirm').innerText(), /PB-SIM-0001[\s\S]*C-1001/);
+      await page.getByTestId('staff-confirm-yes').click();
       await page.getByTestId('staff-result').filter({ hasText: 'Tamper state reset' }).waitFor();
       assert.match(await page.getByTestId('staff-device-state').innerText(), /New \(not initialised\)[\s\S]*Not tampered/);
       assert.notEqual(await page.getByTestId('safety').getAttribute('data-tone'), 'danger');
-      // ...and the device must be initialised again, which staff can do at once.
+      // An operator is offered no initialise (the bank refuses it); a clerk initialises again.
+      assert.equal(await page.getByTestId('staff-initialise').count(), 0);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.locator('#staff-id').fill('clerk-01');
+      await page.locator('#staff-pw').fill('clerk-pass');
+      await page.getByTestId('staff-signin').click();
       await page.getByTestId('staff-initialise').click();
       await page.getByTestId('staff-result').filter({ hasText: 'Device initialised' }).waitFor();
     }));
@@ -323,7 +331,7 @@ describe('accessibility and languages', () => {
         await page.locator('#staff-id').fill('op-01');
         await page.locator('#staff-pw').fill('operator-pass');
         await page.getByTestId('staff-signin').click();
-        await page.getByTestId('staff-initialise').waitFor();
+        await page.getByTestId('staff-device').waitFor();
         await shot(page, `${lang}-15-staff`);
         await go(page, 'qa');
         await page.getByTestId('qa-tamper').click();
@@ -338,6 +346,55 @@ describe('accessibility and languages', () => {
         await shot(page, `${lang}-18b-settings-dark`);
         await go(page, 'devices');
         await shot(page, `${lang}-19-devices-tampered`);
+      }));
+  }
+});
+
+describe('first run, history and staff mode (issue 17 item 5)', () => {
+  for (const lang of ['en', 'zh-CN']) {
+    test(`first run, then the payment history and a receipt (${lang})`, T, () =>
+      withApp({ lang, customer: true }, async (page) => {
+        // A customer's menu: no Staff, no QA.
+        assert.equal(await page.getByTestId('nav-staff').count(), 0);
+        assert.equal(await page.getByTestId('nav-qa').count(), 0);
+        const step = (s) => page.locator(`[data-testid="first-run"][data-step="${s}"]`).waitFor();
+        await step('connect');
+        await shot(page, `${lang}-30-first-run-connect`);
+        await page.getByTestId('first-run-connect-PB-SIM-0001').click();
+        await step('pair');
+        await page.getByTestId('first-run-pair').click();
+        await page.getByTestId('first-run-code').waitFor();
+        await shot(page, `${lang}-31-first-run-pair`);
+        await press(page, ['ok']);
+        await step('login');
+        await page.locator('#first-run-customer').fill('C-1001');
+        await page.getByTestId('first-run-login').click();
+        await step('done');
+        await shot(page, `${lang}-32-first-run-done`);
+        await page.getByTestId('first-run-finish').click();
+        await page.getByTestId('screen-payment').waitFor();
+        await fillPayment(page);
+        await page.getByTestId('payment-review-btn').click();
+        await page.getByTestId('payment-send').click();
+        await press(page, ['1', '2', '3', '4', '5', '6', 'ok']);
+        await page.getByTestId('decision').waitFor();
+        await go(page, 'history');
+        const row = page.locator('[data-testid^="history-row-"]').first();
+        await row.waitFor();
+        assert.match(await row.innerText(), /CNY 120\.50/);
+        assert.match(await row.innerText(), /•••• 8888/);
+        await shot(page, `${lang}-33-history`);
+        await row.locator('[data-testid^="receipt-open-"]').click();
+        await page.getByTestId('receipt').waitFor();
+        await shot(page, `${lang}-34-receipt`);
+        await page.emulateMedia({ colorScheme: 'dark' });
+        await go(page, 'settings');
+        await page.locator('#set-theme').selectOption('dark');
+        await page.getByTestId('settings-save').click();
+        await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+        await go(page, 'history');
+        await page.locator('[data-testid^="history-row-"]').first().waitFor();
+        await shot(page, `${lang}-35-history-dark`);
       }));
   }
 });

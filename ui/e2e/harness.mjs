@@ -58,7 +58,7 @@ export async function launch() {
  * A fresh app (fresh MockBackend: one bound mock device, nothing paired) in the given language.
  * Collects console errors and CSP violations; `problems()` returns them.
  */
-export async function openApp(browser, base, { lang = 'en', route = 'devices', stepMs = 20 } = {}) {
+export async function openApp(browser, base, { lang = 'en', route = 'devices', stepMs = 20, customer = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: lang, reducedMotion: 'reduce' });
   const page = await context.newPage();
   const problems = [];
@@ -66,7 +66,8 @@ export async function openApp(browser, base, { lang = 'en', route = 'devices', s
     if (m.type() === 'error') problems.push(m.text());
   });
   page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(`${base}?mockStepMs=${stepMs}#/${route}`);
+  // `customer`: a customer's first start (no staff mode, the guided first run).
+  await page.goto(`${base}?mockStepMs=${stepMs}${customer ? '&customer' : ''}#/${route}`);
   await page.waitForSelector('#app[data-ready="true"]');
   if ((await page.locator('html').getAttribute('lang')) !== lang) {
     await page.getByTestId('lang-switch').selectOption(lang);

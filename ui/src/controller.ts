@@ -23,10 +23,12 @@ import {
   applyEvent,
   applyProgress,
   emptyPaymentForm,
+  EMPTY_HISTORY,
   IDLE_LIVE,
   initialState,
   upsertDevice,
   validatePaymentForm,
+  wantsFirstRun,
   type PaymentForm,
   type State,
 } from './state';
@@ -68,7 +70,25 @@ export function createController(backend: Backend, store: Store<State> = createS
         backend.logsList(200),
         backend.keyStoreStatus(),
       ]);
-      set((s) => ({ ...s, info, settings, devices, confirmations, logs, keyStore, lang: settings.language, theme: settings.theme }));
+      set((s) => ({
+        ...s,
+        info,
+        settings,
+        devices,
+        confirmations,
+        logs,
+        keyStore,
+        lang: settings.language,
+        theme: settings.theme,
+        firstRun: wantsFirstRun(settings, devices),
+      }));
+    },
+
+    /** The first run is over (finished or skipped): not offered again, on this computer. */
+    async finishFirstRun(): Promise<void> {
+      set((s) => ({ ...s, firstRun: false }));
+      const cur = store.get().settings;
+      if (cur && !cur.firstRunDone) await c.saveSettings({ ...cur, firstRunDone: true }, true);
     },
 
     setLanguage(lang: Language): void {
@@ -181,6 +201,7 @@ export function createController(backend: Backend, store: Store<State> = createS
           bankCommands,
           login: { step: 'done' },
           payment: { step: 'form', form: emptyPaymentForm(session.accounts[0] ?? ''), errors: {}, error: null, busy: false },
+          history: EMPTY_HISTORY,
         }));
       } catch (e) {
         set((s) => ({ ...s, login: { step: 'form', customerId, busy: false, error: toAppError(e) } }));
@@ -200,7 +221,43 @@ export function createController(backend: Backend, store: Store<State> = createS
         loggedOut,
         login: { step: 'form', customerId: session?.customerId ?? '', error: null, busy: false },
         payment: { step: 'form', form: emptyPaymentForm(), errors: {}, error: null, busy: false },
+        history: EMPTY_HISTORY,
       }));
+    },
+
+    // history -------------------------------------------------------------
+    /** The newest page of the customer's payments, or (`more`) the next older page after those shown. */
+    async loadHistory(more = false): Promise<void> {
+      const session = store.get().session;
+      if (!session) return;
+      const before = more ? store.get().history.nextBefore : null;
+      if (more && before === null) return;
+      // A fresh read starts at the list (a receipt left open on the last visit is closed).
+      set((s) => ({ ...s, history: { ...s.history, sessionId: session.sessionId, loading: true, error: null, receiptId: more ? s.history.receiptId : null } }));
+      try {
+        const page = await backend.paymentHistory(session.sessionId, before);
+        set((s) =>
+          s.session?.sessionId !== session.sessionId
+            ? s
+            : {
+                ...s,
+                history: {
+                  ...s.history,
+                  payments: more ? [...s.history.payments, ...page.payments] : page.payments,
+                  nextBefore: page.nextBefore,
+                  loading: false,
+                },
+              },
+        );
+      } catch (e) {
+        set((s) => ({ ...s, history: { ...s.history, loading: false, error: toAppError(e) } }));
+      }
+    },
+    openReceipt(paymentId: string): void {
+      set((s) => ({ ...s, history: { ...s.history, receiptId: paymentId } }));
+    },
+    closeReceipt(): void {
+      set((s) => ({ ...s, history: { ...s.history, receiptId: null } }));
     },
 
     // payment -------------------------------------------------------------
@@ -441,6 +498,8 @@ export function createController(backend: Backend, store: Store<State> = createS
         async () => {
           const settings = await backend.settingsSet(next);
           set((s) => ({ ...s, settings, lang: settings.language, theme: settings.theme }));
+          // Leaving staff mode leaves no staff signed in behind the customer's menu.
+          if (!settings.staffMode && store.get().staff) await c.staffSignOut();
         },
         quiet ? null : 'settings.saved',
       );

@@ -101,6 +101,13 @@ export function maskAccount(acct: string): string {
   return d.length <= 4 ? d : `\u2022\u2022\u2022\u2022 ${d.slice(-4)}`;
 }
 
+/** A date and time as the customer's language writes it ("5 Dec 2026, 03:10"). */
+export function formatDateTime(iso: string, lang: Language): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(lang, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
+}
+
 export function formatTime(iso: string, lang: Language): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;

@@ -16,6 +16,7 @@ import type {
   LoginSession,
   LogoutResult,
   PassphraseNeed,
+  PaymentRecord,
   PaymentResult,
   PreparedPayment,
   Settings,
@@ -92,6 +93,19 @@ export interface StaffFlow {
   error: AppError | null;
 }
 
+/** The customer's payment history (pages joined, newest first) and the receipt open. */
+export interface HistoryView {
+  /** The login the pages belong to (another login reloads). */
+  sessionId: string | null;
+  payments: PaymentRecord[];
+  nextBefore: string | null;
+  loading: boolean;
+  error: AppError | null;
+  receiptId: string | null;
+}
+
+export const EMPTY_HISTORY: HistoryView = { sessionId: null, payments: [], nextBefore: null, loading: false, error: null, receiptId: null };
+
 export interface State {
   lang: Language;
   theme: Theme;
@@ -124,6 +138,9 @@ export interface State {
   staffFlow: StaffFlow;
   /** What the pairing key store needs from the user (no OS key store: a passphrase). */
   keyStore: PassphraseNeed;
+  history: HistoryView;
+  /** The guided first run is showing (decided once at start: nothing paired, not done before). */
+  firstRun: boolean;
 }
 
 export const LOG_KEEP = 300;
@@ -156,6 +173,8 @@ export function initialState(lang: Language = 'en'): State {
     confirm: { requestId: null, live: IDLE_LIVE, result: null, error: null },
     staffFlow: { deviceId: null, busy: null, live: IDLE_LIVE, result: null, error: null },
     keyStore: 'none',
+    history: EMPTY_HISTORY,
+    firstRun: false,
   };
 }
 
@@ -185,14 +204,14 @@ export function applyEvent(s: State, ev: AppEvent): State {
       else links[ev.deviceId] = { link: ev.link, message: ev.message };
       // The device restarted and forgot the customer session: the app's session is gone too.
       const lost = ev.link === 'sessionLost' && s.session?.deviceId === ev.deviceId;
-      return { ...s, links, session: lost ? null : s.session };
+      return { ...s, links, session: lost ? null : s.session, history: lost ? EMPTY_HISTORY : s.history };
     }
     case 'bankCommand': {
       const bankCommands = { ...s.bankCommands, [ev.deviceId]: { command: ev.command, applied: ev.applied, message: ev.message } };
       // The bank ended the session (a wipe or lock): the app's session on that device is gone.
       if (!ev.sessionEnded || !s.session || s.session.deviceId !== ev.deviceId) return { ...s, bankCommands };
       const login: LoginFlow = { step: 'form', customerId: s.session.customerId, error: null, busy: false };
-      return { ...s, bankCommands, session: null, login };
+      return { ...s, bankCommands, session: null, login, history: EMPTY_HISTORY };
     }
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
@@ -244,5 +263,21 @@ export function resultTone(r: { indicator: Indicator; outcome: string; reason?: 
   if (r.outcome === 'approved' || r.outcome === 'signed') return 'safe';
   if (r.reason === 'userRejected') return 'neutral';
   if (r.outcome === 'declined') return 'warn';
+  return 'neutral';
+}
+
+/** Whether the guided first run starts: a customer (not staff mode) who has not finished or
+ *  skipped it and has no paired PIN pad yet. */
+export function wantsFirstRun(settings: Settings | null, devices: DeviceStatus[]): boolean {
+  return settings !== null && !settings.firstRunDone && !settings.staffMode && !devices.some((d) => d.paired);
+}
+
+export type HistoryTone = 'safe' | 'warn' | 'danger' | 'neutral';
+
+/** A history row's colour: as a payment's result (approved green, declined amber, a blocked
+ *  PIN red, open or expired neutral). */
+export function historyTone(p: Pick<PaymentRecord, 'outcome' | 'reason'>): HistoryTone {
+  if (p.outcome === 'approved') return 'safe';
+  if (p.outcome === 'declined') return p.reason === 'pinBlocked' ? 'danger' : 'warn';
   return 'neutral';
 }

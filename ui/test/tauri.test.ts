@@ -42,6 +42,8 @@ describe('TauriBackend', () => {
     const req = { sessionId: 's', fromAccount: 'a', payeeName: 'p', payeeAccount: '12345678', amountMinor: '100', currency: 'CNY', reference: '' };
     await b.paymentPrepare(req);
     await b.paymentCancel('pay-1');
+    await b.paymentHistory('sess-1', null);
+    await b.paymentHistory('sess-1', '17.tx-9');
     await b.confirmationsList();
     await b.staffSignIn('op-01', 'pw');
     await b.staffSignOut();
@@ -62,7 +64,7 @@ describe('TauriBackend', () => {
     await b.logsList(50);
     await b.logsExport();
     await b.settingsGet();
-    await b.settingsSet({ bankUrl: '', bankCaPem: null, language: 'zh-CN', theme: 'dark' });
+    await b.settingsSet({ bankUrl: '', bankCaPem: null, language: 'zh-CN', theme: 'dark', staffMode: false, firstRunDone: true });
     expect(calls).toEqual([
       { cmd: 'app_info', args: {} },
       { cmd: 'device_list', args: {} },
@@ -74,6 +76,8 @@ describe('TauriBackend', () => {
       { cmd: 'logout', args: { sessionId: 'sess-1' } },
       { cmd: 'payment_prepare', args: { request: req } },
       { cmd: 'payment_cancel', args: { paymentId: 'pay-1' } },
+      { cmd: 'payment_history', args: { sessionId: 'sess-1', before: null } },
+      { cmd: 'payment_history', args: { sessionId: 'sess-1', before: '17.tx-9' } },
       { cmd: 'confirmations_list', args: {} },
       { cmd: 'staff_sign_in', args: { staffId: 'op-01', password: 'pw' } },
       { cmd: 'staff_sign_out', args: {} },
@@ -94,7 +98,7 @@ describe('TauriBackend', () => {
       { cmd: 'logs_list', args: { limit: 50 } },
       { cmd: 'logs_export', args: {} },
       { cmd: 'settings_get', args: {} },
-      { cmd: 'settings_set', args: { settings: { bankUrl: '', bankCaPem: null, language: 'zh-CN', theme: 'dark' } } },
+      { cmd: 'settings_set', args: { settings: { bankUrl: '', bankCaPem: null, language: 'zh-CN', theme: 'dark', staffMode: false, firstRunDone: true } } },
     ]);
   });
 

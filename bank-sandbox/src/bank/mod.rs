@@ -4,6 +4,7 @@
 mod command_results;
 mod confirm;
 mod devices;
+mod history;
 mod lifecycle;
 mod login;
 mod owner;
@@ -13,6 +14,7 @@ mod staff;
 pub use command_results::{CommandRecord, CommandResult};
 pub use confirm::{ConfirmationRequest, ConfirmationView};
 pub use devices::{CommandKind, DeviceView};
+pub use history::{DEFAULT_PAGE, HistoryEntry, HistoryPage, MAX_PAGE};
 pub use login::LoginComplete;
 pub use owner::{PinChangeDecision, PreparedPinChange};
 pub use payments::{PaymentDecision, PaymentRequest, PreparedPayment};

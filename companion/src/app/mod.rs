@@ -9,6 +9,7 @@
 
 pub mod confirmations;
 mod error;
+mod history;
 mod lifecycle;
 mod lifecycle_types;
 mod ops;
@@ -25,6 +26,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use error::AppError;
+pub use history::{
+    HISTORY_PAGE, HistoryOutcome, PaymentHistory, PaymentOrigin, PaymentRecord, fetch_history,
+    mask_account,
+};
 pub use lifecycle_types::*;
 pub use owner::{PinChangeResult, PinChangeVerdict, WipeResult};
 pub use types::*;

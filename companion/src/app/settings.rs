@@ -63,6 +63,14 @@ pub struct Settings {
     pub language: Language,
     /// Colour scheme.
     pub theme: Theme,
+    /// Staff mode: the Staff (and, in the sandbox build, QA) screens are in the menu. Off for
+    /// a customer, whose menu then has none of them.
+    #[serde(default)]
+    pub staff_mode: bool,
+    /// The guided first run (connect, pair, log in) was finished or skipped: it is not
+    /// offered again.
+    #[serde(default)]
+    pub first_run_done: bool,
 }
 
 impl Settings {
@@ -73,6 +81,8 @@ impl Settings {
             bank_ca_pem: None,
             language: Language::from_locale_env(),
             theme: Theme::System,
+            staff_mode: false,
+            first_run_done: false,
         }
     }
 
@@ -413,6 +423,8 @@ mod tests {
             bank_ca_pem: None,
             language: Language::ZhCn,
             theme: Theme::Dark,
+            staff_mode: false,
+            first_run_done: false,
         }
     }
 
@@ -426,8 +438,16 @@ mod tests {
                 "bankCaPem": null,
                 "language": "zh-CN",
                 "theme": "dark",
+                "staffMode": false,
+                "firstRunDone": false,
             })
         );
+        // A file from before staff mode and the first run still reads: both off.
+        let old: Settings = serde_json::from_value(serde_json::json!({
+            "bankUrl": "", "bankCaPem": null, "language": "en", "theme": "system",
+        }))
+        .expect("an older settings file still reads");
+        assert!(!old.staff_mode && !old.first_run_done);
     }
 
     #[test]

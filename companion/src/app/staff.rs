@@ -14,6 +14,38 @@ use super::{AppCore, AppError, Operation, ProgressSink, Slot, StaffEntry, sink_f
 use crate::bank::{BankClient, BankError, BearerToken};
 use crate::flows::{self as core, FlowEvent};
 
+impl StaffRole {
+    /// What the bank grants the role on a PIN pad here (the sandbox bank's rules: a teller
+    /// initialises, enrols and revokes; only an operator resets a tampered PIN pad). The
+    /// screens offer nothing else, so staff never press a button the bank then refuses.
+    pub fn actions(self) -> Vec<StaffAction> {
+        match self {
+            StaffRole::Clerk => vec![
+                StaffAction::Initialise,
+                StaffAction::Enrol,
+                StaffAction::Bind,
+                StaffAction::Revoke,
+                StaffAction::Rebind,
+            ],
+            StaffRole::Operator => vec![StaffAction::TamperReset],
+        }
+    }
+
+    /// What the bank grants the role by serial (lock, unlock, unpair and revoke are a
+    /// teller's; an operator may look a PIN pad up only).
+    pub fn serial_actions(self) -> Vec<SerialAction> {
+        match self {
+            StaffRole::Clerk => vec![
+                SerialAction::Lock,
+                SerialAction::Unlock,
+                SerialAction::Unpair,
+                SerialAction::Revoke,
+            ],
+            StaffRole::Operator => Vec::new(),
+        }
+    }
+}
+
 impl AppCore {
     /// Staff sign-in at the bank; the bank's teller is a clerk here.
     pub async fn staff_sign_in(
@@ -56,6 +88,8 @@ impl AppCore {
             staff_id,
             display_name,
             role,
+            actions: role.actions(),
+            serial_actions: role.serial_actions(),
         };
         tracing::info!(target: "companion::bank", "staff {} signed in ({:?})", session.staff_id, role);
         self.tables().staff = Some(StaffEntry {

@@ -496,6 +496,12 @@ pub struct StaffSession {
     pub display_name: String,
     /// Role.
     pub role: StaffRole,
+    /// What the bank lets this role do to a PIN pad here ([`StaffRole::actions`]): the screen
+    /// offers only these.
+    pub actions: Vec<StaffAction>,
+    /// What it may do by serial to a PIN pad that is not here (looking one up is for every
+    /// role).
+    pub serial_actions: Vec<super::SerialAction>,
 }
 
 /// Which staff action.

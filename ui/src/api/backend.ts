@@ -18,6 +18,7 @@ import type {
   LogExport,
   LoginSession,
   LogoutResult,
+  PaymentHistory,
   PairingStart,
   PassphraseNeed,
   PaymentRequest,
@@ -83,6 +84,8 @@ export interface Backend {
   paymentApprove(paymentId: string, onProgress: ProgressSink): Promise<PaymentResult>;
   /** payment_cancel { paymentId } */
   paymentCancel(paymentId: string): Promise<void>;
+  /** payment_history { sessionId, before } — the customer's payments, newest first, a page at a time */
+  paymentHistory(sessionId: string, before: string | null): Promise<PaymentHistory>;
 
   /** confirmations_list */
   confirmationsList(): Promise<ConfirmationRequest[]>;

@@ -30,6 +30,7 @@ export const FLOW_COMMANDS = [
   'payment_prepare',
   'payment_approve',
   'payment_cancel',
+  'payment_history',
   'staff_sign_in',
   'staff_sign_out',
   'staff_initialise',

@@ -357,6 +357,78 @@ bankReference: string | null,
  */
 pinTriesLeft: number | null, };
 
+export type HistoryOutcome = "approved" | "declined" | "open" | "expired";
+
+export type PaymentOrigin = "app" | "confirmation";
+
+export type PaymentRecord = { 
+/**
+ * The bank's transaction id.
+ */
+paymentId: string, 
+/**
+ * When the bank prepared it (ISO-8601, UTC).
+ */
+date: string, 
+/**
+ * When the bank decided it (ISO-8601, UTC).
+ */
+decidedAt: string | null, 
+/**
+ * Who was paid.
+ */
+payeeName: string, 
+/**
+ * Their account, masked (`•••• 0189`).
+ */
+payeeAccount: string, 
+/**
+ * The customer's account, masked.
+ */
+fromAccount: string, 
+/**
+ * Minor units as a decimal string.
+ */
+amountMinor: string, 
+/**
+ * ISO 4217.
+ */
+currency: string, 
+/**
+ * As the PIN pad wrote it (`EUR 123.45`).
+ */
+amountText: string, 
+/**
+ * The customer's reference.
+ */
+reference: string, 
+/**
+ * How it ended.
+ */
+outcome: HistoryOutcome, 
+/**
+ * Why it was declined (`none` otherwise).
+ */
+reason: OutcomeReason, 
+/**
+ * The bank's journal entry for the money moved (approved payments only).
+ */
+journalReference: string | null, 
+/**
+ * Who started it.
+ */
+origin: PaymentOrigin, };
+
+export type PaymentHistory = { 
+/**
+ * The payments.
+ */
+payments: Array<PaymentRecord>, 
+/**
+ * Pass back for the next (older) page; `null` on the last.
+ */
+nextBefore: string | null, };
+
 export type ConfirmationResult = { 
 /**
  * The request.
@@ -393,7 +465,17 @@ displayName: string,
 /**
  * Role.
  */
-role: StaffRole, };
+role: StaffRole, 
+/**
+ * What the bank lets this role do to a PIN pad here ([`StaffRole::actions`]): the screen
+ * offers only these.
+ */
+actions: Array<StaffAction>, 
+/**
+ * What it may do by serial to a PIN pad that is not here (looking one up is for every
+ * role).
+ */
+serialActions: Array<SerialAction>, };
 
 export type StaffAction = "initialise" | "enrol" | "bind" | "revoke" | "rebind" | "tamperReset";
 

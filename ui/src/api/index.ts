@@ -1,5 +1,6 @@
 // Picks the backend: the desktop shell's IPC inside Tauri, the scripted MockBackend elsewhere
-// (`npm run dev`, the browser end-to-end tests). `?mockStepMs=N` sets the mock's pace.
+// (`npm run dev`, the browser end-to-end tests). `?mockStepMs=N` sets the mock's pace; `?customer`
+// starts it as a customer's first start (no staff mode, the guided first run).
 import type { Backend } from './backend';
 import { MockBackend } from './mock';
 import { isTauri, TauriBackend } from './tauri';
@@ -16,5 +17,7 @@ export function createBackend(): Backend {
   return new MockBackend({
     stepMs: Number.isFinite(step) && step >= 0 && params.has('mockStepMs') ? step : 250,
     language: guessLanguage(navigator.languages ?? [navigator.language]),
+    // `?customer` starts as a customer's first start does: no staff mode, the guided first run.
+    ...(params.has('customer') ? { staffMode: false, firstRunDone: false } : {}),
   });
 }

@@ -6,6 +6,7 @@
 import type { Backend, EventSink, ProgressSink, Unsubscribe } from './backend';
 import { appError, type AppError } from './errors';
 import { isValidAccount } from '../format';
+import { mockRecord, pageOf, roleGrants } from './mockHistory';
 import type {
   AppEvent,
   AppInfo,
@@ -30,6 +31,8 @@ import type {
   LogSource,
   PairingStart,
   PassphraseNeed,
+  PaymentHistory,
+  PaymentRecord,
   PaymentRequest,
   PaymentResult,
   PreparedPayment,
@@ -49,6 +52,10 @@ export interface MockOptions {
   seed?: boolean;
   /** The language the settings start with (the desktop shell takes the system's). */
   language?: Language;
+  /** Staff mode on (the default here: the tests drive staff and QA screens); off is a customer's menu. */
+  staffMode?: boolean;
+  /** The first run done (the default here); false shows the guided first run while nothing is paired. */
+  firstRunDone?: boolean;
 }
 
 export const MOCK_PIN_LENGTH = 6;
@@ -209,12 +216,16 @@ export class MockBackend implements Backend {
   private seq = 0;
   private idSeq = 0;
   private simSerial = 0;
-  private settings: Settings = { bankUrl: '', bankCaPem: null, language: 'en', theme: 'system' };
+  private settings: Settings = { bankUrl: '', bankCaPem: null, language: 'en', theme: 'system', staffMode: true, firstRunDone: true };
+  /** Decided payments, newest first, with their customer. */
+  private history: { customerId: string; record: PaymentRecord }[] = [];
 
   constructor(opts: MockOptions = {}) {
     this.stepMs = opts.stepMs ?? 250;
     this.userTimeoutMs = opts.userTimeoutMs ?? 120_000;
     this.settings.language = opts.language ?? 'en';
+    this.settings.staffMode = opts.staffMode ?? true;
+    this.settings.firstRunDone = opts.firstRunDone ?? true;
     for (const c of SANDBOX.customers) {
       this.customers.set(c.customerId, { ...c, accounts: [...c.accounts], pvv: c.pin, deviceId: null });
     }
@@ -910,8 +921,17 @@ export class MockBackend implements Backend {
       this.addLog('info', 'bank', `Payment ${paymentId} journaled once as ${ref}`);
       result = { paymentId, outcome: 'approved', indicator: 'safe', reason: 'none', deviceLines: [...dev.display], bankReference: ref, pinTriesLeft: null };
     }
+    this.history.unshift({ customerId: session.customerId, record: mockRecord(p, result) });
     this.stage('done', onProgress);
     return result;
+  }
+
+  async paymentHistory(sessionId: string, before: string | null): Promise<PaymentHistory> {
+    const session = this.sessions.get(sessionId);
+    if (!session) throw appError('notLoggedIn', 'the session has ended; log in again');
+    await sleep(this.stepMs / 2);
+    const mine = this.history.filter((h) => h.customerId === session.customerId).map((h) => clone(h.record));
+    return pageOf(mine, before);
   }
 
   async paymentCancel(paymentId: string): Promise<void> {
@@ -977,7 +997,7 @@ export class MockBackend implements Backend {
       this.addLog('warn', 'bank', 'Staff sign-in refused');
       throw appError('staffAuthFailed', 'staff ID or password not accepted');
     }
-    this.staff = { staffId: s.staffId, displayName: s.displayName, role: s.role };
+    this.staff = { staffId: s.staffId, displayName: s.displayName, role: s.role, ...roleGrants(s.role) };
     this.addLog('info', 'bank', `Staff ${s.staffId} signed in (${s.role})`);
     return { ...this.staff };
   }
@@ -1271,7 +1291,7 @@ export class MockBackend implements Backend {
     if (pem !== null && !pem.startsWith('-----BEGIN CERTIFICATE-----')) {
       throw appError('invalidInput', 'the CA must be a PEM certificate (-----BEGIN CERTIFICATE-----)');
     }
-    this.settings = { bankUrl: url, bankCaPem: pem, language: s.language, theme: s.theme };
+    this.settings = { bankUrl: url, bankCaPem: pem, language: s.language, theme: s.theme, staffMode: s.staffMode, firstRunDone: s.firstRunDone };
     this.addLog('info', 'app', `Settings saved (bank: ${url || 'embedded sandbox'})`);
     return { ...this.settings };
   }

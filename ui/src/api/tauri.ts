@@ -23,6 +23,7 @@ import type {
   WipeResult,
   LoginSession,
   LogoutResult,
+  PaymentHistory,
   PairingStart,
   PassphraseNeed,
   PaymentRequest,
@@ -130,6 +131,10 @@ export class TauriBackend implements Backend {
   }
   async paymentCancel(paymentId: string): Promise<void> {
     await call('payment_cancel', { paymentId });
+  }
+
+  paymentHistory(sessionId: string, before: string | null): Promise<PaymentHistory> {
+    return call('payment_history', { sessionId, before });
   }
 
   confirmationsList(): Promise<ConfirmationRequest[]> {

@@ -36,8 +36,12 @@ export type {
   OutcomeReason,
   PairingStart,
   PassphraseNeed,
+  PaymentHistory,
+  PaymentOrigin,
+  PaymentRecord,
   PaymentRequest,
   PaymentResult,
+  HistoryOutcome,
   PreparedPayment,
   Stage,
   StaffAction,
@@ -92,6 +96,10 @@ export interface Settings {
   bankCaPem: string | null;
   language: Language;
   theme: Theme;
+  /** Staff mode: the Staff (and in the sandbox QA) screens are in the menu; off for a customer. */
+  staffMode: boolean;
+  /** The guided first run (connect, pair, log in) was finished or skipped: not offered again. */
+  firstRunDone: boolean;
 }
 
 export interface AppInfo {

@@ -8,6 +8,8 @@ import { useApp, useController, useT } from './context';
 import { IndicatorLight, MockDevicePanel } from './common';
 import { ConfirmationsScreen } from './screens/Confirmations';
 import { DevicesScreen } from './screens/Devices';
+import { FirstRun } from './screens/FirstRun';
+import { HistoryScreen } from './screens/History';
 import { LoginScreen } from './screens/Login';
 import { LogsScreen } from './screens/Logs';
 import { PairingScreen } from './screens/Pairing';
@@ -16,7 +18,7 @@ import { QaScreen } from './screens/Qa';
 import { SettingsScreen } from './screens/Settings';
 import { StaffScreen } from './screens/Staff';
 
-export const ROUTES = ['devices', 'pairing', 'login', 'payment', 'confirmations', 'staff', 'qa', 'logs', 'settings'] as const;
+export const ROUTES = ['devices', 'pairing', 'login', 'payment', 'history', 'confirmations', 'staff', 'qa', 'logs', 'settings'] as const;
 export type Route = (typeof ROUTES)[number];
 
 export function parseRoute(hash: string): Route {
@@ -34,9 +36,13 @@ function useRoute(): Route {
   return route;
 }
 
-/** The production build has no QA tools: its route and nav entry are gone. */
-export function routesFor(flavour: 'production' | 'sandbox' | undefined): readonly Route[] {
-  return flavour === 'production' ? ROUTES.filter((r) => r !== 'qa') : ROUTES;
+/** Staff and QA screens: only in staff mode, so a customer's menu has none of them. */
+const STAFF_ROUTES: Route[] = ['staff', 'qa'];
+
+/** The production build has no QA tools: its route and nav entry are gone. Without staff mode
+ *  neither are Staff and QA. */
+export function routesFor(flavour: 'production' | 'sandbox' | undefined, staffMode = true): readonly Route[] {
+  return ROUTES.filter((r) => !(r === 'qa' && flavour === 'production') && (staffMode || !STAFF_ROUTES.includes(r)));
 }
 
 /** Screens that need no bank: the rest show the no-bank screen in a production build without one. */
@@ -126,6 +132,7 @@ const SCREENS: Record<Route, () => preact.JSX.Element> = {
   pairing: PairingScreen,
   login: LoginScreen,
   payment: PaymentScreen,
+  history: HistoryScreen,
   confirmations: ConfirmationsScreen,
   staff: StaffScreen,
   qa: QaScreen,
@@ -145,6 +152,8 @@ export function App() {
   const pending = useApp((s) => s.confirmations.length);
   const staff = useApp((s) => s.staff);
   const info = useApp((s) => s.info);
+  const staffMode = useApp((s) => s.settings?.staffMode ?? false);
+  const firstRun = useApp((s) => s.firstRun);
   const mainRef = useRef<HTMLElement>(null);
   const first = useRef(true);
   const sandbox = info?.flavour === 'sandbox';
@@ -168,10 +177,12 @@ export function App() {
     mainRef.current?.querySelector<HTMLElement>('h1')?.focus();
   }, [route]);
 
-  const routes = routesFor(info?.flavour);
+  const routes = routesFor(info?.flavour, staffMode);
   const shown: Route = routes.includes(route) ? route : 'devices';
-  const Screen = noBank && !WITHOUT_BANK.includes(shown) ? NoBankScreen : SCREENS[shown];
-  const showMock = dev?.mock && WITH_DEVICE.includes(route);
+  // The first run stands in for the customer screens (Logs and Settings stay reachable).
+  const guided = firstRun && !noBank && !WITHOUT_BANK.includes(shown);
+  const Screen = noBank && !WITHOUT_BANK.includes(shown) ? NoBankScreen : guided ? FirstRun : SCREENS[shown];
+  const showMock = dev?.mock && (guided || WITH_DEVICE.includes(route));
   return (
     <div class={`app${showMock ? ' with-mock' : ''}`}>
       <a class="skip-link" href="#main" onClick={(e) => { e.preventDefault(); mainRef.current?.querySelector<HTMLElement>('h1')?.focus(); }}>
@@ -206,7 +217,7 @@ export function App() {
           ))}
         </ul>
       </nav>
-      <main id="main" ref={mainRef} class={`screen screen-${shown}`} data-testid={`screen-${shown}`}>
+      <main id="main" ref={mainRef} class={`screen screen-${guided ? 'first-run' : shown}`} data-testid={`screen-${guided ? 'first-run' : shown}`}>
         <Screen />
       </main>
       {showMock && dev && (

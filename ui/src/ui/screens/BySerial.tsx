@@ -52,6 +52,9 @@ export function StaffBySerial() {
   const t = useT();
   const c = useController();
   const devices = useApp((s) => s.devices);
+  const staff = useApp((s) => s.staff);
+  // Only the actions the bank grants this role (an operator looks PIN pads up only).
+  const offered = ACTIONS.filter((a) => (a === 'rebind' ? staff?.actions.includes('rebind') : staff?.serialActions.includes(a)));
   const [serial, setSerial] = useState('');
   const [found, setFound] = useState<BankDevice | null>(null);
   const [asked, setAsked] = useState<Action | null>(null);
@@ -97,7 +100,7 @@ export function StaffBySerial() {
             {found.locked && <> · {t('lock.locked')}</>}
           </p>
           <div class="actions">
-            {ACTIONS.map((a) => (
+            {offered.map((a) => (
               <button
                 key={a}
                 type="button"

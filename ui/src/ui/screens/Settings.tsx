@@ -13,7 +13,7 @@ export function SettingsScreen() {
   const info = useApp((s) => s.info);
   const [draft, setDraft] = useState<Settings | null>(saved);
   useEffect(() => {
-    if (saved) setDraft((d) => (d ? { ...d, language: saved.language, theme: saved.theme } : saved));
+    if (saved) setDraft((d) => (d ? { ...d, language: saved.language, theme: saved.theme, staffMode: saved.staffMode, firstRunDone: saved.firstRunDone } : saved));
   }, [saved]);
   if (!draft) return <h1 tabIndex={-1}>{t('settings.title')}</h1>;
   const patch = (p: Partial<Settings>) => setDraft({ ...draft, ...p });
@@ -77,6 +77,24 @@ export function SettingsScreen() {
               ))}
             </select>
           </Field>
+        </fieldset>
+        <fieldset>
+          <legend>{t('settings.staff')}</legend>
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={saved?.staffMode ?? false}
+              onChange={(e) => {
+                const staffMode = (e.target as HTMLInputElement).checked;
+                patch({ staffMode });
+                // Applies at once (the menu changes), as the language does; other edits stay in the form.
+                if (saved) void c.saveSettings({ ...saved, staffMode }, true);
+              }}
+              data-testid="staff-mode"
+            />{' '}
+            {t('settings.staffMode')}
+          </label>
+          <p class="muted small">{t(info?.flavour === 'production' ? 'settings.staffModeHint' : 'settings.staffModeHintSandbox')}</p>
         </fieldset>
         <Notice screen="settings" />
         <div class="actions">

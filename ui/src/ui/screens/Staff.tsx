@@ -1,4 +1,5 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { StaffAction } from '../../api/types';
 import { DeviceDisplay, ErrorBox, Field, fieldAria, IndicatorLight, PinDots, StageLine } from '../common';
 import { activeDevice } from '../../state';
 import { useApp, useController, useT } from '../context';
@@ -45,7 +46,19 @@ export function StaffScreen() {
   const active = useApp(activeDevice);
   const [customer, setCustomer] = useState('');
   const [target, setTarget] = useState('');
-  const [sure, setSure] = useState(false);
+  // The action waiting for staff's yes, which names the PIN pad and its customer. Nothing stays
+  // armed: another PIN pad, an answer or a cancel clears it, so every revoke asks again.
+  const [asked, setAsked] = useState<'revoke' | 'rebind' | 'tamperReset' | null>(null);
+  const output = useRef<HTMLElement>(null);
+  const devId = devices.find((d) => d.deviceId === flow.deviceId)?.deviceId ?? active?.deviceId ?? devices[0]?.deviceId;
+  useEffect(() => {
+    setAsked(null);
+    setTarget('');
+  }, [devId]);
+  // What an action did is put in view, wherever staff scrolled to press it.
+  useEffect(() => {
+    if (flow.result || flow.error || (flow.busy && flow.busy !== 'signIn')) output.current?.scrollIntoView?.({ block: 'nearest' });
+  }, [flow.result, flow.error, flow.busy]);
 
   if (!staff) {
     return (
@@ -62,6 +75,21 @@ export function StaffScreen() {
     if (dev) void c.staffAction(action, { deviceId: dev.deviceId, ...extra });
   };
   const others = devices.filter((d) => d.deviceId !== dev?.deviceId);
+  // Only what the bank lets this role do is offered (the core says which, from the role).
+  const may = (a: StaffAction) => staff.actions.includes(a);
+  const toDev = others.find((d) => d.deviceId === target);
+  const names = {
+    serial: dev?.serial ?? '',
+    name: dev?.name ?? '',
+    customer: dev?.customerId ?? t('devices.noCustomer'),
+    to: toDev ? `${toDev.name} (${toDev.serial})` : '',
+  };
+  const confirm = () => {
+    const a = asked;
+    setAsked(null);
+    if (a === 'rebind') act('rebind', { toDeviceId: target });
+    else if (a) act(a);
+  };
 
   return (
     <>
@@ -94,7 +122,37 @@ export function StaffScreen() {
         </p>
       )}
 
+      <section class="staff-output" ref={output} aria-live="polite" aria-label={t('staff.output')} data-testid="staff-output">
+        {flow.busy && flow.busy !== 'signIn' && (
+          <>
+            <StageLine stage={flow.live.stage} />
+            {flow.live.lines.length > 0 && <DeviceDisplay lines={flow.live.lines} />}
+            <PinDots pin={flow.live.pin} />
+          </>
+        )}
+        {flow.result && (
+          <div class="success-box" role="status" data-testid="staff-result">
+            <h2>{t(`staff.done.${flow.result.action}`)}</h2>
+            <p>{flow.result.detail}</p>
+          </div>
+        )}
+        <ErrorBox error={flow.error} />
+      </section>
+      {asked && dev && (
+        <div class="error-box" role="alertdialog" aria-labelledby="staff-ask" data-testid="staff-confirm">
+          <p id="staff-ask">{t(`staff.ask.${asked}`, names)}</p>
+          <div class="actions">
+            <button type="button" class="btn btn-danger" disabled={busy} onClick={confirm} data-testid="staff-confirm-yes">
+              {t(`staff.${asked}`)}
+            </button>
+            <button type="button" class="btn" onClick={() => setAsked(null)} data-testid="staff-confirm-no">
+              {t('common.cancel')}
+            </button>
+          </div>
+        </div>
+      )}
       <div class="staff-grid">
+        {may('initialise') && (
         <section class="card" aria-labelledby="s-init">
           <h2 id="s-init" class="card-title">
             {t('staff.initialise')}
@@ -104,7 +162,9 @@ export function StaffScreen() {
             {t('staff.initialise')}
           </button>
         </section>
+        )}
 
+        {(may('enrol') || may('bind')) && (
         <section class="card" aria-labelledby="s-cust">
           <h2 id="s-cust" class="card-title">
             {t('staff.enrolBind')}
@@ -122,7 +182,9 @@ export function StaffScreen() {
             </button>
           </div>
         </section>
+        )}
 
+        {may('enrol') && (
         <section class="card" aria-labelledby="s-pair">
           <h2 id="s-pair" class="card-title">
             {t('staff.pair')}
@@ -132,16 +194,22 @@ export function StaffScreen() {
             {t('staff.openPairing')}
           </a>
         </section>
+        )}
 
+        {(may('revoke') || may('rebind')) && (
         <section class="card" aria-labelledby="s-revoke">
           <h2 id="s-revoke" class="card-title">
             {t('staff.revokeRebind')}
           </h2>
-          <label class="check">
-            <input type="checkbox" checked={sure} onChange={(e) => setSure((e.target as HTMLInputElement).checked)} /> {t('staff.revokeSure')}
-          </label>
+          <p class="muted small">{t('staff.revokeSure')}</p>
           <div class="actions">
-            <button type="button" class="btn btn-danger" disabled={busy || !dev || !sure || dev.lifecycle === 'revoked'} onClick={() => act('revoke')}>
+            <button
+              type="button"
+              class="btn btn-danger"
+              disabled={busy || !dev || dev.lifecycle === 'revoked' || !may('revoke')}
+              onClick={() => setAsked('revoke')}
+              data-testid="staff-revoke"
+            >
               {t('staff.revoke')}
             </button>
           </div>
@@ -156,47 +224,35 @@ export function StaffScreen() {
               ))}
             </select>
           </div>
-          <button type="button" class="btn" disabled={busy || !dev || !target || !sure} onClick={() => act('rebind', { toDeviceId: target })}>
+          <button type="button" class="btn" disabled={busy || !dev || !target || !may('rebind')} onClick={() => setAsked('rebind')} data-testid="staff-rebind">
             {t('staff.rebind')}
           </button>
         </section>
+        )}
 
+        {may('tamperReset') && (
         <section class="card" aria-labelledby="s-tamper">
           <h2 id="s-tamper" class="card-title">
             {t('staff.tamperReset')}
           </h2>
           <p class="muted small">{t('staff.tamperText')}</p>
-          {staff.role !== 'operator' && <p class="small bad">{t('staff.operatorOnly')}</p>}
           <button
             type="button"
             class="btn btn-danger"
-            disabled={busy || !dev || staff.role !== 'operator' || dev.tamper !== 'tampered'}
-            onClick={() => act('tamperReset')}
+            disabled={busy || !dev || dev.tamper !== 'tampered'}
+            onClick={() => setAsked('tamperReset')}
             data-testid="staff-tamper-reset"
           >
             {t('staff.tamperReset')}
           </button>
         </section>
+        )}
 
         <StaffBySerial />
       </div>
+      {!may('tamperReset') && <p class="muted small" data-testid="staff-not-offered">{t('staff.operatorOnly')}</p>}
+      {!may('initialise') && <p class="muted small">{t('staff.clerkOnly')}</p>}
 
-      <section class="staff-output" aria-live="polite" aria-label={t('staff.output')}>
-        {flow.busy && flow.busy !== 'signIn' && (
-          <>
-            <StageLine stage={flow.live.stage} />
-            {flow.live.lines.length > 0 && <DeviceDisplay lines={flow.live.lines} />}
-            <PinDots pin={flow.live.pin} />
-          </>
-        )}
-        {flow.result && (
-          <div class="success-box" role="status" data-testid="staff-result">
-            <h2>{t(`staff.done.${flow.result.action}`)}</h2>
-            <p>{flow.result.detail}</p>
-          </div>
-        )}
-        <ErrorBox error={flow.error} />
-      </section>
     </>
   );
 }
