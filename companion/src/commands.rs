@@ -549,7 +549,10 @@ pub(crate) async fn device_list(connection: &Connection) -> Vec<Value> {
     list
 }
 
-pub(crate) async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHost, CliError> {
+pub(crate) async fn paired_host(
+    store: &KeyStore,
+    session: &mut Session,
+) -> Result<PairedHost, CliError> {
     let serial = flows::device_serial(session)
         .await
         .map_err(CliError::from)?;

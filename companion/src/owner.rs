@@ -9,8 +9,7 @@ use serde_json::json;
 
 use crate::cli_session::{self, LoggedIn};
 use crate::commands::{
-    CliError, CommandResult, Connection, Reporter, bank, open_device,
-    pin_advice, state_dir,
+    CliError, CommandResult, Connection, Reporter, bank, open_device, pin_advice, state_dir,
 };
 
 /// `pinbridge pin ...`.

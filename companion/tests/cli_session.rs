@@ -52,19 +52,23 @@ const PAY: [&str; 10] = [
 /// Logins the bank completed (each leaves a session row that reached a token).
 async fn logins(world: &World) -> i64 {
     let store = world.bank.store();
-    let row = sqlx::query(&store.q(
-        "SELECT COUNT(*) AS n FROM sessions WHERE token_hash IS NOT NULL",
-    ))
-    .fetch_one(store.reader())
-    .await
-    .unwrap();
+    let row =
+        sqlx::query(&store.q("SELECT COUNT(*) AS n FROM sessions WHERE token_hash IS NOT NULL"))
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
     sqlx::Row::try_get::<i64, _>(&row, "n").unwrap()
 }
 
 async fn paired(world: &World) -> tempfile::TempDir {
     let state = tempfile::tempdir().unwrap();
     run(world, state.path(), &["staff", "init"]).await;
-    run(world, state.path(), &["staff", "enrol", "--customer", "alice"]).await;
+    run(
+        world,
+        state.path(),
+        &["staff", "enrol", "--customer", "alice"],
+    )
+    .await;
     run(world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
     state
 }
@@ -120,12 +124,10 @@ async fn logout_ends_the_session_at_both_ends_and_forgets_it() {
     assert!(!stored(state.path()).exists());
     assert!(!world.device.view().state.session_active);
     let store = world.bank.store();
-    let row = sqlx::query(&store.q(
-        "SELECT COUNT(*) AS n FROM sessions WHERE stage = 'active'",
-    ))
-    .fetch_one(store.reader())
-    .await
-    .unwrap();
+    let row = sqlx::query(&store.q("SELECT COUNT(*) AS n FROM sessions WHERE stage = 'active'"))
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
     assert_eq!(sqlx::Row::try_get::<i64, _>(&row, "n").unwrap(), 0);
 
     // The next command logs in again.
@@ -151,8 +153,7 @@ async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
 
     // Revoked at the bank (ended from elsewhere): the bank refuses the token, the PIN pad
     // still holds the keys; the command logs in afresh.
-    let value: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let token = companion::bank::BearerToken::new(value["token"].as_str().unwrap());
     world.client.logout(&token).await.unwrap();
     assert!(world.device.view().state.session_active);

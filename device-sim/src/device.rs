@@ -326,9 +326,11 @@ impl Device {
     }
 
     /// Changes the display language, as the device's own settings menu does (no host message
-    /// can: PROTOCOL.md §6.1). Kept in the secure store. The idle screen is redrawn at once; a
-    /// prompt on the screen stays as it is until its request ends (a real terminal's menu is
-    /// reached only when idle), as does an outcome already shown.
+    /// can: PROTOCOL.md §6.1). Kept in the secure store. When idle the screen is redrawn at
+    /// once in the new language: a passing outcome gives way to the idle screen (as a settings
+    /// menu would replace it), a lasting note (tamper, the bank's reason) stays. A prompt on
+    /// the screen stays as it is until its request ends (a real terminal's menu is reached only
+    /// when idle).
     pub fn set_display_language<H: Hardware>(
         &mut self,
         language: Language,
@@ -339,6 +341,10 @@ impl Device {
         }
         self.language = language;
         self.save(hw)?;
+        if self.volatile.running.is_none() && self.volatile.banner_until_ms.is_some() {
+            self.volatile.banner.clear();
+            self.volatile.banner_until_ms = None;
+        }
         self.refresh_display(hw);
         Ok(())
     }

@@ -30,9 +30,8 @@ fn chinese() -> Rig {
 fn the_language_is_the_devices_setting_english_unless_set_and_kept_across_a_restart() {
     let mut rig = Rig::ready();
     assert_eq!(rig.device.display_language(), Language::En);
-    rig.hw.advance_clock(device_sim::device::OUTCOME_SCREEN_MS);
     rig.device.poll(&mut rig.hw);
-    assert!(shown(&rig).contains("Ready"), "{}", shown(&rig));
+    assert!(shown(&rig).contains("Paired with"), "{}", shown(&rig));
 
     rig.device
         .set_display_language(Language::ZhCn, &mut rig.hw)
@@ -41,7 +40,7 @@ fn the_language_is_the_devices_setting_english_unless_set_and_kept_across_a_rest
     assert_eq!(
         rig.hw.display(),
         [format!("PinBridge {SERIAL}"), "就绪".to_string()].as_slice(),
-        "the idle screen is redrawn at once"
+        "the idle screen is redrawn at once, in place of the passing outcome"
     );
     rig.restart();
     assert_eq!(rig.device.display_language(), Language::ZhCn);
@@ -127,7 +126,11 @@ fn zh_cn_cancelled_timed_out_and_cancelled_by_the_computer() {
     rig.start(Request::Cancel(Cancel {
         target_request_id: id,
     }));
-    assert!(shown(&rig).contains("已被电脑取消：未支付"), "{}", shown(&rig));
+    assert!(
+        shown(&rig).contains("已被电脑取消：未支付"),
+        "{}",
+        shown(&rig)
+    );
 }
 
 #[test]
@@ -157,7 +160,11 @@ fn a_zh_cn_pairing_code_and_enrolment_are_chinese() {
     assert!(outcome.is_pending());
     assert!(shown(&rig).contains("请设置密码"), "{}", shown(&rig));
     rig.type_pin(PIN);
-    assert!(shown(&rig).contains("请再次输入相同的密码"), "{}", shown(&rig));
+    assert!(
+        shown(&rig).contains("请再次输入相同的密码"),
+        "{}",
+        shown(&rig)
+    );
     rig.type_pin(PIN);
     assert!(shown(&rig).contains("已绑定"), "{}", shown(&rig));
 
@@ -172,7 +179,11 @@ fn a_zh_cn_pairing_code_and_enrolment_are_chinese() {
         rig.request(Request::PairBegin(begin)),
         Response::PairChallenge(_)
     ));
-    assert!(shown(&rig).contains("正在与 LAPTOP 配对"), "{}", shown(&rig));
+    assert!(
+        shown(&rig).contains("正在与 LAPTOP 配对"),
+        "{}",
+        shown(&rig)
+    );
     let (_, outcome) = rig.start(Request::PairConfirm(
         firmware_protocol::message::PairConfirm {
             host_nonce: Nonce(*host.nonce().as_bytes()),
@@ -182,7 +193,11 @@ fn a_zh_cn_pairing_code_and_enrolment_are_chinese() {
     let screen = rig.hw.display().to_vec();
     assert_eq!(screen[0], "与 LAPTOP 配对？");
     assert!(screen[1].starts_with("配对码："), "{screen:?}");
-    assert!(screen[1][("配对码：".len())..].chars().all(|c| c.is_ascii_digit()));
+    assert!(
+        screen[1][("配对码：".len())..]
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    );
     let (_, answer) = response(rig.keys(&[KeyPress::Cancel]).answer().unwrap());
     assert_eq!(status_of(&answer), StatusCode::UserCancelled);
     assert!(shown(&rig).contains("已取消：未配对"), "{}", shown(&rig));

@@ -12,8 +12,7 @@ use zeroize::Zeroizing;
 
 use super::texts::{Language, Text};
 use super::{
-    Device, Operation, PinEntry, Refusal, Running, Step, internal, payload_refusal,
-    pin_of, refuse,
+    Device, Operation, PinEntry, Refusal, Running, Step, internal, payload_refusal, pin_of, refuse,
 };
 use crate::hardware::{EventKind, Hardware};
 
