@@ -231,7 +231,10 @@ fn logout_leaves_no_session_keys_on_the_pin_pad() {
     world.provision();
     world.pinbridge_ok(&["login"]);
     let state = world.device_state();
-    assert_eq!(state["session_active"], true, "kept for the next command: {state}");
+    assert_eq!(
+        state["session_active"], true,
+        "kept for the next command: {state}"
+    );
     assert_eq!(state["paired_hosts"], 1, "{state}");
     let paid = world.pinbridge_ok(PAY);
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
