@@ -162,3 +162,27 @@ async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
     assert_eq!(pay["payment"]["bankResult"], "approved", "{pay}");
     assert_eq!(logins(&world).await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_pad_holding_another_session_pays_after_a_fresh_login() {
+    let mut world = World::start().await;
+    let state = paired(&world).await;
+    run(&world, state.path(), &["login"]).await;
+    assert_eq!(logins(&world).await, 1);
+    // Another computer logs in with the same PIN pad: its keys replace the stored session's,
+    // which the bank still accepts. Only the PIN pad can tell (SessionMismatch, before any
+    // prompt): the payment logs in afresh and is paid once.
+    let mut sink = world.sink();
+    let mut other = companion::flows::pair(&mut world.session, "OTHER-PC", &mut sink)
+        .await
+        .unwrap();
+    world.login(&mut other).await;
+    assert_eq!(logins(&world).await, 2);
+
+    let pay = run(&world, state.path(), &PAY).await;
+    let pay: serde_json::Value = serde_json::from_slice(&pay.stdout).unwrap();
+    assert_eq!(pay["payment"]["bankResult"], "approved", "{pay}");
+    assert_eq!(logins(&world).await, 3);
+    let transaction = pay["payment"]["transactionId"].as_str().unwrap();
+    assert_eq!(world.journal_entries(transaction).await, 1);
+}
