@@ -18,6 +18,8 @@ use firmware_protocol::message::{Lifecycle, LockState};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::cli_session::{self, LoggedIn};
+
 /// Where the bank, the device and the companion's state are.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
@@ -547,7 +549,10 @@ pub(crate) async fn device_list(connection: &Connection) -> Vec<Value> {
     list
 }
 
-async fn paired_host(store: &KeyStore, session: &mut Session) -> Result<PairedHost, CliError> {
+pub(crate) async fn paired_host(
+    store: &KeyStore,
+    session: &mut Session,
+) -> Result<PairedHost, CliError> {
     let serial = flows::device_serial(session)
         .await
         .map_err(CliError::from)?;
@@ -573,32 +578,6 @@ pub async fn pair(connection: &Connection, json: bool, host_name: &str) -> Comma
     )
 }
 
-pub(crate) async fn login_with(
-    connection: &Connection,
-    reporter: &mut Reporter,
-) -> Result<
-    (
-        Session,
-        BankClient,
-        KeyStore,
-        PairedHost,
-        flows::BankSession,
-    ),
-    CliError,
-> {
-    let client = bank(connection)?;
-    let mut session = open_device(connection).await?;
-    let store = KeyStore::new_interactive(state_dir(connection));
-    let mut host = paired_host(&store, &mut session).await?;
-    reserve_counters(&store, &host)?;
-    let result = flows::login(&mut session, &client, &mut host, &mut reporter.sink()).await;
-    // The host counter moved whatever happened: persist it (reserved ahead again, the command
-    // goes on to use more) before reporting. `login` alone saves it exactly afterwards.
-    reserve_counters(&store, &host)?;
-    let login = result.map_err(CliError::from)?;
-    Ok((session, client, store, host, login))
-}
-
 /// Host counters one command may use before it saves again.
 const COUNTER_RESERVE: u64 = 1 << 16;
 
@@ -607,36 +586,36 @@ const COUNTER_RESERVE: u64 = 1 << 16;
 /// twice, a closed terminal, `kill -9`) leaves that reserved value, above every counter it can
 /// have used, so the next command is never refused "replayed host counter"; one that ends
 /// normally saves the exact counter. Skipped counters cost nothing (u64).
-fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), CliError> {
+pub(crate) fn reserve_counters(store: &KeyStore, host: &PairedHost) -> Result<(), CliError> {
     let mut reserved = host.clone();
     reserved.next_counter = host.next_counter.saturating_add(COUNTER_RESERVE);
     store.save(&reserved).map_err(CliError::from)
 }
 
-/// `pinbridge login`.
+/// `pinbridge login`: logs in with the PIN pad, or finds the stored session still good; the
+/// session is kept for the next commands until it expires or `pinbridge logout`.
 pub async fn login(connection: &Connection, json: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (mut session, client, store, host, login) = login_with(connection, &mut reporter).await?;
+    let LoggedIn {
+        store,
+        host,
+        login,
+        reused,
+        ..
+    } = cli_session::logged_in(connection, &mut reporter).await?;
     store.save(&host).map_err(CliError::from)?;
-    let (customer_id, serial) = (login.customer_id.clone(), login.serial.clone());
-    end_session(&mut session, &client, login).await;
-    Ok(
-        json!({"loggedIn": true, "customerId": customer_id, "serial": serial, "events": reporter.events}),
-    )
+    Ok(json!({
+        "loggedIn": true,
+        "customerId": login.customer_id,
+        "serial": login.serial,
+        "session": if reused { "kept from an earlier command" } else { "new" },
+        "events": reporter.events,
+    }))
 }
 
-/// Ends the bank session a command opened (a command-line session lives as long as its
-/// command): the bank revokes the token. A failure is reported, not fatal: the work is done,
-/// and the token still expires at the bank.
-pub(crate) async fn end_session(
-    session: &mut Session,
-    client: &BankClient,
-    login: flows::BankSession,
-) {
-    let mut quiet = |_: FlowEvent| {};
-    if let Err(error) = flows::logout_device(session, client, login, &mut quiet).await {
-        eprintln!("pinbridge: could not end the session: {error}");
-    }
+/// `pinbridge logout`.
+pub async fn logout(connection: &Connection) -> CommandResult {
+    cli_session::logout(connection).await
 }
 
 /// `pinbridge pay`.
@@ -655,24 +634,23 @@ pub async fn pay(
     let payee_account = input::parse_account(to)?;
     let payee_name = input::parse_payee_name(payee_name)?;
     let mut reporter = Reporter::new(json, connection);
-    let (mut session, client, store, mut host, login) =
-        login_with(connection, &mut reporter).await?;
-    let mut key = [0u8; 8];
-    getrandom::fill(&mut key).map_err(|e| {
-        CliError::new(
-            ErrorKind::Internal,
-            format!("no randomness from the OS: {e}"),
-        )
-    })?;
-    let order = PaymentOrder {
+    let LoggedIn {
+        mut session,
+        client,
+        store,
+        mut host,
+        mut login,
+        reused,
+    } = cli_session::logged_in(connection, &mut reporter).await?;
+    let mut order = PaymentOrder {
         payee_account: payee_account.as_str().to_owned(),
         payee_name,
         amount_minor,
         currency: currency.code().to_owned(),
         reference: reference.to_owned(),
-        idempotency_key: hex::encode(key),
+        idempotency_key: idempotency_key()?,
     };
-    let result = flows::pay(
+    let mut result = flows::pay(
         &mut session,
         &client,
         &login,
@@ -681,11 +659,38 @@ pub async fn pay(
         &mut reporter.sink(),
     )
     .await;
-    end_session(&mut session, &client, login).await;
+    // The stored session ended under us (the PIN pad restarted or another login replaced its
+    // keys, the bank revoked the token): refused before any PIN prompt, so nothing was
+    // approved. Log in afresh and pay once more, as a new payment (the first was prepared
+    // under the old session's keys and lapses unapproved).
+    if reused && result.as_ref().is_err_and(cli_session::session_gone) {
+        cli_session::forget(connection);
+        login = cli_session::fresh_login(&mut session, &client, &store, &mut host, &mut reporter)
+            .await?;
+        cli_session::keep(connection, &client, &login);
+        order.idempotency_key = idempotency_key()?;
+        result = flows::pay(
+            &mut session,
+            &client,
+            &login,
+            &mut host,
+            &order,
+            &mut reporter.sink(),
+        )
+        .await;
+    }
+    if result.as_ref().is_err_and(cli_session::session_gone) {
+        cli_session::forget(connection);
+    }
     store.save(&host).map_err(CliError::from)?;
     let outcome = result.map_err(CliError::from)?;
     if !outcome.approved() {
         let (code, advice) = pin_advice(&outcome.bank_result, outcome.pin_tries_left);
+        // The PIN is blocked: the session can pay nothing more; the next command meets the
+        // bank's refusal at login ("call your bank") instead of a kept session.
+        if code == "pin_blocked" {
+            cli_session::end(connection, &mut session, &client, login).await;
+        }
         return Err(CliError {
             kind: ErrorKind::BankRejected,
             code,
@@ -699,6 +704,18 @@ pub async fn pay(
         });
     }
     Ok(json!({"payment": outcome, "events": reporter.events}))
+}
+
+/// A fresh key that makes a retried prepare return the same payment.
+fn idempotency_key() -> Result<String, CliError> {
+    let mut key = [0u8; 8];
+    getrandom::fill(&mut key).map_err(|e| {
+        CliError::new(
+            ErrorKind::Internal,
+            format!("no randomness from the OS: {e}"),
+        )
+    })?;
+    Ok(hex::encode(key))
 }
 
 /// What a declined payment tells the customer about their PIN, from the bank's verdict and
@@ -722,8 +739,14 @@ pub(crate) fn pin_advice(bank_result: &str, tries_left: Option<i64>) -> (&'stati
 /// `pinbridge confirm [--watch]`.
 pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (mut session, client, store, mut host, login) =
-        login_with(connection, &mut reporter).await?;
+    let LoggedIn {
+        mut session,
+        client,
+        store,
+        mut host,
+        login,
+        ..
+    } = cli_session::logged_in(connection, &mut reporter).await?;
     let mut decided = Vec::new();
     if !watch {
         let result = flows::confirm_pending(
@@ -734,7 +757,9 @@ pub async fn confirm(connection: &Connection, json: bool, watch: bool) -> Comman
             &mut reporter.sink(),
         )
         .await;
-        end_session(&mut session, &client, login).await;
+        if result.as_ref().is_err_and(cli_session::session_gone) {
+            cli_session::forget(connection);
+        }
         store.save(&host).map_err(CliError::from)?;
         decided = result.map_err(CliError::from)?;
         return Ok(json!({"confirmations": decided, "events": reporter.events}));

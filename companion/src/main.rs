@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use companion::crypto_tool::{self, Output, ToolError};
 
+mod cli_session;
 mod commands;
 #[cfg(feature = "embedded")]
 mod demo;
@@ -41,8 +42,11 @@ enum Command {
         #[arg(long, default_value = "PINBRIDGE")]
         name: String,
     },
-    /// Log in at the bank through the PIN pad.
+    /// Log in at the bank through the PIN pad. The session is kept (state directory, 0600)
+    /// for the next commands until it expires or `pinbridge logout`.
     Login,
+    /// End the kept session: the bank revokes the token, the PIN pad drops its session keys.
+    Logout,
     /// Pay: the PIN pad shows the payment, the PIN is entered on its keypad.
     Pay {
         /// Payee account: an IBAN (checked) or a 16-19 digit domestic account number.
@@ -359,6 +363,7 @@ fn run_flow_command(command: Command, connection: &Connection, json: bool) -> Ex
                 Command::Devices => commands::devices(connection).await,
                 Command::Pair { name } => commands::pair(connection, json, &name).await,
                 Command::Login => commands::login(connection, json).await,
+                Command::Logout => commands::logout(connection).await,
                 Command::Pay {
                     to,
                     amount,

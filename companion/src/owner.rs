@@ -7,9 +7,9 @@ use companion::flows;
 use companion::keystore::KeyStore;
 use serde_json::json;
 
+use crate::cli_session::{self, LoggedIn};
 use crate::commands::{
-    CliError, CommandResult, Connection, Reporter, bank, end_session, login_with, open_device,
-    pin_advice, state_dir,
+    CliError, CommandResult, Connection, Reporter, bank, open_device, pin_advice, state_dir,
 };
 
 /// `pinbridge pin ...`.
@@ -39,8 +39,14 @@ pub async fn pin(connection: &Connection, json_output: bool, command: PinCommand
 
 async fn change(connection: &Connection, json_output: bool) -> CommandResult {
     let mut reporter = Reporter::new(json_output, connection);
-    let (mut session, client, store, mut host, login) =
-        login_with(connection, &mut reporter).await?;
+    let LoggedIn {
+        mut session,
+        client,
+        store,
+        mut host,
+        login,
+        ..
+    } = cli_session::logged_in(connection, &mut reporter).await?;
     let result = flows::pin::change_pin(
         &mut session,
         &client,
@@ -49,7 +55,9 @@ async fn change(connection: &Connection, json_output: bool) -> CommandResult {
         &mut reporter.sink(),
     )
     .await;
-    end_session(&mut session, &client, login).await;
+    if result.as_ref().is_err_and(cli_session::session_gone) {
+        cli_session::forget(connection);
+    }
     store.save(&host).map_err(CliError::from)?;
     let outcome = result.map_err(CliError::from)?;
     if !outcome.changed() {
@@ -58,6 +66,9 @@ async fn change(connection: &Connection, json_output: bool) -> CommandResult {
             "pin_blocked" => pin_advice("pin_blocked", None),
             _ => ("not_changed", String::new()),
         };
+        if code == "pin_blocked" {
+            cli_session::end(connection, &mut session, &client, login).await;
+        }
         return Err(CliError {
             kind: companion::error::ErrorKind::BankRejected,
             code,

@@ -79,13 +79,14 @@ async fn staff_pair_and_pay_from_the_command_line() {
     // Device waits say how long the customer has and how to cancel (issue 17 item 6).
     assert!(text.contains("2:00 to act; Ctrl-C cancels"), "{text}");
     // The key store holds no pairing key in clear and no key to open it: nothing but the
-    // sealed file (the log is in its own directory).
+    // sealed file (the log is in its own directory). Beside it, the kept bank session: a
+    // token and what it belongs to, no key and no PIN (tests/cli_session.rs).
     let mut names: Vec<String> = std::fs::read_dir(state.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["host-keys.enc", "logs"]);
+    assert_eq!(names, ["host-keys.enc", "logs", "session.json"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

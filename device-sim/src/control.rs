@@ -39,7 +39,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -55,7 +55,7 @@ impl IntoResponse for ControlError {
             ControlError::NoDevice(_) => StatusCode::NOT_FOUND,
             ControlError::NotDigits | ControlError::UnknownKey(_) => StatusCode::BAD_REQUEST,
             ControlError::PromptGone(_) => StatusCode::CONFLICT,
-            ControlError::Restart(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::Restart(_) | ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -82,6 +82,7 @@ pub fn router(devices: Vec<SimHandle>) -> Router {
         .route("/devices/{index}/firmware", post(firmware))
         .route("/devices/{index}/board", post(board))
         .route("/devices/{index}/power-cycle", post(power_cycle))
+        .route("/devices/{index}/language", put(language))
         .route("/devices/{index}/events", get(events))
         .layer(axum::middleware::from_fn(local_callers_only))
         .with_state(Arc::new(devices))
@@ -328,6 +329,22 @@ async fn board(
 ) -> Result<Json<serde_json::Value>, ControlError> {
     let handle = device(&devices, index)?;
     handle.set_board_id(body.board_id.as_bytes());
+    Ok(Json(json!({ "state": handle.view() })))
+}
+
+#[derive(Deserialize)]
+struct LanguageBody {
+    language: crate::device::Language,
+}
+
+/// The device's display language setting (`{"language": "zh-CN"}`), as its settings menu.
+async fn language(
+    State(devices): State<Devices>,
+    Path(index): Path<usize>,
+    Json(body): Json<LanguageBody>,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    let handle = device(&devices, index)?;
+    handle.set_display_language(body.language)?;
     Ok(Json(json!({ "state": handle.view() })))
 }
 

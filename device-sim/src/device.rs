@@ -21,6 +21,7 @@ mod session;
 mod snapshot;
 mod stored;
 mod tamper;
+mod texts;
 
 use std::fmt;
 
@@ -39,10 +40,11 @@ pub use prompt::OUTCOME_SCREEN_MS;
 pub use provisioning::{CERTIFICATE_VALIDITY_SECONDS, Manufacture};
 pub use snapshot::Snapshot;
 pub use stored::{STATE_FORMAT, StoredBinding, StoredHostName, StoredState};
+pub use texts::{Language, UnknownLanguage};
 
 use pairing::PendingPairing;
 use payment::{PendingPayment, payment_lines};
-use prompt::{Ended, Operation, PIN_LINE, PinEntry, Running, pin_of};
+use prompt::{Ended, Operation, PinEntry, Running, pin_of};
 use provisioning::payload_refusal;
 
 use crate::certificate::CertificateError;
@@ -173,6 +175,8 @@ pub struct Device {
     /// T.
     identity_wipe_ms: u64,
     user_timeout_ms: u64,
+    /// The screen's language: a setting of the device, not of any host (texts.rs).
+    language: Language,
     link_mtu: u16,
 
     bank_sequence: u64,
@@ -314,6 +318,40 @@ impl Device {
     /// The CA certificate bytes (`Info.certificate`).
     pub fn certificate(&self) -> &[u8] {
         &self.certificate
+    }
+
+    /// The display language setting.
+    pub fn display_language(&self) -> Language {
+        self.language
+    }
+
+    /// Changes the display language, as the device's own settings menu does (no host message
+    /// can: PROTOCOL.md §6.1). Kept in the secure store. When idle the screen is redrawn at
+    /// once in the new language: a passing outcome gives way to the idle screen (as a settings
+    /// menu would replace it), a lasting note (tamper, the bank's reason) stays. A prompt on
+    /// the screen stays as it is until its request ends (a real terminal's menu is reached only
+    /// when idle).
+    pub fn set_display_language<H: Hardware>(
+        &mut self,
+        language: Language,
+        hw: &mut H,
+    ) -> Result<(), DeviceError> {
+        if self.language == language {
+            return Ok(());
+        }
+        self.language = language;
+        self.save(hw)?;
+        if self.volatile.running.is_none() && self.volatile.banner_until_ms.is_some() {
+            self.volatile.banner.clear();
+            self.volatile.banner_until_ms = None;
+        }
+        self.refresh_display(hw);
+        Ok(())
+    }
+
+    /// `text` in the device's display language.
+    fn say(&self, text: texts::Text<'_>) -> String {
+        text.render(self.language)
     }
 
     /// Handles one request (message-layer bytes).

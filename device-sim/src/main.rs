@@ -109,6 +109,10 @@ struct InitArgs {
     /// `pinpad-sim` executable.
     #[arg(long, value_name = "FILE")]
     firmware: Option<PathBuf>,
+    /// The display language it leaves the factory with (`en`, `zh-CN`): a setting of the
+    /// device, kept in its store (PROTOCOL.md §6.1).
+    #[arg(long, default_value = "en")]
+    language: device_sim::device::Language,
     /// Make N devices in the --state folder.
     #[arg(long)]
     count: Option<usize>,
@@ -139,6 +143,10 @@ struct ServeArgs {
     /// Serve N devices from the --state folder.
     #[arg(long)]
     count: Option<usize>,
+    /// Change the devices' display language setting (`en`, `zh-CN`) before serving, as on the
+    /// device's own settings menu; kept in the state file. Default: the stored setting.
+    #[arg(long)]
+    language: Option<device_sim::device::Language>,
     /// A scenario file (TOML) that scripts the devices.
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -281,6 +289,7 @@ fn init(args: InitArgs) -> Result<(), Failure> {
         settings.identity_wipe_seconds = args.identity_wipe_seconds;
         settings.firmware_hash = firmware_hash(args.firmware.as_deref())?;
         settings.user_timeout_seconds = args.user_timeout_seconds;
+        settings.display_language = args.language;
         let device = Device::manufacture(&settings, &ca, &mut rng)?;
         write_atomically(path, &device.stored_state())?;
         println!(
@@ -372,6 +381,11 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         );
         if let Some(board_id) = &args.board_id {
             hw.set_board_id(board_id.as_bytes().to_vec());
+        }
+        if let Some(language) = args.language {
+            device
+                .set_display_language(language, &mut hw)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         cores.push(SimCore::new(device, hw, Mtu::SIM));
     }

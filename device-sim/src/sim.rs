@@ -426,6 +426,18 @@ impl SimHandle {
         self.lock().hw.set_board_id(board_id.to_vec());
     }
 
+    /// The device's own settings menu: its display language (kept in its secure store).
+    pub fn set_display_language(
+        &self,
+        language: crate::device::Language,
+    ) -> Result<(), ControlError> {
+        let mut core = self.lock();
+        let SimCore { device, hw, .. } = &mut *core;
+        device
+            .set_display_language(language, hw)
+            .map_err(|e| ControlError::Store(e.to_string()))
+    }
+
     /// A power cycle: the device is off for `off_ms` (its real-time clock runs on), then
     /// restarts from its secure store: volatile state (session keys, a pending payment or
     /// prompt) is gone, and the T1 power-off rule runs at power-on.
@@ -530,6 +542,9 @@ pub enum ControlError {
     /// The device did not come back from its secure store.
     #[error("the device did not restart: {0}")]
     Restart(String),
+    /// The secure store did not take a setting.
+    #[error("the device did not store the setting: {0}")]
+    Store(String),
 }
 
 /// Parses a key name: `0`..`9`, `enter`/`ok`, `cancel`/`x`, `clear`/`back`.

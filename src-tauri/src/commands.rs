@@ -230,6 +230,11 @@ pub async fn settings_set(
                 saved.bank_url.as_str()
             };
             tracing::info!("settings saved (bank: {bank})");
+            // The sandbox's mock PIN pads speak the app's language.
+            #[cfg(feature = "sandbox")]
+            state
+                .mocks
+                .set_display_language(crate::embedded::display_language(saved.language));
             Ok(saved)
         }
         Err(error) => {

@@ -36,7 +36,9 @@ use companion::session::Session;
 use companion::transport::sim::SimTransport;
 use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
 use device_sim::certificate::CaKey;
-use device_sim::device::{Device, FIRMWARE_VERSION, Manufacture, firmware_image_hash};
+use device_sim::device::{
+    Device, FIRMWARE_VERSION, Language as DisplayLanguage, Manufacture, firmware_image_hash,
+};
 use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
 use device_sim::server::ServedDevice;
 use device_sim::sim::{Faults, SimCore, SimHandle};
@@ -185,6 +187,9 @@ pub struct MockDevices {
     devices: Arc<Mutex<Vec<Arc<MockDevice>>>>,
     /// Marked changed when a device's display or state changed, or a device came or went.
     changes: Arc<watch::Sender<()>>,
+    /// The mock PIN pads' display language: the app's, so a customer who reads the app in
+    /// Chinese reads the PIN pad in Chinese (a real PIN pad has its own setting).
+    display_language: Arc<Mutex<DisplayLanguage>>,
 }
 
 impl Default for MockDevices {
@@ -192,7 +197,16 @@ impl Default for MockDevices {
         MockDevices {
             devices: Arc::default(),
             changes: Arc::new(watch::Sender::new(())),
+            display_language: Arc::default(),
         }
+    }
+}
+
+/// The mock PIN pad's display language for the app's language.
+pub fn display_language(language: companion::app::settings::Language) -> DisplayLanguage {
+    match language {
+        companion::app::settings::Language::En => DisplayLanguage::En,
+        companion::app::settings::Language::ZhCn => DisplayLanguage::ZhCn,
     }
 }
 
@@ -200,6 +214,28 @@ impl MockDevices {
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<MockDevice>>> {
         // Devices are added and removed whole; a poisoned list is still a valid list.
         self.devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets the display language of every mock PIN pad, now and started later (each through
+    /// its own settings menu, as the language is the device's setting).
+    pub fn set_display_language(&self, language: DisplayLanguage) {
+        *self
+            .display_language
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = language;
+        for device in self.all() {
+            if let Err(error) = device.handle.set_display_language(language) {
+                tracing::warn!("mock PIN pad {}: display language: {error}", device.serial);
+            }
+        }
+        self.changes.send_replace(());
+    }
+
+    fn display_language(&self) -> DisplayLanguage {
+        *self
+            .display_language
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -433,6 +469,7 @@ impl Embedded {
         let mut settings = Manufacture::new(serial);
         settings.bank_management_key = Some(self.bank.management_public_key());
         settings.bank_operator_key = Some(self.bank.operator_public_key());
+        settings.display_language = devices.display_language();
         let device =
             Device::manufacture(&settings, &self.ca, &mut rng).map_err(|e| fail(e.to_string()))?;
         let hardware = VirtualHardware::with(

@@ -202,6 +202,8 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
         #[cfg(feature = "sandbox")]
         let mocks = embedded::MockDevices::default();
         #[cfg(feature = "sandbox")]
+        mocks.set_display_language(embedded::display_language(settings.settings().language));
+        #[cfg(feature = "sandbox")]
         let manager = manager.with_source(Arc::new(mocks.clone()));
         let bank_settings = settings.clone();
         let emit_to = subscribers.clone();

@@ -29,8 +29,12 @@ pub struct LogEntry {
     pub level: LogLevel,
     /// Origin.
     pub source: LogSource,
-    /// The message and its fields, secrets already redacted.
+    /// The message and its fields, secrets already redacted (English: the log file's words).
     pub message: String,
+    /// The typed flow event the line reports (`FlowEvent` as JSON, redacted), when it is one:
+    /// the Logs screen words it in the app's language; the file keeps `message` as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
     /// How many secrets were cut out of this line.
     #[serde(skip)]
     pub redactions: usize,
@@ -98,6 +102,7 @@ impl LogRing {
                     level: record.level,
                     source: record.source,
                     message: record.text(),
+                    event: record.event.clone(),
                     redactions: 0,
                 };
                 inner.next_seq += 1;
@@ -135,6 +140,7 @@ impl LogRing {
         }
         let (level, source, time) = (record.level, record.source, record.time.clone());
         let message = record.text();
+        let event = record.event.take();
         let entry = {
             let mut ring = self.lock();
             let entry = LogEntry {
@@ -143,6 +149,7 @@ impl LogRing {
                 level,
                 source,
                 message,
+                event,
                 redactions: already_redacted + hex_runs,
             };
             ring.next_seq += 1;
@@ -244,6 +251,28 @@ impl<S: Subscriber> Layer<S> for RingLayer {
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn a_flow_event_line_carries_the_typed_event_for_the_screen_to_word() {
+        let ring = LogRing::new(10);
+        let subscriber = tracing_subscriber::registry().with(ring.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            companion::logfile::trace_flow_event(&companion::flows::FlowEvent::Step {
+                step: companion::flows::Step::PreparePayment,
+            });
+            tracing::info!(target: "companion::devices", "no event here");
+        });
+        let entries = ring.list(10);
+        assert_eq!(entries.len(), 2);
+        let event = entries[0].event.as_ref().expect("typed event");
+        assert_eq!(event["type"], "step");
+        assert_eq!(event["step"], "preparePayment");
+        // The line itself stays in the log file's words.
+        assert!(entries[0].message.contains("preparing the payment"));
+        assert_eq!(entries[1].event, None);
+        let json = serde_json::to_value(&entries[0]).expect("serialise");
+        assert_eq!(json["event"]["step"], "preparePayment");
+    }
 
     #[test]
     fn the_layer_records_app_events_with_secret_fields_redacted() {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tauri::test::MockRuntime;
 use tauri::{App, WebviewWindow};
 
-use support::{Captured, invoke, seed_settings, start_app};
+use support::{Captured, Messages, invoke, seed_settings, start_app};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -268,6 +268,46 @@ impl Harness {
         assert!(!log.contains("123456"));
         assert!(log.contains("key pressed (a digit)"), "{log}");
     }
+}
+
+/// The sandbox's mock PIN pad speaks the app's language (issue 17 item 7): switched to zh-CN
+/// in Settings, its own screen is Chinese; back to English, English again.
+#[test]
+fn the_mock_pin_pad_follows_the_apps_language() {
+    let h = start();
+    let idle_line = |line: &'static str| {
+        move |messages: &Messages| {
+            messages.iter().any(|(id, m)| {
+                *id == APP_EVENTS
+                    && m["type"] == "deviceDisplay"
+                    && m["deviceId"] == DEVICE
+                    && m["lines"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|x| x == line))
+            })
+        }
+    };
+    let mut settings = invoke(&h.main, "settings_get", json!({})).unwrap();
+    settings["language"] = json!("zh-CN");
+    invoke(
+        &h.main,
+        "settings_set",
+        json!({ "settings": settings.clone() }),
+    )
+    .unwrap();
+    h.captured.wait_for(
+        "the Chinese idle screen",
+        Duration::from_secs(30),
+        idle_line("就绪"),
+    );
+    h.captured.lock().clear();
+    settings["language"] = json!("en");
+    invoke(&h.main, "settings_set", json!({ "settings": settings })).unwrap();
+    h.captured.wait_for(
+        "the English idle screen",
+        Duration::from_secs(30),
+        idle_line("Ready"),
+    );
 }
 
 #[test]

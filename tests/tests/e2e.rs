@@ -205,9 +205,11 @@ fn a_replayed_approval_pays_nothing_twice() {
     let upstream = world.bank_proxy.recorded.lock().unwrap().upstream.clone();
     let approval = pinbridge_e2e::last_request(&upstream, "POST /v1/payments/", "/approval")
         .expect("no approval request recorded");
-    // `pinbridge pay` ended its bank session, so the replay's token is refused outright (a
-    // replay within the session gets the stored decision: bank-sandbox tests/api.rs
-    // happy_path and tests/security.rs concurrent copies).
+    // Once the session is ended (`pinbridge logout`; the command line keeps it between
+    // commands until then), the replay's token is refused outright (a replay within the
+    // session gets the stored decision: bank-sandbox tests/api.rs happy_path and
+    // tests/security.rs concurrent copies).
+    world.pinbridge_ok(&["logout"]);
     for _ in 0..2 {
         let (status, body) = pinbridge_e2e::send_raw(world.bank_address, &approval);
         eprintln!("replayed approval: {status} {body}");

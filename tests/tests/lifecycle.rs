@@ -223,18 +223,23 @@ fn staff_unpair_by_serial_reaches_the_pin_pad_at_its_next_login() {
 }
 
 /// Logout ends the session at both ends: the bank revokes the token, and the PIN pad drops
-/// its session keys (the bank's signed EndSession, relayed when the command ends).
+/// its session keys (the bank's signed EndSession, relayed by `pinbridge logout`). Until then
+/// the session is kept for the next commands (issue 17 item 6).
 #[test]
-fn a_command_that_logged_in_leaves_no_session_keys_on_the_pin_pad() {
+fn logout_leaves_no_session_keys_on_the_pin_pad() {
     let world = World::start();
     world.provision();
     world.pinbridge_ok(&["login"]);
     let state = world.device_state();
-    assert_eq!(state["session_active"], false, "{state}");
+    assert_eq!(
+        state["session_active"], true,
+        "kept for the next command: {state}"
+    );
     assert_eq!(state["paired_hosts"], 1, "{state}");
     let paid = world.pinbridge_ok(PAY);
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
     assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
+    world.pinbridge_ok(&["logout"]);
     assert_eq!(world.device_state()["session_active"], false);
 }
 

@@ -128,10 +128,11 @@ fn the_staff_password_never_comes_from_the_command_line() {
     assert!(message.contains("PINBRIDGE_STAFF_PASSWORD"), "{message}");
 }
 
-/// A command that logged in ends its bank session when it is done: the token is revoked at
-/// the bank, not left alive for the session's 30 minutes.
+/// The command line keeps one bank session between commands (issue 17 item 6): `login` then
+/// `pay` is one login, and `pinbridge logout` ends it at the bank (the token revoked), not
+/// left alive for the rest of its 30 minutes.
 #[test]
-fn commands_end_their_bank_session() {
+fn commands_share_one_bank_session_and_logout_ends_it() {
     let world = World::start();
     world.provision();
     world.pinbridge_ok(&["login"]);
@@ -139,9 +140,12 @@ fn commands_end_their_bank_session() {
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
     assert_eq!(paid["payment"]["bankResult"], "approved", "{paid}");
     let active = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'active';");
+    assert_eq!(active, 1, "one login for both commands");
+    world.pinbridge_ok(&["logout"]);
+    let active = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'active';");
     assert_eq!(active, 0, "sessions left alive at the bank");
     let ended = world.journal_query("SELECT COUNT(*) FROM sessions WHERE stage = 'ended';");
-    assert_eq!(ended, 2, "both logins ended");
+    assert_eq!(ended, 1, "the one login ended");
 }
 
 /// A lost PIN pad still plugged into a PC with `pinbridge confirm --watch` running: a teller

@@ -1,6 +1,8 @@
-//! The one error the app's operations fail with: a kind (decided where the error was born) and
-//! plain words. Serialises as `{ "kind": "<lowerCamelCase>", "message": "..." }`, the app's
-//! contract (ui/README.md, "Errors"); the CLI prints the same kind as its `--json` code.
+//! The one error the app's operations fail with: a kind (decided where the error was born), a
+//! finer code where one is known, and plain words. Serialises as `{ "kind": "<lowerCamelCase>",
+//! "code": "...", "message": "..." }` (`code` only when known), the app's contract (ui/README.md,
+//! "Errors"); the CLI prints the same kind as its `--json` code. The screens word the kind and
+//! the code in the app's language; `message` is the technical detail (English) for support.
 
 use serde::Serialize;
 
@@ -13,7 +15,13 @@ use crate::error::ErrorKind;
 pub struct AppError {
     /// What kind of failure (the screens explain each kind in plain words).
     pub kind: ErrorKind,
-    /// The details, shown under "Details".
+    /// A finer, stable code for what happened, from the typed error where it was born: the
+    /// PIN pad's refusal (`device.PinPolicy`), the bank's (`bank.pin_locked`), the input's
+    /// (`input.invalid_amount`). The screens word it in the app's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub code: Option<String>,
+    /// The technical details (English, for support), shown under "Details".
     pub message: String,
 }
 
@@ -22,8 +30,15 @@ impl AppError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         AppError {
             kind,
+            code: None,
             message: message.into(),
         }
+    }
+
+    /// The same error with a finer code.
+    pub fn with_code(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
     }
 
     /// The contract's name for the kind (`deviceNotFound`, ...).
@@ -74,21 +89,37 @@ constructors!(
     NoBankProfile,
 );
 
+/// The code of a PIN pad's refusal: its status code's name.
+fn device_code(error: &crate::session::SessionError) -> Option<String> {
+    error.status().map(|status| format!("device.{status:?}"))
+}
+
+/// The code of a bank's refusal: the bank's own code.
+fn bank_code(error: &crate::bank::BankError) -> Option<String> {
+    error.code().map(|code| format!("bank.{code}"))
+}
+
 impl From<crate::session::SessionError> for AppError {
     fn from(error: crate::session::SessionError) -> Self {
-        AppError::new(error.kind(), error.to_string())
+        AppError::new(error.kind(), error.to_string()).with_code(device_code(&error))
     }
 }
 
 impl From<crate::bank::BankError> for AppError {
     fn from(error: crate::bank::BankError) -> Self {
-        AppError::new(error.kind(), error.to_string())
+        AppError::new(error.kind(), error.to_string()).with_code(bank_code(&error))
     }
 }
 
 impl From<crate::flows::FlowError> for AppError {
     fn from(error: crate::flows::FlowError) -> Self {
-        AppError::new(error.kind(), error.to_string())
+        let code = match &error {
+            crate::flows::FlowError::Device(device) => device_code(device),
+            crate::flows::FlowError::Bank(bank) => bank_code(bank),
+            crate::flows::FlowError::Tampered => Some("device.Tampered".into()),
+            _ => None,
+        };
+        AppError::new(error.kind(), error.to_string()).with_code(code)
     }
 }
 
@@ -106,7 +137,7 @@ impl From<crate::keystore::KeyStoreError> for AppError {
 
 impl From<crate::input::InputError> for AppError {
     fn from(error: crate::input::InputError) -> Self {
-        AppError::InvalidInput(error.to_string())
+        AppError::InvalidInput(error.to_string()).with_code(Some(format!("input.{}", error.code())))
     }
 }
 
@@ -141,5 +172,29 @@ mod tests {
             AppError::from(refused(401, "unauthorised", "")).kind,
             ErrorKind::NotLoggedIn
         );
+    }
+
+    #[test]
+    fn errors_carry_a_typed_code_for_the_screens_to_word() {
+        let bank = AppError::from(crate::bank::BankError::Refused {
+            status: 423,
+            code: "pin_locked".into(),
+            message: "too many wrong PINs".into(),
+            details: serde_json::Value::Null,
+        });
+        assert_eq!(bank.code.as_deref(), Some("bank.pin_locked"));
+        let device = AppError::from(crate::flows::FlowError::Device(
+            crate::session::SessionError::Refused {
+                request: "Enrol",
+                status: firmware_protocol::message::StatusCode::PinPolicy,
+                indicator: firmware_protocol::message::Indicator::Off,
+                detail: "PIN must have 4-6 digits".into(),
+            },
+        ));
+        assert_eq!(device.code.as_deref(), Some("device.PinPolicy"));
+        let json = serde_json::to_value(&device).unwrap_or_default();
+        assert_eq!(json["code"], "device.PinPolicy");
+        let input = AppError::from(crate::input::parse_payee_name("").unwrap_err());
+        assert_eq!(input.code.as_deref(), Some("input.invalid_payee_name"));
     }
 }

@@ -103,6 +103,9 @@ pub struct BankSession {
     pub customer_id: String,
     /// The device serial.
     pub serial: String,
+    /// When the bank ends the session (Unix ms), if it said; a command-line session is kept
+    /// for the next command until then (`pinbridge logout` ends it sooner).
+    pub expires_at_ms: Option<i64>,
 }
 
 /// A payment order as the user typed it.
@@ -770,6 +773,7 @@ pub async fn login(
         session_id: field(&done, "session_id")?.to_owned(),
         customer_id: field(&done, "customer_id")?.to_owned(),
         serial: field(&done, "serial")?.to_owned(),
+        expires_at_ms: done["expires_at"].as_i64(),
     };
     events(FlowEvent::LoggedIn {
         customer_id: result.customer_id.clone(),

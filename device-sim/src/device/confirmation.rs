@@ -4,6 +4,7 @@
 use firmware_protocol::device_side;
 use firmware_protocol::message::{Response, SignConfirmation};
 
+use super::texts::Text;
 use super::{Device, Operation, Refusal, Step, payload_refusal, payment_lines};
 use crate::hardware::Hardware;
 
@@ -14,9 +15,9 @@ impl Device {
         request: SignConfirmation,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let mut prompt = vec!["Confirm payment".to_string()];
-        prompt.extend(payment_lines(&request.payment));
-        prompt.push("OK = confirm, X = reject".into());
+        let mut prompt = vec![self.say(Text::ConfirmPayment)];
+        prompt.extend(payment_lines(&request.payment, self.language));
+        prompt.push(self.say(Text::KeysConfirm));
         self.start(
             request_id,
             Operation::SignConfirmation {
@@ -37,7 +38,7 @@ impl Device {
     ) -> Result<Response, Refusal> {
         let answer = device_side::confirmation_signature(&self.attestation, request)
             .map_err(payload_refusal)?;
-        self.outcome(vec!["Payment confirmed".into()], hw);
+        self.outcome(vec![self.say(Text::PaymentConfirmed)], hw);
         Ok(Response::ConfirmationSignature(answer))
     }
 }

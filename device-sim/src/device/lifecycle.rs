@@ -100,7 +100,7 @@ impl Device {
             self.wipe_bank_data();
             self.lifecycle = Lifecycle::Revoked;
             self.lock = LockState::Unlocked;
-            self.volatile.banner = vec!["Payment data deleted".into()];
+            self.volatile.banner = vec![self.say(super::texts::Text::PaymentDataDeleted)];
             self.volatile.banner_until_ms = None;
             hw.record(EventKind::State {
                 change: "payment data deleted: identity lock held longer than T".into(),

@@ -10,9 +10,9 @@ use firmware_protocol::message::{
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::texts::{Language, Text};
 use super::{
-    Device, Operation, PIN_LINE, PinEntry, Refusal, Running, Step, internal, payload_refusal,
-    pin_of, refuse,
+    Device, Operation, PinEntry, Refusal, Running, Step, internal, payload_refusal, pin_of, refuse,
 };
 use crate::hardware::{EventKind, Hardware};
 
@@ -37,44 +37,30 @@ pub(super) struct PinChange {
     pub(super) entry: PinEntry,
 }
 
-fn change_prompt(stage: PinChangeStage, request: &ChangePin) -> Vec<String> {
+fn change_prompt(stage: PinChangeStage, request: &ChangePin, language: Language) -> Vec<String> {
     let ask = match stage {
-        PinChangeStage::Current => "Enter your current PIN".to_string(),
-        PinChangeStage::New => format!(
-            "Choose a new PIN ({}-{} digits)",
-            request.pin_length_min, request.pin_length_max
-        ),
-        PinChangeStage::Again => "Enter the new PIN again".to_string(),
+        PinChangeStage::Current => Text::EnterCurrentPin,
+        PinChangeStage::New => Text::ChooseNewPin(request.pin_length_min, request.pin_length_max),
+        PinChangeStage::Again => Text::NewPinAgain,
     };
-    vec![
-        "Change PIN".into(),
-        ask,
-        PIN_LINE.into(),
-        "OK = enter, X = cancel".into(),
-    ]
+    [Text::ChangePin, ask, Text::PinLine, Text::KeysEnter]
+        .into_iter()
+        .map(|text| text.render(language))
+        .collect()
 }
 
 /// The screen for the bank's verdict, and the `BankResult` that `IndicatorSet` reports for it
 /// (PROTOCOL.md §6.12 maps one to the other).
-fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (String, BankResult) {
+fn verdict_screen(result: PinChangeResult, tries_left: u8) -> (Text<'static>, BankResult) {
     match result {
-        PinChangeResult::Changed => ("PIN changed".into(), BankResult::Approved),
-        PinChangeResult::OldPinIncorrect => {
-            let tries = if tries_left == 1 { "try" } else { "tries" };
-            (
-                format!("Wrong PIN: not changed, {tries_left} {tries} left"),
-                BankResult::PinIncorrect,
-            )
-        }
-        PinChangeResult::PinBlocked => (
-            "PIN blocked: contact your bank".into(),
-            BankResult::AccountBlocked,
+        PinChangeResult::Changed => (Text::PinChanged, BankResult::Approved),
+        PinChangeResult::OldPinIncorrect => (
+            Text::WrongPinNotChanged(tries_left),
+            BankResult::PinIncorrect,
         ),
-        PinChangeResult::Declined => ("Declined: PIN not changed".into(), BankResult::Declined),
-        PinChangeResult::SystemError => (
-            "Bank error: PIN not changed".into(),
-            BankResult::SystemError,
-        ),
+        PinChangeResult::PinBlocked => (Text::PinBlocked, BankResult::AccountBlocked),
+        PinChangeResult::Declined => (Text::DeclinedPinNotChanged, BankResult::Declined),
+        PinChangeResult::SystemError => (Text::BankErrorPinNotChanged, BankResult::SystemError),
     }
 }
 
@@ -105,7 +91,7 @@ impl Device {
         self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
-        let prompt = change_prompt(PinChangeStage::Current, &request);
+        let prompt = change_prompt(PinChangeStage::Current, &request, self.language);
         self.start(
             request_id,
             Operation::ChangePin(Box::new(PinChange {
@@ -170,7 +156,7 @@ impl Device {
         change.entry.clear();
         change.stage = next;
         // A new prompt: keys typed ahead of it are not taken for it.
-        running.prompt = change_prompt(next, &change.request);
+        running.prompt = change_prompt(next, &change.request, self.language);
         running.prompt_id = self.next_prompt_id();
         hw.discard_keys();
         None
@@ -198,7 +184,7 @@ impl Device {
             .map_err(payload_refusal)?;
         self.device_counter = device_counter;
         self.volatile.pending_pin_change = Some(device_counter);
-        self.outcome(vec!["Sent to your bank...".into()], hw);
+        self.outcome(vec![self.say(Text::SentToBank)], hw);
         self.persist_or_refuse(hw)?;
         Ok(Response::PinChangeEntered(response))
     }
@@ -225,10 +211,15 @@ impl Device {
         self.volatile.pending_pin_change = None;
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
-        let (text, result) = verdict_screen(request.result, request.pin_tries_left);
+        let (verdict, result) = verdict_screen(request.result, request.pin_tries_left);
+        let text = self.say(verdict);
         self.outcome(vec![text.clone()], hw);
+        // The device's event record stays in one language (support reads it).
         hw.record(EventKind::State {
-            change: format!("PIN change verdict verified: {text}"),
+            change: format!(
+                "PIN change verdict verified: {}",
+                verdict.render(Language::En)
+            ),
         });
         self.persist_or_refuse(hw)?;
         Ok(Step::Respond(Response::IndicatorSet(IndicatorSet {
@@ -244,13 +235,16 @@ impl Device {
         request_id: u32,
         hw: &mut H,
     ) -> Result<Step, Refusal> {
-        let prompt = vec![
-            "Wipe this PIN pad?".into(),
-            "Erases its keys, pairings".into(),
-            "and payment data; your bank".into(),
-            "binding ends.".into(),
-            "OK = wipe, X = keep".into(),
-        ];
+        let prompt = [
+            Text::WipeQuestion,
+            Text::WipeErases,
+            Text::WipePaymentData,
+            Text::WipeBindingEnds,
+            Text::KeysWipe,
+        ]
+        .into_iter()
+        .map(|text| self.say(text))
+        .collect();
         self.start(request_id, Operation::Wipe, prompt, hw);
         Ok(Step::Pending)
     }
@@ -265,7 +259,7 @@ impl Device {
         self.lock = LockState::Unlocked;
         self.locked_since_ms = 0;
         self.set_indicator(Indicator::Off, hw);
-        self.outcome(vec!["Wiped: keys and pairings erased".into()], hw);
+        self.outcome(vec![self.say(Text::Wiped)], hw);
         hw.record(EventKind::State {
             change: "wiped by its owner".into(),
         });

@@ -11,6 +11,7 @@ use firmware_protocol::message::{
     PairConfirm, PairResult, Request, Response, StatusCode,
 };
 
+use super::texts::Text;
 use super::{Device, Operation, Refusal, Step, internal, refuse};
 use crate::hardware::{EventKind, Hardware};
 
@@ -81,7 +82,7 @@ impl Device {
             device_public_key: EcPublicKey::from(pairing.public_key()),
             device_nonce: Nonce(*pairing.nonce().as_bytes()),
         };
-        self.outcome(vec![format!("Pairing with {}...", request.host_name)], hw);
+        self.outcome(vec![self.say(Text::PairingWith(&request.host_name))], hw);
         self.volatile.pairing = Some(PendingPairing {
             pairing,
             host_name: request.host_name,
@@ -113,11 +114,12 @@ impl Device {
         if self.hosts.is_paired(&outcome.host_id()) {
             return Err(refuse(StatusCode::WrongState, "host already paired"));
         }
+        let code = outcome.comparison_code().to_string();
         let prompt = vec![
-            format!("Pair with {}?", pending.host_name),
-            format!("Code: {}", outcome.comparison_code()),
-            "Same code on the computer?".into(),
-            "OK = yes, X = no".into(),
+            self.say(Text::PairWith(&pending.host_name)),
+            self.say(Text::PairingCode(&code)),
+            self.say(Text::SameCode),
+            self.say(Text::KeysPair),
         ];
         self.start(
             request_id,
@@ -163,7 +165,7 @@ impl Device {
             })?;
         let host_id = outcome.host_id();
         self.host_names.push((host_id, host_name.to_string()));
-        self.outcome(vec![format!("Paired with {host_name}")], hw);
+        self.outcome(vec![self.say(Text::PairedWith(host_name))], hw);
         hw.record(EventKind::State {
             change: format!("host {} paired", hex::encode(host_id.as_bytes())),
         });

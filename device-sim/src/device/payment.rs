@@ -3,11 +3,12 @@
 
 use firmware_protocol::display::format_money;
 use firmware_protocol::message::{
-    ApprovePayment, BankResult, Indicator, IndicatorSet, PaymentDetails, Response, StatusCode,
+    ApprovePayment, Indicator, IndicatorSet, PaymentDetails, Response, StatusCode,
     VerifyBankResponse,
 };
 
-use super::{Device, Operation, PIN_LINE, PinEntry, Refusal, Step, payload_refusal, refuse};
+use super::texts::{Language, Text};
+use super::{Device, Operation, PinEntry, Refusal, Step, payload_refusal, refuse};
 use crate::hardware::{EventKind, Hardware};
 
 pub(super) struct PendingPayment {
@@ -15,37 +16,25 @@ pub(super) struct PendingPayment {
     pub(super) device_counter: u64,
 }
 
-pub(super) fn payment_lines(payment: &PaymentDetails) -> Vec<String> {
+/// The review lines of a payment (§6.4): labels in `language`; the amount as
+/// `firmware_protocol::display` formats it and the other values as authenticated, in every
+/// language.
+pub(super) fn payment_lines(payment: &PaymentDetails, language: Language) -> Vec<String> {
+    let money = format_money(
+        payment.currency.as_str(),
+        payment.amount_minor,
+        payment.currency_exponent,
+    );
     let mut lines = vec![
-        format!(
-            "Pay {}",
-            format_money(
-                payment.currency.as_str(),
-                payment.amount_minor,
-                payment.currency_exponent
-            )
-        ),
-        format!("To: {}", payment.payee_name),
-        format!("Account: {}", payment.payee_account),
-        format!("From: {}", payment.payer_account),
+        Text::Pay(&money).render(language),
+        Text::To(&payment.payee_name).render(language),
+        Text::Account(&payment.payee_account).render(language),
+        Text::From(&payment.payer_account).render(language),
     ];
     if !payment.reference.is_empty() {
-        lines.push(format!("Ref: {}", payment.reference));
+        lines.push(Text::Reference(&payment.reference).render(language));
     }
     lines
-}
-
-pub(super) fn result_text(result: BankResult) -> &'static str {
-    match result {
-        BankResult::Approved => "Approved",
-        BankResult::Declined => "Declined",
-        BankResult::PinIncorrect => "Declined: wrong PIN",
-        BankResult::InsufficientFunds => "Declined: insufficient funds",
-        BankResult::LimitExceeded => "Declined: limit exceeded",
-        BankResult::AccountBlocked => "Declined: account blocked",
-        BankResult::Duplicate => "Already paid",
-        BankResult::SystemError => "Bank error: not paid",
-    }
 }
 
 impl Device {
@@ -71,9 +60,9 @@ impl Device {
         self.volatile.pending_payment = None;
         self.bank_contact(hw);
         self.persist_or_refuse(hw)?;
-        let mut prompt = payment_lines(&request.payment);
-        prompt.push(PIN_LINE.into());
-        prompt.push("OK = approve, X = cancel".into());
+        let mut prompt = payment_lines(&request.payment, self.language);
+        prompt.push(self.say(Text::PinLine));
+        prompt.push(self.say(Text::KeysApprove));
         self.start(
             request_id,
             Operation::ApprovePayment {
@@ -114,16 +103,20 @@ impl Device {
         self.volatile.pending_payment = None;
         self.bank_contact(hw);
         self.set_indicator(Indicator::Safe, hw);
-        let text = result_text(request.result);
-        self.outcome(vec![text.into()], hw);
+        let text = self.say(Text::BankResult(request.result));
+        self.outcome(vec![text.clone()], hw);
+        // The device's event record stays in one language (support reads it).
         hw.record(EventKind::State {
-            change: format!("bank response verified: {text}"),
+            change: format!(
+                "bank response verified: {}",
+                Text::BankResult(request.result).render(Language::En)
+            ),
         });
         self.persist_or_refuse(hw)?;
         Ok(Step::Respond(Response::IndicatorSet(IndicatorSet {
             indicator: Indicator::Safe,
             result: request.result,
-            display_text: text.into(),
+            display_text: text,
         })))
     }
 
@@ -144,7 +137,7 @@ impl Device {
             transaction_id: request.payment.bank_transaction_id.clone(),
             device_counter,
         });
-        self.outcome(vec!["Sent to your bank...".into()], hw);
+        self.outcome(vec![self.say(Text::SentToBank)], hw);
         self.persist_or_refuse(hw)?;
         Ok(Response::PaymentApproved(response))
     }

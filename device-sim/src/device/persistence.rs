@@ -77,6 +77,8 @@ impl Device {
             power_off_lock_ms: stored.power_off_lock_seconds.saturating_mul(1000),
             identity_wipe_ms: stored.identity_wipe_seconds.saturating_mul(1000),
             user_timeout_ms: stored.user_timeout_seconds.saturating_mul(1000),
+            // A store from before the setting, or with a language this build lacks: English.
+            language: stored.display_language.parse().unwrap_or_default(),
             link_mtu: DEFAULT_LINK_MTU,
             bank_sequence: stored.bank_sequence,
             tampered: stored.tampered,
@@ -133,6 +135,7 @@ impl Device {
             power_off_lock_seconds: self.power_off_lock_ms / 1000,
             identity_wipe_seconds: self.identity_wipe_ms / 1000,
             user_timeout_seconds: self.user_timeout_ms / 1000,
+            display_language: self.language.tag().into(),
             bank_sequence: self.bank_sequence,
             tampered: self.tampered,
             lifecycle: self.lifecycle.to_wire(),

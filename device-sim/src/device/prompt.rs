@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 use zeroize::Zeroizing;
 
+use super::texts::{Language, Refused, Text, Undone};
 use super::{Device, Progress, Refusal, refuse};
 use crate::hardware::{Hardware, KeyPress};
 
@@ -113,26 +114,27 @@ pub(super) enum Ended {
 
 impl Operation {
     /// What did not happen, for the outcome screen ("not paid").
-    pub(super) fn not_done(&self) -> &'static str {
+    pub(super) fn not_done(&self) -> Undone {
         match self {
-            Operation::Enrol { .. } => "not enrolled",
-            Operation::ApprovePayment { .. } => "not paid",
-            Operation::ConfirmPairing { .. } => "not paired",
-            Operation::SignConfirmation { .. } => "not confirmed",
-            Operation::ChangePin(_) => "PIN not changed",
-            Operation::Wipe => "not wiped",
+            Operation::Enrol { .. } => Undone::NotEnrolled,
+            Operation::ApprovePayment { .. } => Undone::NotPaid,
+            Operation::ConfirmPairing { .. } => Undone::NotPaired,
+            Operation::SignConfirmation { .. } => Undone::NotConfirmed,
+            Operation::ChangePin(_) => Undone::PinNotChanged,
+            Operation::Wipe => Undone::NotWiped,
         }
     }
 
     /// The outcome screen of an operation that ended as `ended`.
-    pub(super) fn ended_text(&self, ended: Ended) -> String {
+    pub(super) fn ended_text(&self, ended: Ended, language: Language) -> String {
         let not_done = self.not_done();
         match (ended, self) {
-            (Ended::ByUser, Operation::SignConfirmation { .. }) => "Rejected: not confirmed".into(),
-            (Ended::ByUser, _) => format!("Cancelled: {not_done}"),
-            (Ended::TimedOut, _) => format!("Timed out: {not_done}"),
-            (Ended::ByHost, _) => format!("Cancelled by the computer: {not_done}"),
+            (Ended::ByUser, Operation::SignConfirmation { .. }) => Text::Rejected,
+            (Ended::ByUser, _) => Text::CancelledOnKeypad(not_done),
+            (Ended::TimedOut, _) => Text::TimedOut(not_done),
+            (Ended::ByHost, _) => Text::CancelledByComputer(not_done),
         }
+        .render(language)
     }
 }
 
@@ -140,17 +142,16 @@ impl Operation {
 /// before the neutral idle screen comes back, device clock milliseconds.
 pub const OUTCOME_SCREEN_MS: u64 = 15_000;
 
-/// The prompt line that shows one star per PIN digit entered.
-pub(super) const PIN_LINE: &str = "PIN:";
-
 pub(super) struct Running {
     pub(super) request_id: u32,
     /// The prompt on the screen ([`Snapshot::prompt_id`]).
     pub(super) prompt_id: u64,
     pub(super) deadline_ms: u64,
     pub(super) operation: Operation,
-    /// What the display shows; the [`PIN_LINE`] gets the stars.
+    /// What the display shows; the `pin_line` gets the stars.
     pub(super) prompt: Vec<String>,
+    /// The PIN line ([`Text::PinLine`]) in the language the prompt is in.
+    pub(super) pin_line: String,
 }
 
 impl Running {
@@ -160,8 +161,8 @@ impl Running {
             .prompt
             .iter()
             .map(|line| match entered {
-                Some(count) if line == PIN_LINE => {
-                    format!("{PIN_LINE} {}", "*".repeat(usize::from(count)))
+                Some(count) if *line == self.pin_line => {
+                    format!("{} {}", self.pin_line, "*".repeat(usize::from(count)))
                 }
                 _ => line.clone(),
             })
@@ -171,13 +172,13 @@ impl Running {
 }
 
 /// A refusal at the end of a prompt, for the outcome screen.
-pub(super) fn refusal_text(status: StatusCode) -> &'static str {
+pub(super) fn refusal_text(status: StatusCode) -> Refused {
     match status {
-        StatusCode::PinMismatch => "PINs differ",
-        StatusCode::PinPolicy => "PIN length not allowed",
-        StatusCode::PairingTableFull => "Too many computers paired",
-        StatusCode::NoSession => "Session ended",
-        _ => "Failed",
+        StatusCode::PinMismatch => Refused::PinsDiffer,
+        StatusCode::PinPolicy => Refused::PinLength,
+        StatusCode::PairingTableFull => Refused::TooManyComputers,
+        StatusCode::NoSession => Refused::SessionEnded,
+        _ => Refused::Failed,
     }
 }
 
@@ -207,7 +208,8 @@ impl Device {
     pub(super) fn end_operation_as<H: Hardware>(&mut self, ended: Ended, hw: &mut H) {
         // Dropping the operation zeroizes any PIN digits it held.
         if let Some(running) = self.volatile.running.take() {
-            self.outcome(vec![running.operation.ended_text(ended)], hw);
+            let text = running.operation.ended_text(ended, self.language);
+            self.outcome(vec![text], hw);
         }
     }
 
@@ -240,26 +242,26 @@ impl Device {
             && self.integrity_ok()
             && self.lock == LockState::Unlocked
             && matches!(self.lifecycle, Lifecycle::Initialised | Lifecycle::Bound);
-        let state = if self.tampered {
-            "TAMPERED - operator reset required"
+        let state = self.say(if self.tampered {
+            Text::Tampered
         } else if !self.integrity_ok() {
-            "Firmware check failed"
+            Text::FirmwareCheckFailed
         } else {
             match (self.lifecycle, self.lock) {
-                (Lifecycle::Revoked, _) => "Revoked by the bank",
-                (Lifecycle::Manufactured, _) => "Not initialised",
-                (_, LockState::LockedInactivity) => "Locked: contact your bank",
-                (_, LockState::LockedByBank) => "Locked by your bank",
-                (_, LockState::LockedPowerOff) => "Locked: log in to unlock",
-                (_, LockState::LockedIdentity) => "Locked: identity changed",
-                (Lifecycle::Initialised, _) => "Initialised, not enrolled",
-                (Lifecycle::Bound, _) => "Ready",
+                (Lifecycle::Revoked, _) => Text::Revoked,
+                (Lifecycle::Manufactured, _) => Text::NotInitialised,
+                (_, LockState::LockedInactivity) => Text::LockedInactivity,
+                (_, LockState::LockedByBank) => Text::LockedByBank,
+                (_, LockState::LockedPowerOff) => Text::LockedPowerOff,
+                (_, LockState::LockedIdentity) => Text::LockedIdentity,
+                (Lifecycle::Initialised, _) => Text::NotEnrolled,
+                (Lifecycle::Bound, _) => Text::Ready,
             }
-        };
+        });
         // An outcome replaces the everyday state line; an abnormal state stays above it.
         let mut lines = vec![format!("PinBridge {}", self.serial)];
         if !normal || self.volatile.banner.is_empty() {
-            lines.push(state.to_string());
+            lines.push(state);
         }
         lines.extend(self.volatile.banner.iter().cloned());
         hw.show(lines);
@@ -278,6 +280,7 @@ impl Device {
             deadline_ms: hw.now_ms().saturating_add(self.user_timeout_ms),
             operation,
             prompt,
+            pin_line: self.say(Text::PinLine),
         };
         // The prompt replaces any earlier outcome, and only keys pressed from now on count.
         self.volatile.banner.clear();
@@ -328,12 +331,11 @@ impl Device {
             }
             Some(Err(refusal)) => {
                 let text = match key {
-                    KeyPress::Cancel => running.operation.ended_text(Ended::ByUser),
-                    _ => format!(
-                        "{}: {}",
+                    KeyPress::Cancel => running.operation.ended_text(Ended::ByUser, self.language),
+                    _ => self.say(Text::Refused(
                         refusal_text(refusal.status),
-                        running.operation.not_done()
-                    ),
+                        running.operation.not_done(),
+                    )),
                 };
                 drop(running);
                 self.outcome(vec![text], hw);
@@ -373,10 +375,10 @@ impl Device {
                         running.prompt_id = self.next_prompt_id();
                         hw.discard_keys();
                         running.prompt = vec![
-                            format!("Enrolment for {}", request.customer_id),
-                            "Enter the same PIN again".into(),
-                            PIN_LINE.into(),
-                            "OK = enter, X = cancel".into(),
+                            self.say(Text::EnrolmentFor(&request.customer_id)),
+                            self.say(Text::SamePinAgain),
+                            self.say(Text::PinLine),
+                            self.say(Text::KeysEnter),
                         ];
                         None
                     }

@@ -13,9 +13,10 @@ use firmware_protocol::message::{
     Indicator, Initialise, Initialised, Lifecycle, LockState, Response, StatusCode,
 };
 
+use super::texts::Text;
 use super::{
     Binding, DEFAULT_LINK_MTU, DEFAULT_LOCK_AFTER_SECONDS, DEFAULT_USER_TIMEOUT_SECONDS, Device,
-    DeviceError, FIRMWARE_VERSION, Operation, PIN_LINE, PinEntry, Refusal, Step, Volatile,
+    DeviceError, FIRMWARE_VERSION, Operation, PinEntry, Refusal, Step, Volatile,
     firmware_image_hash, internal, refuse,
 };
 use crate::certificate::CaKey;
@@ -41,6 +42,8 @@ pub struct Manufacture {
     pub firmware_hash: [u8; 32],
     /// How long the user has to act on a prompt, seconds.
     pub user_timeout_seconds: u64,
+    /// The display language it leaves the factory with (changed later on the device).
+    pub display_language: super::Language,
     /// Certificate validity start, Unix seconds.
     pub certificate_not_before: u64,
     /// Certificate validity end, Unix seconds.
@@ -67,6 +70,7 @@ impl Manufacture {
             identity_wipe_seconds: firmware_protocol::lifecycle::REFERENCE_T_SECONDS,
             firmware_hash: firmware_image_hash(FIRMWARE_VERSION),
             user_timeout_seconds: DEFAULT_USER_TIMEOUT_SECONDS,
+            display_language: super::Language::En,
             certificate_not_before: not_before,
             certificate_not_after: not_before.saturating_add(CERTIFICATE_VALIDITY_SECONDS),
         }
@@ -141,6 +145,7 @@ impl Device {
             power_off_lock_ms: settings.power_off_lock_seconds.saturating_mul(1000),
             identity_wipe_ms: settings.identity_wipe_seconds.saturating_mul(1000),
             user_timeout_ms: settings.user_timeout_seconds.saturating_mul(1000),
+            language: settings.display_language,
             link_mtu: DEFAULT_LINK_MTU,
             bank_sequence: 0,
             tampered: false,
@@ -212,7 +217,7 @@ impl Device {
         self.lock = LockState::Unlocked;
         self.bank_sequence = request.sequence;
         self.bank_contact(hw);
-        self.outcome(vec!["Initialised by the bank".into()], hw);
+        self.outcome(vec![self.say(Text::Initialised)], hw);
         hw.record(EventKind::State {
             change: "initialised".into(),
         });
@@ -236,10 +241,10 @@ impl Device {
         self.bank_contact(hw);
         let max = request.pin_length_max;
         let prompt = vec![
-            format!("Enrolment for {}", request.customer_id),
-            format!("Choose a PIN ({}-{} digits)", request.pin_length_min, max),
-            PIN_LINE.into(),
-            "OK = enter, X = cancel".into(),
+            self.say(Text::EnrolmentFor(&request.customer_id)),
+            self.say(Text::ChoosePin(request.pin_length_min, max)),
+            self.say(Text::PinLine),
+            self.say(Text::KeysEnter),
         ];
         self.start(
             request_id,
@@ -348,7 +353,7 @@ impl Device {
         self.last_payment_counter = 0;
         self.device_counter = 0;
         self.bank_contact(hw);
-        self.outcome(vec![format!("Bound to {}", request.customer_id)], hw);
+        self.outcome(vec![self.say(Text::BoundTo(&request.customer_id))], hw);
         hw.record(EventKind::State {
             change: "enrolled and bound".into(),
         });

@@ -116,7 +116,7 @@ impl Device {
     ) -> Result<(), Refusal> {
         let session = self.session_for(session_id)?;
         if !bank_mac_verifies(&session.response_key) {
-            self.outcome(vec!["WARNING: forged bank response".into()], hw);
+            self.outcome(vec![self.say(super::texts::Text::ForgedResponse)], hw);
             let refusal = refuse(StatusCode::BadBankMac, forged);
             return Err(self.intrusion(refusal, hw));
         }

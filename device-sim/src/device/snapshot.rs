@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub integrity_ok: bool,
     /// SHA-256 of the firmware as measured, hex.
     pub firmware_hash: String,
+    /// The display language setting (`en`, `zh-CN`).
+    pub display_language: &'static str,
 }
 
 fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
@@ -89,6 +91,7 @@ impl Device {
             prompt_id: self.volatile.running.as_ref().map(|r| r.prompt_id),
             integrity_ok: self.integrity_ok(),
             firmware_hash: hex::encode(self.measured_firmware_hash),
+            display_language: self.language.tag(),
         }
     }
 }

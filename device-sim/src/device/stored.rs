@@ -93,6 +93,9 @@ pub struct StoredState {
     /// Device clock when the device last recorded it was running, ms.
     #[serde(default)]
     pub last_alive_ms: Option<u64>,
+    /// The display language setting (`en`, `zh-CN`); absent in older stores: `en`.
+    #[serde(default)]
+    pub display_language: String,
 }
 
 fn reference_t() -> u64 {

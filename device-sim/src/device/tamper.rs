@@ -41,7 +41,7 @@ impl Device {
         self.lifecycle = Lifecycle::Manufactured;
         self.lock = LockState::Unlocked;
         self.set_indicator(Indicator::Danger, hw);
-        self.volatile.banner = vec!["Keys wiped. Service required.".into()];
+        self.volatile.banner = vec![self.say(super::texts::Text::TamperWiped)];
         self.volatile.banner_until_ms = None;
         hw.record(EventKind::Tamper);
         self.persist(hw);
@@ -92,7 +92,7 @@ impl Device {
         self.bank_sequence = request.sequence;
         self.set_indicator(Indicator::Off, hw);
         self.outcome(
-            vec![format!("Reset by operator {}", request.operator_id)],
+            vec![self.say(super::texts::Text::ResetByOperator(&request.operator_id))],
             hw,
         );
         hw.record(EventKind::State {

@@ -43,6 +43,9 @@ void sameKinds;
 
 export interface AppError {
   kind: ErrorKind;
+  /** A finer typed code (`device.PinPolicy`, `bank.pin_locked`, `input.invalid_amount`), worded by the screens. */
+  code?: string;
+  /** Technical details in English, for support. */
   message: string;
 }
 
@@ -65,7 +68,8 @@ export function toAppError(e: unknown): AppError {
     const kind = (e as { kind: unknown }).kind;
     const raw = (e as { message?: unknown }).message;
     const message = typeof raw === 'string' ? raw : raw === undefined ? '' : JSON.stringify(raw);
-    if (isErrorKind(kind)) return { kind, message };
+    const code = (e as { code?: unknown }).code;
+    if (isErrorKind(kind)) return typeof code === 'string' ? { kind, code, message } : { kind, message };
     return { kind: 'internal', message: `${String(kind)}${message ? ': ' + message : ''}` };
   }
   if (e instanceof Error) return { kind: 'internal', message: e.message };

@@ -607,7 +607,13 @@ export type AppError = {
  */
 kind: ErrorKind, 
 /**
- * The details, shown under "Details".
+ * A finer, stable code for what happened, from the typed error where it was born: the
+ * PIN pad's refusal (`device.PinPolicy`), the bank's (`bank.pin_locked`), the input's
+ * (`input.invalid_amount`). The screens word it in the app's language.
+ */
+code?: string, 
+/**
+ * The technical details (English, for support), shown under "Details".
  */
 message: string, };
 

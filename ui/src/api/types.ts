@@ -62,8 +62,10 @@ export interface LogEntry {
   time: string;
   level: LogLevel;
   source: LogSource;
-  /** Already free of secrets: the backend never logs key material or PIN data. */
+  /** Already free of secrets: the backend never logs key material or PIN data. English (the log file's words). */
   message: string;
+  /** The typed flow event the line reports (`FlowEvent` as JSON, tag `type`), when it is one: the Logs screen words it. */
+  event?: { type: string; [field: string]: unknown };
 }
 
 /** Sent over the channel given to `events_subscribe` (tag: `type`): the core's events and log lines. */

@@ -3,19 +3,23 @@ import type { ComponentChildren } from 'preact';
 import type { AppError } from '../api/errors';
 import type { DeviceDecision, DeviceStatus, Indicator, Key, Stage } from '../api/types';
 import { formatDots, shortHash } from '../format';
+import { errorDetail } from '../words';
 import { resultTone } from '../state';
 import { useApp, useController, useT } from './context';
 
 export function ErrorBox({ error, onRetry }: { error: AppError | null; onRetry?: () => void }) {
   const t = useT();
+  const lang = useApp((s) => s.lang);
   if (!error) return null;
+  const detail = errorDetail(lang, error);
   return (
     <div class="error-box" role="alert">
       <p class="error-title">{t(`error.${error.kind}`)}</p>
+      {detail && <p class="error-what">{detail}</p>}
       <p class="error-hint">{t(`error.${error.kind}.hint`)}</p>
       {error.message && (
         <details>
-          <summary>{t('common.details')}</summary>
+          <summary>{t('common.technicalDetails')}</summary>
           <code class="error-detail">{error.message}</code>
         </details>
       )}

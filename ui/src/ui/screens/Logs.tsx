@@ -1,4 +1,5 @@
 import { formatTime } from '../../format';
+import { logLine } from '../../words';
 import { Notice } from '../common';
 import { useApp, useController, useT } from '../context';
 
@@ -63,7 +64,7 @@ export function LogsScreen() {
                   </td>
                   <td>{t(`level.${e.level}`)}</td>
                   <td>{t(`source.${e.source}`)}</td>
-                  <td class="msg">{e.message}</td>
+                  <td class="msg">{logLine(lang, e)}</td>
                 </tr>
               ))}
             </tbody>
