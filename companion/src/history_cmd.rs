@@ -6,7 +6,8 @@ use clap::Args;
 use companion::app::{HistoryOutcome, OutcomeReason, PaymentHistory, PaymentRecord, fetch_history};
 use serde_json::json;
 
-use crate::commands::{CliError, CommandResult, Connection, Reporter, end_session, login_with};
+use crate::cli_session::{self, LoggedIn};
+use crate::commands::{CliError, CommandResult, Connection, Reporter};
 
 /// `pinbridge history`.
 #[derive(Debug, Args)]
@@ -25,7 +26,14 @@ const RECEIPT_PAGES: usize = 10;
 /// `pinbridge history`.
 pub async fn history(connection: &Connection, json: bool, args: &HistoryArgs) -> CommandResult {
     let mut reporter = Reporter::new(json, connection);
-    let (mut session, client, store, host, login) = login_with(connection, &mut reporter).await?;
+    // The kept session (no PIN pad login when one still holds), as for every bank command.
+    let LoggedIn {
+        client,
+        store,
+        host,
+        login,
+        ..
+    } = cli_session::logged_in(connection, &mut reporter).await?;
     store.save(&host).map_err(CliError::from)?;
     let result = match &args.receipt {
         None => fetch_history(&client, &login.token, args.before.as_deref())
@@ -33,7 +41,12 @@ pub async fn history(connection: &Connection, json: bool, args: &HistoryArgs) ->
             .map(|page| (page, None)),
         Some(id) => find(&client, &login.token, id).await,
     };
-    end_session(&mut session, &client, login).await;
+    if result
+        .as_ref()
+        .is_err_and(|error| error.kind() == companion::error::ErrorKind::NotLoggedIn)
+    {
+        cli_session::forget(connection);
+    }
     let (page, found) = result.map_err(CliError::from)?;
     match (&args.receipt, found) {
         (Some(id), None) => Err(CliError::new(
