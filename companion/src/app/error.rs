@@ -15,6 +15,11 @@ pub struct AppError {
     pub kind: ErrorKind,
     /// The details, shown under "Details".
     pub message: String,
+    /// For a payment that failed: whether the bank recorded it as paid (`false`: nothing was
+    /// paid). Absent where no payment was under way, so the screens never guess.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub paid: Option<bool>,
 }
 
 impl AppError {
@@ -23,7 +28,14 @@ impl AppError {
         AppError {
             kind,
             message: message.into(),
+            paid: None,
         }
+    }
+
+    /// The same error, saying whether the payment under way was paid.
+    pub fn with_paid(mut self, paid: bool) -> Self {
+        self.paid = Some(paid);
+        self
     }
 
     /// The contract's name for the kind (`deviceNotFound`, ...).
