@@ -44,6 +44,8 @@ void sameKinds;
 export interface AppError {
   kind: ErrorKind;
   message: string;
+  /** A payment that failed: whether the bank booked it (absent: no payment was under way). */
+  paid?: boolean;
 }
 
 const KIND_SET: ReadonlySet<string> = new Set(ERROR_KINDS);
@@ -65,7 +67,8 @@ export function toAppError(e: unknown): AppError {
     const kind = (e as { kind: unknown }).kind;
     const raw = (e as { message?: unknown }).message;
     const message = typeof raw === 'string' ? raw : raw === undefined ? '' : JSON.stringify(raw);
-    if (isErrorKind(kind)) return { kind, message };
+    const paid = (e as { paid?: unknown }).paid;
+    if (isErrorKind(kind)) return typeof paid === 'boolean' ? { kind, message, paid } : { kind, message };
     return { kind: 'internal', message: `${String(kind)}${message ? ': ' + message : ''}` };
   }
   if (e instanceof Error) return { kind: 'internal', message: e.message };

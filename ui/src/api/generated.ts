@@ -527,5 +527,10 @@ kind: ErrorKind,
 /**
  * The details, shown under "Details".
  */
-message: string, };
+message: string, 
+/**
+ * For a payment that failed: whether the bank recorded it as paid (`false`: nothing was
+ * paid). Absent where no payment was under way, so the screens never guess.
+ */
+paid?: boolean, };
 
