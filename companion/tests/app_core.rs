@@ -288,7 +288,11 @@ async fn a_tampered_device_is_refused_before_the_bank_prepares_anything() {
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Tampered, "{error}");
     assert!(error.message.contains("operator reset"), "{error}");
-    assert_eq!(h.payment_count().await, before, "the bank prepared a payment");
+    assert_eq!(
+        h.payment_count().await,
+        before,
+        "the bank prepared a payment"
+    );
 }
 
 /// The same for a device whose pairing with this computer is gone: "pair it", no bank call.
@@ -306,5 +310,9 @@ async fn an_unpaired_device_is_refused_before_the_bank_prepares_anything() {
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::NotPaired, "{error}");
     assert!(error.message.contains("Pairing screen"), "{error}");
-    assert_eq!(h.payment_count().await, before, "the bank prepared a payment");
+    assert_eq!(
+        h.payment_count().await,
+        before,
+        "the bank prepared a payment"
+    );
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use firmware_protocol::message::GetStatus;
 
-use super::types::{PreparedPayment as Prepared, *};
 use super::recovery::BankRecord;
+use super::types::{PreparedPayment as Prepared, *};
 use super::{
     AppCore, AppError, LoginEntry, Operation, PaymentEntry, PaymentState, PendingPairing,
     ProgressSink, Slot, Tables, lock, sink_for,
