@@ -228,3 +228,91 @@ async fn a_tampered_device_refuses_in_danger_and_only_an_operator_resets_it() {
     let reset = h.core.staff_tamper_reset(DEVICE).await.unwrap();
     assert_eq!(reset.device.tamper, TamperState::Clear);
 }
+
+/// Issue 17 item 4: after a link fault (the simulator closes every host connection, as the
+/// app's QA disconnect fault does) the payment failed, and every later one waited for an ACK
+/// that never came until the customer disconnected and connected by hand. Now the core resets
+/// the link by itself, the error says it was a disconnect and that nothing was paid, and the
+/// next payment goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_disconnect_fault_the_next_payment_succeeds_without_a_manual_reconnect() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let mut events = h.events.subscribe();
+    let first = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let mut faults = h.world.device.view().faults;
+    faults.disconnect_after = Some(1);
+    h.world.device.set_faults(faults);
+    let error = h
+        .core
+        .payment_approve(&first.payment_id, progress().0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::DeviceDisconnected, "{error}");
+    assert_eq!(error.paid, Some(false), "{error:?}");
+    assert!(error.message.contains("disconnect"), "{error}");
+    assert!(error.message.contains("Nothing was paid"), "{error}");
+    h.link(&mut events, LinkState::Reconnected).await;
+
+    let second = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&second.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}
+
+/// Issue 17 item 3: a tampered device was offered the payment form and the bank prepared the
+/// payment before the device refused. Now the core refuses before any bank call, with the
+/// kind the screens explain (and the fix in the words).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_device_is_refused_before_the_bank_prepares_anything() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let before = h.payment_count().await;
+    h.world.device.set_tamper(true);
+    h.world.device.set_tamper(false);
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Tampered, "{error}");
+    assert!(error.message.contains("operator reset"), "{error}");
+    assert_eq!(
+        h.payment_count().await,
+        before,
+        "the bank prepared a payment"
+    );
+}
+
+/// The same for a device whose pairing with this computer is gone: "pair it", no bank call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaired_device_is_refused_before_the_bank_prepares_anything() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let before = h.payment_count().await;
+    let keys = companion::keystore::KeyStore::in_memory(h.keys.path());
+    keys.remove("PB-TEST-1").unwrap();
+    let error = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotPaired, "{error}");
+    assert!(error.message.contains("Pairing screen"), "{error}");
+    assert_eq!(
+        h.payment_count().await,
+        before,
+        "the bank prepared a payment"
+    );
+}

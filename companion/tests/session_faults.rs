@@ -255,6 +255,53 @@ async fn unplugging_mid_request_is_a_clear_error() {
     assert_eq!(events, [Progress::PinEntry { entered: 2, max: 4 }]);
 }
 
+/// Issue 17 item 4: after the link dropped mid-request, every later request failed ("message
+/// N is still waiting for its ACK" in the app) until the user disconnected and connected by
+/// hand. Now the next request reconnects the transport and allocates a channel by itself.
+#[tokio::test]
+async fn after_a_disconnect_the_next_request_reconnects_by_itself() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Each host connection is a device; the first one drops the link mid-request (as the
+    // simulator's QA disconnect fault does), the next ones answer.
+    let server = tokio::spawn(async move {
+        let mut devices = Vec::new();
+        for connection in 0.. {
+            let Ok((stream, peer)) = listener.accept().await else {
+                break;
+            };
+            let device_end = SimTransport::from_stream(stream, peer);
+            devices.push(spawn_device(device_end, move |request| {
+                if connection == 0 {
+                    Plan::steps(vec![Step::Keepalive(pin(1)), Step::Disconnect])
+                } else {
+                    echo(request)
+                }
+            }));
+        }
+    });
+    let mut session = Session::open_with_config(
+        Box::new(SimTransport::connect(addr).await.unwrap()),
+        fast_config(),
+    )
+    .await
+    .unwrap();
+    let error = session.request(&ping(vec![1])).await.unwrap_err();
+    assert!(error.is_disconnect(), "{error:?}");
+    assert!(session.needs_recovery());
+    // No reconnect by the caller: the next request brings the link back first.
+    assert_eq!(
+        session.request(&ping(vec![2])).await.unwrap(),
+        pong(vec![2])
+    );
+    assert!(!session.needs_recovery());
+    assert_eq!(
+        session.request(&ping(vec![3])).await.unwrap(),
+        pong(vec![3])
+    );
+    server.abort();
+}
+
 #[tokio::test]
 async fn cancel_during_pin_entry_stops_the_device_and_the_session_stays_usable() {
     let (host, device) = MemoryTransport::pair(Mtu::USB, "pad");

@@ -18,6 +18,7 @@ import type {
   WipeResult,
 } from './api/types';
 import type { MessageKey } from './i18n';
+import { BLOCK_KIND, paymentBlock } from './safety';
 import {
   activeDevice,
   applyEvent,
@@ -268,8 +269,11 @@ export function createController(backend: Backend, store: Store<State> = createS
       const st = store.get();
       if (st.payment.step !== 'form') return;
       const form = st.payment.form;
-      if (!st.session) {
-        set((s) => ({ ...s, payment: { step: 'form', form, errors: {}, busy: false, error: { kind: 'notLoggedIn', message: '' } } }));
+      // The same blocks as the form and the core: nothing reaches the bank for them.
+      const block = paymentBlock(st);
+      if (block || !st.session) {
+        const kind = block ? BLOCK_KIND[block.reason] : 'notLoggedIn';
+        set((s) => ({ ...s, payment: { step: 'form', form, errors: {}, busy: false, error: { kind, message: '' } } }));
         return;
       }
       const check = validatePaymentForm(form);

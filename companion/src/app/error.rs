@@ -23,6 +23,11 @@ pub struct AppError {
     pub code: Option<String>,
     /// The technical details (English, for support), shown under "Details".
     pub message: String,
+    /// For a payment that failed: whether the bank recorded it as paid (`false`: nothing was
+    /// paid). Absent where no payment was under way, so the screens never guess.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub paid: Option<bool>,
 }
 
 impl AppError {
@@ -32,12 +37,19 @@ impl AppError {
             kind,
             code: None,
             message: message.into(),
+            paid: None,
         }
     }
 
     /// The same error with a finer code.
     pub fn with_code(mut self, code: Option<String>) -> Self {
         self.code = code;
+        self
+    }
+
+    /// The same error, saying whether the payment under way was paid.
+    pub fn with_paid(mut self, paid: bool) -> Self {
+        self.paid = Some(paid);
         self
     }
 

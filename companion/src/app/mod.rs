@@ -9,12 +9,14 @@
 
 pub mod confirmations;
 mod error;
+mod guard;
 mod history;
 mod lifecycle;
 mod lifecycle_types;
 mod ops;
 mod owner;
 pub mod profile;
+mod recovery;
 pub mod settings;
 mod staff;
 pub mod types;

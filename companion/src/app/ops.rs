@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use firmware_protocol::message::GetStatus;
 
+use super::recovery::BankRecord;
 use super::types::{PreparedPayment as Prepared, *};
 use super::{
     AppCore, AppError, LoginEntry, Operation, PaymentEntry, PaymentState, PendingPairing,
@@ -320,7 +321,7 @@ impl AppCore {
     /// Checks the payment with the companion's input rules (as the CLI applies them), then
     /// the bank prepares (and MACs) the payment the device will show.
     pub async fn payment_prepare(&self, request: PaymentRequest) -> Result<Prepared, AppError> {
-        let (login, bank, accounts) = {
+        let (login, bank, accounts, device_id) = {
             let tables = self.tables();
             let entry = tables
                 .logins
@@ -330,8 +331,11 @@ impl AppCore {
                 entry.login.clone(),
                 entry.bank.clone(),
                 entry.accounts.clone(),
+                entry.device_id.clone(),
             )
         };
+        // Nothing goes to the bank for a device that cannot approve it safely.
+        self.payment_blocker(&device_id).await?;
         let amount_minor: u64 = request
             .amount_minor
             .parse()
@@ -443,8 +447,21 @@ impl AppCore {
             }
         };
         let _op = Operation::begin(&slot, progress.clone());
-        let mut sink = sink_for(&slot);
+        let mut forward = sink_for(&slot);
+        // What the bank recorded before a failure decides "paid" or "nothing was paid".
+        let mut record = BankRecord::default();
         let result = {
+            let mut sink = |event: FlowEvent| {
+                if let FlowEvent::BankVerdict {
+                    transaction_id,
+                    result,
+                    ..
+                } = &event
+                {
+                    record.verdict = Some((result.clone(), transaction_id.clone()));
+                }
+                forward(event);
+            };
             let mut session = slot.session.lock().await;
             core::approve_and_submit(&mut session, &bank, &login, &mut host, &prepared, &mut sink)
                 .await
@@ -524,7 +541,11 @@ impl AppCore {
                     pin_tries_left: None,
                 }
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                return Err(self
+                    .payment_failure(&device_id, &slot, error, &record)
+                    .await);
+            }
         };
         progress(DeviceProgress::Indicator {
             indicator: result.indicator,
@@ -629,7 +650,12 @@ impl AppCore {
                 tracing::info!(target: "companion::bank", "request {request_id}: {error}");
                 return Err(error.into());
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                if super::recovery::link_fault(&error).is_some() {
+                    self.recover_link(device_id, &slot).await;
+                }
+                return Err(error.into());
+            }
         };
         self.confirmations.remove(request_id);
         tracing::info!(target: "companion::bank", "request {request_id}: {outcome:?}");

@@ -219,8 +219,10 @@ impl SessionError {
             SessionError::NoAnswer { .. }
             | SessionError::DeviceSilent { .. }
             | SessionError::RequestTimeout { .. }
-            | SessionError::DeviceStalled { .. } => K::Timeout,
-            SessionError::DeliveryFailed { .. } => K::DeviceDisconnected,
+            | SessionError::DeviceStalled { .. }
+            // No ACK in time is a slow or stalled link (a delay), not a device that went
+            // away: a disconnect is the transport's to report.
+            | SessionError::DeliveryFailed { .. } => K::Timeout,
             SessionError::Cancelled { .. } => K::UserCancelled,
             SessionError::DeviceBusy { .. } => K::DeviceBusy,
             SessionError::LinkRefused { .. }

@@ -97,6 +97,10 @@ pub struct Session {
     epoch: Instant,
     cancel: CancelHandle,
     cancel_generation: watch::Receiver<u64>,
+    /// The transport reported the device gone during the last request or INIT: the next
+    /// request reconnects it first (the link cannot be resynchronised over a dead transport,
+    /// and a user should not have to disconnect and connect by hand).
+    transport_lost: bool,
 }
 
 /// How one transmission of a request ended, when it did not end the request.
@@ -196,6 +200,7 @@ impl Session {
             epoch: Instant::now(),
             cancel,
             cancel_generation,
+            transport_lost: false,
         };
         session.link.open(session.now_ms());
         session.initialise().await?;
@@ -276,10 +281,9 @@ impl Session {
         build: &mut (dyn FnMut(u32) -> Result<Vec<u8>, MessageError> + Send),
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Response, SessionError> {
-        if !self.link.is_ready() {
-            // A resync an earlier failure left to do (the device did not answer it then).
-            self.resync().await?;
-        }
+        // What an earlier failure left to do: a transport to re-establish, or a resync the
+        // device did not answer then.
+        self.recover().await?;
         let mut cancel_generation = self.cancel_generation.clone();
         let cancel_seen = *cancel_generation.borrow_and_update();
         let limit = self.config.request_timeout;
@@ -313,7 +317,7 @@ impl Session {
             let outcome = self
                 .attempt(&mut state, request_id, bytes, on_progress)
                 .await
-                .map_err(|error| in_request(name, error))?;
+                .map_err(|error| self.note_lost(in_request(name, error)))?;
             match outcome {
                 Attempt::Answer(response) => return Ok(response),
                 Attempt::Busy => {
@@ -334,7 +338,8 @@ impl Session {
                     }
                     reallocated = true;
                     // The machine is already allocating a new channel.
-                    self.initialise().await?;
+                    let result = self.initialise().await;
+                    result.map_err(|error| self.note_lost(error))?;
                 }
             }
         }
@@ -342,10 +347,41 @@ impl Session {
 
     /// Re-establishes the transport after a disconnect and allocates a new channel.
     pub async fn reconnect(&mut self) -> Result<(), SessionError> {
+        self.transport_lost = true;
         self.transport.reconnect().await?;
+        self.transport_lost = false;
         self.link.reset(self.transport.mtu());
         self.link.open(self.now_ms());
-        self.initialise().await
+        let result = self.initialise().await;
+        result.map_err(|error| self.note_lost(error))
+    }
+
+    /// Whether the link needs recovering before the next request: the transport went away,
+    /// or the channel is not ready (a request a failure left behind, a resync not answered).
+    pub fn needs_recovery(&self) -> bool {
+        self.transport_lost || !self.link.is_ready()
+    }
+
+    /// Brings the link back after a fault, as the next request would: reconnects a transport
+    /// that went away (then INIT on broadcast for a new channel), or resynchronises the
+    /// channel (INIT on it). Does nothing on a healthy link.
+    pub async fn recover(&mut self) -> Result<(), SessionError> {
+        if self.transport_lost {
+            tracing::info!(device = %self.transport.identity(), "reconnecting the PIN pad's link after it went away");
+            return self.reconnect().await;
+        }
+        if !self.link.is_ready() {
+            return self.resync().await.map_err(|error| self.note_lost(error));
+        }
+        Ok(())
+    }
+
+    /// Remembers a transport disconnect, so the next request reconnects first.
+    fn note_lost(&mut self, error: SessionError) -> SessionError {
+        if error.is_disconnect() {
+            self.transport_lost = true;
+        }
+        error
     }
 
     /// Resynchronises the channel (INIT on it, §2.6.3): the device aborts whatever the
@@ -400,6 +436,7 @@ impl Session {
         if self.link.is_initialising()
             && let Err(error) = self.initialise().await
         {
+            let error = self.note_lost(error);
             tracing::debug!(%error, "resynchronisation failed; retrying before the next request");
         }
     }

@@ -239,6 +239,17 @@ impl Harness {
         sqlx::Row::try_get::<String, _>(&row, "stage").unwrap()
     }
 
+    /// How many payments the bank has prepared (any state): a refusal before the bank call
+    /// leaves it unchanged.
+    pub async fn payment_count(&self) -> i64 {
+        let store = self.world.bank.store();
+        let row = sqlx::query(&store.q("SELECT COUNT(*) AS n FROM payments"))
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        sqlx::Row::try_get::<i64, _>(&row, "n").unwrap()
+    }
+
     /// Waits for the core to announce `link` for the device.
     pub async fn link(&self, events: &mut broadcast::Receiver<CoreEvent>, want: LinkState) {
         tokio::time::timeout(Duration::from_secs(20), async {

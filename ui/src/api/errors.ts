@@ -47,6 +47,8 @@ export interface AppError {
   code?: string;
   /** Technical details in English, for support. */
   message: string;
+  /** A payment that failed: whether the bank booked it (absent: no payment was under way). */
+  paid?: boolean;
 }
 
 const KIND_SET: ReadonlySet<string> = new Set(ERROR_KINDS);
@@ -69,7 +71,15 @@ export function toAppError(e: unknown): AppError {
     const raw = (e as { message?: unknown }).message;
     const message = typeof raw === 'string' ? raw : raw === undefined ? '' : JSON.stringify(raw);
     const code = (e as { code?: unknown }).code;
-    if (isErrorKind(kind)) return typeof code === 'string' ? { kind, code, message } : { kind, message };
+    const paid = (e as { paid?: unknown }).paid;
+    if (isErrorKind(kind)) {
+      return {
+        kind,
+        message,
+        ...(typeof code === 'string' ? { code } : {}),
+        ...(typeof paid === 'boolean' ? { paid } : {}),
+      };
+    }
     return { kind: 'internal', message: `${String(kind)}${message ? ': ' + message : ''}` };
   }
   if (e instanceof Error) return { kind: 'internal', message: e.message };

@@ -615,5 +615,10 @@ code?: string,
 /**
  * The technical details (English, for support), shown under "Details".
  */
-message: string, };
+message: string, 
+/**
+ * For a payment that failed: whether the bank recorded it as paid (`false`: nothing was
+ * paid). Absent where no payment was under way, so the screens never guess.
+ */
+paid?: boolean, };
 

@@ -822,6 +822,8 @@ export class MockBackend implements Backend {
   async paymentPrepare(r: PaymentRequest): Promise<PreparedPayment> {
     const session = this.sessions.get(r.sessionId);
     if (!session) throw appError('notLoggedIn', 'log in first');
+    // As the core (app::guard): nothing reaches the bank for a device that cannot approve safely.
+    this.requireUsable(this.device(session.deviceId), { paired: true });
     if (!/^[1-9][0-9]*$/.test(r.amountMinor)) throw appError('invalidInput', 'amount must be more than zero');
     if (!r.payeeName.trim()) throw appError('invalidInput', 'payee name is empty');
     const acct = r.payeeAccount.replace(/\s+/g, '');

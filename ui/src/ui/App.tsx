@@ -3,6 +3,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Language } from '../api/types';
 import { LANGUAGES, type MessageKey } from '../i18n';
+import { bankFact, linkFact, sessionFact } from '../safety';
 import { activeDevice } from '../state';
 import { useApp, useController, useT } from './context';
 import { IndicatorLight, MockDevicePanel } from './common';
@@ -101,11 +102,43 @@ export function SafetyStatus() {
                 : 'safety.off';
   return (
     <div class={`safety safety-${tone}`} role="status" aria-live="polite" aria-atomic="true" data-testid="safety" data-tone={tone}>
-      <IndicatorLight indicator={dev.indicator} />
+      {dev.connected ? (
+        <IndicatorLight indicator={dev.indicator} />
+      ) : (
+        // Not connected: its light is not known now, whatever it was (never a green "Safe").
+        <span class="indicator indicator-unknown" data-testid="safety-light-unknown">
+          <span class="led" aria-hidden="true" />
+          <span>{t('indicator.unknown')}</span>
+        </span>
+      )}
       <span class="safety-text">
         <strong>{dev.name}</strong> <span class="muted">({t(`transport.${dev.transport}`)})</span> — {t(msg)}
       </span>
     </div>
+  );
+}
+
+/** Link, session and bank, each live from the core's events, grey when not known. */
+export function HeaderFacts() {
+  const t = useT();
+  const dev = useApp(activeDevice);
+  const links = useApp((s) => s.links);
+  const session = useApp((s) => s.session);
+  const info = useApp((s) => s.info);
+  const facts = [
+    ['link', linkFact(dev, links)],
+    ['session', sessionFact({ session })],
+    ['bank', bankFact({ info })],
+  ] as const;
+  return (
+    <ul class="header-facts" data-testid="header-facts">
+      {facts.map(([name, fact]) => (
+        <li key={name} class={`fact fact-${fact.tone}`} data-testid={`header-${name}`} data-tone={fact.tone}>
+          <span class="led" aria-hidden="true" />
+          {t(fact.text, { customer: session?.customerName ?? '' })}
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -198,6 +231,7 @@ export function App() {
           )}
         </span>
         <SafetyStatus />
+        <HeaderFacts />
         <LanguageSwitch />
       </header>
       <nav class="nav" aria-label={t('nav.label')}>

@@ -17,6 +17,11 @@ export function ErrorBox({ error, onRetry }: { error: AppError | null; onRetry?:
       <p class="error-title">{t(`error.${error.kind}`)}</p>
       {detail && <p class="error-what">{detail}</p>}
       <p class="error-hint">{t(`error.${error.kind}.hint`)}</p>
+      {error.paid !== undefined && (
+        <p class="error-paid" data-testid="error-paid" data-paid={String(error.paid)}>
+          <strong>{t(error.paid ? 'error.paid.yes' : 'error.paid.no')}</strong>
+        </p>
+      )}
       {error.message && (
         <details>
           <summary>{t('common.technicalDetails')}</summary>

@@ -3,6 +3,7 @@ import { formatAmount, groupAccount, parseAmount } from '../../format';
 import type { PaymentField } from '../../state';
 import { DecisionPanel, ErrorBox, Field, fieldAria, PinDots, StageLine } from '../common';
 import { LookAtDevice } from '../device';
+import { BLOCK_FIX, paymentBlock } from '../../safety';
 import { useApp, useController, useT } from '../context';
 
 const CURRENCIES = ['CNY', 'USD', 'EUR', 'HKD'];
@@ -32,6 +33,9 @@ export function PaymentScreen() {
   const pay = useApp((s) => s.payment);
   const session = useApp((s) => s.session);
   const lang = useApp((s) => s.lang);
+  // The reason only (a string): the screen re-renders when it changes, not on every event.
+  const blocked = useApp((s) => paymentBlock(s)?.reason ?? null);
+  const block = blocked ? { reason: blocked, fix: BLOCK_FIX[blocked] } : null;
 
   const steps = ['form', 'review', 'device', 'result'] as const;
   const header = (
@@ -47,13 +51,23 @@ export function PaymentScreen() {
     </>
   );
 
-  if (!session && pay.step === 'form') {
+  if (block && pay.step === 'form') {
+    // Closed before anything reaches the bank, with the action that fixes it.
+    const danger = block.reason === 'tampered' || block.reason === 'revoked';
     return (
       <>
         {header}
-        <p class="empty">
-          {t('payment.needLogin')} <a href="#/login">{t('nav.login')}</a>
-        </p>
+        <div class={`callout payment-blocked${danger ? ' callout-danger' : ''}`} role="alert" data-testid="payment-blocked" data-reason={block.reason}>
+          <p>{t(`payment.blocked.${block.reason}`)}</p>
+          {block.fix && (
+            <p>
+              <a class="btn btn-primary" href={`#/${block.fix}`} data-testid="payment-blocked-fix">
+                {t(`payment.blocked.fix.${block.fix}`)}
+              </a>
+            </p>
+          )}
+        </div>
+        <ErrorBox error={pay.error} />
       </>
     );
   }
@@ -198,7 +212,7 @@ export function PaymentScreen() {
             {t('payment.retrySame')}
           </button>
         )}
-        {pay.error && isRetryable(pay.error) && <p class="muted small">{t('payment.retryHint')}</p>}
+        {pay.error && isRetryable(pay.error) && pay.error.paid === undefined && <p class="muted small">{t('payment.retryHint')}</p>}
       </div>
     </>
   );
