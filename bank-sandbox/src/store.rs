@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::credits::{Credit, Credits};
 
+mod checkpoint;
 mod pg;
 
 /// Which database is behind the store.
@@ -371,6 +372,7 @@ fn group_commit(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     stats: Arc<GroupCommitStats>,
     runtime: tokio::runtime::Runtime,
+    checkpoints: checkpoint::Checkpoints,
 ) {
     let mut tx = WriteTx::new(WriteInner::Sqlite(connection));
     let batch_sql = |tx: &WriteTx, sql: &str| match &tx.inner {
@@ -429,16 +431,17 @@ fn group_commit(
         for reply in replies {
             reply(ok);
         }
+        if ok {
+            checkpoints.committed();
+        }
+        if let WriteInner::Sqlite(conn) = &tx.inner {
+            checkpoints.between_batches(conn);
+        }
     }
 }
 
 /// Opens the writer's own connection to the SQLite file and starts the group commit on a
-/// thread of its own.
-///
-/// Checkpoints stay SQLite's automatic ones, run by the writer after a commit once the log
-/// passes a thousand pages. (A passive checkpoint on another thread was tried: under a
-/// steady stream of commits it never finds the log fully copied, so the log is never
-/// restarted and grew past a gigabyte in a ten-second run.)
+/// thread of its own, and the checkpoints beside it ([`checkpoint`]).
 fn spawn_group_commit(
     path: &std::path::Path,
     pragmas: &str,
@@ -449,6 +452,7 @@ fn spawn_group_commit(
     connection.execute_batch(pragmas)?;
     connection.execute_batch(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))?;
     connection.set_prepared_statement_cache_capacity(SQLITE_WRITER_STATEMENTS);
+    let checkpoints = checkpoint::Checkpoints::start(&connection, path, pragmas)?;
     // No I/O driver: its wake-ups go through an eventfd and epoll, a condition variable is
     // cheaper, and the writer waits on nothing but its queue and its jobs.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -458,7 +462,7 @@ fn spawn_group_commit(
     std::thread::Builder::new()
         .name("group-commit".into())
         // Ends when every sender (every clone of the store) is gone.
-        .spawn(move || group_commit(connection, jobs, stats, runtime))
+        .spawn(move || group_commit(connection, jobs, stats, runtime, checkpoints))
         .map_err(StoreError::WriterThread)?;
     Ok(())
 }
