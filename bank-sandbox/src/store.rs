@@ -51,7 +51,9 @@ pub enum StoreError {
     #[error("database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     /// The URL asks for TLS, which the PostgreSQL group commit does not speak.
-    #[error("sslmode=require is not supported: the group commit connects without TLS (use a Unix socket or a local server)")]
+    #[error(
+        "sslmode=require is not supported: the group commit connects without TLS (use a Unix socket or a local server)"
+    )]
     TlsUnsupported,
     /// The SQLite group-commit writer's connection failed.
     #[error("database: {0}")]

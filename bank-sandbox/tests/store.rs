@@ -148,9 +148,9 @@ async fn every_way_a_job_ends_is_kept_apart(db: Db) {
         return;
     };
     let store = Store::open(&url, 4).await.unwrap();
-    sqlx::query(&store.q(
-        "INSERT INTO bank_keys (name, key_block, created_at) VALUES ('taken', 'k', -1)",
-    ))
+    sqlx::query(
+        &store.q("INSERT INTO bank_keys (name, key_block, created_at) VALUES ('taken', 'k', -1)"),
+    )
     .execute(store.writer())
     .await
     .unwrap();
@@ -196,7 +196,10 @@ async fn every_way_a_job_ends_is_kept_apart(db: Db) {
         .collect();
     stored.sort();
     let expected: Vec<i64> = (0..200).filter(|i| job_kind(*i) == 0).collect();
-    assert_eq!(stored, expected, "exactly the written and succeeded jobs' rows");
+    assert_eq!(
+        stored, expected,
+        "exactly the written and succeeded jobs' rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +246,10 @@ async fn postgres_group_commit_reconnects() {
     .unwrap()
     .try_get("n")
     .unwrap();
-    assert!(ended >= 2, "the group commit's connections are named ({ended} found)");
+    assert!(
+        ended >= 2,
+        "the group commit's connections are named ({ended} found)"
+    );
     let mut stored = vec![0];
     let mut ok_in_a_row = 0;
     for i in 1..100 {
@@ -309,7 +315,9 @@ async fn sqlite_log_stays_bounded_under_steady_commits() {
             task.await.unwrap().unwrap();
         }
     }
-    let log = std::fs::metadata(dir.path().join("s.db-wal")).unwrap().len();
+    let log = std::fs::metadata(dir.path().join("s.db-wal"))
+        .unwrap()
+        .len();
     assert!(
         log < 24 << 20,
         "the log restarts: {} MiB after about 60 MiB of commits",

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use futures_util::future::{join, join_all};
 use tokio::sync::mpsc;
-use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::config::SslMode;
+use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// The group-commit connections' `application_name`.
@@ -120,7 +120,10 @@ impl ToSql for SqlValue {
 /// The integer in column `index` of a row (BIGINT, INTEGER or SMALLINT: `RETURNING 1` is
 /// an INTEGER).
 pub(super) fn int(row: &Row, index: usize) -> Result<i64, StoreError> {
-    let column = row.columns().get(index).ok_or(StoreError::ColumnType(index))?;
+    let column = row
+        .columns()
+        .get(index)
+        .ok_or(StoreError::ColumnType(index))?;
     Ok(match *column.type_() {
         Type::INT8 => row.try_get::<_, i64>(index)?,
         Type::INT4 => i64::from(row.try_get::<_, i32>(index)?),
@@ -191,7 +194,10 @@ impl PgConn {
             if rows {
                 client.query(&statement, &refs).await.map(Outcome::Rows)
             } else {
-                client.execute(&statement, &refs).await.map(Outcome::Changed)
+                client
+                    .execute(&statement, &refs)
+                    .await
+                    .map(Outcome::Changed)
             }
         };
         let mark = std::mem::replace(&mut self.mark, Mark::Sent);

@@ -42,7 +42,8 @@ impl NewPayment {
         let mut approve = ApprovePayment {
             session_id: self.session_id,
             payment: self.details.clone(),
-            counter: u64::try_from(counter).map_err(|_| BankError::internal(&"negative counter"))?,
+            counter: u64::try_from(counter)
+                .map_err(|_| BankError::internal(&"negative counter"))?,
             bank_mac: MacTag([0; 16]),
         };
         approve
