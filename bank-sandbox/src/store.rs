@@ -8,7 +8,8 @@
 //! begin IMMEDIATE, so the two writers wait for each other through the busy timeout instead
 //! of failing. Reads use several connections. PostgreSQL uses one pool for everything, and
 //! its hot writes go through a group commit too (one worker per core, each batch one
-//! transaction on a connection of the pool).
+//! transaction on the worker's own connection, through `tokio-postgres`, which pipelines:
+//! see [`pg`]).
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::credits::{Credit, Credits};
 
+mod checkpoint;
 mod pg;
 
 /// Which database is behind the store.
@@ -45,6 +47,14 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A PostgreSQL group-commit connection failed.
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The URL asks for TLS, which the PostgreSQL group commit does not speak.
+    #[error(
+        "sslmode=require is not supported: the group commit connects without TLS (use a Unix socket or a local server)"
+    )]
+    TlsUnsupported,
     /// The SQLite group-commit writer's connection failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -196,14 +206,14 @@ pub enum WriteRow {
     /// Read from SQLite.
     Sqlite(Vec<SqlValue>),
     /// Read from PostgreSQL.
-    Any(sqlx::any::AnyRow),
+    Pg(tokio_postgres::Row),
 }
 
 impl std::fmt::Debug for WriteRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(values) => f.debug_tuple("WriteRow").field(values).finish(),
-            Self::Any(_) => f.write_str("WriteRow(..)"),
+            Self::Pg(_) => f.write_str("WriteRow(..)"),
         }
     }
 }
@@ -216,7 +226,7 @@ impl WriteRow {
                 Some(SqlValue::Int(v)) => Ok(*v),
                 _ => Err(StoreError::ColumnType(index)),
             },
-            Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
+            Self::Pg(row) => pg::int(row, index),
         }
     }
 
@@ -227,14 +237,15 @@ impl WriteRow {
                 Some(SqlValue::Text(v)) => Ok(v.clone()),
                 _ => Err(StoreError::ColumnType(index)),
             },
-            Self::Any(row) => Ok(sqlx::Row::try_get(row, index)?),
+            Self::Pg(row) => Ok(row.try_get::<_, String>(index)?),
         }
     }
 }
 
 /// The transaction a [`Store::write`] job runs in. On SQLite it is the group-commit
 /// writer's own connection, used in-process on the writer's thread (each statement is a
-/// call, not a message to a connection thread); on PostgreSQL a transaction of the pool.
+/// call, not a message to a connection thread); on PostgreSQL a transaction on a
+/// group-commit worker's connection.
 /// Statements use `?` placeholders on both.
 pub struct WriteTx {
     inner: WriteInner,
@@ -244,7 +255,7 @@ pub struct WriteTx {
 
 enum WriteInner {
     Sqlite(rusqlite::Connection),
-    Postgres(Transaction<'static, Any>),
+    Postgres(pg::PgConn),
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -258,22 +269,6 @@ impl std::fmt::Debug for WriteTx {
 
 /// Credits an account of this bank held in the currency (no row: not one of ours).
 const CREDIT: &str = "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?";
-
-fn bind_all<'q>(
-    sql: &'q str,
-    params: Vec<SqlValue>,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    let mut query = sqlx::query(sql);
-    for param in params {
-        query = match param {
-            SqlValue::Int(v) => query.bind(v),
-            SqlValue::Text(v) => query.bind(v),
-            SqlValue::Blob(v) => query.bind(v),
-            SqlValue::Null => query.bind(None::<i64>),
-        };
-    }
-    query
-}
 
 impl WriteTx {
     /// Whether this is a PostgreSQL transaction (where a step may be one statement with
@@ -300,8 +295,8 @@ impl WriteTx {
         });
     }
 
-    /// Applies the batch's credits (before its commit). An `Err` means the batch must not
-    /// commit.
+    /// Applies the batch's credits (before its commit; SQLite: PostgreSQL pipelines them
+    /// with its COMMIT). An `Err` means the batch must not commit.
     async fn apply_credits(&mut self) -> Result<(), StoreError> {
         for credit in self.credits.take_batch() {
             self.execute(
@@ -326,32 +321,8 @@ impl WriteTx {
                     .execute(rusqlite::params_from_iter(params.iter()))?;
                 Ok(changed as u64)
             }
-            WriteInner::Postgres(tx) => {
-                let sql = numbered_placeholders(sql);
-                Ok(bind_all(&sql, params)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected())
-            }
+            WriteInner::Postgres(conn) => conn.execute(sql, params).await,
         }
-    }
-
-    /// Runs statements without parameters in one message (PostgreSQL's simple protocol, or
-    /// SQLite's batch).
-    /// (Boxed: the group-commit task must be `Send`, which the compiler cannot prove of an
-    /// `async fn` calling sqlx's generic executor here.)
-    fn simple(&mut self, sql: &'static str) -> ConnFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            match &mut self.inner {
-                WriteInner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
-                WriteInner::Postgres(tx) => {
-                    // A query without arguments goes out in the simple protocol, which
-                    // allows several statements in one message.
-                    (&mut **tx).execute(sql).await?;
-                    Ok(())
-                }
-            }
-        })
     }
 
     /// Runs a statement that returns at most one row (`... RETURNING`); the row, if any.
@@ -385,12 +356,8 @@ impl WriteTx {
                 while rows.next()?.is_some() {}
                 Ok(Some(WriteRow::Sqlite(values)))
             }
-            WriteInner::Postgres(tx) => {
-                let sql = numbered_placeholders(sql);
-                Ok(bind_all(&sql, params)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(WriteRow::Any))
+            WriteInner::Postgres(conn) => {
+                Ok(conn.fetch_optional(sql, params).await?.map(WriteRow::Pg))
             }
         }
     }
@@ -407,6 +374,7 @@ fn group_commit(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     stats: Arc<GroupCommitStats>,
     runtime: tokio::runtime::Runtime,
+    checkpoints: checkpoint::Checkpoints,
 ) {
     let mut tx = WriteTx::new(WriteInner::Sqlite(connection));
     let batch_sql = |tx: &WriteTx, sql: &str| match &tx.inner {
@@ -465,16 +433,17 @@ fn group_commit(
         for reply in replies {
             reply(ok);
         }
+        if ok {
+            checkpoints.committed();
+        }
+        if let WriteInner::Sqlite(conn) = &tx.inner {
+            checkpoints.between_batches(conn);
+        }
     }
 }
 
 /// Opens the writer's own connection to the SQLite file and starts the group commit on a
-/// thread of its own.
-///
-/// Checkpoints stay SQLite's automatic ones, run by the writer after a commit once the log
-/// passes a thousand pages. (A passive checkpoint on another thread was tried: under a
-/// steady stream of commits it never finds the log fully copied, so the log is never
-/// restarted and grew past a gigabyte in a ten-second run.)
+/// thread of its own, and the checkpoints beside it ([`checkpoint`]).
 fn spawn_group_commit(
     path: &std::path::Path,
     pragmas: &str,
@@ -485,6 +454,7 @@ fn spawn_group_commit(
     connection.execute_batch(pragmas)?;
     connection.execute_batch(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB};"))?;
     connection.set_prepared_statement_cache_capacity(SQLITE_WRITER_STATEMENTS);
+    let checkpoints = checkpoint::Checkpoints::start(&connection, path, pragmas)?;
     // No I/O driver: its wake-ups go through an eventfd and epoll, a condition variable is
     // cheaper, and the writer waits on nothing but its queue and its jobs.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -494,7 +464,7 @@ fn spawn_group_commit(
     std::thread::Builder::new()
         .name("group-commit".into())
         // Ends when every sender (every clone of the store) is gone.
-        .spawn(move || group_commit(connection, jobs, stats, runtime))
+        .spawn(move || group_commit(connection, jobs, stats, runtime, checkpoints))
         .map_err(StoreError::WriterThread)?;
     Ok(())
 }
@@ -525,6 +495,9 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             Self::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            Self::Postgres(e) => {
+                e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
             Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.extended_code,
                 rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
@@ -597,8 +570,8 @@ impl Store {
                     .unwrap_or(2)
                     .max(2);
                 let pool = AnyPoolOptions::new()
-                    // The workers' connections, and the rest for reads and other writes.
-                    .max_connections(max_connections.max(2) + workers as u32)
+                    // Reads and the other writes (the workers have connections of their own).
+                    .max_connections(max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(30))
                     // A dropped connection fails its query and leaves the pool; a ping
                     // before every query would double the round trips to the server.
@@ -608,9 +581,14 @@ impl Store {
                 let (sender, receiver) = mpsc::unbounded_channel();
                 let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
                 let stats = Arc::new(GroupCommitStats::default());
+                let url: Arc<str> = url.into();
                 for _ in 0..workers {
+                    // Connected now: a server the writes cannot reach fails the open, not
+                    // the first payment.
+                    let conn = pg::PgConn::connect(&url).await?;
                     tokio::spawn(pg::pg_group_commit(
-                        pool.clone(),
+                        url.clone(),
+                        conn,
                         receiver.clone(),
                         stats.clone(),
                     ));
@@ -621,7 +599,7 @@ impl Store {
                     read: pool,
                     batcher: sender,
                     stats,
-                    url: Some(url.into()),
+                    url: Some(url),
                 }
             }
         };

@@ -683,6 +683,7 @@ impl Bank {
             binding_pin: std::sync::OnceLock::new(),
             last_prepared: std::sync::Mutex::new(None),
             payer_accounts: std::sync::Mutex::new(Vec::new()),
+            last_counter: std::sync::atomic::AtomicI64::new(-1),
         })
     }
 

@@ -106,6 +106,9 @@ pub(crate) struct ActiveSession {
     /// debit checks in the write), so the lookup is made once per session. The default
     /// account of a currency stays the one found first for the session's lifetime.
     pub payer_accounts: Mutex<Vec<(Option<String>, String, payments::Account)>>,
+    /// The bank payment counter this process last issued in the session (-1: none yet):
+    /// the next prepare expects the one after it (see `payments::prepare`).
+    pub last_counter: std::sync::atomic::AtomicI64,
 }
 
 /// A prepared device payment as the decision needs it.
@@ -122,6 +125,17 @@ pub(crate) struct PreparedFacts {
 impl ActiveSession {
     pub(crate) fn remember_prepared(&self, facts: PreparedFacts) {
         *self.last_prepared.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+    }
+
+    /// The last bank payment counter this process issued in the session, if any.
+    pub(crate) fn last_counter(&self) -> Option<i64> {
+        let last = self.last_counter.load(std::sync::atomic::Ordering::Relaxed);
+        (last >= 0).then_some(last)
+    }
+
+    pub(crate) fn remember_counter(&self, counter: i64) {
+        self.last_counter
+            .fetch_max(counter, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The remembered payment if it is `transaction_id` (taken: an approval is decided once;

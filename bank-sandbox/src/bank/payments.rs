@@ -21,7 +21,9 @@ use crate::store::{SqlValue, Store, WriteTx, job};
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
 use crate::util::{self, now_ms};
 
+mod prepare;
 mod settle;
+use prepare::{NewPayment, write_prepared};
 use settle::{Advance, settle_in_one_statement};
 
 /// A payment the app asks the bank to prepare.
@@ -251,94 +253,21 @@ impl Bank {
         // read. A new payment (the usual case) costs no extra query.
         let transaction_id = util::time_ordered_id("TX-")?;
         let details = Self::payment_details(request, &payer, &transaction_id)?;
-        let (binding_id, customer_id) = (session.binding_id.clone(), session.customer_id.clone());
-        let (session_id, response_key, expires_at) = (
-            session.session_id,
-            session.response_key.clone(),
-            session.expires_at,
-        );
-        let (request_copy, tx_id, payer_account, exponent) = (
-            request.clone(),
-            transaction_id.clone(),
-            payer.account_number.clone(),
-            payer.exponent,
-        );
+        let payment = NewPayment {
+            transaction_id: transaction_id.clone(),
+            customer_id: session.customer_id.clone(),
+            binding_id: session.binding_id.clone(),
+            session_id: session.session_id,
+            response_key: session.response_key.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            details,
+            expires_at: session.expires_at,
+        };
+        let last_counter = session.last_counter();
         let written = self
             .store
             .write(job(move |conn| {
-                Box::pin(async move {
-                    // The payee's currency is checked in the same statement: an account of
-                    // this bank held in another currency could not be credited.
-                    let counter = match conn
-                        .fetch_optional(
-                            "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
-                             AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
-                             WHERE account_number = ? AND currency <> ?) AND EXISTS (SELECT 1 FROM sessions \
-                             WHERE session_id = ? AND stage = 'active' AND expires_at > ?) RETURNING payment_counter",
-                            vec![
-                                binding_id.as_str().into(),
-                                request_copy.payee_account.as_str().into(),
-                                request_copy.currency.as_str().into(),
-                                hex::encode(session_id.0).into(),
-                                now_ms().into(),
-                            ],
-                        )
-                        .await?
-                    {
-                        Some(row) => row.int(0)?,
-                        None => {
-                            let payee = (&request_copy.payee_account, &request_copy.currency);
-                            return Err(match payee_currency(conn, payee.0, payee.1).await? {
-                                Some(held) => currency_mismatch(payee.0, &held, payee.1),
-                                None => session_ended(),
-                            });
-                        }
-                    };
-                    let mut approve = ApprovePayment {
-                        session_id,
-                        payment: details,
-                        counter: counter as u64,
-                        bank_mac: MacTag([0; 16]),
-                    };
-                    approve
-                        .seal_bank_mac(&response_key)
-                        .map_err(seal_refused)?;
-                    let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
-                    let request = request_copy;
-                    conn.execute(
-                        "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
-                         idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
-                         reference, bank_counter, request, status, created_by, created_at, expires_at) \
-                         VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)",
-                        vec![
-                            tx_id.into(),
-                            customer_id.into(),
-                            binding_id.into(),
-                            hex::encode(session_id.0).into(),
-                            request.idempotency_key.into(),
-                            payer_account.into(),
-                            request.payee_account.into(),
-                            request.payee_name.into(),
-                            (request.amount_minor as i64).into(),
-                            request.currency.into(),
-                            i64::from(exponent).into(),
-                            request.reference.into(),
-                            counter.into(),
-                            hex::decode(&encoded).unwrap_or_default().into(),
-                            now_ms().into(),
-                            expires_at.into(),
-                        ],
-                    )
-                    .await
-                    .map_err(|e| {
-                        if e.is_unique_violation() {
-                            BankError::conflict(IDEMPOTENCY_RACE, "prepared concurrently")
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                    Ok::<_, BankError>((counter, encoded, approve))
-                })
+                Box::pin(async move { write_prepared(conn, &payment, last_counter).await })
             }))
             .await;
         let (counter, encoded, approve) = match written {
@@ -359,6 +288,7 @@ impl Bank {
             }
             Err(e) => return Err(e),
         };
+        session.remember_counter(counter);
         session.remember_prepared(PreparedFacts {
             transaction_id: transaction_id.clone(),
             approve,

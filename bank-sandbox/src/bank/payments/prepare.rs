@@ -1,0 +1,182 @@
+//! The write of a prepared payment: the binding's next bank payment counter, the
+//! ApprovePayment MACed with it, and the payment row.
+//!
+//! On PostgreSQL the usual prepare is one statement (data-modifying CTEs, standard
+//! PostgreSQL): the bank MACs the request with the counter it expects (the one after the
+//! last this process issued for the session), and the statement advances the counter only
+//! from the value before that one and inserts the payment only if it did. When the
+//! expectation was wrong (another process prepared for the session, a PIN change used a
+//! counter, the session's first payment), nothing was written and the statement said the
+//! counter it found: the bank MACs again with the next one, once; after that, or when a
+//! check refused, the step-by-step path decides and says why. Each statement is a round
+//! trip on the group commit's connection, so this takes a payment from three to two.
+
+use firmware_protocol::crypto::keys::MacKey;
+use firmware_protocol::message::{ApprovePayment, MacTag, PaymentDetails, Request, SessionId};
+
+use super::{IDEMPOTENCY_RACE, currency_mismatch, payee_currency, session_ended};
+use crate::bank::{encode_request, seal_refused};
+use crate::error::{BankError, BankResult};
+use crate::store::{SqlValue, StoreError, WriteTx};
+use crate::util::now_ms;
+
+/// What a prepare writes, besides the counter.
+pub(super) struct NewPayment {
+    pub transaction_id: String,
+    pub customer_id: String,
+    pub binding_id: String,
+    pub session_id: SessionId,
+    pub response_key: MacKey,
+    pub idempotency_key: String,
+    pub details: PaymentDetails,
+    pub expires_at: i64,
+}
+
+/// The prepared payment as written: its counter, the encoded request (hex) and the request.
+pub(super) type Prepared = (i64, String, ApprovePayment);
+
+impl NewPayment {
+    /// The ApprovePayment with `counter`, MACed under the session response key, and its
+    /// encoding (hex).
+    fn request(&self, counter: i64) -> BankResult<(ApprovePayment, String)> {
+        let mut approve = ApprovePayment {
+            session_id: self.session_id,
+            payment: self.details.clone(),
+            counter: u64::try_from(counter)
+                .map_err(|_| BankError::internal(&"negative counter"))?,
+            bank_mac: MacTag([0; 16]),
+        };
+        approve
+            .seal_bank_mac(&self.response_key)
+            .map_err(seal_refused)?;
+        let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
+        Ok((approve, encoded))
+    }
+
+    /// The payment row's values in [`INSERT`]'s order ($13 the counter).
+    fn values(&self, counter: i64, encoded: &str) -> Vec<SqlValue> {
+        let details = &self.details;
+        vec![
+            self.transaction_id.as_str().into(),
+            self.customer_id.as_str().into(),
+            self.binding_id.as_str().into(),
+            hex::encode(self.session_id.0).into(),
+            self.idempotency_key.as_str().into(),
+            details.payer_account.as_str().into(),
+            details.payee_account.as_str().into(),
+            details.payee_name.as_str().into(),
+            (details.amount_minor as i64).into(),
+            details.currency.as_str().into(),
+            i64::from(details.currency_exponent).into(),
+            details.reference.as_str().into(),
+            counter.into(),
+            hex::decode(encoded).unwrap_or_default().into(),
+            now_ms().into(),
+            self.expires_at.into(),
+        ]
+    }
+}
+
+fn insert_error(e: StoreError) -> BankError {
+    if e.is_unique_violation() {
+        BankError::conflict(IDEMPOTENCY_RACE, "prepared concurrently")
+    } else {
+        e.into()
+    }
+}
+
+/// Writes a prepared payment in `conn`. `last_counter`: the counter this process last
+/// issued for the session, if any (PostgreSQL tries the one after it in one statement).
+pub(super) async fn write_prepared(
+    conn: &mut WriteTx,
+    payment: &NewPayment,
+    last_counter: Option<i64>,
+) -> BankResult<Prepared> {
+    if conn.is_postgres()
+        && let Some(last) = last_counter
+    {
+        let mut expected = last.saturating_add(1);
+        for _ in 0..2 {
+            let (approve, encoded) = payment.request(expected)?;
+            let row = conn
+                .fetch_optional(PREPARE_POSTGRES, payment.values(expected, &encoded))
+                .await
+                .map_err(insert_error)?
+                .ok_or_else(|| BankError::internal(&"prepare returned no row"))?;
+            if row.int(0)? == 1 {
+                return Ok((expected, encoded, approve));
+            }
+            match row.int(1) {
+                // Another counter than expected: MAC with the one after it.
+                Ok(found) if found != expected - 1 => expected = found.saturating_add(1),
+                // The counter was right, a check refused (or no binding): said below.
+                _ => break,
+            }
+        }
+    }
+    step_by_step(conn, payment).await
+}
+
+/// The prepare as two statements (SQLite, and PostgreSQL when the one statement did not
+/// write): the counter step (which also checks the binding, the session and the payee's
+/// currency), then the payment row.
+async fn step_by_step(conn: &mut WriteTx, payment: &NewPayment) -> BankResult<Prepared> {
+    let details = &payment.details;
+    let counter = match conn
+        .fetch_optional(
+            COUNTER,
+            vec![
+                payment.binding_id.as_str().into(),
+                details.payee_account.as_str().into(),
+                details.currency.as_str().into(),
+                hex::encode(payment.session_id.0).into(),
+                now_ms().into(),
+            ],
+        )
+        .await?
+    {
+        Some(row) => row.int(0)?,
+        None => {
+            let (payee, currency) = (&details.payee_account, details.currency.as_str());
+            return Err(match payee_currency(conn, payee, currency).await? {
+                Some(held) => currency_mismatch(payee, &held, currency),
+                None => session_ended(),
+            });
+        }
+    };
+    let (approve, encoded) = payment.request(counter)?;
+    conn.execute(INSERT, payment.values(counter, &encoded))
+        .await
+        .map_err(insert_error)?;
+    Ok((counter, encoded, approve))
+}
+
+/// The counter step: the payee's currency is checked in the same statement (an account of
+/// this bank held in another currency could not be credited), and the session must be
+/// active (another bank process may have ended it).
+const COUNTER: &str = "UPDATE bindings SET payment_counter = payment_counter + 1 WHERE binding_id = ? \
+     AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
+     WHERE account_number = ? AND currency <> ?) AND EXISTS (SELECT 1 FROM sessions \
+     WHERE session_id = ? AND stage = 'active' AND expires_at > ?) RETURNING payment_counter";
+
+const INSERT: &str = "INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
+     idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
+     reference, bank_counter, request, status, created_by, created_at, expires_at) \
+     VALUES (?, 'device', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'prepared', 'customer', ?, ?)";
+
+/// [`COUNTER`] and [`INSERT`] in one statement, with the counter expected ($13, the
+/// request MACed with it in $14): the counter advances only from the one before it, and the
+/// row is inserted only if it did. Answers whether the row was inserted and the counter as
+/// the statement found it (all parts of a statement see the same snapshot, so the SELECT
+/// reads the value before the UPDATE).
+const PREPARE_POSTGRES: &str = "WITH counter AS (\
+     UPDATE bindings SET payment_counter = $13 WHERE binding_id = $3 AND payment_counter = $13 - 1 \
+     AND status = 'active' AND NOT EXISTS (SELECT 1 FROM accounts \
+     WHERE account_number = $7 AND currency <> $10) AND EXISTS (SELECT 1 FROM sessions \
+     WHERE session_id = $4 AND stage = 'active' AND expires_at > $15) RETURNING 1), \
+     inserted AS (INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
+     idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
+     reference, bank_counter, request, status, created_by, created_at, expires_at) \
+     SELECT $1, 'device', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'prepared', \
+     'customer', $15, $16 FROM counter RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM inserted), (SELECT payment_counter FROM bindings WHERE binding_id = $3)";
