@@ -100,6 +100,16 @@ setup_ble() {
   # instead of waiting out the attempt.
   init_failed() { dmesg | grep -q -E "Opcode 0x[0-9a-f]+ failed: -110"; }
   up_or_failed() { controllers || init_failed; }
+  # pinbridge.trace=1 (PINBRIDGE_RIG_TRACE=1): every HCI packet of both controllers
+  # (btmon), bluetoothd's debug log and the D-Bus traffic of the GATT values, in /results,
+  # to tell on which layer a packet went missing.
+  BLUETOOTHD_FLAGS=()
+  if [ -n "$(param pinbridge.trace)" ]; then
+    btmon -w "$RESULTS/btmon.snoop" >/dev/null 2>&1 &
+    dbus-monitor --system "type='signal',member='PropertiesChanged'" \
+      "type='method_call',interface='org.bluez.GattCharacteristic1'" >"$RESULTS/dbus.log" 2>&1 &
+    BLUETOOTHD_FLAGS=(-d)
+  fi
   local attempt
   for attempt in 1 2 3; do
     dmesg -C
@@ -111,9 +121,16 @@ setup_ble() {
     kill "$BTVIRT"; wait "$BTVIRT" 2>/dev/null
     wait_for 10 "the controllers to go" sh -c '[ -z "$(ls /sys/class/bluetooth)" ]'
   done
+  # One ATT bearer per link (no EATT): BlueZ 5.66 (Debian 12) opens two Enhanced ATT bearers
+  # besides the fixed one and spreads notifications and writes over all three, so packets
+  # overtake each other (a message's continuation packets reached the central before its
+  # init packet: btmon, 2026-12-05). A PIN pad offers one bearer (PROTOCOL.md §2.1.1), as
+  # BlueZ does by default from 5.67 on.
+  printf '[GATT]\nChannels = 1\n' >/tmp/bluetoothd.conf
   # bluetoothd only once both controllers are initialised: one still initialising when
   # bluetoothd reads the list is left out.
-  /usr/libexec/bluetooth/bluetoothd -n >"$RESULTS/bluetoothd.log" 2>&1 &
+  /usr/libexec/bluetooth/bluetoothd -n -f /tmp/bluetoothd.conf "${BLUETOOTHD_FLAGS[@]}" \
+    >"$RESULTS/bluetoothd.log" 2>&1 &
   if ! wait_for 120 "bluetoothd with both controllers" in_bluez; then
     btmgmt info; dmesg | grep -i -E "hci|bluetooth" | tail -n 20
     ls -l /dev/vhci /sys/class/bluetooth; lsmod | grep -i -E "bt|bluetooth|vhci"
