@@ -100,12 +100,15 @@ setup_ble() {
   # instead of waiting out the attempt.
   init_failed() { dmesg | grep -q -E "Opcode 0x[0-9a-f]+ failed: -110"; }
   up_or_failed() { controllers || init_failed; }
-  # pinbridge.trace=1 (PINBRIDGE_RIG_TRACE=1): every HCI packet of both controllers
-  # (btmon), bluetoothd's debug log and the D-Bus traffic of the GATT values, in /results,
-  # to tell on which layer a packet went missing.
+  # pinbridge.trace (PINBRIDGE_RIG_TRACE=hci): every HCI packet of both controllers (btmon,
+  # decoded by scripts/vm/att-trace.py); =all adds bluetoothd's debug log and the D-Bus
+  # traffic of the GATT values (slow under TCG: it multiplies the latencies), all in /results,
+  # to tell on which layer a packet went missing or was delayed.
   BLUETOOTHD_FLAGS=()
-  if [ -n "$(param pinbridge.trace)" ]; then
-    btmon -w "$RESULTS/btmon.snoop" >/dev/null 2>&1 &
+  local trace
+  trace=$(param pinbridge.trace)
+  if [ -n "$trace" ]; then btmon -w "$RESULTS/btmon.snoop" >/dev/null 2>&1 & fi
+  if [ "$trace" = all ]; then
     dbus-monitor --system "type='signal',member='PropertiesChanged'" \
       "type='method_call',interface='org.bluez.GattCharacteristic1'" >"$RESULTS/dbus.log" 2>&1 &
     BLUETOOTHD_FLAGS=(-d)
