@@ -149,8 +149,18 @@ setup_ble() {
 present_ble() { pb devices && grep -q "$SERIAL" "$W/out"; }
 describe_ble() { bluetoothctl list; grep -i "$SERIAL" "$W/out"; }
 power() { busctl set-property org.bluez "/org/bluez/$PERIPHERAL" org.bluez.Adapter1 Powered b "$1"; }
-unplug_ble() { power false; say "ble: link dropped ($PERIPHERAL powered off)"; }
-replug_ble() { power true; say "ble: $PERIPHERAL powered on again"; }
+# Whether BlueZ's mgmt says the peripheral's controller is powered (its "current settings").
+settings() { btmgmt --index "${PERIPHERAL#hci}" info 2>/dev/null | grep "current settings"; }
+unpowered() { ! settings | grep -qw powered; }
+# The property set can return before the controller is down (runs of 2026-12-05: the PIN pad
+# was still connectable afterwards and the next payment found it): wait for it, ask again once.
+unplug_ble() {
+  power false
+  wait_for 15 "$PERIPHERAL to power off" unpowered \
+    || { power false; wait_for 15 "$PERIPHERAL to power off (again)" unpowered; }
+  say "ble: link dropped ($PERIPHERAL powered off;$(settings))"
+}
+replug_ble() { say "ble: before the replug:$(settings)"; power true; say "ble: $PERIPHERAL powered on again"; }
 
 run_stack() {
   S=$1
