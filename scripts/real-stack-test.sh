@@ -64,7 +64,7 @@ run_vm() { # stage-2 script
     -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -nic none -serial file:"$work/console.log" -monitor none \
     -kernel "$kdir"/root/boot/vmlinuz-* -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb} pinbridge.repo=$repo pinbridge.tools=${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin" \
+    -append "console=ttyS0 quiet panic=-1 pinbridge.script=$1 pinbridge.bin=$bin pinbridge.modules=$kdir/root/lib/modules pinbridge.prep=$prep pinbridge.stacks=${PINBRIDGE_RIG_STACKS:-usb} pinbridge.trace=${PINBRIDGE_RIG_TRACE:-} pinbridge.repo=$repo pinbridge.tools=${PINBRIDGE_TOOLS:-$HOME/.cache/pinbridge/tools}/bin" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work/results",mount_tag=results,security_model=none,multidevs=remap &
   qemu_pid=$!
@@ -85,6 +85,8 @@ if [ -s "$work/results/bench" ]; then
   echo "rig: figures (TCG under a shared CPU: not hardware times)"
   cat "$work/results/bench"
 fi
+# PINBRIDGE_RIG_KEEP=DIR: the guest's results (logs, traces) are copied there.
+if [ -n "${PINBRIDGE_RIG_KEEP:-}" ]; then mkdir -p "$PINBRIDGE_RIG_KEEP" && cp -r "$work/results/." "$PINBRIDGE_RIG_KEEP/"; fi
 if [ -n "${PINBRIDGE_RIG_SHOT_DIR:-}" ] && [ -s "$work/results/app-usb.png" ]; then
   cp "$work/results/app-usb.png" "$PINBRIDGE_RIG_SHOT_DIR/"
 fi

@@ -100,6 +100,19 @@ setup_ble() {
   # instead of waiting out the attempt.
   init_failed() { dmesg | grep -q -E "Opcode 0x[0-9a-f]+ failed: -110"; }
   up_or_failed() { controllers || init_failed; }
+  # pinbridge.trace (PINBRIDGE_RIG_TRACE=hci): every HCI packet of both controllers (btmon,
+  # decoded by scripts/vm/att-trace.py); =all adds bluetoothd's debug log and the D-Bus
+  # traffic of the GATT values (slow under TCG: it multiplies the latencies), all in /results,
+  # to tell on which layer a packet went missing or was delayed.
+  BLUETOOTHD_FLAGS=()
+  local trace
+  trace=$(param pinbridge.trace)
+  if [ -n "$trace" ]; then btmon -w "$RESULTS/btmon.snoop" >/dev/null 2>&1 & fi
+  if [ "$trace" = all ]; then
+    dbus-monitor --system "type='signal',member='PropertiesChanged'" \
+      "type='method_call',interface='org.bluez.GattCharacteristic1'" >"$RESULTS/dbus.log" 2>&1 &
+    BLUETOOTHD_FLAGS=(-d)
+  fi
   local attempt
   for attempt in 1 2 3; do
     dmesg -C
@@ -111,9 +124,16 @@ setup_ble() {
     kill "$BTVIRT"; wait "$BTVIRT" 2>/dev/null
     wait_for 10 "the controllers to go" sh -c '[ -z "$(ls /sys/class/bluetooth)" ]'
   done
+  # One ATT bearer per link (no EATT): BlueZ 5.66 (Debian 12) opens two Enhanced ATT bearers
+  # besides the fixed one and spreads notifications and writes over all three, so packets
+  # overtake each other (a message's continuation packets reached the central before its
+  # init packet: btmon, 2026-12-05). A PIN pad offers one bearer (PROTOCOL.md §2.1.1), as
+  # BlueZ does by default from 5.67 on.
+  printf '[GATT]\nChannels = 1\n' >/tmp/bluetoothd.conf
   # bluetoothd only once both controllers are initialised: one still initialising when
   # bluetoothd reads the list is left out.
-  /usr/libexec/bluetooth/bluetoothd -n >"$RESULTS/bluetoothd.log" 2>&1 &
+  /usr/libexec/bluetooth/bluetoothd -n -f /tmp/bluetoothd.conf "${BLUETOOTHD_FLAGS[@]}" \
+    >"$RESULTS/bluetoothd.log" 2>&1 &
   if ! wait_for 120 "bluetoothd with both controllers" in_bluez; then
     btmgmt info; dmesg | grep -i -E "hci|bluetooth" | tail -n 20
     ls -l /dev/vhci /sys/class/bluetooth; lsmod | grep -i -E "bt|bluetooth|vhci"
@@ -129,8 +149,18 @@ setup_ble() {
 present_ble() { pb devices && grep -q "$SERIAL" "$W/out"; }
 describe_ble() { bluetoothctl list; grep -i "$SERIAL" "$W/out"; }
 power() { busctl set-property org.bluez "/org/bluez/$PERIPHERAL" org.bluez.Adapter1 Powered b "$1"; }
-unplug_ble() { power false; say "ble: link dropped ($PERIPHERAL powered off)"; }
-replug_ble() { power true; say "ble: $PERIPHERAL powered on again"; }
+# Whether BlueZ's mgmt says the peripheral's controller is powered (its "current settings").
+settings() { btmgmt --index "${PERIPHERAL#hci}" info 2>/dev/null | grep "current settings"; }
+unpowered() { ! settings | grep -qw powered; }
+# The property set can return before the controller is down (runs of 2026-12-05: the PIN pad
+# was still connectable afterwards and the next payment found it): wait for it, ask again once.
+unplug_ble() {
+  power false
+  wait_for 15 "$PERIPHERAL to power off" unpowered \
+    || { power false; wait_for 15 "$PERIPHERAL to power off (again)" unpowered; }
+  say "ble: link dropped ($PERIPHERAL powered off;$(settings))"
+}
+replug_ble() { say "ble: before the replug:$(settings)"; power true; say "ble: $PERIPHERAL powered on again"; }
 
 run_stack() {
   S=$1
