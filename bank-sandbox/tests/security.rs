@@ -274,7 +274,8 @@ async fn every_refusal_is_json(db: Db) {
             "method_not_allowed",
         ),
         (
-            t.client.get(format!("{}/v1/payments", t.url)),
+            // GET lists the customer's payments (the history) and POST prepares one.
+            t.client.delete(format!("{}/v1/payments", t.url)),
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),

@@ -8,7 +8,7 @@
 
 use firmware_protocol::link::{
     Capabilities, DeviceEvent, DeviceLink, DeviceLinkConfig, HostEvent, HostLink, HostLinkConfig,
-    KeepaliveStatus, Mtu,
+    KeepaliveStatus, LinkError, Mtu,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -49,7 +49,7 @@ fn run(seed: u64, loss_percent: u32, mtu: Mtu, slow: bool) -> u64 {
                         device.set_progress(now, KeepaliveStatus::AwaitingUser);
                         working_until = Some((now + 700, answer));
                     } else {
-                        device.answer(now, answer).unwrap();
+                        answer_or_drop(&mut device, now, answer);
                     }
                 }
                 DeviceEvent::Aborted { .. } => working_until = None,
@@ -70,8 +70,10 @@ fn run(seed: u64, loss_percent: u32, mtu: Mtu, slow: bool) -> u64 {
                     answers.push(next);
                     next += 1;
                 }
-                HostEvent::InitFailed(_) => host.open(now),
-                HostEvent::Ready { .. } | HostEvent::Failed(_) | HostEvent::Progress(_) => {}
+                // A failed exchange (no answer in time: the device may have given up on
+                // delivering it) is followed by a resynchronisation, as the session does.
+                HostEvent::InitFailed(_) | HostEvent::Failed(_) => host.open(now),
+                HostEvent::Ready { .. } | HostEvent::Progress(_) => {}
             }
         }
         if host.is_ready() {
@@ -95,13 +97,22 @@ fn run(seed: u64, loss_percent: u32, mtu: Mtu, slow: bool) -> u64 {
             && *t <= now
             && let Some((_, answer)) = working_until.take()
         {
-            device.answer(now, answer).unwrap();
+            answer_or_drop(&mut device, now, answer);
         }
         host.handle_timeout(now);
         device.handle_timeout(now);
     }
     assert_eq!(delivered, (0..REQUESTS).collect::<Vec<_>>());
     now
+}
+
+/// Answers, or drops the transaction as a device does when an earlier delivery on the
+/// channel failed (every transmission of an answer lost: it then waits for the host's INIT).
+fn answer_or_drop(device: &mut DeviceLink, now: u64, answer: Vec<u8>) {
+    match device.answer(now, answer) {
+        Ok(()) | Err(LinkError::SenderNeedsResync) => {}
+        Err(other) => panic!("the device could not answer: {other:?}"),
+    }
 }
 
 proptest! {
