@@ -16,6 +16,7 @@ const SCREENSHOT = process.env.SCREENSHOT;
 const SLOW = { timeoutMs: 300000, everyMs: 500 };
 // Idle with the PIN pad connected over USB: the app process's wake-ups per thread.
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 30);
+const SETTLE_SECONDS = Number(process.env.SETTLE_SECONDS ?? 12);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const threadName = (pid, task) => {
   try {
@@ -46,7 +47,10 @@ try {
     return now && !now.connect && now.genuine.startsWith('Genuine') ? now : null;
   }, SLOW);
   if (SCREENSHOT) writeFileSync(SCREENSHOT, await session.screenshot());
-  // Idle: hotplug (libusb's, fed by udev) tells the app about USB; nothing should poll.
+  // Idle: hotplug (libusb's, fed by udev) tells the app about USB; nothing should poll. The
+  // USB reader keeps reading for 10 s after the last exchange (READ_AFTER_TRAFFIC: a flow's
+  // steps never park it), so the idle window starts after that.
+  await sleep(SETTLE_SECONDS * 1000);
   const [app] = appProcesses(APP);
   const before = activity(app);
   await sleep(IDLE_SECONDS * 1000);
