@@ -29,6 +29,14 @@ const threadName = (pid, task) => {
 if (!APP || !SERIAL) throw new Error('PINBRIDGE_APP and SERIAL are required');
 const session = await Session.start(APP, { driver: DRIVER });
 try {
+  // A fresh install opens the guided first run (nothing paired); this check is about the
+  // Devices screen's card, so it takes the first run's "set up later".
+  const skip = await session.waitFor('the first screen', async () => {
+    const [button] = await session.findAll('[data-testid="first-run-skip"]');
+    if (button) return button;
+    return (await session.findAll('[data-testid^="device-"]')).length ? 'devices' : null;
+  }, SLOW);
+  if (skip !== 'devices') await session.click(skip);
   const card = `[data-testid="device-${SERIAL}"]`;
   const facts = () => session.exec(`
     const card = document.querySelector(${JSON.stringify(card)});
