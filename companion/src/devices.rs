@@ -495,11 +495,21 @@ impl DeviceManager {
         let manager = self.clone();
         let task = tokio::spawn(async move {
             let mut changes = futures::stream::select_all(native);
-            let mut ticker = tokio::time::interval(poll_interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // No timer at all when every source has hotplug: an idle app with a USB PIN pad
+            // wakes for nothing (a ticker with nothing to poll woke a worker every interval).
+            let mut ticker = (!polled.is_empty()).then(|| {
+                let mut ticker = tokio::time::interval(poll_interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker
+            });
             loop {
                 tokio::select! {
-                    _ = ticker.tick() => {
+                    Some(_) = async {
+                        match ticker.as_mut() {
+                            Some(ticker) => Some(ticker.tick().await),
+                            None => std::future::pending().await,
+                        }
+                    } => {
                         for &index in &polled {
                             manager.refresh_source(index).await;
                         }
