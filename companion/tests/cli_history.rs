@@ -7,69 +7,43 @@
 
 mod flows_support;
 
-use std::process::Output;
-
 use flows_support::World;
-
-async fn pinbridge(world: &World, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pinbridge"));
-    command
-        .env("PINBRIDGE_BANK_URL", &world.url)
-        .env("PINBRIDGE_DEVICE", format!("sim:{}", world.device_address))
-        .env("PINBRIDGE_STATE_DIR", state)
-        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
-        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
-        .env("PINBRIDGE_STAFF_USER", "teller")
-        .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lists_the_payment_with_its_journal_reference() {
     let world = World::start().await;
     let state = tempfile::tempdir().unwrap();
-    pinbridge(&world, state.path(), &["staff", "init"]).await;
-    pinbridge(
-        &world,
-        state.path(),
-        &["staff", "enrol", "--customer", "alice"],
-    )
-    .await;
-    pinbridge(&world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
-    let paid = pinbridge(
-        &world,
-        state.path(),
-        &[
-            "--json",
-            "pay",
-            "--to",
-            "FR7630006000011234567890189",
-            "--payee-name",
-            "Shop SARL",
-            "--amount",
-            "1234.5",
-            "--currency",
-            "EUR",
-        ],
-    )
-    .await;
+    world.run_cli(state.path(), &["staff", "init"]).await;
+    world
+        .run_cli(state.path(), &["staff", "enrol", "--customer", "alice"])
+        .await;
+    world
+        .run_cli(state.path(), &["pair", "--name", "CLI-TEST"])
+        .await;
+    let paid = world
+        .run_cli(
+            state.path(),
+            &[
+                "--json",
+                "pay",
+                "--to",
+                "FR7630006000011234567890189",
+                "--payee-name",
+                "Shop SARL",
+                "--amount",
+                "1234.5",
+                "--currency",
+                "EUR",
+            ],
+        )
+        .await;
     let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
     let transaction = paid["payment"]["transactionId"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let text = pinbridge(&world, state.path(), &["history"]).await;
+    let text = world.run_cli(state.path(), &["history"]).await;
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     let header = text
         .lines()
@@ -89,7 +63,7 @@ async fn history_lists_the_payment_with_its_journal_reference() {
     assert!(row.ends_with(&transaction), "{row}");
     assert!(!text.contains("{\""), "no JSON in human output: {text}");
 
-    let json = pinbridge(&world, state.path(), &["--json", "history"]).await;
+    let json = world.run_cli(state.path(), &["--json", "history"]).await;
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
         json["payments"][0]["paymentId"],
@@ -103,12 +77,9 @@ async fn history_lists_the_payment_with_its_journal_reference() {
     );
     assert!(json["nextBefore"].is_null(), "{json}");
 
-    let receipt = pinbridge(
-        &world,
-        state.path(),
-        &["history", "--receipt", &transaction],
-    )
-    .await;
+    let receipt = world
+        .run_cli(state.path(), &["history", "--receipt", &transaction])
+        .await;
     let receipt = String::from_utf8_lossy(&receipt.stdout).into_owned();
     assert!(
         receipt

@@ -6,73 +6,41 @@
 
 mod flows_support;
 
-use std::process::{Command, Output};
-
 use flows_support::World;
-
-fn command(world: &World, state: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pinbridge"));
-    command
-        .env("PINBRIDGE_BANK_URL", &world.url)
-        .env("PINBRIDGE_DEVICE", format!("sim:{}", world.device_address))
-        .env("PINBRIDGE_STATE_DIR", state)
-        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
-        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
-        .env("PINBRIDGE_STAFF_USER", "teller")
-        .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
-        .env("LC_ALL", "en_US.UTF-8")
-        .args(args);
-    command
-}
-
-async fn run(world: &World, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut command = command(world, state, args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pay_killed_at_the_pin_prompt_does_not_break_the_next_command() {
     let world = World::start().await;
     let state = tempfile::tempdir().unwrap();
-    run(&world, state.path(), &["staff", "init"]).await;
-    run(
-        &world,
-        state.path(),
-        &["staff", "enrol", "--customer", "alice"],
-    )
-    .await;
-    run(&world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
+    world.run_cli(state.path(), &["staff", "init"]).await;
+    world
+        .run_cli(state.path(), &["staff", "enrol", "--customer", "alice"])
+        .await;
+    world
+        .run_cli(state.path(), &["pair", "--name", "CLI-TEST"])
+        .await;
 
     // The customer does not type: the payment waits at its PIN prompt.
     let pin = *world.pin.lock().unwrap();
     *world.pin.lock().unwrap() = "";
     let mut activity = world.device.activity();
-    let mut pay = command(
-        &world,
-        state.path(),
-        &[
-            "pay",
-            "--to",
-            "FR7630006000011234567890189",
-            "--payee-name",
-            "Shop SARL",
-            "--amount",
-            "12.34",
-            "--currency",
-            "EUR",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut pay = world
+        .cli(
+            state.path(),
+            &[
+                "pay",
+                "--to",
+                "FR7630006000011234567890189",
+                "--payee-name",
+                "Shop SARL",
+                "--amount",
+                "12.34",
+                "--currency",
+                "EUR",
+            ],
+        )
+        .spawn()
+        .unwrap();
     while world.device.view().state.waiting_for != Some("pin") {
         activity.changed().await.unwrap();
     }
@@ -81,7 +49,7 @@ async fn a_pay_killed_at_the_pin_prompt_does_not_break_the_next_command() {
     pay.wait().unwrap();
     *world.pin.lock().unwrap() = pin;
 
-    let login = run(&world, state.path(), &["--json", "login"]).await;
+    let login = world.run_cli(state.path(), &["--json", "login"]).await;
     let text = String::from_utf8_lossy(&login.stdout);
     assert!(text.contains("\"loggedIn\":true"), "{text}");
 }
@@ -105,18 +73,17 @@ fn pay_args() -> Vec<&'static str> {
 async fn wrong_pins_say_how_many_tries_are_left_then_blocked() {
     let world = World::start().await;
     let state = tempfile::tempdir().unwrap();
-    run(&world, state.path(), &["staff", "init"]).await;
-    run(
-        &world,
-        state.path(),
-        &["staff", "enrol", "--customer", "alice"],
-    )
-    .await;
-    run(&world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
+    world.run_cli(state.path(), &["staff", "init"]).await;
+    world
+        .run_cli(state.path(), &["staff", "enrol", "--customer", "alice"])
+        .await;
+    world
+        .run_cli(state.path(), &["pair", "--name", "CLI-TEST"])
+        .await;
     *world.pin.lock().unwrap() = flows_support::WRONG_PIN;
     let mut said = Vec::new();
     for _ in 0..3 {
-        let mut pay = command(&world, state.path(), &pay_args());
+        let mut pay = world.cli(state.path(), &pay_args());
         let output = tokio::task::spawn_blocking(move || pay.output().unwrap())
             .await
             .unwrap();

@@ -8,33 +8,8 @@
 mod flows_support;
 
 use std::path::Path;
-use std::process::Output;
 
 use flows_support::World;
-
-async fn run(world: &World, state: &Path, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pinbridge"));
-    command
-        .env("PINBRIDGE_BANK_URL", &world.url)
-        .env("PINBRIDGE_DEVICE", format!("sim:{}", world.device_address))
-        .env("PINBRIDGE_STATE_DIR", state)
-        .env("PINBRIDGE_LOG_DIR", state.join("logs"))
-        .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
-        .env("PINBRIDGE_STAFF_USER", "teller")
-        .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
-        .env("LC_ALL", "en_US.UTF-8")
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 const PAY: [&str; 10] = [
     "--json",
@@ -62,14 +37,13 @@ async fn logins(world: &World) -> i64 {
 
 async fn paired(world: &World) -> tempfile::TempDir {
     let state = tempfile::tempdir().unwrap();
-    run(world, state.path(), &["staff", "init"]).await;
-    run(
-        world,
-        state.path(),
-        &["staff", "enrol", "--customer", "alice"],
-    )
-    .await;
-    run(world, state.path(), &["pair", "--name", "CLI-TEST"]).await;
+    world.run_cli(state.path(), &["staff", "init"]).await;
+    world
+        .run_cli(state.path(), &["staff", "enrol", "--customer", "alice"])
+        .await;
+    world
+        .run_cli(state.path(), &["pair", "--name", "CLI-TEST"])
+        .await;
     state
 }
 
@@ -83,16 +57,16 @@ async fn a_second_command_uses_the_stored_session_without_logging_in() {
     let state = paired(&world).await;
     assert_eq!(logins(&world).await, 0);
 
-    let login = run(&world, state.path(), &["--json", "login"]).await;
+    let login = world.run_cli(state.path(), &["--json", "login"]).await;
     let login: serde_json::Value = serde_json::from_slice(&login.stdout).unwrap();
     assert_eq!(login["session"], "new", "{login}");
     assert_eq!(logins(&world).await, 1);
 
-    let pay = run(&world, state.path(), &PAY).await;
+    let pay = world.run_cli(state.path(), &PAY).await;
     let pay: serde_json::Value = serde_json::from_slice(&pay.stdout).unwrap();
     assert_eq!(pay["payment"]["bankResult"], "approved", "{pay}");
-    run(&world, state.path(), &PAY).await;
-    let again = run(&world, state.path(), &["--json", "login"]).await;
+    world.run_cli(state.path(), &PAY).await;
+    let again = world.run_cli(state.path(), &["--json", "login"]).await;
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["session"], "kept from an earlier command", "{again}");
     assert_eq!(logins(&world).await, 1, "pay and login ran the login again");
@@ -115,10 +89,10 @@ async fn a_second_command_uses_the_stored_session_without_logging_in() {
 async fn logout_ends_the_session_at_both_ends_and_forgets_it() {
     let world = World::start().await;
     let state = paired(&world).await;
-    run(&world, state.path(), &["login"]).await;
+    world.run_cli(state.path(), &["login"]).await;
     assert!(world.device.view().state.session_active);
 
-    let out = run(&world, state.path(), &["--json", "logout"]).await;
+    let out = world.run_cli(state.path(), &["--json", "logout"]).await;
     let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out["loggedOut"], true, "{out}");
     assert!(!stored(state.path()).exists());
@@ -131,7 +105,7 @@ async fn logout_ends_the_session_at_both_ends_and_forgets_it() {
     assert_eq!(sqlx::Row::try_get::<i64, _>(&row, "n").unwrap(), 0);
 
     // The next command logs in again.
-    run(&world, state.path(), &PAY).await;
+    world.run_cli(state.path(), &PAY).await;
     assert_eq!(logins(&world).await, 2);
 }
 
@@ -139,7 +113,7 @@ async fn logout_ends_the_session_at_both_ends_and_forgets_it() {
 async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
     let world = World::start().await;
     let state = paired(&world).await;
-    run(&world, state.path(), &["login"]).await;
+    world.run_cli(state.path(), &["login"]).await;
     assert_eq!(logins(&world).await, 1);
 
     // Expired (as far as the file says): not used.
@@ -148,7 +122,7 @@ async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     value["expires_at_ms"] = serde_json::json!(1);
     std::fs::write(&file, value.to_string()).unwrap();
-    run(&world, state.path(), &PAY).await;
+    world.run_cli(state.path(), &PAY).await;
     assert_eq!(logins(&world).await, 2);
 
     // Revoked at the bank (ended from elsewhere): the bank refuses the token, the PIN pad
@@ -157,7 +131,7 @@ async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
     let token = companion::bank::BearerToken::new(value["token"].as_str().unwrap());
     world.client.logout(&token).await.unwrap();
     assert!(world.device.view().state.session_active);
-    let pay = run(&world, state.path(), &PAY).await;
+    let pay = world.run_cli(state.path(), &PAY).await;
     let pay: serde_json::Value = serde_json::from_slice(&pay.stdout).unwrap();
     assert_eq!(pay["payment"]["bankResult"], "approved", "{pay}");
     assert_eq!(logins(&world).await, 3);
@@ -167,7 +141,7 @@ async fn an_expired_or_revoked_session_is_replaced_by_a_fresh_login() {
 async fn a_pin_pad_holding_another_session_pays_after_a_fresh_login() {
     let mut world = World::start().await;
     let state = paired(&world).await;
-    run(&world, state.path(), &["login"]).await;
+    world.run_cli(state.path(), &["login"]).await;
     assert_eq!(logins(&world).await, 1);
     // Another computer logs in with the same PIN pad: its keys replace the stored session's,
     // which the bank still accepts. Only the PIN pad can tell (SessionMismatch, before any
@@ -179,7 +153,7 @@ async fn a_pin_pad_holding_another_session_pays_after_a_fresh_login() {
     world.login(&mut other).await;
     assert_eq!(logins(&world).await, 2);
 
-    let pay = run(&world, state.path(), &PAY).await;
+    let pay = world.run_cli(state.path(), &PAY).await;
     let pay: serde_json::Value = serde_json::from_slice(&pay.stdout).unwrap();
     assert_eq!(pay["payment"]["bankResult"], "approved", "{pay}");
     assert_eq!(logins(&world).await, 3);

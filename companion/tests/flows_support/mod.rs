@@ -186,6 +186,38 @@ impl World {
             .unwrap()
     }
 
+    /// A `pinbridge` command against this world's bank and PIN pad, with `state` as its state
+    /// directory (teller credentials and a key-store passphrase set, English number format).
+    pub fn cli(&self, state: &std::path::Path, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pinbridge"));
+        command
+            .env("PINBRIDGE_BANK_URL", &self.url)
+            .env("PINBRIDGE_DEVICE", format!("sim:{}", self.device_address))
+            .env("PINBRIDGE_STATE_DIR", state)
+            .env("PINBRIDGE_LOG_DIR", state.join("logs"))
+            .env("PINBRIDGE_KEYSTORE_PASSPHRASE", "a test passphrase")
+            .env("PINBRIDGE_STAFF_USER", "teller")
+            .env("PINBRIDGE_STAFF_PASSWORD", "teller-password")
+            .env("LC_ALL", "en_US.UTF-8")
+            .args(args);
+        command
+    }
+
+    /// Runs [`World::cli`] to its end; it must succeed.
+    pub async fn run_cli(&self, state: &std::path::Path, args: &[&str]) -> std::process::Output {
+        let mut command = self.cli(state, args);
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
     pub async fn journal_entries(&self, transaction_id: &str) -> i64 {
         let store = self.bank.store();
         let row =
