@@ -163,6 +163,9 @@ struct Slot {
     genuine: (Genuine, Vec<String>),
     /// The running operation's progress sink.
     progress: Mutex<Option<ProgressSink>>,
+    /// A delay on the link left answers queued behind it (the device's late replies to
+    /// retransmissions): the next operation opens a fresh transport before it starts.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {

@@ -89,6 +89,7 @@ impl AppCore {
             status: Mutex::new(reported),
             genuine: (genuine, check.failures),
             progress: Mutex::new(None),
+            stale: std::sync::atomic::AtomicBool::new(false),
         });
         self.tables().slots.insert(device_id.to_owned(), slot);
         tracing::info!(
@@ -256,6 +257,8 @@ impl AppCore {
         let mut sink = sink_for(&slot);
         let result = {
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(device_id, &slot, &mut session)
+                .await;
             core::login(&mut session, &bank, &mut host, &mut sink).await
         };
         // The host counter moved whatever the outcome: never reuse it.
@@ -463,6 +466,8 @@ impl AppCore {
                 forward(event);
             };
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(&device_id, &slot, &mut session)
+                .await;
             core::approve_and_submit(&mut session, &bank, &login, &mut host, &prepared, &mut sink)
                 .await
         };
@@ -608,6 +613,8 @@ impl AppCore {
         let mut sink = sink_for(&slot);
         let result = {
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(device_id, &slot, &mut session)
+                .await;
             core::confirm_one(&mut session, &bank, &login, &mut host, &raw, &mut sink).await
         };
         keys.save(&host)?;
@@ -652,7 +659,8 @@ impl AppCore {
             }
             Err(error) => {
                 if super::recovery::link_fault(&error).is_some() {
-                    self.recover_link(device_id, &slot).await;
+                    let delay = super::recovery::is_delay(&error);
+                    self.recover_link(device_id, &slot, delay).await;
                 }
                 return Err(error.into());
             }
