@@ -79,7 +79,8 @@ pub struct ShellOptions {
     pub logs: LogRing,
     /// How often transports without hotplug notifications (simulators, BLE) are rescanned.
     pub device_poll_interval: Duration,
-    /// Where the app keeps its data (pairing keys, the embedded bank's per-run files);
+    /// Where the app keeps its data (pairing keys, the last device used, the embedded
+    /// sandbox's files);
     /// `None`: the platform's data directory for the app (`~/.local/share/<identifier>`).
     pub data_dir: Option<PathBuf>,
     /// Start the embedded default (sandbox bank and mock PIN pad) when no bank URL is
@@ -228,7 +229,10 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             #[cfg(not(feature = "sandbox"))]
             mocks: None,
             device_cas: trusted_device_cas(),
-        }));
+        })
+        // The last device used is connected again by itself when it is listed (at start, on
+        // plug-in): a restart keeps the device and, with its pairing stored, the pairing.
+        .remembering_last_device(data_dir.join("last-device.json")));
         // A pairing store of the old format (its key in a file beside it) moves into the OS
         // key store now, on the first start, and its key file is deleted.
         if let Err(error) = companion::keystore::KeyStore::new(data_dir.join("pairings")).load() {

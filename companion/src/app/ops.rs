@@ -92,6 +92,7 @@ impl AppCore {
             stale: std::sync::atomic::AtomicBool::new(false),
         });
         self.tables().slots.insert(device_id.to_owned(), slot);
+        self.remember_device(&info.serial, device_id);
         tracing::info!(
             target: "companion::devices",
             "{} connected ({device_id}); firmware {}",
@@ -134,6 +135,7 @@ impl AppCore {
         let slot = self.tables().slots.remove(device_id);
         if let Some(slot) = slot {
             slot.cancel.cancel();
+            self.forget_device_choice(&slot.serial);
             tracing::info!(target: "companion::devices", "{} disconnected", slot.serial);
             tokio::spawn(async move {
                 // Waits for a cancelled operation to let go of the session first.
