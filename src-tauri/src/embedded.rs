@@ -401,7 +401,13 @@ impl SandboxFiles {
         // Serials are the app's own `PB-SIM-NNNN`; anything else is kept out of the path.
         let safe: String = serial
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join("devices").join(format!("{safe}.state"))
     }

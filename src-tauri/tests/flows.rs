@@ -620,8 +620,16 @@ fn a_restart_keeps_the_device_and_the_pairing() {
     {
         use std::os::unix::fs::PermissionsExt;
         let sandbox = dir.path().join("data/embedded/sandbox");
-        for file in ["bank.db", "bank.master-key", "device-ca.key", "devices/PB-SIM-0001.state"] {
-            let mode = std::fs::metadata(sandbox.join(file)).unwrap().permissions().mode();
+        for file in [
+            "bank.db",
+            "bank.master-key",
+            "device-ca.key",
+            "devices/PB-SIM-0001.state",
+        ] {
+            let mode = std::fs::metadata(sandbox.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "{file} is {mode:o}");
         }
     }

@@ -16,6 +16,7 @@ mod lifecycle_types;
 mod ops;
 mod owner;
 pub mod profile;
+mod reach;
 mod recovery;
 mod resume;
 pub mod settings;
@@ -34,6 +35,7 @@ pub use history::{
 };
 pub use lifecycle_types::*;
 pub use owner::{PinChangeResult, PinChangeVerdict, WipeResult};
+pub use reach::BankReach;
 pub use resume::LastDevice;
 pub use types::*;
 
@@ -286,6 +288,8 @@ pub struct AppCore {
     held: Mutex<lifecycle::Held>,
     /// The last device used, reconnected by itself when it is listed.
     last: resume::LastDeviceFile,
+    /// Whether the bank answers, as last seen.
+    reach: reach::ReachState,
 }
 
 impl std::fmt::Debug for AppCore {
@@ -346,6 +350,7 @@ impl AppCore {
             reconnecting: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             last: resume::LastDeviceFile::default(),
+            reach: reach::ReachState::default(),
         }
     }
 

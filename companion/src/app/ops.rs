@@ -239,8 +239,8 @@ impl AppCore {
 
     // --------------------------------------------------------------------- login
 
-    /// Logs the customer in at the bank through the paired device.
-    pub async fn login(
+    /// [`AppCore::login`] itself (the wrapper notes whether the bank answered).
+    pub(super) async fn login_at_bank(
         self: &Arc<Self>,
         device_id: &str,
         customer_id: &str,
@@ -323,9 +323,11 @@ impl AppCore {
 
     // --------------------------------------------------------------------- payment
 
-    /// Checks the payment with the companion's input rules (as the CLI applies them), then
-    /// the bank prepares (and MACs) the payment the device will show.
-    pub async fn payment_prepare(&self, request: PaymentRequest) -> Result<Prepared, AppError> {
+    /// [`AppCore::payment_prepare`] itself.
+    pub(super) async fn prepare_at_bank(
+        &self,
+        request: PaymentRequest,
+    ) -> Result<Prepared, AppError> {
         let (login, bank, accounts, device_id) = {
             let tables = self.tables();
             let entry = tables
@@ -390,9 +392,8 @@ impl AppCore {
         })
     }
 
-    /// The device shows the payment, the customer enters the PIN on it, the bank verifies and
-    /// journals, the device checks the bank's answer: the result is what the device decided.
-    pub async fn payment_approve(
+    /// [`AppCore::payment_approve`] itself.
+    pub(super) async fn approve_at_bank(
         &self,
         payment_id: &str,
         progress: ProgressSink,

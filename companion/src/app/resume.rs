@@ -142,11 +142,7 @@ impl AppCore {
 
     /// The user disconnected `serial`: the app no longer connects to it by itself.
     pub(super) fn forget_device_choice(&self, serial: &str) {
-        if self
-            .last
-            .get()
-            .is_some_and(|last| last.serial == serial)
-        {
+        if self.last.get().is_some_and(|last| last.serial == serial) {
             self.last.set(None);
         }
     }
