@@ -152,6 +152,12 @@ test('second launch over the same home: the device is connected again and paired
     const text = await textOf('[data-testid="safety"]');
     return text && text.includes('PinPad Sim 1') ? text : null;
   });
+  // The header's bank fact is live (issue 17 item 3): the start-up probe found the sandbox bank.
+  const bank = await session.waitFor('the bank fact: reachable', async () => {
+    const found = await session.findAll('[data-testid="header-bank"][data-tone="safe"]');
+    return found.length ? session.text(found[0]) : null;
+  }, { timeoutMs: 30000 });
+  assert.match(bank, /reachable/i, bank);
   await go('devices');
   const card = await session.waitFor('the device card', () => textOf('[data-testid="device-PB-SIM-0001"]'));
   assert.match(card, /Paired with this computer\s*Yes/, card);
