@@ -359,7 +359,8 @@ impl MockPads for MockDevices {
 
 /// The sandbox's files, all in one directory the app's data directory holds (mode 0700, each
 /// file 0600): kept across restarts so the sandbox behaves as a bank and a PIN pad do, and
-/// removed as a whole when a first start did not finish (no `seeded` marker).
+/// removed as a whole when a first start did not finish (no `seeded` marker: it is written once
+/// the bank is seeded and the sandbox device enrolled).
 ///
 /// - `bank.db` (and SQLite's `-wal`/`-shm`): the sandbox bank's database (staff password
 ///   hashes, PIN verification values, wrapped keys, payments);
@@ -392,9 +393,18 @@ impl SandboxFiles {
         self.dir.join("seeded")
     }
 
-    /// Whether a first start finished seeding the bank.
+    /// Whether a first start finished (the bank seeded, the sandbox device enrolled).
     pub fn seeded(&self) -> bool {
         self.seeded_marker().is_file()
+    }
+
+    /// Records that the first start finished: from now on a start opens these files as they
+    /// are (before it, a start removes them and begins again).
+    pub fn mark_seeded(&self) -> std::io::Result<()> {
+        if self.seeded() {
+            return Ok(());
+        }
+        write_atomically(&self.seeded_marker(), b"1\n")
     }
 
     fn device_state(&self, serial: &str) -> PathBuf {
@@ -412,7 +422,8 @@ impl SandboxFiles {
         self.dir.join("devices").join(format!("{safe}.state"))
     }
 
-    /// Creates the directory (0700), after removing what a first start left unfinished.
+    /// Creates the directory (0700), after removing what a first start left unfinished (a
+    /// bank seeded but a device not enrolled, say: all of it is made again).
     fn prepare(&self) -> std::io::Result<()> {
         if self.dir.exists() && !self.seeded() {
             std::fs::remove_dir_all(&self.dir)?;
@@ -578,9 +589,6 @@ impl Embedded {
         bank.allow_hash("app", &flows::app_build_hash(), "pinbridge app")
             .await
             .map_err(|e| io(e.to_string()))?;
-        if first_start {
-            write_atomically(&files.seeded_marker(), b"1\n").map_err(|e| io(e.to_string()))?;
-        }
         let bank = Arc::new(bank);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -919,6 +927,10 @@ pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, embedded_dir
                 device.serial
             );
         }
+        embedded
+            .files()
+            .mark_seeded()
+            .map_err(|e| EmbeddedError::Provision(e.to_string()))?;
         core.set_customer(&device.device_id(), Some(SANDBOX_CUSTOMER));
         let client = embedded
             .client()
