@@ -7,6 +7,8 @@
 # screenshots of every screen in both languages into src-tauri/e2e/screenshots/, and the
 # customer screens in en and zh-CN, light and dark, at the minimum and a large window size into
 # docs/screenshots/ (<screen>_<lang>_<theme>_<size>.png, shrunk with pngquant: they are committed).
+# Then src-tauri/e2e/restart.e2e.mjs (one node run, one summary): pair, log in and pay, quit the
+# app, start it again over the same scratch home; the device is back, paired, and pays.
 #
 # Builds first without the Tauri CLI (the test path: `npm run build` in ui/, then
 # `cargo build --release -p pinbridge-app --features custom-protocol,sandbox`: the sandbox
@@ -56,7 +58,7 @@ set +e
 docs_shots="$root/docs/screenshots"
 rm -f "$docs_shots"/*_*_*_*.png
 PINBRIDGE_APP="$app" SCREENSHOTS="$shots" DOC_SCREENSHOTS="$docs_shots" WEBDRIVER="http://127.0.0.1:$port" \
-  node --test --test-concurrency=1 --test-reporter=spec src-tauri/e2e/app.e2e.mjs 2>&1 | tee "$results/e2e.log"
+  node --test --test-concurrency=1 --test-reporter=spec src-tauri/e2e/app.e2e.mjs src-tauri/e2e/restart.e2e.mjs 2>&1 | tee "$results/e2e.log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "screenshots: $(ls "$shots"/*.png 2>/dev/null | wc -l) in src-tauri/e2e/screenshots/"

@@ -316,3 +316,43 @@ async fn an_unpaired_device_is_refused_before_the_bank_prepares_anything() {
         "the bank prepared a payment"
     );
 }
+
+/// Issue 17 item 4: a QA delay fault (every packet from the PIN pad four seconds late) was
+/// reported as a disconnect and the payments after it failed too. Now the error says it was a
+/// delay (and that nothing was paid), and once the link is quick again the next payment goes
+/// through with no manual reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_delay_fault_the_error_says_delay_and_the_next_payment_succeeds() {
+    let h = start().await;
+    let session = h.pair_and_login().await;
+    let first = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let mut faults = h.world.device.view().faults;
+    faults.delay_ms = 4_000;
+    h.world.device.set_faults(faults);
+    let error = h
+        .core
+        .payment_approve(&first.payment_id, progress().0)
+        .await
+        .unwrap_err();
+    h.world.device.set_faults(Default::default());
+    assert!(error.message.contains("delay"), "{error}");
+    assert!(!error.message.contains("disconnect"), "{error}");
+    assert_ne!(error.kind, ErrorKind::DeviceDisconnected, "{error}");
+    assert_eq!(error.paid, Some(false), "{error:?}");
+
+    let second = h
+        .core
+        .payment_prepare(h.payment(&session, "FR7630006000011234567890189"))
+        .await
+        .unwrap();
+    let result = h
+        .core
+        .payment_approve(&second.payment_id, progress().0)
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, Outcome::Approved, "{result:?}");
+}

@@ -425,6 +425,57 @@ async function disconnectThenPay() {
   assert.match(result.text, /approved/i);
 }
 
+test('a QA delay fault: the error says delay (not disconnect), nothing was paid, and the next payment succeeds', async () => {
+  try {
+    await delayThenPay();
+  } finally {
+    await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_clear_faults', { deviceId: 'in-process:PB-SIM-0001' });`);
+  }
+});
+
+async function fillPayment(amount) {
+  await session.type(await session.find('#pay-payee'), 'Sun Qi');
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), amount);
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+  await session.click(await session.find('[data-testid="payment-send"]'));
+}
+
+async function delayThenPay() {
+  // Every packet from the PIN pad four seconds late: the app times out and says so.
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_inject_fault', { deviceId: 'in-process:PB-SIM-0001', fault: { kind: 'delay', ms: 4000 } });`);
+  await go('payment');
+  const again = await session.findAll('[data-testid="payment-new"]');
+  if (again.length) await session.click(again[0]);
+  await fillPayment('3.00');
+  const box = await session.waitFor('the payment error', async () => {
+    const found = await session.findAll('[data-testid="screen-payment"] .error-box');
+    return found.length ? found[0] : null;
+  }, { timeoutMs: 90000 });
+  const title = await textOf('[data-testid="screen-payment"] .error-box .error-title');
+  const text = await session.text(box);
+  assert.doesNotMatch(title, /disconnect/i, title);
+  assert.match(text, /delay/i, text);
+  const paid = await session.findAll('[data-testid="screen-payment"] [data-testid="error-paid"][data-paid="false"]');
+  assert.equal(paid.length, 1, `the error does not say nothing was paid: ${text}`);
+  await shot('payment-after-delay');
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_clear_faults', { deviceId: 'in-process:PB-SIM-0001' });`);
+  // No reconnect by hand: the next payment opens a fresh link by itself. Another amount, so
+  // the device's screen cannot be mistaken for the first attempt's.
+  await session.click(await session.find('[data-testid="payment-new"]'));
+  await fillPayment('3.50');
+  await session.waitFor('the device to show the payment', async () => {
+    const lines = await deviceScreen();
+    return lines && lines.includes('CNY 3.50') ? lines : null;
+  }, { timeoutMs: 40000 });
+  await session.waitFor('the PIN prompt', async () => (await session.findAll('[data-testid="mock-device"] [data-key="1"]:not([disabled])')).length > 0, { timeoutMs: 30000 });
+  await press(['1', '2', '3', '4', '5', '6', 'ok']);
+  const result = await decision();
+  assert.equal(result.tone, 'safe', result.text);
+  assert.match(result.text, /approved/i);
+}
+
 test('a confirmation pushed by the bank is signed on the device after OK on its keypad', async () => {
   await go('qa');
   await session.click(await session.find('[data-testid="qa-push"]'));

@@ -93,7 +93,7 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, AppError> {
 }
 
 /// Sends app-wide events (device list changes, log lines) to `on_event`, starting with the
-/// current device list. One channel per page: subscribing again replaces the old one.
+/// current device list and the bank's reachability. One channel per page: subscribing again replaces the old one.
 #[tauri::command]
 pub async fn events_subscribe<R: Runtime>(
     webview: Webview<R>,
@@ -105,6 +105,9 @@ pub async fn events_subscribe<R: Runtime>(
         .send(AppEvent::from(companion::app::CoreEvent::Devices {
             devices,
         }))
+        .map_err(|error| AppError::Internal(format!("cannot reach the page: {error}")))?;
+    on_event
+        .send(AppEvent::from(state.core.bank_reach()))
         .map_err(|error| AppError::Internal(format!("cannot reach the page: {error}")))?;
     state.subscribers.subscribe(webview.label(), on_event);
     tracing::info!("events: {} page(s) subscribed", state.subscribers.count());
@@ -222,8 +225,14 @@ pub async fn settings_set(
     state: State<'_, AppState>,
     settings: Settings,
 ) -> Result<Settings, AppError> {
+    let before = state.settings.settings();
     match state.settings.set(settings) {
         Ok(saved) => {
+            // A new bank address applies at the next call; what was known of the old one is
+            // forgotten and the new one probed (the header's bank fact).
+            if before.bank_url != saved.bank_url || before.bank_ca_pem != saved.bank_ca_pem {
+                state.core.bank_changed();
+            }
             let bank = if saved.bank_url.is_empty() {
                 "embedded sandbox"
             } else {

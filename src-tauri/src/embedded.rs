@@ -5,14 +5,18 @@
 //! (`settings.bankUrl` empty) the shell starts, at setup:
 //!
 //! - a sandbox bank serving its HTTP API on 127.0.0.1 (an ephemeral port) over a SQLite file in
-//!   a per-run directory under the app's data directory, seeded like the UI's MockBackend
+//!   the sandbox's state directory under the app's data directory (`embedded/sandbox/`, kept
+//!   across restarts with the device CA, the mock PIN pads' own state and their pairings with
+//!   this app: see [`SandboxFiles`]), seeded at the first start like the UI's MockBackend
 //!   sandbox: customers `C-1001` Li Wei and `C-1002` Wang Fang, staff `op-01` (operator) and
 //!   `clerk-01` (the bank's teller role, the contract's `clerk`);
 //! - one mock PIN pad `PB-SIM-0001`, manufactured for that bank, served over the sim link on
 //!   127.0.0.1, then initialised and enrolled for `C-1001` by the shell itself. The sandbox
 //!   PIN `123456` is chosen on the mock device by a scripted keypad during that start-up
 //!   enrolment only (the PIN is typed on the device side and never leaves it); afterwards the
-//!   keypad is the user's (the on-screen keypad, `qa_key_press`). The device is not paired.
+//!   keypad is the user's (the on-screen keypad, `qa_key_press`). The device is not paired
+//!   at the first start; a restart finds it as it was left (bound, paired, its counters and
+//!   PIN), as a real PIN pad is after the computer restarts.
 //!
 //! The PIN pads are listed by the companion's [`DeviceManager`](companion::devices::DeviceManager)
 //! through [`MockDevices`], a device source of kind in-process (`in-process:PB-SIM-0001`), and
@@ -32,6 +36,8 @@ use companion::app::{
 use companion::bank::{BankClient, BankSettings};
 use companion::devices::{DeviceInfo, DeviceSource, DeviceState};
 use companion::flows::{self, FlowEvent};
+use companion::keystore::secrets::SecretStore;
+use companion::keystore::{KeyStore, KeyStoreError};
 use companion::session::Session;
 use companion::transport::sim::SimTransport;
 use companion::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
@@ -39,7 +45,7 @@ use device_sim::certificate::CaKey;
 use device_sim::device::{
     Device, FIRMWARE_VERSION, Language as DisplayLanguage, Manufacture, firmware_image_hash,
 };
-use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware};
+use device_sim::hardware::{Clock, KeyPress, SecureStore, VirtualHardware, write_atomically};
 use device_sim::server::ServedDevice;
 use device_sim::sim::{Faults, SimCore, SimHandle};
 use firmware_protocol::link::Mtu;
@@ -351,6 +357,161 @@ impl MockPads for MockDevices {
     }
 }
 
+/// The sandbox's files, all in one directory the app's data directory holds (mode 0700, each
+/// file 0600): kept across restarts so the sandbox behaves as a bank and a PIN pad do, and
+/// removed as a whole when a first start did not finish (no `seeded` marker: it is written once
+/// the bank is seeded and the sandbox device enrolled).
+///
+/// - `bank.db` (and SQLite's `-wal`/`-shm`): the sandbox bank's database (staff password
+///   hashes, PIN verification values, wrapped keys, payments);
+/// - `bank.master-key`: the key the bank wraps its keys under;
+/// - `device-ca.key`: the sandbox's device-issuing CA (its secret scalar);
+/// - `devices/<serial>.state`: each mock PIN pad's secure store (its keys, pairing, counters,
+///   PIN verification data), written atomically by the simulator;
+/// - `pairings/`: this app's pairings with the mock PIN pads (the companion's key store
+///   format), sealed under a key in `pairing-secrets/` (the sandbox stands in for the OS key
+///   store there: nothing in it protects real money).
+#[derive(Clone, Debug)]
+pub struct SandboxFiles {
+    dir: PathBuf,
+}
+
+impl SandboxFiles {
+    /// The sandbox's files under `embedded_dir` (the app's `<data>/embedded`).
+    pub fn under(embedded_dir: &Path) -> Self {
+        SandboxFiles {
+            dir: embedded_dir.join("sandbox"),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn seeded_marker(&self) -> PathBuf {
+        self.dir.join("seeded")
+    }
+
+    /// Whether a first start finished (the bank seeded, the sandbox device enrolled).
+    pub fn seeded(&self) -> bool {
+        self.seeded_marker().is_file()
+    }
+
+    /// Records that the first start finished: from now on a start opens these files as they
+    /// are (before it, a start removes them and begins again).
+    pub fn mark_seeded(&self) -> std::io::Result<()> {
+        if self.seeded() {
+            return Ok(());
+        }
+        write_atomically(&self.seeded_marker(), b"1\n")
+    }
+
+    fn device_state(&self, serial: &str) -> PathBuf {
+        // Serials are the app's own `PB-SIM-NNNN`; anything else is kept out of the path.
+        let safe: String = serial
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join("devices").join(format!("{safe}.state"))
+    }
+
+    /// Creates the directory (0700), after removing what a first start left unfinished (a
+    /// bank seeded but a device not enrolled, say: all of it is made again).
+    fn prepare(&self) -> std::io::Result<()> {
+        if self.dir.exists() && !self.seeded() {
+            std::fs::remove_dir_all(&self.dir)?;
+        }
+        for dir in [
+            self.dir.clone(),
+            self.dir.join("devices"),
+            self.dir.join("pairings"),
+            self.dir.join("pairing-secrets"),
+        ] {
+            std::fs::create_dir_all(&dir)?;
+            private_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The mock PIN pads' pairings with this app, kept across restarts.
+    pub fn pairings(&self) -> KeyStore {
+        KeyStore::with_secret_store(
+            self.dir.join("pairings"),
+            Arc::new(FileSecrets {
+                dir: self.dir.join("pairing-secrets"),
+            }),
+        )
+    }
+}
+
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn private_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The sandbox's stand-in for the OS key store: one 0600 file per account in a 0700
+/// directory. Sandbox only: the pairings it seals are with mock PIN pads.
+struct FileSecrets {
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for FileSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSecrets")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSecrets {
+    fn path(&self, account: &str) -> PathBuf {
+        self.dir.join(hex::encode(account.as_bytes()))
+    }
+
+    fn failed(&self, error: std::io::Error) -> KeyStoreError {
+        KeyStoreError::SecretStore(format!("{}: {error}", self.dir.display()))
+    }
+}
+
+impl SecretStore for FileSecrets {
+    fn name(&self) -> String {
+        "the sandbox's secrets directory".into()
+    }
+
+    fn get(&self, account: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, KeyStoreError> {
+        match std::fs::read(self.path(account)) {
+            Ok(bytes) => Ok(Some(zeroize::Zeroizing::new(bytes))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+
+    fn set(&self, account: &str, secret: &[u8], _label: &str) -> Result<(), KeyStoreError> {
+        write_atomically(&self.path(account), secret).map_err(|e| self.failed(e))
+    }
+
+    fn delete(&self, account: &str) -> Result<bool, KeyStoreError> {
+        match std::fs::remove_file(self.path(account)) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+}
+
 /// The running sandbox bank and the CA its mock devices are certified by.
 pub struct Embedded {
     /// The bank's base URL on loopback.
@@ -359,15 +520,15 @@ pub struct Embedded {
     pub bank: Arc<Bank>,
     ca: CaKey,
     stop: Option<oneshot::Sender<()>>,
-    /// The per-run directory (bank database, master key, mock pairings); removed on drop.
-    run_dir: tempfile::TempDir,
+    /// The sandbox's files (bank database, master key, CA, mock devices, pairings).
+    files: SandboxFiles,
 }
 
 impl std::fmt::Debug for Embedded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedded")
             .field("bank_url", &self.bank_url)
-            .field("run_dir", &self.run_dir.path())
+            .field("dir", &self.files.dir())
             .finish_non_exhaustive()
     }
 }
@@ -381,9 +542,9 @@ impl Drop for Embedded {
 }
 
 impl Embedded {
-    /// Where this run keeps its files.
-    pub fn run_dir(&self) -> &Path {
-        self.run_dir.path()
+    /// The sandbox's files.
+    pub fn files(&self) -> &SandboxFiles {
+        &self.files
     }
 
     /// A bank client for the embedded bank (plain http on loopback).
@@ -394,28 +555,27 @@ impl Embedded {
         })
     }
 
-    /// Starts the sandbox bank in a new run directory under `runs_dir` (older runs' files
-    /// are removed first: each run has its own bank and devices, nothing carries over).
-    pub async fn start_bank(runs_dir: &Path) -> Result<Self, EmbeddedError> {
+    /// Starts the sandbox bank over its files under `embedded_dir`: the first start seeds the
+    /// bank and makes the device CA; a restart opens them as they were left. (Files of the
+    /// per-run layout of earlier versions, `run-*`, are removed.)
+    pub async fn start_bank(embedded_dir: &Path) -> Result<Self, EmbeddedError> {
         let io = start_error("bank");
-        sweep_old_runs(runs_dir);
-        std::fs::create_dir_all(runs_dir).map_err(|e| io(e.to_string()))?;
-        let run_dir = tempfile::Builder::new()
-            .prefix("run-")
-            .tempdir_in(runs_dir)
-            .map_err(|e| io(e.to_string()))?;
-        let database = format!("sqlite://{}", run_dir.path().join("bank.db").display());
+        sweep_old_runs(embedded_dir);
+        let files = SandboxFiles::under(embedded_dir);
+        files.prepare().map_err(|e| io(e.to_string()))?;
+        let first_start = !files.seeded();
+        let database = format!("sqlite://{}", files.dir().join("bank.db").display());
         let bank = bank_sandbox::server::open_bank(
             &database,
-            &run_dir.path().join("bank.master-key"),
+            &files.dir().join("bank.master-key"),
             BankConfig::default(),
         )
         .await
         .map_err(|e| io(e.to_string()))?;
-        seed(&bank).await.map_err(&io)?;
-        let mut seed_bytes = [0u8; 32];
-        getrandom::fill(&mut seed_bytes).map_err(|e| io(e.to_string()))?;
-        let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(seed_bytes));
+        if first_start {
+            seed(&bank).await.map_err(&io)?;
+        }
+        let ca = device_ca(&files.dir().join("device-ca.key")).map_err(&io)?;
         bank.trust_ca(&ca.public_key().to_sec1_bytes(), "embedded mock device CA")
             .await
             .map_err(|e| io(e.to_string()))?;
@@ -450,12 +610,14 @@ impl Embedded {
             bank,
             ca,
             stop: Some(stop),
-            run_dir,
+            files,
         })
     }
 
-    /// Manufactures a mock PIN pad for this bank (certified by its CA, trusting its
-    /// management and operator keys), serves it on loopback and adds it to `devices`.
+    /// Starts the mock PIN pad `serial` for this bank, served on loopback and added to
+    /// `devices`: as it was left if its state file exists (keys, pairing, counters, PIN),
+    /// else manufactured now (certified by the sandbox CA, trusting the bank's management and
+    /// operator keys). Its secure store is that file from then on.
     pub async fn start_device(
         &self,
         devices: &MockDevices,
@@ -465,19 +627,39 @@ impl Embedded {
         let fail = start_error("mock PIN pad");
         let mut seed_bytes = [0u8; 32];
         getrandom::fill(&mut seed_bytes).map_err(|e| fail(e.to_string()))?;
-        let mut rng = ChaCha20Rng::from_seed(seed_bytes);
-        let mut settings = Manufacture::new(serial);
-        settings.bank_management_key = Some(self.bank.management_public_key());
-        settings.bank_operator_key = Some(self.bank.operator_public_key());
-        settings.display_language = devices.display_language();
-        let device =
-            Device::manufacture(&settings, &self.ca, &mut rng).map_err(|e| fail(e.to_string()))?;
+        let state_file = self.files.device_state(serial);
+        let restored = match std::fs::read(&state_file) {
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                Some(Device::restore(&bytes).map_err(|e| fail(e.to_string()))?)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(fail(error.to_string())),
+        };
+        let device = match restored {
+            Some(device) => device,
+            None => {
+                let mut rng = ChaCha20Rng::from_seed(seed_bytes);
+                let mut settings = Manufacture::new(serial);
+                settings.bank_management_key = Some(self.bank.management_public_key());
+                settings.bank_operator_key = Some(self.bank.operator_public_key());
+                settings.display_language = devices.display_language();
+                let device = Device::manufacture(&settings, &self.ca, &mut rng)
+                    .map_err(|e| fail(e.to_string()))?;
+                write_atomically(&state_file, &device.stored_state())
+                    .map_err(|e| fail(e.to_string()))?;
+                device
+            }
+        };
         let hardware = VirtualHardware::with(
             seed_bytes,
             Clock::System { offset_ms: 0 },
-            SecureStore::Memory(None),
+            SecureStore::File(state_file),
         );
         let handle = SimHandle::new(SimCore::new(device, hardware, Mtu::SIM));
+        if let Err(error) = handle.set_display_language(devices.display_language()) {
+            tracing::warn!("mock PIN pad {serial}: display language: {error}");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -553,7 +735,21 @@ async fn seed(bank: &Bank) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes the files of earlier runs (the app does not always get to clean up on exit).
+/// The sandbox's device CA: the one in `path`, or a new one written there (0600).
+fn device_ca(path: &Path) -> Result<CaKey, String> {
+    if path.exists() {
+        return CaKey::load(path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let mut seed_bytes = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed_bytes.as_mut_slice()).map_err(|e| e.to_string())?;
+    let ca = CaKey::generate(&mut ChaCha20Rng::from_seed(*seed_bytes));
+    write_atomically(path, ca.to_file_text().as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(ca)
+}
+
+/// Removes the per-run directories of earlier versions (each run had its own bank and
+/// devices; nothing carried over).
 fn sweep_old_runs(runs_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(runs_dir) else {
         return;
@@ -708,27 +904,40 @@ pub fn trip_tamper(device: &MockDevice) {
 }
 
 /// Starts the embedded default: the sandbox bank, then `PB-SIM-0001` provisioned for C-1001.
-pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, runs_dir: PathBuf) {
+pub async fn start_embedded(core: Arc<AppCore>, mocks: MockDevices, embedded_dir: PathBuf) {
     let started = async {
-        let embedded = Arc::new(Embedded::start_bank(&runs_dir).await?);
+        let embedded = Arc::new(Embedded::start_bank(&embedded_dir).await?);
         tracing::info!(target: "companion::bank", "embedded sandbox bank started on {}", embedded.bank_url);
         let device = embedded
             .start_device(&mocks, SANDBOX_SERIAL, SANDBOX_DEVICE_NAME)
             .await?;
-        embedded.provision_sandbox_device(&device).await?;
+        // A restart finds it bound as it was left; only a new one is enrolled.
+        if mock_state(&device).lifecycle == Lifecycle::Manufactured {
+            embedded.provision_sandbox_device(&device).await?;
+            tracing::info!(
+                target: "companion::devices",
+                "mock PIN pad {} started and enrolled for {} (sandbox)",
+                device.serial,
+                SANDBOX_CUSTOMER
+            );
+        } else {
+            tracing::info!(
+                target: "companion::devices",
+                "mock PIN pad {} started as it was left (sandbox)",
+                device.serial
+            );
+        }
+        embedded
+            .files()
+            .mark_seeded()
+            .map_err(|e| EmbeddedError::Provision(e.to_string()))?;
         core.set_customer(&device.device_id(), Some(SANDBOX_CUSTOMER));
-        tracing::info!(
-            target: "companion::devices",
-            "mock PIN pad {} started and enrolled for {} (sandbox)",
-            device.serial,
-            SANDBOX_CUSTOMER
-        );
         let client = embedded
             .client()
             .map_err(|e| EmbeddedError::Provision(e.to_string()))?;
         Ok::<_, EmbeddedError>(SandboxBank {
             client,
-            pairings_dir: embedded.run_dir().join("pairings"),
+            pairings: embedded.files().pairings(),
             staff_names: SANDBOX_STAFF
                 .iter()
                 .map(|s| (s.staff_id.to_owned(), s.display_name.to_owned()))

@@ -79,7 +79,8 @@ pub struct ShellOptions {
     pub logs: LogRing,
     /// How often transports without hotplug notifications (simulators, BLE) are rescanned.
     pub device_poll_interval: Duration,
-    /// Where the app keeps its data (pairing keys, the embedded bank's per-run files);
+    /// Where the app keeps its data (pairing keys, the last device used, the embedded
+    /// sandbox's files);
     /// `None`: the platform's data directory for the app (`~/.local/share/<identifier>`).
     pub data_dir: Option<PathBuf>,
     /// Start the embedded default (sandbox bank and mock PIN pad) when no bank URL is
@@ -207,28 +208,33 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
         let manager = manager.with_source(Arc::new(mocks.clone()));
         let bank_settings = settings.clone();
         let emit_to = subscribers.clone();
-        let core = Arc::new(AppCore::new(CoreConfig {
-            keys: companion::keystore::KeyStore::new(data_dir.join("pairings")),
-            bank: Arc::new(move || {
-                let settings = bank_settings.settings();
-                BankSettings {
-                    url: settings.bank_url,
-                    ca_pem: settings.bank_ca_pem.map(String::into_bytes),
-                }
-            }),
-            embedded: if embedded {
-                EmbeddedStatus::Starting
-            } else {
-                EmbeddedStatus::Off
-            },
-            emit: Arc::new(move |event| emit_to.emit(&AppEvent::from(event))),
-            devices: manager,
-            #[cfg(feature = "sandbox")]
-            mocks: Some(Arc::new(mocks.clone())),
-            #[cfg(not(feature = "sandbox"))]
-            mocks: None,
-            device_cas: trusted_device_cas(),
-        }));
+        let core = Arc::new(
+            AppCore::new(CoreConfig {
+                keys: companion::keystore::KeyStore::new(data_dir.join("pairings")),
+                bank: Arc::new(move || {
+                    let settings = bank_settings.settings();
+                    BankSettings {
+                        url: settings.bank_url,
+                        ca_pem: settings.bank_ca_pem.map(String::into_bytes),
+                    }
+                }),
+                embedded: if embedded {
+                    EmbeddedStatus::Starting
+                } else {
+                    EmbeddedStatus::Off
+                },
+                emit: Arc::new(move |event| emit_to.emit(&AppEvent::from(event))),
+                devices: manager,
+                #[cfg(feature = "sandbox")]
+                mocks: Some(Arc::new(mocks.clone())),
+                #[cfg(not(feature = "sandbox"))]
+                mocks: None,
+                device_cas: trusted_device_cas(),
+            })
+            // The last device used is connected again by itself when it is listed (at start, on
+            // plug-in): a restart keeps the device and, with its pairing stored, the pairing.
+            .remembering_last_device(data_dir.join("last-device.json")),
+        );
         // A pairing store of the old format (its key in a file beside it) moves into the OS
         // key store now, on the first start, and its key file is deleted.
         if let Err(error) = companion::keystore::KeyStore::new(data_dir.join("pairings")).load() {
@@ -251,6 +257,9 @@ pub fn build<R: Runtime>(builder: Builder<R>, options: ShellOptions) -> Builder<
             profile,
         };
         forward_logs(&state);
+        // The header's bank fact: is the bank there? (Waits for the embedded one to start.)
+        let probe = core.clone();
+        tauri::async_runtime::spawn(async move { probe.probe_bank().await });
         tauri::async_runtime::spawn(core.clone().watch_devices(options.device_poll_interval));
         tauri::async_runtime::spawn(core.clone().watch_mocks());
         #[cfg(feature = "sandbox")]

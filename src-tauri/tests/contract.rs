@@ -57,6 +57,7 @@ fn generated_types() -> String {
         decl::<ConfirmationRequest>(&cfg),
         decl::<LinkState>(&cfg),
         decl::<BankCommandKind>(&cfg),
+        decl::<BankReach>(&cfg),
         decl::<CoreEvent>(&cfg),
         decl::<PairingStart>(&cfg),
         decl::<LoginSession>(&cfg),

@@ -35,18 +35,25 @@ struct Harness {
     /// Prompts the scripted keypad already pressed for.
     used_prompts: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     logs: LogRing,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn start() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     seed_settings(dir.path(), &[]);
+    let mut h = start_at(dir.path());
+    h._dir = Some(dir);
+    h
+}
+
+/// The app over the settings and data in `dir` (a restart: the same directory again).
+fn start_at(dir: &std::path::Path) -> Harness {
     let logs = shared_log();
     let options = ShellOptions {
-        config_dir: Some(dir.path().to_owned()),
+        config_dir: Some(dir.to_owned()),
         logs: logs.clone(),
         device_poll_interval: Duration::from_millis(200),
-        data_dir: Some(dir.path().join("data")),
+        data_dir: Some(dir.join("data")),
         embedded_default: true,
         bank_profile: None,
     };
@@ -57,7 +64,7 @@ fn start() -> Harness {
         captured,
         used_prompts: Default::default(),
         logs,
-        _dir: dir,
+        _dir: None,
     };
     invoke(
         &h.main,
@@ -257,6 +264,20 @@ impl Harness {
             }}),
         )
         .unwrap()
+    }
+
+    /// Prepares a payment and approves it with the sandbox PIN typed on the mock keypad.
+    fn pay(&self, session: &Value, amount: &str, channel: u32) -> Value {
+        let prepared = self.prepare(session, amount);
+        let keys = self.keypad(channel, &["1", "2", "3", "4", "5", "6", "ok"]);
+        let result = invoke(
+            &self.main,
+            "payment_approve",
+            json!({"paymentId": prepared["paymentId"], "onProgress": format!("__CHANNEL__:{channel}")}),
+        )
+        .unwrap();
+        keys.join().unwrap();
+        result
     }
 
     fn assert_no_pin_anywhere(&self) {
@@ -546,4 +567,70 @@ fn a_pushed_confirmation_is_signed_on_the_device_after_ok_on_its_keypad() {
     assert_eq!(result["indicator"], "safe");
     let listed = invoke(&h.main, "confirmations_list", json!({})).unwrap();
     assert_eq!(listed, json!([]));
+}
+
+/// Issue 17 item 4: a restart forgot the connected device and the pairing (the embedded bank,
+/// the mock PIN pad and the pairing were new every run). Now the sandbox's bank, CA, mock PIN
+/// pad and pairings are kept in the data directory, the app remembers the last device and
+/// connects to it by itself at start: after a restart the device is connected and paired, and
+/// the customer logs in (a login is not kept) and pays without pairing again.
+#[test]
+fn a_restart_keeps_the_device_and_the_pairing() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_settings(dir.path(), &[]);
+    {
+        let h = start_at(dir.path());
+        let session = h.connect_pair_login();
+        let result = h.pay(&session, "1000", 20);
+        assert_eq!(result["outcome"], "approved", "{result}");
+    }
+    let h = start_at(dir.path());
+    h.captured.wait_for(
+        "the last device connected again by itself, still paired",
+        Duration::from_secs(60),
+        |messages| {
+            messages.iter().any(|(id, m)| {
+                *id == APP_EVENTS
+                    && m["type"] == "devices"
+                    && m["devices"].as_array().is_some_and(|list| {
+                        list.iter().any(|d| {
+                            d["deviceId"] == DEVICE
+                                && d["connected"] == true
+                                && d["paired"] == true
+                                && d["lifecycle"] == "bound"
+                        })
+                    })
+            })
+        },
+    );
+    let status = invoke(&h.main, "device_status", json!({"deviceId": DEVICE})).unwrap();
+    assert_eq!(status["paired"], true, "{status}");
+    assert_eq!(status["customerId"], "C-1001", "{status}");
+    let session = invoke(
+        &h.main,
+        "login",
+        json!({"deviceId": DEVICE, "customerId": "C-1001", "onProgress": "__CHANNEL__:11"}),
+    )
+    .unwrap();
+    assert_eq!(session["customerId"], "C-1001");
+    let result = h.pay(&session, "2000", 21);
+    assert_eq!(result["outcome"], "approved", "{result}");
+    // The sandbox's files are the user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let sandbox = dir.path().join("data/embedded/sandbox");
+        for file in [
+            "bank.db",
+            "bank.master-key",
+            "device-ca.key",
+            "devices/PB-SIM-0001.state",
+        ] {
+            let mode = std::fs::metadata(sandbox.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{file} is {mode:o}");
+        }
+    }
 }

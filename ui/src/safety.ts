@@ -70,6 +70,9 @@ export function paymentBlock(s: Pick<State, 'session' | 'devices' | 'links' | 'a
 export interface HeaderFact {
   tone: 'safe' | 'warn' | 'danger' | 'unknown';
   text: MessageKey;
+  /** What its tooltip says (and `{reason}` in it: the core's words for why). */
+  tip?: MessageKey;
+  reason?: string;
 }
 
 /** The link to the active device: live while connected, unknown otherwise. */
@@ -86,10 +89,20 @@ export function sessionFact(s: Pick<State, 'session'>): HeaderFact {
   return s.session ? { tone: 'safe', text: 'header.session.in' } : { tone: 'unknown', text: 'header.session.out' };
 }
 
-/** The bank in use: known from the app's info; unknown before it arrives or without a profile. */
-export function bankFact(s: Pick<State, 'info'>): HeaderFact {
+/**
+ * The bank: live from the core's bankReach events (a call that reached it or failed on the
+ * way, the probe at start and after an address change), grey until one says. Issue 17 item 3:
+ * it said "configured" from the settings alone, green while every call failed.
+ */
+export function bankFact(s: Pick<State, 'info' | 'bankReach'>): HeaderFact {
   const info = s.info;
-  if (!info) return { tone: 'unknown', text: 'header.bank.unknown' };
-  if (info.bankProfile && info.bankProfile.status !== 'loaded' && !info.embedded) return { tone: 'warn', text: 'header.bank.none' };
-  return { tone: 'safe', text: info.embedded ? 'header.bank.sandbox' : 'header.bank.configured' };
+  if (info?.bankProfile && info.bankProfile.status !== 'loaded' && !info.embedded) return { tone: 'warn', text: 'header.bank.none' };
+  switch (s.bankReach.reach) {
+    case 'reachable':
+      return { tone: 'safe', text: info?.embedded ? 'header.bank.sandboxReachable' : 'header.bank.reachable', tip: 'header.bank.reachableTip' };
+    case 'unreachable':
+      return { tone: 'warn', text: 'header.bank.unreachable', tip: 'header.bank.unreachableTip', reason: s.bankReach.reason ?? '' };
+    default:
+      return { tone: 'unknown', text: 'header.bank.unknown', tip: 'header.bank.unknownTip' };
+  }
 }

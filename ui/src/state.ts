@@ -3,6 +3,7 @@
 import type { AppError } from './api/errors';
 import type {
   BankCommandKind,
+  BankReach,
   LinkState,
   AppEvent,
   AppInfo,
@@ -123,6 +124,8 @@ export interface State {
   /** The last command the bank sent each device through this app (bankCommand events): what
    *  the bank did and whether the device obeyed, in the core's plain words. */
   bankCommands: Record<string, { command: BankCommandKind; applied: boolean; message: string }>;
+  /** Whether the bank answers, as the core last saw it (bankReach events); `unknown` until told. */
+  bankReach: { reach: BankReach; reason: string | null };
   session: LoginSession | null;
   /** What the last logout ended where (the bank's session, the device's session keys). */
   loggedOut: LogoutResult | null;
@@ -160,6 +163,7 @@ export function initialState(lang: Language = 'en'): State {
     displays: {},
     prompts: {},
     links: {},
+    bankReach: { reach: 'unknown', reason: null },
     bankCommands: {},
     session: null,
     loggedOut: null,
@@ -213,6 +217,8 @@ export function applyEvent(s: State, ev: AppEvent): State {
       const login: LoginFlow = { step: 'form', customerId: s.session.customerId, error: null, busy: false };
       return { ...s, bankCommands, session: null, login, history: EMPTY_HISTORY };
     }
+    case 'bankReach':
+      return { ...s, bankReach: { reach: ev.reach, reason: ev.reason } };
     case 'confirmationPushed':
       if (s.confirmations.some((c) => c.requestId === ev.request.requestId)) return s;
       return { ...s, confirmations: [...s.confirmations, ev.request] };

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MockBackend } from '../src/api/mock';
 import type { Key } from '../src/api/types';
 import { createController } from '../src/controller';
-import { paymentBlock } from '../src/safety';
+import { bankFact, paymentBlock } from '../src/safety';
 import { initialState } from '../src/state';
 import { createStore } from '../src/store';
 import { App } from '../src/ui/App';
@@ -95,7 +95,40 @@ describe('the header', () => {
       expect(session.textContent, route).toBe('Logged in: Li Wei');
       expect(session.getAttribute('data-tone'), route).toBe('safe');
     }
-    expect(q('[data-testid="header-bank"]')?.textContent).toBe('Bank: built-in sandbox');
+    expect(q('[data-testid="header-bank"]')?.textContent).toBe('Bank: built-in sandbox, reachable');
+  });
+
+  it('shows the bank live from the core: reachable, unreachable with the reason in its tooltip, unknown in grey', async () => {
+    const { backend, c, q } = await mount();
+    const bank = () => q('[data-testid="header-bank"]')!;
+    await until(() => bank().getAttribute('data-tone') === 'safe', 'a reachable bank');
+    expect(bank().getAttribute('title')).toBe('The last call to the bank got an answer.');
+    await act(() => backend.setBankReach('unreachable', 'connection refused (127.0.0.1:9)'));
+    expect(bank().textContent).toBe('Bank: unreachable');
+    expect(bank().getAttribute('data-tone')).toBe('warn');
+    expect(bank().getAttribute('title')).toContain('connection refused (127.0.0.1:9)');
+    await act(() => c.setLanguage('zh-CN'));
+    expect(bank().textContent).toBe('银行：无法连接');
+    expect(bank().getAttribute('title')).toContain('connection refused (127.0.0.1:9)');
+    await act(() => backend.setBankReach('unknown'));
+    expect(bank().textContent).toBe('银行：尚未知');
+    expect(bank().getAttribute('data-tone')).toBe('unknown');
+  });
+});
+
+describe('bankFact', () => {
+  const info = { version: '1', buildHash: 'x', backend: 'tauri', embedded: false, flavour: 'production', bankProfile: null } as const;
+  it('is grey until the core says, never green from the settings alone', () => {
+    expect(bankFact({ info, bankReach: { reach: 'unknown', reason: null } })).toMatchObject({ tone: 'unknown', text: 'header.bank.unknown' });
+  });
+  it('follows the core: reachable green, unreachable amber with the reason', () => {
+    expect(bankFact({ info, bankReach: { reach: 'reachable', reason: null } })).toMatchObject({ tone: 'safe', text: 'header.bank.reachable' });
+    expect(bankFact({ info, bankReach: { reach: 'unreachable', reason: 'timed out' } })).toMatchObject({
+      tone: 'warn',
+      text: 'header.bank.unreachable',
+      tip: 'header.bank.unreachableTip',
+      reason: 'timed out',
+    });
   });
 });
 

@@ -16,13 +16,14 @@ mod lifecycle_types;
 mod ops;
 mod owner;
 pub mod profile;
+mod reach;
 mod recovery;
+mod resume;
 pub mod settings;
 mod staff;
 pub mod types;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub use history::{
 };
 pub use lifecycle_types::*;
 pub use owner::{PinChangeResult, PinChangeVerdict, WipeResult};
+pub use reach::BankReach;
+pub use resume::LastDevice;
 pub use types::*;
 
 use crate::bank::{BankClient, BankSettings, BearerToken};
@@ -91,8 +94,8 @@ pub trait MockPads: Send + Sync + std::fmt::Debug {
 pub struct SandboxBank {
     /// A client for it.
     pub client: BankClient,
-    /// Where mock devices' pairings are kept (they are new every run).
-    pub pairings_dir: PathBuf,
+    /// This app's pairings with the mock PIN pads (kept with the sandbox's other files).
+    pub pairings: KeyStore,
     /// Display names of the sandbox's staff ids.
     pub staff_names: Vec<(String, String)>,
     /// The CA that certifies the sandbox's mock PIN pads (trusted for them only).
@@ -105,7 +108,7 @@ impl std::fmt::Debug for SandboxBank {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxBank")
             .field("url", &self.client.url())
-            .field("pairings_dir", &self.pairings_dir)
+            .field("pairings", &self.pairings.dir())
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +166,9 @@ struct Slot {
     genuine: (Genuine, Vec<String>),
     /// The running operation's progress sink.
     progress: Mutex<Option<ProgressSink>>,
+    /// A delay on the link left answers queued behind it (the device's late replies to
+    /// retransmissions): the next operation opens a fresh transport before it starts.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {
@@ -280,6 +286,10 @@ pub struct AppCore {
     reconnecting: Mutex<HashMap<String, String>>,
     /// Bank commands for devices that were unplugged when the bank sent them.
     held: Mutex<lifecycle::Held>,
+    /// The last device used, reconnected by itself when it is listed.
+    last: resume::LastDeviceFile,
+    /// Whether the bank answers, as last seen.
+    reach: reach::ReachState,
 }
 
 impl std::fmt::Debug for AppCore {
@@ -339,6 +349,8 @@ impl AppCore {
             seen: Mutex::new(HashMap::new()),
             reconnecting: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
+            last: resume::LastDeviceFile::default(),
+            reach: reach::ReachState::default(),
         }
     }
 
@@ -426,13 +438,11 @@ impl AppCore {
         self.mocks.as_ref().and_then(|m| m.state(device_id))
     }
 
-    /// The key store for a device's pairing: the run's own for mock devices (they are new
-    /// every run), the app's for real ones.
+    /// The key store for a device's pairing: the sandbox's own for mock devices, the app's
+    /// for real ones.
     async fn keystore_for(&self, device_id: &str) -> Result<KeyStore, AppError> {
         if self.mock(device_id).is_some() {
-            Ok(KeyStore::in_memory(
-                self.embedded().await?.pairings_dir.clone(),
-            ))
+            Ok(self.embedded().await?.pairings.clone())
         } else {
             Ok(self.keys.clone())
         }
@@ -441,7 +451,7 @@ impl AppCore {
     fn keystore_now(&self, device_id: &str) -> Option<KeyStore> {
         if self.mock(device_id).is_some() {
             match &*self.embedded.borrow() {
-                EmbeddedStatus::Ready(e) => Some(KeyStore::in_memory(e.pairings_dir.clone())),
+                EmbeddedStatus::Ready(e) => Some(e.pairings.clone()),
                 _ => None,
             }
         } else {
@@ -544,6 +554,9 @@ impl AppCore {
     pub async fn watch_devices(self: Arc<Self>, poll_interval: Duration) {
         let mut changes = self.devices.subscribe();
         let _watch = self.devices.watch(poll_interval).await;
+        for info in self.devices.devices() {
+            self.resume_if_remembered(&info);
+        }
         loop {
             match changes.recv().await {
                 Ok(event) => {
@@ -554,6 +567,9 @@ impl AppCore {
                         tracing::info!(target: "companion::devices", "{words}");
                     }
                     self.follow_link(&event).await;
+                    if let DeviceEvent::Arrived(info) | DeviceEvent::Changed(info) = &event {
+                        self.resume_if_remembered(info);
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -609,6 +625,7 @@ impl AppCore {
         let Some(serial) = lock(&self.reconnecting).get(old_id).cloned() else {
             return;
         };
+        let remembered = self.last_device();
         // A half-enumerated device fails here; the next change event tries again.
         let status = match self.connect(new_id).await {
             Ok(status) => status,
@@ -618,7 +635,9 @@ impl AppCore {
             }
         };
         if status.serial != serial {
+            // Another device on that port: not the one to come back to.
             self.disconnect(new_id);
+            self.restore_last_device(remembered);
             return;
         }
         lock(&self.reconnecting).remove(old_id);

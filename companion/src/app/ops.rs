@@ -89,8 +89,10 @@ impl AppCore {
             status: Mutex::new(reported),
             genuine: (genuine, check.failures),
             progress: Mutex::new(None),
+            stale: std::sync::atomic::AtomicBool::new(false),
         });
         self.tables().slots.insert(device_id.to_owned(), slot);
+        self.remember_device(&info.serial, device_id);
         tracing::info!(
             target: "companion::devices",
             "{} connected ({device_id}); firmware {}",
@@ -133,6 +135,7 @@ impl AppCore {
         let slot = self.tables().slots.remove(device_id);
         if let Some(slot) = slot {
             slot.cancel.cancel();
+            self.forget_device_choice(&slot.serial);
             tracing::info!(target: "companion::devices", "{} disconnected", slot.serial);
             tokio::spawn(async move {
                 // Waits for a cancelled operation to let go of the session first.
@@ -236,8 +239,8 @@ impl AppCore {
 
     // --------------------------------------------------------------------- login
 
-    /// Logs the customer in at the bank through the paired device.
-    pub async fn login(
+    /// [`AppCore::login`] itself (the wrapper notes whether the bank answered).
+    pub(super) async fn login_at_bank(
         self: &Arc<Self>,
         device_id: &str,
         customer_id: &str,
@@ -256,6 +259,8 @@ impl AppCore {
         let mut sink = sink_for(&slot);
         let result = {
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(device_id, &slot, &mut session)
+                .await;
             core::login(&mut session, &bank, &mut host, &mut sink).await
         };
         // The host counter moved whatever the outcome: never reuse it.
@@ -318,9 +323,11 @@ impl AppCore {
 
     // --------------------------------------------------------------------- payment
 
-    /// Checks the payment with the companion's input rules (as the CLI applies them), then
-    /// the bank prepares (and MACs) the payment the device will show.
-    pub async fn payment_prepare(&self, request: PaymentRequest) -> Result<Prepared, AppError> {
+    /// [`AppCore::payment_prepare`] itself.
+    pub(super) async fn prepare_at_bank(
+        &self,
+        request: PaymentRequest,
+    ) -> Result<Prepared, AppError> {
         let (login, bank, accounts, device_id) = {
             let tables = self.tables();
             let entry = tables
@@ -385,9 +392,8 @@ impl AppCore {
         })
     }
 
-    /// The device shows the payment, the customer enters the PIN on it, the bank verifies and
-    /// journals, the device checks the bank's answer: the result is what the device decided.
-    pub async fn payment_approve(
+    /// [`AppCore::payment_approve`] itself.
+    pub(super) async fn approve_at_bank(
         &self,
         payment_id: &str,
         progress: ProgressSink,
@@ -463,6 +469,8 @@ impl AppCore {
                 forward(event);
             };
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(&device_id, &slot, &mut session)
+                .await;
             core::approve_and_submit(&mut session, &bank, &login, &mut host, &prepared, &mut sink)
                 .await
         };
@@ -608,6 +616,8 @@ impl AppCore {
         let mut sink = sink_for(&slot);
         let result = {
             let mut session = slot.session.lock().await;
+            self.fresh_link_if_stale(device_id, &slot, &mut session)
+                .await;
             core::confirm_one(&mut session, &bank, &login, &mut host, &raw, &mut sink).await
         };
         keys.save(&host)?;
@@ -652,7 +662,8 @@ impl AppCore {
             }
             Err(error) => {
                 if super::recovery::link_fault(&error).is_some() {
-                    self.recover_link(device_id, &slot).await;
+                    let delay = super::recovery::is_delay(&error);
+                    self.recover_link(device_id, &slot, delay).await;
                 }
                 return Err(error.into());
             }

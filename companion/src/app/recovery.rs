@@ -6,13 +6,16 @@
 //! plain words what happened on the link (a delay or a disconnect) and whether anything was
 //! paid.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use firmware_protocol::message::GetStatus;
 
 use super::ops::refresh_status;
 use super::{AppCore, AppError, CoreEvent, LinkState, Slot, lock};
 use crate::error::ErrorKind;
 use crate::flows::FlowError;
-use crate::session::SessionError;
+use crate::session::{Session, SessionError};
 
 /// How long the app tries to bring the link back at once; past it, the next request tries
 /// again (the session remembers what is left to do).
@@ -33,6 +36,17 @@ pub(super) fn link_fault(error: &FlowError) -> Option<&'static str> {
         ErrorKind::CorruptFrame => Some("a message to or from the PIN pad was damaged"),
         _ => None,
     }
+}
+
+/// Whether a link fault was a delay: the device answered, but too late. Its late answers to
+/// the retransmissions are still queued on the link, so a resync over the same transport
+/// would wait behind them; the next operation opens a fresh transport instead.
+pub(super) fn is_delay(error: &FlowError) -> bool {
+    matches!(
+        error,
+        FlowError::Device(error)
+            if !matches!(error, SessionError::Refused { .. }) && error.kind() == ErrorKind::Timeout
+    )
 }
 
 /// What the bank had recorded of a payment when its flow failed: its verdict, if it gave one.
@@ -60,7 +74,8 @@ impl AppCore {
         let Some(fault) = link_fault(&error) else {
             return AppError::from(error).with_paid(paid);
         };
-        let recovered = self.recover_link(device_id, slot).await;
+        let delay = is_delay(&error);
+        let recovered = self.recover_link(device_id, slot, delay).await;
         let money = match &record.verdict {
             None => "Nothing was paid: the bank never received an approval.".to_owned(),
             Some((result, reference)) if result == "approved" => format!(
@@ -71,7 +86,9 @@ impl AppCore {
                 "The bank had already answered \"{result}\" (reference {reference}): nothing was paid."
             ),
         };
-        let next = if recovered {
+        let next = if delay {
+            "The app opens a fresh link to it before the next step; you can send the payment again."
+        } else if recovered {
             "The link was reset by itself; you can go on."
         } else {
             "The app could not reach it again yet and keeps trying at the next step; check the cable or Bluetooth."
@@ -85,8 +102,16 @@ impl AppCore {
     }
 
     /// Resets a device's link after a fault (reconnect or resync), then asks the device
-    /// whether it still has the customer session. Returns whether the link is back.
-    pub(super) async fn recover_link(&self, device_id: &str, slot: &Slot) -> bool {
+    /// whether it still has the customer session. Returns whether the link is back. After a
+    /// delay (`delay`) nothing is tried now: while the delay lasts a resync would only wait
+    /// behind the late answers; the next operation opens a fresh transport
+    /// ([`AppCore::fresh_link_if_stale`]).
+    pub(super) async fn recover_link(&self, device_id: &str, slot: &Slot, delay: bool) -> bool {
+        if delay {
+            slot.stale.store(true, Ordering::Release);
+            tracing::info!(target: "companion::devices", "{}: the link was slow; a fresh link is opened before the next step", slot.serial);
+            return false;
+        }
         let result = {
             let mut session = slot.session.lock().await;
             if !session.needs_recovery() {
@@ -135,6 +160,60 @@ impl AppCore {
             Err(_) => {
                 tracing::warn!(target: "companion::devices", "{}: the link is not back after {} s", slot.serial, RECOVERY_LIMIT.as_secs());
                 false
+            }
+        }
+    }
+
+    /// Before an operation on a link a delay left stale: a fresh transport and channel (the
+    /// late answers queued on the old one are dropped with it), then the device is asked
+    /// whether it still has the customer session. If the link does not come back, the
+    /// operation goes on and fails with its own error, and the next one tries again.
+    pub(super) async fn fresh_link_if_stale(
+        &self,
+        device_id: &str,
+        slot: &Slot,
+        session: &mut Session,
+    ) {
+        if !slot.stale.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        (self.emit)(CoreEvent::DeviceLink {
+            device_id: device_id.to_owned(),
+            link: LinkState::Reconnecting,
+            message: format!("{}: the link was slow; opening a fresh one", slot.serial),
+        });
+        match tokio::time::timeout(RECOVERY_LIMIT, session.reconnect()).await {
+            Ok(Ok(())) => {
+                if let Ok(status) = session.ask(GetStatus).await {
+                    *lock(&slot.status) = Some(status);
+                }
+                let session_active = lock(&slot.status).is_some_and(|s| s.session_active);
+                let lost = self.end_logins_if_forgotten(device_id, session_active);
+                let (link, message) = if lost {
+                    (
+                        LinkState::SessionLost,
+                        format!("{} forgot the session: log in again", slot.serial),
+                    )
+                } else {
+                    (
+                        LinkState::Reconnected,
+                        format!("{}: a fresh link is open; you can go on", slot.serial),
+                    )
+                };
+                tracing::info!(target: "companion::devices", "{message}");
+                (self.emit)(CoreEvent::DeviceLink {
+                    device_id: device_id.to_owned(),
+                    link,
+                    message,
+                });
+            }
+            Ok(Err(error)) => {
+                slot.stale.store(true, Ordering::Release);
+                tracing::warn!(target: "companion::devices", "{}: no fresh link yet ({error})", slot.serial);
+            }
+            Err(_) => {
+                slot.stale.store(true, Ordering::Release);
+                tracing::warn!(target: "companion::devices", "{}: no fresh link after {} s", slot.serial, RECOVERY_LIMIT.as_secs());
             }
         }
     }

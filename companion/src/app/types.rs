@@ -658,6 +658,13 @@ pub enum CoreEvent {
         /// Plain words for the user: what happened and what to do.
         message: String,
     },
+    /// Whether the bank answers changed (a call reached it or failed on the way, a probe).
+    BankReach {
+        /// Reachable, unreachable or unknown.
+        reach: super::BankReach,
+        /// Why it is unreachable (English, for the tooltip's details); `None` otherwise.
+        reason: Option<String>,
+    },
 }
 
 /// A connected device's link after an unplug.

@@ -148,6 +148,8 @@ export type LinkState = "reconnecting" | "reconnected" | "sessionLost";
 
 export type BankCommandKind = "wipe" | "lock" | "unlock" | "forgetHosts" | "endSession";
 
+export type BankReach = "unknown" | "reachable" | "unreachable";
+
 export type CoreEvent = { "type": "devices", 
 /**
  * The list.
@@ -214,7 +216,15 @@ link: LinkState,
 /**
  * Plain words for the user: what happened and what to do.
  */
-message: string, };
+message: string, } | { "type": "bankReach", 
+/**
+ * Reachable, unreachable or unknown.
+ */
+reach: BankReach, 
+/**
+ * Why it is unreachable (English, for the tooltip's details); `None` otherwise.
+ */
+reason: string | null, };
 
 export type PairingStart = { 
 /**

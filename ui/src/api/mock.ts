@@ -10,6 +10,7 @@ import { mockRecord, pageOf, roleGrants } from './mockHistory';
 import type {
   AppEvent,
   AppInfo,
+  BankReach,
   ConfirmationRequest,
   ConfirmationResult,
   DeviceStatus,
@@ -440,8 +441,18 @@ export class MockBackend implements Backend {
     return { version: '0.1.0', buildHash: 'dev-mock', backend: 'mock', embedded: this.settings.bankUrl === '', flavour: 'sandbox', bankProfile: null };
   }
 
+  /** Whether the mock bank answers (the core's bankReach event); a test sets it to unreachable. */
+  private bankReach: { reach: BankReach; reason: string | null } = { reach: 'reachable', reason: null };
+
+  setBankReach(reach: BankReach, reason: string | null = null): void {
+    this.bankReach = { reach, reason };
+    this.emit({ type: 'bankReach', ...this.bankReach });
+  }
+
   async subscribe(sink: EventSink): Promise<Unsubscribe> {
     this.sinks.add(sink);
+    // As the shell does: the current state first.
+    sink(clone<AppEvent>({ type: 'bankReach', ...this.bankReach }));
     return () => {
       this.sinks.delete(sink);
     };

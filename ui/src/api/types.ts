@@ -12,6 +12,7 @@ import type { CoreEvent, Fault, PaymentResult, TransportName } from './generated
 
 export type {
   BankCommandKind,
+  BankReach,
   BankDevice,
   DeviceCommandRecord,
   LossReport,

@@ -3,7 +3,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Language } from '../api/types';
 import { LANGUAGES, type MessageKey } from '../i18n';
-import { bankFact, linkFact, sessionFact } from '../safety';
+import { bankFact, linkFact, sessionFact, type HeaderFact } from '../safety';
 import { activeDevice } from '../state';
 import { useApp, useController, useT } from './context';
 import { IndicatorLight, MockDevicePanel } from './common';
@@ -125,15 +125,22 @@ export function HeaderFacts() {
   const links = useApp((s) => s.links);
   const session = useApp((s) => s.session);
   const info = useApp((s) => s.info);
-  const facts = [
+  const bankReach = useApp((s) => s.bankReach);
+  const facts: ReadonlyArray<readonly [string, HeaderFact]> = [
     ['link', linkFact(dev, links)],
     ['session', sessionFact({ session })],
-    ['bank', bankFact({ info })],
-  ] as const;
+    ['bank', bankFact({ info, bankReach })],
+  ];
   return (
     <ul class="header-facts" data-testid="header-facts">
       {facts.map(([name, fact]) => (
-        <li key={name} class={`fact fact-${fact.tone}`} data-testid={`header-${name}`} data-tone={fact.tone}>
+        <li
+          key={name}
+          class={`fact fact-${fact.tone}`}
+          data-testid={`header-${name}`}
+          data-tone={fact.tone}
+          title={fact.tip ? t(fact.tip, { reason: fact.reason ?? '' }) : undefined}
+        >
           <span class="led" aria-hidden="true" />
           {t(fact.text, { customer: session?.customerName ?? '' })}
         </li>
