@@ -78,3 +78,34 @@ async fn the_bank_is_unknown_then_unreachable_with_its_reason_then_reachable_aft
     assert_eq!(next_reach(&mut seen).await, (BankReach::Unknown, None));
     assert_eq!(next_reach(&mut seen).await, (BankReach::Reachable, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_sign_in_that_fails_on_the_way_makes_the_bank_unreachable_and_one_that_is_refused_reachable()
+ {
+    let world = World::start().await;
+    let url = Arc::new(Mutex::new(closed_port().await));
+    let source = url.clone();
+    let (events, mut seen) = broadcast::channel(64);
+    let keys = tempfile::tempdir().unwrap();
+    let core = Arc::new(AppCore::new(CoreConfig {
+        keys: companion::keystore::KeyStore::in_memory(keys.path()),
+        bank: Arc::new(move || BankSettings {
+            url: source.lock().unwrap().clone(),
+            ca_pem: None,
+        }),
+        embedded: EmbeddedStatus::Off,
+        emit: Arc::new(move |event| {
+            let _ = events.send(event);
+        }),
+        devices: DeviceManager::new(),
+        mocks: None,
+        device_cas: Vec::new(),
+    }));
+    // Staff screens call the bank too: their failures on the way are news for the header.
+    assert!(core.staff_sign_in("T0001", "wrong").await.is_err());
+    assert_eq!(next_reach(&mut seen).await.0, BankReach::Unreachable);
+    // A refused password is an answer: the bank is there.
+    *url.lock().unwrap() = world.url.clone();
+    assert!(core.staff_sign_in("T0001", "wrong").await.is_err());
+    assert_eq!(next_reach(&mut seen).await, (BankReach::Reachable, None));
+}

@@ -192,7 +192,11 @@ impl AppCore {
                 .ok_or_else(|| AppError::NotLoggedIn("the session has ended; log in again"))?;
             (entry.login.token.clone(), entry.bank.clone())
         };
-        Ok(fetch_history(&bank, &token, before).await?)
+        let result = fetch_history(&bank, &token, before)
+            .await
+            .map_err(AppError::from);
+        self.saw_bank(&result);
+        result
     }
 }
 

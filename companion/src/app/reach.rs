@@ -72,11 +72,13 @@ impl AppCore {
             Err(error) if error.kind == ErrorKind::BankUnreachable => {
                 self.set_reach(BankReach::Unreachable, Some(error.message.clone()));
             }
+            // A refusal is an answer: the bank's codes, and a staff password it turned down.
             Err(error)
-                if error
-                    .code
-                    .as_deref()
-                    .is_some_and(|c| c.starts_with("bank.")) =>
+                if error.kind == ErrorKind::StaffAuthFailed
+                    || error
+                        .code
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("bank.")) =>
             {
                 self.set_reach(BankReach::Reachable, None);
             }

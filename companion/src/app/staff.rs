@@ -53,6 +53,16 @@ impl AppCore {
         staff_id: &str,
         password: &str,
     ) -> Result<StaffSession, AppError> {
+        let result = self.sign_in_at_bank(staff_id, password).await;
+        self.saw_bank(&result);
+        result
+    }
+
+    async fn sign_in_at_bank(
+        &self,
+        staff_id: &str,
+        password: &str,
+    ) -> Result<StaffSession, AppError> {
         let bank = self.bank().await?;
         let staff_id = staff_id.trim().to_owned();
         let login = bank
