@@ -39,6 +39,8 @@ struct Air {
 struct FakePeripheral {
     device_end: Arc<tokio::sync::Mutex<MemoryTransport>>,
     air: Arc<Mutex<Air>>,
+    /// How late each notification reaches the program (a busy central's stack), in order.
+    notify_delay: Duration,
 }
 
 fn characteristic(uuid: uuid::Uuid, properties: CharPropFlags) -> Characteristic {
@@ -96,6 +98,7 @@ impl GattLink for FakePeripheral {
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let device_end = Arc::clone(&self.device_end);
         let air = Arc::clone(&self.air);
+        let delay = self.notify_delay;
         tokio::spawn(async move {
             loop {
                 // Short waits, so writes can take the lock in between.
@@ -113,6 +116,7 @@ impl GattLink for FakePeripheral {
                             air.lose_notifications.contains(&index)
                         };
                         if !lost {
+                            tokio::time::sleep(delay).await;
                             let _ = sender.send(GattEvent::Notification {
                                 characteristic: STATUS_UUID,
                                 value,
@@ -143,6 +147,15 @@ async fn lossy_ble(
     lose_notifications: Vec<usize>,
     script: impl FnMut(&Request) -> Plan + Send + 'static,
 ) -> (BleTransport, Arc<Mutex<Air>>, Arc<Mutex<common::DeviceLog>>) {
+    fake_ble(lose_writes, lose_notifications, Duration::ZERO, script).await
+}
+
+async fn fake_ble(
+    lose_writes: Vec<usize>,
+    lose_notifications: Vec<usize>,
+    notify_delay: Duration,
+    script: impl FnMut(&Request) -> Plan + Send + 'static,
+) -> (BleTransport, Arc<Mutex<Air>>, Arc<Mutex<common::DeviceLog>>) {
     let (bridge_end, device_end) = MemoryTransport::pair(Mtu::MIN, "radio");
     let (_device, log) = spawn_device(device_end, script);
     let air = Arc::new(Mutex::new(Air {
@@ -153,6 +166,7 @@ async fn lossy_ble(
     let peripheral = FakePeripheral {
         device_end: Arc::new(tokio::sync::Mutex::new(bridge_end)),
         air: Arc::clone(&air),
+        notify_delay,
     };
     let transport = BleTransport::open_with(Arc::new(peripheral)).await.unwrap();
     (transport, air, log)
@@ -227,4 +241,27 @@ async fn lost_writes_and_notifications_are_retransmitted_until_acknowledged() {
     assert_eq!(air.notifications[2][4], 0x84, "notification 2 is the ACK");
     let log = log.lock().unwrap();
     assert_eq!(log.requests.len(), 1, "delivered to the message layer once");
+}
+
+#[tokio::test]
+async fn a_slow_central_stack_does_not_make_the_session_resend_what_was_not_lost() {
+    // Every notification reaches the program 400 ms after the device sent it, as through a
+    // busy desktop's Bluetooth stack (PROTOCOL.md §2.1.1, "Timing"): nothing is lost. A
+    // session opened with the defaults for a BLE transport waits for the ACK instead of
+    // resending the request at §2.11's 220 ms (which it did before BLE had its own timer).
+    let (transport, air, log) = fake_ble(vec![], vec![], Duration::from_millis(400), echo).await;
+    assert_eq!(transport.kind(), TransportKind::Ble);
+    let mut session = Session::open(Box::new(transport)).await.unwrap();
+    assert_eq!(
+        session.request(&ping(vec![7; 5])).await.unwrap(),
+        pong(vec![7; 5])
+    );
+    let air = air.lock().unwrap();
+    let request_inits = air.writes.iter().filter(|w| w[4] == 0x83).count();
+    assert_eq!(request_inits, 1, "the request went once: {:?}", air.writes);
+    assert_eq!(log.lock().unwrap().requests.len(), 1);
+    assert_eq!(
+        session.config().retransmit,
+        firmware_protocol::link::RetransmitPolicy::BLE
+    );
 }

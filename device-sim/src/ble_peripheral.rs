@@ -27,6 +27,7 @@ use bluer::gatt::local::{
     CharacteristicNotifyMethod, CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod,
     Service, characteristic_control,
 };
+use firmware_protocol::link::RetransmitPolicy;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -122,7 +123,10 @@ impl BlePeripheral {
                 source,
             })?;
         let (serial, packet_size) = {
-            let core = handle.lock();
+            let mut core = handle.lock();
+            // Before any central connects: every channel of this device times its answers'
+            // retransmissions for a BLE round trip (PROTOCOL.md §2.1.1, "Timing").
+            core.link.set_retransmit(RetransmitPolicy::BLE);
             (core.device.serial().to_string(), core.link.mtu().get())
         };
         let current: Arc<Mutex<Option<ConnectionId>>> = Arc::new(Mutex::new(None));

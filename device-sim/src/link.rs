@@ -7,7 +7,7 @@
 
 use firmware_protocol::link::{
     AbortReason, Capabilities, ChannelId, DeviceEvent, DeviceLink, DeviceLinkConfig, ErrorCode,
-    KeepaliveStatus, Mtu, PinProgress,
+    KeepaliveStatus, Mtu, PinProgress, RetransmitPolicy,
 };
 
 use crate::device::{Device, Outcome, Progress};
@@ -54,6 +54,12 @@ impl LinkEngine {
     /// The packet size.
     pub fn mtu(&self) -> Mtu {
         self.link.mtu()
+    }
+
+    /// How answers are retransmitted on channels opened from now on: the BLE adapter sets
+    /// Bluetooth LE's policy (PROTOCOL.md §2.1.1) before any central connects.
+    pub fn set_retransmit(&mut self, policy: RetransmitPolicy) {
+        self.link.set_retransmit(policy);
     }
 
     /// Fault injection: answer the next `count` requests with ERROR CHANNEL_BUSY.

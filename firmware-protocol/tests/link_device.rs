@@ -7,7 +7,7 @@
 use firmware_protocol::link::{
     AbortReason, Body, Capabilities, ChannelId, ConnectionId, Destination, DeviceEvent, DeviceLink,
     DeviceLinkConfig, ErrorCode, Frame, HostEvent, HostLink, HostLinkConfig, InitResponse,
-    KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig, ReassemblyEvent, Role,
+    KeepaliveStatus, Mtu, Reassembler, ReassemblerConfig, ReassemblyEvent, RetransmitPolicy, Role,
 };
 
 const MTU: Mtu = Mtu::USB;
@@ -390,4 +390,35 @@ fn host_and_device_machines_recover_lost_packets_between_them() {
         now < 2000,
         "recovered by retransmission, not by timeouts: {now} ms"
     );
+}
+
+#[test]
+fn a_device_on_bluetooth_retransmits_its_answer_on_the_ble_timer() {
+    // §2.1.1, "Timing": a BLE device's ACK round trip goes through two host stacks; it waits
+    // 1000 ms + 20 ms per packet before resending, where USB waits 200 ms + 20 ms.
+    let (mut device, mut hosts) = (device(), Hosts::new());
+    device.set_retransmit(RetransmitPolicy::BLE);
+    assert_eq!(device.retransmit(), RetransmitPolicy::BLE);
+    let channel = allocate(&mut device, &mut hosts, 1);
+    send(&mut device, 1000, 1, msg(channel, 0, b"status"));
+    hosts.frames(&mut device, 1000);
+    device.answer(1100, b"ok".to_vec()).unwrap();
+    assert_eq!(
+        hosts.frames(&mut device, 1100),
+        vec![(Destination::Connection(1), msg(channel, 0, b"ok"))]
+    );
+    assert_eq!(device.poll_timeout(), Some(1100 + 1020));
+    device.handle_timeout(1320);
+    assert!(
+        hosts.frames(&mut device, 1320).is_empty(),
+        "no resend on the USB timer"
+    );
+    // The host's late ACK still ends the transaction: nothing was given up.
+    send(
+        &mut device,
+        1900,
+        1,
+        Frame::new(channel, Body::Ack { seq: 0 }),
+    );
+    assert_eq!(device.transaction_owner(), None);
 }

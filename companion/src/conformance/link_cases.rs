@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use firmware_protocol::link::{
-    Body, Capabilities, ChannelId, Command, ErrorCode, Frame, RETRANSMIT_BASE_MS,
-    RETRANSMIT_PER_PACKET_MS,
+    Body, Capabilities, ChannelId, Command, ErrorCode, Frame, RetransmitPolicy,
 };
 use firmware_protocol::message::{GetStatus, Request, Response};
 
 use super::probe::{Seen, UserScript, describe};
 use super::{Case, Ctx, Outcome, case_fn, fail, foreign_channel};
+use crate::transport::TransportKind;
 
 /// How long the kit waits for an answer that is due at once.
 const ANSWER_WINDOW: Duration = Duration::from_millis(1000);
@@ -569,7 +569,11 @@ async fn retransmit(ctx: &mut Ctx) -> Outcome {
     .to_packets(ctx.probe.mtu())
     .map(|p| p.len())
     .unwrap_or(1);
-    let rto = RETRANSMIT_BASE_MS + RETRANSMIT_PER_PACKET_MS * u64::try_from(packets).unwrap_or(1);
+    let policy = match ctx.probe.kind() {
+        TransportKind::Ble => RetransmitPolicy::BLE,
+        _ => RetransmitPolicy::STANDARD,
+    };
+    let rto = policy.timeout_ms(packets);
     let (again, before) = ctx
         .probe
         .wait_for(Duration::from_millis(rto + 2 * tolerance + 300), is_answer)

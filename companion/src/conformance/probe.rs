@@ -170,6 +170,11 @@ impl Probe {
         self.mtu
     }
 
+    /// The device's transport kind (Bluetooth LE has its own retransmission timer, §2.1.1).
+    pub fn kind(&self) -> crate::transport::TransportKind {
+        self.transport.kind()
+    }
+
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

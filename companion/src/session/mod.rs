@@ -32,7 +32,7 @@ pub use error::{SessionError, link_error_words};
 pub use progress::{CancelHandle, Progress, pin_dots};
 
 use crate::transport::backoff::{Backoff, ReconnectPolicy};
-use crate::transport::{DeviceIdentity, Transport, TransportError};
+use crate::transport::{DeviceIdentity, Transport, TransportError, TransportKind};
 
 /// Timing and retry settings of a session. The defaults are PROTOCOL.md §2.11's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +55,18 @@ pub struct SessionConfig {
     pub cancel_grace: Duration,
     /// CANCEL is repeated this often until confirmed (§2.10: "may repeat CANCEL every 200 ms").
     pub cancel_repeat: Duration,
+}
+
+impl SessionConfig {
+    /// The defaults for a PIN pad on `kind`: Bluetooth LE retransmits on its own, longer
+    /// timer (PROTOCOL.md §2.1.1, "Timing"), which the device uses for its answers too.
+    pub fn for_transport(kind: TransportKind) -> Self {
+        let mut config = SessionConfig::default();
+        if kind == TransportKind::Ble {
+            config.retransmit = RetransmitPolicy::BLE;
+        }
+        config
+    }
 }
 
 /// How long a device may answer "processing" before a request counts as stalled: every
@@ -176,9 +188,11 @@ fn link_config(config: &SessionConfig, mtu: Mtu) -> HostLinkConfig {
 }
 
 impl Session {
-    /// Allocates a channel on the device behind `transport`, with the default settings.
+    /// Allocates a channel on the device behind `transport`, with the default settings for
+    /// its kind ([`SessionConfig::for_transport`]).
     pub async fn open(transport: Box<dyn Transport>) -> Result<Self, SessionError> {
-        Self::open_with_config(transport, SessionConfig::default()).await
+        let config = SessionConfig::for_transport(transport.kind());
+        Self::open_with_config(transport, config).await
     }
 
     /// Allocates a channel with explicit settings.

@@ -167,6 +167,17 @@ impl DeviceLink {
         self.config.mtu
     }
 
+    /// Retransmits answers by `policy` on every channel opened from now on (a device served
+    /// over Bluetooth LE uses [`RetransmitPolicy::BLE`], PROTOCOL.md §2.1.1).
+    pub fn set_retransmit(&mut self, policy: RetransmitPolicy) {
+        self.config.retransmit = policy;
+    }
+
+    /// The retransmission policy of channels opened from now on.
+    pub const fn retransmit(&self) -> RetransmitPolicy {
+        self.config.retransmit
+    }
+
     /// The channel that owns the transaction in progress.
     pub fn transaction_owner(&self) -> Option<ChannelId> {
         self.transaction.map(|t| t.channel)

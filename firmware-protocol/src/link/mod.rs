@@ -83,6 +83,14 @@ pub const RETRANSMIT_PER_PACKET_MS: u64 = 20;
 /// A `MSG` is sent at most 1 + this many times before the sender gives up.
 pub const MAX_RETRANSMISSIONS: u8 = 5;
 
+/// On Bluetooth LE the retransmission timeout's base is this instead of
+/// [`RETRANSMIT_BASE_MS`] (PROTOCOL.md §2.1.1, "Timing"): BLE's link layer already delivers
+/// every write and notification of a live connection, so a `MSG` is rarely lost, while its
+/// `ACK` comes back through both ends' host stacks and at least two connection intervals,
+/// which on a busy desktop takes longer than 200 ms. A timer below the round trip resends
+/// messages that were not lost, and each resend queues its packets ahead of the `ACK`s.
+pub const BLE_RETRANSMIT_BASE_MS: u64 = 1000;
+
 /// While it works on a request, a device sends `KEEPALIVE` at least this often.
 pub const KEEPALIVE_INTERVAL_MS: u64 = 250;
 

@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 use super::error::LinkError;
 use super::frame::{Body, Frame};
 use super::wire::{ChannelId, Mtu};
-use super::{MAX_RETRANSMISSIONS, RETRANSMIT_BASE_MS, RETRANSMIT_PER_PACKET_MS};
+use super::{
+    BLE_RETRANSMIT_BASE_MS, MAX_RETRANSMISSIONS, RETRANSMIT_BASE_MS, RETRANSMIT_PER_PACKET_MS,
+};
 
 /// When to retransmit and when to give up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +22,19 @@ pub struct RetransmitPolicy {
 }
 
 impl RetransmitPolicy {
+    /// §2.11's policy: USB and the simulator link.
+    pub const STANDARD: RetransmitPolicy = RetransmitPolicy {
+        base_timeout_ms: RETRANSMIT_BASE_MS,
+        per_packet_ms: RETRANSMIT_PER_PACKET_MS,
+        max_retransmissions: MAX_RETRANSMISSIONS,
+    };
+
+    /// Bluetooth LE's (§2.1.1): a longer base, the same per-packet time and retransmissions.
+    pub const BLE: RetransmitPolicy = RetransmitPolicy {
+        base_timeout_ms: BLE_RETRANSMIT_BASE_MS,
+        ..RetransmitPolicy::STANDARD
+    };
+
     /// Time to wait for the `ACK` of a message of `packets` packets after (re)sending it.
     pub const fn timeout_ms(&self, packets: usize) -> u64 {
         self.base_timeout_ms
@@ -31,11 +46,7 @@ impl Default for RetransmitPolicy {
     /// [`RETRANSMIT_BASE_MS`] + [`RETRANSMIT_PER_PACKET_MS`] per packet,
     /// [`MAX_RETRANSMISSIONS`] retransmissions.
     fn default() -> Self {
-        RetransmitPolicy {
-            base_timeout_ms: RETRANSMIT_BASE_MS,
-            per_packet_ms: RETRANSMIT_PER_PACKET_MS,
-            max_retransmissions: MAX_RETRANSMISSIONS,
-        }
+        RetransmitPolicy::STANDARD
     }
 }
 
