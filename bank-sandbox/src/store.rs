@@ -28,6 +28,7 @@ use crate::credits::{Credit, Credits};
 
 mod checkpoint;
 mod pg;
+mod pg_tls;
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +51,9 @@ pub enum StoreError {
     /// A PostgreSQL group-commit connection failed.
     #[error("database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    /// The URL asks for TLS, which the PostgreSQL group commit does not speak.
-    #[error(
-        "sslmode=require is not supported: the group commit connects without TLS (use a Unix socket or a local server)"
-    )]
-    TlsUnsupported,
+    /// The TLS set-up the URL asks for (sslmode, sslrootcert) cannot be made.
+    #[error("database TLS: {0}")]
+    Tls(String),
     /// The SQLite group-commit writer's connection failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),

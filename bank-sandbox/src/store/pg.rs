@@ -15,9 +15,8 @@ use std::sync::Arc;
 
 use futures_util::future::{join, join_all};
 use tokio::sync::mpsc;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 /// The group-commit connections' `application_name`.
 const APPLICATION_NAME: &str = "bank-sandbox group commit";
@@ -141,16 +140,12 @@ enum Outcome {
 impl PgConn {
     /// Connects (the worker's connection task runs on the caller's runtime).
     pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse()?;
-        if config.get_ssl_mode() == SslMode::Require {
-            // NoTls below: refused here rather than connecting in the clear.
-            return Err(StoreError::TlsUnsupported);
-        }
+        let (mut config, tls) = super::pg_tls::config(url)?;
         // Named, so that an operator (and a test) can tell them in pg_stat_activity.
         if config.get_application_name().is_none() {
             config.application_name(APPLICATION_NAME);
         }
-        let (client, connection) = config.connect(NoTls).await?;
+        let (client, connection) = config.connect(tls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!(error = %e, "group-commit connection to PostgreSQL ended");
