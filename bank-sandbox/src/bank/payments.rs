@@ -15,7 +15,7 @@ use super::{
     unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
-use crate::store::{SqlValue, Store, WriteTx, job};
+use crate::store::{Backend, SqlValue, Store, WriteTx, bulk_job};
 
 /// Internal code: a concurrent prepare with the same idempotency key committed first.
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
@@ -24,7 +24,7 @@ use crate::util::{self, now_ms};
 mod prepare;
 mod settle;
 use prepare::{NewPayment, write_prepared};
-use settle::{Advance, settle_in_one_statement};
+use settle::{Advance, settle_bulk, settle_in_one_statement, settled_in_bulk};
 
 /// A payment the app asks the bank to prepare.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -264,11 +264,25 @@ impl Bank {
             expires_at: session.expires_at,
         };
         let last_counter = session.last_counter();
+        let (step, expected) =
+            match last_counter.filter(|_| self.store.backend() == Backend::Postgres) {
+                Some(last) => {
+                    let bulk = payment.bulk(last)?;
+                    (Some(bulk.step), Some(bulk.expected))
+                }
+                None => (None, None),
+            };
         let written = self
             .store
-            .write(job(move |conn| {
-                Box::pin(async move { write_prepared(conn, &payment, last_counter).await })
-            }))
+            .write_bulk(
+                step,
+                bulk_job(move |conn, row| {
+                    Box::pin(async move {
+                        let bulk = expected.zip(row);
+                        write_prepared(conn, &payment, last_counter, bulk).await
+                    })
+                }),
+            )
             .await;
         let (counter, encoded, approve) = match written {
             Ok(done) => done,
@@ -422,12 +436,55 @@ impl Bank {
             answer.seal_bank_mac(&response_key).map_err(seal_refused)?;
             encode_request(Request::VerifyBankResponse(answer))
         };
+        // PostgreSQL, the usual case (PIN right): the decision's share of the batch's bulk
+        // statement, with both responses MACed here rather than on the writer.
+        let session_hex = hex::encode(session_id.0);
+        let bulk = if self.store.backend() == Backend::Postgres && pin_matches {
+            let responses = (
+                respond(Verdict::Approved)?,
+                respond(Verdict::InsufficientFunds)?,
+            );
+            let transfer = Transfer {
+                transaction_id,
+                payer: &payer,
+                payee: &payee,
+                amount,
+                currency: &currency,
+            };
+            let advance = Advance {
+                binding_id: &binding_id,
+                session_hex: &session_hex,
+            };
+            let step = settle_bulk(
+                &advance,
+                &transfer,
+                device_counter,
+                approval_bytes.clone(),
+                (&responses.0, &responses.1),
+            );
+            Some((step, responses))
+        } else {
+            None
+        };
+        let (step, responses) = bulk.unzip();
         let (verdict, encoded, pin_tries_left) = self
             .store
-            .write(job(move |conn| {
+            .write_bulk(step, bulk_job(move |conn, row| {
                 Box::pin(async move {
-                    let session_hex = hex::encode(session_id.0);
-                    if conn.is_postgres() && pin_matches {
+                    if let (Some(row), Some((approved, short))) = (row, responses) {
+                        let transfer = Transfer {
+                            transaction_id: &tx_id,
+                            payer: &payer,
+                            payee: &payee,
+                            amount,
+                            currency: &currency,
+                        };
+                        if let Some(verdict) = settled_in_bulk(conn, &row, &transfer)? {
+                            let encoded = if verdict == Verdict::Approved { approved } else { short };
+                            return Ok((verdict, encoded, None));
+                        }
+                        // Nothing written: the steps below find out what stopped it.
+                    } else if conn.is_postgres() && pin_matches {
                         // PostgreSQL, the usual case (PIN right, none wrong before, not locked):
                         // counter, session check, debit, journal and decision in one statement.
                         let transfer = Transfer {
