@@ -2,12 +2,12 @@
 //! transaction on a connection of its own.
 //!
 //! The workers speak to PostgreSQL through `tokio-postgres`, not sqlx: it pipelines
-//! requests on one connection, so each job's savepoint step (and the batch's BEGIN, its
-//! credits and its COMMIT) goes out in the same write as the next statement instead of
-//! costing a round trip of its own. Round trips are most of a payment's cost on
-//! PostgreSQL: each wakes a backend and the bank's worker, on both sides of a switch.
-//! Measured before this (2026-12-04): a payment was 3 statements + 2 savepoint messages + a
-//! share of BEGIN, credits and COMMIT; now it is 3 round trips + one per batch.
+//! requests on one connection, so the batch's BEGIN goes out with its bulk statements, a
+//! job's savepoint step with its next statement, and the credits with the COMMIT.
+//! A batch's prepares and PIN-verified decisions are one statement each over arrays
+//! ([`super::bulk`]): a batch of N payments' jobs costs a few statements instead of N
+//! statements and N savepoints (each savepoint a subtransaction on the backend). Jobs that
+//! cannot share a statement run one by one after it, each after a savepoint, as before.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
