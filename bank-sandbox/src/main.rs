@@ -230,11 +230,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stats = bank.store().group_commit_stats();
             if stats.commits() > 0 {
                 eprintln!(
-                    "bank-sandbox: group commit: {} write jobs in {} commits ({:.1} per commit, largest {})",
+                    "bank-sandbox: group commit: {} write jobs in {} commits ({:.1} per commit, largest {}; \
+                     {} in bulk statements, {} batches run again job by job)",
                     stats.jobs(),
                     stats.commits(),
                     stats.jobs() as f64 / stats.commits() as f64,
-                    stats.largest()
+                    stats.largest(),
+                    stats.bulk_rows(),
+                    stats.reruns()
                 );
             }
             bank.store().close().await;

@@ -26,8 +26,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::credits::{Credit, Credits};
 
+mod bulk;
 mod checkpoint;
 mod pg;
+mod pg_tls;
+
+pub use bulk::BulkStep;
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,17 +54,21 @@ pub enum StoreError {
     /// A PostgreSQL group-commit connection failed.
     #[error("database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    /// The URL asks for TLS, which the PostgreSQL group commit does not speak.
-    #[error(
-        "sslmode=require is not supported: the group commit connects without TLS (use a Unix socket or a local server)"
-    )]
-    TlsUnsupported,
+    /// The TLS set-up the URL asks for (sslmode, sslrootcert) cannot be made.
+    #[error("database TLS: {0}")]
+    Tls(String),
     /// The SQLite group-commit writer's connection failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// A returned column did not have the type asked for.
     #[error("column {0} of a returned row has another type")]
     ColumnType(usize),
+    /// A batch's bulk statement got values of another type than the statement's.
+    #[error("a bulk step's values do not match its statement")]
+    BulkMismatch,
+    /// A bulk statement wrote part of a job's step: the batch is run again job by job.
+    #[error("a bulk statement left a job's step half done")]
+    BulkPartial,
     /// A group commit failed: the write was not made.
     #[error("the write transaction did not commit")]
     CommitFailed,
@@ -77,8 +85,18 @@ pub type ConnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// What the group-commit writer calls once the batch's commit is known: `true` if committed.
 type Reply = Box<dyn FnOnce(bool) + Send>;
-/// A job for the group-commit writer: runs in a savepoint, says whether it succeeded.
-type Job = Box<dyn for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, (bool, Reply)> + Send>;
+/// What a job runs: in a savepoint (if it sends a statement), with its row of the batch's
+/// bulk statement if it had one and it ran; says whether it succeeded.
+type JobRun = Box<
+    dyn for<'c> FnOnce(&'c mut WriteTx, Option<WriteRow>) -> ConnFuture<'c, (bool, Reply)> + Send,
+>;
+
+/// A job for the group-commit writer.
+struct Job {
+    /// Its share of a statement run once for the batch (PostgreSQL; see [`bulk`]).
+    bulk: Option<BulkStep>,
+    run: JobRun,
+}
 
 /// Most jobs one group commit takes.
 const MAX_BATCH: usize = 256;
@@ -106,6 +124,8 @@ pub struct GroupCommitStats {
     commits: AtomicU64,
     jobs: AtomicU64,
     largest: AtomicU64,
+    bulk_rows: AtomicU64,
+    reruns: AtomicU64,
 }
 
 impl GroupCommitStats {
@@ -130,6 +150,16 @@ impl GroupCommitStats {
     pub fn largest(&self) -> u64 {
         self.largest.load(Ordering::Relaxed)
     }
+
+    /// Jobs whose step a batch's bulk statement ran (PostgreSQL).
+    pub fn bulk_rows(&self) -> u64 {
+        self.bulk_rows.load(Ordering::Relaxed)
+    }
+
+    /// Batches whose bulk statements were rolled back and that ran again job by job.
+    pub fn reruns(&self) -> u64 {
+        self.reruns.load(Ordering::Relaxed)
+    }
 }
 
 /// Connection pools and the SQL dialect.
@@ -148,6 +178,14 @@ pub struct Store {
 pub fn job<T, F>(f: F) -> F
 where
     F: for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, T>,
+{
+    f
+}
+
+/// Helps type inference of [`Store::write_bulk`] closures.
+pub fn bulk_job<T, F>(f: F) -> F
+where
+    F: for<'c> FnOnce(&'c mut WriteTx, Option<WriteRow>) -> ConnFuture<'c, T>,
 {
     f
 }
@@ -396,7 +434,7 @@ fn group_commit(
         let mut committed = batch_sql(&tx, "BEGIN IMMEDIATE; SAVEPOINT job");
         if committed.is_ok() {
             for job in batch {
-                let (ok, reply) = runtime.block_on(job(&mut tx));
+                let (ok, reply) = runtime.block_on((job.run)(&mut tx, None));
                 tx.credits.job_done(ok);
                 replies.push(reply);
                 // Moves the mark past a finished job, or undoes a failed job's writes
@@ -656,10 +694,26 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: for<'c> FnOnce(&'c mut WriteTx) -> ConnFuture<'c, Result<T, E>> + Send + 'static,
     {
+        self.write_bulk(None, move |conn, _| f(conn)).await
+    }
+
+    /// [`Self::write`] with a share of a statement the PostgreSQL group commit runs once for
+    /// the batch (see [`BulkStep`]); `f` gets the job's row of it, or `None` when it did not
+    /// run for this job (SQLite, a clash with another job, a batch run again job by job):
+    /// then `f` does the step itself.
+    pub async fn write_bulk<T, E, F>(&self, bulk: Option<BulkStep>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut WriteTx, Option<WriteRow>) -> ConnFuture<'c, Result<T, E>>
+            + Send
+            + 'static,
+    {
         let (sender, receiver) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
+        let bulk = bulk.filter(|_| self.backend == Backend::Postgres);
+        let run: JobRun = Box::new(move |conn, row| {
             Box::pin(async move {
-                let result = f(conn).await;
+                let result = f(conn, row).await;
                 let ok = result.is_ok();
                 let reply: Reply = Box::new(move |committed| {
                     let answer = match result {
@@ -672,7 +726,7 @@ impl Store {
             })
         });
         self.batcher
-            .send(job)
+            .send(Job { bulk, run })
             .map_err(|_| E::from(StoreError::CommitFailed))?;
         receiver
             .await

@@ -8,23 +8,29 @@ use firmware_protocol::message::{
     PaymentDetails, Request, VerifyBankResponse,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use super::{
     ActiveSession, Bank, BindingPin, PreparedFacts, device_refused, encode_request, seal_refused,
     unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
-use crate::store::{SqlValue, Store, WriteTx, job};
+use crate::store::{Backend, bulk_job};
 
 /// Internal code: a concurrent prepare with the same idempotency key committed first.
 const IDEMPOTENCY_RACE: &str = "idempotency_race";
 use crate::util::{self, now_ms};
 
+mod ledger;
 mod prepare;
 mod settle;
+use ledger::{
+    DEBIT, Decision, PAYEE_OTHER_CURRENCY, already_journaled, currency_mismatch, payee_currency,
+    record_decision, session_active, session_ended,
+};
+pub(crate) use ledger::{Transfer, transfer};
 use prepare::{NewPayment, write_prepared};
-use settle::{Advance, settle_in_one_statement};
+use settle::{Advance, settle_bulk, settle_in_one_statement, settled_in_bulk};
 
 /// A payment the app asks the bank to prepare.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -264,11 +270,25 @@ impl Bank {
             expires_at: session.expires_at,
         };
         let last_counter = session.last_counter();
+        let (step, expected) =
+            match last_counter.filter(|_| self.store.backend() == Backend::Postgres) {
+                Some(last) => {
+                    let bulk = payment.bulk(last)?;
+                    (Some(bulk.step), Some(bulk.expected))
+                }
+                None => (None, None),
+            };
         let written = self
             .store
-            .write(job(move |conn| {
-                Box::pin(async move { write_prepared(conn, &payment, last_counter).await })
-            }))
+            .write_bulk(
+                step,
+                bulk_job(move |conn, row| {
+                    Box::pin(async move {
+                        let bulk = expected.zip(row);
+                        write_prepared(conn, &payment, last_counter, bulk).await
+                    })
+                }),
+            )
             .await;
         let (counter, encoded, approve) = match written {
             Ok(done) => done,
@@ -422,12 +442,55 @@ impl Bank {
             answer.seal_bank_mac(&response_key).map_err(seal_refused)?;
             encode_request(Request::VerifyBankResponse(answer))
         };
+        // PostgreSQL, the usual case (PIN right): the decision's share of the batch's bulk
+        // statement, with both responses MACed here rather than on the writer.
+        let session_hex = hex::encode(session_id.0);
+        let bulk = if self.store.backend() == Backend::Postgres && pin_matches {
+            let responses = (
+                respond(Verdict::Approved)?,
+                respond(Verdict::InsufficientFunds)?,
+            );
+            let transfer = Transfer {
+                transaction_id,
+                payer: &payer,
+                payee: &payee,
+                amount,
+                currency: &currency,
+            };
+            let advance = Advance {
+                binding_id: &binding_id,
+                session_hex: &session_hex,
+            };
+            let step = settle_bulk(
+                &advance,
+                &transfer,
+                device_counter,
+                approval_bytes.clone(),
+                (&responses.0, &responses.1),
+            );
+            Some((step, responses))
+        } else {
+            None
+        };
+        let (step, responses) = bulk.unzip();
         let (verdict, encoded, pin_tries_left) = self
             .store
-            .write(job(move |conn| {
+            .write_bulk(step, bulk_job(move |conn, row| {
                 Box::pin(async move {
-                    let session_hex = hex::encode(session_id.0);
-                    if conn.is_postgres() && pin_matches {
+                    if let (Some(row), Some((approved, short))) = (row, responses) {
+                        let transfer = Transfer {
+                            transaction_id: &tx_id,
+                            payer: &payer,
+                            payee: &payee,
+                            amount,
+                            currency: &currency,
+                        };
+                        if let Some(verdict) = settled_in_bulk(conn, &row, &transfer)? {
+                            let encoded = if verdict == Verdict::Approved { approved } else { short };
+                            return Ok((verdict, encoded, None));
+                        }
+                        // Nothing written: the steps below find out what stopped it.
+                    } else if conn.is_postgres() && pin_matches {
                         // PostgreSQL, the usual case (PIN right, none wrong before, not locked):
                         // counter, session check, debit, journal and decision in one statement.
                         let transfer = Transfer {
@@ -739,221 +802,4 @@ impl Bank {
         }
         Ok(serde_json::json!({ "customer_id": customer_id, "accounts": accounts }))
     }
-}
-
-/// The money side of a payment.
-pub(crate) struct Transfer<'a> {
-    pub transaction_id: &'a str,
-    pub payer: &'a str,
-    pub payee: &'a str,
-    pub amount: i64,
-    pub currency: &'a str,
-}
-
-/// A device payment's decision, as stored.
-struct Decision<'a> {
-    transaction_id: &'a str,
-    verdict: Verdict,
-    device_counter: i64,
-    approval: Vec<u8>,
-    response: Vec<u8>,
-}
-
-/// Moves money and writes the journal entry in `conn`: debits the payer if the balance
-/// covers it, credits the payee if it is an account of this bank. The journal's primary
-/// key is the transaction id, so a second entry for one payment cannot exist.
-pub(crate) async fn transfer(
-    store: &Store,
-    conn: &mut AnyConnection,
-    transaction_id: &str,
-    payer: &str,
-    payee: &str,
-    amount: i64,
-    currency: &str,
-) -> BankResult<Verdict> {
-    // Refused before any debit: an account of this bank in another currency could not be
-    // credited (the confirmation was checked when it was created; this holds whatever the
-    // path).
-    if let Some(held) = sqlx::query(&store.q(PAYEE_OTHER_CURRENCY))
-        .bind(payee)
-        .bind(currency)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
-        return Err(currency_mismatch(
-            payee,
-            &held.try_get::<String, _>(0)?,
-            currency,
-        ));
-    }
-    if !debit(store, conn, payer, amount).await? {
-        return Ok(Verdict::InsufficientFunds);
-    }
-    let transfer = Transfer {
-        transaction_id,
-        payer,
-        payee,
-        amount,
-        currency,
-    };
-    sqlx::query(&store.q(CREDIT))
-        .bind(amount)
-        .bind(payee)
-        .bind(currency)
-        .execute(&mut *conn)
-        .await?;
-    bind_journal(sqlx::query(&store.q(JOURNAL)), &transfer)
-        .execute(&mut *conn)
-        .await
-        .map_err(journal_error)?;
-    Ok(Verdict::Approved)
-}
-
-/// Debits `amount` from `payer` if the balance covers it; whether it did.
-async fn debit(
-    store: &Store,
-    conn: &mut AnyConnection,
-    payer: &str,
-    amount: i64,
-) -> BankResult<bool> {
-    let debited = sqlx::query(&store.q(DEBIT))
-        .bind(amount)
-        .bind(payer)
-        .bind(amount)
-        .execute(&mut *conn)
-        .await?;
-    Ok(debited.rows_affected() == 1)
-}
-
-fn session_ended() -> BankError {
-    BankError::unauthorized("the session ended or the device is no longer bound; log in again")
-}
-
-/// Whether the session is active (in the write transaction).
-async fn session_active(conn: &mut WriteTx, session_hex: &str) -> BankResult<bool> {
-    Ok(conn
-        .fetch_optional(
-            "SELECT 1 FROM sessions WHERE session_id = ? AND stage = 'active' AND expires_at > ?",
-            vec![session_hex.into(), now_ms().into()],
-        )
-        .await?
-        .is_some())
-}
-
-/// The currency of an account of this bank, if `payee` is one held in another currency.
-const PAYEE_OTHER_CURRENCY: &str =
-    "SELECT currency FROM accounts WHERE account_number = ? AND currency <> ?";
-
-/// The refusal of a payment in `currency` to an account of this bank held in `held`.
-fn currency_mismatch(payee: &str, held: &str, currency: &str) -> BankError {
-    BankError::rejected(
-        "currency_mismatch",
-        format!("the payee account {payee} is held in {held}; a payment in {currency} cannot be credited to it"),
-    )
-    .with("payee_currency", held.to_owned())
-}
-
-/// [`PAYEE_OTHER_CURRENCY`] in a write transaction.
-async fn payee_currency(
-    conn: &mut WriteTx,
-    payee: &str,
-    currency: &str,
-) -> BankResult<Option<String>> {
-    match conn
-        .fetch_optional(PAYEE_OTHER_CURRENCY, vec![payee.into(), currency.into()])
-        .await?
-    {
-        Some(row) => Ok(Some(row.text(0)?)),
-        None => Ok(None),
-    }
-}
-
-const DEBIT: &str = "UPDATE accounts SET balance_minor = balance_minor - ? WHERE account_number = ? AND balance_minor >= ?";
-const CREDIT: &str = "UPDATE accounts SET balance_minor = balance_minor + ? WHERE account_number = ? AND currency = ?";
-const JOURNAL: &str = "INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
-     VALUES (?, ?, ?, ?, ?, ?)";
-/// Claims a prepared payment for its decision; no row changed means it was decided already.
-const DECIDE: &str = "UPDATE payments SET status = ?, result = ?, device_counter = ?, approval = ?, response = ?, \
-     decided_at = ? WHERE transaction_id = ? AND status = 'prepared'";
-
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-fn bind_journal<'q>(query: AnyQuery<'q>, transfer: &Transfer<'_>) -> AnyQuery<'q> {
-    query
-        .bind(transfer.transaction_id.to_owned())
-        .bind(transfer.payer.to_owned())
-        .bind(transfer.payee.to_owned())
-        .bind(transfer.amount)
-        .bind(transfer.currency.to_owned())
-        .bind(now_ms())
-}
-
-fn journal_values(transfer: &Transfer<'_>) -> Vec<SqlValue> {
-    vec![
-        transfer.transaction_id.into(),
-        transfer.payer.into(),
-        transfer.payee.into(),
-        transfer.amount.into(),
-        transfer.currency.into(),
-        now_ms().into(),
-    ]
-}
-
-fn decision_values(decision: Decision<'_>) -> Vec<SqlValue> {
-    let status = if decision.verdict == Verdict::Approved {
-        "approved"
-    } else {
-        "declined"
-    };
-    vec![
-        status.into(),
-        i64::from(decision.verdict.to_wire()).into(),
-        decision.device_counter.into(),
-        decision.approval.into(),
-        decision.response.into(),
-        now_ms().into(),
-        decision.transaction_id.into(),
-    ]
-}
-
-fn journal_error(e: sqlx::Error) -> BankError {
-    match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => already_journaled(),
-        other => other.into(),
-    }
-}
-
-fn already_journaled() -> BankError {
-    BankError::conflict(
-        "payment_already_decided",
-        "the journal already has this transaction",
-    )
-}
-
-/// Stores a device payment's decision; for an approved one (payer already debited) also
-/// writes the journal entry and credits the payee (at the end of the batch).
-async fn record_decision(
-    conn: &mut WriteTx,
-    decision: Decision<'_>,
-    transfer: &Transfer<'_>,
-) -> BankResult<()> {
-    if decision.verdict == Verdict::Approved {
-        conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
-        conn.execute(JOURNAL, journal_values(transfer))
-            .await
-            .map_err(|e| {
-                if e.is_unique_violation() {
-                    already_journaled()
-                } else {
-                    e.into()
-                }
-            })?;
-    }
-    if conn.execute(DECIDE, decision_values(decision)).await? != 1 {
-        return Err(BankError::conflict(
-            "payment_already_decided",
-            "the payment was decided concurrently",
-        ));
-    }
-    Ok(())
 }

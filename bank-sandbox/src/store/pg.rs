@@ -2,29 +2,30 @@
 //! transaction on a connection of its own.
 //!
 //! The workers speak to PostgreSQL through `tokio-postgres`, not sqlx: it pipelines
-//! requests on one connection, so each job's savepoint step (and the batch's BEGIN, its
-//! credits and its COMMIT) goes out in the same write as the next statement instead of
-//! costing a round trip of its own. Round trips are most of a payment's cost on
-//! PostgreSQL: each wakes a backend and the bank's worker, on both sides of a switch.
-//! Measured before this (2026-12-04): a payment was 3 statements + 2 savepoint messages + a
-//! share of BEGIN, credits and COMMIT; now it is 3 round trips + one per batch.
+//! requests on one connection, so the batch's BEGIN goes out with its bulk statements, a
+//! job's savepoint step with its next statement, and the credits with the COMMIT.
+//! A batch's prepares and PIN-verified decisions are one statement each over arrays
+//! ([`super::bulk`]): a batch of N payments' jobs costs a few statements instead of N
+//! statements and N savepoints (each savepoint a subtransaction on the backend). Jobs that
+//! cannot share a statement run one by one after it, each after a savepoint, as before.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::future::{join, join_all};
 use tokio::sync::mpsc;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 /// The group-commit connections' `application_name`.
 const APPLICATION_NAME: &str = "bank-sandbox group commit";
 
+use super::bulk::{self, BulkStep, Column};
 use super::{
-    CREDIT, GroupCommitStats, Job, PG_MAX_BATCH, Reply, SqlValue, StoreError, WriteInner, WriteTx,
-    numbered_placeholders,
+    CREDIT, GroupCommitStats, Job, PG_MAX_BATCH, Reply, SqlValue, StoreError, WriteInner, WriteRow,
+    WriteTx, numbered_placeholders,
 };
 
 /// Where the batch's transaction stands in its savepoints, for the control message that
@@ -33,6 +34,8 @@ use super::{
 enum Mark {
     /// No transaction yet: BEGIN and the first job's savepoint.
     Begin,
+    /// In the transaction (after the batch's bulk statements), no savepoint yet.
+    InTransaction,
     /// The last job wrote and succeeded: its savepoint is released, the next job's set.
     AfterOk,
     /// The last job wrote and failed: its writes are undone, the next job's mark set.
@@ -45,6 +48,7 @@ impl Mark {
     fn sql(self) -> Option<&'static str> {
         match self {
             Self::Begin => Some("BEGIN; SAVEPOINT job"),
+            Self::InTransaction => Some("SAVEPOINT job"),
             Self::AfterOk => Some("RELEASE job; SAVEPOINT job"),
             Self::AfterFailed => Some("ROLLBACK TO job; RELEASE job; SAVEPOINT job"),
             Self::Sent => None,
@@ -141,16 +145,12 @@ enum Outcome {
 impl PgConn {
     /// Connects (the worker's connection task runs on the caller's runtime).
     pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse()?;
-        if config.get_ssl_mode() == SslMode::Require {
-            // NoTls below: refused here rather than connecting in the clear.
-            return Err(StoreError::TlsUnsupported);
-        }
+        let (mut config, tls) = super::pg_tls::config(url)?;
         // Named, so that an operator (and a test) can tell them in pg_stat_activity.
         if config.get_application_name().is_none() {
             config.application_name(APPLICATION_NAME);
         }
-        let (client, connection) = config.connect(NoTls).await?;
+        let (client, connection) = config.connect(tls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!(error = %e, "group-commit connection to PostgreSQL ended");
@@ -260,7 +260,7 @@ impl PgConn {
             Mark::Begin if credits.is_empty() => return Ok(()),
             Mark::Begin => Some("BEGIN"),
             // The last job's savepoint stays open: COMMIT commits it with the rest.
-            Mark::AfterOk | Mark::Sent => None,
+            Mark::AfterOk | Mark::Sent | Mark::InTransaction => None,
             Mark::AfterFailed => Some("ROLLBACK TO job"),
         };
         let params: Vec<Vec<SqlValue>> = credits
@@ -298,6 +298,74 @@ impl PgConn {
         Ok(())
     }
 
+    /// A prepared statement of the bulk steps (parameters: the arrays' types).
+    async fn bulk_statement(
+        &mut self,
+        sql: &'static str,
+        columns: &[Column],
+    ) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let types: Vec<Type> = columns.iter().map(Column::pg_type).collect();
+        let statement = self.client.prepare_typed(sql, &types).await?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Opens the batch's transaction and runs its bulk statements, pipelined in one write;
+    /// the rows by job (`None`: not in a bulk statement). Nothing is sent when no job has a
+    /// bulk step. An `Err` leaves an aborted or half-written transaction: the caller rolls
+    /// it back and runs the batch job by job.
+    async fn run_bulk(
+        &mut self,
+        steps: &mut [Option<BulkStep>],
+    ) -> Result<Vec<Option<WriteRow>>, StoreError> {
+        let mut rows: Vec<Option<WriteRow>> = steps.iter().map(|_| None).collect();
+        let groups = {
+            let refs: Vec<Option<&BulkStep>> = steps.iter().map(Option::as_ref).collect();
+            bulk::groups(&refs)
+        };
+        if groups.is_empty() {
+            return Ok(rows);
+        }
+        let mut prepared = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let columns = bulk::columns(group, steps)?;
+            let statement = self.bulk_statement(group.sql, &columns).await?;
+            prepared.push((statement, columns));
+        }
+        self.mark = Mark::InTransaction;
+        let client = &self.client;
+        let queries = join_all(prepared.iter().map(|(statement, columns)| {
+            let refs: Vec<&(dyn ToSql + Sync)> = columns.iter().map(Column::as_sql).collect();
+            async move { client.query(statement, &refs).await }
+        }));
+        let (begin, results) = join(client.batch_execute("BEGIN"), queries).await;
+        begin?;
+        for (group, result) in groups.iter().zip(results) {
+            let mut answered = 0;
+            for row in result? {
+                let index = usize::try_from(int(&row, 0)?).map_err(|_| StoreError::BulkPartial)?;
+                let valid = steps
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .map(|step| step.valid)
+                    .ok_or(StoreError::BulkPartial)?;
+                let row = WriteRow::Pg(row);
+                if !group.jobs.contains(&index) || !valid(&row) {
+                    return Err(StoreError::BulkPartial);
+                }
+                rows[index] = Some(row);
+                answered += 1;
+            }
+            if answered != group.jobs.len() {
+                return Err(StoreError::BulkPartial);
+            }
+        }
+        Ok(rows)
+    }
+
     /// After a failed batch: no transaction is left open (there may be none: PostgreSQL
     /// only warns).
     async fn reset(&mut self) {
@@ -309,16 +377,36 @@ impl PgConn {
     }
 }
 
-/// Runs a batch's jobs in `tx`, each after a savepoint; a failed job's writes are rolled
-/// back to it alone. An `Err` means the batch must not commit (jobs not run yet are dropped,
-/// and their callers get `CommitFailed`).
+/// Runs a batch's jobs in `tx`: first the bulk statements for the jobs that have a share
+/// in one, then each job (with its row), after a savepoint if it sends a statement; a failed
+/// job's writes are rolled back to it alone. A bulk statement that failed or wrote part of a
+/// job's step is rolled back and the batch run job by job. An `Err` means the batch must not
+/// commit (jobs not run yet are dropped, and their callers get `CommitFailed`).
 async fn run_batch(
     tx: &mut WriteTx,
     batch: Vec<Job>,
     replies: &mut Vec<Reply>,
+    stats: &GroupCommitStats,
 ) -> Result<(), StoreError> {
-    for job in batch {
-        let (ok, reply) = job(tx).await;
+    let WriteInner::Postgres(conn) = &mut tx.inner else {
+        return Err(StoreError::CommitFailed);
+    };
+    let (mut steps, runs): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.bulk, j.run)).unzip();
+    let rows = match conn.run_bulk(&mut steps).await {
+        Ok(rows) => {
+            let ran = rows.iter().filter(|r| r.is_some()).count() as u64;
+            stats.bulk_rows.fetch_add(ran, Ordering::Relaxed);
+            rows
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "bulk statement refused; the batch runs job by job");
+            stats.reruns.fetch_add(1, Ordering::Relaxed);
+            conn.reset().await;
+            steps.iter().map(|_| None).collect()
+        }
+    };
+    for (run, row) in runs.into_iter().zip(rows) {
+        let (ok, reply) = run(tx, row).await;
         tx.credits.job_done(ok);
         replies.push(reply);
         let WriteInner::Postgres(conn) = &mut tx.inner else {
@@ -386,7 +474,7 @@ pub(super) async fn pg_group_commit(
         }
         let Some(tx) = tx.as_mut() else { continue };
         let mut replies = Vec::with_capacity(size);
-        let committed = run_batch(tx, batch, &mut replies).await;
+        let committed = run_batch(tx, batch, &mut replies, &stats).await;
         if let Err(e) = &committed {
             tracing::error!(error = %e, "group commit failed; its jobs are answered with an error");
             tx.credits.take_batch();

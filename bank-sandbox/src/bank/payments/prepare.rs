@@ -17,7 +17,7 @@ use firmware_protocol::message::{ApprovePayment, MacTag, PaymentDetails, Request
 use super::{IDEMPOTENCY_RACE, currency_mismatch, payee_currency, session_ended};
 use crate::bank::{encode_request, seal_refused};
 use crate::error::{BankError, BankResult};
-use crate::store::{SqlValue, StoreError, WriteTx};
+use crate::store::{BulkStep, SqlValue, StoreError, WriteRow, WriteTx};
 use crate::util::now_ms;
 
 /// What a prepare writes, besides the counter.
@@ -35,6 +35,13 @@ pub(super) struct NewPayment {
 /// The prepared payment as written: its counter, the encoded request (hex) and the request.
 pub(super) type Prepared = (i64, String, ApprovePayment);
 
+/// The prepare's share of the batch's bulk statement (PostgreSQL, the counter expected),
+/// with the request MACed with that counter (made here, before the writer runs it).
+pub(super) struct BulkPrepare {
+    pub step: BulkStep,
+    pub expected: Prepared,
+}
+
 impl NewPayment {
     /// The ApprovePayment with `counter`, MACed under the session response key, and its
     /// encoding (hex).
@@ -51,6 +58,28 @@ impl NewPayment {
             .map_err(seal_refused)?;
         let encoded = encode_request(Request::ApprovePayment(approve.clone()))?;
         Ok((approve, encoded))
+    }
+
+    /// The bulk step of a prepare expecting the counter after `last` ([`PREPARE_BULK`]).
+    pub(super) fn bulk(&self, last: i64) -> BankResult<BulkPrepare> {
+        let expected = last.saturating_add(1);
+        let (approve, encoded) = self.request(expected)?;
+        let keys = vec![
+            format!("binding:{}", self.binding_id),
+            format!("key:{}\0{}", self.customer_id, self.idempotency_key),
+        ];
+        let step = BulkStep::new(
+            PREPARE_BULK,
+            self.values(expected, &encoded),
+            keys,
+            // The counter step and the insert happen together or not at all (an insert
+            // that fails fails the statement).
+            |_| true,
+        );
+        Ok(BulkPrepare {
+            step,
+            expected: (expected, encoded, approve),
+        })
     }
 
     /// The payment row's values in [`INSERT`]'s order ($13 the counter).
@@ -87,16 +116,32 @@ fn insert_error(e: StoreError) -> BankError {
 
 /// Writes a prepared payment in `conn`. `last_counter`: the counter this process last
 /// issued for the session, if any (PostgreSQL tries the one after it in one statement).
+/// `bulk`: what the batch's bulk statement did for it (the expectation and the job's row).
 pub(super) async fn write_prepared(
     conn: &mut WriteTx,
     payment: &NewPayment,
     last_counter: Option<i64>,
+    bulk: Option<(Prepared, WriteRow)>,
 ) -> BankResult<Prepared> {
     if conn.is_postgres()
         && let Some(last) = last_counter
     {
         let mut expected = last.saturating_add(1);
-        for _ in 0..2 {
+        let mut tries = 2;
+        if let Some((prepared, row)) = bulk {
+            // The bulk statement was the first try.
+            if row.int(1)? == 1 {
+                return Ok(prepared);
+            }
+            tries = match row.int(2) {
+                Ok(found) if found != expected - 1 => {
+                    expected = found.saturating_add(1);
+                    1
+                }
+                _ => 0,
+            };
+        }
+        for _ in 0..tries {
             let (approve, encoded) = payment.request(expected)?;
             let row = conn
                 .fetch_optional(PREPARE_POSTGRES, payment.values(expected, &encoded))
@@ -180,3 +225,30 @@ const PREPARE_POSTGRES: &str = "WITH counter AS (\
      SELECT $1, 'device', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'prepared', \
      'customer', $15, $16 FROM counter RETURNING 1) \
      SELECT (SELECT COUNT(*) FROM inserted), (SELECT payment_counter FROM bindings WHERE binding_id = $3)";
+
+/// [`PREPARE_POSTGRES`] for a batch of prepares, over arrays ($1 the jobs' ordinals, then the
+/// values in [`INSERT`]'s order): one row per job, its ordinal, whether it was written and
+/// the counter as the statement found it. A key used before is found here (not written, the
+/// job's own path then says so) rather than failing the statement; a concurrent use still
+/// fails it, and the batch runs again job by job.
+const PREPARE_BULK: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], \
+     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], \
+     $12::int8[], $13::text[], $14::int8[], $15::bytea[], $16::int8[], $17::int8[]) AS i(ord, \
+     transaction_id, customer_id, binding_id, session_id, idempotency_key, payer_account, payee_account, \
+     payee_name, amount_minor, currency, exponent, reference, bank_counter, request, created_at, expires_at)), \
+     counter AS (UPDATE bindings b SET payment_counter = i.bank_counter FROM input i \
+     WHERE b.binding_id = i.binding_id AND b.payment_counter = i.bank_counter - 1 AND b.status = 'active' \
+     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_number = i.payee_account AND a.currency <> i.currency) \
+     AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id AND s.stage = 'active' \
+     AND s.expires_at > i.created_at) \
+     AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = i.customer_id \
+     AND p.idempotency_key = i.idempotency_key) RETURNING i.ord), \
+     inserted AS (INSERT INTO payments (transaction_id, kind, customer_id, binding_id, session_id, \
+     idempotency_key, payer_account, payee_account, payee_name, amount_minor, currency, exponent, \
+     reference, bank_counter, request, status, created_by, created_at, expires_at) \
+     SELECT i.transaction_id, 'device', i.customer_id, i.binding_id, i.session_id, i.idempotency_key, \
+     i.payer_account, i.payee_account, i.payee_name, i.amount_minor, i.currency, i.exponent, i.reference, \
+     i.bank_counter, i.request, 'prepared', 'customer', i.created_at, i.expires_at \
+     FROM input i JOIN counter c ON c.ord = i.ord RETURNING 1) \
+     SELECT i.ord, CASE WHEN c.ord IS NULL THEN 0 ELSE 1 END, b.payment_counter FROM input i \
+     LEFT JOIN counter c ON c.ord = i.ord LEFT JOIN bindings b ON b.binding_id = i.binding_id";

@@ -4,7 +4,7 @@ use firmware_protocol::message::BankResult as Verdict;
 
 use super::{Transfer, already_journaled};
 use crate::error::{BankError, BankResult};
-use crate::store::WriteTx;
+use crate::store::{BulkStep, WriteRow, WriteTx};
 use crate::util::now_ms;
 
 /// The counter step of a decision made in the settlement statement: the binding whose
@@ -66,20 +66,83 @@ pub(super) async fn settle_in_one_statement(
             }
         })?
         .ok_or_else(|| BankError::internal(&"settlement returned no row"))?;
-    if advance.is_some() && row.int(2)? != 1 {
+    settled(conn, &row, 0, advance.is_some(), transfer)
+}
+
+/// What a settlement row says (columns from `at`: debited, decided, advanced if
+/// `advanced_column`); credits the payee at the batch's end when approved.
+fn settled(
+    conn: &mut WriteTx,
+    row: &WriteRow,
+    at: usize,
+    advanced_column: bool,
+    transfer: &Transfer<'_>,
+) -> BankResult<Option<Verdict>> {
+    if advanced_column && row.int(at + 2)? != 1 {
         return Ok(None);
     }
-    if row.int(1)? != 1 {
+    if row.int(at + 1)? != 1 {
         return Err(BankError::conflict(
             "payment_already_decided",
             "the payment was decided concurrently",
         ));
     }
-    if row.int(0)? != 1 {
+    if row.int(at)? != 1 {
         return Ok(Some(Verdict::InsufficientFunds));
     }
     conn.credit_at_commit(transfer.payee, transfer.currency, transfer.amount);
     Ok(Some(Verdict::Approved))
+}
+
+/// The share of a decision whose PIN verified in the batch's [`SETTLE_BULK`] (PostgreSQL):
+/// [`ADVANCE_AND_SETTLE_POSTGRES`] for many payments in one statement.
+pub(super) fn settle_bulk(
+    advance: &Advance<'_>,
+    transfer: &Transfer<'_>,
+    device_counter: i64,
+    approval: Vec<u8>,
+    responses: (&str, &str),
+) -> BulkStep {
+    let values = vec![
+        transfer.amount.into(),
+        transfer.payer.into(),
+        transfer.payee.into(),
+        transfer.currency.into(),
+        transfer.transaction_id.into(),
+        now_ms().into(),
+        i64::from(Verdict::Approved.to_wire()).into(),
+        i64::from(Verdict::InsufficientFunds.to_wire()).into(),
+        device_counter.into(),
+        approval.into(),
+        hex::decode(responses.0).unwrap_or_default().into(),
+        hex::decode(responses.1).unwrap_or_default().into(),
+        advance.binding_id.into(),
+        advance.session_hex.into(),
+    ];
+    // The payer first: batches on two connections debit accounts in one order.
+    let keys = vec![
+        format!("payer:{}", transfer.payer),
+        format!("binding:{}", advance.binding_id),
+        format!("payment:{}", transfer.transaction_id),
+    ];
+    // All or nothing: a counter advanced (and maybe a debit) without the decision stored
+    // must be undone, which only the job-by-job run can do for one job alone.
+    BulkStep::new(
+        SETTLE_BULK,
+        values,
+        keys,
+        |row| matches!((row.int(2), row.int(3)), (Ok(decided), Ok(advanced)) if decided == advanced),
+    )
+}
+
+/// The job's row of [`SETTLE_BULK`]: the verdict, or `None` if the counter step did not pass
+/// and nothing was written (the step-by-step path says why).
+pub(super) fn settled_in_bulk(
+    conn: &mut WriteTx,
+    row: &WriteRow,
+    transfer: &Transfer<'_>,
+) -> BankResult<Option<Verdict>> {
+    settled(conn, row, 1, true, transfer)
 }
 
 /// [`settle_in_one_statement`]'s SQL: $1 amount, $2 payer, $3 payee, $4 currency,
@@ -118,3 +181,31 @@ const ADVANCE_AND_SETTLE_POSTGRES: &str = "WITH advance AS (\
      decided_at = $6 WHERE transaction_id = $5 AND status = 'prepared' \
      AND EXISTS (SELECT 1 FROM advance) RETURNING 1) \
      SELECT (SELECT COUNT(*) FROM debit), (SELECT COUNT(*) FROM decide), (SELECT COUNT(*) FROM advance)";
+
+/// [`ADVANCE_AND_SETTLE_POSTGRES`] over arrays ($1 the jobs' ordinals, then its parameters
+/// $1-$14 in order, each an array): one row per job, its ordinal, debited, decided, advanced.
+const SETTLE_BULK: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], \
+     $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::bytea[], \
+     $12::bytea[], $13::bytea[], $14::text[], $15::text[]) AS i(ord, amount, payer, payee, currency, \
+     transaction_id, now, approved, short, device_counter, approval, response_ok, response_short, \
+     binding_id, session_id)), \
+     advance AS (UPDATE bindings b SET device_counter = i.device_counter FROM input i \
+     WHERE b.binding_id = i.binding_id AND b.device_counter < i.device_counter AND b.pin_locked = 0 \
+     AND b.wrong_pin_count = 0 AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id \
+     AND s.stage = 'active' AND s.expires_at > i.now) RETURNING i.ord), \
+     debit AS (UPDATE accounts a SET balance_minor = a.balance_minor - i.amount \
+     FROM input i JOIN advance v ON v.ord = i.ord \
+     WHERE a.account_number = i.payer AND a.balance_minor >= i.amount RETURNING i.ord), \
+     entry AS (INSERT INTO journal (transaction_id, payer_account, payee_account, amount_minor, currency, created_at) \
+     SELECT i.transaction_id, i.payer, i.payee, i.amount, i.currency, i.now FROM input i \
+     JOIN debit d ON d.ord = i.ord RETURNING 1), \
+     decide AS (UPDATE payments p SET \
+     status = CASE WHEN d.ord IS NOT NULL THEN 'approved' ELSE 'declined' END, \
+     result = CASE WHEN d.ord IS NOT NULL THEN i.approved ELSE i.short END, \
+     device_counter = i.device_counter, approval = i.approval, \
+     response = CASE WHEN d.ord IS NOT NULL THEN i.response_ok ELSE i.response_short END, \
+     decided_at = i.now FROM input i JOIN advance v ON v.ord = i.ord LEFT JOIN debit d ON d.ord = i.ord \
+     WHERE p.transaction_id = i.transaction_id AND p.status = 'prepared' RETURNING i.ord) \
+     SELECT i.ord, CASE WHEN d.ord IS NULL THEN 0 ELSE 1 END, CASE WHEN e.ord IS NULL THEN 0 ELSE 1 END, \
+     CASE WHEN v.ord IS NULL THEN 0 ELSE 1 END FROM input i LEFT JOIN debit d ON d.ord = i.ord \
+     LEFT JOIN decide e ON e.ord = i.ord LEFT JOIN advance v ON v.ord = i.ord";
