@@ -18,10 +18,10 @@ mod payment;
 mod progress;
 mod staff;
 
-pub use device::{devices, login, logout, pair};
 pub(crate) use device::{device_list, open_device, paired_host, reserve_counters};
-pub use payment::{confirm, pay};
+pub use device::{devices, login, logout, pair};
 pub(crate) use payment::pin_advice;
+pub use payment::{confirm, pay};
 pub(crate) use progress::Reporter;
 pub use staff::{StaffCommand, StaffLogin, staff};
 pub(crate) use staff::{serial_part, staff_token};
