@@ -8,7 +8,7 @@
 // what the screens show. A TCP listener also stands in for a configured pinpad-sim address
 // (listed, not connected). Screenshots of every screen in both languages go to SCREENSHOTS.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -36,8 +36,8 @@ async function shot(name) {
   writeFileSync(join(SHOTS, `${name}.png`), await session.screenshot());
 }
 
-/** The current customer screen in all eight variants (docs/screenshots/). */
-const matrix = (screen) => shotMatrix(session, DOC_SHOTS, screen);
+/** The current customer screen in all eight variants (docs/screenshots/), its layout checked. */
+const matrix = (screen, opts) => shotMatrix(session, DOC_SHOTS, screen, opts);
 
 /** What the mock PIN pad's own screen shows now (the device, not a copy on a customer screen). */
 const deviceScreen = () => textOf('[data-testid="mock-device"] [data-testid="device-display"]');
@@ -164,6 +164,7 @@ test('connect and pair: the code on screen is the code on the device; OK on its 
   await press(['ok']);
   await session.waitFor('pairing done', () => textOf('[data-testid="pairing-done"]'), { timeoutMs: 30000 });
   await shot('pairing-done');
+  await matrix('pairing-done');
   const status = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_status', { deviceId: 'in-process:PB-SIM-0001' });`);
   assert.equal(status.paired, true);
 });
@@ -183,6 +184,7 @@ test('login through the paired mock device', async () => {
   }
   await go('login');
   await shot('login-done');
+  await matrix('login-done');
   await go('devices');
   await matrix('devices');
 });
@@ -248,7 +250,8 @@ test('a payment approved with the PIN typed on the on-screen keypad: SAFE, as th
   assert.doesNotMatch(dots, /\d/, 'the dots show no digit');
   assert.equal((await session.findAll('main [data-testid="device-display"]')).length, 0, 'a mirrored device screen');
   await shot('payment-approve-on-device');
-  await matrix('payment-approve');
+  // At the minimum size the PIN dots and the keypad that answers the prompt are both in view.
+  await matrix('payment-approve', { mustSee: ['[data-testid="pin-dots"]', '[data-testid="mock-device"] [data-key="ok"]'] });
   await press(['4', '5', '6', 'ok']);
   const decision = await session.waitFor('the device decision', async () => {
     const found = await session.findAll('[data-testid="decision"]');
@@ -495,6 +498,7 @@ test('a confirmation pushed by the bank is signed on the device after OK on its 
   const result = await decision();
   assert.equal(result.tone, 'safe');
   await shot('confirmation-signed');
+  await matrix('confirmation-signed');
 });
 
 test('a confirmation rejected on the device: the device screen says rejected, the app says not confirmed', async () => {
@@ -526,6 +530,51 @@ test('a confirmation rejected on the device: the device screen says rejected, th
   await shot('confirmation-rejected');
   await matrix('confirmation-rejected');
   await session.click(await session.find('[data-testid="confirm-close"]'));
+});
+
+/** A payment sent to the device, ended by `keys` (or by the device itself): its result panel or error box. */
+async function payToEnd({ payee, amount, keys }) {
+  await go('payment');
+  const again = await session.findAll('[data-testid="payment-new"]');
+  if (again.length) await session.click(again[0]);
+  await session.type(await session.find('#pay-payee'), payee);
+  await session.type(await session.find('#pay-account'), '6222 0800 1234 8888');
+  await session.type(await session.find('#pay-amount'), amount);
+  await session.click(await session.find('[data-testid="payment-review-btn"]'));
+  await session.waitFor('the review', () => textOf('[data-testid="payment-review"]'), { timeoutMs: 30000 });
+  await session.click(await session.find('[data-testid="payment-send"]'));
+  if (keys.length) {
+    await session.waitFor('the PIN prompt', async () => (await session.findAll('[data-testid="mock-device"] [data-key="1"]:not([disabled])')).length > 0, { timeoutMs: 30000 });
+    await press(keys);
+  }
+  return session.waitFor('the payment result or error', () =>
+    session.exec(`const d = document.querySelector('[data-testid="decision"]');
+      if (d) return { kind: 'decision', tone: d.dataset.tone, text: d.textContent };
+      const box = document.querySelector('[data-testid="screen-payment"] .error-box');
+      return box ? { kind: 'error', tone: box.dataset.tone, text: box.textContent } : null;`),
+  { timeoutMs: 60000 });
+}
+
+// Two more ends a customer can see (docs/screenshots/): Cancel on the PIN pad, and a PIN pad
+// that stopped waiting for the PIN. Each says that nothing was paid.
+test('a payment cancelled on the PIN pad, and one the PIN pad stopped waiting for: nothing was paid', async () => {
+  const cancelled = await payToEnd({ payee: 'Zhou Ba', amount: '4.00', keys: ['cancel'] });
+  // The customer's own cancel is neutral, not a red alarm (issue 17).
+  assert.equal(cancelled.tone, 'neutral', cancelled.text);
+  assert.match(cancelled.text, /nothing was (paid|sent)/i, cancelled.text);
+  await shot('payment-cancelled');
+  await matrix('payment-cancelled');
+  await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_inject_fault', { deviceId: 'in-process:PB-SIM-0001', fault: { kind: 'userTooSlow' } });`);
+  try {
+    const slow = await payToEnd({ payee: 'Zhou Ba', amount: '4.00', keys: [] });
+    assert.equal(slow.tone, 'neutral', slow.text);
+    assert.match(slow.text, /stopped waiting|too slow|timed out/i, slow.text);
+    assert.match(slow.text, /nothing was (paid|sent)/i, slow.text);
+    await shot('payment-timed-out');
+    await matrix('payment-timed-out');
+  } finally {
+    await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('qa_clear_faults', { deviceId: 'in-process:PB-SIM-0001' });`);
+  }
 });
 
 test('three wrong PINs: two tries left, one try left, then blocked (call your bank)', async () => {
@@ -582,6 +631,7 @@ test('QA tamper: the header says DANGER, a payment is refused in danger, the ope
   assert.equal(blocked, 'tampered');
   assert.equal((await session.findAll('#pay-payee')).length, 0, 'the payment form is offered for a tampered device');
   await shot('payment-blocked-tampered');
+  await matrix('payment-blocked-tampered');
   await go('staff');
   const reset = await session.find('[data-testid="staff-tamper-reset"]');
   await session.waitFor('the reset button enabled', () => session.exec(`return !document.querySelector('[data-testid="staff-tamper-reset"]').disabled || null;`));
@@ -671,4 +721,66 @@ test('commands the window is not granted are refused by the ACL', async () => {
     session.execAsync(`return window.__TAURI_INTERNALS__.invoke('plugin:shell|execute', { program: 'sh', args: ['-c', 'true'] });`),
     /not allowed/,
   );
+});
+
+// Issue 17 item 5: a fresh install opens the guided first run, connect -> pair -> log in, each
+// step with the PIN pad drawing. Last, in an app of its own: the run above paired the mock PIN
+// pad (a device pairs once per computer), so this one starts from nothing: an empty config and
+// data home (whatever the app keeps there, the pairing included), a customer's settings (no
+// staff mode, first run not done) and a fresh embedded bank and mock PIN pad.
+test('a fresh install: the guided first run connects, pairs and logs in (screenshots of each step)', async () => {
+  await session.end();
+  session = null;
+  rmSync(join(CONFIG_HOME, IDENTIFIER), { recursive: true, force: true });
+  const dataHome = process.env.XDG_DATA_HOME;
+  if (dataHome) for (const name of ['app.pinbridge.desktop', 'pinbridge']) rmSync(join(dataHome, name), { recursive: true, force: true });
+  mkdirSync(join(CONFIG_HOME, IDENTIFIER), { recursive: true });
+  writeFileSync(
+    settingsFile,
+    JSON.stringify({ bankUrl: '', bankCaPem: null, language: 'en', theme: 'light', staffMode: false, firstRunDone: false, discovery: { usb: false, ble: false, simDevices: [] } }),
+  );
+  session = await Session.start(APP, { driver: process.env.WEBDRIVER ?? 'http://127.0.0.1:4444' });
+  await session.waitFor('the UI to start', () => session.exec(`return document.getElementById('app')?.dataset.ready ?? null;`), { timeoutMs: 30000 });
+  const step = () => session.exec(`return document.querySelector('[data-testid="first-run"]')?.dataset.step ?? null;`);
+  assert.equal(await session.waitFor('the first run', step), 'connect');
+  assert.equal((await session.findAll('[data-testid="nav-staff"], [data-testid="nav-qa"]')).length, 0, 'staff tools in a customer\'s menu');
+  await session.waitFor('PB-SIM-0001 bound to C-1001', async () => {
+    const list = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('device_list');`);
+    return list.some((d) => d.serial === 'PB-SIM-0001' && d.lifecycle === 'bound' && d.customerId === 'C-1001' && !d.paired);
+  }, { timeoutMs: 90000 });
+  await session.find('[data-testid="first-run-connect-PB-SIM-0001"]');
+  await matrix('first-run-connect');
+
+  await session.click(await session.find('[data-testid="first-run-connect-PB-SIM-0001"]'));
+  await session.waitFor('the pair step', async () => (await step()) === 'pair' && (await session.findAll('[data-testid="first-run-pair"]')).length > 0);
+  await matrix('first-run-pair');
+
+  await session.click(await session.find('[data-testid="first-run-pair"]'));
+  const code = (await session.waitFor('the pairing code', () => textOf('[data-testid="first-run-code"]'), { timeoutMs: 30000 })).replace(/\D/g, '');
+  assert.match(code, /^\d{6}$/);
+  await session.waitFor('the code on the device display', async () => {
+    const lines = await deviceScreen();
+    return lines && lines.replace(/\D/g, '').includes(code) ? lines : null;
+  });
+  assert.equal((await session.findAll('main [data-testid="device-display"]')).length, 0, 'a mirrored device screen');
+  await session.find('main [data-testid="look-at-device"]');
+  await matrix('first-run-pair-compare');
+
+  await press(['ok']);
+  await session.waitFor('the log-in step', async () => (await step()) === 'login' && (await session.findAll('#first-run-customer')).length > 0, { timeoutMs: 30000 });
+  await session.type(await session.find('#first-run-customer'), 'C-1001');
+  await matrix('first-run-login');
+
+  await session.click(await session.find('[data-testid="first-run-login"]'));
+  const done = await session.waitFor('the first run done', () => textOf('[data-testid="first-run-done"]'), { timeoutMs: 60000 });
+  assert.match(done, /Li Wei/);
+  await matrix('first-run-done');
+
+  await session.click(await session.find('[data-testid="first-run-finish"]'));
+  await session.waitFor('the payment screen', () => textOf('[data-testid="screen-payment"] h1'));
+  const saved = await session.waitFor('first run done, saved', async () => {
+    const s = await session.execAsync(`return window.__TAURI_INTERNALS__.invoke('settings_get');`);
+    return s.firstRunDone ? s : null;
+  });
+  assert.equal(saved.staffMode, false);
 });

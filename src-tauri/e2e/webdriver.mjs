@@ -96,22 +96,28 @@ export class Session {
    *
    * WebKitWebDriver 2.50 (Debian 12) never answers Take Screenshot while the document fits the
    * window without scrolling; it does once the document can scroll. So a page that fits gets
-   * an invisible spacer below its content for the length of the screenshot.
+   * an invisible spacer below its content for the length of the screenshot. WebKit takes the
+   * picture after the page's next presentation update, and a page where nothing changes may not
+   * get one: a screenshot of a still page that did scroll hung too (60 s, no answer; one in
+   * about 150 in the e2e's screenshot matrix). So the spacer is always there and changes height
+   * a few times while the command runs (below the fold: nothing visible moves).
    */
   async screenshot() {
-    const padded = await this.exec(`
+    await this.exec(`
       const overflow = document.documentElement.scrollHeight - window.innerHeight;
-      if (overflow > 0) return false;
+      const base = overflow > 0 ? 1 : 1 - overflow;
       const spacer = document.createElement('div');
       spacer.id = '__webdriver_screenshot_spacer';
       spacer.setAttribute('aria-hidden', 'true');
-      spacer.style.height = (1 - overflow) + 'px';
+      spacer.style.height = base + 'px';
       document.body.appendChild(spacer);
+      [30, 100, 250, 600, 1500, 4000, 10000].forEach((ms, i) =>
+        setTimeout(() => { spacer.style.height = (base + ((i + 1) % 2)) + 'px'; }, ms));
       return true;`);
     try {
       return Buffer.from(await this.cmd('GET', '/screenshot'), 'base64');
     } finally {
-      if (padded) await this.exec(`document.getElementById('__webdriver_screenshot_spacer')?.remove();`);
+      await this.exec(`document.getElementById('__webdriver_screenshot_spacer')?.remove(); return true;`);
     }
   }
 

@@ -45,6 +45,19 @@ describe('zh-CN screens', () => {
     expect(el.querySelector('summary')?.textContent).toBe('技术详情（英文，供技术支持使用）');
   });
 
+  it('a cancel on the PIN pad and a prompt left to time out are neutral, a fault stays red', async () => {
+    const tone = async (kind: 'userCancelled' | 'userTooSlow' | 'timeout') => {
+      const el = await mountZh(<ErrorBox error={{ kind, message: kind, paid: false }} />);
+      const box = el.querySelector<HTMLElement>('.error-box');
+      const found = { tone: box?.dataset.tone, role: box?.getAttribute('role') };
+      render(null, el);
+      return found;
+    };
+    expect(await tone('userCancelled')).toEqual({ tone: 'neutral', role: 'status' });
+    expect(await tone('userTooSlow')).toEqual({ tone: 'neutral', role: 'status' });
+    expect(await tone('timeout')).toEqual({ tone: 'danger', role: 'alert' });
+  });
+
   it('the Logs screen shows flow events in Chinese', async () => {
     const el = await mountZh(<LogsScreen />, [
       {

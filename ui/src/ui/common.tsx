@@ -7,13 +7,20 @@ import { errorDetail } from '../words';
 import { resultTone } from '../state';
 import { useApp, useController, useT } from './context';
 
+/** Ends the customer chose or let happen (Cancel on the PIN pad, no key in time): no fault. */
+const CUSTOMER_ENDS: ReadonlySet<string> = new Set(['userCancelled', 'userTooSlow']);
+
 export function ErrorBox({ error, onRetry }: { error: AppError | null; onRetry?: () => void }) {
   const t = useT();
   const lang = useApp((s) => s.lang);
   if (!error) return null;
   const detail = errorDetail(lang, error);
+  // The customer's own cancel (or a prompt left to time out) is neutral, not a red alarm: the
+  // outcome sets the colour, as on the result panel (issue 17: "the customer's own cancel a
+  // red error").
+  const tone = CUSTOMER_ENDS.has(error.kind) ? 'neutral' : 'danger';
   return (
-    <div class="error-box" role="alert">
+    <div class="error-box" data-tone={tone} role={tone === 'danger' ? 'alert' : 'status'}>
       <p class="error-title">{t(`error.${error.kind}`)}</p>
       {detail && <p class="error-what">{detail}</p>}
       <p class="error-hint">{t(`error.${error.kind}.hint`)}</p>
