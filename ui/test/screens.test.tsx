@@ -192,6 +192,8 @@ describe('first run', () => {
     const step = () => byId('first-run')?.getAttribute('data-step');
     expect(step()).toBe('connect');
     expect(q('.pinpad-illustration')).not.toBeNull();
+    // The first run is no menu item's page: none is marked current while it stands in.
+    expect(q('nav [aria-current="page"]')).toBeNull();
     await click(byId('first-run-connect-PB-SIM-0001'));
     await until(() => step() === 'pair', 'the pair step');
     await click(byId('first-run-pair'));
@@ -207,6 +209,7 @@ describe('first run', () => {
     expect(byId('first-run-done')?.textContent).toContain('Li Wei');
     await click(byId('first-run-finish'));
     await until(() => byId('first-run') === null, 'the app');
+    expect(byId('nav-devices')?.getAttribute('aria-current')).toBe('page');
     expect((await backend.settingsGet()).firstRunDone).toBe(true);
     // Started again: done once, so no first run.
     render(null, root!);

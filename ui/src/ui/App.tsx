@@ -245,7 +245,7 @@ export function App() {
         <ul>
           {routes.map((r) => (
             <li key={r}>
-              <a href={`#/${r}`} aria-current={r === shown ? 'page' : undefined} data-testid={`nav-${r}`}>
+              <a href={`#/${r}`} aria-current={r === shown && !guided ? 'page' : undefined} data-testid={`nav-${r}`}>
                 {t(`nav.${r}`)}
                 {r === 'confirmations' && pending > 0 && (
                   <span class="badge" aria-label={t('nav.pending', { n: pending })}>
