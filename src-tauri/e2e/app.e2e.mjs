@@ -283,7 +283,8 @@ test('the payment history lists the payment with the bank journal reference, and
   assert.match(row, /•••• 8888/, 'the payee account masked');
   assert.doesNotMatch(row, /6222 ?0800/, 'the payee account in full');
   await shot('history');
-  await matrix('history');
+  // Each row's receipt button in view at 820 px, not past the table's scroll box.
+  await matrix('history', { mustSee: ['[data-testid^="receipt-open-"]'] });
   // That row's receipt (Zhao Liu's CNY 1.00 payment is in the list too).
   const opened = await session.exec(`const row = [...document.querySelectorAll('[data-testid^="history-row-"]')]
       .find((r) => /Zhang San/.test(r.textContent) && /CNY 120\\.50/.test(r.textContent));

@@ -137,10 +137,10 @@ export function HistoryScreen() {
                       {t('history.amount')}
                     </th>
                     <th scope="col">{t('history.outcome')}</th>
-                    <th scope="col">{t('history.journal')}</th>
                     <th scope="col">
                       <span class="sr-only">{t('history.receipt')}</span>
                     </th>
+                    <th scope="col">{t('history.journal')}</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -155,7 +155,6 @@ export function HistoryScreen() {
                       <td>
                         <Outcome p={p} />
                       </td>
-                      <td>{p.journalReference ? <code>{p.journalReference}</code> : '—'}</td>
                       <td class="row-actions">
                         <button
                           type="button"
@@ -167,6 +166,7 @@ export function HistoryScreen() {
                           {t('history.receipt')}
                         </button>
                       </td>
+                      <td>{p.journalReference ? <code>{p.journalReference}</code> : '—'}</td>
                     </tr>
                   ))}
                 </tbody>
