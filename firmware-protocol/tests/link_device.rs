@@ -422,3 +422,54 @@ fn a_device_on_bluetooth_retransmits_its_answer_on_the_ble_timer() {
     );
     assert_eq!(device.transaction_owner(), None);
 }
+
+#[test]
+fn a_new_request_after_the_device_gave_up_on_its_answer_is_that_answers_ack_and_is_answered() {
+    // §2.9.3: the host's ACK of an answer can be lost after every retransmission (BLE under
+    // load, 2026-12-05). The host had the answer: its next request proves it. The device
+    // used to take that request, run it, and then find its sender waiting for an INIT: the
+    // command ran and its answer could never be sent.
+    let (mut device, mut hosts) = (device(), Hosts::new());
+    let channel = allocate(&mut device, &mut hosts, 1);
+    send(&mut device, 1000, 1, msg(channel, 0, b"first"));
+    hosts.frames(&mut device, 1000);
+    events(&mut device);
+    device.answer(1000, b"one".to_vec()).unwrap();
+    let mut now = 1000;
+    let mut sends = hosts.frames(&mut device, now).len();
+    while let Some(at) = device.poll_timeout() {
+        now = at;
+        device.handle_timeout(now);
+        sends += hosts.frames(&mut device, now).len();
+        if device.transaction_owner().is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        sends, 6,
+        "one send and five retransmissions, then it gives up"
+    );
+    assert_eq!(device.transaction_owner(), None);
+
+    send(&mut device, now + 10, 1, msg(channel, 1, b"second"));
+    let acked = hosts.frames(&mut device, now + 10);
+    assert_eq!(
+        acked,
+        vec![(
+            Destination::Connection(1),
+            Frame::new(channel, Body::Ack { seq: 1 })
+        )]
+    );
+    assert!(matches!(
+        &events(&mut device)[..],
+        [DeviceEvent::Request { message, .. }] if message == b"second"
+    ));
+    device
+        .answer(now + 20, b"two".to_vec())
+        .expect("the answer to the new request goes out");
+    // The given-up answer was delivered after all: the next answer takes the next number.
+    assert_eq!(
+        hosts.frames(&mut device, now + 20),
+        vec![(Destination::Connection(1), msg(channel, 1, b"two"))]
+    );
+}

@@ -448,6 +448,10 @@ impl DeviceLink {
                 state.sender.on_ack(outstanding);
             }
             self.end_transaction();
+        } else if let Some(state) = self.channels.get_mut(&channel) {
+            // The same rule after this device gave up on its answer: the host had it. Without
+            // it the request would run with no way to send its answer (sender awaiting INIT).
+            state.sender.delivered_late();
         }
         if self.transaction_owner() == Some(channel) {
             // §2.10 rule 1: a second request before the first was answered.

@@ -89,6 +89,8 @@ pub struct ReliableSender {
     next_seq: u8,
     outstanding: Option<Outstanding>,
     needs_resync: bool,
+    /// The message given up on last, until an `INIT` or proof of its delivery.
+    lost: Option<u8>,
 }
 
 impl ReliableSender {
@@ -106,6 +108,7 @@ impl ReliableSender {
             next_seq: 0,
             outstanding: None,
             needs_resync: false,
+            lost: None,
         }
     }
 
@@ -154,6 +157,7 @@ impl ReliableSender {
                 let seq = outstanding_seq(outstanding);
                 self.outstanding = None;
                 self.needs_resync = true;
+                self.lost = Some(seq);
                 SenderAction::GaveUp { seq }
             }
             _ => {
@@ -217,6 +221,22 @@ impl ReliableSender {
         self.outstanding = None;
         self.next_seq = 0;
         self.needs_resync = false;
+        self.lost = None;
+    }
+
+    /// The peer proved it has the message this sender gave up on (a device's given-up
+    /// answer, followed by the host's next request: §2.9.3): it counts as acknowledged, the
+    /// sequence numbers are trusted again and the next message takes the next number.
+    /// Returns whether there was such a message.
+    pub fn delivered_late(&mut self) -> bool {
+        match self.lost.take() {
+            Some(seq) if self.needs_resync => {
+                self.next_seq = seq.wrapping_add(1);
+                self.needs_resync = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether no message is waiting for its `ACK`.
