@@ -173,6 +173,14 @@ pub(crate) fn cases() -> Vec<Case> {
             run: case_fn!(retransmit),
         },
         Case {
+            id: "link.msg.given-up",
+            section: "2.9.3",
+            title: "a request after a given-up answer is that answer's ACK",
+            expected: "6 sends of the unacknowledged answer, then the next request answered under the next number",
+            after: &[],
+            run: case_fn!(given_up),
+        },
+        Case {
             id: "link.cancel.idle",
             section: "2.10",
             title: "CANCEL with no transaction is ignored",
@@ -623,6 +631,54 @@ async fn retransmit(ctx: &mut Ctx) -> Outcome {
     }
     Ok(format!(
         "same MSG after {gap} ms (RTO {rto} ms), again {on_nack} ms after a NACK"
+    ))
+}
+
+async fn given_up(ctx: &mut Ctx) -> Outcome {
+    let tolerance = ctx.tolerance_ms;
+    let message = get_status_bytes(ctx)?;
+    let chan = ctx.chan.id;
+    let rx = ctx.chan.rx;
+    let policy = match ctx.probe.kind() {
+        TransportKind::Ble => RetransmitPolicy::BLE,
+        _ => RetransmitPolicy::STANDARD,
+    };
+    let sends = u64::from(policy.max_retransmissions) + 1;
+    ctx.probe.send_request(&ctx.chan.clone(), &message).await?;
+    // Never acknowledged: every transmission and the give-up fit in this window.
+    let packets = ctx.probe.mtu().packet_count(1 + 256); // more than a Status answer: a longer window
+    let window = (policy.timeout_ms(packets) + 2 * tolerance) * (sends + 1);
+    let seen = ctx.probe.collect(Duration::from_millis(window)).await?;
+    let answers = seen
+        .iter()
+        .filter(|s| matches!(s.frame_on(chan), Some(Body::Msg { seq, .. }) if *seq == rx))
+        .count();
+    ctx.chan.tx = ctx.chan.tx.wrapping_add(1);
+    if answers as u64 != sends {
+        return fail(format!("{answers} sends of the answer, not {sends}"));
+    }
+    ctx.probe.send_request(&ctx.chan.clone(), &message).await?;
+    let next = rx.wrapping_add(1);
+    let (found, before) = ctx
+        .probe
+        .wait_for(
+            ANSWER_WINDOW,
+            |s| matches!(s.frame_on(chan), Some(Body::Msg { seq, .. }) if *seq == next),
+        )
+        .await?;
+    if found.is_none() {
+        return fail(format!(
+            "no answer numbered {next} to the next request: {}",
+            describe(&before)
+        ));
+    }
+    ctx.chan.tx = ctx.chan.tx.wrapping_add(1);
+    ctx.probe
+        .send_frame(&Frame::new(chan, Body::Ack { seq: next }))
+        .await?;
+    ctx.chan.rx = next.wrapping_add(1);
+    Ok(format!(
+        "{sends} sends, then the next request answered as MSG {next}"
     ))
 }
 
