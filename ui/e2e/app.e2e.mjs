@@ -48,9 +48,11 @@ describe('customer flows (en)', () => {
       await connectFirst(page);
       await pair(page);
       await press(page, ['cancel']);
-      const alert = page.getByRole('alert');
-      await alert.filter({ hasText: 'Cancelled.' }).waitFor();
-      assert.match(await alert.innerText(), /Nothing was sent/);
+      // The customer's own cancel is a neutral status, not a red alert (issue 17).
+      const box = page.getByRole('status').filter({ hasText: 'Cancelled.' });
+      await box.waitFor();
+      assert.equal(await box.getAttribute('data-tone'), 'neutral');
+      assert.match(await box.innerText(), /Nothing was sent/);
     }));
 
   test('login with the paired device', T, () =>
@@ -201,7 +203,7 @@ describe('staff and QA (en)', () => {
       await page.getByTestId('pairing-start').click();
       await page.getByTestId('pairing-code').waitFor();
       await press(page, ['7', 'cancel']);
-      await page.getByRole('alert').filter({ hasText: 'Cancelled.' }).waitFor();
+      await page.getByRole('status').filter({ hasText: 'Cancelled.' }).waitFor();
       await go(page, 'qa');
       const log = page.getByTestId('qa-log');
       await log.filter({ hasText: 'PB-SIM-0002: key pressed (CANCEL)' }).waitFor();
