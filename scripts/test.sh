@@ -42,7 +42,7 @@ bash scripts/check-production-app.sh "$CARGO_TARGET_DIR/debug/pinbridge-app"
 step "ui: typecheck, Vitest, build, browser end-to-end in Chromium (mocked IPC)"
 bash scripts/ui-test.sh
 
-step "real stacks: the flows through the Linux kernel's USB stack in a QEMU VM (bounded; last line N passed, M failed)"
+step "real stacks: the flows through the Linux kernel's USB stack and BlueZ in a QEMU VM (bounded; last line N passed, M failed)"
 bash scripts/real-stack-test.sh
 
 step "desktop app: the release build under Xvfb, pairing, login and a payment on the embedded mock device"
