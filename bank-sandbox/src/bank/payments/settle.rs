@@ -184,13 +184,14 @@ const ADVANCE_AND_SETTLE_POSTGRES: &str = "WITH advance AS (\
 
 /// [`ADVANCE_AND_SETTLE_POSTGRES`] over arrays ($1 the jobs' ordinals, then its parameters
 /// $1-$14 in order, each an array): one row per job, its ordinal, debited, decided, advanced.
+/// `binding_id = ANY($14)`: the join key as an index condition (see `PREPARE_BULK`).
 const SETTLE_BULK: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], \
      $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::bytea[], \
      $12::bytea[], $13::bytea[], $14::text[], $15::text[]) AS i(ord, amount, payer, payee, currency, \
      transaction_id, now, approved, short, device_counter, approval, response_ok, response_short, \
      binding_id, session_id)), \
      advance AS (UPDATE bindings b SET device_counter = i.device_counter FROM input i \
-     WHERE b.binding_id = i.binding_id AND b.device_counter < i.device_counter AND b.pin_locked = 0 \
+     WHERE b.binding_id = ANY($14) AND b.binding_id = i.binding_id AND b.device_counter < i.device_counter AND b.pin_locked = 0 \
      AND b.wrong_pin_count = 0 AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id \
      AND s.stage = 'active' AND s.expires_at > i.now) RETURNING i.ord), \
      debit AS (UPDATE accounts a SET balance_minor = a.balance_minor - i.amount \
