@@ -4,7 +4,7 @@ use firmware_protocol::message::BankResult as Verdict;
 
 use super::{Transfer, already_journaled};
 use crate::error::{BankError, BankResult};
-use crate::store::{BulkStep, WriteRow, WriteTx};
+use crate::store::{BulkStep, SqlValue, WriteRow, WriteTx};
 use crate::util::now_ms;
 
 /// The counter step of a decision made in the settlement statement: the binding whose
@@ -33,20 +33,7 @@ pub(super) async fn settle_in_one_statement(
     approval: Vec<u8>,
     responses: (&str, &str),
 ) -> BankResult<Option<Verdict>> {
-    let mut params = vec![
-        transfer.amount.into(),
-        transfer.payer.into(),
-        transfer.payee.into(),
-        transfer.currency.into(),
-        transfer.transaction_id.into(),
-        now_ms().into(),
-        i64::from(Verdict::Approved.to_wire()).into(),
-        i64::from(Verdict::InsufficientFunds.to_wire()).into(),
-        device_counter.into(),
-        approval.into(),
-        hex::decode(responses.0).unwrap_or_default().into(),
-        hex::decode(responses.1).unwrap_or_default().into(),
-    ];
+    let mut params = settle_values(transfer, device_counter, approval, responses);
     let sql = match &advance {
         Some(advance) => {
             params.push(advance.binding_id.into());
@@ -94,16 +81,14 @@ fn settled(
     Ok(Some(Verdict::Approved))
 }
 
-/// The share of a decision whose PIN verified in the batch's [`SETTLE_BULK`] (PostgreSQL):
-/// [`ADVANCE_AND_SETTLE_POSTGRES`] for many payments in one statement.
-pub(super) fn settle_bulk(
-    advance: &Advance<'_>,
+/// The decision's parameters both settle statements start with ($1-$12).
+fn settle_values(
     transfer: &Transfer<'_>,
     device_counter: i64,
     approval: Vec<u8>,
     responses: (&str, &str),
-) -> BulkStep {
-    let values = vec![
+) -> Vec<SqlValue> {
+    vec![
         transfer.amount.into(),
         transfer.payer.into(),
         transfer.payee.into(),
@@ -116,9 +101,20 @@ pub(super) fn settle_bulk(
         approval.into(),
         hex::decode(responses.0).unwrap_or_default().into(),
         hex::decode(responses.1).unwrap_or_default().into(),
-        advance.binding_id.into(),
-        advance.session_hex.into(),
-    ];
+    ]
+}
+
+/// The share of a decision whose PIN verified in the batch's [`SETTLE_BULK`] (PostgreSQL):
+/// [`ADVANCE_AND_SETTLE_POSTGRES`] for many payments in one statement.
+pub(super) fn settle_bulk(
+    advance: &Advance<'_>,
+    transfer: &Transfer<'_>,
+    device_counter: i64,
+    approval: Vec<u8>,
+    responses: (&str, &str),
+) -> BulkStep {
+    let mut values = settle_values(transfer, device_counter, approval, responses);
+    values.extend([advance.binding_id.into(), advance.session_hex.into()]);
     // The payer first: batches on two connections debit accounts in one order.
     let keys = vec![
         format!("payer:{}", transfer.payer),
