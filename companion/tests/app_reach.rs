@@ -36,12 +36,17 @@ async fn next_reach(events: &mut broadcast::Receiver<CoreEvent>) -> (BankReach, 
     .expect("no bankReach event")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bank_is_unknown_then_unreachable_with_its_reason_then_reachable_after_a_change() {
-    let world = World::start().await;
+/// A core whose bank address starts on a closed port and can be changed through the mutex;
+/// its events, and the key store's directory (kept alive by the caller).
+async fn core_on_a_closed_port() -> (
+    Arc<AppCore>,
+    Arc<Mutex<String>>,
+    broadcast::Receiver<CoreEvent>,
+    tempfile::TempDir,
+) {
     let url = Arc::new(Mutex::new(closed_port().await));
     let source = url.clone();
-    let (events, mut seen) = broadcast::channel(64);
+    let (events, seen) = broadcast::channel(64);
     let keys = tempfile::tempdir().unwrap();
     let core = Arc::new(AppCore::new(CoreConfig {
         keys: companion::keystore::KeyStore::in_memory(keys.path()),
@@ -57,6 +62,13 @@ async fn the_bank_is_unknown_then_unreachable_with_its_reason_then_reachable_aft
         mocks: None,
         device_cas: Vec::new(),
     }));
+    (core, url, seen, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_is_unknown_then_unreachable_with_its_reason_then_reachable_after_a_change() {
+    let world = World::start().await;
+    let (core, url, mut seen, _keys) = core_on_a_closed_port().await;
     // Nothing asked yet: unknown, never green.
     assert!(matches!(
         core.bank_reach(),
@@ -83,24 +95,7 @@ async fn the_bank_is_unknown_then_unreachable_with_its_reason_then_reachable_aft
 async fn a_staff_sign_in_that_fails_on_the_way_makes_the_bank_unreachable_and_one_that_is_refused_reachable()
  {
     let world = World::start().await;
-    let url = Arc::new(Mutex::new(closed_port().await));
-    let source = url.clone();
-    let (events, mut seen) = broadcast::channel(64);
-    let keys = tempfile::tempdir().unwrap();
-    let core = Arc::new(AppCore::new(CoreConfig {
-        keys: companion::keystore::KeyStore::in_memory(keys.path()),
-        bank: Arc::new(move || BankSettings {
-            url: source.lock().unwrap().clone(),
-            ca_pem: None,
-        }),
-        embedded: EmbeddedStatus::Off,
-        emit: Arc::new(move |event| {
-            let _ = events.send(event);
-        }),
-        devices: DeviceManager::new(),
-        mocks: None,
-        device_cas: Vec::new(),
-    }));
+    let (core, url, mut seen, _keys) = core_on_a_closed_port().await;
     // Staff screens call the bank too: their failures on the way are news for the header.
     assert!(core.staff_sign_in("T0001", "wrong").await.is_err());
     assert_eq!(next_reach(&mut seen).await.0, BankReach::Unreachable);
