@@ -9,6 +9,7 @@ use bank_sandbox::bank::{BankConfig, Role};
 use bank_sandbox::server::{
     DEFAULT_MAX_CONNECTIONS, default_master_key_file, open_bank_with, serve_plain, serve_tls,
 };
+use bank_sandbox::store::DEFAULT_COMMIT_WORKERS;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,6 +38,10 @@ struct StoreArgs {
     /// Most database connections (the PostgreSQL pool; SQLite readers are capped at 4).
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, env = "PINBRIDGE_BANK_MAX_CONNECTIONS")]
     max_connections: u32,
+    /// PostgreSQL group-commit workers, each a connection running batches of writes in one
+    /// transaction (more answer sooner at low rates, cost more CPU at high ones).
+    #[arg(long, default_value_t = DEFAULT_COMMIT_WORKERS, env = "PINBRIDGE_BANK_COMMIT_WORKERS")]
+    commit_workers: usize,
 }
 
 impl StoreArgs {
@@ -50,6 +55,7 @@ impl StoreArgs {
             &key,
             BankConfig::default(),
             self.max_connections,
+            self.commit_workers,
         )
         .await
     }

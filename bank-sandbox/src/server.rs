@@ -19,22 +19,30 @@ pub async fn open_bank(
     master_key_file: &Path,
     config: BankConfig,
 ) -> anyhow::Result<Bank> {
-    open_bank_with(database, master_key_file, config, DEFAULT_MAX_CONNECTIONS).await
+    open_bank_with(
+        database,
+        master_key_file,
+        config,
+        DEFAULT_MAX_CONNECTIONS,
+        crate::store::DEFAULT_COMMIT_WORKERS,
+    )
+    .await
 }
 
 /// Database connections [`open_bank`] allows (PostgreSQL pool; SQLite readers are capped
 /// lower, see [`crate::store`]).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
-/// [`open_bank`] with a given connection limit.
+/// [`open_bank`] with a given connection limit and PostgreSQL group-commit workers.
 pub async fn open_bank_with(
     database: &str,
     master_key_file: &Path,
     config: BankConfig,
     max_connections: u32,
+    commit_workers: usize,
 ) -> anyhow::Result<Bank> {
     private_sqlite_file(database)?;
-    let store = Store::open(database, max_connections).await?;
+    let store = Store::open_with_workers(database, max_connections, commit_workers).await?;
     let master = MasterKey::load(master_key_file, true)?;
     Ok(Bank::open(store, master, config).await?)
 }

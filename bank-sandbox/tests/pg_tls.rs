@@ -132,9 +132,7 @@ async fn sslmode_require_and_verify_full_reach_the_group_commit_over_tls() {
     // require: encrypted, the certificate (of a CA nobody trusts) not checked.
     let (url, _) = through(&database, &proxy.to_string(), "sslmode=require");
     write_and_read(&url, "require").await.unwrap();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2);
+    let workers = bank_sandbox::store::DEFAULT_COMMIT_WORKERS;
     // The pool's connections and one per group-commit worker, none in the clear.
     assert!(
         counts.encrypted.load(Ordering::SeqCst) > workers,

@@ -221,7 +221,8 @@ async fn postgres_group_commit_reconnects() {
     let Some(url) = url(Db::Postgres, &dir).await else {
         return;
     };
-    let store = Store::open(&url, 2).await.unwrap();
+    // Two workers: each connection ended must be replaced.
+    let store = Store::open_with_workers(&url, 2, 2).await.unwrap();
     let write = |i: i64| {
         let store = store.clone();
         async move {

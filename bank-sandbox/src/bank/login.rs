@@ -16,8 +16,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{
-    ActiveSession, Bank, device_answer, device_refused, device_response, encode_request,
-    unexpected_answer,
+    ActiveSession, Bank, BindingPin, device_answer, device_refused, device_response,
+    encode_request, unexpected_answer,
 };
 use crate::error::{BankError, BankResult};
 use crate::hsm::{BlockUsage, generate_key};
@@ -58,6 +58,13 @@ struct LoginRow {
     challenge_expires_at: Option<i64>,
     expires_at: i64,
     created_at: i64,
+    /// The binding's bank payment counter when the row was read: the first prepare of the
+    /// session expects the one after it (a stale value costs that prepare one more try).
+    payment_counter: Option<i64>,
+    /// The binding's PIN facts (set once it is active; a PIN change makes every process
+    /// drop its sessions of the device, which read them again).
+    pin_account_number: Option<String>,
+    pvv: Option<Vec<u8>>,
 }
 
 fn hex_field(text: &str, field: &str) -> BankResult<Vec<u8>> {
@@ -230,8 +237,10 @@ impl Bank {
 
     async fn login_row(&self, login_id: &str, stage: &str) -> BankResult<LoginRow> {
         let row = sqlx::query(&self.store.q(
-            "SELECT device_serial, binding_id, customer_id, stage, integrity_nonce, pin_key, mac_key, response_key, \
-             load_keys, bank_challenge, challenge_expires_at, expires_at, created_at FROM sessions WHERE session_id = ?",
+            "SELECT s.device_serial, s.binding_id, s.customer_id, s.stage, s.integrity_nonce, s.pin_key, s.mac_key, \
+             s.response_key, s.load_keys, s.bank_challenge, s.challenge_expires_at, s.expires_at, s.created_at, \
+             b.payment_counter, b.pin_account_number, b.pvv FROM sessions s LEFT JOIN bindings b ON b.binding_id = s.binding_id \
+             WHERE s.session_id = ?",
         ))
         .bind(login_id)
         .fetch_optional(self.store.writer())
@@ -251,6 +260,9 @@ impl Bank {
             challenge_expires_at: row.try_get("challenge_expires_at")?,
             expires_at: row.try_get("expires_at")?,
             created_at: row.try_get("created_at")?,
+            payment_counter: row.try_get("payment_counter")?,
+            pin_account_number: row.try_get("pin_account_number")?,
+            pvv: row.try_get("pvv")?,
         };
         if login.stage != stage {
             return Err(BankError::conflict(
@@ -628,6 +640,7 @@ impl Bank {
         self.forget_hosts_delivered(&serial, login.created_at)
             .await?;
         let session = self.activate(login_id, &login, expires_at)?;
+        self.preload_payer_accounts(&session).await?;
         self.cache_session(token_hash, Arc::new(session));
         tracing::info!(serial, customer = login.customer_id, "login complete");
         Ok(LoginComplete {
@@ -680,10 +693,17 @@ impl Bank {
             mac_key: self.open_key(login.mac_key.clone())?,
             response_key: self.open_key(login.response_key.clone())?,
             expires_at,
-            binding_pin: std::sync::OnceLock::new(),
+            binding_pin: match (&login.pin_account_number, &login.pvv) {
+                // Read with the session: its first approval does not wait for it.
+                (Some(pin_account_number), Some(pvv)) => std::sync::OnceLock::from(BindingPin {
+                    pin_account_number: pin_account_number.clone(),
+                    pvv: pvv.clone(),
+                }),
+                _ => std::sync::OnceLock::new(),
+            },
             last_prepared: std::sync::Mutex::new(None),
             payer_accounts: std::sync::Mutex::new(Vec::new()),
-            last_counter: std::sync::atomic::AtomicI64::new(-1),
+            last_counter: std::sync::atomic::AtomicI64::new(login.payment_counter.unwrap_or(-1)),
         })
     }
 
@@ -745,6 +765,7 @@ impl Bank {
             .await
             .map_err(|_| BankError::unauthorized("the session expired; log in again"))?;
         let session = Arc::new(self.activate(&login_id, &login, login.expires_at)?);
+        self.preload_payer_accounts(&session).await?;
         self.cache_session(token_hash, session.clone());
         Ok(session)
     }

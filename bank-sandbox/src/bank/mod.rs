@@ -106,8 +106,10 @@ pub(crate) struct ActiveSession {
     /// debit checks in the write), so the lookup is made once per session. The default
     /// account of a currency stays the one found first for the session's lifetime.
     pub payer_accounts: Mutex<Vec<(Option<String>, String, payments::Account)>>,
-    /// The bank payment counter this process last issued in the session (-1: none yet):
-    /// the next prepare expects the one after it (see `payments::prepare`).
+    /// The bank payment counter this process last issued in the session, or the binding's
+    /// when the session was opened here (-1: not known): the next prepare expects the one
+    /// after it (see `payments::prepare`). Without it a session's first payment took the
+    /// step-by-step path, and a thousand sessions starting at once queued behind them.
     pub last_counter: std::sync::atomic::AtomicI64,
 }
 

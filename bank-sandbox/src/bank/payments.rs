@@ -89,6 +89,19 @@ pub(crate) struct Account {
     pub exponent: u8,
 }
 
+impl Account {
+    fn from_row(row: &sqlx::any::AnyRow) -> BankResult<Self> {
+        let exponent: i64 = row.try_get("exponent")?;
+        Ok(Self {
+            account_number: row.try_get("account_number")?,
+            currency: row.try_get("currency")?,
+            exponent: u8::try_from(exponent).map_err(|_| {
+                BankError::internal(&format!("stored currency exponent {exponent}"))
+            })?,
+        })
+    }
+}
+
 impl Bank {
     /// The payer account for a customer: the named one (must be theirs) or their first in
     /// the currency.
@@ -116,11 +129,7 @@ impl Bank {
             .await?,
         }
         .ok_or_else(|| BankError::not_found("unknown_account", "no such payer account for this customer"))?;
-        let account = Account {
-            account_number: row.try_get("account_number")?,
-            currency: row.try_get("currency")?,
-            exponent: u8::try_from(row.try_get::<i64, _>("exponent")?).unwrap_or(2),
-        };
+        let account = Account::from_row(&row)?;
         if account.currency != currency {
             return Err(BankError::invalid(format!(
                 "the payer account is in {}, not {currency}",
@@ -128,6 +137,36 @@ impl Bank {
             )));
         }
         Ok(account)
+    }
+
+    /// Fills the session's payer-account cache with all the customer's accounts, as
+    /// [`Self::payer_account`] would find them (each by its number, and the first of each
+    /// currency as that currency's default): read once when the session opens, so that a
+    /// thousand sessions' first payments do not each wait for a read.
+    pub(crate) async fn preload_payer_accounts(&self, session: &ActiveSession) -> BankResult<()> {
+        let rows = sqlx::query(&self.store.q(
+            "SELECT account_number, currency, exponent FROM accounts WHERE customer_id = ? \
+             ORDER BY account_number LIMIT 8",
+        ))
+        .bind(session.customer_id.clone())
+        .fetch_all(self.store.reader())
+        .await?;
+        let mut accounts = session
+            .payer_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            let account = Account::from_row(&row)?;
+            let currency = account.currency.clone();
+            if !accounts
+                .iter()
+                .any(|(asked, c, _)| asked.is_none() && *c == currency)
+            {
+                accounts.push((None, currency.clone(), account.clone()));
+            }
+            accounts.push((Some(account.account_number.clone()), currency, account));
+        }
+        Ok(())
     }
 
     /// [`Self::payer_account`] through the session's cache.
@@ -162,7 +201,7 @@ impl Bank {
             .await?;
         let mut accounts = lock();
         // A session asks for a handful of accounts; the cap only bounds a misbehaving one.
-        if cached(&accounts).is_none() && accounts.len() < 16 {
+        if cached(&accounts).is_none() && accounts.len() < 32 {
             accounts.push((
                 request.payer_account.clone(),
                 request.currency.clone(),

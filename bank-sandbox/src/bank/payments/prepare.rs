@@ -230,9 +230,11 @@ const PREPARE_POSTGRES: &str = "WITH counter AS (\
 /// values in [`INSERT`]'s order): one row per job, its ordinal, whether it was written and
 /// the counter as the statement found it. A key used before is found here (not written, the
 /// job's own path then says so) rather than failing the statement; a concurrent use still
-/// fails it, and the batch runs again job by job. `binding_id = ANY($4)` repeats the join's
-/// key as an index condition: without it the generic plan joined `bindings` by a sequential
-/// scan per batch (13,350 scans of all 1,000 rows in a 20 s run at 1,000 payments/s).
+/// fails it, and the batch runs again job by job. `binding_id = ANY($4)` and
+/// `account_number = ANY($8)` repeat the joins' keys as index conditions: the group commit
+/// runs generic plans, and without them the plan read all of `bindings` (13,350 sequential
+/// scans of its 1,000 rows in a 20 s run at 1,000 payments/s) and hashed all of `accounts`
+/// per batch (0.19 of a batch's 0.28 ms).
 const PREPARE_BULK: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], \
      $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], \
      $12::int8[], $13::text[], $14::int8[], $15::bytea[], $16::int8[], $17::int8[]) AS i(ord, \
@@ -240,7 +242,8 @@ const PREPARE_BULK: &str = "WITH input AS (SELECT * FROM unnest($1::int8[], $2::
      payee_name, amount_minor, currency, exponent, reference, bank_counter, request, created_at, expires_at)), \
      counter AS (UPDATE bindings b SET payment_counter = i.bank_counter FROM input i \
      WHERE b.binding_id = ANY($4) AND b.binding_id = i.binding_id AND b.payment_counter = i.bank_counter - 1 AND b.status = 'active' \
-     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_number = i.payee_account AND a.currency <> i.currency) \
+     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_number = ANY($8) \
+     AND a.account_number = i.payee_account AND a.currency <> i.currency) \
      AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id AND s.stage = 'active' \
      AND s.expires_at > i.created_at) \
      AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = i.customer_id \
