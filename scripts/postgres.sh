@@ -68,8 +68,10 @@ if as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
   log "cluster already running on 127.0.0.1:$PORT"
 else
   log "starting on 127.0.0.1:$PORT"
+  # pg_stat_statements: per-statement calls, plans and blocks, for the plan tests and for
+  # whoever measures the bank on this cluster (CREATE EXTENSION pg_stat_statements).
   as_owner "$BIN/pg_ctl" -D "$DATA" -w -t 60 -l "$DATA/server.log" \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DATA -c max_connections=300" \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DATA -c max_connections=300 -c shared_preload_libraries=pg_stat_statements" \
     start >&2
 fi
 
