@@ -48,5 +48,8 @@ bash scripts/real-stack-test.sh
 step "desktop app: the release build under Xvfb, pairing, login and a payment on the embedded mock device"
 bash scripts/app-e2e.sh
 
+step "the bank's soak, 30 s per backend: 1,000 sessions, SQLite FULL at 3,000 payments/s, PostgreSQL at 1,000/s; no error, 97% of the rate, RSS every 10 s (the 10-minute one: SOAK_SECONDS=600)"
+SOAK_SECONDS=30 BACKENDS="full postgres" bash bank-sandbox/bench/load.sh
+
 step "fuzz smoke run (10 s per target; the long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 10
