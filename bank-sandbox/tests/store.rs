@@ -212,6 +212,83 @@ async fn postgres_every_way_a_job_ends() {
     every_way_a_job_ends_is_kept_apart(Db::Postgres).await;
 }
 
+/// A job after a failed one in the same batch runs a statement the connection has not
+/// prepared yet (its first use, or a new plan after its tenth run): PostgreSQL refuses to
+/// prepare in the transaction the failure aborted, so the failed job's rollback must go out
+/// first. Job 0 holds the worker while the failing job and the next are queued, so both
+/// share the next batch, in that order.
+async fn first_use_after_a_failed_job(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = url(db, &dir).await else {
+        return;
+    };
+    let store = Store::open(&url, 2).await.unwrap();
+    sqlx::query(
+        &store.q("INSERT INTO bank_keys (name, key_block, created_at) VALUES ('taken', 'k', -1)"),
+    )
+    .execute(store.writer())
+    .await
+    .unwrap();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(job(move |_| {
+                    Box::pin(async move {
+                        let _ = started.send(());
+                        let _ = gate.await;
+                        Ok::<_, BankError>(())
+                    })
+                }))
+                .await
+        }
+    });
+    running.await.unwrap();
+    let failing = store.write(job(|conn| {
+        Box::pin(async move {
+            conn.execute(INSERT, vec!["taken".into(), 1.into()]).await?;
+            Ok::<_, BankError>(())
+        })
+    }));
+    let next = store.write(job(|conn| {
+        Box::pin(async move {
+            // Another statement than INSERT: prepared here for the first time.
+            conn.execute(
+                "INSERT INTO bank_keys (name, key_block, created_at) VALUES (?, 'next', ?)",
+                vec!["after".into(), 2.into()],
+            )
+            .await?;
+            Ok::<_, BankError>(())
+        })
+    }));
+    // `join!` polls in order: both writes are queued before the holder lets the worker go.
+    let (failed, next, ()) = tokio::join!(failing, next, async {
+        let _ = release.send(());
+    });
+    holder.await.unwrap().unwrap();
+    assert!(failed.is_err(), "a taken key");
+    assert_eq!(next.map_err(|e| e.code), Ok(()), "the job after it");
+    let after: i64 = sqlx::query(&store.q("SELECT created_at FROM bank_keys WHERE name = 'after'"))
+        .fetch_one(store.reader())
+        .await
+        .unwrap()
+        .try_get("created_at")
+        .unwrap();
+    assert_eq!(after, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_first_use_after_a_failed_job() {
+    first_use_after_a_failed_job(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_first_use_after_a_failed_job() {
+    first_use_after_a_failed_job(Db::Postgres).await;
+}
+
 /// The PostgreSQL group commit outlives its connections: when the server ends them (a
 /// restart, an administrator), the batch on a dead connection fails as a whole (nothing of
 /// it stored, its callers told) and the next batches run on new connections.

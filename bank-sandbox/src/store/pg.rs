@@ -202,6 +202,16 @@ impl PgConn {
             Ok(statement) => return Ok(statement),
             Err(runs) => runs,
         };
+        if self.mark == Mark::AfterFailed {
+            // PostgreSQL refuses to prepare in a transaction a failed job aborted (a first
+            // use, or a new plan, after it): its rollback goes out first, and the step
+            // before the next job is then the one after a job that succeeded.
+            if let Err(e) = self.client.batch_execute("ROLLBACK TO job").await {
+                self.broken = true;
+                return Err(e.into());
+            }
+            self.mark = Mark::AfterOk;
+        }
         let types: Vec<Type> = params.iter().map(SqlValue::pg_type).collect();
         let statement = self
             .client
