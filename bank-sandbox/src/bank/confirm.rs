@@ -133,7 +133,7 @@ impl Bank {
         .bind(payment.currency.clone())
         .bind(i64::from(payer.exponent))
         .bind(payment.reference.clone())
-        .bind(hex::decode(&encoded).unwrap_or_default())
+        .bind(super::encoded_bytes(&encoded)?)
         .bind(terminal)
         .bind(now)
         .bind(now + self.config.confirmation_ttl_ms)

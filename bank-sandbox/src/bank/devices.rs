@@ -256,7 +256,7 @@ impl Bank {
         .bind(serial)
         .bind(sequence as i64)
         .bind(kind)
-        .bind(hex::decode(message_hex).unwrap_or_default())
+        .bind(super::encoded_bytes(message_hex)?)
         .bind(issued_by)
         .bind(now_ms())
         .execute(&mut **tx)

@@ -327,7 +327,7 @@ impl Bank {
         .bind(self.hsm.seal(&pin_key, KeyUsageCode::P0)?.0)
         .bind(self.hsm.seal(&mac_key, KeyUsageCode::M6)?.0)
         .bind(self.hsm.seal(&response_key, KeyUsageCode::M6)?.0)
-        .bind(hex::decode(&encoded).unwrap_or_default())
+        .bind(super::encoded_bytes(&encoded)?)
         .bind(login_id)
         .execute(self.store.writer())
         .await?;
@@ -507,7 +507,7 @@ impl Bank {
             "UPDATE sessions SET stage = 'challenge', bank_challenge = ?, challenge_expires_at = ? \
              WHERE session_id = ? AND stage = 'keys'",
         ))
-        .bind(hex::decode(&encoded).unwrap_or_default())
+        .bind(super::encoded_bytes(&encoded)?)
         .bind(now_ms() + self.config.challenge_ttl_ms)
         .bind(login_id)
         .execute(self.store.writer())

@@ -494,6 +494,12 @@ pub(crate) fn encode_request(request: message::Request) -> BankResult<String> {
     ))
 }
 
+/// The bytes of a message this bank encoded as hex ([`encode_request`]), to store: hex of
+/// its own that does not decode is the bank's fault, never a message stored empty.
+pub(crate) fn encoded_bytes(hex_text: &str) -> BankResult<Vec<u8>> {
+    hex::decode(hex_text).map_err(|e| BankError::internal(&e))
+}
+
 /// A MAC the bank could not make (`seal_bank_mac`, the one definition in firmware-protocol):
 /// a message that does not encode is the caller's data; a key that is not AES is ours.
 pub(crate) fn seal_refused(error: SealError) -> BankError {

@@ -506,7 +506,7 @@ impl Bank {
                 device_counter,
                 approval_bytes.clone(),
                 (&responses.0, &responses.1),
-            );
+            )?;
             Some((step, responses))
         } else {
             None
@@ -656,7 +656,7 @@ impl Bank {
                         verdict,
                         device_counter,
                         approval: approval_bytes,
-                        response: hex::decode(&encoded).unwrap_or_default(),
+                        response: super::encoded_bytes(&encoded)?,
                     };
                     let transfer = Transfer {
                         transaction_id: &tx_id,

@@ -15,7 +15,7 @@ use firmware_protocol::crypto::keys::MacKey;
 use firmware_protocol::message::{ApprovePayment, MacTag, PaymentDetails, Request, SessionId};
 
 use super::{IDEMPOTENCY_RACE, currency_mismatch, payee_currency, session_ended};
-use crate::bank::{encode_request, seal_refused};
+use crate::bank::{encode_request, encoded_bytes, seal_refused};
 use crate::error::{BankError, BankResult};
 use crate::store::{BulkStep, SqlValue, StoreError, WriteRow, WriteTx};
 use crate::util::now_ms;
@@ -70,7 +70,7 @@ impl NewPayment {
         ];
         let step = BulkStep::new(
             PREPARE_BULK,
-            self.values(expected, &encoded),
+            self.values(expected, &encoded)?,
             keys,
             // The counter step and the insert happen together or not at all (an insert
             // that fails fails the statement).
@@ -83,9 +83,9 @@ impl NewPayment {
     }
 
     /// The payment row's values in [`INSERT`]'s order ($13 the counter).
-    fn values(&self, counter: i64, encoded: &str) -> Vec<SqlValue> {
+    fn values(&self, counter: i64, encoded: &str) -> BankResult<Vec<SqlValue>> {
         let details = &self.details;
-        vec![
+        Ok(vec![
             self.transaction_id.as_str().into(),
             self.customer_id.as_str().into(),
             self.binding_id.as_str().into(),
@@ -99,10 +99,10 @@ impl NewPayment {
             i64::from(details.currency_exponent).into(),
             details.reference.as_str().into(),
             counter.into(),
-            hex::decode(encoded).unwrap_or_default().into(),
+            encoded_bytes(encoded)?.into(),
             now_ms().into(),
             self.expires_at.into(),
-        ]
+        ])
     }
 }
 
@@ -144,7 +144,7 @@ pub(super) async fn write_prepared(
         for _ in 0..tries {
             let (approve, encoded) = payment.request(expected)?;
             let row = conn
-                .fetch_optional(PREPARE_POSTGRES, payment.values(expected, &encoded))
+                .fetch_optional(PREPARE_POSTGRES, payment.values(expected, &encoded)?)
                 .await
                 .map_err(insert_error)?
                 .ok_or_else(|| BankError::internal(&"prepare returned no row"))?;
@@ -190,7 +190,7 @@ async fn step_by_step(conn: &mut WriteTx, payment: &NewPayment) -> BankResult<Pr
         }
     };
     let (approve, encoded) = payment.request(counter)?;
-    conn.execute(INSERT, payment.values(counter, &encoded))
+    conn.execute(INSERT, payment.values(counter, &encoded)?)
         .await
         .map_err(insert_error)?;
     Ok((counter, encoded, approve))

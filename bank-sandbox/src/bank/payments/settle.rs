@@ -3,6 +3,7 @@
 use firmware_protocol::message::BankResult as Verdict;
 
 use super::{Transfer, already_journaled};
+use crate::bank::encoded_bytes;
 use crate::error::{BankError, BankResult};
 use crate::store::{BulkStep, SqlValue, WriteRow, WriteTx};
 use crate::util::now_ms;
@@ -33,7 +34,7 @@ pub(super) async fn settle_in_one_statement(
     approval: Vec<u8>,
     responses: (&str, &str),
 ) -> BankResult<Option<Verdict>> {
-    let mut params = settle_values(transfer, device_counter, approval, responses);
+    let mut params = settle_values(transfer, device_counter, approval, responses)?;
     let sql = match &advance {
         Some(advance) => {
             params.push(advance.binding_id.into());
@@ -87,8 +88,8 @@ fn settle_values(
     device_counter: i64,
     approval: Vec<u8>,
     responses: (&str, &str),
-) -> Vec<SqlValue> {
-    vec![
+) -> BankResult<Vec<SqlValue>> {
+    Ok(vec![
         transfer.amount.into(),
         transfer.payer.into(),
         transfer.payee.into(),
@@ -99,9 +100,9 @@ fn settle_values(
         i64::from(Verdict::InsufficientFunds.to_wire()).into(),
         device_counter.into(),
         approval.into(),
-        hex::decode(responses.0).unwrap_or_default().into(),
-        hex::decode(responses.1).unwrap_or_default().into(),
-    ]
+        encoded_bytes(responses.0)?.into(),
+        encoded_bytes(responses.1)?.into(),
+    ])
 }
 
 /// The share of a decision whose PIN verified in the batch's [`SETTLE_BULK`] (PostgreSQL):
@@ -112,8 +113,8 @@ pub(super) fn settle_bulk(
     device_counter: i64,
     approval: Vec<u8>,
     responses: (&str, &str),
-) -> BulkStep {
-    let mut values = settle_values(transfer, device_counter, approval, responses);
+) -> BankResult<BulkStep> {
+    let mut values = settle_values(transfer, device_counter, approval, responses)?;
     values.extend([advance.binding_id.into(), advance.session_hex.into()]);
     // The payer first: batches on two connections debit accounts in one order.
     let keys = vec![
@@ -123,12 +124,12 @@ pub(super) fn settle_bulk(
     ];
     // All or nothing: a counter advanced (and maybe a debit) without the decision stored
     // must be undone, which only the job-by-job run can do for one job alone.
-    BulkStep::new(
+    Ok(BulkStep::new(
         SETTLE_BULK,
         values,
         keys,
         |row| matches!((row.int(2), row.int(3)), (Ok(decided), Ok(advanced)) if decided == advanced),
-    )
+    ))
 }
 
 /// The job's row of [`SETTLE_BULK`]: the verdict, or `None` if the counter step did not pass
