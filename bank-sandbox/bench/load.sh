@@ -102,7 +102,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   trap 'bash scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
   eval "$(bash scripts/postgres.sh)"
   PG_URL="$PINBRIDGE_PG_URL"
-  PG_DATA="${PINBRIDGE_PG_DIR:-${TMPDIR:-/tmp}/pinbridge-pg-${PINBRIDGE_PG_PORT:-55432}}"
+  PG_DATA="${TMPDIR:-/tmp}/pinbridge-pg-$PINBRIDGE_PG_PORT" # where scripts/postgres.sh puts it
   PSQL="$(command -v psql || ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)"
   PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)"
 fi

@@ -39,6 +39,13 @@ async fn prepare_stats(t: &TestBank) -> (i64, i64, i64) {
     )
 }
 
+async fn reset_stats(t: &TestBank) {
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(t.bank.store().reader())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_bulk_prepare_is_planned_once_and_again_as_payments_grow() {
     let Some(base) = support::postgres_url() else {
@@ -79,10 +86,7 @@ async fn postgres_bulk_prepare_is_planned_once_and_again_as_payments_grow() {
             assert_eq!(body["result"], "approved", "{body}");
         }
     };
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(pool)
-        .await
-        .unwrap();
+    reset_stats(&t).await;
     // Planned once, on a nearly empty table.
     pay(3).await;
     let (calls, plans, _) = prepare_stats(&t).await;
@@ -117,10 +121,7 @@ async fn postgres_bulk_prepare_is_planned_once_and_again_as_payments_grow() {
     pay(9).await;
     let (calls, plans, _) = prepare_stats(&t).await;
     assert_eq!((calls, plans), (12, 2), "planned again at the tenth run");
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(pool)
-        .await
-        .unwrap();
+    reset_stats(&t).await;
     pay(5).await;
     let (calls, plans, blocks) = prepare_stats(&t).await;
     assert_eq!(calls, 5);

@@ -639,9 +639,8 @@ impl Bank {
         tx.commit().await?;
         self.forget_hosts_delivered(&serial, login.created_at)
             .await?;
-        let session = self.activate(login_id, &login, expires_at)?;
-        self.preload_payer_accounts(&session).await?;
-        self.cache_session(token_hash, Arc::new(session));
+        self.open_session(login_id, &login, expires_at, token_hash)
+            .await?;
         tracing::info!(serial, customer = login.customer_id, "login complete");
         Ok(LoginComplete {
             session_token: hex::encode(token),
@@ -672,6 +671,21 @@ impl Bank {
             ));
         }
         Ok(())
+    }
+
+    /// The session with its keys opened and the customer's payer accounts read, cached
+    /// under its token in this process.
+    async fn open_session(
+        &self,
+        login_id: &str,
+        login: &LoginRow,
+        expires_at: i64,
+        token_hash: [u8; 32],
+    ) -> BankResult<Arc<ActiveSession>> {
+        let session = Arc::new(self.activate(login_id, login, expires_at)?);
+        self.preload_payer_accounts(&session).await?;
+        self.cache_session(token_hash, session.clone());
+        Ok(session)
     }
 
     fn activate(
@@ -764,9 +778,7 @@ impl Bank {
             .login_row(&login_id, "active")
             .await
             .map_err(|_| BankError::unauthorized("the session expired; log in again"))?;
-        let session = Arc::new(self.activate(&login_id, &login, login.expires_at)?);
-        self.preload_payer_accounts(&session).await?;
-        self.cache_session(token_hash, session.clone());
-        Ok(session)
+        self.open_session(&login_id, &login, login.expires_at, token_hash)
+            .await
     }
 }

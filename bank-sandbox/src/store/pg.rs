@@ -202,6 +202,19 @@ impl PgConn {
             Ok(statement) => return Ok(statement),
             Err(runs) => runs,
         };
+        let types: Vec<Type> = params.iter().map(SqlValue::pg_type).collect();
+        self.prepare(sql, &numbered_placeholders(sql), &types, runs)
+            .await
+    }
+
+    /// Prepares `text` (the statement `sql` as PostgreSQL reads it) and keeps it.
+    async fn prepare(
+        &mut self,
+        sql: &str,
+        text: &str,
+        types: &[Type],
+        runs: u64,
+    ) -> Result<Statement, StoreError> {
         if self.mark == Mark::AfterFailed {
             // PostgreSQL refuses to prepare in a transaction a failed job aborted (a first
             // use, or a new plan, after it): its rollback goes out first, and the step
@@ -212,11 +225,7 @@ impl PgConn {
             }
             self.mark = Mark::AfterOk;
         }
-        let types: Vec<Type> = params.iter().map(SqlValue::pg_type).collect();
-        let statement = self
-            .client
-            .prepare_typed(&numbered_placeholders(sql), &types)
-            .await?;
+        let statement = self.client.prepare_typed(text, types).await?;
         let prepared = Prepared {
             statement: statement.clone(),
             runs,
@@ -357,13 +366,7 @@ impl PgConn {
             Err(runs) => runs,
         };
         let types: Vec<Type> = columns.iter().map(Column::pg_type).collect();
-        let statement = self.client.prepare_typed(sql, &types).await?;
-        let prepared = Prepared {
-            statement: statement.clone(),
-            runs,
-        };
-        self.statements.insert(sql.to_owned(), prepared);
-        Ok(statement)
+        self.prepare(sql, sql, &types, runs).await
     }
 
     /// Opens the batch's transaction and runs its bulk statements, pipelined in one write;
