@@ -475,3 +475,46 @@ async fn postgres_half_done_bulk_row_reruns_job_by_job() {
     // Job 7's row is refused too (as a decision that advanced the counter but was not stored).
     a_failed_bulk_statement_runs_its_batch_job_by_job(|row| row.int(1).ok() != Some(7)).await;
 }
+
+/// A payment's decision changes its status: an index holding every payment's status moves
+/// the payment's entry at each decision (two more leaf pages written per payment, in the log
+/// and again in the file). Only the customer's pending confirmations are looked up by
+/// status, so the status is indexed for those rows alone, and their lookup uses that index.
+#[tokio::test]
+async fn sqlite_status_is_indexed_only_for_pending_confirmations() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(Db::Sqlite, &dir).await.unwrap(), 2)
+        .await
+        .unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'payments' \
+         AND sql IS NOT NULL",
+    )
+    .fetch_all(store.reader())
+    .await
+    .unwrap();
+    let with_status: Vec<&String> = indexes.iter().filter(|s| s.contains("status")).collect();
+    assert!(!with_status.is_empty(), "{indexes:?}");
+    for sql in with_status {
+        assert!(
+            sql.contains("WHERE status = 'pending_confirmation'"),
+            "an index of every payment's status: {sql}"
+        );
+    }
+    let plan: Vec<String> = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT transaction_id FROM payments WHERE customer_id = 'C' \
+         AND kind = 'confirmation' AND status = 'pending_confirmation' AND expires_at > 0 \
+         ORDER BY created_at",
+    )
+    .fetch_all(store.reader())
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>("detail"))
+    .collect();
+    assert!(
+        plan.iter()
+            .any(|d| d.contains("USING INDEX payments_pending_confirmations")),
+        "{plan:?}"
+    );
+}
