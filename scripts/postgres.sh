@@ -7,6 +7,7 @@
 # Installs PostgreSQL from Debian packages if missing (apt-get, as root or through sudo),
 # then runs a private cluster as a non-root user, listening on 127.0.0.1 only, with its data
 # in a temporary directory. Idempotent: a cluster already running on the port is reused.
+# PINBRIDGE_PG_SETTINGS adds server settings for a new start (e.g. "-c shared_buffers=1GB").
 # stdout carries only the `export` line; progress goes to stderr.
 set -euo pipefail
 
@@ -71,7 +72,7 @@ else
   # pg_stat_statements: per-statement calls, plans and blocks, for the plan tests and for
   # whoever measures the bank on this cluster (CREATE EXTENSION pg_stat_statements).
   as_owner "$BIN/pg_ctl" -D "$DATA" -w -t 60 -l "$DATA/server.log" \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DATA -c max_connections=300 -c shared_preload_libraries=pg_stat_statements" \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DATA -c max_connections=300 -c shared_preload_libraries=pg_stat_statements ${PINBRIDGE_PG_SETTINGS:-}" \
     start >&2
 fi
 
