@@ -106,8 +106,8 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   # image in the log for every page first touched), and autovacuum paced so that the
   # minute-by-minute vacuum of payments spreads its work instead of taking a core for a
   # second or two. A 5-minute soak at 3,000/s (2026-12-05): p99 33 -> 22 ms, the worst
-  # 10 s window 132 -> 65 ms. PG_SETTINGS replaces them.
-  export PINBRIDGE_PG_SETTINGS="${PG_SETTINGS:--c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c autovacuum_vacuum_cost_delay=10ms}"
+  # 10 s window 132 -> 65 ms. PG_SETTINGS replaces them (PG_SETTINGS= for initdb's defaults).
+  export PINBRIDGE_PG_SETTINGS="${PG_SETTINGS--c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c autovacuum_vacuum_cost_delay=10ms}"
   trap 'bash scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
   eval "$(bash scripts/postgres.sh)"
   PG_URL="$PINBRIDGE_PG_URL"
