@@ -169,11 +169,7 @@ impl Bank {
         &self,
         customer_id: &str,
     ) -> BankResult<Vec<ConfirmationView>> {
-        let sql = format!(
-            "SELECT {VIEW_COLUMNS} FROM payments WHERE customer_id = ? AND kind = 'confirmation' \
-             AND status = 'pending_confirmation' AND expires_at > ? ORDER BY created_at"
-        );
-        let rows = sqlx::query(&self.store.q(&sql))
+        let rows = sqlx::query(&self.store.q(&pending_sql()))
             .bind(customer_id)
             .bind(now_ms())
             .fetch_all(self.store.reader())
@@ -331,5 +327,47 @@ impl Bank {
         .execute(self.store.writer())
         .await?;
         Ok(())
+    }
+}
+
+/// The customer's pending confirmations (customer, now): the only lookup of payments by
+/// status, which the SQLite schema indexes for these rows alone.
+fn pending_sql() -> String {
+    format!(
+        "SELECT {VIEW_COLUMNS} FROM payments WHERE customer_id = ? AND kind = 'confirmation' \
+         AND status = 'pending_confirmation' AND expires_at > ? ORDER BY created_at"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use sqlx::Row;
+
+    use crate::store::Store;
+
+    /// The pending-confirmations lookup goes through the partial index of pending rows
+    /// (migrations/sqlite/0007), not through all of the customer's payments.
+    #[tokio::test]
+    async fn sqlite_pending_confirmations_use_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url, 2).await.unwrap();
+        let plan: Vec<String> =
+            sqlx::query(&format!("EXPLAIN QUERY PLAN {}", super::pending_sql()))
+                .bind("C")
+                .bind(0_i64)
+                .fetch_all(store.reader())
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("USING INDEX payments_pending_confirmations")),
+            "{plan:?}"
+        );
     }
 }
