@@ -21,8 +21,9 @@
 # PGBENCH_CLIENTS clients for DURATION seconds; the summary gives the bank's payments/s as a
 # ratio to pgbench's transactions/s (a payment is two of the bank's transactions, prepare
 # and decision, which the group commit shares among many payments). Then the same open loop
-# with the bank in MULTI_PROCS processes (default "2 3") on the one database, each session's
-# calls sent to them in turn (`load --also-url`), at MULTI_RATE payments/s.
+# with the bank in MULTI_PROCS processes (default "2 3", empty for none) on the one
+# database, each session's calls sent to them in turn (`load --also-url`), at MULTI_RATE
+# payments/s.
 #
 # Soak (SOAK_SECONDS set, e.g. 600; the test command runs 30): per backend, 1,000 sessions at
 # a steady SOAK_RATE_SQLITE / SOAK_RATE_POSTGRES payments/s for SOAK_SECONDS, the server's
@@ -44,7 +45,7 @@ RATES_SQLITE="${RATES_SQLITE:-2000 3000 4000 5000}"
 RATES_POSTGRES="${RATES_POSTGRES:-1000 2000 3000}"
 DURATION="${DURATION:-8}"
 PGBENCH_CLIENTS="${PGBENCH_CLIENTS:-16}"
-MULTI_PROCS="${MULTI_PROCS:-2 3}"
+MULTI_PROCS="${MULTI_PROCS-2 3}"
 MULTI_RATE="${MULTI_RATE:-2000}"
 SOAK_SECONDS="${SOAK_SECONDS:-}"
 SOAK_RATE_SQLITE="${SOAK_RATE_SQLITE:-3000}"
